@@ -1,0 +1,3 @@
+"""The orra command line."""
+
+__all__: list[str] = []

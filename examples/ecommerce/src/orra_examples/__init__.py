@@ -1,0 +1,3 @@
+"""Orra's example e-commerce services."""
+
+__all__: list[str] = []

@@ -1,0 +1,307 @@
+"""The JetStream side of Orra: connect, declare streams, publish events, consume, park.
+
+Every service talks to the broker through a :class:`Bus`. It publishes every event with a
+``Nats-Msg-Id`` header equal to the event id, so a retried publish within the stream's
+duplicate window is stored once. Consumers built with :meth:`Bus.consume` decode each
+message, park undecodable ones on the dead-letter subject with their reason, and choose
+their acknowledgement on purpose: ack after the handler succeeded, ``nak`` with a delay
+when it raised, park after too many deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import nats
+import structlog
+from nats.errors import NoServersError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from orra_events.codec import decode, encode
+from orra_events.errors import DecodeError, OrraEventsError
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+    from nats.js.api import PubAck
+    from nats.js.kv import KeyValue
+
+    from orra_events.events import Event
+    from orra_events.topology import Topology
+
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "HDR_ORIGINAL_SUBJECT",
+    "HDR_REASON",
+    "BrokerUnavailable",
+    "Bus",
+    "EventHandler",
+    "Retry",
+]
+
+DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
+HDR_REASON: Final = "Orra-Dead-Letter-Reason"
+HDR_ORIGINAL_SUBJECT: Final = "Orra-Original-Subject"
+
+log = structlog.get_logger("orra.bus")
+
+EventHandler = Callable[["Event", "Msg"], Awaitable[None]]
+"""A consumer's handler: the decoded event and its message (for metadata and in-progress)."""
+
+
+class BrokerUnavailable(OrraEventsError):
+    """The broker cannot be reached."""
+
+
+class Retry(OrraEventsError):
+    """Raised by a handler to have its message redelivered after ``delay_s``."""
+
+    def __init__(self, reason: str, delay_s: float = 1.0) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class Bus:
+    """A connection to JetStream bound to one :class:`~orra_events.topology.Topology`."""
+
+    def __init__(self, nc: NatsClient, topology: Topology, *, name: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=20_000)
+        self.topology = topology
+        self.name = name
+        self._subs: list[Any] = []
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        topology: Topology,
+        *,
+        name: str,
+        connect_timeout: float = 5.0,
+        retry_forever: bool = True,
+    ) -> Bus:
+        """Connect to the broker; once connected, reconnect by itself forever.
+
+        Raises:
+            BrokerUnavailable: the first connection failed.
+        """
+
+        async def _on_error(exc: Exception) -> None:
+            log.warning("nats error", error=str(exc), client=name)
+
+        async def _on_disconnect() -> None:
+            log.warning("nats disconnected", client=name)
+
+        async def _on_reconnect() -> None:
+            log.info("nats reconnected", client=name)
+
+        try:
+            nc = await nats.connect(
+                url,
+                name=name,
+                connect_timeout=connect_timeout,
+                max_reconnect_attempts=-1 if retry_forever else 3,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+                error_cb=_on_error,
+                disconnected_cb=_on_disconnect,
+                reconnected_cb=_on_reconnect,
+            )
+        except (NoServersError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"cannot reach NATS at {url}: {exc}") from None
+        return cls(nc, topology, name=name)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up now."""
+        return bool(self.nc.is_connected)
+
+    async def ensure_streams(self) -> None:
+        """Create every stream of the topology, or update it to the current definition."""
+        for config in self.topology.stream_configs():
+            await self.ensure_stream(config)
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create one stream, or update it when it exists."""
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            await self.js.update_stream(config)
+
+    async def bind_streams(self, timeout_s: float = 30.0) -> None:
+        """Wait until every stream of the topology exists (created by another component)."""
+        deadline = time.monotonic() + timeout_s
+        for config in self.topology.stream_configs():
+            assert config.name is not None
+            while True:
+                try:
+                    await self.js.stream_info(config.name)
+                    break
+                except NotFoundError:
+                    if time.monotonic() > deadline:
+                        raise BrokerUnavailable(f"stream {config.name} does not exist") from None
+                    await asyncio.sleep(0.2)
+
+    # --- publishing ----------------------------------------------------------------------
+
+    def _headers(self, event: Event, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Nats-Msg-Id": event.event_id}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def publish(
+        self,
+        event: Event,
+        *,
+        subject: str | None = None,
+        expected_last_subject_seq: int | None = None,
+        timeout: float = 5.0,
+    ) -> PubAck:
+        """Append an event and wait for the broker's acknowledgement.
+
+        Args:
+            event: The event; its ``event_id`` deduplicates retried publishes.
+            subject: Where to publish; the event's own subject by default.
+            expected_last_subject_seq: Optimistic concurrency: the write is refused unless
+                the subject's last sequence is this one (0: the subject must be empty).
+            timeout: Seconds to wait for the acknowledgement.
+        """
+        extra = None
+        if expected_last_subject_seq is not None:
+            extra = {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
+        return await self.js.publish(
+            subject or self.topology.subject_for(event),
+            encode(event),
+            timeout=timeout,
+            headers=self._headers(event, extra),
+        )
+
+    async def publish_nowait(
+        self, event: Event, *, subject: str | None = None
+    ) -> asyncio.Future[PubAck]:
+        """Append an event without waiting for its ack; await the returned future for it."""
+        return await self.js.publish_async(
+            subject or self.topology.subject_for(event),
+            encode(event),
+            headers=self._headers(event, None),
+        )
+
+    async def park(self, msg: Msg, reason: str) -> None:
+        """Move a message to the dead-letter subject with its reason, then drop the original."""
+        original = msg.subject
+        headers = dict(msg.headers or {})
+        headers.pop("Nats-Msg-Id", None)
+        headers[HDR_REASON] = reason[:2000]
+        headers[HDR_ORIGINAL_SUBJECT] = original
+        await self.js.publish(self.topology.dead_letter(original), msg.data, headers=headers)
+        log.error("message parked on dead-letter subject", subject=original, reason=reason)
+        with contextlib.suppress(Exception):
+            await msg.term()
+
+    # --- consuming -----------------------------------------------------------------------
+
+    async def consume(
+        self,
+        *,
+        stream: str,
+        durable: str,
+        filter_subjects: Sequence[str],
+        handler: EventHandler,
+        ack_wait_s: float = 30.0,
+        max_deliver: int = 20,
+        max_ack_pending: int = 1000,
+        deliver_new_only: bool = False,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        """Start a durable, shared (queue-group) consumer that calls ``handler`` per event.
+
+        Several processes calling this with the same ``durable`` share the messages. The
+        message is acked when ``handler`` returns; on :class:`Retry` or another exception
+        it is redelivered after a delay; after ``max_deliver`` deliveries, or when it cannot
+        be decoded, it is parked on the dead-letter subject.
+        """
+        config = ConsumerConfig(
+            durable_name=durable,
+            deliver_group=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            max_deliver=-1,
+            max_ack_pending=max_ack_pending,
+            deliver_policy=DeliverPolicy.NEW if deliver_new_only else DeliverPolicy.ALL,
+            filter_subjects=list(filter_subjects),
+        )
+
+        async def _on_message(msg: Msg) -> None:
+            await self._dispatch(msg, handler, max_deliver, retry_delay_s)
+
+        sub = await self.js.subscribe(
+            filter_subjects[0] if len(filter_subjects) == 1 else "",
+            queue=durable,
+            durable=durable,
+            stream=stream,
+            cb=_on_message,
+            manual_ack=True,
+            config=config,
+        )
+        self._subs.append(sub)
+
+    async def _dispatch(
+        self, msg: Msg, handler: EventHandler, max_deliver: int, retry_delay_s: float
+    ) -> None:
+        try:
+            event = decode(msg.data)
+        except DecodeError as exc:
+            await self.park(msg, f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            await handler(event, msg)
+        except Retry as exc:
+            await self._retry_or_park(msg, str(exc), exc.delay_s, max_deliver)
+            return
+        except Exception as exc:
+            log.exception("handler failed", subject=msg.subject, event_type=event.TYPE)
+            await self._retry_or_park(
+                msg, f"{type(exc).__name__}: {exc}", retry_delay_s, max_deliver
+            )
+            return
+        await msg.ack()
+
+    async def _retry_or_park(self, msg: Msg, reason: str, delay_s: float, max_deliver: int) -> None:
+        if msg.metadata.num_delivered >= max_deliver:
+            await self.park(msg, f"gave up after {max_deliver} deliveries: {reason}")
+        else:
+            await msg.nak(delay=delay_s)
+
+    # --- key-value -----------------------------------------------------------------------
+
+    async def kv(self, name: str, *, history: int = 1, ttl_s: float | None = None) -> KeyValue:
+        """Open (creating it when missing) the key-value bucket ``name`` of this topology."""
+        bucket = self.topology.bucket(name)
+        try:
+            return await self.js.key_value(bucket)
+        except (NotFoundError, nats.js.errors.BucketNotFoundError):
+            return await self.js.create_key_value(
+                bucket=bucket,
+                history=history,
+                ttl=ttl_s,
+                replicas=self.topology.replicas,
+            )
+
+    async def close(self) -> None:
+        """Drain subscriptions and close the connection."""
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        with contextlib.suppress(Exception):
+            await self.nc.close()

@@ -1,0 +1,41 @@
+"""Exceptions of :mod:`orra_events`; every one derives from :class:`OrraEventsError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DecodeError",
+    "InvalidName",
+    "MalformedEvent",
+    "OrraEventsError",
+    "SchemaMismatch",
+    "UnknownEventType",
+    "UnsupportedVersion",
+]
+
+
+class OrraEventsError(Exception):
+    """Root of every error raised by :mod:`orra_events`."""
+
+
+class InvalidName(OrraEventsError, ValueError):
+    """A name cannot be used as a subject token."""
+
+
+class DecodeError(OrraEventsError):
+    """Bytes could not be turned into an event; the message says exactly why."""
+
+
+class MalformedEvent(DecodeError):
+    """The bytes are not a JSON object."""
+
+
+class UnknownEventType(DecodeError):
+    """The ``type`` of the event is missing or not in the catalogue."""
+
+
+class UnsupportedVersion(DecodeError):
+    """The event's major schema version is newer than this code understands."""
+
+
+class SchemaMismatch(DecodeError):
+    """The event's fields do not match its schema (missing, extra-typed or ill-typed)."""

@@ -1,0 +1,364 @@
+"""Every event of Orra, as frozen, typed, versioned msgspec structs.
+
+Nothing else in Orra defines an event. Each event is tagged by its type (``"type"`` on the
+wire, for example ``"task.completed"``) and carries ``v``, the major version of its schema.
+Compatible changes (a new optional field) keep ``v``; an incompatible change bumps it, and
+decoders refuse a major version they do not know (see :mod:`orra_events.codec`).
+
+Timestamps are UNIX epoch seconds as floats: cheap to encode on the hot path and exact
+enough for durations.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+__all__ = [
+    "ALL_EVENTS",
+    "ActionSubmitted",
+    "DataField",
+    "Event",
+    "EventType",
+    "ExecutionMode",
+    "OrchestrationAborted",
+    "OrchestrationDone",
+    "OrchestrationEvent",
+    "OrchestrationFailed",
+    "Plan",
+    "PlanCreated",
+    "PlanFailed",
+    "PlanTask",
+    "ServiceEvent",
+    "ServiceHeartbeat",
+    "ServiceRegistered",
+    "TaskCompleted",
+    "TaskDispatched",
+    "TaskFailed",
+    "TaskRetrying",
+    "TaskTimedOut",
+    "WebhookDelivered",
+    "WebhookFailed",
+    "now",
+]
+
+ExecutionMode = Literal["groups", "eager"]
+"""How the dispatcher releases tasks: whole parallel groups, or each task as soon as it can."""
+
+
+def now() -> float:
+    """Return the current time as UNIX epoch seconds."""
+    return time.time()
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event.
+
+    Attributes:
+        event_id: Unique and deterministic where a retried publish must deduplicate; it is
+            sent as the ``Nats-Msg-Id`` header.
+        at: When the event happened, UNIX epoch seconds.
+        v: Major version of the event's schema.
+    """
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    event_id: str
+    at: float = msgspec.field(default_factory=now)
+    v: int = 1
+
+    @property
+    def type(self) -> str:
+        """The event's type, for example ``"task.completed"``."""
+        return self.TYPE
+
+
+class OrchestrationEvent(Event, frozen=True, kw_only=True):
+    """An event about one orchestration; its subject is ``<type>.<orchestration_id>``."""
+
+    orchestration_id: str
+
+
+class ServiceEvent(Event, frozen=True, kw_only=True):
+    """An event about a registered service; its subject is ``<type>.<service>``."""
+
+    service: str
+    project: str = "default"
+
+
+# --- action and plan ---------------------------------------------------------------------
+
+
+class DataField(msgspec.Struct, frozen=True):
+    """One piece of action data, as in the seed's ``{"field": ..., "value": ...}``."""
+
+    field: str
+    value: Any
+
+
+class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
+    """One task of a plan.
+
+    ``input`` values are concrete JSON values or ``"$<task id>.<field>"`` references to an
+    earlier task's output.
+    """
+
+    id: str
+    service: str
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """An execution plan: its tasks and their dependency levels."""
+
+    tasks: list[PlanTask]
+    parallel_groups: list[list[str]]
+
+
+class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action.submitted"):
+    """A user asked for an action to be orchestrated."""
+
+    TYPE: ClassVar[str] = "action.submitted"
+
+    action: str
+    data: list[DataField] = msgspec.field(default_factory=list)
+    webhook: str | None = None
+    project: str = "default"
+    idempotency_key: str | None = None
+    mode: ExecutionMode | None = None
+    task_timeout_s: float | None = None
+
+
+class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
+    """The planner produced a validated plan."""
+
+    TYPE: ClassVar[str] = "plan.created"
+
+    plan: Plan
+    planner: str
+    model: str | None = None
+    cache_hit: bool = False
+    attempts: int = 1
+    latency_ms: float = 0.0
+    usage: dict[str, int] | None = None
+    project: str = "default"
+
+
+class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed"):
+    """The planner could not produce a valid plan."""
+
+    TYPE: ClassVar[str] = "plan.failed"
+
+    status: Literal["invalid", "not_actionable", "error"]
+    reasons: list[str]
+    planner: str
+    attempts: int = 1
+    latency_ms: float = 0.0
+    project: str = "default"
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+class TaskDispatched(OrchestrationEvent, frozen=True, kw_only=True, tag="task.dispatched"):
+    """The dispatcher sent a task to its service.
+
+    The same message is what the service receives on ``work.<service>``.
+    """
+
+    TYPE: ClassVar[str] = "task.dispatched"
+
+    task_id: str
+    service: str
+    input: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+    timeout_s: float
+
+
+class TaskCompleted(OrchestrationEvent, frozen=True, kw_only=True, tag="task.completed"):
+    """A service finished a task."""
+
+    TYPE: ClassVar[str] = "task.completed"
+
+    task_id: str
+    service: str
+    output: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+    started_at: float
+    duration_ms: float
+    replayed: bool = False
+
+
+class TaskFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="task.failed"):
+    """A service could not finish a task."""
+
+    TYPE: ClassVar[str] = "task.failed"
+
+    task_id: str
+    service: str
+    error: str
+    attempt: int
+    idempotency_key: str
+    started_at: float
+    duration_ms: float
+    retryable: bool = True
+
+
+class TaskRetrying(OrchestrationEvent, frozen=True, kw_only=True, tag="task.retrying"):
+    """The dispatcher will dispatch a task again after ``delay_s``."""
+
+    TYPE: ClassVar[str] = "task.retrying"
+
+    task_id: str
+    next_attempt: int
+    delay_s: float
+    reason: str
+
+
+class TaskTimedOut(OrchestrationEvent, frozen=True, kw_only=True, tag="task.timed_out"):
+    """A dispatched task did not finish within its timeout."""
+
+    TYPE: ClassVar[str] = "task.timed_out"
+
+    task_id: str
+    attempt: int
+    timeout_s: float
+
+
+# --- orchestration outcome ---------------------------------------------------------------
+
+
+class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.done"):
+    """Every task completed.
+
+    ``results`` merges the outputs of all tasks; a field that two tasks both produce with
+    different values is kept once per task, under the task id.
+    """
+
+    TYPE: ClassVar[str] = "orchestration.done"
+
+    results: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    webhook: str | None = None
+    project: str = "default"
+
+
+class OrchestrationFailed(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.failed"
+):
+    """The orchestration cannot complete."""
+
+    TYPE: ClassVar[str] = "orchestration.failed"
+
+    error: str
+    task_id: str | None = None
+    webhook: str | None = None
+    project: str = "default"
+
+
+class OrchestrationAborted(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.aborted"
+):
+    """The orchestration was aborted by a user or by a service."""
+
+    TYPE: ClassVar[str] = "orchestration.aborted"
+
+    reason: str
+    payload: dict[str, Any] | None = None
+    webhook: str | None = None
+    project: str = "default"
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class WebhookDelivered(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.delivered"):
+    """The notifier delivered the result to a webhook."""
+
+    TYPE: ClassVar[str] = "webhook.delivered"
+
+    url: str
+    attempt: int
+    status_code: int
+    webhook_id: str
+
+
+class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.failed"):
+    """The notifier gave up delivering the result to a webhook."""
+
+    TYPE: ClassVar[str] = "webhook.failed"
+
+    url: str
+    attempts: int
+    status_code: int | None
+    error: str
+    webhook_id: str
+
+
+# --- services ----------------------------------------------------------------------------
+
+
+class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.registered"):
+    """A service or agent declared itself: what it does and its input/output JSON Schemas."""
+
+    TYPE: ClassVar[str] = "service.registered"
+
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    revertible: bool = False
+    version: str = "1"
+    kind: Literal["service", "agent"] = "service"
+    schema_hash: str = ""
+
+
+class ServiceHeartbeat(ServiceEvent, frozen=True, kw_only=True, tag="service.heartbeat"):
+    """A running instance of a service is alive."""
+
+    TYPE: ClassVar[str] = "service.heartbeat"
+
+    instance_id: str
+    interval_s: float
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    ActionSubmitted,
+    PlanCreated,
+    PlanFailed,
+    TaskDispatched,
+    TaskCompleted,
+    TaskFailed,
+    TaskRetrying,
+    TaskTimedOut,
+    OrchestrationDone,
+    OrchestrationFailed,
+    OrchestrationAborted,
+    WebhookDelivered,
+    WebhookFailed,
+    ServiceRegistered,
+    ServiceHeartbeat,
+)
+"""Every concrete event class; the codec, the contracts and AsyncAPI are built from it."""
+
+EventType = Literal[
+    "action.submitted",
+    "plan.created",
+    "plan.failed",
+    "task.dispatched",
+    "task.completed",
+    "task.failed",
+    "task.retrying",
+    "task.timed_out",
+    "orchestration.done",
+    "orchestration.failed",
+    "orchestration.aborted",
+    "webhook.delivered",
+    "webhook.failed",
+    "service.registered",
+    "service.heartbeat",
+]

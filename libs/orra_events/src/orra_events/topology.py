@@ -1,0 +1,189 @@
+"""Subjects, streams, consumers and KV buckets: where every event lives in JetStream.
+
+A :class:`Topology` names them all. Production uses the default (empty) namespace, which
+gives the subjects of DESIGN.md: ``task.completed.o_8f2c1a``, ``work.PaymentService``. A
+non-empty namespace prefixes every subject, stream and bucket, so that tests and several
+installations can share one broker without seeing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nats.js.api import (
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from orra_events.errors import InvalidName
+
+if TYPE_CHECKING:
+    from orra_events.events import Event
+
+__all__ = [
+    "EVENT_FAMILIES",
+    "NAME_PATTERN",
+    "Topology",
+    "check_name",
+]
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+"""What a service name, task id or orchestration id may look like: one subject token."""
+
+EVENT_FAMILIES = ("action", "plan", "task", "orchestration", "webhook")
+"""First tokens of orchestration event subjects, all stored in the events stream."""
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is usable as one subject token.
+
+    Raises:
+        InvalidName: naming ``kind`` and the rule, when it is not.
+    """
+    if not NAME_PATTERN.fullmatch(value):
+        raise InvalidName(
+            f"{kind} {value!r} is not a valid name: use 1-128 letters, digits, '_' or '-'"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Names of every subject, stream, consumer and bucket of one Orra installation.
+
+    Attributes:
+        namespace: Prefix of every subject and stream name; empty in production.
+        replicas: Stream replicas (3 on a JetStream cluster).
+        duplicate_window_s: How long JetStream remembers ``Nats-Msg-Id`` values.
+    """
+
+    namespace: str = ""
+    replicas: int = 1
+    duplicate_window_s: float = 600.0
+    _prefix: str = field(init=False, repr=False)
+    _stream_prefix: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.namespace:
+            check_name("namespace", self.namespace)
+        object.__setattr__(self, "_prefix", f"{self.namespace}." if self.namespace else "")
+        object.__setattr__(
+            self, "_stream_prefix", f"{self.namespace.upper()}_" if self.namespace else ""
+        )
+
+    # --- subjects ------------------------------------------------------------------------
+
+    def subject(self, event_type: str, key: str) -> str:
+        """Subject of an event: ``<event type>.<orchestration id or service name>``."""
+        return f"{self._prefix}{event_type}.{key}"
+
+    def subject_for(self, event: Event) -> str:
+        """Subject on which ``event`` is published."""
+        key = getattr(event, "orchestration_id", None) or getattr(event, "service", "")
+        return f"{self._prefix}{event.TYPE}.{key}"
+
+    def all_of(self, event_type: str) -> str:
+        """Subject filter matching one event type across orchestrations: ``task.completed.*``."""
+        return f"{self._prefix}{event_type}.*"
+
+    def history_of(self, orchestration_id: str) -> str:
+        """Subject filter matching one orchestration's whole history: ``*.*.<id>``."""
+        return f"{self._prefix}*.*.{orchestration_id}"
+
+    def work(self, service: str) -> str:
+        """Subject on which a service receives its tasks: ``work.<service>``."""
+        return f"{self._prefix}work.{service}"
+
+    def dead_letter(self, original_subject: str) -> str:
+        """Subject on which a message that could not be processed is parked."""
+        return f"{self._prefix}dlq.{original_subject.removeprefix(self._prefix)}"
+
+    def strip(self, subject: str) -> str:
+        """Subject without the namespace prefix."""
+        return subject.removeprefix(self._prefix)
+
+    @property
+    def events_filter(self) -> list[str]:
+        """Subject filters of the events stream."""
+        return [f"{self._prefix}{family}.>" for family in EVENT_FAMILIES]
+
+    # --- streams -------------------------------------------------------------------------
+
+    @property
+    def events_stream(self) -> str:
+        """Stream of every orchestration event (the event log)."""
+        return f"{self._stream_prefix}ORRA_EVENTS"
+
+    @property
+    def services_stream(self) -> str:
+        """Stream of service registrations and heartbeats (last one per subject)."""
+        return f"{self._stream_prefix}ORRA_SERVICES"
+
+    @property
+    def work_stream(self) -> str:
+        """Work-queue stream of the tasks sent to services."""
+        return f"{self._stream_prefix}ORRA_WORK"
+
+    @property
+    def dlq_stream(self) -> str:
+        """Stream of parked (dead-lettered) messages."""
+        return f"{self._stream_prefix}ORRA_DLQ"
+
+    def bucket(self, name: str) -> str:
+        """Name of a key-value bucket of this installation."""
+        return f"{self._stream_prefix}orra_{name}"
+
+    def consumer(self, name: str) -> str:
+        """Name of a durable consumer (consumer names are scoped by their stream)."""
+        return check_name("consumer", name)
+
+    def stream_configs(self) -> list[StreamConfig]:
+        """Definitions of every stream; the one place that decides their settings."""
+        dup = self.duplicate_window_s
+        return [
+            StreamConfig(
+                name=self.events_stream,
+                description="Orra event log: every orchestration event",
+                subjects=self.events_filter,
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                duplicate_window=dup,
+                allow_direct=True,
+            ),
+            StreamConfig(
+                name=self.services_stream,
+                description="Orra service registry: registrations and heartbeats",
+                subjects=[f"{self._prefix}service.>"],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                max_msgs_per_subject=1,
+                duplicate_window=dup,
+                allow_direct=True,
+            ),
+            StreamConfig(
+                name=self.work_stream,
+                description="Orra work queue: tasks for services, one subject per service",
+                subjects=[f"{self._prefix}work.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                duplicate_window=dup,
+            ),
+            StreamConfig(
+                name=self.dlq_stream,
+                description="Orra dead letters: messages parked with their reason",
+                subjects=[f"{self._prefix}dlq.>"],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                max_age=14 * 24 * 3600.0,
+                discard=DiscardPolicy.OLD,
+                duplicate_window=dup,
+            ),
+        ]

@@ -1,0 +1,3 @@
+"""Orra's Python SDK."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Orra dispatcher service."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Orra gateway service."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Orra notifier service."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Orra planner service."""
+
+__all__: list[str] = []

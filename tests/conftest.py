@@ -1,0 +1,57 @@
+"""Shared fixtures: one real nats-server per test session, a fresh namespace per test."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from orra_events import Bus, Topology
+from orra_events.embedded import EmbeddedNats
+
+pytest_plugins = ["tests.factories"]
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    """A real nats-server with JetStream on a free port and a temporary store."""
+    store = tmp_path_factory.mktemp("nats-store")
+    server = EmbeddedNats(store, log_file=Path(store) / "nats.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_url(nats_server: EmbeddedNats) -> str:
+    return nats_server.url
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of this test's own: its subjects and streams are nobody else's."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topology(namespace: str) -> Topology:
+    return Topology(namespace=namespace)
+
+
+@pytest.fixture
+async def bus(nats_url: str, topology: Topology) -> AsyncIterator[Bus]:
+    """A connected bus whose streams exist; the streams are deleted after the test."""
+    b = await Bus.connect(nats_url, topology, name="test")
+    await b.ensure_streams()
+    try:
+        yield b
+    finally:
+        for config in topology.stream_configs():
+            with contextlib.suppress(Exception):
+                await b.js.delete_stream(config.name)  # type: ignore[arg-type]
+        await b.close()
