@@ -133,7 +133,11 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
-    """The planner produced a validated plan."""
+    """The planner produced a validated plan.
+
+    It carries what the dispatcher needs from the action (webhook, project, mode, task
+    timeout), so the dispatcher never reads another event to run the plan.
+    """
 
     TYPE: ClassVar[str] = "plan.created"
 
@@ -145,6 +149,9 @@ class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.creat
     latency_ms: float = 0.0
     usage: dict[str, int] | None = None
     project: str = "default"
+    webhook: str | None = None
+    mode: ExecutionMode | None = None
+    task_timeout_s: float | None = None
 
 
 class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed"):
@@ -158,6 +165,7 @@ class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed
     attempts: int = 1
     latency_ms: float = 0.0
     project: str = "default"
+    webhook: str | None = None
 
 
 # --- tasks -------------------------------------------------------------------------------
