@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
-    from nats.js.api import PubAck
+    from nats.js.api import ConsumerInfo, PubAck
     from nats.js.kv import KeyValue
 
     from orra_events.events import Event
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_NATS_URL",
+    "DELIVER_PREFIX",
+    "HDR_ORIGINAL_SEQUENCE",
+    "HDR_ORIGINAL_STREAM",
     "HDR_ORIGINAL_SUBJECT",
     "HDR_REASON",
     "BrokerUnavailable",
@@ -48,6 +51,10 @@ __all__ = [
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 HDR_REASON: Final = "Orra-Dead-Letter-Reason"
 HDR_ORIGINAL_SUBJECT: Final = "Orra-Original-Subject"
+HDR_ORIGINAL_STREAM: Final = "Orra-Original-Stream"
+HDR_ORIGINAL_SEQUENCE: Final = "Orra-Original-Sequence"
+DELIVER_PREFIX: Final = "_INBOX.orra"
+"""Prefix of the deliver subjects of Orra's push consumers (``_INBOX.>`` is commonly allowed)."""
 
 log = structlog.get_logger("orra.bus")
 
@@ -86,8 +93,21 @@ class Bus:
         name: str,
         connect_timeout: float = 5.0,
         retry_forever: bool = True,
+        connect_attempts: int = 3,
     ) -> Bus:
         """Connect to the broker; once connected, reconnect by itself forever.
+
+        The first connection is tried ``connect_attempts`` times (0.5 s apart) and then
+        fails, so a process started without a broker says so instead of hanging. Once
+        connected, the client reconnects forever (``retry_forever``) or three times.
+
+        Args:
+            url: Broker URL, ``nats://host:port`` (credentials and TLS in the URL).
+            topology: Names of the subjects and streams this bus uses.
+            name: Connection name, shown by the broker's monitoring.
+            connect_timeout: Seconds for one connection attempt.
+            retry_forever: Reconnect forever after a connection loss.
+            connect_attempts: How many times to try the first connection.
 
         Raises:
             BrokerUnavailable: the first connection failed.
@@ -107,7 +127,9 @@ class Bus:
                 url,
                 name=name,
                 connect_timeout=connect_timeout,
-                max_reconnect_attempts=-1 if retry_forever else 3,
+                # nats-py applies max_reconnect_attempts to the first connection too, and
+                # -1 there would retry forever: bound it now, lift the bound once connected.
+                max_reconnect_attempts=max(1, connect_attempts),
                 reconnect_time_wait=0.5,
                 allow_reconnect=True,
                 error_cb=_on_error,
@@ -116,6 +138,7 @@ class Bus:
             )
         except (NoServersError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"cannot reach NATS at {url}: {exc}") from None
+        nc.options["max_reconnect_attempts"] = -1 if retry_forever else 3
         return cls(nc, topology, name=name)
 
     @property
@@ -195,12 +218,25 @@ class Bus:
         )
 
     async def park(self, msg: Msg, reason: str) -> None:
-        """Move a message to the dead-letter subject with its reason, then drop the original."""
+        """Move a message to the dead-letter subject with its reason, then drop the original.
+
+        The parked copy keeps the payload and the application headers, and gains
+        ``Orra-Dead-Letter-Reason``, ``Orra-Original-Subject`` and, for a JetStream
+        message, ``Orra-Original-Stream`` / ``Orra-Original-Sequence``. The broker's own
+        ``Nats-*`` headers of the original (its message id, optimistic-concurrency
+        expectations) are dropped: they would be re-applied to the dead-letter stream. A
+        message parked twice (the process died between parking and dropping it) is stored
+        once, deduplicated by its original stream and sequence.
+        """
         original = msg.subject
-        headers = dict(msg.headers or {})
-        headers.pop("Nats-Msg-Id", None)
+        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
         headers[HDR_REASON] = reason[:2000]
         headers[HDR_ORIGINAL_SUBJECT] = original
+        with contextlib.suppress(Exception):  # a plain NATS message has no metadata
+            meta = msg.metadata
+            headers[HDR_ORIGINAL_STREAM] = meta.stream
+            headers[HDR_ORIGINAL_SEQUENCE] = str(meta.sequence.stream)
+            headers["Nats-Msg-Id"] = f"dlq:{meta.stream}:{meta.sequence.stream}"
         await self.js.publish(self.topology.dead_letter(original), msg.data, headers=headers)
         log.error("message parked on dead-letter subject", subject=original, reason=reason)
         with contextlib.suppress(Exception):
@@ -238,20 +274,67 @@ class Bus:
             deliver_policy=DeliverPolicy.NEW if deliver_new_only else DeliverPolicy.ALL,
             filter_subjects=list(filter_subjects),
         )
+        info = await self._ensure_consumer(stream, config)
 
         async def _on_message(msg: Msg) -> None:
             await self._dispatch(msg, handler, max_deliver, retry_delay_s)
 
-        sub = await self.js.subscribe(
-            filter_subjects[0] if len(filter_subjects) == 1 else "",
-            queue=durable,
-            durable=durable,
+        sub = await self.js.subscribe_bind(
             stream=stream,
+            config=info.config,
+            consumer=durable,
             cb=_on_message,
             manual_ack=True,
-            config=config,
         )
         self._subs.append(sub)
+
+    async def _ensure_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
+        """Create the durable push consumer, or bring an existing one to ``config``.
+
+        Its deliver subject is derived from the stream and durable names, so replicas that
+        start at the same moment create the very same consumer instead of racing with two
+        different inboxes. An existing consumer whose filters, ack wait or max ack pending
+        differ from ``config`` (a new version of the service) is updated.
+        """
+        durable = config.durable_name
+        assert durable is not None
+        try:
+            info: ConsumerInfo | None = await self.js.consumer_info(stream, durable)
+        except NotFoundError:
+            info = None
+        if info is None:
+            try:
+                return await self.js.add_consumer(
+                    stream, config.evolve(deliver_subject=f"{DELIVER_PREFIX}.{stream}.{durable}")
+                )
+            except BadRequestError:  # created meanwhile by another replica
+                info = await self.js.consumer_info(stream, durable)
+        current = info.config
+        if not current.deliver_subject or current.deliver_group != config.deliver_group:
+            raise OrraEventsError(
+                f"consumer {durable} of {stream} exists but is not a push consumer with deliver "
+                f"group {config.deliver_group!r}; delete it or use another durable name"
+            )
+        filters = current.filter_subjects or (
+            [current.filter_subject] if current.filter_subject else []
+        )
+        wanted = list(config.filter_subjects or [])
+        if (
+            sorted(filters) != sorted(wanted)
+            or abs((current.ack_wait or 0.0) - (config.ack_wait or 0.0)) > 1e-3
+            or current.max_ack_pending != config.max_ack_pending
+        ):
+            log.info("updating consumer", stream=stream, consumer=durable, filters=wanted)
+            info = await self.js.add_consumer(
+                stream,
+                current.evolve(
+                    filter_subject=None,
+                    filter_subjects=wanted,
+                    ack_wait=config.ack_wait,
+                    max_ack_pending=config.max_ack_pending,
+                ),
+            )
+        return info
 
     async def _dispatch(
         self, msg: Msg, handler: EventHandler, max_deliver: int, retry_delay_s: float
@@ -259,7 +342,7 @@ class Bus:
         try:
             event = decode(msg.data)
         except DecodeError as exc:
-            await self.park(msg, f"{type(exc).__name__}: {exc}")
+            await self._park_or_retry(msg, f"{type(exc).__name__}: {exc}", retry_delay_s)
             return
         try:
             await handler(event, msg)
@@ -276,9 +359,20 @@ class Bus:
 
     async def _retry_or_park(self, msg: Msg, reason: str, delay_s: float, max_deliver: int) -> None:
         if msg.metadata.num_delivered >= max_deliver:
-            await self.park(msg, f"gave up after {max_deliver} deliveries: {reason}")
+            await self._park_or_retry(
+                msg, f"gave up after {max_deliver} deliveries: {reason}", delay_s
+            )
         else:
             await msg.nak(delay=delay_s)
+
+    async def _park_or_retry(self, msg: Msg, reason: str, delay_s: float) -> None:
+        """Park ``msg``; if even that fails (broker trouble), have it redelivered later."""
+        try:
+            await self.park(msg, reason)
+        except Exception as exc:  # noqa: BLE001 - losing the message is the one bad outcome
+            log.warning("cannot park message, will retry", subject=msg.subject, error=str(exc))
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=delay_s)
 
     # --- key-value -----------------------------------------------------------------------
 
