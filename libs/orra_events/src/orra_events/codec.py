@@ -6,7 +6,7 @@ error path probes the envelope again to say which of the :class:`DecodeError` ki
 
 from __future__ import annotations
 
-from typing import TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import msgspec
 
@@ -27,8 +27,8 @@ _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(
 
 
 class _Envelope(msgspec.Struct):
-    type: str | None = None
-    v: int = 1
+    type: Any = None
+    v: Any = 1
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
@@ -39,17 +39,21 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def _explain(data: bytes | memoryview, error: msgspec.ValidationError) -> Exception:
+def _explain(data: bytes | memoryview | str, error: msgspec.ValidationError) -> Exception:
+    """Say which kind of :class:`DecodeError` a validation error of ``data`` is."""
     try:
         envelope = _envelope_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        return MalformedEvent(f"event is not a JSON object with a string 'type': {error}")
+        kind = type(msgspec.json.decode(data)).__name__
+        return MalformedEvent(f"an event must be a JSON object, got {kind}")
     if envelope.type is None:
         return UnknownEventType("event has no 'type' field")
+    if not isinstance(envelope.type, str):
+        return UnknownEventType(f"event 'type' must be a string, got {envelope.type!r}")
     cls = EVENT_TYPES.get(envelope.type)
     if cls is None:
         return UnknownEventType(f"unknown event type {envelope.type!r}")
-    if envelope.v > cls.VERSION:
+    if isinstance(envelope.v, int) and envelope.v > cls.VERSION:
         return UnsupportedVersion(
             f"{envelope.type} schema version {envelope.v} is newer than the supported "
             f"version {cls.VERSION}"
@@ -57,12 +61,12 @@ def _explain(data: bytes | memoryview, error: msgspec.ValidationError) -> Except
     return SchemaMismatch(f"{envelope.type} does not match its schema: {error}")
 
 
-def decode(data: bytes | memoryview) -> Event:
+def decode(data: bytes | memoryview | str) -> Event:
     """Parse JSON bytes into the event they hold.
 
     Raises:
-        MalformedEvent: the bytes are not JSON.
-        UnknownEventType: the type is missing or not in the catalogue.
+        MalformedEvent: the bytes are not JSON, or not a JSON object.
+        UnknownEventType: the type is missing, not a string or not in the catalogue.
         UnsupportedVersion: the major version is newer than this code knows.
         SchemaMismatch: a field is missing or has the wrong type.
     """
@@ -80,7 +84,7 @@ def decode(data: bytes | memoryview) -> Event:
     return event
 
 
-def decode_as(data: bytes | memoryview, cls: type[E]) -> E:
+def decode_as(data: bytes | memoryview | str, cls: type[E]) -> E:
     """Parse JSON bytes that must hold an event of class ``cls``.
 
     Raises:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Self
@@ -56,6 +59,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _can_die_with_parent() -> bool:
+    """Whether the child can be told to stop when this process dies (Linux, main thread).
+
+    The kernel signals the child when the *thread* that forked it exits, so this is only
+    safe from the main thread.
+    """
+    return (
+        sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
+    )
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """In the child, before exec: receive SIGTERM when the parent dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
@@ -70,7 +93,8 @@ class EmbeddedNats:
         port: Client port; a free one when ``None``.
         host: Interface to listen on.
         extra_args: More command-line arguments (cluster settings, for instance).
-        log_file: Where the server's output goes; discarded when ``None``.
+        log_file: Where the server's output goes; a temporary file when ``None``.
+        server_name: The server's name (``--server_name``).
     """
 
     def __init__(
@@ -91,6 +115,8 @@ class EmbeddedNats:
         self.server_name = server_name
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_path: Path | None = None
+        self._run_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -102,13 +128,32 @@ class EmbeddedNats:
         """Process id while running."""
         return self._proc.pid if self._proc else None
 
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self, timeout_s: float = 15.0) -> Self:
         """Start the server and wait until it accepts connections.
 
+        Readiness is the server's own ports file (written once its listeners are up), so a
+        different process that happens to listen on the port is never taken for it. A
+        second call while running does nothing.
+
         Raises:
-            EmbeddedNatsError: it exited or did not answer in time.
+            EmbeddedNatsError: the port is taken, or the server exited or did not answer in
+                time; the message carries the end of the server's log.
         """
+        if self.running:
+            return self
+        if _port_open(self.host, self.port):
+            raise EmbeddedNatsError(
+                f"cannot start nats-server on {self.host}:{self.port}: the port is already in "
+                "use (another nats-server? choose another port or stop it)"
+            )
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self._run_dir = Path(tempfile.mkdtemp(prefix="orra-nats-"))
+        log_path = self.log_file or self._run_dir / "nats.log"
         cmd = [
             find_nats_server(),
             "--jetstream",
@@ -118,31 +163,50 @@ class EmbeddedNats:
             self.host,
             "--port",
             str(self.port),
+            "--ports_file_dir",
+            str(self._run_dir),
             *(["--server_name", self.server_name] if self.server_name else []),
             *self.extra_args,
         ]
-        if self.log_file is not None:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_file.open("ab")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_path = log_path
+        self._log = log_path.open("ab")
         self._proc = subprocess.Popen(
             cmd,
-            stdout=self._log or subprocess.DEVNULL,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if _can_die_with_parent() else None,  # noqa: PLW1509
         )
         atexit.register(self.stop)
+        ports_file = self._run_dir / f"{Path(cmd[0]).name}_{self._proc.pid}.ports"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                code = self._proc.returncode
+                tail = self._log_tail()
+                self.stop()
                 raise EmbeddedNatsError(
-                    f"nats-server exited with code {self._proc.returncode} "
-                    f"(port {self.port} taken? store {self.store_dir} locked?)"
+                    f"nats-server exited with code {code} (port {self.port} taken? store "
+                    f"{self.store_dir} locked?){tail}"
                 )
-            if _port_open(self.host, self.port):
+            if ports_file.exists() and _port_open(self.host, self.port):
                 return self
             time.sleep(0.02)
+        tail = self._log_tail()
         self.stop()
-        raise EmbeddedNatsError(f"nats-server did not listen on {self.url} within {timeout_s}s")
+        raise EmbeddedNatsError(
+            f"nats-server did not listen on {self.url} within {timeout_s}s{tail}"
+        )
+
+    def _log_tail(self, lines: int = 5) -> str:
+        if self._log is not None:
+            self._log.flush()
+        path = getattr(self, "_log_path", None)
+        if path is None or not path.exists():
+            return ""
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        return ("; server log: " + " | ".join(text)) if text else ""
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server: SIGTERM (it flushes the store), then SIGKILL if it hangs."""
@@ -156,18 +220,26 @@ class EmbeddedNats:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        with contextlib.suppress(Exception):
-            atexit.unregister(self.stop)
+        self._cleanup()
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL), as a crash would."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        run_dir, self._run_dir = self._run_dir, None
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
 
     def __enter__(self) -> Self:
         return self.start()

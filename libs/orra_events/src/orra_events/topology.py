@@ -51,6 +51,11 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+def _token(kind: str, value: str) -> str:
+    """``value`` if it is one subject token or a wildcard (``*``, ``>``)."""
+    return value if value in {"*", ">"} else check_name(kind, value)
+
+
 @dataclass(frozen=True)
 class Topology:
     """Names of every subject, stream, consumer and bucket of one Orra installation.
@@ -78,13 +83,30 @@ class Topology:
     # --- subjects ------------------------------------------------------------------------
 
     def subject(self, event_type: str, key: str) -> str:
-        """Subject of an event: ``<event type>.<orchestration id or service name>``."""
-        return f"{self._prefix}{event_type}.{key}"
+        """Subject of an event: ``<event type>.<orchestration id or service name>``.
+
+        ``key`` may be the wildcard ``*`` or ``>``, which makes this a subject filter.
+
+        Raises:
+            InvalidName: ``key`` is not one subject token.
+        """
+        return f"{self._prefix}{event_type}.{_token('subject key', key)}"
 
     def subject_for(self, event: Event) -> str:
-        """Subject on which ``event`` is published."""
-        key = getattr(event, "orchestration_id", None) or getattr(event, "service", "")
-        return f"{self._prefix}{event.TYPE}.{key}"
+        """Subject on which ``event`` is published.
+
+        The key is the event's ``orchestration_id``, or ``service`` for service events.
+
+        Raises:
+            InvalidName: the key is empty or not one subject token (it contains ``.``, a
+                wildcard or a space), which would publish the event where no consumer of
+                its type listens.
+        """
+        if hasattr(event, "orchestration_id"):
+            kind, key = "orchestration id", event.orchestration_id
+        else:
+            kind, key = "service name", getattr(event, "service", "")
+        return f"{self._prefix}{event.TYPE}.{check_name(kind, key)}"
 
     def all_of(self, event_type: str) -> str:
         """Subject filter matching one event type across orchestrations: ``task.completed.*``."""
@@ -95,8 +117,12 @@ class Topology:
         return f"{self._prefix}*.*.{orchestration_id}"
 
     def work(self, service: str) -> str:
-        """Subject on which a service receives its tasks: ``work.<service>``."""
-        return f"{self._prefix}work.{service}"
+        """Subject on which a service receives its tasks: ``work.<service>``.
+
+        Raises:
+            InvalidName: ``service`` is not one subject token (``*`` and ``>`` pass).
+        """
+        return f"{self._prefix}work.{_token('service name', service)}"
 
     def dead_letter(self, original_subject: str) -> str:
         """Subject on which a message that could not be processed is parked."""

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from orra_events.runtime import env_bool, env_float, env_int
+from orra_notifier.errors import InvalidSettings
 
 __all__ = ["NotifierSettings"]
 
@@ -30,9 +31,6 @@ class NotifierSettings:
             at once across replicas (JetStream ``max_ack_pending``).
         ack_wait_s: ``ORRA_NOTIFIER_ACK_WAIT_S``; after this long without news from a
             crashed replica JetStream hands its delivery to another one.
-        secret_grace_s: ``ORRA_NOTIFIER_SECRET_GRACE_S``; after a rotation, deliveries are
-            also signed with the previous secret for this long, unless the secret record
-            says otherwise.
         user_agent: The ``User-Agent`` of every request.
     """
 
@@ -44,18 +42,22 @@ class NotifierSettings:
     concurrency: int = 32
     max_pending: int = 10_000
     ack_wait_s: float = 30.0
-    secret_grace_s: float = 86_400.0
     user_agent: str = "Orra-Webhooks/1"
 
     def __post_init__(self) -> None:
+        """Refuse settings the notifier cannot work with.
+
+        Raises:
+            InvalidSettings: naming the setting.
+        """
         if self.deadline_s <= 0 or self.timeout_s <= 0 or self.backoff_base_s <= 0:
-            raise ValueError("deadline, timeout and backoff base must be positive")
+            raise InvalidSettings("deadline, timeout and backoff base must be positive")
         if self.backoff_max_s < self.backoff_base_s:
-            raise ValueError("ORRA_NOTIFIER_BACKOFF_MAX_S must be >= the backoff base")
+            raise InvalidSettings("ORRA_NOTIFIER_BACKOFF_MAX_S must be >= the backoff base")
         if self.concurrency < 1 or self.max_pending < 1:
-            raise ValueError("concurrency and max pending must be at least 1")
+            raise InvalidSettings("concurrency and max pending must be at least 1")
         if self.ack_wait_s < 1:
-            raise ValueError("ORRA_NOTIFIER_ACK_WAIT_S must be at least 1 second")
+            raise InvalidSettings("ORRA_NOTIFIER_ACK_WAIT_S must be at least 1 second")
 
     @classmethod
     def from_env(cls) -> NotifierSettings:
@@ -70,6 +72,5 @@ class NotifierSettings:
             concurrency=env_int("ORRA_NOTIFIER_CONCURRENCY", d.concurrency),
             max_pending=env_int("ORRA_NOTIFIER_MAX_PENDING", d.max_pending),
             ack_wait_s=env_float("ORRA_NOTIFIER_ACK_WAIT_S", d.ack_wait_s),
-            secret_grace_s=env_float("ORRA_NOTIFIER_SECRET_GRACE_S", d.secret_grace_s),
             user_agent=os.environ.get("ORRA_NOTIFIER_USER_AGENT", d.user_agent),
         )

@@ -1,0 +1,252 @@
+"""A small synchronous client of the gateway's HTTP API (docs/architecture.md).
+
+Every failure becomes a :class:`~orra_cli.errors.CliError` whose message says what to do
+next: an unreachable gateway, a refused key, a missing orchestration, a problem-details
+response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from orra_cli.errors import CliError
+
+__all__ = ["GatewayClient", "PlanRejected", "SseEvent", "problem_lines"]
+
+
+class PlanRejected(CliError):
+    """The gateway answered 422: the action could not be planned or the input is invalid."""
+
+
+class SseEvent:
+    """One Server-Sent Event.
+
+    Attributes:
+        id: The ``id:`` field (the stream sequence).
+        event: The ``event:`` field (the event type).
+        data: The ``data:`` field.
+    """
+
+    __slots__ = ("data", "event", "id")
+
+    def __init__(self, id: str | None, event: str | None, data: str) -> None:  # noqa: A002
+        self.id = id
+        self.event = event
+        self.data = data
+
+
+def problem_lines(body: Any) -> tuple[str | None, list[str]]:
+    """Title and detail lines of a problem-details (or Litestar error) body."""
+    if not isinstance(body, dict):
+        return (str(body)[:500] if body else None), []
+    title = body.get("title") or body.get("detail") or body.get("message")
+    lines: list[str] = []
+    detail = body.get("detail")
+    if detail and detail != title:
+        lines.append(str(detail))
+    reasons = body.get("reasons")
+    if reasons is None and isinstance(body.get("extra"), dict):
+        reasons = body["extra"].get("reasons")
+    if isinstance(reasons, list):
+        lines.extend(str(r) for r in reasons)
+    elif isinstance(body.get("extra"), list):
+        for item in body["extra"]:
+            if isinstance(item, dict):
+                key = item.get("key")
+                msg = item.get("message", item)
+                lines.append(f"{key}: {msg}" if key else str(msg))
+    return (str(title) if title else None), lines
+
+
+class GatewayClient:
+    """Calls the gateway with a bearer key.
+
+    Args:
+        base_url: Gateway URL, e.g. ``http://127.0.0.1:8005``.
+        api_key: Bearer key (``None`` for the unauthenticated routes).
+        timeout_s: Per-request timeout.
+    """
+
+    def __init__(self, base_url: str, api_key: str | None, *, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "orra-cli"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _unreachable(self, exc: Exception) -> CliError:
+        return CliError(
+            f"cannot reach the gateway at {self.base_url}: start it with `orra up` "
+            f"or set ORRA_GATEWAY_URL ({type(exc).__name__}: {exc})"
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        """Send a request; return the response when its status is below 400.
+
+        Args:
+            method: HTTP method.
+            path: Path under the base URL.
+            json_body: JSON body, if any.
+            params: Query parameters; ``None`` values are dropped.
+            headers: Extra headers.
+            not_found: Message for a 404 (a generic one otherwise).
+
+        Raises:
+            PlanRejected: the gateway answered 422.
+            CliError: the gateway is unreachable or answered another error.
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self._http.request(
+                method, path, json=json_body, params=query or None, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if resp.status_code < 400:
+            return resp
+        raise self._error(resp, not_found)
+
+    def _error(self, resp: httpx.Response, not_found: str | None) -> CliError:
+        try:
+            body: Any = resp.json()
+        except ValueError:
+            body = resp.text
+        title, lines = problem_lines(body)
+        code = resp.status_code
+        if code in {401, 403}:
+            return CliError(
+                f"the gateway at {self.base_url} refused the API key ({code}"
+                f"{': ' + title if title else ''}): run `orra up` to write the local key, "
+                "or set ORRA_API_KEY, or pass --api-key",
+                details=lines,
+            )
+        if code == 404:
+            return CliError(not_found or f"not found: {title or resp.url.path}", details=lines)
+        if code == 422:
+            return PlanRejected(
+                f"the gateway rejected the request (422): {title or 'unprocessable'}",
+                details=lines,
+            )
+        hint = "" if code < 500 else "; check the gateway's logs (`orra up` prints them)"
+        return CliError(
+            f"the gateway answered {code} {resp.reason_phrase}"
+            f"{': ' + title if title else ''}{hint}",
+            details=lines,
+        )
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET ``path`` and return its JSON body."""
+        return self._json(self.request("GET", path, **kwargs))
+
+    def post_json(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """POST ``body`` to ``path`` and return the JSON answer (``None`` when empty)."""
+        return self._json(self.request("POST", path, json_body=body, **kwargs))
+
+    def _json(self, resp: httpx.Response) -> Any:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise CliError(
+                f"the gateway at {self.base_url} answered {resp.request.url.path} with "
+                "something that is not JSON: is ORRA_GATEWAY_URL the Orra gateway?"
+            ) from None
+
+    # --- API ----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        action: str,
+        data: list[dict[str, Any]],
+        *,
+        webhook: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """POST /orchestrations; return the status code and the body."""
+        body: dict[str, Any] = {"action": {"content": action}, "data": data}
+        if webhook:
+            body["webhook"] = webhook
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        resp = self.request("POST", "/orchestrations", json_body=body, headers=headers)
+        payload = self._json(resp)
+        if not isinstance(payload, dict):
+            raise CliError("the gateway answered POST /orchestrations without a JSON object")
+        return resp.status_code, payload
+
+    def orchestration(self, orchestration_id: str) -> dict[str, Any]:
+        """GET /orchestrations/{id}."""
+        payload = self.get_json(
+            f"/orchestrations/{orchestration_id}",
+            not_found=f"orchestration {orchestration_id} not found: list them with `orra ps`",
+        )
+        if not isinstance(payload, dict):
+            raise CliError(f"the gateway answered /orchestrations/{orchestration_id} oddly")
+        return payload
+
+    def events(self, orchestration_id: str) -> Iterator[SseEvent]:
+        """Stream GET /orchestrations/{id}/events (Server-Sent Events) until it closes."""
+        path = f"/orchestrations/{orchestration_id}/events"
+        try:
+            with self._http.stream(
+                "GET", path, headers={"Accept": "text/event-stream"}, timeout=None
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self._error(
+                        resp,
+                        f"orchestration {orchestration_id} not found: list them with `orra ps`",
+                    )
+                yield from _parse_sse(resp.iter_lines())
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+
+def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
+    event_id: str | None = None
+    event_type: str | None = None
+    data: list[str] = []
+    for raw in lines:
+        line = raw.rstrip("\r")
+        if not line:
+            if data:
+                yield SseEvent(event_id, event_type, "\n".join(data))
+            event_id, event_type, data = None, None, []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            event_id = value
+        elif name == "event":
+            event_type = value
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield SseEvent(event_id, event_type, "\n".join(data))
+

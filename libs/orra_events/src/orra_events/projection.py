@@ -1,0 +1,534 @@
+"""The read-model projection: a pure fold of orchestration events into an orchestration view.
+
+The gateway answers ``GET /orchestrations/{id}`` from it and the CLI reuses it for
+``orra inspect -f`` (it folds the events it reads from the event stream itself), so both
+show the same thing. The module does no I/O: give it events, in log order, and it gives
+back views.
+
+Usage::
+
+    views = fold(events)                  # every orchestration of a sequence of events
+    view = None
+    for event in events_of_one_orchestration:
+        view = apply(view, event)         # one orchestration, incrementally
+    msgspec.json.encode(view)             # the JSON of GET /orchestrations/{id}
+
+The views are msgspec structs whose JSON field names are camelCase (``createdAt``,
+``durationMs``), except ``parallel_groups``, as the seed spells it. Times are UNIX epoch
+seconds (floats), as in the events.
+
+Rules of the fold (each one is what the dispatcher and the event ids guarantee, applied
+defensively so that a replayed or late event never corrupts a view):
+
+* Orchestration status: ``action.submitted`` → ``planning``; ``plan.created`` →
+  ``running``; ``plan.failed`` → ``not_actionable`` (planner status ``not_actionable``) or
+  ``failed``; ``orchestration.done`` → ``completed``; ``orchestration.failed`` →
+  ``failed``; ``orchestration.aborted`` → ``aborted``. The first terminal status wins, as
+  the shared ``end:<orch>`` event id makes JetStream keep only the first terminal event.
+* Task status: ``pending`` when planned; ``running`` on ``task.dispatched``; ``completed`` on
+  ``task.completed`` (final: later events of the task are ignored); ``failed`` on
+  ``task.failed`` or ``task.timed_out`` of the current attempt (events of an older attempt
+  are ignored); ``retrying`` on ``task.retrying``.
+* ``dependsOn`` lists the tasks whose output a task's input references (``"$payment.status"``
+  strings, at any depth of the input); ``group`` is the index of the task's parallel group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final, Literal
+
+import msgspec
+
+from orra_events.events import (
+    ActionSubmitted,
+    DataField,
+    Event,
+    ExecutionMode,
+    OrchestrationAborted,
+    OrchestrationDone,
+    OrchestrationEvent,
+    OrchestrationFailed,
+    PlanCreated,
+    PlanFailed,
+    TaskCompleted,
+    TaskDispatched,
+    TaskFailed,
+    TaskRetrying,
+    TaskTimedOut,
+    WebhookDelivered,
+    WebhookFailed,
+)
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "OrchestrationStatus",
+    "OrchestrationSummary",
+    "OrchestrationView",
+    "PlanInfo",
+    "TaskStatus",
+    "TaskView",
+    "WebhookDeliveryView",
+    "apply",
+    "fold",
+    "is_terminal",
+    "references",
+    "summarize",
+    "to_builtins",
+]
+
+OrchestrationStatus = Literal[
+    "planning", "running", "completed", "failed", "aborted", "not_actionable"
+]
+"""Status of an orchestration."""
+
+TaskStatus = Literal["pending", "running", "completed", "failed", "retrying"]
+"""Status of one task of an orchestration."""
+
+TERMINAL_STATUSES: Final[frozenset[str]] = frozenset(
+    {"completed", "failed", "aborted", "not_actionable"}
+)
+"""Statuses after which an orchestration never changes status again."""
+
+
+def is_terminal(status: str) -> bool:
+    """Whether ``status`` is final (``completed``, ``failed``, ``aborted``, ``not_actionable``)."""
+    return status in TERMINAL_STATUSES
+
+
+class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
+    """One task of an orchestration, as planned and as it ran.
+
+    Attributes:
+        id: Task id in the plan.
+        service: Service (or agent) that runs it.
+        group: Index of its parallel group (0 runs first), ``None`` if in no group.
+        status: ``pending``, ``running``, ``completed``, ``failed`` or ``retrying``.
+        attempts: Highest attempt dispatched so far (0 before the first dispatch).
+        input: The planned input, replaced by the resolved input once dispatched.
+        output: What the service returned.
+        error: Why the last attempt failed, timed out or is retried.
+        started_at: When the service started the task (dispatch time until it reports).
+        finished_at: When it completed or failed.
+        duration_ms: How long the service worked on it.
+        depends_on: Tasks whose output its input references.
+    """
+
+    id: str
+    service: str
+    group: int | None = None
+    status: TaskStatus = "pending"
+    attempts: int = 0
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: float | None = None
+    depends_on: list[str] = msgspec.field(default_factory=list)
+
+
+class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
+    """How the plan was made (from ``plan.created`` or ``plan.failed``).
+
+    Attributes:
+        planner: Which planner answered (``llm``, ``offline``, ...).
+        model: LLM model, when one was used.
+        cache_hit: Whether the plan came from the plan cache.
+        attempts: How many planning attempts it took.
+        latency_ms: How long planning took.
+        usage: LLM token usage, when reported.
+    """
+
+    planner: str
+    model: str | None = None
+    cache_hit: bool = False
+    attempts: int = 1
+    latency_ms: float = 0.0
+    usage: dict[str, int] | None = None
+
+
+class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
+    """Outcome of the delivery of the result to one webhook URL.
+
+    Attributes:
+        url: Where the result was sent.
+        status: ``delivered`` or ``failed`` (the notifier gave up).
+        attempts: Attempts made.
+        status_code: HTTP status of the last attempt, if any answer came.
+        error: Why delivery failed.
+        webhook_id: The ``webhook-id`` header the receiver saw.
+        at: When the outcome was recorded.
+    """
+
+    url: str
+    status: Literal["delivered", "failed"]
+    attempts: int
+    status_code: int | None = None
+    error: str | None = None
+    webhook_id: str = ""
+    at: float = 0.0
+
+
+class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
+    """Everything known about one orchestration; the body of ``GET /orchestrations/{id}``.
+
+    Attributes:
+        id: Orchestration id.
+        project: Project that owns it.
+        action: The action's text.
+        data: The action's data fields.
+        webhook: The action's own webhook URL.
+        mode: Execution mode asked for (``groups`` / ``eager``), ``None`` for the default.
+        status: See :data:`OrchestrationStatus`.
+        created_at: When the action was submitted.
+        updated_at: Time of the last event applied.
+        finished_at: When it reached a terminal status.
+        parallel_groups: The plan's dependency levels.
+        tasks: The plan's tasks, in plan order.
+        results: Aggregated results, once completed.
+        error: Why it failed, was aborted or is not actionable.
+        reasons: The planner's reasons when planning failed.
+        plan: How the plan was made.
+        webhooks: Webhook deliveries of the result.
+        idempotency_key: The ``Idempotency-Key`` the action was submitted with.
+        event_count: Number of events folded into this view.
+    """
+
+    id: str
+    project: str = "default"
+    action: str = ""
+    data: list[DataField] = msgspec.field(default_factory=list)
+    webhook: str | None = None
+    mode: ExecutionMode | None = None
+    status: OrchestrationStatus = "planning"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    parallel_groups: list[list[str]] = msgspec.field(
+        default_factory=list, name="parallel_groups"
+    )
+    tasks: list[TaskView] = msgspec.field(default_factory=list)
+    results: dict[str, Any] | None = None
+    error: str | None = None
+    reasons: list[str] = msgspec.field(default_factory=list)
+    plan: PlanInfo | None = None
+    webhooks: list[WebhookDeliveryView] = msgspec.field(default_factory=list)
+    idempotency_key: str | None = None
+    event_count: int = 0
+
+    def task(self, task_id: str) -> TaskView | None:
+        """The task with id ``task_id``, or ``None``."""
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        return None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the orchestration has reached a final status."""
+        return is_terminal(self.status)
+
+
+class OrchestrationSummary(msgspec.Struct, kw_only=True, rename="camel"):
+    """One line of ``GET /orchestrations`` (and of ``orra ps``).
+
+    Attributes:
+        id: Orchestration id.
+        action: The action's text.
+        status: See :data:`OrchestrationStatus`.
+        task_count: Number of planned tasks.
+        created_at: When the action was submitted.
+        finished_at: When it reached a terminal status.
+    """
+
+    id: str
+    action: str
+    status: OrchestrationStatus
+    task_count: int
+    created_at: float
+    finished_at: float | None = None
+
+
+def summarize(view: OrchestrationView) -> OrchestrationSummary:
+    """The list line of an orchestration."""
+    return OrchestrationSummary(
+        id=view.id,
+        action=view.action,
+        status=view.status,
+        task_count=len(view.tasks),
+        created_at=view.created_at,
+        finished_at=view.finished_at,
+    )
+
+
+def to_builtins(view: msgspec.Struct) -> Any:
+    """A view as plain JSON-compatible Python values, with its camelCase field names."""
+    return msgspec.to_builtins(view)
+
+
+def references(value: Any) -> set[str]:
+    """Task ids referenced by ``"$<task>.<field>"`` strings anywhere inside ``value``."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith("$") and "." in item:
+                found.add(item[1:].split(".", 1)[0])
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+# --- the fold ------------------------------------------------------------------------------
+
+
+def _finish(view: OrchestrationView, status: OrchestrationStatus, at: float) -> bool:
+    """Move ``view`` to a terminal status unless it already has one; True if it moved."""
+    if view.terminal:
+        return False
+    view.status = status
+    view.finished_at = at
+    return True
+
+
+def _on_action(view: OrchestrationView, event: ActionSubmitted) -> None:
+    view.project = event.project
+    view.action = event.action
+    view.data = list(event.data)
+    view.webhook = event.webhook
+    view.mode = event.mode
+    view.created_at = event.at
+    view.idempotency_key = event.idempotency_key
+
+
+def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
+    plan = event.plan
+    group_of = {tid: index for index, group in enumerate(plan.parallel_groups) for tid in group}
+    ids = {task.id for task in plan.tasks}
+    view.parallel_groups = [list(group) for group in plan.parallel_groups]
+    view.tasks = [
+        TaskView(
+            id=task.id,
+            service=task.service,
+            group=group_of.get(task.id),
+            input=dict(task.input),
+            depends_on=sorted((references(task.input) & ids) - {task.id}),
+        )
+        for task in plan.tasks
+    ]
+    view.plan = PlanInfo(
+        planner=event.planner,
+        model=event.model,
+        cache_hit=event.cache_hit,
+        attempts=event.attempts,
+        latency_ms=event.latency_ms,
+        usage=dict(event.usage) if event.usage is not None else None,
+    )
+    view.project = event.project
+    if view.webhook is None:
+        view.webhook = event.webhook
+    if view.status == "planning":
+        view.status = "running"
+
+
+def _on_plan_failed(view: OrchestrationView, event: PlanFailed) -> None:
+    view.reasons = list(event.reasons)
+    view.plan = PlanInfo(
+        planner=event.planner, attempts=event.attempts, latency_ms=event.latency_ms
+    )
+    view.project = event.project
+    if _finish(view, "not_actionable" if event.status == "not_actionable" else "failed", event.at):
+        view.error = "; ".join(event.reasons) or f"planning {event.status}"
+
+
+def _task_for(view: OrchestrationView, task_id: str, service: str) -> TaskView:
+    task = view.task(task_id)
+    if task is None:  # an event about a task the plan did not list: show it anyway
+        task = TaskView(id=task_id, service=service)
+        view.tasks.append(task)
+    return task
+
+
+def _on_dispatched(view: OrchestrationView, event: TaskDispatched) -> None:
+    task = _task_for(view, event.task_id, event.service)
+    if task.status == "completed" or event.attempt < task.attempts:
+        return
+    task.status = "running"
+    task.attempts = event.attempt
+    task.input = dict(event.input)
+    task.started_at = event.at
+    task.finished_at = None
+    task.duration_ms = None
+
+
+def _on_completed(view: OrchestrationView, event: TaskCompleted) -> None:
+    task = _task_for(view, event.task_id, event.service)
+    if task.status == "completed":
+        return
+    task.status = "completed"
+    task.attempts = max(task.attempts, event.attempt)
+    task.output = dict(event.output)
+    task.error = None
+    task.started_at = event.started_at
+    task.duration_ms = event.duration_ms
+    task.finished_at = event.started_at + event.duration_ms / 1000.0
+
+
+def _on_failed(view: OrchestrationView, event: TaskFailed) -> None:
+    task = _task_for(view, event.task_id, event.service)
+    if task.status == "completed" or event.attempt < task.attempts:
+        return
+    task.status = "failed"
+    task.attempts = event.attempt
+    task.error = event.error
+    task.started_at = event.started_at
+    task.duration_ms = event.duration_ms
+    task.finished_at = event.started_at + event.duration_ms / 1000.0
+
+
+def _on_retrying(view: OrchestrationView, event: TaskRetrying) -> None:
+    task = view.task(event.task_id)
+    if task is None or task.status == "completed" or event.next_attempt <= task.attempts:
+        return
+    task.status = "retrying"
+    task.error = event.reason
+
+
+def _on_timed_out(view: OrchestrationView, event: TaskTimedOut) -> None:
+    task = view.task(event.task_id)
+    if task is None or task.status == "completed" or event.attempt < task.attempts:
+        return
+    task.status = "failed"
+    task.attempts = max(task.attempts, event.attempt)
+    task.error = f"timed out after {event.timeout_s:g}s (attempt {event.attempt})"
+    task.finished_at = event.at
+    if task.started_at is not None:
+        task.duration_ms = (event.at - task.started_at) * 1000.0
+
+
+def _on_done(view: OrchestrationView, event: OrchestrationDone) -> None:
+    if not _finish(view, "completed", event.at):
+        return
+    view.results = dict(event.results)
+    for task_id, output in event.outputs.items():
+        task = view.task(task_id)
+        if task is not None and task.output is None:
+            task.output = dict(output)
+
+
+def _on_orchestration_failed(view: OrchestrationView, event: OrchestrationFailed) -> None:
+    if _finish(view, "failed", event.at):
+        view.error = event.error
+
+
+def _on_aborted(view: OrchestrationView, event: OrchestrationAborted) -> None:
+    if _finish(view, "aborted", event.at):
+        view.error = event.reason
+        if event.payload is not None:
+            view.results = dict(event.payload)
+
+
+def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed) -> None:
+    if isinstance(event, WebhookDelivered):
+        delivery = WebhookDeliveryView(
+            url=event.url,
+            status="delivered",
+            attempts=event.attempt,
+            status_code=event.status_code,
+            webhook_id=event.webhook_id,
+            at=event.at,
+        )
+    else:
+        delivery = WebhookDeliveryView(
+            url=event.url,
+            status="failed",
+            attempts=event.attempts,
+            status_code=event.status_code,
+            error=event.error,
+            webhook_id=event.webhook_id,
+            at=event.at,
+        )
+    view.webhooks = [w for w in view.webhooks if w.url != event.url]
+    view.webhooks.append(delivery)
+
+
+def apply(view: OrchestrationView | None, event: Event) -> OrchestrationView | None:
+    """Fold one event into the view of its orchestration.
+
+    The view is **updated in place** and returned (a fold over thousands of events must not
+    copy); pass a copy (``msgspec.structs.replace`` is shallow, so rebuild from the events)
+    if the old state must survive.
+
+    Args:
+        view: The orchestration's view so far; ``None`` before its first event.
+        event: The next event of the orchestration, in log order.
+
+    Returns:
+        The updated view; a new one when ``view`` is ``None``. Events that are not about an
+        orchestration (service events) leave ``view`` as it is and return it.
+    """
+    if not isinstance(event, OrchestrationEvent):
+        return view
+    if view is None:
+        view = OrchestrationView(
+            id=event.orchestration_id,
+            project=getattr(event, "project", "default"),
+            created_at=event.at,
+        )
+    view.event_count += 1
+    view.updated_at = max(view.updated_at, event.at)
+    match event:
+        case ActionSubmitted():
+            _on_action(view, event)
+        case PlanCreated():
+            _on_plan_created(view, event)
+        case PlanFailed():
+            _on_plan_failed(view, event)
+        case TaskDispatched():
+            _on_dispatched(view, event)
+        case TaskCompleted():
+            _on_completed(view, event)
+        case TaskFailed():
+            _on_failed(view, event)
+        case TaskRetrying():
+            _on_retrying(view, event)
+        case TaskTimedOut():
+            _on_timed_out(view, event)
+        case OrchestrationDone():
+            _on_done(view, event)
+        case OrchestrationFailed():
+            _on_orchestration_failed(view, event)
+        case OrchestrationAborted():
+            _on_aborted(view, event)
+        case WebhookDelivered() | WebhookFailed():
+            _on_webhook(view, event)
+        case _:  # a newer event type this code does not know: counted, otherwise ignored
+            pass
+    return view
+
+
+def fold(
+    events: Iterable[Event], views: dict[str, OrchestrationView] | None = None
+) -> dict[str, OrchestrationView]:
+    """Fold events (in log order) into views, by orchestration id.
+
+    Args:
+        events: Events of any orchestrations, in the order of the event log; events that
+            are not about an orchestration are skipped.
+        views: Views to continue from (updated in place); a new dict when ``None``.
+
+    Returns:
+        ``views``, with every orchestration the events mention.
+    """
+    out: dict[str, OrchestrationView] = {} if views is None else views
+    for event in events:
+        if isinstance(event, OrchestrationEvent):
+            key = event.orchestration_id
+            updated = apply(out.get(key), event)
+            if updated is not None:
+                out[key] = updated
+    return out

@@ -1,0 +1,157 @@
+"""Declaring a service or agent: its name, description, schemas and handler."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from orra_events import check_name
+from orra_events.errors import InvalidName
+from pydantic import BaseModel
+
+from orra_sdk.errors import ServiceDefinitionError
+
+__all__ = ["Handler", "Service", "Task"]
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+Handler = Callable[["Task[InT]"], Awaitable["OutT | dict[str, Any]"]]
+"""An async function that runs one task and returns its output (model or plain dict)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Task(Generic[InT]):
+    """One task given to a handler.
+
+    Attributes:
+        input: The task's input, already validated against the service's input model.
+        orchestration_id: The orchestration the task belongs to.
+        task_id: The task's id within its plan (``"payment"``).
+        service: The service that runs it.
+        attempt: Dispatch attempt, 1 for the first; a retry by the dispatcher increments it.
+        idempotency_key: ``<orchestration id>:<task id>``, stable across attempts; use it
+            to make side effects in other systems idempotent too.
+        deliveries: How many times the broker delivered this attempt's message (1 unless a
+            replica died while running it).
+        timeout_s: The dispatcher's timeout for this attempt.
+    """
+
+    input: InT
+    orchestration_id: str
+    task_id: str
+    service: str
+    attempt: int
+    idempotency_key: str
+    deliveries: int = 1
+    timeout_s: float = 0.0
+
+
+class Service(Generic[InT, OutT]):
+    """A service or agent that Orra can plan tasks for.
+
+    Example::
+
+        payment = Service(
+            name="PaymentService",
+            description="Charge the payment of an order",
+            input=PayIn,
+            output=PayOut,
+            revertible=True,
+        )
+
+        @payment.handler
+        async def pay(task: Task[PayIn]) -> PayOut:
+            return PayOut(paymentStatus="confirmed", transactionId="TX1")
+
+    Args:
+        name: Unique service name; one subject token (letters, digits, ``_``, ``-``).
+        description: What the service does, in words the planner matches actions against.
+        input: Pydantic model of a task's input; its JSON Schema is registered.
+        output: Pydantic model of a task's output; its JSON Schema is registered.
+        revertible: Whether the service's effects can be undone.
+        version: Version of the service's contract, free text.
+        kind: ``"service"`` or ``"agent"``.
+        concurrency: Tasks this process runs at once for this service; ``None`` uses the
+            client's default.
+
+    Raises:
+        ServiceDefinitionError: the name is not a valid token, or a schema is not a
+            pydantic model.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str,
+        input: type[InT],  # noqa: A002 - the public keyword mirrors the wire field
+        output: type[OutT],
+        revertible: bool = False,
+        version: str = "1",
+        kind: Literal["service", "agent"] = "service",
+        concurrency: int | None = None,
+    ) -> None:
+        try:
+            check_name("service name", name)
+        except InvalidName as exc:
+            raise ServiceDefinitionError(str(exc)) from None
+        for label, model in (("input", input), ("output", output)):
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise ServiceDefinitionError(
+                    f"{name}: {label} must be a pydantic BaseModel subclass, got {model!r}"
+                )
+        if concurrency is not None and concurrency < 1:
+            raise ServiceDefinitionError(f"{name}: concurrency must be at least 1")
+        self.name = name
+        self.description = description
+        self.input_model = input
+        self.output_model = output
+        self.revertible = revertible
+        self.version = version
+        self.kind: Literal["service", "agent"] = kind
+        self.concurrency = concurrency
+        self._handler: Handler[InT, OutT] | None = None
+        self.input_schema: dict[str, Any] = input.model_json_schema()
+        self.output_schema: dict[str, Any] = output.model_json_schema()
+        self.schema_hash = schema_hash(
+            {
+                "name": name,
+                "description": description,
+                "input_schema": self.input_schema,
+                "output_schema": self.output_schema,
+                "revertible": revertible,
+                "version": version,
+                "kind": kind,
+            }
+        )
+
+    def handler(self, fn: Handler[InT, OutT]) -> Handler[InT, OutT]:
+        """Decorator that sets the service's handler; returns ``fn`` unchanged."""
+        self._handler = fn
+        return fn
+
+    @property
+    def handle(self) -> Handler[InT, OutT]:
+        """The handler.
+
+        Raises:
+            ServiceDefinitionError: no handler was set.
+        """
+        if self._handler is None:
+            raise ServiceDefinitionError(
+                f"{self.name} has no handler: decorate an async function with @service.handler"
+            )
+        return self._handler
+
+    def __repr__(self) -> str:
+        return f"Service(name={self.name!r}, version={self.version!r}, hash={self.schema_hash})"
+
+
+def schema_hash(definition: dict[str, Any]) -> str:
+    """A short, stable hash of a service definition (canonical JSON, SHA-256)."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

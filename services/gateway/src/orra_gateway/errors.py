@@ -1,0 +1,106 @@
+"""Exceptions of the gateway; every one derives from :class:`GatewayError`.
+
+Each carries what its problem-details answer needs; :mod:`orra_gateway.problems` maps every
+exception class to its HTTP status in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BrokerDown",
+    "Conflict",
+    "FieldError",
+    "GatewayError",
+    "InvalidInput",
+    "InvalidWebhookUrl",
+    "NotFound",
+    "PlanningFailed",
+    "Unauthorized",
+]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field at fault in a request.
+
+    Attributes:
+        field: Dotted path of the field (``action.content``, ``data[1].field``) or the
+            name of the header / query parameter.
+        message: What is wrong with it.
+    """
+
+    field: str
+    message: str
+
+
+class GatewayError(Exception):
+    """Root of every error raised by :mod:`orra_gateway`."""
+
+    title = "Gateway error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(GatewayError):
+    """The request is well-formed but its values cannot be accepted."""
+
+    title = "Invalid input"
+
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class InvalidWebhookUrl(InvalidInput):
+    """A webhook URL is not an acceptable delivery target."""
+
+    title = "Invalid webhook URL"
+
+    def __init__(self, detail: str, field: str = "webhook") -> None:
+        super().__init__(detail, [FieldError(field, detail)])
+
+
+class Unauthorized(GatewayError):
+    """The request has no API key, or an unknown one."""
+
+    title = "Unauthorized"
+
+
+class NotFound(GatewayError):
+    """The resource does not exist, or belongs to another project."""
+
+    title = "Not found"
+
+
+class Conflict(GatewayError):
+    """The request conflicts with the resource's state (an orchestration already ended)."""
+
+    title = "Conflict"
+
+
+class PlanningFailed(GatewayError):
+    """The planner could not plan the action; ``reasons`` are the planner's.
+
+    Attributes:
+        orchestration_id: The orchestration that failed planning.
+        status: ``not_actionable`` or ``failed``.
+        reasons: The planner's reasons.
+    """
+
+    title = "Action could not be planned"
+
+    def __init__(self, orchestration_id: str, status: str, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons) or "the planner could not plan this action")
+        self.orchestration_id = orchestration_id
+        self.status = status
+        self.reasons = reasons
+
+
+class BrokerDown(GatewayError):
+    """The broker cannot be reached now; retry later."""
+
+    title = "Service unavailable"
