@@ -53,7 +53,8 @@ def test_every_deployment_has_probes_resources_and_grace() -> None:
         for c in pod["containers"]:
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-            assert c["resources"]["requests"] and c["resources"]["limits"]
+            assert c["resources"]["requests"]
+            assert c["resources"]["limits"]
 
 
 def test_production_settings_refuse_private_webhooks_and_bind_streams() -> None:
