@@ -32,6 +32,14 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_JSON_KINDS: dict[type, str] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def encode(event: Event) -> bytes:
@@ -44,7 +52,7 @@ def _explain(data: bytes | memoryview | str, error: msgspec.ValidationError) -> 
     try:
         envelope = _envelope_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        kind = type(msgspec.json.decode(data)).__name__
+        kind = _JSON_KINDS.get(type(msgspec.json.decode(data)), "another JSON value")
         return MalformedEvent(f"an event must be a JSON object, got {kind}")
     if envelope.type is None:
         return UnknownEventType("event has no 'type' field")
