@@ -1,19 +1,78 @@
-"""App factory of the planner: wires its handlers to the bus."""
+"""App factory of the planner: wires the registry follower and the action handler to the bus."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import structlog
+
+from orra_planner.handlers import ActionHandler
+from orra_planner.llm import GroundingStore, LlmPlanner, LlmSettings, PlanCache
+from orra_planner.llm.strategy import LlmStrategy
+from orra_planner.offline import OfflinePlanner
+from orra_planner.registry import RegistryFollower
+from orra_planner.settings import PlannerSettings
+
 if TYPE_CHECKING:
     from orra_events import Bus
     from orra_events.runtime import Stop
+    from orra_planner.strategy import Planner
+
+__all__ = ["DURABLE", "build_planner", "setup"]
+
+DURABLE = "planner"
+"""The durable consumer (and deliver group) that planner replicas share."""
+
+log = structlog.get_logger("orra.planner")
 
 
-async def setup(bus: Bus) -> Stop:
-    """Start the planner's consumers on ``bus``; return how to stop them."""
-    del bus
+async def build_planner(bus: Bus, settings: PlannerSettings) -> Planner:
+    """The strategy the settings ask for: the LLM planner when configured, else offline.
+
+    The LLM planner gets the plan cache (when ``ORRA_PLAN_CACHE`` is on) and the grounding
+    store, both in JetStream KV so that replicas and restarts share them.
+    """
+    llm_settings = LlmSettings.from_env()
+    if not (settings.llm_configured and llm_settings.enabled):
+        if settings.llm_configured:
+            log.warning("ORRA_LLM_* is incomplete (set a model); using the offline planner")
+        return OfflinePlanner()
+    cache = await PlanCache.open(bus) if llm_settings.cache else None
+    grounding = await GroundingStore.open(bus)
+    log.info("LLM planning", base_url=llm_settings.base_url, model=llm_settings.model)
+    return LlmStrategy(LlmPlanner(llm_settings, cache=cache, grounding=grounding))
+
+
+async def setup(
+    bus: Bus, settings: PlannerSettings | None = None, planner: Planner | None = None
+) -> Stop:
+    """Start the planner's consumers on ``bus``; return how to stop them.
+
+    Args:
+        bus: A connected bus whose streams exist.
+        settings: The planner's settings; read from the environment by default.
+        planner: The planning strategy; chosen from the settings by default.
+    """
+    settings = settings or PlannerSettings.from_env()
+    strategy = planner or await build_planner(bus, settings)
+    follower = RegistryFollower(bus)
+    await follower.start(settings.registry_load_timeout_s)
+    handler = ActionHandler(bus, follower, strategy, settings)
+    await bus.consume(
+        stream=bus.topology.events_stream,
+        durable=bus.topology.consumer(DURABLE),
+        filter_subjects=[bus.topology.all_of("action.submitted")],
+        handler=handler,
+        ack_wait_s=settings.ack_wait_s,
+        max_deliver=max(settings.max_attempts + 2, 5),
+        retry_delay_s=settings.retry_delay_s,
+    )
+    log.info("planner started", planner=strategy.name)
 
     async def stop() -> None:
-        return None
+        handler.stopping = True
+        await follower.stop()
+        if isinstance(strategy, LlmStrategy):
+            await strategy.aclose()
 
     return stop

@@ -25,9 +25,7 @@ __all__ = [
     "types_of",
 ]
 
-JSON_TYPES: Final = frozenset(
-    {"string", "number", "integer", "boolean", "array", "object", "null"}
-)
+JSON_TYPES: Final = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 """The JSON Schema type names."""
 
 _MAX_DEPTH: Final = 32

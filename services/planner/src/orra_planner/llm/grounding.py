@@ -22,15 +22,16 @@ prompt as worked examples.
 
 from __future__ import annotations
 
-import builtins
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Iterable, Sequence
+
     from orra_events import Bus
 
 __all__ = [
@@ -55,8 +56,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
 _PLACEHOLDER = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS: Final = frozenset(
-    "a an and the of for to in on at by with from into onto or our my your their its is are "
-    "be this that these those it as new please".split()
+    {
+        *("a", "an", "and", "the", "of", "for", "to", "in", "on", "at", "by", "with", "from"),
+        *("into", "onto", "or", "our", "my", "your", "their", "its", "is", "are", "be"),
+        *("this", "that", "these", "those", "it", "as", "new", "please"),
+    }
 )
 _KEY_ALIASES: Final = {
     "use-cases": "use_cases",
@@ -225,19 +229,25 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile(rf"\s*{pattern}\s*[.!?]*\s*", re.IGNORECASE | re.DOTALL)
 
 
-def _score(action: str, field_names: Iterable[str], case: UseCase) -> tuple[float, dict[str, str]]:
+def _score(
+    action: str, field_names: Iterable[str], case: UseCase, min_overlap: float
+) -> tuple[float, dict[str, str]] | None:
+    """Score a use case against an action; ``None`` when it does not match."""
     m = _template_regex(case.action).fullmatch(action)
     if m:
         return 1.0, {k: v.strip() for k, v in m.groupdict().items()}
-    literal = _PLACEHOLDER.sub(" ", case.action)
-    wanted = _words(literal)
+    wanted = _words(_PLACEHOLDER.sub(" ", case.action))
     if not wanted:
-        return 0.0, {}
+        return None
     shared = len(wanted & _words(action))
+    overlap = shared / len(wanted)
+    if overlap < min_overlap or shared < min(2, len(wanted)):
+        return None
+    # Use cases whose placeholders are all data fields of the action rank higher.
     placeholders = {p.lower() for p in _PLACEHOLDER.findall(case.action)}
     names = {n.lower() for n in field_names}
-    bonus = 0.1 if placeholders and placeholders <= names else 0.0
-    return min(0.99, shared / len(wanted) + bonus), {}
+    bonus = 0.05 if placeholders and placeholders <= names else 0.0
+    return min(0.99, 0.9 * overlap + bonus), {}
 
 
 def match_groundings(
@@ -268,9 +278,9 @@ def match_groundings(
     found: list[GroundingMatch] = []
     for grounding in groundings:
         for case in grounding.use_cases:
-            score, params = _score(action, names, case)
-            if score >= 1.0 or score >= min_overlap:
-                found.append(GroundingMatch(grounding, case, score, params))
+            scored = _score(action, names, case, min_overlap)
+            if scored is not None:
+                found.append(GroundingMatch(grounding, case, scored[0], scored[1]))
     found.sort(key=lambda m: m.score, reverse=True)
     strict = [g for g in groundings if g.strict]
     violations: list[str] = []

@@ -8,9 +8,11 @@ is no model allow-list. ``ORRA_LLM_BASE_URL`` / ``ORRA_LLM_API_KEY`` win over th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["LlmSettings", "StructuredMode"]
 
@@ -152,6 +154,11 @@ class LlmSettings:
         if structured not in ("auto", "on", "off"):
             raise ValueError(f"ORRA_LLM_STRUCTURED must be auto, on or off, not {structured!r}")
         similarity = _get(env, "ORRA_PLAN_CACHE_SIMILARITY")
+        threshold = None
+        if similarity is not None:
+            threshold = _number(env, "ORRA_PLAN_CACHE_SIMILARITY", 0.0, minimum=0.0)
+            if not 0.0 < threshold <= 1.0:
+                raise ValueError(f"ORRA_PLAN_CACHE_SIMILARITY must be in (0, 1], not {similarity}")
         temperature = _get(env, "ORRA_LLM_TEMPERATURE")
         return cls(
             base_url=_get(env, "ORRA_LLM_BASE_URL", "OPENAI_BASE_URL"),
@@ -166,8 +173,6 @@ class LlmSettings:
             if temperature is not None and temperature.lower() == "default"
             else _number(env, "ORRA_LLM_TEMPERATURE", 0.0, minimum=0.0),
             cache=_flag(env, "ORRA_PLAN_CACHE", default=True),
-            cache_similarity=None
-            if similarity is None
-            else _number(env, "ORRA_PLAN_CACHE_SIMILARITY", 0.0, minimum=0.0),
+            cache_similarity=threshold,
             embedding_model=_get(env, "ORRA_LLM_EMBEDDING_MODEL"),
         )

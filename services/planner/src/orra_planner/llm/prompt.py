@@ -1,0 +1,411 @@
+"""What the planner tells the model, the JSON schema it asks for, and reading the answer.
+
+The answer is either a plan::
+
+    {"tasks": [{"id": "payment", "service": "PaymentService", "input": {...}}],
+     "parallel_groups": [["payment", "inventory"], ["delivery"]]}
+
+or the refusal ``{"not_actionable": true, "reason": "..."}``. Input values are concrete
+JSON values or ``"$<task id>.<field>"`` references to an earlier task's output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from orra_events import Plan, PlanTask
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from orra_events import DataField, ServiceRegistered
+    from orra_planner.llm.grounding import GroundingMatch
+
+__all__ = [
+    "REFERENCE",
+    "Answer",
+    "AnswerError",
+    "NotActionable",
+    "build_messages",
+    "parallel_groups",
+    "parse_answer",
+    "repair_message",
+    "response_format",
+]
+
+REFERENCE: Final = re.compile(r"^\$([A-Za-z0-9_-]+)\.([A-Za-z0-9_.\-\[\]]+)$")
+"""A ``$task.field`` reference to an earlier task's output."""
+
+_REFERENCE_PATTERN: Final = r"^\$[A-Za-z0-9_-]+\.[A-Za-z0-9_.\-\[\]]+$"
+
+SYSTEM: Final = """\
+You are the planner of Orra, an orchestration engine. You turn a user's action into an \
+execution plan: tasks, each performed by one of the registered services, run with as much \
+parallelism as their dependencies allow.
+
+Rules:
+1. Use only the registered services, by their exact names. Never invent a service.
+2. Each task's input follows its service's input schema: every required field, the right \
+types, no fields the schema does not define.
+3. An input value is either a concrete JSON value (usually one of the action's data values, \
+copied exactly) or a reference "$<task id>.<field>" to a field of an earlier task's output \
+schema. Reference another task only when this task needs that task's output.
+4. Use every data field of the action at least once.
+5. Maximise parallelism: tasks that do not need each other's output must not depend on \
+each other. No cycles.
+6. "parallel_groups" lists the task ids by dependency level: the first group holds the tasks \
+without references; each later group holds the tasks whose references all point to earlier \
+groups.
+7. Task ids are short, unique, lowercase words (letters, digits, "_"), such as "payment".
+8. When the registered services cannot perform the action, do not make up a plan: answer \
+{"not_actionable": true, "reason": "<why, in one sentence>"}.
+
+Answer with one JSON object and nothing else: no prose, no comments.
+
+Plan format:
+{"tasks": [{"id": "<task id>", "service": "<service name>", "input": {"<field>": <value or \
+"$<task id>.<field>">}}], "parallel_groups": [["<task id>", ...], ...]}
+
+Example (services and fields are illustrative only):
+{"tasks": [
+  {"id": "payment", "service": "PaymentService", "input": {"orderId": "ORD123", \
+"amount": "299.99"}},
+  {"id": "inventory", "service": "InventoryService", "input": {"productId": "PROD456"}},
+  {"id": "delivery", "service": "DeliveryAgent", "input": {"orderId": "ORD123", "inStock": \
+"$inventory.inStock"}},
+  {"id": "notify", "service": "NotificationService", "input": {"customerId": "CUST1", \
+"paymentStatus": "$payment.status"}}],
+ "parallel_groups": [["payment", "inventory"], ["delivery", "notify"]]}
+"""
+
+STRUCTURED_NOTE: Final = """
+The answer's JSON schema always has the keys "not_actionable", "reason", "tasks" and \
+"parallel_groups": for a plan, set "not_actionable" to false, "reason" to "" and fill the \
+tasks; to refuse, set "not_actionable" to true, give the reason, and leave "tasks" and \
+"parallel_groups" empty. Set optional input fields you do not need to null."""
+
+
+class AnswerError(ValueError):
+    """The model's answer is neither a plan nor a refusal."""
+
+
+@dataclass(frozen=True)
+class NotActionable:
+    """The model says the services cannot perform the action.
+
+    Attributes:
+        reason: The model's reason.
+    """
+
+    reason: str
+
+
+Answer = Plan | NotActionable
+"""What a model's answer means."""
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _services_text(services: Sequence[ServiceRegistered]) -> str:
+    blocks = [
+        f"### {s.service} ({s.kind})\n"
+        f"Description: {s.description.strip() or '(none)'}\n"
+        f"Input schema: {_dump(s.input_schema)}\n"
+        f"Output schema: {_dump(s.output_schema)}"
+        for s in sorted(services, key=lambda s: s.service)
+    ]
+    return "\n\n".join(blocks) if blocks else "(no service is registered)"
+
+
+def _examples_text(matches: Sequence[GroundingMatch]) -> str:
+    if not matches:
+        return ""
+    lines = ["Worked examples of this domain (how similar actions are planned):"]
+    for i, m in enumerate(matches, 1):
+        case = m.use_case
+        lines.append(f"Example {i} ({m.grounding.name}): action {case.action!r}")
+        if case.intent:
+            lines.append(f"  intent: {case.intent}")
+        if case.capabilities:
+            lines.append(f"  capabilities needed: {', '.join(case.capabilities)}")
+        if case.services:
+            lines.append(f"  services expected: {', '.join(case.services)}")
+        if case.params:
+            lines.append(f"  example data: {_dump(case.params)}")
+        if m.params:
+            lines.append(f"  read from this action: {_dump(m.params)}")
+        if case.plan:
+            lines.append(f"  plan: {_dump(case.plan)}")
+    constraints: list[str] = []
+    for m in matches:
+        for c in m.grounding.constraints:
+            if c not in constraints:
+                constraints.append(c)
+    if constraints:
+        lines.append("Constraints every plan of this domain must respect:")
+        lines.extend(f"- {c}" for c in constraints)
+    return "\n".join(lines)
+
+
+def build_messages(
+    *,
+    action: str,
+    data: Sequence[DataField],
+    services: Sequence[ServiceRegistered],
+    examples: Sequence[GroundingMatch] = (),
+    structured: bool = False,
+) -> list[dict[str, str]]:
+    """Build the system and user messages that ask for a plan.
+
+    Args:
+        action: The action text.
+        data: The action's data fields.
+        services: The registered services the plan may use.
+        examples: Grounding use cases to show as worked examples.
+        structured: Whether the answer is constrained by :func:`response_format`'s schema.
+
+    Returns:
+        Chat messages (``role`` and ``content``).
+    """
+    system = SYSTEM + (STRUCTURED_NOTE if structured else "")
+    fields = "\n".join(f"- {d.field}: {_dump(d.value)}" for d in data) or "(none)"
+    parts = [f"Registered services:\n\n{_services_text(services)}"]
+    grounding = _examples_text(examples)
+    if grounding:
+        parts.append(grounding)
+    parts.append(f"Action: {action}\n\nData fields:\n{fields}")
+    parts.append("Answer with the plan as one JSON object.")
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
+
+
+def repair_message(errors: Sequence[str]) -> dict[str, str]:
+    """The user message that sends an invalid plan back with its validation errors."""
+    listed = "\n".join(f"- {e}" for e in errors)
+    return {
+        "role": "user",
+        "content": (
+            "Your answer was rejected. Validation errors:\n"
+            f"{listed}\n\n"
+            "Fix every error and answer with the corrected plan as one JSON object in the same "
+            "format (or with the not-actionable answer if the registered services cannot "
+            "perform the action)."
+        ),
+    }
+
+
+# --- structured outputs ------------------------------------------------------------------
+
+
+class _NotStrict(Exception):
+    """A service schema uses what strict structured outputs cannot express."""
+
+
+_SCALARS: Final = {"string", "number", "integer", "boolean", "null"}
+
+
+def _strict_value(schema: Any, depth: int = 0) -> dict[str, Any]:
+    if not isinstance(schema, dict) or depth > 5:
+        raise _NotStrict
+    if "enum" in schema and isinstance(schema["enum"], list):
+        return {"enum": list(schema["enum"])}
+    if "const" in schema:
+        return {"enum": [schema["const"]]}
+    if "anyOf" in schema and isinstance(schema["anyOf"], list):
+        return {"anyOf": [_strict_value(s, depth + 1) for s in schema["anyOf"]]}
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return {"anyOf": [_strict_value({**schema, "type": k}, depth + 1) for k in kind]}
+    if kind in _SCALARS:
+        return {"type": kind}
+    if kind == "array":
+        return {"type": "array", "items": _strict_value(schema.get("items"), depth + 1)}
+    if kind == "object" or "properties" in schema:
+        return _strict_object(schema, depth + 1)
+    raise _NotStrict
+
+
+def _strict_object(schema: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    props = schema.get("properties")
+    if not isinstance(props, dict) or schema.get("additionalProperties") not in (None, False):
+        raise _NotStrict
+    required = set(schema.get("required") or [])
+    out: dict[str, Any] = {}
+    for name, sub in props.items():
+        value = _strict_value(sub, depth)
+        options = value.get("anyOf", [value])
+        if depth == 1 and not any(o.get("type") == "string" and "enum" not in o for o in options):
+            options = [*options, {"type": "string", "pattern": _REFERENCE_PATTERN}]
+        if name not in required and not any(o.get("type") == "null" for o in options):
+            options = [*options, {"type": "null"}]
+        out[name] = options[0] if len(options) == 1 else {"anyOf": options}
+    return {
+        "type": "object",
+        "properties": out,
+        "required": list(props),
+        "additionalProperties": False,
+    }
+
+
+def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
+    """The ``response_format`` that asks for a plan or a refusal as structured output.
+
+    The schema is strict (each task's input is its service's input schema, references
+    allowed in every top-level field) when every service's input schema can be expressed
+    in the strict subset; otherwise it is a loose, non-strict schema.
+    """
+    names = sorted({s.service for s in services})
+    try:
+        variants = [
+            {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "service": {"type": "string", "enum": [s.service]},
+                    "input": _strict_object(s.input_schema, 1),
+                },
+                "required": ["id", "service", "input"],
+                "additionalProperties": False,
+            }
+            for s in sorted(services, key=lambda s: s.service)
+        ]
+        if not variants:
+            raise _NotStrict  # noqa: TRY301
+        task: dict[str, Any] = variants[0] if len(variants) == 1 else {"anyOf": variants}
+        strict = True
+    except _NotStrict:
+        task = {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "service": {"type": "string", "enum": names} if names else {"type": "string"},
+                "input": {"type": "object"},
+            },
+            "required": ["id", "service", "input"],
+        }
+        strict = False
+    schema = {
+        "type": "object",
+        "properties": {
+            "not_actionable": {"type": "boolean"},
+            "reason": {"type": "string"},
+            "tasks": {"type": "array", "items": task},
+            "parallel_groups": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "required": ["not_actionable", "reason", "tasks", "parallel_groups"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "orra_plan", "strict": strict, "schema": schema},
+    }
+
+
+# --- reading the answer ------------------------------------------------------------------
+
+
+def _references(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        m = REFERENCE.match(value)
+        if m:
+            yield m.group(1)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _references(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _references(v)
+
+
+def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]] | None:
+    """The dependency levels of the tasks, from their ``$task.field`` references.
+
+    Returns:
+        The groups (task order kept within a group), or ``None`` when the graph has a
+        duplicate id, a reference to an unknown task or a cycle (validation reports it).
+    """
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        return None
+    deps = {t.id: set(_references(t.input)) for t in tasks}
+    if any(d not in deps for ds in deps.values() for d in ds):
+        return None
+    level: dict[str, int] = {}
+    remaining = dict(deps)
+    while remaining:
+        ready = [t for t, ds in remaining.items() if all(d in level for d in ds)]
+        if not ready:
+            return None
+        for t in ready:
+            level[t] = 1 + max((level[d] for d in remaining[t]), default=-1)
+            del remaining[t]
+    groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for t in ids:
+        groups[level[t]].append(t)
+    return groups
+
+
+def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] = ()) -> Answer:
+    """Interpret the model's JSON answer.
+
+    ``parallel_groups`` is recomputed from the references whenever the task graph allows
+    it, so the plan always has maximum parallelism; otherwise the model's groups are kept
+    for validation to judge. Null values of optional input fields (as strict structured
+    outputs produce them) are dropped.
+
+    Args:
+        answer: The JSON object the model answered with.
+        services: The registered services, to know which input fields are optional.
+
+    Returns:
+        The plan, or the refusal.
+
+    Raises:
+        AnswerError: The answer has neither shape; the message says what is wrong.
+    """
+    if answer.get("not_actionable") is True:
+        reason = answer.get("reason")
+        return NotActionable(str(reason).strip() if reason else "the model gave no reason")
+    raw_tasks = answer.get("tasks")
+    if not isinstance(raw_tasks, list) or not raw_tasks:
+        raise AnswerError(
+            'the answer has no "tasks" list: answer with a plan '
+            '{"tasks": [...], "parallel_groups": [...]} or {"not_actionable": true, ...}'
+        )
+    required = {s.service: set(s.input_schema.get("required") or []) for s in services}
+    tasks: list[PlanTask] = []
+    for i, raw in enumerate(raw_tasks):
+        if not isinstance(raw, dict):
+            raise AnswerError(f"task {i} is not an object")
+        task_id, service, inputs = raw.get("id"), raw.get("service"), raw.get("input", {})
+        if not isinstance(task_id, str) or not task_id:
+            raise AnswerError(f'task {i} has no string "id"')
+        if not isinstance(service, str) or not service:
+            raise AnswerError(f'task {task_id!r} has no string "service"')
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, dict):
+            raise AnswerError(f'task {task_id!r}: "input" must be an object')
+        keep = required.get(service, set())
+        inputs = {k: v for k, v in inputs.items() if v is not None or k in keep}
+        tasks.append(PlanTask(id=task_id, service=service, input=inputs))
+    groups = parallel_groups(tasks)
+    if groups is None:
+        raw_groups = answer.get("parallel_groups")
+        if isinstance(raw_groups, list) and all(
+            isinstance(g, list) and all(isinstance(t, str) for t in g) for g in raw_groups
+        ):
+            groups = [list(g) for g in raw_groups]
+        else:
+            groups = [[t.id for t in tasks]]
+    return Plan(tasks=tasks, parallel_groups=groups)

@@ -1,0 +1,406 @@
+"""Validation of a candidate plan: the one gate every planning strategy goes through.
+
+:func:`validate_plan` checks a candidate (tasks as a planner proposes them) against the
+project's :class:`~orra_planner.registry.ServiceCatalog` and the action's data, collects
+*every* problem (it never stops at the first) as a :class:`ValidationIssue` with a named
+:class:`IssueCode` and a message naming the task and the field, and, when there is none,
+returns the accepted :class:`~orra_events.Plan` with its ``parallel_groups`` computed
+here (a strategy's own groups are never trusted).
+
+The rules (DESIGN.md, "The plan"): every service exists; every input matches the service's
+input schema (names, required fields, JSON types); every ``$task.field`` reference names
+an earlier task and a field that the referenced service's output schema declares; there
+is no cycle; every action data field is used by some task.
+
+A data field counts as *used* when its value appears as a concrete input value of some
+task (anywhere in the input, also inside lists and objects), or as that value converted
+to the input's declared type (``"299.99"`` → ``299.99``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from orra_events import DataField, Plan, PlanTask
+from orra_planner import schema
+from orra_planner.graph import (
+    TASK_ID_PATTERN,
+    dependencies,
+    dependency_levels,
+    find_references,
+    parse_reference,
+)
+
+if TYPE_CHECKING:
+    from orra_planner.registry import ServiceCatalog, ServiceSpec
+
+__all__ = [
+    "IssueCode",
+    "ValidationIssue",
+    "ValidationResult",
+    "parse_candidate",
+    "validate_plan",
+]
+
+
+class IssueCode(StrEnum):
+    """The named kinds of plan validation errors."""
+
+    MALFORMED_PLAN = "malformed_plan"
+    EMPTY_PLAN = "empty_plan"
+    BAD_TASK_ID = "bad_task_id"
+    DUPLICATE_TASK_ID = "duplicate_task_id"
+    UNKNOWN_SERVICE = "unknown_service"
+    MISSING_INPUT = "missing_input"
+    UNEXPECTED_INPUT = "unexpected_input"
+    INPUT_TYPE_MISMATCH = "input_type_mismatch"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    FORWARD_REFERENCE = "forward_reference"
+    UNKNOWN_OUTPUT_FIELD = "unknown_output_field"
+    CYCLE = "cycle"
+    UNUSED_DATA = "unused_data"
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem of a candidate plan.
+
+    Attributes:
+        code: Its kind.
+        message: A sentence naming the task and the field.
+        task: The task it concerns, if one.
+        field: The input, output or data field it concerns, if one.
+    """
+
+    code: IssueCode
+    message: str
+    task: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict on a candidate plan.
+
+    Attributes:
+        issues: Every problem found, in a stable order; empty when the plan is valid.
+        plan: The accepted plan with its parallel groups, when there is no issue.
+    """
+
+    issues: tuple[ValidationIssue, ...]
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the candidate is a valid plan."""
+        return not self.issues
+
+    @property
+    def reasons(self) -> list[str]:
+        """The issues as ``code: message`` strings, as ``plan.failed`` carries them."""
+        return [str(issue) for issue in self.issues]
+
+    def codes(self) -> set[IssueCode]:
+        """The distinct kinds of issues found."""
+        return {issue.code for issue in self.issues}
+
+
+def parse_candidate(raw: Any) -> tuple[list[PlanTask], list[ValidationIssue]]:
+    """Read a plan-shaped JSON value (``{"tasks": [...]}`` or a bare task list).
+
+    Meant for strategies that receive JSON (a language model's answer); any
+    ``parallel_groups`` in it are ignored, since validation computes them.
+
+    Returns:
+        The well-formed tasks, and a ``malformed_plan`` issue per malformed part.
+    """
+    issues: list[ValidationIssue] = []
+    raw_tasks = raw.get("tasks") if isinstance(raw, Mapping) else raw
+    if not isinstance(raw_tasks, list):
+        return [], [ValidationIssue(IssueCode.MALFORMED_PLAN, "the plan has no 'tasks' list")]
+    tasks: list[PlanTask] = []
+    for index, item in enumerate(raw_tasks):
+        where = f"tasks[{index}]"
+        if not isinstance(item, Mapping):
+            issues.append(ValidationIssue(IssueCode.MALFORMED_PLAN, f"{where} is not an object"))
+            continue
+        task_id, service, task_input = item.get("id"), item.get("service"), item.get("input", {})
+        problems = [
+            f"{where}.{name} must be a {kind}"
+            for name, value, kind in (
+                ("id", task_id, "string"),
+                ("service", service, "string"),
+            )
+            if not isinstance(value, str)
+        ]
+        if not isinstance(task_input, Mapping):
+            problems.append(f"{where}.input must be an object")
+        if problems:
+            label = task_id if isinstance(task_id, str) else None
+            issues.extend(
+                ValidationIssue(IssueCode.MALFORMED_PLAN, p, task=label) for p in problems
+            )
+            continue
+        assert isinstance(task_id, str)
+        assert isinstance(service, str)
+        assert isinstance(task_input, Mapping)
+        tasks.append(PlanTask(id=task_id, service=service, input=dict(task_input)))
+    return tasks, issues
+
+
+def validate_plan(
+    tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
+) -> ValidationResult:
+    """Validate a candidate plan; collect every issue.
+
+    Args:
+        tasks: The candidate's tasks, in the order the planner gave them.
+        catalog: The services of the action's project (and only those).
+        data: The action's data fields.
+
+    Returns:
+        The issues and, when there is none, the plan with computed parallel groups.
+    """
+    issues: list[ValidationIssue] = []
+    if not tasks:
+        issues.append(ValidationIssue(IssueCode.EMPTY_PLAN, "the plan has no tasks"))
+    position: dict[str, int] = {}
+    for index, task in enumerate(tasks):
+        if not TASK_ID_PATTERN.fullmatch(task.id):
+            issues.append(
+                ValidationIssue(
+                    IssueCode.BAD_TASK_ID,
+                    f"task id {task.id!r} must start with a letter or '_' and use only "
+                    "letters, digits, '_' or '-' (at most 64)",
+                    task=task.id,
+                )
+            )
+        if task.id in position:
+            issues.append(
+                ValidationIssue(
+                    IssueCode.DUPLICATE_TASK_ID,
+                    f"task id {task.id!r} is used by more than one task",
+                    task=task.id,
+                )
+            )
+        else:
+            position[task.id] = index
+    services_by_task = {task.id: task.service for task in tasks}
+    for index, task in enumerate(tasks):
+        spec = catalog.get(task.service)
+        if spec is None:
+            known = ", ".join(catalog) or "none"
+            issues.append(
+                ValidationIssue(
+                    IssueCode.UNKNOWN_SERVICE,
+                    f"task {task.id!r}: service {task.service!r} is not registered in "
+                    f"project {catalog.project!r} (registered: {known})",
+                    task=task.id,
+                )
+            )
+        else:
+            issues.extend(_check_inputs(task, spec))
+        issues.extend(
+            _check_references(
+                task,
+                index=index,
+                spec=spec,
+                position=position,
+                services_by_task=services_by_task,
+                catalog=catalog,
+            )
+        )
+    deps = dependencies(tasks)
+    order = list(position)
+    levels, blocked = dependency_levels({t: deps[t] for t in order}, order)
+    if blocked:
+        issues.append(
+            ValidationIssue(
+                IssueCode.CYCLE,
+                "tasks " + ", ".join(repr(t) for t in blocked) + " depend on each other in a "
+                "cycle (or on a task in one)",
+                task=blocked[0],
+            )
+        )
+    issues.extend(_check_data_used(tasks, catalog, data))
+    if issues:
+        return ValidationResult(tuple(issues))
+    return ValidationResult((), Plan(tasks=list(tasks), parallel_groups=levels))
+
+
+def _accepts_extra(object_schema: Mapping[str, Any]) -> bool:
+    node = schema.resolve(object_schema, object_schema)
+    if "properties" not in node:
+        return node.get("additionalProperties", True) is not False
+    extra = node.get("additionalProperties", False)
+    return extra is True or isinstance(extra, Mapping)
+
+
+def _check_inputs(task: PlanTask, spec: ServiceSpec) -> Iterator[ValidationIssue]:
+    declared = spec.inputs
+    prefix = f"task {task.id!r} ({spec.name})"
+    for name in sorted(spec.required_inputs - task.input.keys()):
+        yield ValidationIssue(
+            IssueCode.MISSING_INPUT,
+            f"{prefix}: required input {name!r} is missing",
+            task=task.id,
+            field=name,
+        )
+    extra_ok = _accepts_extra(spec.input_schema)
+    for name, value in task.input.items():
+        if name not in declared:
+            if not extra_ok:
+                accepted = ", ".join(sorted(declared)) or "none"
+                yield ValidationIssue(
+                    IssueCode.UNEXPECTED_INPUT,
+                    f"{prefix}: input {name!r} is not in the service's input schema "
+                    f"(accepted: {accepted})",
+                    task=task.id,
+                    field=name,
+                )
+            continue
+        problem = _type_problem(value, declared[name], spec)
+        if problem:
+            yield ValidationIssue(
+                IssueCode.INPUT_TYPE_MISMATCH,
+                f"{prefix}: input {name!r}: {problem}",
+                task=task.id,
+                field=name,
+            )
+
+
+def _type_problem(value: Any, field_schema: Any, spec: ServiceSpec) -> str | None:
+    root = spec.input_schema
+    if parse_reference(value) is not None:
+        return None  # checked against the referenced output in _check_references
+    if next(find_references(value), None) is not None:
+        expected = schema.types_of(field_schema, root)
+        actual = schema.type_name(value)
+        if expected is not None and not schema.types_compatible(frozenset({actual}), expected):
+            return f"expected {' or '.join(sorted(expected))}, got {actual}"
+        return None
+    return schema.check_value(value, field_schema, root)
+
+
+def _check_references(
+    task: PlanTask,
+    *,
+    index: int,
+    spec: ServiceSpec | None,
+    position: Mapping[str, int],
+    services_by_task: Mapping[str, str],
+    catalog: ServiceCatalog,
+) -> Iterator[ValidationIssue]:
+    for ref in find_references(task.input):
+        prefix = f"task {task.id!r}: input {ref.path!r} refers to {ref}"
+        if ref.task not in position:
+            yield ValidationIssue(
+                IssueCode.UNKNOWN_REFERENCE,
+                f"{prefix}, but there is no task {ref.task!r}",
+                task=task.id,
+                field=ref.path,
+            )
+            continue
+        if position[ref.task] >= index:
+            what = "itself" if ref.task == task.id else "a later task"
+            yield ValidationIssue(
+                IssueCode.FORWARD_REFERENCE,
+                f"{prefix}, which is {what}; a reference must name an earlier task",
+                task=task.id,
+                field=ref.path,
+            )
+        source = catalog.get(services_by_task[ref.task])
+        if source is None:
+            continue  # its unknown service is reported on that task
+        outputs = source.outputs
+        if ref.field not in outputs:
+            if not _accepts_extra(source.output_schema):
+                declared = ", ".join(sorted(outputs)) or "none"
+                yield ValidationIssue(
+                    IssueCode.UNKNOWN_OUTPUT_FIELD,
+                    f"{prefix}, but {source.name}'s output schema has no field "
+                    f"{ref.field!r} (declared: {declared})",
+                    task=task.id,
+                    field=ref.path,
+                )
+            continue
+        if spec is None or "." in ref.path or "[" in ref.path or ref.path not in spec.inputs:
+            continue
+        produced = source.output_types(ref.field)
+        wanted = spec.input_types(ref.path)
+        if not schema.types_compatible(produced, wanted):
+            yield ValidationIssue(
+                IssueCode.INPUT_TYPE_MISMATCH,
+                f"{prefix}: {source.name} produces {' or '.join(sorted(produced or ()))} but "
+                f"{spec.name} expects {' or '.join(sorted(wanted or ()))}",
+                task=task.id,
+                field=ref.path,
+            )
+
+
+def _values(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _values(item)
+
+
+def _same(data_value: Any, candidate: Any) -> bool:
+    if type(data_value) is type(candidate) and data_value == candidate:
+        return True
+    if isinstance(data_value, str) and not isinstance(candidate, str | list | dict):
+        target = {"type": schema.type_name(candidate)}
+        if target["type"] == "integer" and isinstance(candidate, float):
+            target = {"type": "number"}
+        converted = schema.coerce(data_value, target, target)
+        return type(converted) is type(candidate) and bool(converted == candidate)
+    return bool(
+        isinstance(data_value, int | float)
+        and not isinstance(data_value, bool)
+        and isinstance(candidate, int | float)
+        and not isinstance(candidate, bool)
+        and data_value == candidate
+    )
+
+
+def _check_data_used(
+    tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
+) -> Iterator[ValidationIssue]:
+    values = [
+        v
+        for task in tasks
+        for item in task.input.values()
+        for v in _values(item)
+        if parse_reference(v) is None
+    ]
+    for data_field in data:
+        if any(_same(data_field.value, v) for v in values):
+            continue
+        takers = sorted(
+            spec.name
+            for spec in catalog.values()
+            if _normalise(data_field.field) in {_normalise(n) for n in spec.inputs}
+        )
+        hint = (
+            f"services that accept {data_field.field!r}: {', '.join(takers)}"
+            if takers
+            else f"no registered service accepts an input named {data_field.field!r}"
+        )
+        yield ValidationIssue(
+            IssueCode.UNUSED_DATA,
+            f"data field {data_field.field!r} is used by no task ({hint})",
+            field=data_field.field,
+        )
+
+
+def _normalise(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
