@@ -7,12 +7,14 @@ response.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from orra_cli.errors import CliError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["GatewayClient", "PlanRejected", "SseEvent", "problem_lines"]
 
@@ -249,4 +251,3 @@ def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
             data.append(value)
     if data:
         yield SseEvent(event_id, event_type, "\n".join(data))
-

@@ -78,7 +78,7 @@ def write_json_config(path: Path, data: dict[str, Any]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
-        os.chmod(tmp, 0o600)
+        tmp.chmod(0o600)
         tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -115,9 +115,7 @@ class Settings:
     config_path: Path
 
     @classmethod
-    def resolve(
-        cls, *, gateway_url: str | None = None, api_key: str | None = None
-    ) -> Settings:
+    def resolve(cls, *, gateway_url: str | None = None, api_key: str | None = None) -> Settings:
         """Resolve the settings: flags, then environment, then config file, then defaults."""
         path = cli_config_path()
         config = read_json_config(path)

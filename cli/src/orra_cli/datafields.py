@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import os.path
 from typing import Any
 
 from orra_cli.errors import UsageError
@@ -116,7 +116,7 @@ class _Lenient:
         while self.pos < len(self.text) and self.text[self.pos] not in stops:
             self.pos += 1
         word = self.text[start : self.pos].strip()
-        if not word or any(c in word for c in "[{\""):
+        if not word or any(c in word for c in '[{"'):
             raise ValueError(f"bad word at {start}")
         if raw:
             return word
@@ -152,20 +152,24 @@ def parse_data_field(raw: str) -> dict[str, Any]:
     if not sep or not field:
         raise UsageError(
             f"-d expects field:value, got {raw!r}: for example -d orderId:ORD123 "
-            "(quote values with spaces or JSON: -d 'items:[{\"id\":\"P1\"}]')"
+            '(quote values with spaces or JSON: -d \'items:[{"id":"P1"}]\')'
         )
     return {"field": field, "value": parse_value(value)}
 
 
 def _common_prefix(words: list[str]) -> str:
-    prefix = os.path.commonprefix(words)
+    prefix = os.path.commonprefix(  # noqa: RUF071
+        words
+    )
     # the brace started right after a structural character
     cut = max(prefix.rfind(c) for c in _OPEN)
     return prefix[: cut + 1] if cut >= 0 else ""
 
 
 def _common_suffix(words: list[str]) -> str:
-    suffix = os.path.commonprefix([w[::-1] for w in words])[::-1]
+    suffix = os.path.commonprefix(  # noqa: RUF071
+        [w[::-1] for w in words]
+    )[::-1]
     # the brace ended right before a structural character
     cuts = [i for i, c in enumerate(suffix) if c in _CLOSE]
     return suffix[cuts[0] :] if cuts else ""
@@ -195,8 +199,8 @@ def merge_brace_expansion(data: list[str], extra: list[str]) -> list[str]:
         if not sep or index is None:
             raise UsageError(
                 f"unexpected argument {word!r}: quote the action and any value with spaces, "
-                "braces or quotes, e.g. orra verify run \"Process order\" "
-                "-d 'items:[{\"id\":\"P1\",\"quantity\":2}]'"
+                'braces or quotes, e.g. orra verify run "Process order" '
+                '-d \'items:[{"id":"P1","quantity":2}]\''
             )
         groups.setdefault(index, [data[index]]).append(word)
     for index, words in groups.items():
@@ -204,7 +208,7 @@ def merge_brace_expansion(data: list[str], extra: list[str]) -> list[str]:
         if not prefix or not suffix:
             raise UsageError(
                 f"cannot read -d {data[index]!r} followed by {words[1:]!r}: quote the value, "
-                "e.g. -d 'items:[{\"id\":\"P1\",\"quantity\":2}]'"
+                'e.g. -d \'items:[{"id":"P1","quantity":2}]\''
             )
         middles = [w[len(prefix) : len(w) - len(suffix)] for w in words]
         merged[index] = prefix + "{" + ",".join(middles) + "}" + suffix

@@ -1,0 +1,657 @@
+"""The ``orra`` command: Typer commands over the gateway's HTTP API and the event stream.
+
+Every command takes ``--json``; data goes to stdout, diagnostics to stderr; the exit code
+is 0 on success, 1 when the operation failed, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import sys
+import time
+from pathlib import Path  # noqa: TC003 - Typer reads the annotations at runtime
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from orra_cli.client import GatewayClient, PlanRejected
+from orra_cli.config import Settings, default_data_dir
+from orra_cli.datafields import parse_data_fields
+from orra_cli.errors import EXIT_FAILED, CliError, UsageError
+from orra_cli.render import (
+    TERMINAL_STATUSES,
+    inspect_text,
+    plan_text,
+    ps_text,
+    relative_time,
+    table_text,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["app"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="orra",
+    help="Orra: plan plain-language actions into parallel tasks across your services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+verify_app = typer.Typer(help="Try actions against the control plane.", no_args_is_help=True)
+services_app = typer.Typer(help="Registered services and agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of the project.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="Webhooks that receive orchestration results.", no_args_is_help=True
+)
+app.add_typer(verify_app, name="verify")
+app.add_typer(services_app, name="services")
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(webhooks_app, name="webhooks")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+GatewayOpt = Annotated[
+    str | None,
+    typer.Option("--gateway-url", help="Gateway URL (overrides ORRA_GATEWAY_URL and config)."),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", help="API key (overrides ORRA_API_KEY and config).", show_default=False
+    ),
+]
+
+_globals: dict[str, str | None] = {"gateway_url": None, "api_key": None}
+
+
+# --- output helpers ------------------------------------------------------------------------
+
+
+def _out() -> Console:
+    return Console(soft_wrap=True, highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _note(message: str, style: str = "dim") -> None:
+    _err().print(Text(message, style=style))
+
+
+def _fail(error: CliError) -> typer.Exit:
+    console = _err()
+    console.print(Text("error: ", style="bold red") + Text(error.message))
+    for line in error.details:
+        console.print(Text(f"  - {line}"))
+    return typer.Exit(error.exit_code)
+
+
+def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CliError as exc:
+            raise _fail(exc) from None
+        except KeyboardInterrupt:
+            _note("interrupted", "yellow")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _settings(gateway_url: str | None, api_key: str | None) -> Settings:
+    return Settings.resolve(
+        gateway_url=gateway_url or _globals["gateway_url"],
+        api_key=api_key or _globals["api_key"],
+    )
+
+
+def _client(gateway_url: str | None, api_key: str | None) -> GatewayClient:
+    settings = _settings(gateway_url, api_key)
+    return GatewayClient(settings.gateway_url, settings.require_api_key())
+
+
+def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
+    if isinstance(payload, dict):
+        for key in ("items", *keys):
+            if isinstance(payload.get(key), list):
+                payload = payload[key]
+                break
+    if not isinstance(payload, list):
+        return []
+    return [item for item in payload if isinstance(item, dict)]
+
+
+@app.callback()
+def _main(
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Orra: plan plain-language actions into parallel tasks across your services."""
+    _globals["gateway_url"] = gateway_url
+    _globals["api_key"] = api_key
+
+
+# --- orra up -------------------------------------------------------------------------------
+
+
+@app.command()
+@_handles_errors
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Also run the example services.")] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="State directory (default ORRA_DATA_DIR or ~/.orra)."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Gateway port.", min=1, max=65535)] = 8005,
+    nats_port: Annotated[
+        int, typer.Option("--nats-port", help="nats-server port.", min=1, max=65535)
+    ] = 4222,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole stack here: nats-server, planner, dispatcher, notifier, gateway."""
+    from orra_cli.supervisor import Stack, StackError
+
+    stack = Stack(data_dir or default_data_dir(), port=port, nats_port=nats_port, demo=demo)
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        stack.request_stop()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            stack.start()
+        except StackError as exc:
+            raise CliError(f"orra up failed: {exc}") from None
+        if as_json:
+            _emit_json(stack.info())
+        else:
+            _banner(stack.info(), demo=demo)
+        stack.wait()
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _note("orra stopped", "bold")
+
+
+def _banner(info: dict[str, Any], *, demo: bool) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Gateway", info["gatewayUrl"])
+    grid.add_row("API key", info["apiKey"])
+    grid.add_row("NATS", info["natsUrl"])
+    grid.add_row("Data", info["dataDir"])
+    if info.get("configPath"):
+        grid.add_row("CLI config", info["configPath"])
+    names = [name for name, pid in info["pids"].items() if pid]
+    grid.add_row("Processes", ", ".join(names))
+    grid.add_row("", "")
+    example = (
+        'orra verify run "Estimate order delivery and notify customer" '
+        "-d orderId:ORD456 -d customerId:ABC123 --wait"
+        if demo
+        else "orra services ls"
+    )
+    grid.add_row("Try", example)
+    grid.add_row("Stop", "Ctrl-C")
+    _out().print(Panel(grid, title="Orra is ready", border_style="green", expand=False))
+
+
+# --- orra verify run -----------------------------------------------------------------------
+
+
+@verify_app.command("run")
+@_handles_errors
+def verify_run(  # noqa: PLR0917 - a Typer command's options
+    action: Annotated[str, typer.Argument(help="The action, in plain language.")],
+    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option("-d", "--data", help="Action data as field:value (JSON values allowed)."),
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option("-w", "--webhook", help="Webhook URL for the result.")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow it to the end.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds --wait waits at most.", min=0.1)
+    ] = 600.0,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Submit at most once per key.")
+    ] = None,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Submit an action; print its id and the plan's parallel groups."""
+    fields = parse_data_fields(data or [], extra or [])
+    if not action.strip():
+        raise UsageError('the action is empty: orra verify run "Process order ORD123"')
+    with _client(gateway_url, api_key) as client:
+        try:
+            _code, created = client.submit(
+                action, fields, webhook=webhook, idempotency_key=idempotency_key
+            )
+        except PlanRejected as exc:
+            exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
+            raise
+        orch_id = str(created.get("orchestrationId") or created.get("id"))
+        view: dict[str, Any] = created
+        if view.get("status") == "planning" and not view.get("tasks"):
+            view = _wait_for(client, orch_id, lambda o: o.get("status") != "planning", 30.0)
+        if view.get("status") in {"not_actionable", "failed"} and not view.get("tasks"):
+            raise CliError(
+                f"orchestration {orch_id} could not be planned ({view.get('status')}): "
+                f"{view.get('error') or 'no reason given'}; see `orra inspect -d {orch_id}`"
+            )
+        if not as_json:
+            console = _out()
+            console.print(
+                Text.assemble(
+                    ("Orchestration ", "bold"),
+                    (orch_id, "bold cyan"),
+                    f"  status: {view.get('status')}",
+                )
+            )
+            console.print(plan_text(view))
+        if wait:
+            view = _wait_for(
+                client,
+                orch_id,
+                lambda o: o.get("status") in TERMINAL_STATUSES,
+                timeout,
+                progress=not as_json,
+            )
+    result: dict[str, Any] = {
+        "orchestrationId": orch_id,
+        "status": view.get("status"),
+        "tasks": view.get("tasks") or [],
+        "parallel_groups": view.get("parallel_groups") or [],
+    }
+    if wait:
+        result["results"] = view.get("results")
+        result["error"] = view.get("error")
+    if as_json:
+        _emit_json(result)
+    elif wait:
+        console = _out()
+        console.print()
+        console.print(inspect_text(view))
+        if view.get("results") is not None:
+            console.print()
+            console.print(Text("Results", style="bold"))
+            console.print(json.dumps(view.get("results"), indent=2, ensure_ascii=False))
+    else:
+        _note(f"follow it: orra inspect -f {orch_id}")
+    if wait and view.get("status") != "completed":
+        _note(f"orchestration {orch_id} ended {view.get('status')}: {view.get('error')}", "red")
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _wait_for(
+    client: GatewayClient,
+    orch_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout_s: float,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    interval = 0.1
+    last = ""
+    while True:
+        view = client.orchestration(orch_id)
+        if done(view):
+            return view
+        if progress:
+            tasks = view.get("tasks") or []
+            finished = sum(1 for t in tasks if t.get("status") == "completed")
+            line = f"{view.get('status')}: {finished}/{len(tasks)} tasks completed"
+            if line != last:
+                _note(line)
+                last = line
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"orchestration {orch_id} is still {view.get('status')} after {timeout_s:g}s: "
+                f"follow it with `orra inspect -f {orch_id}`"
+            )
+        time.sleep(interval)
+        interval = min(interval * 1.5, 1.0)
+
+
+# --- orra ps / inspect / logs / abort ------------------------------------------------------
+
+
+@app.command()
+@_handles_errors
+def ps(
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only orchestrations with this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.", min=1)] = 20,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """List orchestrations, newest first."""
+    with _client(gateway_url, api_key) as client:
+        payload = client.get_json("/orchestrations", params={"status": status, "limit": limit})
+    items = _items(payload)
+    if as_json:
+        next_cursor = payload.get("nextCursor") if isinstance(payload, dict) else None
+        _emit_json({"items": items, "nextCursor": next_cursor})
+        return
+    if not items:
+        hint = f" with status {status}" if status else ""
+        _note(f'no orchestrations{hint} yet: submit one with `orra verify run "ACTION"`')
+        return
+    _out().print(ps_text(items))
+
+
+@app.command()
+@_handles_errors
+def inspect(  # noqa: PLR0917 - a Typer command's options
+    orchestration_id: Annotated[str, typer.Argument(metavar="ID", help="Orchestration id.")],
+    detailed: Annotated[
+        bool, typer.Option("-d", "--detailed", help="Inputs, outputs, plan and webhooks.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Follow it live from the event stream.")
+    ] = False,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Show an orchestration: its details and tasks (`-f` follows it live until it ends)."""
+    if follow:
+        settings = _settings(gateway_url, api_key)
+        view = asyncio.run(_follow(settings, orchestration_id, detailed=detailed, quiet=as_json))
+        if as_json:
+            _emit_json(view)
+        if view.get("status") != "completed":
+            raise typer.Exit(EXIT_FAILED)
+        return
+    with _client(gateway_url, api_key) as client:
+        view = client.orchestration(orchestration_id)
+    if as_json:
+        _emit_json(view)
+        return
+    _out().print(inspect_text(view, detailed=detailed))
+
+
+async def _follow(
+    settings: Settings, orch_id: str, *, detailed: bool, quiet: bool
+) -> dict[str, Any]:
+    from rich.live import Live
+
+    from orra_cli.stream import StreamedEvent, orchestration_events
+    from orra_events.projection import OrchestrationView, apply, to_builtins
+
+    state: OrchestrationView | None = None
+    empty: dict[str, Any] = {"id": orch_id, "status": "planning", "tasks": []}
+
+    def current() -> dict[str, Any]:
+        return empty if state is None else dict(to_builtins(state))
+
+    console = _out()
+    live_ok = console.is_terminal and not quiet
+    events = orchestration_events(settings.nats_url, settings.namespace, orch_id, follow=True)
+    if not live_ok:
+        async for item in events:
+            if isinstance(item, StreamedEvent) and item.event is not None:
+                state = apply(state, item.event)
+        if not quiet:
+            console.print(inspect_text(current(), detailed=detailed))
+        return current()
+    with Live(inspect_text(current()), console=console, refresh_per_second=8) as live:
+        async for item in events:
+            if isinstance(item, StreamedEvent) and item.event is not None:
+                state = apply(state, item.event)
+            live.update(inspect_text(current(), detailed=detailed))
+    return current()
+
+
+@app.command()
+@_handles_errors
+def logs(
+    orchestration_id: Annotated[str, typer.Argument(metavar="ID", help="Orchestration id.")],
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing until it ends.")
+    ] = False,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Print an orchestration's raw events in order (from the event stream)."""
+    from orra_cli.stream import BrokerUnreachable
+
+    settings = _settings(gateway_url, api_key)
+    try:
+        asyncio.run(_stream_logs(settings, orchestration_id, follow=follow, as_json=as_json))
+    except BrokerUnreachable as exc:
+        _note(f"{exc.message}; reading the events from the gateway instead")
+        with GatewayClient(settings.gateway_url, settings.require_api_key()) as client:
+            for sse in client.events(orchestration_id):
+                try:
+                    raw = json.loads(sse.data)
+                except ValueError:
+                    raw = {"type": sse.event, "data": sse.data}
+                seq = int(sse.id) if sse.id and sse.id.isdigit() else None
+                _print_event(seq, raw, as_json=as_json)
+                if raw.get("type") in {
+                    "orchestration.done",
+                    "orchestration.failed",
+                    "orchestration.aborted",
+                }:
+                    break
+
+
+async def _stream_logs(settings: Settings, orch_id: str, *, follow: bool, as_json: bool) -> None:
+    from orra_cli.stream import StreamedEvent, orchestration_events
+
+    async for item in orchestration_events(
+        settings.nats_url, settings.namespace, orch_id, follow=follow
+    ):
+        if isinstance(item, StreamedEvent):
+            _print_event(item.seq, item.raw, as_json=as_json)
+
+
+_SKIP = {"type", "event_id", "at", "v", "orchestration_id"}
+
+
+def _print_event(seq: int | None, raw: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        _emit_json(raw)
+        return
+    at = raw.get("at")
+    stamp = (
+        time.strftime("%H:%M:%S", time.localtime(at)) + f".{int((at % 1) * 1000):03d}"
+        if isinstance(at, int | float)
+        else "-"
+    )
+    fields = " ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False, separators=(',', ':'))}"
+        for k, v in raw.items()
+        if k not in _SKIP
+    )
+    line = Text(f"{seq if seq is not None else '-':>6}  {stamp}  ", style="dim")
+    line.append(f"{raw.get('type', '?'):<22}", style="bold")
+    line.append(f" {fields}")
+    _out().print(line)
+
+
+@app.command()
+@_handles_errors
+def abort(
+    orchestration_id: Annotated[str, typer.Argument(metavar="ID", help="Orchestration id.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why (kept in the event log).")
+    ] = None,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Abort a running orchestration: nothing more is dispatched."""
+    with _client(gateway_url, api_key) as client:
+        payload = client.post_json(
+            f"/orchestrations/{orchestration_id}/abort",
+            {"reason": reason} if reason else {},
+            not_found=f"orchestration {orchestration_id} not found: list them with `orra ps`",
+        )
+    if as_json:
+        _emit_json(payload if isinstance(payload, dict) else {"orchestrationId": orchestration_id})
+        return
+    status = payload.get("status") if isinstance(payload, dict) else None
+    _out().print(f"orchestration {orchestration_id}: {status or 'abort requested'}")
+
+
+# --- services, api keys, webhooks ----------------------------------------------------------
+
+
+def _cell(item: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = item.get(key)
+        if value is not None and value != "":
+            if isinstance(value, bool):
+                return "yes" if value else "no"
+            return str(value)
+    return "-"
+
+
+def _print_rows(headers: list[str], rows: list[list[str]], empty: str) -> None:
+    if not rows:
+        _note(empty)
+        return
+    _out().print(Text("\n").join(table_text(headers, rows)))
+
+
+@services_app.command("ls")
+@_handles_errors
+def services_ls(
+    as_json: JsonOpt = False, gateway_url: GatewayOpt = None, api_key: ApiKeyOpt = None
+) -> None:
+    """List registered services and agents with their health."""
+    with _client(gateway_url, api_key) as client:
+        items = _items(client.get_json("/services"), "services")
+    if as_json:
+        _emit_json({"items": items})
+        return
+    rows = [
+        [
+            _cell(s, "name", "service"),
+            _cell(s, "kind"),
+            _cell(s, "status", "health", "healthy"),
+            _cell(s, "instances", "instanceCount"),
+            relative_time(s.get("lastSeen") or s.get("lastHeartbeat")),
+            _cell(s, "description"),
+        ]
+        for s in items
+    ]
+    _print_rows(
+        ["NAME", "KIND", "STATUS", "INSTANCES", "LAST SEEN", "DESCRIPTION"],
+        rows,
+        "no services registered yet: start yours with the SDK (or `orra up --demo`)",
+    )
+
+
+@keys_app.command("gen")
+@_handles_errors
+def api_keys_gen(
+    name: Annotated[str | None, typer.Option("--name", help="A label for the key.")] = None,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Create a new API key for the project."""
+    with _client(gateway_url, api_key) as client:
+        payload = client.post_json("/api-keys", {"name": name} if name else {})
+    key = None
+    if isinstance(payload, dict):
+        key = payload.get("apiKey") or payload.get("key") or payload.get("api_key")
+    if not key:
+        raise CliError("the gateway created no API key (no apiKey in its answer)")
+    if as_json:
+        _emit_json({**payload, "apiKey": key})
+        return
+    _out().print(str(key))
+    _note("keep it secret: it is shown once; use it as ORRA_API_KEY or --api-key")
+
+
+@keys_app.command("ls")
+@_handles_errors
+def api_keys_ls(
+    as_json: JsonOpt = False, gateway_url: GatewayOpt = None, api_key: ApiKeyOpt = None
+) -> None:
+    """List the project's API keys (never their secret)."""
+    with _client(gateway_url, api_key) as client:
+        items = _items(client.get_json("/api-keys"), "apiKeys", "keys")
+    if as_json:
+        _emit_json({"items": items})
+        return
+    rows = [
+        [
+            _cell(k, "id", "prefix", "keyPrefix"),
+            _cell(k, "name"),
+            _cell(k, "project"),
+            relative_time(k.get("createdAt")),
+        ]
+        for k in items
+    ]
+    _print_rows(["ID", "NAME", "PROJECT", "CREATED"], rows, "no API keys")
+
+
+@webhooks_app.command("add")
+@_handles_errors
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="URL that receives orchestration results.")],
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Register a webhook URL for the project."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"{url!r} is not an http(s) URL: e.g. http://localhost:3000/webhooks")
+    with _client(gateway_url, api_key) as client:
+        payload = client.post_json("/webhooks", {"url": url})
+    if as_json:
+        _emit_json(payload if isinstance(payload, dict) else {"url": url})
+        return
+    _out().print(f"webhook added: {url}")
+    if isinstance(payload, dict) and payload.get("secret"):
+        _note(f"signing secret: {payload['secret']}")
+
+
+@webhooks_app.command("ls")
+@_handles_errors
+def webhooks_ls(
+    as_json: JsonOpt = False, gateway_url: GatewayOpt = None, api_key: ApiKeyOpt = None
+) -> None:
+    """List the project's webhooks."""
+    with _client(gateway_url, api_key) as client:
+        items = _items(client.get_json("/webhooks"), "webhooks")
+    if as_json:
+        _emit_json({"items": items})
+        return
+    rows = [[_cell(w, "url"), _cell(w, "id"), relative_time(w.get("createdAt"))] for w in items]
+    _print_rows(["URL", "ID", "CREATED"], rows, "no webhooks: add one with `orra webhooks add URL`")

@@ -1,0 +1,643 @@
+"""Run the whole Orra stack on one machine: ``orra up``.
+
+A :class:`Stack` starts a real nats-server (:class:`~orra_events.embedded.EmbeddedNats`,
+store in ``DATA_DIR/nats``), then the planner, dispatcher, notifier and gateway (and the
+example services with ``demo=True``) as separate child processes
+(``sys.executable -m <module>``). Each child's output lines go to a sink, prefixed with
+its name, from one reader thread per child. :meth:`Stack.start` returns once every child
+logged its ``"event": "ready"`` line (or the gateway answers ``/healthz``). A child that
+exits is reported and restarted with exponential backoff. :meth:`Stack.stop` sends
+SIGTERM to every child, SIGKILL after a grace period, then stops nats-server.
+
+The local API key is generated on first start (``orra_`` + ``secrets.token_urlsafe``),
+kept in ``DATA_DIR/config.json`` (mode 0600, reused on every later start) and handed to
+the gateway as ``ORRA_GATEWAY_BOOTSTRAP_KEY``; the CLI's config file gets the gateway URL,
+the key and the NATS URL. Usable in-process, e.g. by end-to-end tests::
+
+    with Stack(tmp_path, port=free_port(), nats_port=free_port()) as stack:
+        httpx.get(stack.gateway_url + "/healthz")
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Self
+
+import httpx
+
+from orra_cli.config import cli_config_path, read_json_config, write_json_config
+from orra_events.embedded import EmbeddedNats, EmbeddedNatsError
+
+__all__ = [
+    "CORE_SERVICES",
+    "ChildSpec",
+    "LogSink",
+    "NoticeSink",
+    "Stack",
+    "StackError",
+    "format_log_line",
+    "generate_api_key",
+    "load_or_create_api_key",
+]
+
+LogSink = Callable[[str, str], None]
+"""Receives ``(process name, output line)`` from the reader threads."""
+NoticeSink = Callable[[str], None]
+"""Receives the supervisor's own messages (crashes, restarts, shutdown)."""
+
+CORE_SERVICES: tuple[tuple[str, str], ...] = (
+    ("planner", "orra_planner"),
+    ("dispatcher", "orra_dispatcher"),
+    ("notifier", "orra_notifier"),
+    ("gateway", "orra_gateway"),
+)
+"""(name, module) of every control-plane process, in start order."""
+
+_MAX_BACKOFF_S = 30.0
+_STABLE_AFTER_S = 30.0
+
+
+class StackError(Exception):
+    """The stack could not start; the message says why and what to do."""
+
+
+def generate_api_key() -> str:
+    """A new local API key: ``orra_`` and 32 random bytes, URL-safe."""
+    return "orra_" + secrets.token_urlsafe(32)
+
+
+def load_or_create_api_key(data_dir: Path) -> str:
+    """The API key kept in ``DATA_DIR/config.json``, created on first use."""
+    config = read_json_config(data_dir / "config.json")
+    key = config.get("apiKey")
+    if isinstance(key, str) and key:
+        return key
+    key = generate_api_key()
+    config["apiKey"] = key
+    config.setdefault("project", "default")
+    write_json_config(data_dir / "config.json", config)
+    return key
+
+
+def format_log_line(line: str) -> str:
+    """A structlog JSON line made readable (``info  ready nats_url=...``); others as is."""
+    if not line.startswith("{"):
+        return line
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "event" not in record:
+        return line
+    level = str(record.pop("level", "info"))
+    event = str(record.pop("event"))
+    for noise in ("timestamp", "service", "logger"):
+        record.pop(noise, None)
+    exc = record.pop("exception", None)
+    extras = " ".join(
+        f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v)}"
+        for k, v in record.items()
+    )
+    text = f"{level:<7} {event}" + (f"  {extras}" if extras else "")
+    if exc:
+        text += "\n" + str(exc)
+    return text
+
+
+def _is_ready_line(line: str) -> bool:
+    if '"ready"' not in line:
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("event") == "ready"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: have the kernel send SIGTERM to the child if the supervisor dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to run one child process.
+
+    Attributes:
+        name: Short name, used as the output prefix.
+        argv: Command line.
+        env: Environment of the process.
+        required: Whether start fails when it does not become ready.
+        health_url: A URL whose 200 also means ready.
+    """
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    required: bool = True
+    health_url: str | None = None
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    proc: subprocess.Popen[bytes] | None = None
+    reader: threading.Thread | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff_s: float = 0.0
+    restart_at: float | None = None
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+
+
+def _default_log_sink() -> LogSink:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    colors = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
+    assigned: dict[str, str] = {}
+
+    def sink(name: str, line: str) -> None:
+        style = assigned.setdefault(name, colors[len(assigned) % len(colors)])
+        text = Text(f"{name:<10} | ", style=style)
+        text.append(format_log_line(line))
+        console.print(text)
+
+    return sink
+
+
+def _default_notice_sink() -> NoticeSink:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+    def sink(message: str) -> None:
+        console.print(Text(f"{'orra':<10} | {message}", style="bold"))
+
+    return sink
+
+
+class Stack:
+    """nats-server plus every Orra process, supervised.
+
+    Args:
+        data_dir: State directory: ``nats/`` (JetStream store), ``config.json`` (the local
+            API key), ``logs/nats.log``; the same directory resumes the same state.
+        port: Gateway port (``None``: a free one).
+        nats_port: nats-server client port (``None``: a free one).
+        demo: Also run the example services (``python -m orra_examples``).
+        host: Interface every server listens on.
+        namespace: ``ORRA_NAMESPACE`` of every process (default: the environment's).
+        log_sink: Receives every child output line; Rich-prefixed on stderr by default.
+        notice_sink: Receives the supervisor's messages; stderr by default.
+        restart: Restart children that exit while the stack runs.
+        grace_s: Seconds between SIGTERM and SIGKILL on stop.
+        ready_timeout_s: Seconds :meth:`start` waits for every child to be ready.
+        cli_config: The CLI config file to update (``None``: ``$ORRA_CONFIG`` or XDG).
+        write_cli_config: Whether to update the CLI config file at all.
+        extra_env: More environment variables for every child.
+        extra_children: More processes to supervise (name, argv), e.g. a test service.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        port: int | None = 8005,
+        nats_port: int | None = 4222,
+        demo: bool = False,
+        host: str = "127.0.0.1",
+        namespace: str | None = None,
+        log_sink: LogSink | None = None,
+        notice_sink: NoticeSink | None = None,
+        restart: bool = True,
+        grace_s: float = 10.0,
+        ready_timeout_s: float = 60.0,
+        cli_config: Path | None = None,
+        write_cli_config: bool = True,
+        extra_env: dict[str, str] | None = None,
+        extra_children: list[tuple[str, list[str]]] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.host = host
+        self.port = port or _free_port(host)
+        self.nats_port = nats_port or _free_port(host)
+        self.demo = demo
+        self.namespace = os.environ.get("ORRA_NAMESPACE", "") if namespace is None else namespace
+        self.restart = restart
+        self.grace_s = grace_s
+        self.ready_timeout_s = ready_timeout_s
+        self.cli_config = cli_config or cli_config_path()
+        self.write_cli_config = write_cli_config
+        self.extra_env = dict(extra_env or {})
+        self.extra_children = list(extra_children or [])
+        self._log = log_sink or _default_log_sink()
+        self._notice = notice_sink or _default_notice_sink()
+        self.api_key = ""
+        self.nats: EmbeddedNats | None = None
+        self._children: dict[str, _Child] = {}
+        self._lock_file: IO[str] | None = None
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._spawn_lock = threading.Lock()
+        self._started = False
+
+    # --- facts ---------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def nats_url(self) -> str:
+        """Client URL of nats-server."""
+        return f"nats://{self.host}:{self.nats_port}"
+
+    @property
+    def config_path(self) -> Path:
+        """The stack's own config file (the API key), ``DATA_DIR/config.json``."""
+        return self.data_dir / "config.json"
+
+    def pids(self) -> dict[str, int | None]:
+        """Process id of nats-server and of every child (``None`` while one is down)."""
+        pids: dict[str, int | None] = {"nats": self.nats.pid if self.nats else None}
+        for name, child in self._children.items():
+            alive = child.proc is not None and child.proc.poll() is None
+            pids[name] = child.proc.pid if alive and child.proc else None
+        return pids
+
+    def info(self) -> dict[str, Any]:
+        """What a client needs: URLs, key, directories, process ids."""
+        return {
+            "gatewayUrl": self.gateway_url,
+            "apiKey": self.api_key,
+            "natsUrl": self.nats_url,
+            "namespace": self.namespace,
+            "dataDir": str(self.data_dir),
+            "configPath": str(self.cli_config) if self.write_cli_config else None,
+            "pids": self.pids(),
+        }
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`start` or :meth:`wait` to return (safe in signal handlers)."""
+        self._stop_requested.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until :meth:`request_stop` is called; ``True`` if it was."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._stop_requested.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._stop_requested.wait(0.5 if remaining is None else min(0.5, remaining))
+        return True
+
+    def start(self) -> Self:
+        """Start nats-server and every child; return once all are ready.
+
+        Raises:
+            StackError: the data directory is in use, a port is taken, nats-server or a
+                required child failed to start, or :meth:`request_stop` was called.
+        """
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        for what, port, flag in (
+            ("the gateway", self.port, "--port"),
+            ("nats-server", self.nats_port, "--nats-port"),
+        ):
+            if not _port_free(self.host, port):
+                raise StackError(
+                    f"port {port} on {self.host} (for {what}) is in use: stop what uses it "
+                    f"or pass {flag}"
+                )
+        self.api_key = load_or_create_api_key(self.data_dir)
+        self._write_configs()
+        self.nats = EmbeddedNats(
+            self.data_dir / "nats",
+            port=self.nats_port,
+            host=self.host,
+            log_file=self.data_dir / "logs" / "nats.log",
+            server_name="orra",
+        )
+        try:
+            self.nats.start()
+        except EmbeddedNatsError as exc:
+            raise StackError(f"{exc} (see {self.data_dir / 'logs' / 'nats.log'})") from None
+        self._notice(f"nats-server ready on {self.nats_url} (store {self.data_dir / 'nats'})")
+        for spec in self._specs():
+            child = _Child(spec)
+            self._children[spec.name] = child
+            self._spawn(child)
+        self._wait_ready()
+        self._monitor = threading.Thread(target=self._watch, name="orra-supervisor", daemon=True)
+        self._monitor.start()
+
+    def _acquire_lock(self) -> None:
+        path = self.data_dir / "orra.lock"
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            handle.close()
+            raise StackError(
+                f"another `orra up` (pid {owner}) is using {self.data_dir}: stop it first, "
+                "or pass --data-dir for a separate stack"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def _write_configs(self) -> None:
+        stack_config = read_json_config(self.config_path)
+        stack_config.update(
+            apiKey=self.api_key,
+            project="default",
+            gatewayUrl=self.gateway_url,
+            natsUrl=self.nats_url,
+            namespace=self.namespace,
+        )
+        write_json_config(self.config_path, stack_config)
+        if self.write_cli_config:
+            cli = read_json_config(self.cli_config)
+            cli.update(
+                gatewayUrl=self.gateway_url,
+                apiKey=self.api_key,
+                natsUrl=self.nats_url,
+                namespace=self.namespace,
+                dataDir=str(self.data_dir),
+            )
+            write_json_config(self.cli_config, cli)
+
+    def _specs(self) -> list[ChildSpec]:
+        env = dict(os.environ)
+        env.update(
+            ORRA_NATS_URL=self.nats_url,
+            ORRA_NAMESPACE=self.namespace,
+            ORRA_DATA_DIR=str(self.data_dir),
+            ORRA_GATEWAY_URL=self.gateway_url,
+            ORRA_LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        specs: list[ChildSpec] = []
+        for name, module in CORE_SERVICES:
+            child_env = dict(env)
+            health = None
+            if name == "gateway":
+                child_env.update(
+                    ORRA_GATEWAY_HOST=self.host,
+                    ORRA_GATEWAY_PORT=str(self.port),
+                    ORRA_GATEWAY_BOOTSTRAP_KEY=self.api_key,
+                )
+                health = f"{self.gateway_url}/healthz"
+            specs.append(
+                ChildSpec(name, [sys.executable, "-m", module], child_env, health_url=health)
+            )
+        if self.demo:
+            demo_env = dict(env, ORRA_API_KEY=self.api_key)
+            specs.append(
+                ChildSpec(
+                    "examples",
+                    [sys.executable, "-m", "orra_examples"],
+                    demo_env,
+                    required=False,
+                )
+            )
+        specs.extend(
+            ChildSpec(name, argv, dict(env), required=False) for name, argv in self.extra_children
+        )
+        return specs
+
+    def _spawn(self, child: _Child) -> None:
+        with self._spawn_lock:
+            if self._stopped.is_set():
+                return
+            child.ready.clear()
+            child.proc = subprocess.Popen(
+                child.spec.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=child.spec.env,
+                cwd=self.data_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+            child.started_at = time.monotonic()
+            child.restart_at = None
+            child.reader = threading.Thread(
+                target=self._read,
+                args=(child, child.proc),
+                name=f"orra-{child.spec.name}",
+                daemon=True,
+            )
+            child.reader.start()
+
+    def _read(self, child: _Child, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line:
+                continue
+            child.tail.append(line)
+            if not child.ready.is_set() and _is_ready_line(line):
+                child.ready.set()
+            with contextlib.suppress(Exception):
+                self._log(child.spec.name, line)
+        proc.stdout.close()
+
+    def _healthy(self, url: str) -> bool:
+        try:
+            return httpx.get(url, timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        pending = dict(self._children)
+        next_health = 0.0
+        while pending:
+            if self._stop_requested.is_set():
+                raise StackError("interrupted while starting")
+            for name, child in list(pending.items()):
+                proc = child.proc
+                assert proc is not None
+                if child.ready.is_set():
+                    del pending[name]
+                elif proc.poll() is not None:
+                    if child.reader:
+                        child.reader.join(timeout=2)
+                    tail = "\n".join(f"  {line}" for line in list(child.tail)[-10:])
+                    raise StackError(
+                        f"{name} exited with code {proc.returncode} before it was ready; "
+                        f"its last output:\n{tail or '  (none)'}"
+                    )
+                elif (
+                    child.spec.health_url
+                    and time.monotonic() >= next_health
+                    and self._healthy(child.spec.health_url)
+                ):
+                    child.ready.set()
+                    del pending[name]
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + 0.5
+            if time.monotonic() > deadline:
+                required = [n for n, c in pending.items() if c.spec.required]
+                if required:
+                    raise StackError(
+                        f"{', '.join(required)} not ready after {self.ready_timeout_s:g}s: "
+                        "see the output above"
+                    )
+                for name in pending:
+                    self._notice(f"{name} is running but has not logged 'ready' yet")
+                return
+            time.sleep(0.05)
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(0.2):
+            if self.nats is not None and self.nats.pid is None and not self._stopped.is_set():
+                self._restart_nats()
+            for child in list(self._children.values()):
+                if self._stopped.is_set():
+                    return
+                proc = child.proc
+                if proc is None or proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if child.restart_at is None:
+                    if not self.restart:
+                        self._notice(f"{child.spec.name} exited with code {proc.returncode}")
+                        child.proc = None
+                        continue
+                    uptime = now - child.started_at
+                    child.backoff_s = (
+                        0.5
+                        if uptime > _STABLE_AFTER_S or not child.backoff_s
+                        else min(child.backoff_s * 2, _MAX_BACKOFF_S)
+                    )
+                    child.restart_at = now + child.backoff_s
+                    self._notice(
+                        f"{child.spec.name} exited with code {proc.returncode}; "
+                        f"restarting in {child.backoff_s:g}s"
+                    )
+                elif now >= child.restart_at:
+                    child.restarts += 1
+                    self._spawn(child)
+                    pid = child.proc.pid if child.proc else "?"
+                    self._notice(f"{child.spec.name} restarted (pid {pid})")
+
+    def _restart_nats(self) -> None:
+        assert self.nats is not None
+        proc = getattr(self.nats, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            return
+        self._notice("nats-server is down; restarting it")
+        try:
+            self.nats.start()
+        except EmbeddedNatsError as exc:
+            self._notice(f"nats-server did not restart: {exc}")
+
+    def stop(self) -> None:
+        """Stop every child (SIGTERM, SIGKILL after the grace period), then nats-server."""
+        if self._stopped.is_set():
+            return
+        with self._spawn_lock:
+            self._stopped.set()
+        self._stop_requested.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
+        running = [c for c in self._children.values() if c.proc and c.proc.poll() is None]
+        if running:
+            self._notice(f"stopping {', '.join(c.spec.name for c in running)}")
+        for child in running:
+            self._signal(child, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for child in running:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._notice(f"{child.spec.name} did not stop in {self.grace_s:g}s; killing it")
+                self._signal(child, signal.SIGKILL)
+                child.proc.wait()
+        for child in self._children.values():
+            if child.proc is not None:
+                self._signal(child, signal.SIGKILL)  # stray grandchildren of its group
+            if child.reader is not None:
+                child.reader.join(timeout=2)
+        if self.nats is not None:
+            self.nats.stop()
+            self._notice("nats-server stopped")
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    @staticmethod
+    def _signal(child: _Child, sig: signal.Signals) -> None:
+        if child.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.proc.pid, sig)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

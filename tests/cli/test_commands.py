@@ -1,0 +1,330 @@
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from orra_cli.app import app
+from orra_cli.config import Settings, write_json_config
+from orra_cli.errors import EXIT_FAILED, EXIT_USAGE
+
+from .conftest import API_KEY, FakeGateway, Request
+from .samples import created, seed_orchestration
+
+
+def test_verify_run_sends_json_and_string_values_and_prints_the_plan(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    gateway.route("POST", "/orchestrations", (201, created()))
+    result = orra(
+        "verify",
+        "run",
+        "Estimate order delivery and notify customer",
+        "-d",
+        "orderId:ORD456",
+        "-d",
+        "customerId:ABC123",
+        "-d",
+        "amount:299.99",
+        "-d",
+        'items:[{"id":"PROD789","quantity":2}]',
+        "-w",
+        "http://localhost:3000/hook",
+    )
+    assert result.exit_code == 0, result.output
+    body = gateway.last("POST", "/orchestrations").body
+    assert body == {
+        "action": {"content": "Estimate order delivery and notify customer"},
+        "data": [
+            {"field": "orderId", "value": "ORD456"},
+            {"field": "customerId", "value": "ABC123"},
+            {"field": "amount", "value": 299.99},
+            {"field": "items", "value": [{"id": "PROD789", "quantity": 2}]},
+        ],
+        "webhook": "http://localhost:3000/hook",
+    }
+    assert "o_abc123" in result.stdout
+    assert "│ 1. payment, inventory" in result.stdout
+    assert "│ 2. delivery" in result.stdout
+    assert "orra inspect -f o_abc123" in result.stderr
+
+
+def test_the_seed_command_as_bash_splits_it_still_works(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/orchestrations", (201, created()))
+    # bash brace-expands -d items:[{"id":"PROD789","quantity":2}] into two words
+    result = orra(
+        "verify",
+        "run",
+        "Process new order and arrange optimal delivery",
+        "-d",
+        "orderId:ORD123",
+        "-d",
+        "customerId:CUST456",
+        "-d",
+        "items:[id:PROD789]",
+        "items:[quantity:2]",
+        "-w",
+        "http://localhost:3000/webhooks/order-processing",
+    )
+    assert result.exit_code == 0, result.output
+    data = gateway.last("POST", "/orchestrations").body["data"]
+    assert data[2] == {"field": "items", "value": [{"id": "PROD789", "quantity": 2}]}
+
+
+def test_verify_run_json_output(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/orchestrations", (201, created()))
+    result = orra("verify", "run", "x", "-d", "orderId:1", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["orchestrationId"] == "o_abc123"
+    assert out["status"] == "running"
+    assert [t["id"] for t in out["tasks"]] == ["payment", "inventory", "delivery"]
+    assert out["parallel_groups"] == [["payment", "inventory"], ["delivery"]]
+    assert "results" not in out
+
+
+def test_verify_run_wait_follows_to_completion(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/orchestrations", (201, created("order123")))
+    answers = iter(["running", "running", "completed"])
+
+    def detail(_: Request) -> tuple[int, Any]:
+        return 200, seed_orchestration(status=next(answers, "completed"))
+
+    gateway.route("GET", "/orchestrations/order123", detail)
+    result = orra("verify", "run", "x", "--wait", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["status"] == "completed"
+    assert out["results"] == {"deliveryTracking": "DLV987"}
+
+
+def test_verify_run_wait_exits_1_when_it_failed(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/orchestrations", (201, created("order123")))
+    failed = seed_orchestration(status="failed")
+    failed["error"] = "PaymentSvc: card declined"
+    gateway.route("GET", "/orchestrations/order123", (200, failed))
+    result = orra("verify", "run", "x", "--wait")
+    assert result.exit_code == EXIT_FAILED
+    assert "card declined" in result.stderr
+    assert "│ Status: failed" in result.stdout
+
+
+def test_verify_run_waits_for_the_plan_after_202(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route(
+        "POST",
+        "/orchestrations",
+        (202, created("order123", status="planning") | {"tasks": [], "parallel_groups": []}),
+    )
+    gateway.route("GET", "/orchestrations/order123", (200, seed_orchestration(status="running")))
+    result = orra("verify", "run", "x", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["parallel_groups"] == [
+        ["payment", "stock"],
+        ["delivery", "notify"],
+    ]
+
+
+def test_422_prints_the_planner_reasons(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route(
+        "POST",
+        "/orchestrations",
+        (
+            422,
+            {
+                "title": "action not actionable",
+                "status": 422,
+                "reasons": ["no service can refund", "orderId is unused"],
+            },
+        ),
+    )
+    result = orra("verify", "run", "refund", "-d", "orderId:1")
+    assert result.exit_code == EXIT_FAILED
+    assert "not accepted" in result.stderr
+    assert "no service can refund" in result.stderr
+    assert "orderId is unused" in result.stderr
+
+
+def test_bad_data_field_is_a_usage_error(orra: Any) -> None:
+    result = orra("verify", "run", "x", "-d", "novalue")
+    assert result.exit_code == EXIT_USAGE
+    assert "field:value" in result.stderr
+
+
+def test_unknown_option_is_a_usage_error(orra: Any) -> None:
+    assert orra("ps", "--nope").exit_code == EXIT_USAGE
+
+
+def test_unreachable_gateway_says_what_to_do(monkeypatch: Any) -> None:
+    monkeypatch.setenv("ORRA_API_KEY", API_KEY)
+    result = CliRunner().invoke(app, ["--gateway-url", "http://127.0.0.1:9", "ps"])
+    assert result.exit_code == EXIT_FAILED
+    assert "cannot reach the gateway at http://127.0.0.1:9" in result.stderr
+    assert "orra up" in result.stderr
+    assert "ORRA_GATEWAY_URL" in result.stderr
+
+
+def test_missing_api_key_is_a_usage_error(gateway: FakeGateway) -> None:
+    result = CliRunner().invoke(app, ["ps", "--gateway-url", gateway.url])
+    assert result.exit_code == EXIT_USAGE
+    assert "orra up" in result.stderr
+    assert "ORRA_API_KEY" in result.stderr
+
+
+def test_refused_key_says_what_to_do(gateway: FakeGateway) -> None:
+    gateway.route("GET", "/orchestrations", (200, {"items": [], "nextCursor": None}))
+    result = CliRunner().invoke(app, ["ps", "--gateway-url", gateway.url, "--api-key", "bad"])
+    assert result.exit_code == EXIT_FAILED
+    assert "refused the API key" in result.stderr
+
+
+def test_ps_lists_and_filters(orra: Any, gateway: FakeGateway) -> None:
+    summary = {
+        "id": "order123",
+        "action": "Process order and arrange delivery",
+        "status": "completed",
+        "taskCount": 4,
+        "createdAt": 1.0,
+        "finishedAt": 2.0,
+    }
+    gateway.route("GET", "/orchestrations", (200, {"items": [summary], "nextCursor": None}))
+    result = orra("ps", "--status", "completed")
+    assert result.exit_code == 0, result.output
+    assert gateway.last("GET", "/orchestrations").query["status"] == ["completed"]
+    header, row = result.stdout.splitlines()
+    assert header.split() == ["ID", "ACTION", "STATUS", "TASKS", "CREATED"]
+    assert row.startswith("order123  Process order and arrange delivery  completed  4")
+    as_json = json.loads(orra("ps", "--json").stdout)
+    assert as_json == {"items": [summary], "nextCursor": None}
+
+
+def test_ps_with_nothing_says_how_to_start(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("GET", "/orchestrations", (200, {"items": [], "nextCursor": None}))
+    result = orra("ps")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "orra verify run" in result.stderr
+
+
+def test_inspect_draws_the_seed(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("GET", "/orchestrations/order123", (200, seed_orchestration()))
+    result = orra("inspect", "order123")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:5] == [
+        "┌─ Orchestration Details",
+        "│ ID: order123",
+        "│ Status: completed",
+        "│ Action: Process order and arrange delivery",
+        "│ Created: 2m ago",
+    ]
+    assert lines[6:12] == [
+        "┌─ Tasks",
+        "│ ID       SERVICE          STATUS       DURATION",
+        "│ payment  PaymentSvc      completed    1.2s",
+        "│ stock    InventorySvc    completed    1.1s      # Ran parallel with payment",
+        "│ delivery DeliveryAgent   completed    2.3s      # Started after payment & stock",
+        "│ notify   NotifySvc       completed    0.8s      # Ran parallel with delivery",
+    ]
+    detailed = orra("inspect", "-d", "order123")
+    assert detailed.stdout.startswith(result.stdout.rstrip("\n"))
+    assert "┌─ Plan" in detailed.stdout
+    assert json.loads(orra("inspect", "order123", "--json").stdout)["id"] == "order123"
+
+
+def test_inspect_unknown_id(orra: Any) -> None:
+    result = orra("inspect", "o_nope")
+    assert result.exit_code == EXIT_FAILED
+    assert "o_nope not found" in result.stderr
+    assert "orra ps" in result.stderr
+
+
+def test_services_keys_webhooks_abort(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route(
+        "GET",
+        "/services",
+        (
+            200,
+            {
+                "items": [
+                    {
+                        "name": "PaymentService",
+                        "kind": "service",
+                        "status": "healthy",
+                        "instances": 1,
+                        "description": "Takes payments",
+                    }
+                ]
+            },
+        ),
+    )
+    gateway.route("POST", "/api-keys", (201, {"apiKey": "orra_new", "id": "k_1"}))
+    gateway.route("GET", "/api-keys", (200, {"items": [{"id": "k_1", "project": "default"}]}))
+    gateway.route("POST", "/webhooks", (201, {"url": "http://h/x", "id": "w_1"}))
+    gateway.route("GET", "/webhooks", (200, {"items": [{"url": "http://h/x", "id": "w_1"}]}))
+    gateway.route("POST", "/orchestrations/o_1/abort", (202, {"id": "o_1", "status": "aborted"}))
+
+    services = orra("services", "ls")
+    assert services.exit_code == 0
+    assert "PaymentService  service  healthy" in services.stdout
+    assert json.loads(orra("services", "ls", "--json").stdout)["items"][0]["name"] == (
+        "PaymentService"
+    )
+    assert json.loads(orra("api-keys", "gen", "--json").stdout)["apiKey"] == "orra_new"
+    assert orra("api-keys", "gen").stdout.strip() == "orra_new"
+    assert "k_1" in orra("api-keys", "ls").stdout
+    assert json.loads(orra("api-keys", "ls", "--json").stdout)["items"][0]["id"] == "k_1"
+    added = orra("webhooks", "add", "http://h/x")
+    assert added.exit_code == 0
+    assert gateway.last("POST", "/webhooks").body == {"url": "http://h/x"}
+    assert orra("webhooks", "add", "ftp://h").exit_code == EXIT_USAGE
+    assert "http://h/x" in orra("webhooks", "ls").stdout
+    aborted = orra("abort", "o_1", "--reason", "changed my mind", "--json")
+    assert json.loads(aborted.stdout)["status"] == "aborted"
+    assert gateway.last("POST", "/orchestrations/o_1/abort").body == {"reason": "changed my mind"}
+
+
+def test_logs_fall_back_to_the_gateway_stream(
+    orra: Any, gateway: FakeGateway, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("ORRA_NATS_URL", "nats://127.0.0.1:9")
+    events = [
+        {"type": "action.submitted", "orchestration_id": "o_1", "action": "x", "at": 1.0},
+        {"type": "orchestration.done", "orchestration_id": "o_1", "results": {}, "at": 2.0},
+    ]
+    sse = "".join(
+        f"id: {i}\nevent: {e['type']}\ndata: {json.dumps(e)}\n\n" for i, e in enumerate(events, 1)
+    )
+    gateway.route("GET", "/orchestrations/o_1/events", (200, sse))
+    result = orra("logs", "o_1", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == [
+        "action.submitted",
+        "orchestration.done",
+    ]
+    assert "cannot reach NATS" in result.stderr
+
+
+def test_precedence_flags_over_env_over_config(isolated_config: Path, monkeypatch: Any) -> None:
+    write_json_config(
+        isolated_config,
+        {"gatewayUrl": "http://file:1", "apiKey": "file-key", "natsUrl": "nats://file:2"},
+    )
+    assert stat.S_IMODE(isolated_config.stat().st_mode) == 0o600
+    s = Settings.resolve()
+    assert (s.gateway_url, s.api_key, s.nats_url) == ("http://file:1", "file-key", "nats://file:2")
+    monkeypatch.setenv("ORRA_GATEWAY_URL", "http://env:1/")
+    monkeypatch.setenv("ORRA_API_KEY", "env-key")
+    s = Settings.resolve()
+    assert (s.gateway_url, s.api_key) == ("http://env:1", "env-key")
+    s = Settings.resolve(gateway_url="http://flag:1", api_key="flag-key")
+    assert (s.gateway_url, s.api_key) == ("http://flag:1", "flag-key")
+
+
+def test_broken_config_file_is_a_usage_error(isolated_config: Path) -> None:
+    isolated_config.write_text("{oops")
+    result = CliRunner().invoke(app, ["ps"])
+    assert result.exit_code == EXIT_USAGE
+    assert str(isolated_config) in result.stderr

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import time
+
+from orra_cli.render import (
+    format_duration,
+    inspect_text,
+    parse_time,
+    ps_text,
+    relative_time,
+    task_notes,
+)
+
+from .samples import seed_orchestration
+
+SEED = """\
+┌─ Orchestration Details
+│ ID: order123
+│ Status: completed
+│ Action: Process order and arrange delivery
+│ Created: 2m ago
+
+┌─ Tasks
+│ ID       SERVICE          STATUS       DURATION
+│ payment  PaymentSvc      completed    1.2s
+│ stock    InventorySvc    completed    1.1s      # Ran parallel with payment
+│ delivery DeliveryAgent   completed    2.3s      # Started after payment & stock
+│ notify   NotifySvc       completed    0.8s      # Ran parallel with delivery"""
+
+
+def test_inspect_draws_the_seed_exactly() -> None:
+    now = time.time()
+    assert inspect_text(seed_orchestration(now), now=now).plain == SEED
+
+
+def test_detailed_inspect_starts_like_the_seed_then_adds_details() -> None:
+    now = time.time()
+    text = inspect_text(seed_orchestration(now), detailed=True, now=now).plain
+    assert text.startswith(SEED.split("\n\n", maxsplit=1)[0])
+    assert SEED.split("\n\n")[1] in text
+    for expected in (
+        "┌─ Task payment (PaymentSvc)",
+        '│ Input: {"orderId": "ORD123"}',
+        '│ Output: {"paymentStatus": "ok"}',
+        "│ Attempts: 1",
+        "┌─ Plan",
+        "│ Planner: offline",
+        "│ Cache hit: yes",
+        "│ Latency: 12ms",
+        "┌─ Webhooks",
+        "│ http://localhost:3000/hook  delivered  1",
+        '│ {"deliveryTracking": "DLV987"}',
+    ):
+        assert expected in text, expected
+
+
+def test_notes_use_depends_on_and_tense() -> None:
+    orch = {
+        "parallel_groups": [["a", "b"], ["c"]],
+        "tasks": [
+            {"id": "a", "status": "running", "startedAt": 10.0},
+            {"id": "b", "status": "pending"},
+            {"id": "c", "status": "pending", "dependsOn": ["b"]},
+        ],
+    }
+    assert task_notes(orch) == {"b": "Runs parallel with a", "c": "Waits for b"}
+
+
+def test_same_group_tasks_that_did_not_overlap_are_not_called_parallel() -> None:
+    orch = {
+        "parallel_groups": [["a", "b"]],
+        "tasks": [
+            {"id": "a", "status": "completed", "startedAt": 1.0, "finishedAt": 2.0},
+            {"id": "b", "status": "completed", "startedAt": 5.0, "finishedAt": 6.0},
+        ],
+    }
+    assert task_notes(orch) == {}
+
+
+def test_failed_orchestration_shows_its_error_and_reasons() -> None:
+    orch = {
+        "id": "o_1",
+        "status": "not_actionable",
+        "action": "x",
+        "error": "cannot plan",
+        "reasons": ["no service can pay"],
+    }
+    text = inspect_text(orch).plain
+    assert "│ Error: cannot plan" in text
+    assert "│   - no service can pay" in text
+
+
+def test_times_and_durations() -> None:
+    assert parse_time("2024-11-10T10:00:00Z") == parse_time(1731232800.0)
+    assert parse_time(1731232800000) == 1731232800.0
+    assert relative_time(100.0, now=220.0) == "2m ago"
+    assert relative_time(None) == "-"
+    assert format_duration(1200) == "1.2s"
+    assert format_duration(45) == "45ms"
+    assert format_duration(65_000) == "1m05s"
+    assert format_duration(None) == "-"
+
+
+def test_ps_table() -> None:
+    now = time.time()
+    items = [
+        {
+            "id": "o_1",
+            "action": "Process order " * 10,
+            "status": "running",
+            "taskCount": 4,
+            "createdAt": now - 130,
+        },
+    ]
+    lines = ps_text(items, now=now).plain.splitlines()
+    assert lines[0].split() == ["ID", "ACTION", "STATUS", "TASKS", "CREATED"]
+    assert lines[1].startswith("o_1  Process order")
+    assert "…" in lines[1]
+    assert lines[1].endswith("running  4      2m ago")

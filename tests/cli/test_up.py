@@ -1,0 +1,143 @@
+"""``orra up`` as a real process: nats-server and the services, banner, clean SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from orra_cli.supervisor import format_log_line, load_or_create_api_key
+from orra_events.embedded import free_port
+
+
+def _start(
+    data_dir: Path, config: Path, *extra: str
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    env = dict(os.environ, ORRA_CONFIG=str(config))
+    env.pop("ORRA_NAMESPACE", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orra_cli",
+            "up",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+            "--nats-port",
+            str(free_port()),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    assert proc.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout=90):
+        proc.kill()
+        proc.communicate()
+        pytest.fail("orra up printed nothing within 90s")
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        pytest.fail(f"orra up exited with {proc.returncode} before it was ready")
+    return proc, json.loads(line)
+
+
+def _stop(proc: subprocess.Popen[str], pids: list[int]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids
+    ):
+        time.sleep(0.1)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert alive == [], f"orphans left: {alive}"
+
+
+@pytest.mark.e2e
+def test_up_starts_everything_and_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    data_dir, config = tmp_path / "data", tmp_path / "cli.json"
+    proc, info = _start(data_dir, config)
+    pids = [p for p in info["pids"].values() if p]
+    try:
+        assert set(info["pids"]) >= {"nats", "planner", "dispatcher", "notifier", "gateway"}
+        assert all(info["pids"].values())
+        assert info["apiKey"].startswith("orra_")
+        saved = json.loads(config.read_text())
+        assert saved["apiKey"] == info["apiKey"]
+        assert saved["gatewayUrl"] == info["gatewayUrl"]
+        assert saved["natsUrl"] == info["natsUrl"]
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        assert stat.S_IMODE((data_dir / "config.json").stat().st_mode) == 0o600
+        second = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+            [
+                sys.executable,
+                "-m",
+                "orra_cli",
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(free_port()),
+                "--nats-port",
+                str(free_port()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(os.environ, ORRA_CONFIG=str(tmp_path / "other.json")),
+        )
+        assert second.returncode == 1
+        assert "another `orra up`" in second.stderr
+    finally:
+        _stop(proc, pids)
+    # the same data dir resumes with the same key
+    proc, again = _start(data_dir, config)
+    try:
+        assert again["apiKey"] == info["apiKey"]
+    finally:
+        _stop(proc, [p for p in again["pids"].values() if p])
+
+
+def test_key_is_created_once(tmp_path: Path) -> None:
+    key = load_or_create_api_key(tmp_path)
+    assert key.startswith("orra_")
+    assert len(key) > 40
+    assert load_or_create_api_key(tmp_path) == key
+
+
+def test_log_lines_are_made_readable() -> None:
+    line = json.dumps(
+        {
+            "event": "ready",
+            "level": "info",
+            "service": "planner",
+            "timestamp": "t",
+            "nats_url": "nats://x",
+        }
+    )
+    assert format_log_line(line) == "info    ready  nats_url=nats://x"
+    assert format_log_line("plain text") == "plain text"
