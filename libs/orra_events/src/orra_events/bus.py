@@ -83,6 +83,7 @@ class Bus:
         self.topology = topology
         self.name = name
         self._subs: list[Any] = []
+        self.closing = False
 
     @classmethod
     async def connect(
@@ -116,8 +117,11 @@ class Bus:
         async def _on_error(exc: Exception) -> None:
             log.warning("nats error", error=str(exc), client=name)
 
+        made: list[Bus] = []
+
         async def _on_disconnect() -> None:
-            log.warning("nats disconnected", client=name)
+            if not (made and made[0].closing):
+                log.warning("nats disconnected", client=name)
 
         async def _on_reconnect() -> None:
             log.info("nats reconnected", client=name)
@@ -139,7 +143,8 @@ class Bus:
         except (NoServersError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"cannot reach NATS at {url}: {exc}") from None
         nc.options["max_reconnect_attempts"] = -1 if retry_forever else 3
-        return cls(nc, topology, name=name)
+        made.append(cls(nc, topology, name=name))
+        return made[0]
 
     @property
     def connected(self) -> bool:
@@ -259,10 +264,23 @@ class Bus:
     ) -> None:
         """Start a durable, shared (queue-group) consumer that calls ``handler`` per event.
 
-        Several processes calling this with the same ``durable`` share the messages. The
-        message is acked when ``handler`` returns; on :class:`Retry` or another exception
-        it is redelivered after a delay; after ``max_deliver`` deliveries, or when it cannot
-        be decoded, it is parked on the dead-letter subject.
+        Several processes calling this with the same ``durable`` share the messages; they
+        may start at the same moment. The message is acked when ``handler`` returns; on
+        :class:`Retry` or another exception it is redelivered after a delay; after
+        ``max_deliver`` deliveries, or when it cannot be decoded, it is parked on the
+        dead-letter subject. If the durable consumer exists with other filters, ack wait
+        or max ack pending (a new version of the service), it is updated to these.
+
+        Args:
+            stream: Stream to consume, e.g. ``topology.events_stream``.
+            durable: Durable consumer name, also the deliver (queue) group.
+            filter_subjects: Subjects to receive, e.g. ``[topology.all_of("plan.created")]``.
+            handler: Called with each decoded event and its message.
+            ack_wait_s: Seconds before an unacknowledged message is redelivered.
+            max_deliver: Deliveries after which a failing message is parked.
+            max_ack_pending: Messages in flight at once across the group.
+            deliver_new_only: Start with new messages only (when the consumer is created).
+            retry_delay_s: Delay of the redelivery after the handler raised.
         """
         config = ConsumerConfig(
             durable_name=durable,
@@ -391,6 +409,7 @@ class Bus:
 
     async def close(self) -> None:
         """Drain subscriptions and close the connection."""
+        self.closing = True
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -39,6 +39,10 @@ def find_nats_server() -> str:
     """
     explicit = os.environ.get("ORRA_NATS_SERVER_BIN")
     if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise EmbeddedNatsError(
+                f"ORRA_NATS_SERVER_BIN={explicit!r} is not an executable nats-server"
+            )
         return explicit
     beside = Path(sys.executable).parent / "nats-server"
     if beside.exists():

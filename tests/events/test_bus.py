@@ -1,0 +1,362 @@
+"""The Bus against a real nats-server: publish, dedupe, concurrency, consume, park, KV."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from nats.aio.msg import Msg
+from nats.js.errors import APIError
+
+from orra_events import (
+    BrokerUnavailable,
+    Bus,
+    Event,
+    Retry,
+    Topology,
+    decode,
+    encode,
+)
+from orra_events.bus import HDR_ORIGINAL_SUBJECT, HDR_REASON
+from orra_events.embedded import free_port
+from tests.factories import task_completed
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def dlq_messages(bus: Bus) -> list[Any]:
+    info = await bus.js.stream_info(bus.topology.dlq_stream)
+    return [
+        await bus.js.get_msg(bus.topology.dlq_stream, seq)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        if info.state.messages
+    ]
+
+
+class Recorder:
+    """A handler that records events, and fails the first ``fail`` calls per event."""
+
+    def __init__(self, fail: int = 0, exc: BaseException | None = None) -> None:
+        self.fail = fail
+        self.exc = exc or RuntimeError("boom")
+        self.calls: list[tuple[Event, int]] = []
+        self.handled: list[Event] = []
+
+    async def __call__(self, event: Event, msg: Msg) -> None:
+        self.calls.append((event, msg.metadata.num_delivered))
+        if sum(1 for e, _ in self.calls if e == event) <= self.fail:
+            raise self.exc
+        self.handled.append(event)
+
+
+async def consume_events(bus: Bus, handler: Any, durable: str = "c1", **kw: Any) -> None:
+    await bus.consume(
+        stream=bus.topology.events_stream,
+        durable=durable,
+        filter_subjects=[bus.topology.all_of("task.completed")],
+        handler=handler,
+        **kw,
+    )
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+async def test_publish_sets_the_message_id_and_subject(bus: Bus) -> None:
+    event = task_completed(orchestration_id="o_1")
+    ack = await bus.publish(event)
+    assert ack.stream == bus.topology.events_stream
+    stored = await bus.js.get_msg(bus.topology.events_stream, ack.seq)
+    assert stored.headers is not None
+    assert stored.headers["Nats-Msg-Id"] == event.event_id
+    assert stored.subject == bus.topology.subject_for(event)
+    assert decode(stored.data or b"") == event
+
+
+async def test_a_retried_publish_is_stored_once(bus: Bus) -> None:
+    event = task_completed(event_id="r:o_1:payment:1", orchestration_id="o_1")
+    first = await bus.publish(event)
+    again = await bus.publish(event)
+    nowait = await (await bus.publish_nowait(event))
+    assert not first.duplicate
+    assert again.duplicate
+    assert nowait.duplicate
+    assert again.seq == first.seq
+    info = await bus.js.stream_info(bus.topology.events_stream)
+    assert info.state.messages == 1
+
+
+async def test_publish_nowait_acks(bus: Bus) -> None:
+    futures = [
+        await bus.publish_nowait(task_completed(event_id=f"e{i}", orchestration_id="o_1"))
+        for i in range(20)
+    ]
+    acks = await asyncio.gather(*futures)
+    assert sorted(a.seq for a in acks) == list(range(1, 21))
+
+
+async def test_expected_last_subject_seq_refuses_a_stale_write(bus: Bus) -> None:
+    first = await bus.publish(
+        task_completed(event_id="a", orchestration_id="o_1"), expected_last_subject_seq=0
+    )
+    await bus.publish(
+        task_completed(event_id="b", orchestration_id="o_1"), expected_last_subject_seq=first.seq
+    )
+    with pytest.raises(APIError) as info:  # the writer that read seq `first` lost the race
+        await bus.publish(
+            task_completed(event_id="c", orchestration_id="o_1"),
+            expected_last_subject_seq=first.seq,
+        )
+    assert info.value.err_code == 10071  # wrong last sequence
+    with pytest.raises(APIError):
+        await bus.publish(
+            task_completed(event_id="d", orchestration_id="o_1"), expected_last_subject_seq=0
+        )
+    state = (await bus.js.stream_info(bus.topology.events_stream)).state
+    assert state.messages == 2
+
+
+async def test_publish_to_an_explicit_subject(bus: Bus) -> None:
+    event = task_completed(orchestration_id="o_1")
+    ack = await bus.publish(event, subject=bus.topology.work("PaymentService"))
+    assert ack.stream == bus.topology.work_stream
+
+
+# --- consuming -----------------------------------------------------------------------------
+
+
+async def test_handler_success_acks(bus: Bus) -> None:
+    handler = Recorder()
+    await consume_events(bus, handler)
+    events = [task_completed(orchestration_id=f"o_{i}") for i in range(3)]
+    for event in events:
+        await bus.publish(event)
+    await wait_until(lambda: len(handler.handled) == 3)
+
+    async def drained() -> bool:
+        info = await bus.js.consumer_info(bus.topology.events_stream, "c1")
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await wait_until(drained)
+    assert handler.handled == events
+    assert [n for _, n in handler.calls] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), Retry("not yet", delay_s=0.05)])
+async def test_a_failing_handler_gets_the_message_again(bus: Bus, exc: Exception) -> None:
+    handler = Recorder(fail=1, exc=exc)
+    await consume_events(bus, handler, retry_delay_s=0.05)
+    event = task_completed(orchestration_id="o_1")
+    await bus.publish(event)
+    await wait_until(lambda: len(handler.handled) == 1)
+    assert handler.calls == [(event, 1), (event, 2)]
+    assert await dlq_messages(bus) == []
+
+
+async def test_a_malformed_message_is_parked_and_the_consumer_goes_on(bus: Bus) -> None:
+    handler = Recorder()
+    await consume_events(bus, handler)
+    bad_subject = bus.topology.subject("task.completed", "o_bad")
+    await bus.js.publish(bad_subject, b"{not json", headers={"X-Trace": "t1"})
+    await bus.js.publish(
+        bus.topology.subject("task.completed", "o_unknown"), b'{"type": "task.exploded"}'
+    )
+    good = task_completed(orchestration_id="o_good")
+    await bus.publish(good)
+    await wait_until(lambda: handler.handled == [good])
+    await wait_until(lambda: _count(bus.topology.dlq_stream, bus, 2))
+    parked = await dlq_messages(bus)
+    assert [m.subject for m in parked] == [
+        bus.topology.dead_letter(bad_subject),
+        bus.topology.dead_letter(bus.topology.subject("task.completed", "o_unknown")),
+    ]
+    first = parked[0]
+    assert first.data == b"{not json"
+    assert first.headers[HDR_ORIGINAL_SUBJECT] == bad_subject
+    assert first.headers[HDR_REASON].startswith("MalformedEvent: event is not valid JSON")
+    assert first.headers["X-Trace"] == "t1"  # application headers travel with it
+    assert first.headers["Orra-Original-Stream"] == bus.topology.events_stream
+    assert parked[1].headers[HDR_REASON].startswith("UnknownEventType: unknown event type")
+
+    async def drained() -> bool:
+        info = await bus.js.consumer_info(bus.topology.events_stream, "c1")
+        return info.num_ack_pending == 0 and info.num_redelivered == 0
+
+    await wait_until(drained)
+
+
+async def _count(stream: str, bus: Bus, n: int) -> bool:
+    return (await bus.js.stream_info(stream)).state.messages == n
+
+
+async def test_a_message_failing_max_deliver_times_is_parked(bus: Bus) -> None:
+    handler = Recorder(fail=1000)
+    await consume_events(bus, handler, max_deliver=3, retry_delay_s=0.02)
+    event = task_completed(orchestration_id="o_1")
+    await bus.publish(event)
+    await wait_until(lambda: _count(bus.topology.dlq_stream, bus, 1))
+    assert [n for _, n in handler.calls] == [1, 2, 3]
+    (parked,) = await dlq_messages(bus)
+    assert parked.headers[HDR_REASON] == "gave up after 3 deliveries: RuntimeError: boom"
+    assert decode(parked.data) == event
+    await asyncio.sleep(0.2)
+    assert len(handler.calls) == 3  # terminated: not delivered again
+
+
+async def test_parking_drops_the_originals_broker_headers(bus: Bus) -> None:
+    """Originals written with optimistic concurrency still park (the header is not replayed)."""
+    handler = Recorder()
+    await consume_events(bus, handler)
+    subject = bus.topology.subject("task.completed", "o_1")
+    for i in range(3):
+        await bus.publish(task_completed(event_id=f"ok{i}", orchestration_id="o_other"))
+    first = await bus.js.publish(
+        subject, b"bad-1", headers={"Nats-Expected-Last-Subject-Sequence": "0"}
+    )
+    await bus.js.publish(
+        subject,
+        b"bad-2",
+        headers={"Nats-Expected-Last-Subject-Sequence": str(first.seq), "Nats-Msg-Id": "m2"},
+    )
+    await wait_until(lambda: _count(bus.topology.dlq_stream, bus, 2))
+    parked = await dlq_messages(bus)
+    assert [m.data for m in parked] == [b"bad-1", b"bad-2"]
+    assert not any(k.startswith("Nats-Expected") for m in parked for k in m.headers)
+
+
+async def test_a_message_parked_twice_is_stored_once(bus: Bus) -> None:
+    parked_twice = asyncio.Event()
+
+    async def handler(event: Event, msg: Msg) -> None:
+        await bus.park(msg, "first")
+        await bus.park(msg, "second")
+        parked_twice.set()
+
+    await consume_events(bus, handler)
+    await bus.publish(task_completed(orchestration_id="o_1"))
+    await asyncio.wait_for(parked_twice.wait(), 10)
+    assert len(await dlq_messages(bus)) == 1
+
+
+async def test_work_queue_message_is_removed_once_parked(bus: Bus) -> None:
+    handler = Recorder()
+    await bus.consume(
+        stream=bus.topology.work_stream,
+        durable="svc_Pay",
+        filter_subjects=[bus.topology.work("Pay")],
+        handler=handler,
+    )
+    await bus.js.publish(bus.topology.work("Pay"), b"garbage")
+    await wait_until(lambda: _count(bus.topology.dlq_stream, bus, 1))
+    await wait_until(lambda: _count(bus.topology.work_stream, bus, 0))
+
+
+async def test_consumers_with_one_durable_share_the_messages(
+    bus: Bus, nats_url: str, topology: Topology
+) -> None:
+    others = [await Bus.connect(nats_url, topology, name=f"replica{i}") for i in range(2)]
+    handlers = [Recorder(), Recorder()]
+    try:
+        # both replicas start at the same moment: they must not race creating the consumer
+        await asyncio.gather(
+            *(consume_events(b, h, durable="shared") for b, h in zip(others, handlers, strict=True))
+        )
+        events = [task_completed(orchestration_id=f"o_{i}") for i in range(40)]
+        for event in events:
+            await bus.publish(event)
+        await wait_until(lambda: sum(len(h.handled) for h in handlers) == 40)
+        await asyncio.sleep(0.1)
+        handled = [e.event_id for h in handlers for e in h.handled]
+        assert sorted(handled) == sorted(e.event_id for e in events)  # each exactly once
+        assert all(h.handled for h in handlers)  # both replicas got work
+    finally:
+        for other in others:
+            await other.close()
+
+
+async def test_a_changed_filter_updates_the_existing_consumer(
+    bus: Bus, nats_url: str, topology: Topology
+) -> None:
+    old = await Bus.connect(nats_url, topology, name="v1")
+    await consume_events(old, Recorder(), durable="svc")
+    await old.close()
+    handler = Recorder()
+    await bus.consume(
+        stream=topology.events_stream,
+        durable="svc",
+        filter_subjects=[topology.all_of("task.completed"), topology.all_of("task.failed")],
+        handler=handler,
+        ack_wait_s=12.0,
+    )
+    info = await bus.js.consumer_info(topology.events_stream, "svc")
+    assert sorted(info.config.filter_subjects or []) == sorted(
+        [topology.all_of("task.completed"), topology.all_of("task.failed")]
+    )
+    assert info.config.ack_wait == pytest.approx(12.0)
+    await bus.publish(task_completed(orchestration_id="o_1"))
+    await wait_until(lambda: len(handler.handled) == 1)
+
+
+async def test_raw_event_bytes_are_what_is_stored(bus: Bus) -> None:
+    event = task_completed(orchestration_id="o_1")
+    ack = await bus.publish(event)
+    stored = await bus.js.get_msg(bus.topology.events_stream, ack.seq)
+    assert stored.data == encode(event)
+
+
+# --- key-value and connection --------------------------------------------------------------
+
+
+async def test_kv_creates_then_opens_the_bucket(bus: Bus) -> None:
+    kv = await bus.kv("idem", history=2)
+    await kv.put("o_1.payment", b"done")
+    again = await bus.kv("idem")
+    entry = await again.get("o_1.payment")
+    assert entry.value == b"done"
+    status = await again.status()
+    assert status.bucket == bus.topology.bucket("idem")
+    assert status.history == 2
+
+
+async def test_connecting_to_no_broker_fails_fast() -> None:
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="cannot reach NATS"):
+        await Bus.connect(
+            f"nats://127.0.0.1:{free_port()}", Topology(), name="x", connect_timeout=0.5
+        )
+    assert time.monotonic() - started < 10
+
+
+async def test_bind_streams_waits_for_streams(nats_url: str) -> None:
+    bus = await Bus.connect(nats_url, Topology(namespace="nobinds"), name="b")
+    try:
+        with pytest.raises(BrokerUnavailable, match="does not exist"):
+            await bus.bind_streams(timeout_s=0.3)
+        assert bus.connected
+    finally:
+        await bus.close()
+
+
+async def test_ensure_streams_is_idempotent(bus: Bus) -> None:
+    await bus.ensure_streams()
+    await bus.ensure_streams()
+    await bus.bind_streams(timeout_s=1)
+    names = {c.name for c in bus.topology.stream_configs()}
+    for name in names:
+        assert (await bus.js.stream_info(name)).config.name == name
