@@ -31,6 +31,8 @@ class NotifierSettings:
             at once across replicas (JetStream ``max_ack_pending``).
         ack_wait_s: ``ORRA_NOTIFIER_ACK_WAIT_S``; after this long without news from a
             crashed replica JetStream hands its delivery to another one.
+        poll_s: ``ORRA_NOTIFIER_POLL_S``; how long one fetch waits for messages, which is
+            also how long stopping waits for the fetch in flight.
         user_agent: The ``User-Agent`` of every request.
     """
 
@@ -42,6 +44,7 @@ class NotifierSettings:
     concurrency: int = 32
     max_pending: int = 10_000
     ack_wait_s: float = 30.0
+    poll_s: float = 1.0
     user_agent: str = "Orra-Webhooks/1"
 
     def __post_init__(self) -> None:
@@ -56,6 +59,8 @@ class NotifierSettings:
             raise InvalidSettings("ORRA_NOTIFIER_BACKOFF_MAX_S must be >= the backoff base")
         if self.concurrency < 1 or self.max_pending < 1:
             raise InvalidSettings("concurrency and max pending must be at least 1")
+        if not 0 < self.poll_s <= 30:
+            raise InvalidSettings("ORRA_NOTIFIER_POLL_S must be in (0, 30]")
         if self.ack_wait_s < 1:
             raise InvalidSettings("ORRA_NOTIFIER_ACK_WAIT_S must be at least 1 second")
 
@@ -72,5 +77,6 @@ class NotifierSettings:
             concurrency=env_int("ORRA_NOTIFIER_CONCURRENCY", d.concurrency),
             max_pending=env_int("ORRA_NOTIFIER_MAX_PENDING", d.max_pending),
             ack_wait_s=env_float("ORRA_NOTIFIER_ACK_WAIT_S", d.ack_wait_s),
+            poll_s=env_float("ORRA_NOTIFIER_POLL_S", d.poll_s),
             user_agent=os.environ.get("ORRA_NOTIFIER_USER_AGENT", d.user_agent),
         )

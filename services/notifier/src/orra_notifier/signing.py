@@ -18,10 +18,12 @@ import binascii
 import hashlib
 import hmac
 import secrets as _secrets
-from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from orra_notifier.errors import InvalidSecret, SignatureError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = [
     "HDR_ID",
@@ -36,7 +38,7 @@ __all__ = [
     "webhook_headers",
 ]
 
-SECRET_PREFIX: Final = "whsec_"
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 HDR_ID: Final = "webhook-id"
 HDR_TIMESTAMP: Final = "webhook-timestamp"
 HDR_SIGNATURE: Final = "webhook-signature"

@@ -1,0 +1,419 @@
+"""Pure logic of the notifier: payloads, targets, retry decisions, stored records.
+
+Nothing here does I/O or reads the clock; callers pass ``now`` and a random number, so
+every rule is tested directly.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+import math
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from orra_events import (
+    OrchestrationAborted,
+    OrchestrationDone,
+    OrchestrationFailed,
+    WebhookDelivered,
+    WebhookFailed,
+)
+from orra_notifier.errors import UnsafeWebhookUrl
+
+__all__ = [
+    "TERMINAL_EVENTS",
+    "AttemptResult",
+    "Decision",
+    "DeliveryJob",
+    "DeliveryOutcome",
+    "RetryPolicy",
+    "SecretRecord",
+    "Status",
+    "TerminalEvent",
+    "Verdict",
+    "backoff_s",
+    "build_payload",
+    "check_url_shape",
+    "decide",
+    "delivery_event_id",
+    "delivery_key",
+    "describe",
+    "encode_payload",
+    "is_public_address",
+    "new_secret_record",
+    "outcome_event",
+    "parse_retry_after",
+    "parse_secret_record",
+    "parse_webhook_list",
+    "signing_secrets",
+    "status_of",
+    "target_urls",
+    "url_hash",
+    "webhook_id",
+]
+
+Status = Literal["completed", "failed", "aborted"]
+"""The ``status`` of the webhook payload."""
+
+TerminalEvent = OrchestrationDone | OrchestrationFailed | OrchestrationAborted
+TERMINAL_EVENTS = (
+    OrchestrationDone,
+    OrchestrationFailed,
+    OrchestrationAborted,
+)
+"""The events that end an orchestration and trigger its webhooks."""
+
+RETRYABLE_STATUS = frozenset({408, 429})
+"""4xx statuses that are retried: the receiver asks to be tried again later."""
+
+
+# --- payload ------------------------------------------------------------------------------
+
+
+def status_of(event: TerminalEvent) -> Status:
+    """The payload ``status`` of a terminal event."""
+    if isinstance(event, OrchestrationDone):
+        return "completed"
+    if isinstance(event, OrchestrationFailed):
+        return "failed"
+    return "aborted"
+
+
+def build_payload(event: TerminalEvent) -> dict[str, Any]:
+    """The seed's webhook body: ``orchestrationId``, ``status``, ``results``, ``error``.
+
+    ``results`` is the merged task output on completion and ``null`` otherwise; ``error``
+    is ``null`` on completion, the failure for ``failed`` and the abort reason for
+    ``aborted`` (whose optional abort payload is passed on as ``results``).
+    """
+    payload: dict[str, Any] = {"orchestrationId": event.orchestration_id}
+    if isinstance(event, OrchestrationDone):
+        payload.update(status="completed", results=event.results, error=None)
+    elif isinstance(event, OrchestrationFailed):
+        payload.update(status="failed", results=None, error=event.error)
+    else:
+        payload.update(status="aborted", results=event.payload, error=event.reason)
+    return payload
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent (compact JSON, key order kept)."""
+    return msgspec.json.encode(payload)
+
+
+# --- targets and identities -----------------------------------------------------------------
+
+
+def url_hash(url: str) -> str:
+    """A short stable hash of a URL, usable in subjects, KV keys and event ids."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def webhook_id(orchestration_id: str, url: str) -> str:
+    """The ``webhook-id`` of an orchestration's delivery to ``url``; equal on every retry."""
+    digest = hashlib.sha256(f"{orchestration_id}\n{url}".encode()).hexdigest()[:24]
+    return f"msg_{digest}"
+
+
+def delivery_event_id(orchestration_id: str, url: str) -> str:
+    """Event id of the ``webhook.delivered`` / ``webhook.failed`` of one delivery."""
+    return f"w:{orchestration_id}:{url_hash(url)}"
+
+
+def delivery_key(orchestration_id: str, url: str) -> str:
+    """KV key of a delivery's outcome in the ``notifier_deliveries`` bucket."""
+    return f"{orchestration_id}.{url_hash(url)}"
+
+
+def parse_webhook_list(raw: bytes) -> list[str]:
+    """A project's webhooks from its KV value: a JSON list of URLs.
+
+    Objects with a ``url`` field are accepted too, so that the gateway may store more
+    (creation time, description) without breaking the notifier. Anything unreadable counts
+    as no webhook.
+    """
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return []
+    if not isinstance(value, list):
+        return []
+    urls: list[str] = []
+    for item in value:
+        if isinstance(item, str):
+            urls.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("url"), str):
+            urls.append(item["url"])
+    return urls
+
+
+def target_urls(event_webhook: str | None, project_webhooks: list[str]) -> list[str]:
+    """Where a result goes: the action's webhook, then the project's, each once."""
+    seen: dict[str, None] = {}
+    for url in [event_webhook, *project_webhooks]:
+        if url and url.strip():
+            seen.setdefault(url.strip(), None)
+    return list(seen)
+
+
+# --- URL safety ------------------------------------------------------------------------------
+
+
+def check_url_shape(url: str) -> tuple[str, int]:
+    """The host and port of a webhook URL that is well formed.
+
+    Raises:
+        UnsafeWebhookUrl: not http(s), no host, or an invalid port.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeWebhookUrl(f"webhook URL {url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in {"http", "https"}:
+        raise UnsafeWebhookUrl(f"webhook URL {url!r} must use http or https")
+    if not parts.hostname:
+        raise UnsafeWebhookUrl(f"webhook URL {url!r} has no host")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is publicly routable (not loopback, private, link-local...)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+# --- retry decisions -------------------------------------------------------------------------
+
+
+class AttemptResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one HTTP attempt gave.
+
+    Attributes:
+        kind: ``response`` (a status came back), ``timeout``, ``connection`` (refused,
+            reset, DNS failure, TLS error) or ``refused`` (the URL is not allowed).
+        status_code: The HTTP status, for ``response``.
+        retry_after_s: The receiver's ``Retry-After``, in seconds from now, when given.
+        error: What went wrong, for humans.
+    """
+
+    kind: Literal["response", "timeout", "connection", "refused"]
+    status_code: int | None = None
+    retry_after_s: float | None = None
+    error: str | None = None
+
+
+class Verdict(enum.Enum):
+    """What to do after an attempt."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    GIVE_UP = "give_up"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded by a deadline.
+
+    Attributes:
+        base_s: Delay before the second attempt.
+        max_s: The longest computed delay.
+        deadline_s: No attempt starts later than this after the first one.
+    """
+
+    base_s: float
+    max_s: float
+    deadline_s: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict after an attempt, and the delay before the next one for ``RETRY``."""
+
+    verdict: Verdict
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+def backoff_s(attempt: int, policy: RetryPolicy, rand: float) -> float:
+    """Delay after failed attempt number ``attempt`` (1-based), with "equal jitter".
+
+    The nominal delay ``base * 2**(attempt-1)``, capped at ``max_s``, is scaled by a
+    factor in ``[0.5, 1)`` taken from ``rand`` in ``[0, 1)``, so replicas and receivers
+    that failed together do not retry in lockstep, and no delay is shorter than half the
+    nominal one.
+    """
+    exponent = min(max(attempt - 1, 0), 62)
+    nominal = min(policy.max_s, policy.base_s * math.pow(2.0, exponent))
+    return nominal * (0.5 + 0.5 * min(max(rand, 0.0), 1.0))
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def describe(result: AttemptResult) -> str:
+    """A short human description of an attempt's result."""
+    if result.kind == "response":
+        return f"HTTP {result.status_code}"
+    return f"{result.kind}: {result.error}" if result.error else result.kind
+
+
+def decide(
+    result: AttemptResult,
+    *,
+    attempt: int,
+    first_attempt_at: float,
+    now: float,
+    policy: RetryPolicy,
+    rand: float,
+) -> Decision:
+    """Whether an attempt delivered, should be retried (and when), or is given up.
+
+    2xx delivers. Timeouts, connection errors, 408, 429 and 5xx are retried after the
+    backoff, or after ``Retry-After`` when the receiver sent one; a retry that could not
+    start before ``first_attempt_at + deadline_s`` is given up. Every other status (other
+    4xx, and 3xx since redirects are not followed) and a refused URL are given up at once.
+    """
+    code = result.status_code
+    if result.kind == "refused":
+        return Decision(Verdict.GIVE_UP, reason=f"refused: {result.error}")
+    if result.kind == "response" and code is not None and 200 <= code < 300:
+        return Decision(Verdict.DELIVERED)
+    retryable = result.kind in {"timeout", "connection"} or (
+        result.kind == "response" and code is not None and (code in RETRYABLE_STATUS or code >= 500)
+    )
+    what = describe(result)
+    if not retryable:
+        return Decision(Verdict.GIVE_UP, reason=f"{what} is not retried")
+    delay = backoff_s(attempt, policy, rand)
+    if result.retry_after_s is not None:
+        delay = max(result.retry_after_s, 0.0)
+    if now + delay > first_attempt_at + policy.deadline_s:
+        return Decision(
+            Verdict.GIVE_UP,
+            reason=f"{what}; gave up after {attempt} attempts: the retry deadline of "
+            f"{policy.deadline_s:g}s has passed",
+        )
+    return Decision(Verdict.RETRY, delay_s=delay, reason=what)
+
+
+# --- records kept in JetStream ---------------------------------------------------------------
+
+
+class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
+    """One (orchestration, URL) delivery: the message a delivery worker retries.
+
+    Attributes:
+        orchestration_id: Whose result this is.
+        project: Whose secret signs it.
+        url: Where it goes.
+        body: The exact JSON body, fixed at fan-out so every attempt sends the same bytes.
+        created_at: When the job was made; the retry deadline counts from here.
+    """
+
+    orchestration_id: str
+    project: str
+    url: str
+    body: str
+    created_at: float
+
+
+class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a delivery ended, kept in KV so a repeated job is not delivered twice."""
+
+    orchestration_id: str
+    url: str
+    delivered: bool
+    attempts: int
+    status_code: int | None
+    error: str | None
+    webhook_id: str
+    at: float
+
+
+def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
+    """The ``webhook.delivered`` / ``webhook.failed`` event recording an outcome."""
+    event_id = delivery_event_id(outcome.orchestration_id, outcome.url)
+    if outcome.delivered:
+        return WebhookDelivered(
+            event_id=event_id,
+            at=outcome.at,
+            orchestration_id=outcome.orchestration_id,
+            url=outcome.url,
+            attempt=outcome.attempts,
+            status_code=outcome.status_code or 0,
+            webhook_id=outcome.webhook_id,
+        )
+    return WebhookFailed(
+        event_id=event_id,
+        at=outcome.at,
+        orchestration_id=outcome.orchestration_id,
+        url=outcome.url,
+        attempts=outcome.attempts,
+        status_code=outcome.status_code,
+        error=outcome.error or "failed",
+        webhook_id=outcome.webhook_id,
+    )
+
+
+class SecretRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A project's signing secrets, as stored in the ``secrets`` bucket.
+
+    Attributes:
+        current: The secret that signs every delivery.
+        previous: The secret before the last rotation; it signs too, while it is valid.
+        previous_expires_at: UNIX seconds until which ``previous`` signs too; without it
+            the previous secret no longer signs (a leaked secret stops working at once).
+        created_at: When ``current`` was made.
+    """
+
+    current: str
+    previous: str | None = None
+    previous_expires_at: float | None = None
+    created_at: float | None = None
+
+
+def new_secret_record(secret: str, now: float) -> SecretRecord:
+    """A first secret record for a project."""
+    return SecretRecord(current=secret, created_at=now)
+
+
+def parse_secret_record(raw: bytes) -> SecretRecord:
+    """Decode a stored secret record.
+
+    Raises:
+        msgspec.DecodeError: the value is not a secret record.
+    """
+    return msgspec.json.decode(raw, type=SecretRecord)
+
+
+def signing_secrets(record: SecretRecord, now: float) -> list[str]:
+    """The secrets that sign a delivery now.
+
+    The current one, and the previous one until ``previous_expires_at``, so that receivers
+    verify across a rotation whichever of the two secrets they hold.
+    """
+    secrets = [record.current]
+    expires = record.previous_expires_at
+    if record.previous and expires is not None and expires > now:
+        secrets.append(record.previous)
+    return secrets

@@ -1,0 +1,334 @@
+"""The notifier's two message handlers: fan-out of results, then durable delivery.
+
+Flow::
+
+    orchestration.{done,failed,aborted}.<orch>  (events stream, durable ``notifier``)
+        └─ FanOut: one DeliveryJob per target URL ─▶ notifier.delivery.<orch>
+                   (work-queue stream ORRA_WEBHOOKS, durable ``notifier_delivery``)
+                       └─ DeliveryWorker: sign, POST, retry ─▶ webhook.delivered|failed.<orch>
+
+Splitting the fan-out from the delivery gives every (orchestration, URL) its own message,
+so each URL has its own attempt count (``num_delivered``), its own backoff and its own
+outcome: a retry never re-sends to a URL that already succeeded.
+
+Acknowledgement policies, chosen on purpose:
+
+**FanOut** (events stream). Undecodable message: parked on the dead-letter subject (it
+will never decode; it must not block the consumer). Terminal event: every job is
+published with ``Nats-Msg-Id = job:<orch>:<url hash>`` and *then* the event is acked, so a
+crash in between republishes jobs that JetStream stores once. A broker or KV error: ``nak``
+with a growing delay (at most 30 s), forever, never parked: these errors are transient and
+parking a terminal event would lose its webhooks.
+
+**DeliveryWorker** (jobs stream). The job message stays unacknowledged until its delivery
+ends; that unacked message *is* the pending retry, so it survives a notifier restart and,
+as JetStream hands one message to one consumer instance at a time, two replicas never run
+the same attempt. ``msg.metadata.num_delivered`` is the attempt number. While a request
+runs, ``in_progress()`` keeps JetStream from handing the message to another replica.
+
+* 2xx, or a final failure (other 4xx, refused URL, deadline passed): the outcome is put in
+  the ``notifier_deliveries`` bucket, ``webhook.delivered`` / ``webhook.failed`` is appended
+  (event id ``w:<orch>:<url hash>``), then the message is acked. Each step repeats safely:
+  a job that arrives with an outcome already recorded only re-appends the event (stored
+  once) and is acked, so a crash after recording never sends the webhook twice.
+* Timeout, connection error, 408, 429, 5xx within the deadline: ``nak(delay=backoff)``
+  (or ``Retry-After``) — JetStream redelivers it then, to whichever replica asks.
+* Undecodable job: parked. Unexpected error (broker away while recording, invalid secret
+  record): ``nak`` with the backoff until the deadline, then parked with the reason.
+
+A replica that crashes in the middle of a request leaves its message unacked; JetStream
+redelivers it after ``ORRA_NOTIFIER_ACK_WAIT_S`` and the receiver may see that attempt's
+``webhook-id`` twice (delivery is at least once; receivers deduplicate on ``webhook-id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+import structlog
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+
+from orra_events import DecodeError, decode
+from orra_notifier.domain import (
+    TERMINAL_EVENTS,
+    DeliveryJob,
+    DeliveryOutcome,
+    RetryPolicy,
+    TerminalEvent,
+    Verdict,
+    backoff_s,
+    build_payload,
+    decide,
+    delivery_key,
+    describe,
+    encode_payload,
+    outcome_event,
+    target_urls,
+    url_hash,
+    webhook_id,
+)
+from orra_notifier.signing import webhook_headers
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from nats.aio.msg import Msg
+
+    from orra_events import Bus, Topology
+    from orra_notifier.delivery import Deliverer
+    from orra_notifier.settings import NotifierSettings
+    from orra_notifier.stores import Stores
+
+__all__ = [
+    "DELIVERY_CONSUMER",
+    "FANOUT_CONSUMER",
+    "DeliveryWorker",
+    "FanOut",
+    "job_subject",
+    "jobs_filter",
+    "jobs_stream",
+    "jobs_stream_config",
+]
+
+FANOUT_CONSUMER: Final = "notifier"
+DELIVERY_CONSUMER: Final = "notifier_delivery"
+_JOBS_STREAM: Final = "ORRA_WEBHOOKS"
+
+log = structlog.get_logger("orra.notifier")
+
+
+# --- the jobs stream -----------------------------------------------------------------------
+
+
+def jobs_stream(topology: Topology) -> str:
+    """Name of the notifier's work-queue stream of delivery jobs (``ORRA_WEBHOOKS``)."""
+    return topology.events_stream.removesuffix("ORRA_EVENTS") + _JOBS_STREAM
+
+
+def job_subject(topology: Topology, orchestration_id: str) -> str:
+    """Subject of an orchestration's delivery jobs: ``notifier.delivery.<orch>``."""
+    return topology.subject("notifier.delivery", orchestration_id)
+
+
+def jobs_filter(topology: Topology) -> str:
+    """Subject filter of every delivery job."""
+    return topology.subject("notifier.delivery", "*")
+
+
+def jobs_stream_config(topology: Topology) -> StreamConfig:
+    """Definition of the jobs stream: a file-backed work queue; acked jobs are removed."""
+    return StreamConfig(
+        name=jobs_stream(topology),
+        description="Orra notifier: one webhook delivery job per orchestration and URL",
+        subjects=[topology.subject("notifier", ">")],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        num_replicas=topology.replicas,
+        duplicate_window=topology.duplicate_window_s,
+    )
+
+
+# --- fan-out -------------------------------------------------------------------------------
+
+
+class FanOut:
+    """Turns a terminal orchestration event into one delivery job per target URL."""
+
+    def __init__(self, bus: Bus, stores: Stores, *, clock: Callable[[], float] = time.time) -> None:
+        self._bus = bus
+        self._stores = stores
+        self._clock = clock
+
+    async def __call__(self, msg: Msg) -> None:
+        """Handle one message of the events stream and acknowledge it (see the module)."""
+        try:
+            event = decode(msg.data)
+        except DecodeError as exc:
+            await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
+            return
+        if not isinstance(event, TERMINAL_EVENTS):
+            await msg.ack()
+            return
+        try:
+            await self.fan_out(event)
+        except Exception as exc:  # noqa: BLE001 - any failure here is retried, never lost
+            delay = min(30.0, 2.0 ** min(msg.metadata.num_delivered, 5))
+            log.warning(
+                "fan-out failed; will retry",
+                orchestration_id=event.orchestration_id,
+                error=f"{type(exc).__name__}: {exc}",
+                retry_in_s=delay,
+            )
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+
+    async def fan_out(self, event: TerminalEvent) -> list[str]:
+        """Publish a delivery job for each of the event's target URLs; return the URLs."""
+        urls = target_urls(event.webhook, await self._stores.project_webhooks(event.project))
+        if not urls:
+            log.info("no webhook to notify", orchestration_id=event.orchestration_id)
+            return urls
+        body = encode_payload(build_payload(event)).decode()
+        created_at = self._clock()
+        subject = job_subject(self._bus.topology, event.orchestration_id)
+        for url in urls:
+            job = DeliveryJob(
+                orchestration_id=event.orchestration_id,
+                project=event.project,
+                url=url,
+                body=body,
+                created_at=created_at,
+            )
+            await self._bus.js.publish(
+                subject,
+                msgspec.json.encode(job),
+                headers={"Nats-Msg-Id": f"job:{event.orchestration_id}:{url_hash(url)}"},
+            )
+        log.info("webhooks queued", orchestration_id=event.orchestration_id, count=len(urls))
+        return urls
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+
+class DeliveryWorker:
+    """Runs one attempt of a delivery job and acknowledges it (see the module).
+
+    Args:
+        bus: The connection, to append outcomes and park bad jobs.
+        stores: Secrets and delivery outcomes.
+        deliverer: The HTTP side.
+        settings: Retry policy and ack wait.
+        clock: UNIX seconds now (tests may pass another).
+        rand: Uniform random numbers in ``[0, 1)`` for the jitter.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        stores: Stores,
+        deliverer: Deliverer,
+        settings: NotifierSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._bus = bus
+        self._stores = stores
+        self._deliverer = deliverer
+        self._settings = settings
+        self._clock = clock
+        self._rand = rand
+        self._policy = RetryPolicy(
+            base_s=settings.backoff_base_s,
+            max_s=settings.backoff_max_s,
+            deadline_s=settings.deadline_s,
+        )
+        self._decoder = msgspec.json.Decoder(DeliveryJob)
+
+    async def __call__(self, msg: Msg) -> None:
+        """Handle one delivery job message."""
+        try:
+            job = self._decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._bus.park(msg, f"invalid delivery job: {exc}")
+            return
+        attempt = msg.metadata.num_delivered
+        try:
+            await self._attempt(job, msg, attempt)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if self._clock() > job.created_at + self._settings.deadline_s:
+                await self._bus.park(msg, f"delivery failed past its deadline: {reason}")
+                return
+            delay = backoff_s(attempt, self._policy, self._rand())
+            log.exception(
+                "delivery step failed; will retry",
+                orchestration_id=job.orchestration_id,
+                url=job.url,
+                attempt=attempt,
+                retry_in_s=round(delay, 3),
+            )
+            await msg.nak(delay=delay)
+
+    async def _attempt(self, job: DeliveryJob, msg: Msg, attempt: int) -> None:
+        key = delivery_key(job.orchestration_id, job.url)
+        recorded = await self._stores.outcome(key)
+        if recorded is not None:
+            log.info("delivery already finished", orchestration_id=job.orchestration_id)
+            await self._finish(msg, key, recorded, record=False)
+            return
+        msg_id = webhook_id(job.orchestration_id, job.url)
+        result = await self._deliverer.check_url(job.url)
+        if result is None:
+            secrets = await self._stores.signing_secrets(job.project, self._clock())
+            body = job.body.encode()
+            headers = webhook_headers(secrets, msg_id, int(self._clock()), body)
+            async with self._keep_alive(msg):
+                result = await self._deliverer.post(job.url, body, headers)
+        now = self._clock()
+        decision = decide(
+            result,
+            attempt=attempt,
+            first_attempt_at=job.created_at,
+            now=now,
+            policy=self._policy,
+            rand=self._rand(),
+        )
+        fields = {
+            "orchestration_id": job.orchestration_id,
+            "url": job.url,
+            "attempt": attempt,
+            "result": describe(result),
+        }
+        if decision.verdict is Verdict.RETRY:
+            log.info("webhook attempt failed; will retry", retry_in_s=decision.delay_s, **fields)
+            await msg.nak(delay=decision.delay_s)
+            return
+        delivered = decision.verdict is Verdict.DELIVERED
+        if delivered:
+            log.info("webhook delivered", **fields)
+        else:
+            log.warning("webhook failed", reason=decision.reason, **fields)
+        outcome = DeliveryOutcome(
+            orchestration_id=job.orchestration_id,
+            url=job.url,
+            delivered=delivered,
+            attempts=attempt,
+            status_code=result.status_code,
+            error=None if delivered else decision.reason,
+            webhook_id=msg_id,
+            at=now,
+        )
+        await self._finish(msg, key, outcome, record=True)
+
+    async def _finish(self, msg: Msg, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
+        if record:
+            await self._stores.record(key, outcome)
+        await self._bus.publish(outcome_event(outcome))
+        await msg.ack()
+
+    @contextlib.asynccontextmanager
+    async def _keep_alive(self, msg: Msg) -> AsyncIterator[None]:
+        """Tell JetStream the message is being worked on, every third of the ack wait."""
+        interval = self._settings.ack_wait_s / 3
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,136 @@
+"""The key-value buckets the notifier reads and writes (formats in docs/architecture.md).
+
+* ``webhooks`` (written by the gateway): key ``<project>.urls`` → JSON list of URLs.
+* ``secrets`` (the gateway fetches and rotates): key ``<project>`` → JSON
+  ``{"current": "whsec_...", "previous": "whsec_..."|null, "previousExpiresAt": float|null,
+  "createdAt": float|null}``. The notifier creates a project's first record with KV
+  ``create()``, so two replicas (or the gateway and a replica) racing agree on one secret.
+* ``notifier_deliveries`` (the notifier's own): key ``<orchestration>.<url hash>`` → the
+  :class:`~orra_notifier.domain.DeliveryOutcome` of a finished delivery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+import structlog
+from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from orra_events import check_name
+from orra_events.errors import InvalidName
+from orra_notifier.domain import (
+    DeliveryOutcome,
+    new_secret_record,
+    parse_secret_record,
+    parse_webhook_list,
+    signing_secrets,
+)
+from orra_notifier.errors import InvalidSecret
+from orra_notifier.signing import generate_secret
+
+if TYPE_CHECKING:
+    from nats.js.kv import KeyValue
+
+    from orra_events import Bus
+
+__all__ = [
+    "DELIVERIES_BUCKET",
+    "SECRETS_BUCKET",
+    "WEBHOOKS_BUCKET",
+    "Stores",
+]
+
+WEBHOOKS_BUCKET: Final = "webhooks"
+SECRETS_BUCKET: Final = "secrets"
+DELIVERIES_BUCKET: Final = "notifier_deliveries"
+_WEEK_S: Final = 7 * 24 * 3600.0
+
+log = structlog.get_logger("orra.notifier")
+
+
+async def _open(bus: Bus, name: str, *, ttl_s: float | None = None) -> KeyValue:
+    """Open a bucket, creating it when missing; tolerate another process creating it first."""
+    try:
+        return await bus.kv(name, ttl_s=ttl_s)
+    except BadRequestError:  # created concurrently with another configuration: use theirs
+        return await bus.js.key_value(bus.topology.bucket(name))
+
+
+class Stores:
+    """Access to the notifier's buckets."""
+
+    def __init__(self, webhooks: KeyValue, secrets: KeyValue, deliveries: KeyValue) -> None:
+        self._webhooks = webhooks
+        self._secrets = secrets
+        self._deliveries = deliveries
+        self._outcome_decoder = msgspec.json.Decoder(DeliveryOutcome)
+
+    @classmethod
+    async def open(cls, bus: Bus, *, deadline_s: float) -> Stores:
+        """Open (creating when missing) every bucket.
+
+        Args:
+            bus: The connection.
+            deadline_s: The retry deadline; delivery outcomes are kept a week longer, so a
+                job repeated within its retry window is still recognised as finished.
+        """
+        return cls(
+            await _open(bus, WEBHOOKS_BUCKET),
+            await _open(bus, SECRETS_BUCKET),
+            await _open(bus, DELIVERIES_BUCKET, ttl_s=deadline_s + _WEEK_S),
+        )
+
+    async def project_webhooks(self, project: str) -> list[str]:
+        """The webhooks registered for ``project`` (none when the key is missing)."""
+        try:
+            check_name("project", project)
+        except InvalidName:
+            log.warning("project name cannot be a KV key; no project webhooks", project=project)
+            return []
+        try:
+            entry = await self._webhooks.get(f"{project}.urls")
+        except KeyNotFoundError:
+            return []
+        return parse_webhook_list(entry.value or b"")
+
+    async def signing_secrets(self, project: str, now: float) -> list[str]:
+        """The secrets that sign ``project``'s deliveries now; creates the first one.
+
+        Raises:
+            InvalidSecret: the stored record is unreadable (fix it through the gateway).
+            InvalidName: the project name cannot be a key.
+        """
+        check_name("project", project)
+        try:
+            entry = await self._secrets.get(project)
+        except KeyNotFoundError:
+            record = new_secret_record(generate_secret(), now)
+            try:
+                await self._secrets.create(project, msgspec.json.encode(record))
+            except KeyWrongLastSequenceError:  # another process created it first: use theirs
+                entry = await self._secrets.get(project)
+            else:
+                log.info("created the project's webhook signing secret", project=project)
+                return signing_secrets(record, now)
+        try:
+            return signing_secrets(parse_secret_record(entry.value or b""), now)
+        except msgspec.DecodeError as exc:
+            raise InvalidSecret(
+                f"the secret record of project {project!r} is invalid: {exc}"
+            ) from None
+
+    async def outcome(self, key: str) -> DeliveryOutcome | None:
+        """The recorded outcome of a delivery, or ``None`` while it is not finished."""
+        try:
+            entry = await self._deliveries.get(key)
+        except KeyNotFoundError:
+            return None
+        try:
+            return self._outcome_decoder.decode(entry.value or b"")
+        except msgspec.DecodeError:
+            return None
+
+    async def record(self, key: str, outcome: DeliveryOutcome) -> None:
+        """Record how a delivery ended."""
+        await self._deliveries.put(key, msgspec.json.encode(outcome))

@@ -1,0 +1,343 @@
+"""The notifier end to end: a real nats-server, real HTTP receivers, real restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import msgspec
+
+from orra_events import (
+    Bus,
+    OrchestrationAborted,
+    OrchestrationFailed,
+    WebhookDelivered,
+    WebhookFailed,
+)
+from orra_notifier.handlers import DELIVERY_CONSUMER, jobs_stream
+from orra_notifier.stores import SECRETS_BUCKET, WEBHOOKS_BUCKET, Stores
+
+from .conftest import StartNotifier
+from .helpers import done, outcomes
+from .receiver import Receiver, Reply, Request, free_port, script
+
+
+def standard_webhooks_verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """An independent verifier, written from the Standard Webhooks specification text.
+
+    "The signature is the base64 of HMAC-SHA256 over ``msg_id.timestamp.payload``, keyed
+    with the base64-decoded part of the secret after ``whsec_``; the header is a space
+    delimited list of ``version,signature``; compare in constant time; reject timestamps
+    too far from now."
+    """
+    key = base64.b64decode(secret.split("_", 1)[1])
+    msg_id, timestamp = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(time.time() - int(timestamp)) > 5 * 60:
+        return False
+    to_sign = f"{msg_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, to_sign, hashlib.sha256).digest()).decode()
+    for versioned in headers["webhook-signature"].split(" "):
+        version, _, signature = versioned.partition(",")
+        if version == "v1" and hmac.compare_digest(signature, expected):
+            return True
+    return False
+
+
+async def project_secret(bus: Bus, project: str = "default") -> str:
+    """The project's current secret, read as the gateway would to show it to its user."""
+    kv = await bus.kv(SECRETS_BUCKET)
+    entry = await kv.get(project)
+    return str(json.loads(entry.value or b"")["current"])
+
+
+async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as receiver:
+        await start_notifier()
+        results = {"orderStatus": "processed", "deliveryTracking": "DLV987"}
+        await bus.publish(done("o_sign1", receiver.url(), results=results))
+        [outcome] = await outcomes(bus, "o_sign1")
+        [request] = receiver.requests
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert (outcome.attempt, outcome.status_code, outcome.url) == (1, 200, receiver.url())
+    assert request.method == "POST"
+    assert request.path == "/webhooks/orra"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == outcome.webhook_id
+    assert json.loads(request.body) == {
+        "orchestrationId": "o_sign1",
+        "status": "completed",
+        "results": results,
+        "error": None,
+    }
+    secret = await project_secret(bus)
+    assert standard_webhooks_verify(secret, request.headers, request.body)
+    assert not standard_webhooks_verify(secret, request.headers, request.body + b" ")
+
+
+async def test_a_receiver_failing_twice_gets_it_on_the_third_attempt_with_one_webhook_id(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver(script(500, 500, 200)) as receiver:
+        await start_notifier()
+        await bus.publish(done("o_retry1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_retry1")
+        requests = list(receiver.requests)
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert (outcome.attempt, outcome.status_code) == (3, 200)
+    assert len(requests) == 3
+    assert {r.headers["webhook-id"] for r in requests} == {outcome.webhook_id}
+    assert len({r.body for r in requests}) == 1
+    secret = await project_secret(bus)
+    assert all(standard_webhooks_verify(secret, r.headers, r.body) for r in requests)
+
+
+async def test_a_pending_retry_survives_a_restart_while_the_receiver_is_down(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    port = free_port()  # nobody listens: connection refused
+    url = f"http://127.0.0.1:{port}/webhooks/orra"
+    stop = await start_notifier()
+    await bus.publish(done("o_down1", url))
+
+    async def deliveries() -> int:
+        info = await bus.js.consumer_info(jobs_stream(bus.topology), DELIVERY_CONSUMER)
+        return int(info.delivered.consumer_seq)
+
+    while await deliveries() < 2:  # the first attempts failed and a retry is scheduled
+        await asyncio.sleep(0.05)
+    await stop()
+
+    async with Receiver(port=port) as receiver:
+        await asyncio.sleep(0.6)  # longer than any backoff: nobody retries while stopped
+        assert receiver.requests == []
+        await start_notifier()
+        [outcome] = await outcomes(bus, "o_down1")
+        assert len(receiver.requests) == 1
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert outcome.attempt >= 3
+    assert outcome.status_code == 200
+
+
+async def test_a_400_is_not_retried(bus: Bus, start_notifier: StartNotifier) -> None:
+    async with Receiver(script(400, 200)) as receiver:
+        await start_notifier()
+        await bus.publish(done("o_bad1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_bad1")
+        await asyncio.sleep(0.4)  # several backoffs: a retry would have arrived by now
+        assert len(receiver.requests) == 1
+
+    assert isinstance(outcome, WebhookFailed)
+    assert (outcome.attempts, outcome.status_code) == (1, 400)
+    assert "HTTP 400 is not retried" in outcome.error
+
+
+async def test_a_handler_written_like_the_seeds_express_example(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    processed: list[Any] = []
+    handled_errors: list[Any] = []
+
+    def express_like(request: Request) -> Reply:
+        # app.post('/webhooks/orra', (req, res) => { const {orchestrationId, status,
+        #   results, error} = req.body; if (status === 'completed') processResults(results)
+        #   else if (status === 'failed') handleError(error); res.sendStatus(200); })
+        body = json.loads(request.body)
+        status, results, error = body["status"], body["results"], body["error"]
+        assert body["orchestrationId"].startswith("o_express")
+        if status == "completed":
+            processed.append(results)
+        elif status == "failed":
+            handled_errors.append(error)
+        return Reply(200)
+
+    async with Receiver(express_like) as receiver:
+        await start_notifier()
+        await bus.publish(done("o_express1", receiver.url(), results={"paymentStatus": "ok"}))
+        await bus.publish(
+            OrchestrationFailed(
+                event_id="end:o_express2",
+                orchestration_id="o_express2",
+                error="InventoryService: out of stock",
+                webhook=receiver.url(),
+            )
+        )
+        await bus.publish(
+            OrchestrationAborted(
+                event_id="end:o_express3",
+                orchestration_id="o_express3",
+                reason="aborted by user",
+                webhook=receiver.url(),
+            )
+        )
+        for orch in ("o_express1", "o_express2", "o_express3"):
+            [outcome] = await outcomes(bus, orch)
+            assert isinstance(outcome, WebhookDelivered)
+
+    assert processed == [{"paymentStatus": "ok"}]
+    assert handled_errors == ["InventoryService: out of stock"]
+    statuses = sorted(json.loads(r.body)["status"] for r in receiver.requests)
+    assert statuses == ["aborted", "completed", "failed"]
+
+
+async def test_a_private_url_is_refused_unless_allowed(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as receiver:
+        await start_notifier(allow_private=False)
+        await bus.publish(done("o_private1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_private1")
+        assert receiver.requests == []
+
+    assert isinstance(outcome, WebhookFailed)
+    assert outcome.status_code is None
+    assert outcome.attempts == 1
+    assert "127.0.0.1" in outcome.error
+    assert "ORRA_ALLOW_PRIVATE_WEBHOOKS" in outcome.error
+
+
+async def test_project_webhooks_get_it_too_and_a_retry_skips_urls_that_succeeded(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as healthy, Receiver(script(503, 503, 200)) as flaky:
+        webhooks = await bus.kv(WEBHOOKS_BUCKET)
+        await webhooks.put("shop.urls", json.dumps([flaky.url("/a"), healthy.url("/b")]).encode())
+        await start_notifier()
+        await bus.publish(done("o_multi1", healthy.url("/b"), project="shop"))
+        found = await outcomes(bus, "o_multi1", count=2)
+        await asyncio.sleep(0.3)
+        assert len(healthy.requests) == 1
+        assert len(flaky.requests) == 3
+
+    by_url = {o.url: o for o in found}
+    assert isinstance(by_url[healthy.url("/b")], WebhookDelivered)
+    flaky_outcome = by_url[flaky.url("/a")]
+    assert isinstance(flaky_outcome, WebhookDelivered)
+    assert flaky_outcome.attempt == 3
+    assert flaky_outcome.webhook_id != by_url[healthy.url("/b")].webhook_id
+    secret = await project_secret(bus, "shop")
+    assert standard_webhooks_verify(secret, healthy.requests[0].headers, healthy.requests[0].body)
+
+
+async def test_retry_after_is_honoured(bus: Bus, start_notifier: StartNotifier) -> None:
+    async with Receiver(script(Reply(429, {"Retry-After": "1"}), 200)) as receiver:
+        await start_notifier()
+        await bus.publish(done("o_429", receiver.url()))
+        [outcome] = await outcomes(bus, "o_429")
+        first, second = receiver.requests
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert outcome.attempt == 2
+    assert second.at - first.at >= 0.9
+
+
+async def test_a_slow_receiver_times_out_and_is_retried(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver(script(Reply(200, delay_s=1.5), 200)) as receiver:
+        await start_notifier(timeout_s=0.5)
+        await bus.publish(done("o_slow1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_slow1")
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert outcome.attempt == 2
+
+
+async def test_retries_end_at_the_deadline(bus: Bus, start_notifier: StartNotifier) -> None:
+    async with Receiver(script(503)) as receiver:
+        await start_notifier(deadline_s=0.5)
+        await bus.publish(done("o_deadline1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_deadline1")
+        sent = len(receiver.requests)
+
+    assert isinstance(outcome, WebhookFailed)
+    assert outcome.attempts == sent
+    assert outcome.status_code == 503
+    assert "deadline" in outcome.error
+    assert outcome.attempts >= 2
+
+
+async def test_two_replicas_never_send_one_attempt_twice(
+    bus: Bus, nats_url: str, start_notifier: StartNotifier
+) -> None:
+    seen: dict[str, int] = {}
+
+    def fail_first(request: Request) -> Reply:
+        wid = request.headers["webhook-id"]
+        seen[wid] = seen.get(wid, 0) + 1
+        return Reply(500 if seen[wid] == 1 else 200)
+
+    other = await Bus.connect(nats_url, bus.topology, name="replica-2")
+    try:
+        async with Receiver(fail_first) as receiver:
+            await start_notifier()
+            stop_other = await start_notifier(on=other)
+            orchs = [f"o_pair{i}" for i in range(8)]
+            for orch in orchs:
+                await bus.publish(done(orch, receiver.url()))
+            for orch in orchs:
+                [outcome] = await outcomes(bus, orch)
+                assert isinstance(outcome, WebhookDelivered)
+                assert outcome.attempt == 2
+            await asyncio.sleep(0.3)
+            await stop_other()
+    finally:
+        await other.close()
+    assert sorted(seen.values()) == [2] * 8
+    assert len(receiver.requests) == 16
+
+
+async def test_an_undecodable_event_is_parked_and_the_next_one_delivered(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as receiver:
+        await start_notifier()
+        await bus.js.publish(bus.topology.subject("orchestration.done", "o_garbage"), b"{nope")
+        await bus.publish(done("o_after1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_after1")
+        assert isinstance(outcome, WebhookDelivered)
+
+    parked = await bus.js.get_last_msg(
+        bus.topology.dlq_stream,
+        bus.topology.dead_letter(bus.topology.subject("orchestration.done", "o_garbage")),
+    )
+    assert parked.data == b"{nope"
+
+
+async def test_two_replicas_agree_on_a_new_projects_secret(bus: Bus) -> None:
+    first, second = await asyncio.gather(
+        Stores.open(bus, deadline_s=60), Stores.open(bus, deadline_s=60)
+    )
+    a, b = await asyncio.gather(
+        first.signing_secrets("newproj", time.time()),
+        second.signing_secrets("newproj", time.time()),
+    )
+    assert a == b == [await project_secret(bus, "newproj")]
+
+
+async def test_during_a_rotation_both_secrets_sign(bus: Bus, start_notifier: StartNotifier) -> None:
+    old, new = (
+        "whsec_" + base64.b64encode(b"o" * 32).decode(),
+        "whsec_" + base64.b64encode(b"n" * 32).decode(),
+    )
+    secrets = await bus.kv(SECRETS_BUCKET)
+    record = {"current": new, "previous": old, "previousExpiresAt": time.time() + 3600}
+    await secrets.put("rot", msgspec.json.encode(record))
+    async with Receiver() as receiver:
+        await start_notifier()
+        await bus.publish(done("o_rot1", receiver.url(), project="rot"))
+        await outcomes(bus, "o_rot1")
+        [request] = receiver.requests
+
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert standard_webhooks_verify(old, request.headers, request.body)
+    assert standard_webhooks_verify(new, request.headers, request.body)

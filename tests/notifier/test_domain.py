@@ -1,0 +1,248 @@
+"""Pure rules of the notifier: payloads, targets, URL safety, retry decisions, records."""
+
+from __future__ import annotations
+
+import pytest
+
+from orra_events import OrchestrationAborted, OrchestrationFailed, WebhookDelivered, WebhookFailed
+from orra_notifier import InvalidSettings, NotifierSettings, UnsafeWebhookUrl
+from orra_notifier.domain import (
+    AttemptResult,
+    DeliveryOutcome,
+    RetryPolicy,
+    SecretRecord,
+    Verdict,
+    backoff_s,
+    build_payload,
+    check_url_shape,
+    decide,
+    delivery_event_id,
+    encode_payload,
+    is_public_address,
+    outcome_event,
+    parse_retry_after,
+    parse_secret_record,
+    parse_webhook_list,
+    signing_secrets,
+    status_of,
+    target_urls,
+    webhook_id,
+)
+
+from .helpers import done
+
+POLICY = RetryPolicy(base_s=1.0, max_s=60.0, deadline_s=3600.0)
+
+
+def test_payload_of_each_terminal_event() -> None:
+    completed = done("o_1", None, results={"deliveryTracking": "DLV987"})
+    failed = OrchestrationFailed(event_id="end:o_2", orchestration_id="o_2", error="no stock")
+    aborted = OrchestrationAborted(
+        event_id="end:o_3", orchestration_id="o_3", reason="user abort", payload={"by": "me"}
+    )
+    assert build_payload(completed) == {
+        "orchestrationId": "o_1",
+        "status": "completed",
+        "results": {"deliveryTracking": "DLV987"},
+        "error": None,
+    }
+    assert build_payload(failed) == {
+        "orchestrationId": "o_2",
+        "status": "failed",
+        "results": None,
+        "error": "no stock",
+    }
+    assert build_payload(aborted) == {
+        "orchestrationId": "o_3",
+        "status": "aborted",
+        "results": {"by": "me"},
+        "error": "user abort",
+    }
+    assert [status_of(e) for e in (completed, failed, aborted)] == [
+        "completed",
+        "failed",
+        "aborted",
+    ]
+    assert encode_payload(build_payload(completed)).startswith(b'{"orchestrationId":"o_1"')
+
+
+def test_targets_keep_order_and_drop_duplicates_and_blanks() -> None:
+    assert target_urls("https://a/x", ["https://b/y", "https://a/x", " ", ""]) == [
+        "https://a/x",
+        "https://b/y",
+    ]
+    assert target_urls(None, []) == []
+
+
+def test_project_webhook_lists_are_read_tolerantly() -> None:
+    assert parse_webhook_list(b'["https://a", {"url": "https://b"}, 3]') == [
+        "https://a",
+        "https://b",
+    ]
+    assert parse_webhook_list(b"not json") == []
+    assert parse_webhook_list(b'{"url": "https://a"}') == []
+
+
+def test_ids_are_stable_and_distinct_per_url() -> None:
+    a = webhook_id("o_1", "https://a")
+    assert a == webhook_id("o_1", "https://a")
+    assert a.startswith("msg_")
+    assert a != webhook_id("o_1", "https://b") != webhook_id("o_2", "https://a")
+    assert delivery_event_id("o_1", "https://a").startswith("w:o_1:")
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "http:///nohost", "example.com/x", "http://a:99999/"]
+)
+def test_malformed_urls_are_refused(url: str) -> None:
+    with pytest.raises(UnsafeWebhookUrl):
+        check_url_shape(url)
+
+
+def test_url_shape_gives_host_and_default_port() -> None:
+    assert check_url_shape("https://example.com/hook") == ("example.com", 443)
+    assert check_url_shape("http://example.com:8080/hook") == ("example.com", 8080)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_public_addresses(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    assert backoff_s(1, POLICY, 0.0) == 0.5
+    assert backoff_s(1, POLICY, 0.999) < 1.0
+    assert backoff_s(3, POLICY, 0.0) == 2.0
+    assert backoff_s(50, POLICY, 0.0) == 30.0
+    assert backoff_s(10_000, POLICY, 0.5) <= 60.0
+
+
+def response(code: int, retry_after: float | None = None) -> AttemptResult:
+    return AttemptResult(kind="response", status_code=code, retry_after_s=retry_after)
+
+
+@pytest.mark.parametrize(
+    ("result", "verdict"),
+    [
+        (response(200), Verdict.DELIVERED),
+        (response(204), Verdict.DELIVERED),
+        (response(500), Verdict.RETRY),
+        (response(503), Verdict.RETRY),
+        (response(408), Verdict.RETRY),
+        (response(429), Verdict.RETRY),
+        (AttemptResult(kind="timeout"), Verdict.RETRY),
+        (AttemptResult(kind="connection", error="refused"), Verdict.RETRY),
+        (response(400), Verdict.GIVE_UP),
+        (response(401), Verdict.GIVE_UP),
+        (response(404), Verdict.GIVE_UP),
+        (response(410), Verdict.GIVE_UP),
+        (response(301), Verdict.GIVE_UP),
+        (AttemptResult(kind="refused", error="private"), Verdict.GIVE_UP),
+    ],
+)
+def test_what_is_retried(result: AttemptResult, verdict: Verdict) -> None:
+    decision = decide(result, attempt=1, first_attempt_at=0.0, now=1.0, policy=POLICY, rand=0.0)
+    assert decision.verdict is verdict
+
+
+def test_retry_after_is_honoured_and_the_deadline_ends_retries() -> None:
+    decision = decide(
+        response(429, 120.0), attempt=1, first_attempt_at=0.0, now=0.0, policy=POLICY, rand=0.0
+    )
+    assert decision.delay_s == 120.0
+    late = decide(
+        response(500), attempt=9, first_attempt_at=0.0, now=3599.0, policy=POLICY, rand=0.0
+    )
+    assert late.verdict is Verdict.GIVE_UP
+    assert "HTTP 500" in late.reason
+    assert "deadline" in late.reason
+
+
+def test_retry_after_header_forms() -> None:
+    assert parse_retry_after("7", now=0.0) == 7.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == 60.0
+    assert parse_retry_after("soon", now=0.0) is None
+    assert parse_retry_after(None, now=0.0) is None
+
+
+def test_outcome_events() -> None:
+    ok = DeliveryOutcome(
+        orchestration_id="o_1",
+        url="https://a",
+        delivered=True,
+        attempts=3,
+        status_code=200,
+        error=None,
+        webhook_id="msg_x",
+        at=5.0,
+    )
+    event = outcome_event(ok)
+    assert isinstance(event, WebhookDelivered)
+    assert (event.attempt, event.status_code, event.event_id) == (
+        3,
+        200,
+        delivery_event_id("o_1", "https://a"),
+    )
+    failed = outcome_event(
+        DeliveryOutcome(
+            orchestration_id="o_1",
+            url="https://a",
+            delivered=False,
+            attempts=1,
+            status_code=400,
+            error="HTTP 400 is not retried",
+            webhook_id="msg_x",
+            at=5.0,
+        )
+    )
+    assert isinstance(failed, WebhookFailed)
+    assert (failed.attempts, failed.status_code, failed.error) == (
+        1,
+        400,
+        "HTTP 400 is not retried",
+    )
+
+
+def test_secret_records_and_rotation_grace() -> None:
+    record = parse_secret_record(
+        b'{"current": "whsec_bmV3", "previous": "whsec_b2xk", "previousExpiresAt": 100.0}'
+    )
+    assert record == SecretRecord(
+        current="whsec_bmV3", previous="whsec_b2xk", previous_expires_at=100.0
+    )
+    assert signing_secrets(record, now=50.0) == ["whsec_bmV3", "whsec_b2xk"]
+    assert signing_secrets(record, now=150.0) == ["whsec_bmV3"]
+    no_expiry = SecretRecord(current="whsec_bmV3", previous="whsec_b2xk")
+    assert signing_secrets(no_expiry, now=0.0) == ["whsec_bmV3"]
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORRA_NOTIFIER_DEADLINE_S", "120")
+    monkeypatch.setenv("ORRA_NOTIFIER_TIMEOUT_S", "3")
+    monkeypatch.setenv("ORRA_ALLOW_PRIVATE_WEBHOOKS", "true")
+    settings = NotifierSettings.from_env()
+    assert (settings.deadline_s, settings.timeout_s, settings.allow_private) == (120, 3, True)
+    monkeypatch.delenv("ORRA_ALLOW_PRIVATE_WEBHOOKS")
+    monkeypatch.delenv("ORRA_NOTIFIER_DEADLINE_S")
+    defaults = NotifierSettings.from_env()
+    assert (defaults.deadline_s, defaults.allow_private) == (86_400.0, False)
+    with pytest.raises(InvalidSettings):
+        NotifierSettings(timeout_s=0)
