@@ -60,6 +60,11 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(services_app, name="services")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(webhooks_app, name="webhooks")
+grounding_app = typer.Typer(
+    help="Domain grounding: worked examples and constraints for the LLM planner.",
+    no_args_is_help=True,
+)
+app.add_typer(grounding_app, name="grounding")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 GatewayOpt = Annotated[
@@ -141,12 +146,31 @@ def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
     return [item for item in payload if isinstance(item, dict)]
 
 
+def _quiet_library_logs() -> None:
+    """Library logs (the bus's reconnect notices) go to stderr, warnings and up only."""
+    import logging
+    import sys
+
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
 @app.callback()
 def _main(
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Orra: plan plain-language actions into parallel tasks across your services."""
+    _quiet_library_logs()
     _globals["gateway_url"] = gateway_url
     _globals["api_key"] = api_key
 
@@ -655,3 +679,96 @@ def webhooks_ls(
         return
     rows = [[_cell(w, "url"), _cell(w, "id"), relative_time(w.get("createdAt"))] for w in items]
     _print_rows(["URL", "ID", "CREATED"], rows, "no webhooks: add one with `orra webhooks add URL`")
+
+
+async def _with_bus(settings: Settings, work: Callable[[Any], Any]) -> Any:
+    from orra_events import BrokerUnavailable, Bus, Topology
+
+    try:
+        bus = await Bus.connect(
+            settings.nats_url,
+            Topology(namespace=settings.namespace),
+            name="orra-cli",
+            retry_forever=False,
+        )
+    except BrokerUnavailable as exc:
+        raise CliError(f"{exc}: start the stack with `orra up` or set ORRA_NATS_URL") from None
+    try:
+        return await work(bus)
+    finally:
+        await bus.close()
+
+
+@grounding_app.command("apply")
+@_handles_errors
+def grounding_apply(
+    file: Annotated[
+        Path, typer.Option("-f", "--file", help="YAML file of use cases and constraints.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Store the groundings of a YAML file (a grounding of the same name is replaced)."""
+    from orra_planner.llm.grounding import GroundingError, apply_grounding
+
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    settings = _settings(None, None)
+    try:
+        applied = asyncio.run(_with_bus(settings, lambda bus: apply_grounding(bus, text)))
+    except GroundingError as exc:
+        raise CliError(f"{file}: {exc}") from None
+    names = [g.name for g in applied]
+    if as_json:
+        _emit_json({"applied": names})
+        return
+    for name in names:
+        _out().print(f"grounding applied: {name}")
+
+
+@grounding_app.command("ls")
+@_handles_errors
+def grounding_ls(as_json: JsonOpt = False) -> None:
+    """List the stored groundings."""
+    from orra_planner.llm.grounding import list_groundings
+
+    items = asyncio.run(_with_bus(_settings(None, None), list_groundings))
+    rows = [
+        {
+            "name": g.name,
+            "useCases": len(g.use_cases),
+            "constraints": len(g.constraints),
+            "strict": g.strict,
+        }
+        for g in items
+    ]
+    if as_json:
+        _emit_json({"items": rows})
+        return
+    _print_rows(
+        ["NAME", "USE CASES", "CONSTRAINTS", "STRICT"],
+        [
+            [r["name"], str(r["useCases"]), str(r["constraints"]), str(r["strict"]).lower()]
+            for r in rows
+        ],
+        "no groundings: add one with `orra grounding apply -f FILE`",
+    )
+
+
+@grounding_app.command("rm")
+@_handles_errors
+def grounding_rm(
+    name: Annotated[str, typer.Argument(help="The grounding to delete.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a grounding."""
+    from orra_planner.llm.grounding import remove_grounding
+
+    existed = asyncio.run(_with_bus(_settings(None, None), lambda bus: remove_grounding(bus, name)))
+    if not existed:
+        raise CliError(f"no grounding named {name!r}: see `orra grounding ls`")
+    if as_json:
+        _emit_json({"removed": name})
+        return
+    _out().print(f"grounding removed: {name}")
