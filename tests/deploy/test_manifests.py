@@ -76,6 +76,7 @@ def test_keda_scaledobjects_target_real_deployments_and_consumers() -> None:
     deployments = {d["metadata"]["name"] for _, d in _core_manifests() if d["kind"] == "Deployment"}
     consumers = {
         topology.events_stream: {"planner", "dispatcher", "notifier"},
+        topology.webhooks_stream: {"notifier_delivery"},
         topology.work_stream: {
             f"svc_{s}"
             for s in (

@@ -74,7 +74,7 @@ def test_namespace_prefixes_everything() -> None:
 def test_stream_definitions() -> None:
     t = Topology(replicas=3)
     configs = {c.name: c for c in t.stream_configs()}
-    assert set(configs) == {"ORRA_EVENTS", "ORRA_SERVICES", "ORRA_WORK", "ORRA_DLQ"}
+    assert set(configs) == {"ORRA_EVENTS", "ORRA_SERVICES", "ORRA_WORK", "ORRA_WEBHOOKS", "ORRA_DLQ"}
     events = configs["ORRA_EVENTS"]
     assert events.storage is StorageType.FILE
     assert events.duplicate_window == 600.0
@@ -83,6 +83,8 @@ def test_stream_definitions() -> None:
     assert configs["ORRA_WORK"].subjects == ["work.>"]
     assert configs["ORRA_SERVICES"].max_msgs_per_subject == 1
     assert configs["ORRA_DLQ"].subjects == ["dlq.>"]
+    assert configs["ORRA_WEBHOOKS"].retention is RetentionPolicy.WORK_QUEUE
+    assert configs["ORRA_WEBHOOKS"].subjects == ["notifier.>"]
     assert all(c.num_replicas == 3 for c in configs.values())
     subjects = [s for c in configs.values() for s in c.subjects or []]
     assert len(subjects) == len(set(subjects))  # no two streams claim a subject

@@ -155,6 +155,11 @@ class Topology:
         return f"{self._stream_prefix}ORRA_WORK"
 
     @property
+    def webhooks_stream(self) -> str:
+        """Work-queue stream of the notifier's webhook delivery jobs."""
+        return f"{self._stream_prefix}ORRA_WEBHOOKS"
+
+    @property
     def dlq_stream(self) -> str:
         """Stream of parked (dead-lettered) messages."""
         return f"{self._stream_prefix}ORRA_DLQ"
@@ -196,6 +201,15 @@ class Topology:
                 name=self.work_stream,
                 description="Orra work queue: tasks for services, one subject per service",
                 subjects=[f"{self._prefix}work.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                duplicate_window=dup,
+            ),
+            StreamConfig(
+                name=self.webhooks_stream,
+                description="Orra notifier: one webhook delivery job per orchestration and URL",
+                subjects=[f"{self._prefix}notifier.>"],
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
                 num_replicas=self.replicas,

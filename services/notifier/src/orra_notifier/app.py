@@ -21,7 +21,6 @@ from orra_notifier.handlers import (
     FanOut,
     jobs_filter,
     jobs_stream,
-    jobs_stream_config,
 )
 from orra_notifier.settings import NotifierSettings
 from orra_notifier.stores import Stores
@@ -81,7 +80,6 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     """
     settings = settings or NotifierSettings.from_env()
     topology = bus.topology
-    await bus.ensure_stream(jobs_stream_config(topology))
     stores = await Stores.open(bus, deadline_s=settings.deadline_s)
     deliverer = Deliverer(settings)
     delivery = PullConsumer(

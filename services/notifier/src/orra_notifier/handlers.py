@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 import structlog
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
 from orra_events import DecodeError, decode
 from orra_notifier.domain import (
@@ -92,12 +91,10 @@ __all__ = [
     "job_subject",
     "jobs_filter",
     "jobs_stream",
-    "jobs_stream_config",
 ]
 
 FANOUT_CONSUMER: Final = "notifier"
 DELIVERY_CONSUMER: Final = "notifier_delivery"
-_JOBS_STREAM: Final = "ORRA_WEBHOOKS"
 
 log = structlog.get_logger("orra.notifier")
 
@@ -106,8 +103,12 @@ log = structlog.get_logger("orra.notifier")
 
 
 def jobs_stream(topology: Topology) -> str:
-    """Name of the notifier's work-queue stream of delivery jobs (``ORRA_WEBHOOKS``)."""
-    return topology.events_stream.removesuffix("ORRA_EVENTS") + _JOBS_STREAM
+    """Name of the notifier's work-queue stream of delivery jobs (``ORRA_WEBHOOKS``).
+
+    The stream is defined with the others in :meth:`orra_events.Topology.stream_configs`,
+    so the provisioning job creates it.
+    """
+    return topology.webhooks_stream
 
 
 def job_subject(topology: Topology, orchestration_id: str) -> str:
@@ -118,19 +119,6 @@ def job_subject(topology: Topology, orchestration_id: str) -> str:
 def jobs_filter(topology: Topology) -> str:
     """Subject filter of every delivery job."""
     return topology.subject("notifier.delivery", "*")
-
-
-def jobs_stream_config(topology: Topology) -> StreamConfig:
-    """Definition of the jobs stream: a file-backed work queue; acked jobs are removed."""
-    return StreamConfig(
-        name=jobs_stream(topology),
-        description="Orra notifier: one webhook delivery job per orchestration and URL",
-        subjects=[topology.subject("notifier", ">")],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        num_replicas=topology.replicas,
-        duplicate_window=topology.duplicate_window_s,
-    )
 
 
 # --- fan-out -------------------------------------------------------------------------------
