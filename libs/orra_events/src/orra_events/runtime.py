@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable, Bus
+from orra_events.health import HealthServer
 from orra_events.topology import Topology
 
 __all__ = [
@@ -131,10 +132,19 @@ async def _serve(service: str, setup: Callable[[Bus], Awaitable[Stop]]) -> int:
         log.error("cannot start", error=str(exc), hint="is nats-server running? see ORRA_NATS_URL")
         return 1
     stop = await setup(bus)
-    log.info("ready", nats_url=settings.nats_url, namespace=settings.namespace)
+    health: HealthServer | None = None
+    health_port = env_int("ORRA_HEALTH_PORT", 0)
+    if health_port:
+        health = HealthServer(health_port, ready=lambda: bus.connected)
+        await health.start()
+    log.info(
+        "ready", nats_url=settings.nats_url, namespace=settings.namespace, health_port=health_port
+    )
     await stopping.wait()
     log.info("stopping")
     await stop()
+    if health is not None:
+        await health.stop()
     await bus.close()
     log.info("stopped")
     return 0
