@@ -1,0 +1,31 @@
+"""Exceptions of the dispatcher; every one derives from :class:`DispatcherError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DispatcherError",
+    "InvalidPlan",
+    "SettingsError",
+    "StateConflict",
+    "UnresolvedReference",
+]
+
+
+class DispatcherError(Exception):
+    """Root of every error raised by :mod:`orra_dispatcher`."""
+
+
+class SettingsError(DispatcherError, ValueError):
+    """A dispatcher setting read from the environment is invalid."""
+
+
+class InvalidPlan(DispatcherError, ValueError):
+    """A plan cannot be executed (unknown ids, bad groups, forward references)."""
+
+
+class UnresolvedReference(DispatcherError, LookupError):
+    """A ``$task.field`` reference names a field that the task's output does not have."""
+
+
+class StateConflict(DispatcherError):
+    """The stored snapshot changed since it was read (another replica wrote it)."""
