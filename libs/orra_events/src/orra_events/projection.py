@@ -35,8 +35,7 @@ defensively so that a replayed or late event never corrupts a view):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
@@ -59,6 +58,9 @@ from orra_events.events import (
     WebhookDelivered,
     WebhookFailed,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -205,9 +207,7 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
-    parallel_groups: list[list[str]] = msgspec.field(
-        default_factory=list, name="parallel_groups"
-    )
+    parallel_groups: list[list[str]] = msgspec.field(default_factory=list, name="parallel_groups")
     tasks: list[TaskView] = msgspec.field(default_factory=list)
     results: dict[str, Any] | None = None
     error: str | None = None

@@ -1,19 +1,105 @@
-"""App factory of the gateway: wires its handlers to the bus."""
+"""App factory of the gateway: a Litestar app whose lifespan connects the bus.
+
+``create_app(settings)`` builds the ASGI app; ``python -m orra_gateway`` serves it with
+uvicorn. At start the lifespan connects to the broker, opens the key-value buckets,
+registers the bootstrap key and rebuilds the read model from the event log; at shutdown it
+stops following the log and closes the connection.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from orra_gateway.problems import EXCEPTION_HANDLERS
+from orra_gateway.routes import DEPENDENCIES, ROUTES
+from orra_gateway.service import Gateway
+from orra_gateway.settings import GatewaySettings
+
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from orra_events import Bus
-    from orra_events.runtime import Stop
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("orra.gateway")
 
 
-async def setup(bus: Bus) -> Stop:
-    """Start the gateway's consumers on ``bus``; return how to stop them."""
-    del bus
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Orra gateway",
+        version="1.0.0",
+        description=(
+            "Submit actions, follow orchestrations, manage services, API keys and webhooks. "
+            "Errors are RFC 9457 problem details (application/problem+json)."
+        ),
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", description="An Orra API key"
+                )
+            }
+        ),
+        render_plugins=[ScalarRenderPlugin()],
+        path="/schema",
+    )
 
-    async def stop() -> None:
-        return None
 
-    return stop
+def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = None) -> Litestar:
+    """Build the gateway's ASGI app.
+
+    Args:
+        settings: Configuration; read from the environment when ``None``.
+        bus: An already connected bus to use (and not close); the app connects its own
+            from ``settings.broker`` when ``None``.
+    """
+    config = settings or GatewaySettings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        own_bus = bus is None
+        if bus is None:
+            connected = await config.broker.connect("orra-gateway")
+        else:
+            connected = bus
+        try:
+            gateway = await Gateway.start(connected, config)
+        except BaseException:
+            if own_bus:
+                await connected.close()
+            raise
+        app.state.gateway = gateway
+        log.info(
+            "ready",
+            host=config.host,
+            port=config.port,
+            nats_url=config.broker.nats_url,
+            namespace=config.broker.namespace,
+            rebuild_s=round(gateway.rebuild_s, 3),
+            orchestrations=len(gateway.read_model.views),
+        )
+        try:
+            yield
+        finally:
+            log.info("stopping")
+            await gateway.stop()
+            if own_bus:
+                await connected.close()
+            log.info("stopped")
+
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=_openapi(),
+        request_max_body_size=config.max_body_bytes,
+        debug=False,
+    )

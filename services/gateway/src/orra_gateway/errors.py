@@ -12,6 +12,7 @@ __all__ = [
     "BrokerDown",
     "Conflict",
     "FieldError",
+    "Forbidden",
     "GatewayError",
     "InvalidInput",
     "InvalidWebhookUrl",
@@ -68,6 +69,12 @@ class Unauthorized(GatewayError):
     """The request has no API key, or an unknown one."""
 
     title = "Unauthorized"
+
+
+class Forbidden(GatewayError):
+    """The key may not do this (a non-admin key acting on another project)."""
+
+    title = "Forbidden"
 
 
 class NotFound(GatewayError):

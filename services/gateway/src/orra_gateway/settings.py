@@ -29,6 +29,8 @@ class GatewaySettings:
             ``Idempotency-Key`` keeps mapping to its orchestration.
         sse_keepalive_s: Seconds between SSE keep-alive comments.
         key_cache_s: Seconds an API-key lookup is cached (a revoked key works this long).
+        publish_timeout_s: Seconds to wait for the broker to acknowledge an appended event
+            before answering 503.
     """
 
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -41,6 +43,7 @@ class GatewaySettings:
     idempotency_ttl_s: float = 24 * 3600.0
     sse_keepalive_s: float = 15.0
     key_cache_s: float = 5.0
+    publish_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls) -> GatewaySettings:

@@ -1,0 +1,178 @@
+"""Request and response bodies of the HTTP API, as msgspec structs.
+
+Request bodies refuse unknown fields; JSON names are camelCase except ``parallel_groups``.
+The OpenAPI document at ``/schema/openapi.json`` is generated from these.
+"""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from orra_events import ExecutionMode
+from orra_events.projection import OrchestrationStatus, OrchestrationSummary
+from orra_gateway.readmodel import ServiceView
+from orra_gateway.stores import WebhookRecord
+
+__all__ = [
+    "AbortRequest",
+    "AbortResponse",
+    "ActionBody",
+    "ApiKeyCreated",
+    "ApiKeyItem",
+    "ApiKeyList",
+    "CreateApiKeyRequest",
+    "CreateWebhookRequest",
+    "DataFieldBody",
+    "Health",
+    "OrchestrationList",
+    "PlannedTask",
+    "Readiness",
+    "ServiceList",
+    "SubmitRequest",
+    "SubmitResponse",
+    "WebhookList",
+    "WebhookSecret",
+]
+
+ProjectName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The action: what the user wants done, in plain language."""
+
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class DataFieldBody(msgspec.Struct, forbid_unknown_fields=True):
+    """One piece of action data; ``value`` is any JSON value."""
+
+    field: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    value: Any
+
+
+class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /orchestrations``, exactly the seed's."""
+
+    action: ActionBody
+    data: Annotated[list[DataFieldBody], msgspec.Meta(max_length=256)] = msgspec.field(
+        default_factory=list
+    )
+    webhook: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
+    mode: ExecutionMode | None = None
+
+
+class PlannedTask(msgspec.Struct, kw_only=True):
+    """One task of the plan, as in the seed's response."""
+
+    id: str
+    service: str
+    input: dict[str, Any]
+
+
+class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
+    """Answer of ``POST /orchestrations``: the orchestration and its plan."""
+
+    id: str
+    orchestration_id: str
+    status: OrchestrationStatus
+    action: str
+    tasks: list[PlannedTask]
+    parallel_groups: list[list[str]] = msgspec.field(name="parallel_groups")
+    created_at: float
+
+
+class OrchestrationList(msgspec.Struct, kw_only=True, rename="camel"):
+    """A page of orchestrations, newest first."""
+
+    items: list[OrchestrationSummary]
+    next_cursor: str | None = None
+
+
+class AbortRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional body of ``POST /orchestrations/{id}/abort``."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] = "aborted by user"
+
+
+class AbortResponse(msgspec.Struct, kw_only=True, rename="camel"):
+    """Answer of an accepted abort."""
+
+    id: str
+    orchestration_id: str
+    status: OrchestrationStatus
+    reason: str
+
+
+class ServiceList(msgspec.Struct, kw_only=True):
+    """Registered services of the project."""
+
+    items: list[ServiceView]
+
+
+class CreateApiKeyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /api-keys``; ``project`` needs an admin key (default: the caller's)."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    project: ProjectName | None = None
+
+
+class ApiKeyItem(msgspec.Struct, kw_only=True, rename="camel"):
+    """An API key as listed: never the key itself."""
+
+    id: str
+    prefix: str
+    project: str
+    name: str | None
+    created_at: float
+    admin: bool
+
+
+class ApiKeyCreated(msgspec.Struct, kw_only=True, rename="camel"):
+    """A new API key; ``apiKey`` is shown this once and stored only as a hash."""
+
+    id: str
+    api_key: str
+    prefix: str
+    project: str
+    name: str | None
+    created_at: float
+
+
+class ApiKeyList(msgspec.Struct, kw_only=True):
+    """The project's API keys."""
+
+    items: list[ApiKeyItem]
+
+
+class CreateWebhookRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /webhooks``."""
+
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+
+
+class WebhookList(msgspec.Struct, kw_only=True):
+    """The project's webhook URLs."""
+
+    items: list[WebhookRecord]
+
+
+class WebhookSecret(msgspec.Struct, kw_only=True, rename="camel"):
+    """The project's webhook signing secret (Standard Webhooks ``whsec_...``)."""
+
+    secret: str
+    created_at: float
+
+
+class Health(msgspec.Struct, kw_only=True):
+    """Answer of ``/healthz``."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(msgspec.Struct, kw_only=True, rename="camel"):
+    """Answer of ``/readyz``."""
+
+    status: Literal["ready"]
+    broker: Literal["connected"]
+    applied_seq: int
+    orchestrations: int

@@ -1,0 +1,253 @@
+"""The gateway's state and use cases, independent of HTTP.
+
+:class:`Gateway` owns the bus, the read model and the key-value stores; the routes in
+:mod:`orra_gateway.routes` only translate HTTP to calls of its methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from orra_events import ActionSubmitted, DataField, OrchestrationAborted, new_orchestration_id
+from orra_events.projection import (  # noqa: TC001 (msgspec and mypy need them)
+    OrchestrationStatus,
+    OrchestrationView,
+)
+from orra_gateway.errors import (
+    BrokerDown,
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PlanningFailed,
+)
+from orra_gateway.readmodel import ReadModel
+from orra_gateway.stores import (
+    ApiKeyRecord,
+    ApiKeyStore,
+    IdempotencyStore,
+    SecretStore,
+    WebhookStore,
+)
+from orra_gateway.webhook_urls import check_webhook_url
+
+if TYPE_CHECKING:
+    from orra_events import Bus
+    from orra_gateway.schemas import SubmitRequest
+    from orra_gateway.settings import GatewaySettings
+
+__all__ = ["DEFAULT_PROJECT", "Gateway", "Submission"]
+
+log = structlog.get_logger("orra.gateway")
+
+DEFAULT_PROJECT = "default"
+"""The project of the bootstrap key (the local user of ``orra up``)."""
+
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+class Submission(msgspec.Struct, kw_only=True):
+    """Outcome of a submitted action.
+
+    Attributes:
+        orchestration_id: The orchestration created (or found, for a repeated key).
+        view: Its view when the wait ended (``None`` if the read model has not seen it).
+        replayed: Whether an earlier request with the same ``Idempotency-Key`` created it.
+    """
+
+    orchestration_id: str
+    view: OrchestrationView | None
+    replayed: bool
+
+
+class Gateway:
+    """Everything the HTTP routes need, connected to one bus.
+
+    Use :meth:`start` to build one.
+    """
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        settings: GatewaySettings,
+        read_model: ReadModel,
+        keys: ApiKeyStore,
+        idempotency: IdempotencyStore,
+        webhooks: WebhookStore,
+        secrets: SecretStore,
+    ) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.read_model = read_model
+        self.keys = keys
+        self.idempotency = idempotency
+        self.webhooks = webhooks
+        self.secrets = secrets
+        self.rebuild_s = 0.0
+
+    @classmethod
+    async def start(cls, bus: Bus, settings: GatewaySettings) -> Gateway:
+        """Open the buckets, register the bootstrap key, rebuild the read model."""
+        keys = ApiKeyStore(await bus.kv("apikeys"), cache_s=settings.key_cache_s)
+        idempotency = IdempotencyStore(
+            await bus.kv("idempotency", ttl_s=settings.idempotency_ttl_s)
+        )
+        webhooks = WebhookStore(await bus.kv("webhooks"))
+        secrets = SecretStore(await bus.kv("webhook_secrets"))
+        if settings.bootstrap_key:
+            record = await keys.register(
+                settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True
+            )
+            log.info("bootstrap key registered", key_id=record.id, project=record.project)
+        read_model = ReadModel(bus)
+        gateway = cls(
+            bus=bus,
+            settings=settings,
+            read_model=read_model,
+            keys=keys,
+            idempotency=idempotency,
+            webhooks=webhooks,
+            secrets=secrets,
+        )
+        gateway.rebuild_s = await read_model.start()
+        return gateway
+
+    async def stop(self) -> None:
+        """Stop following the event log."""
+        await self.read_model.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the broker is connected and the read model has caught up."""
+        return self.bus.connected and self.read_model.caught_up.is_set()
+
+    # --- orchestrations -----------------------------------------------------------------------
+
+    def _validate(self, request: SubmitRequest) -> None:
+        errors: list[FieldError] = []
+        if not request.action.content.strip():
+            errors.append(FieldError("action.content", "must not be blank"))
+        seen: set[str] = set()
+        for index, item in enumerate(request.data):
+            name = item.field.strip()
+            if not name:
+                errors.append(FieldError(f"data[{index}].field", "must not be blank"))
+            elif name in seen:
+                errors.append(FieldError(f"data[{index}].field", f"duplicate field {name!r}"))
+            seen.add(name)
+        if errors:
+            raise InvalidInput("the action cannot be accepted", errors)
+        if request.webhook is not None:
+            check_webhook_url(request.webhook, allow_private=self.settings.allow_private_webhooks)
+
+    async def submit(
+        self, principal: ApiKeyRecord, request: SubmitRequest, idempotency_key: str | None
+    ) -> Submission:
+        """Append ``action.submitted`` and wait (up to ``plan_wait_s``) for its plan.
+
+        Raises:
+            InvalidInput: a field is invalid, or the idempotency key was reused with another
+                body.
+            PlanningFailed: the planner could not plan it.
+            BrokerDown: the event could not be appended.
+        """
+        self._validate(request)
+        orchestration_id = new_orchestration_id()
+        replayed = False
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
+                raise InvalidInput(
+                    "invalid Idempotency-Key",
+                    [FieldError("Idempotency-Key", f"use 1-{_MAX_IDEMPOTENCY_KEY} characters")],
+                )
+            fingerprint = hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+            orchestration_id, fresh = await self.idempotency.claim(
+                principal.project,
+                idempotency_key,
+                fingerprint=fingerprint,
+                orchestration_id=orchestration_id,
+            )
+            replayed = not fresh
+        if not replayed or self.read_model.find(orchestration_id) is None:
+            # A replay whose first attempt may have failed to append publishes the same
+            # event id again: JetStream stores it at most once.
+            event = ActionSubmitted(
+                event_id=f"a:{orchestration_id}",
+                orchestration_id=orchestration_id,
+                action=request.action.content,
+                data=[DataField(field=item.field, value=item.value) for item in request.data],
+                webhook=request.webhook,
+                project=principal.project,
+                idempotency_key=idempotency_key,
+                mode=request.mode,
+            )
+            try:
+                await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
+            except Exception as exc:
+                log.warning("cannot append action", error=repr(exc))
+                raise BrokerDown("the action could not be recorded; retry") from exc
+            log.info(
+                "action submitted",
+                orchestration_id=orchestration_id,
+                project=principal.project,
+                replayed=replayed,
+            )
+        view = await self.read_model.wait_for(
+            orchestration_id,
+            lambda v: v is not None and v.status != "planning",
+            self.settings.plan_wait_s,
+        )
+        if view is not None and view.status in {"failed", "not_actionable"} and not view.tasks:
+            raise PlanningFailed(orchestration_id, view.status, view.reasons or [view.error or ""])
+        return Submission(orchestration_id=orchestration_id, view=view, replayed=replayed)
+
+    async def abort(
+        self, principal: ApiKeyRecord, orchestration_id: str, reason: str
+    ) -> OrchestrationStatus:
+        """Append ``orchestration.aborted`` unless the orchestration already ended.
+
+        Returns:
+            The orchestration's status afterwards (``aborted``).
+
+        Raises:
+            NotFound: no such orchestration in the caller's project.
+            Conflict: it had already ended.
+        """
+        view = self.read_model.get(principal.project, orchestration_id)
+        if view.terminal:
+            raise Conflict(f"orchestration {orchestration_id} already ended ({view.status})")
+        event = OrchestrationAborted(
+            event_id=f"end:{orchestration_id}",
+            orchestration_id=orchestration_id,
+            reason=reason,
+            webhook=view.webhook,
+            project=view.project,
+        )
+        try:
+            ack = await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
+        except Exception as exc:
+            raise BrokerDown("the abort could not be recorded; retry") from exc
+        after = await self.read_model.wait_for(
+            orchestration_id, lambda v: v is not None and v.terminal, 5.0
+        )
+        if ack.duplicate or (after is not None and after.status != "aborted"):
+            status = after.status if after is not None else "ended"
+            raise Conflict(f"orchestration {orchestration_id} already ended ({status})")
+        log.info("orchestration aborted", orchestration_id=orchestration_id)
+        return "aborted"
+
+    def orchestration(self, principal: ApiKeyRecord, orchestration_id: str) -> OrchestrationView:
+        """The view of one of the caller's orchestrations.
+
+        Raises:
+            NotFound: no such orchestration in the caller's project.
+        """
+        try:
+            return self.read_model.get(principal.project, orchestration_id)
+        except NotFound:
+            raise NotFound(f"no orchestration {orchestration_id!r}") from None

@@ -1,0 +1,379 @@
+"""Key-value state of the gateway: API keys, idempotency keys, webhooks, signing secrets.
+
+Everything lives in JetStream key-value buckets, so every gateway replica (and the notifier)
+sees the same state. Values are JSON objects with camelCase fields. Buckets (named through
+:meth:`orra_events.Topology.bucket`, so ``orra_apikeys`` in production):
+
+==================  ==============================  =============================================
+bucket              key                             value
+==================  ==============================  =============================================
+``apikeys``         SHA-256 hex of the API key      ``{"id", "project", "prefix", "name",
+                                                    "createdAt", "admin"}``
+``idempotency``     ``<project>.<sha256 hex of      ``{"orchestrationId", "fingerprint",
+                    the Idempotency-Key>``          "createdAt"}``; entries expire (TTL)
+``webhooks``        ``<project>``                   ``{"webhooks": [{"id", "url", "createdAt"}]}``
+``webhook_secrets`` ``<project>``                   ``{"secret", "createdAt", "previousSecret",
+                                                    "rotatedAt"}``; ``secret`` is ``whsec_`` +
+                                                    base64 of 32 random bytes (Standard Webhooks)
+==================  ==============================  =============================================
+
+An API key is never stored: only its SHA-256 hash, which is the bucket key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+
+from orra_gateway.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from nats.js.kv import KeyValue
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "ApiKeyRecord",
+    "ApiKeyStore",
+    "IdempotencyRecord",
+    "IdempotencyStore",
+    "SecretRecord",
+    "SecretStore",
+    "WebhookList",
+    "WebhookRecord",
+    "WebhookStore",
+    "generate_api_key",
+    "hash_api_key",
+]
+
+API_KEY_PREFIX = "orra_"
+"""Every key the gateway generates starts with this."""
+
+_MAX_WEBHOOKS = 20
+_UPDATE_TRIES = 10
+
+
+def hash_api_key(key: str) -> str:
+    """SHA-256 hex digest of an API key: what is stored and looked up."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_api_key() -> str:
+    """A fresh random API key: ``orra_`` + 43 URL-safe characters (256 bits)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _key_id(key_hash: str) -> str:
+    return f"k_{key_hash[:16]}"
+
+
+def _prefix(key: str) -> str:
+    return key[:12]
+
+
+class ApiKeyRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """What is stored about an API key (never the key itself).
+
+    Attributes:
+        id: Stable id (``k_`` + the first 16 hex digits of the hash).
+        project: The project the key belongs to.
+        prefix: First characters of the key, to recognise it.
+        name: Free label given at creation.
+        created_at: UNIX epoch seconds.
+        admin: Admin keys may create keys for other projects (the bootstrap key is one).
+    """
+
+    id: str
+    project: str
+    prefix: str
+    name: str | None = None
+    created_at: float = 0.0
+    admin: bool = False
+
+
+class IdempotencyRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """Which orchestration an ``Idempotency-Key`` created, and for which request body."""
+
+    orchestration_id: str
+    fingerprint: str
+    created_at: float
+
+
+class WebhookRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """One project-level webhook URL: every result of the project is delivered to it."""
+
+    id: str
+    url: str
+    created_at: float
+
+
+class WebhookList(msgspec.Struct, kw_only=True, rename="camel"):
+    """Value of a project's entry in the ``webhooks`` bucket."""
+
+    webhooks: list[WebhookRecord] = msgspec.field(default_factory=list)
+
+
+class SecretRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """Value of a project's entry in the ``webhook_secrets`` bucket.
+
+    Attributes:
+        secret: Current signing secret, ``whsec_`` + base64 (Standard Webhooks).
+        created_at: When ``secret`` was made.
+        previous_secret: The secret before the last rotation (receivers may still hold it).
+        rotated_at: When the last rotation happened.
+    """
+
+    secret: str
+    created_at: float
+    previous_secret: str | None = None
+    rotated_at: float | None = None
+
+
+def _new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class ApiKeyStore:
+    """API keys in the ``apikeys`` bucket, with a short in-process lookup cache.
+
+    Args:
+        kv: The bucket.
+        cache_s: How long a successful lookup is reused without asking the broker.
+    """
+
+    def __init__(self, kv: KeyValue, *, cache_s: float = 5.0) -> None:
+        self._kv = kv
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, ApiKeyRecord]] = {}
+
+    async def authenticate(self, key: str) -> ApiKeyRecord:
+        """The record of ``key``.
+
+        Raises:
+            Unauthorized: the key is unknown or revoked.
+        """
+        key_hash = hash_api_key(key)
+        cached = self._cache.get(key_hash)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            entry = await self._kv.get(key_hash)
+        except KeyNotFoundError:
+            self._cache.pop(key_hash, None)
+            raise Unauthorized("unknown or revoked API key") from None
+        record = msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key_hash] = (now + self._cache_s, record)
+        return record
+
+    async def register(
+        self, key: str, *, project: str, name: str | None = None, admin: bool = False
+    ) -> ApiKeyRecord:
+        """Store ``key`` for ``project`` unless it is already stored; return its record."""
+        key_hash = hash_api_key(key)
+        record = ApiKeyRecord(
+            id=_key_id(key_hash),
+            project=project,
+            prefix=_prefix(key),
+            name=name,
+            created_at=time.time(),
+            admin=admin,
+        )
+        try:
+            await self._kv.create(key_hash, msgspec.json.encode(record))
+        except KeyWrongLastSequenceError:
+            entry = await self._kv.get(key_hash)
+            return msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
+        return record
+
+    async def create(self, *, project: str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
+        """Generate and store a new key; return it (shown once) with its record."""
+        key = generate_api_key()
+        return key, await self.register(key, project=project, name=name)
+
+    async def list_keys(self, project: str) -> list[ApiKeyRecord]:
+        """Every key record of ``project``, oldest first."""
+        try:
+            hashes = await self._kv.keys()
+        except NoKeysError:
+            return []
+        out: list[ApiKeyRecord] = []
+        for key_hash in hashes:
+            try:
+                entry = await self._kv.get(key_hash)
+            except KeyNotFoundError:
+                continue
+            record = msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
+            if record.project == project:
+                out.append(record)
+        out.sort(key=lambda r: (r.created_at, r.id))
+        return out
+
+    async def revoke(self, project: str, key_id: str) -> None:
+        """Delete the key ``key_id`` of ``project``.
+
+        Raises:
+            NotFound: no such key in the project.
+        """
+        try:
+            hashes = await self._kv.keys()
+        except NoKeysError:
+            hashes = []
+        for key_hash in hashes:
+            if _key_id(key_hash) != key_id:
+                continue
+            entry = await self._kv.get(key_hash)
+            record = msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
+            if record.project == project:
+                await self._kv.delete(key_hash)
+                self._cache.pop(key_hash, None)
+                return
+        raise NotFound(f"no API key {key_id!r}")
+
+
+class IdempotencyStore:
+    """``Idempotency-Key`` → orchestration, in the ``idempotency`` bucket (with a TTL)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def claim(
+        self, project: str, key: str, *, fingerprint: str, orchestration_id: str
+    ) -> tuple[str, bool]:
+        """Bind ``key`` to ``orchestration_id`` unless it is bound already.
+
+        Returns:
+            The orchestration the key is bound to, and whether this call bound it.
+
+        Raises:
+            InvalidInput: the key was used before with a different request body.
+        """
+        kv_key = f"{project}.{hashlib.sha256(key.encode()).hexdigest()}"
+        record = IdempotencyRecord(
+            orchestration_id=orchestration_id, fingerprint=fingerprint, created_at=time.time()
+        )
+        for _ in range(_UPDATE_TRIES):
+            try:
+                await self._kv.create(kv_key, msgspec.json.encode(record))
+            except KeyWrongLastSequenceError:
+                pass
+            else:
+                return orchestration_id, True
+            try:
+                entry = await self._kv.get(kv_key)
+            except KeyNotFoundError:  # expired between the two calls: claim again
+                continue
+            existing = msgspec.json.decode(entry.value or b"", type=IdempotencyRecord)
+            if existing.fingerprint != fingerprint:
+                raise InvalidInput(
+                    "this Idempotency-Key was already used with a different request body",
+                    [FieldError("Idempotency-Key", "already used with a different request body")],
+                )
+            return existing.orchestration_id, False
+        raise Conflict("the Idempotency-Key is being claimed concurrently; retry")
+
+
+async def _read_json(kv: KeyValue, key: str, cls: type[Any]) -> tuple[Any, int | None]:
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None, None
+    return msgspec.json.decode(entry.value or b"", type=cls), entry.revision
+
+
+async def _write_json(kv: KeyValue, key: str, value: Any, revision: int | None) -> bool:
+    """Write with optimistic concurrency; False if someone else wrote first."""
+    data = msgspec.json.encode(value)
+    try:
+        if revision is None:
+            await kv.create(key, data)
+        else:
+            await kv.update(key, data, last=revision)
+    except KeyWrongLastSequenceError:
+        return False
+    return True
+
+
+class WebhookStore:
+    """Project-level webhook URLs in the ``webhooks`` bucket (key: the project)."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def list_webhooks(self, project: str) -> list[WebhookRecord]:
+        """The project's webhooks, oldest first."""
+        current, _ = await _read_json(self._kv, project, WebhookList)
+        return list(current.webhooks) if current is not None else []
+
+    async def add(self, project: str, url: str) -> tuple[WebhookRecord, bool]:
+        """Add ``url`` (already validated); return its record and whether it is new."""
+        for _ in range(_UPDATE_TRIES):
+            current, revision = await _read_json(self._kv, project, WebhookList)
+            hooks: list[WebhookRecord] = list(current.webhooks) if current is not None else []
+            for hook in hooks:
+                if hook.url == url:
+                    return hook, False
+            if len(hooks) >= _MAX_WEBHOOKS:
+                raise Conflict(f"a project has at most {_MAX_WEBHOOKS} webhooks; remove one")
+            record = WebhookRecord(id=f"wh_{secrets.token_hex(8)}", url=url, created_at=time.time())
+            if await _write_json(
+                self._kv, project, WebhookList(webhooks=[*hooks, record]), revision
+            ):
+                return record, True
+        raise Conflict("webhooks changed concurrently; retry")
+
+    async def remove(self, project: str, webhook_id: str) -> None:
+        """Remove the webhook ``webhook_id``.
+
+        Raises:
+            NotFound: the project has no such webhook.
+        """
+        for _ in range(_UPDATE_TRIES):
+            current, revision = await _read_json(self._kv, project, WebhookList)
+            hooks: list[WebhookRecord] = list(current.webhooks) if current is not None else []
+            kept = [hook for hook in hooks if hook.id != webhook_id]
+            if len(kept) == len(hooks):
+                raise NotFound(f"no webhook {webhook_id!r}")
+            if await _write_json(self._kv, project, WebhookList(webhooks=kept), revision):
+                return
+        raise Conflict("webhooks changed concurrently; retry")
+
+
+class SecretStore:
+    """Per-project webhook signing secrets in the ``webhook_secrets`` bucket."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def get(self, project: str) -> SecretRecord:
+        """The project's secret, created on first use."""
+        for _ in range(_UPDATE_TRIES):
+            current, _ = await _read_json(self._kv, project, SecretRecord)
+            if current is not None:
+                return current  # type: ignore[no-any-return]
+            record = SecretRecord(secret=_new_secret(), created_at=time.time())
+            if await _write_json(self._kv, project, record, None):
+                return record
+        raise Conflict("the webhook secret changed concurrently; retry")
+
+    async def rotate(self, project: str) -> SecretRecord:
+        """Replace the project's secret by a new one, keeping the old as ``previousSecret``."""
+        for _ in range(_UPDATE_TRIES):
+            current, revision = await _read_json(self._kv, project, SecretRecord)
+            now = time.time()
+            record = SecretRecord(
+                secret=_new_secret(),
+                created_at=now,
+                previous_secret=current.secret if current is not None else None,
+                rotated_at=now,
+            )
+            if await _write_json(self._kv, project, record, revision):
+                return record
+        raise Conflict("the webhook secret changed concurrently; retry")

@@ -1,0 +1,368 @@
+"""The read-model projection: a pure fold of events into orchestration views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from orra_events import (
+    ActionSubmitted,
+    DataField,
+    Event,
+    OrchestrationAborted,
+    OrchestrationDone,
+    OrchestrationFailed,
+    Plan,
+    PlanCreated,
+    PlanFailed,
+    PlanTask,
+    ServiceHeartbeat,
+    TaskCompleted,
+    TaskDispatched,
+    TaskFailed,
+    TaskRetrying,
+    TaskTimedOut,
+    WebhookDelivered,
+    WebhookFailed,
+)
+from orra_events.projection import (
+    OrchestrationView,
+    apply,
+    fold,
+    is_terminal,
+    references,
+    summarize,
+    to_builtins,
+)
+
+OID = "o_1"
+PLAN = Plan(
+    tasks=[
+        PlanTask(id="payment", service="PaymentService", input={"orderId": "ORD123"}),
+        PlanTask(id="inventory", service="InventoryService", input={"productId": "P1"}),
+        PlanTask(
+            id="delivery",
+            service="DeliveryAgent",
+            input={"inStock": "$inventory.inStock", "nested": {"paid": ["$payment.status"]}},
+        ),
+    ],
+    parallel_groups=[["payment", "inventory"], ["delivery"]],
+)
+
+
+def submitted(**kw: Any) -> ActionSubmitted:
+    fields: dict[str, Any] = {
+        "event_id": f"a:{OID}",
+        "orchestration_id": OID,
+        "action": "Process order",
+        "data": [DataField("orderId", "ORD123")],
+        "project": "acme",
+        "webhook": "https://example.com/h",
+        "at": 100.0,
+    }
+    fields.update(kw)
+    return ActionSubmitted(**fields)
+
+
+def planned() -> PlanCreated:
+    return PlanCreated(
+        event_id=f"p:{OID}",
+        orchestration_id=OID,
+        plan=PLAN,
+        planner="llm",
+        model="gpt",
+        cache_hit=True,
+        attempts=2,
+        latency_ms=42.0,
+        usage={"total_tokens": 10},
+        project="acme",
+        at=101.0,
+    )
+
+
+def dispatched(task: str, attempt: int = 1, at: float = 102.0) -> TaskDispatched:
+    return TaskDispatched(
+        event_id=f"d:{OID}:{task}:{attempt}",
+        orchestration_id=OID,
+        task_id=task,
+        service="S",
+        input={"resolved": True},
+        attempt=attempt,
+        idempotency_key=f"{OID}:{task}",
+        timeout_s=30,
+        at=at,
+    )
+
+
+def completed(task: str, attempt: int = 1, output: dict[str, Any] | None = None) -> TaskCompleted:
+    return TaskCompleted(
+        event_id=f"r:{OID}:{task}:{attempt}",
+        orchestration_id=OID,
+        task_id=task,
+        service="S",
+        output=output or {"status": "ok"},
+        attempt=attempt,
+        idempotency_key=f"{OID}:{task}",
+        started_at=102.5,
+        duration_ms=1200.0,
+        at=103.7,
+    )
+
+
+def failed(task: str, attempt: int = 1) -> TaskFailed:
+    return TaskFailed(
+        event_id=f"r:{OID}:{task}:{attempt}",
+        orchestration_id=OID,
+        task_id=task,
+        service="S",
+        error="boom",
+        attempt=attempt,
+        idempotency_key=f"{OID}:{task}",
+        started_at=102.0,
+        duration_ms=500.0,
+    )
+
+
+def view_of(*events: Event) -> OrchestrationView:
+    view = fold(events)[OID]
+    assert view is not None
+    return view
+
+
+def test_action_submitted_starts_planning() -> None:
+    view = view_of(submitted(idempotency_key="k1", mode="eager"))
+    assert view.status == "planning"
+    assert view.project == "acme"
+    assert view.action == "Process order"
+    assert view.data == [DataField("orderId", "ORD123")]
+    assert view.created_at == 100.0
+    assert view.idempotency_key == "k1"
+    assert view.mode == "eager"
+    assert view.tasks == []
+    assert not view.terminal
+
+
+def test_plan_created_lists_tasks_with_groups_and_dependencies() -> None:
+    view = view_of(submitted(), planned())
+    assert view.status == "running"
+    assert view.parallel_groups == [["payment", "inventory"], ["delivery"]]
+    assert [(t.id, t.group, t.status, t.attempts) for t in view.tasks] == [
+        ("payment", 0, "pending", 0),
+        ("inventory", 0, "pending", 0),
+        ("delivery", 1, "pending", 0),
+    ]
+    assert view.tasks[2].depends_on == ["inventory", "payment"]
+    assert view.tasks[0].depends_on == []
+    assert view.plan is not None
+    assert (view.plan.planner, view.plan.model, view.plan.cache_hit) == ("llm", "gpt", True)
+    assert (view.plan.attempts, view.plan.latency_ms) == (2, 42.0)
+    assert view.plan.usage == {"total_tokens": 10}
+
+
+def test_task_lifecycle_and_completion() -> None:
+    view = view_of(
+        submitted(),
+        planned(),
+        dispatched("payment"),
+        completed("payment", output={"status": "confirmed"}),
+        dispatched("inventory"),
+    )
+    payment = view.task("payment")
+    assert payment is not None
+    assert payment.status == "completed"
+    assert payment.output == {"status": "confirmed"}
+    assert payment.input == {"resolved": True}
+    assert payment.started_at == 102.5
+    assert payment.duration_ms == 1200.0
+    assert payment.finished_at == 103.7
+    inventory = view.task("inventory")
+    assert inventory is not None
+    assert inventory.status == "running"
+    assert inventory.attempts == 1
+
+
+def test_retries_timeouts_and_stale_attempts() -> None:
+    view = view_of(submitted(), planned(), dispatched("payment"), failed("payment"))
+    task = view.task("payment")
+    assert task is not None
+    assert (task.status, task.error, task.attempts) == ("failed", "boom", 1)
+
+    apply(
+        view,
+        TaskRetrying(
+            event_id="rt",
+            orchestration_id=OID,
+            task_id="payment",
+            next_attempt=2,
+            delay_s=1,
+            reason="boom",
+        ),
+    )
+    assert task.status == "retrying"
+    apply(view, dispatched("payment", attempt=2, at=110.0))
+    assert (task.status, task.attempts) == ("running", 2)
+    apply(view, failed("payment", attempt=1))  # a late event of the older attempt
+    assert task.status == "running"
+    apply(
+        view,
+        TaskTimedOut(
+            event_id="to",
+            orchestration_id=OID,
+            task_id="payment",
+            attempt=2,
+            timeout_s=30,
+            at=140.0,
+        ),
+    )
+    assert task.status == "failed"
+    assert task.error is not None
+    assert "timed out" in task.error
+    assert task.duration_ms == 30_000.0
+    apply(view, completed("payment", attempt=2))
+    assert task.status == "completed"
+    apply(view, failed("payment", attempt=3))
+    assert task.status == "completed"  # completed is final
+
+
+def test_done_sets_results_and_the_first_terminal_event_wins() -> None:
+    view = view_of(
+        submitted(),
+        planned(),
+        OrchestrationDone(
+            event_id=f"end:{OID}",
+            orchestration_id=OID,
+            results={"status": "confirmed"},
+            outputs={"payment": {"status": "confirmed"}},
+            at=200.0,
+        ),
+        OrchestrationFailed(event_id=f"end:{OID}", orchestration_id=OID, error="late", at=201.0),
+    )
+    assert view.status == "completed"
+    assert view.finished_at == 200.0
+    assert view.results == {"status": "confirmed"}
+    assert view.error is None
+    payment = view.task("payment")
+    assert payment is not None
+    assert payment.output == {"status": "confirmed"}
+    assert is_terminal(view.status)
+
+
+def test_failed_and_aborted() -> None:
+    failed_view = view_of(
+        submitted(),
+        planned(),
+        OrchestrationFailed(event_id="end", orchestration_id=OID, error="payment failed"),
+    )
+    assert (failed_view.status, failed_view.error) == ("failed", "payment failed")
+    aborted = view_of(
+        submitted(),
+        OrchestrationAborted(
+            event_id="end", orchestration_id=OID, reason="user", payload={"why": "x"}, at=150.0
+        ),
+    )
+    assert (aborted.status, aborted.error, aborted.results) == ("aborted", "user", {"why": "x"})
+    assert aborted.finished_at == 150.0
+
+
+def test_plan_failed_is_not_actionable_or_failed() -> None:
+    def plan_failed(status: Any) -> PlanFailed:
+        return PlanFailed(
+            event_id=f"p:{OID}",
+            orchestration_id=OID,
+            status=status,
+            reasons=["r1", "r2"],
+            planner="offline",
+        )
+
+    view = view_of(
+        submitted(),
+        plan_failed("not_actionable"),
+        OrchestrationFailed(event_id="end", orchestration_id=OID, error="planning failed"),
+    )
+    assert view.status == "not_actionable"
+    assert view.reasons == ["r1", "r2"]
+    assert view.error == "r1; r2"
+    assert view.plan is not None
+    assert view.plan.planner == "offline"
+    assert view_of(submitted(), plan_failed("invalid")).status == "failed"
+
+
+def test_webhook_deliveries_keep_the_last_outcome_per_url() -> None:
+    view = view_of(
+        submitted(),
+        WebhookFailed(
+            event_id="w1",
+            orchestration_id=OID,
+            url="https://a",
+            attempts=5,
+            status_code=500,
+            error="server error",
+            webhook_id="msg_1",
+        ),
+        WebhookDelivered(
+            event_id="w2",
+            orchestration_id=OID,
+            url="https://b",
+            attempt=1,
+            status_code=200,
+            webhook_id="msg_1",
+        ),
+        WebhookDelivered(
+            event_id="w3",
+            orchestration_id=OID,
+            url="https://a",
+            attempt=6,
+            status_code=204,
+            webhook_id="msg_1",
+        ),
+    )
+    assert [(w.url, w.status, w.attempts, w.status_code) for w in view.webhooks] == [
+        ("https://b", "delivered", 1, 200),
+        ("https://a", "delivered", 6, 204),
+    ]
+
+
+def test_fold_separates_orchestrations_and_skips_service_events() -> None:
+    other = ActionSubmitted(event_id="a:o_2", orchestration_id="o_2", action="other")
+    heartbeat = ServiceHeartbeat(event_id="h", service="S", instance_id="i", interval_s=5)
+    views = fold([submitted(), other, heartbeat, planned()])
+    assert set(views) == {OID, "o_2"}
+    assert views["o_2"].status == "planning"
+    assert views[OID].event_count == 2
+    assert apply(None, heartbeat) is None
+
+
+def test_events_before_the_action_still_make_a_view() -> None:
+    view = view_of(completed("payment"))
+    assert view.id == OID
+    assert [t.id for t in view.tasks] == ["payment"]
+
+
+def test_json_uses_camel_case_and_parallel_groups() -> None:
+    view = view_of(submitted(), planned(), dispatched("payment"), completed("payment"))
+    data = msgspec.json.decode(msgspec.json.encode(view))
+    assert data["parallel_groups"] == [["payment", "inventory"], ["delivery"]]
+    assert {"createdAt", "finishedAt", "tasks", "results", "plan", "webhooks"} <= set(data)
+    assert {"startedAt", "finishedAt", "durationMs", "dependsOn", "attempts"} <= set(
+        data["tasks"][0]
+    )
+    assert data["plan"]["cacheHit"] is True
+    assert to_builtins(view) == data
+    summary = to_builtins(summarize(view))
+    assert summary == {
+        "id": OID,
+        "action": "Process order",
+        "status": "running",
+        "taskCount": 3,
+        "createdAt": 100.0,
+        "finishedAt": None,
+    }
+
+
+def test_references() -> None:
+    assert references({"a": "$x.y", "b": ["$z.w", {"c": "$q.r"}], "d": "$nodot", "e": 1}) == {
+        "x",
+        "z",
+        "q",
+    }
