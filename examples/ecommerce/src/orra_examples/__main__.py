@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-
-def main() -> None:
-    """Run the example services."""
-    from orra_examples.ecommerce import run
-
-    run()
-
+from orra_examples.ecommerce import main
 
 if __name__ == "__main__":
     main()

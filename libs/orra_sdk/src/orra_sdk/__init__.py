@@ -1,3 +1,52 @@
-"""Orra's Python SDK."""
+"""Orra's Python SDK: declare services and agents, and run the tasks Orra plans for them.
 
-__all__: list[str] = []
+Example::
+
+    from pydantic import BaseModel
+    from orra_sdk import OrraClient, Service, Task
+
+    class PayIn(BaseModel):
+        orderId: str
+        amount: float
+
+    class PayOut(BaseModel):
+        paymentStatus: str
+        transactionId: str
+
+    payment = Service(
+        name="PaymentService",
+        description="Charge the payment of an order",
+        input=PayIn,
+        output=PayOut,
+        revertible=True,
+    )
+
+    @payment.handler
+    async def pay(task: Task[PayIn]) -> PayOut:
+        return PayOut(paymentStatus="confirmed", transactionId=f"TX-{task.input.orderId}")
+
+    async with OrraClient() as client:  # ORRA_NATS_URL, ORRA_NAMESPACE
+        await client.serve(payment)
+
+or simply ``orra_sdk.run(payment)``.
+"""
+
+from orra_sdk.client import RESULTS_BUCKET, OrraClient
+from orra_sdk.errors import ClientClosed, NonRetryableError, OrraSdkError, ServiceDefinitionError
+from orra_sdk.runner import run, serve_until_signal
+from orra_sdk.service import Handler, Service, Task, schema_hash
+
+__all__ = [
+    "RESULTS_BUCKET",
+    "ClientClosed",
+    "Handler",
+    "NonRetryableError",
+    "OrraClient",
+    "OrraSdkError",
+    "Service",
+    "ServiceDefinitionError",
+    "Task",
+    "run",
+    "schema_hash",
+    "serve_until_signal",
+]

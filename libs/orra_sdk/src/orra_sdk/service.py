@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from orra_events import check_name
-from orra_events.errors import InvalidName
 from pydantic import BaseModel
 
+from orra_events import check_name
+from orra_events.errors import InvalidName
 from orra_sdk.errors import ServiceDefinitionError
 
 __all__ = ["Handler", "Service", "Task"]

@@ -1,0 +1,294 @@
+"""The connection of a service process to Orra: registration, heartbeats, task workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any, Self
+
+import structlog
+
+from orra_events import (
+    Bus,
+    ServiceHeartbeat,
+    ServiceRegistered,
+    Topology,
+    decode,
+    new_event_id,
+)
+from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable
+from orra_events.runtime import env_bool
+from orra_sdk._results import ResultStore
+from orra_sdk._worker import ServiceWorker
+from orra_sdk.errors import ClientClosed, OrraSdkError, ServiceDefinitionError
+from orra_sdk.service import Service
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["RESULTS_BUCKET", "OrraClient"]
+
+log = structlog.get_logger("orra.sdk")
+
+RESULTS_BUCKET = "sdk_results"
+"""KV bucket (within the namespace) of task claims and recorded results."""
+
+AnyService = Service[Any, Any]
+
+
+class OrraClient:
+    """Connects services and agents to Orra and runs their tasks.
+
+    Use it as an async context manager; one client (one process) can host several
+    services, and several processes hosting the same service share its tasks::
+
+        async with OrraClient("nats://127.0.0.1:4222") as client:
+            await client.serve(payment, inventory)
+
+    Args:
+        nats_url: Broker URL; ``ORRA_NATS_URL`` or ``nats://127.0.0.1:4222`` by default.
+        namespace: Orra namespace; ``ORRA_NAMESPACE`` or ``""`` (production) by default.
+        project: Project the services are registered in.
+        heartbeat_interval_s: Seconds between ``service.heartbeat`` events.
+        ack_wait_s: Seconds the broker waits for news of a task before redelivering it;
+            running tasks are kept alive with in-progress acks every third of it.
+        concurrency: Tasks run at once per service, unless the service sets its own.
+        drain_timeout_s: On stop, how long running tasks may finish before they are
+            abandoned (and redelivered to another replica).
+        pull_expires_s: Lifetime of one pull request to the broker.
+        max_deliveries: A task delivered more often than this (its process died each
+            time) is failed as not retryable instead of being run again.
+        results_ttl_s: How long recorded results (the idempotency record) are kept.
+        manage_streams: Create the streams when missing (``ORRA_MANAGE_STREAMS``, on by
+            default); when off, wait for them to exist.
+        name: Connection name shown by the broker.
+    """
+
+    def __init__(
+        self,
+        nats_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        project: str = "default",
+        heartbeat_interval_s: float = 5.0,
+        ack_wait_s: float = 30.0,
+        concurrency: int = 64,
+        drain_timeout_s: float = 10.0,
+        pull_expires_s: float = 10.0,
+        max_deliveries: int = 5,
+        results_ttl_s: float = 7 * 24 * 3600.0,
+        manage_streams: bool | None = None,
+        name: str = "orra-sdk",
+    ) -> None:
+        if concurrency < 1:
+            raise ServiceDefinitionError("concurrency must be at least 1")
+        if ack_wait_s <= 0 or heartbeat_interval_s <= 0:
+            raise ServiceDefinitionError("ack_wait_s and heartbeat_interval_s must be positive")
+        self.nats_url = nats_url or os.environ.get("ORRA_NATS_URL", DEFAULT_NATS_URL)
+        self.topology = Topology(
+            namespace=namespace if namespace is not None else os.environ.get("ORRA_NAMESPACE", "")
+        )
+        self.project = project
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.ack_wait_s = ack_wait_s
+        self.concurrency = concurrency
+        self.drain_timeout_s = drain_timeout_s
+        self.pull_expires_s = pull_expires_s
+        self.max_deliveries = max_deliveries
+        self.results_ttl_s = results_ttl_s
+        self.manage_streams = (
+            manage_streams
+            if manage_streams is not None
+            else env_bool("ORRA_MANAGE_STREAMS", default=True)
+        )
+        self.name = name
+        self.instance_id = new_event_id("i")
+        self._bus: Bus | None = None
+        self._store: ResultStore | None = None
+        self._workers: dict[str, ServiceWorker] = {}
+        self._services: dict[str, AnyService] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._closing = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def bus(self) -> Bus:
+        """The client's bus.
+
+        Raises:
+            ClientClosed: the client is not connected.
+        """
+        if self._bus is None:
+            raise ClientClosed("the OrraClient is not connected: use 'async with' or connect()")
+        return self._bus
+
+    async def connect(self) -> None:
+        """Connect to the broker and open the result store.
+
+        Raises:
+            OrraSdkError: the broker cannot be reached or the streams do not exist.
+        """
+        if self._bus is not None:
+            return
+        try:
+            bus = await Bus.connect(self.nats_url, self.topology, name=self.name)
+        except BrokerUnavailable as exc:
+            raise OrraSdkError(str(exc)) from None
+        try:
+            if self.manage_streams:
+                await bus.ensure_streams()
+            else:
+                await bus.bind_streams()
+            kv = await bus.kv(RESULTS_BUCKET, ttl_s=self.results_ttl_s)
+        except Exception as exc:
+            await bus.close()
+            raise OrraSdkError(f"cannot prepare JetStream: {exc}") from exc
+        self._bus = bus
+        self._store = ResultStore(kv, holder=self.instance_id)
+        self._stopped.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self, *services: AnyService) -> None:
+        """Register ``services`` and start running their tasks; returns at once.
+
+        Raises:
+            ServiceDefinitionError: a service has no handler, or is already served.
+            ClientClosed: the client is not connected.
+        """
+        bus = self.bus
+        assert self._store is not None
+        for service in services:
+            service.handle  # noqa: B018 - raises when the handler is missing
+            if service.name in self._services:
+                raise ServiceDefinitionError(f"{service.name} is already served by this client")
+        for service in services:
+            await self.register(service)
+            worker = ServiceWorker(
+                bus,
+                service,
+                store=self._store,
+                concurrency=service.concurrency or self.concurrency,
+                ack_wait_s=self.ack_wait_s,
+                pull_expires_s=self.pull_expires_s,
+                max_deliveries=self.max_deliveries,
+            )
+            await worker.start()
+            self._services[service.name] = service
+            self._workers[service.name] = worker
+            await self._beat(service)
+            log.info("service ready", service=service.name, schema_hash=service.schema_hash)
+        if self._heartbeat is None:
+            self._closing = False
+            self._heartbeat = asyncio.create_task(self._heartbeats(), name="orra-sdk-heartbeat")
+
+    async def serve(self, *services: AnyService) -> None:
+        """Start ``services`` (see :meth:`start`) and run until :meth:`stop` or cancellation."""
+        await self.start(*services)
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop pulling tasks, finish (or abandon after the drain timeout) running ones."""
+        self._closing = True
+        if self._heartbeat is not None:
+            # Python 3.11's wait_for (inside nats-py requests) can swallow a cancellation;
+            # the closing flag ends the loop then.
+            self._heartbeat.cancel()
+            await asyncio.wait({self._heartbeat})
+            self._heartbeat = None
+        workers = list(self._workers.values())
+        self._workers.clear()
+        self._services.clear()
+        await asyncio.gather(*(w.stop(self.drain_timeout_s) for w in workers))
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Stop, then close the connection."""
+        await self.stop()
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+            self._store = None
+
+    # --- registry ------------------------------------------------------------------------
+
+    async def register(self, service: AnyService) -> ServiceRegistered:
+        """Publish the service's ``service.registered`` event and return it.
+
+        The event id is ``reg:<service>:<schema hash>``, so restarting replicas of an
+        unchanged service store nothing new, while a changed definition is a new event.
+        """
+        bus = self.bus
+        event = _registration(service, self.project, f"reg:{service.name}:{service.schema_hash}")
+        ack = await bus.publish(event)
+        if ack.duplicate:
+            # Switching back to a definition registered within the duplicate window would
+            # be dropped as a duplicate and leave the other definition current.
+            current = await self._current_registration(service.name)
+            if current is not None and current.schema_hash != service.schema_hash:
+                event = _registration(
+                    service,
+                    self.project,
+                    f"reg:{service.name}:{service.schema_hash}:{int(time.time() * 1000)}",
+                )
+                await bus.publish(event)
+        return event
+
+    async def _current_registration(self, name: str) -> ServiceRegistered | None:
+        bus = self.bus
+        try:
+            raw = await bus.js.get_last_msg(
+                bus.topology.services_stream, bus.topology.subject("service.registered", name)
+            )
+            current = decode(raw.data or b"")
+        except Exception:  # noqa: BLE001 - unknown means "publish anyway"
+            return None
+        return current if isinstance(current, ServiceRegistered) else None
+
+    async def _beat(self, service: AnyService) -> None:
+        await self.bus.publish(
+            ServiceHeartbeat(
+                event_id=new_event_id("hb"),
+                service=service.name,
+                project=self.project,
+                instance_id=self.instance_id,
+                interval_s=self.heartbeat_interval_s,
+            )
+        )
+
+    async def _heartbeats(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            for service in list(self._services.values()):
+                try:
+                    await self._beat(service)
+                except Exception as exc:  # noqa: BLE001 - try again at the next beat
+                    log.warning("heartbeat failed", service=service.name, error=str(exc))
+
+
+def _registration(service: AnyService, project: str, event_id: str) -> ServiceRegistered:
+    return ServiceRegistered(
+        event_id=event_id,
+        service=service.name,
+        project=project,
+        description=service.description,
+        input_schema=service.input_schema,
+        output_schema=service.output_schema,
+        revertible=service.revertible,
+        version=service.version,
+        kind=service.kind,
+        schema_hash=service.schema_hash,
+    )

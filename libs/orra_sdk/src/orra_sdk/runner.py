@@ -1,0 +1,67 @@
+"""Run services as a process: connect, serve until SIGTERM / SIGINT, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from orra_events.runtime import configure_logging
+from orra_sdk.client import OrraClient
+from orra_sdk.errors import OrraSdkError
+
+if TYPE_CHECKING:
+    from orra_sdk.service import Service
+
+__all__ = ["run", "serve_until_signal"]
+
+
+async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -> int:
+    """Serve ``services`` on ``client`` until SIGTERM or SIGINT; return an exit code."""
+    log = structlog.get_logger("orra.sdk")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await client.connect()
+    except OrraSdkError as exc:
+        log.error("cannot start", error=str(exc), hint="is nats-server running? see ORRA_NATS_URL")
+        return 1
+    try:
+        await client.start(*services)
+        log.info(
+            "serving",
+            services=[s.name for s in services],
+            nats_url=client.nats_url,
+            namespace=client.topology.namespace,
+            instance_id=client.instance_id,
+        )
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        await client.close()
+    log.info("stopped")
+    return 0
+
+
+def run(*services: Service[Any, Any], **client_options: Any) -> None:
+    """Serve ``services`` in this process until SIGTERM / SIGINT, then exit.
+
+    Connection settings come from ``ORRA_NATS_URL`` and ``ORRA_NAMESPACE`` unless given
+    in ``client_options`` (the keyword arguments of :class:`OrraClient`).
+
+    Example::
+
+        if __name__ == "__main__":
+            orra_sdk.run(payment, inventory)
+    """
+    if not services:
+        raise OrraSdkError("run() needs at least one service")
+    configure_logging(services[0].name if len(services) == 1 else "orra-sdk")
+    client_options.setdefault("name", f"orra-sdk-{'-'.join(s.name for s in services)}"[:100])
+    client = OrraClient(**client_options)
+    sys.exit(asyncio.run(serve_until_signal(*services, client=client)))
