@@ -6,12 +6,14 @@ How it plans, in four explainable steps (each choice is recorded in the outcome'
 1. **Select** the services relevant to the action text by lexical match on stems
    (:mod:`orra_planner.text`). A match on a word of the service *name* is *strong* (the
    action asks for that service); a match on its *description* is *weak*. Description
-   words that most of a project's services share ("order" in a shop) do not count. No
-   match at all → ``not_actionable``.
+   words that most of a project's services share ("order" in a shop), words that another
+   service's name already accounts for, and the catalogue's data entities ("customer" of
+   ``customerId``) do not count. No match at all → ``not_actionable``.
 2. **Complete from data**: a data field that no selected service takes is a sign of
    intent too, so the service that takes it (an input of the same name) is added, when its
    required inputs can be met. With several candidates the one with the fewest required
-   inputs (then by name) wins.
+   inputs (then by name) wins, a service that *requires* the field first. A field that
+   selected services take only as an optional input still adds a service that requires it.
 3. **Wire** inputs by field name (case and ``_`` insensitive): from the action data first
    (converting ``"299.99"`` to a number where the schema wants one), else from the output
    of another selected service as a ``$task.field`` reference, which orders the tasks. A
@@ -92,13 +94,29 @@ def match_services(action: str, catalog: ServiceCatalog) -> list[ServiceMatch]:
         for term in name_stems[name] | desc_stems[name]:
             frequency[term] = frequency.get(term, 0) + 1
     common = len(catalog) / 2 if len(catalog) >= 3 else float(len(catalog) + 1)
+    # A word that names one service ("payment" → PaymentService) is accounted for: it does
+    # not also select every other service whose description mentions it (a refund service
+    # "refunds an order's payment").
+    named = {t for name in catalog for t in action_stems if t in name_stems[name]}
+    # Words that are the catalogue's data entities ("customer" of customerId) say what an
+    # action is about, not what to do: they do not select a service by its description.
+    entities = {
+        t
+        for spec in catalog.values()
+        for field_name in (*spec.inputs, *spec.outputs)
+        for t in stems(field_name, skip=GENERIC_NAME_WORDS | STOP_WORDS)
+    }
     matches: list[ServiceMatch] = []
     for name in catalog:
         strong_terms = [t for t in dict.fromkeys(action_stems) if t in name_stems[name]]
         weak_terms = [
             t
             for t in dict.fromkeys(action_stems)
-            if t in desc_stems[name] and t not in strong_terms and frequency[t] <= common
+            if t in desc_stems[name]
+            and t not in strong_terms
+            and t not in named
+            and t not in entities
+            and frequency[t] <= common
         ]
         terms = strong_terms + weak_terms
         if not terms:
@@ -228,14 +246,27 @@ class OfflinePlanner:
         notes: list[str],
     ) -> None:
         for key, data_field in data.items():
-            if any(key in {_key(i) for i in m.spec.inputs} for m in members.values()):
+            if any(key in {_key(i) for i in m.spec.required_inputs} for m in members.values()):
                 continue
+            # Used only as an optional input: a service that requires the field is what the
+            # data asks for ("customerId" → the notification, not the payment's receipt).
+            optional_only = any(key in {_key(i) for i in m.spec.inputs} for m in members.values())
             candidates = [
                 spec
                 for name, spec in catalog.items()
-                if name not in members and key in {_key(i) for i in spec.inputs}
+                if name not in members
+                and key
+                in {_key(i) for i in (spec.required_inputs if optional_only else spec.inputs)}
             ]
-            candidates.sort(key=lambda s: (len(s.required_inputs), s.name))
+            # A service that *requires* the field is the surest reader of it; then the one
+            # that needs the least else.
+            candidates.sort(
+                key=lambda s: (
+                    key not in {_key(i) for i in s.required_inputs},
+                    len(s.required_inputs),
+                    s.name,
+                )
+            )
             for spec in candidates:
                 trial = {**members, spec.name: _Member(spec, strong=False, position=1e9, reason="")}
                 if spec.name in self._resolve(trial, data, catalog, []):

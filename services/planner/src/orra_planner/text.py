@@ -17,6 +17,13 @@ _WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 STOP_WORDS: Final = frozenset(
     [
+        # generic verbs of actions: "process a refund request" is about the refund
+        "process",
+        "handle",
+        "perform",
+        "execute",
+        "run",
+        "request",
         "a",
         "an",
         "the",
@@ -101,7 +108,6 @@ STOP_WORDS: Final = frozenset(
         "other",
         "same",
         "own",
-        "new",
         "if",
         "when",
         "while",
