@@ -25,6 +25,12 @@ class Proc:
     popen: subprocess.Popen[bytes] | None = None
     lines: list[str] = field(default_factory=list)
     _ready: threading.Event = field(default_factory=threading.Event)
+    _pump_thread: threading.Thread | None = None
+
+    def _join(self) -> None:
+        if self._pump_thread is not None:
+            self._pump_thread.join(timeout=5)
+            self._pump_thread = None
 
     def start(self, timeout_s: float = 30.0) -> Proc:
         self._ready.clear()
@@ -36,7 +42,8 @@ class Proc:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        threading.Thread(target=self._pump, args=(self.popen, log), daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, args=(self.popen, log), daemon=True)
+        self._pump_thread.start()
         if not self._ready.wait(timeout_s):
             tail = "\n".join(self.lines[-20:])
             self.stop()
@@ -53,6 +60,7 @@ class Proc:
             with contextlib.suppress(ValueError):
                 if json.loads(line).get("event") == "ready":
                     self._ready.set()
+        popen.stderr.close()
         log.close()  # type: ignore[attr-defined]
 
     @property
@@ -73,6 +81,7 @@ class Proc:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(popen.pid, signal.SIGKILL)
                 popen.wait()
+        self._join()
         return popen.returncode
 
     def kill(self) -> None:
@@ -82,6 +91,7 @@ class Proc:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(popen.pid, signal.SIGKILL)
             popen.wait()
+        self._join()
 
 
 class Processes:

@@ -34,7 +34,7 @@ async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -
     try:
         await client.start(*services)
         log.info(
-            "serving",
+            "ready",
             services=[s.name for s in services],
             nats_url=client.nats_url,
             namespace=client.topology.namespace,
