@@ -24,7 +24,6 @@ from orra_events import (
     decode,
     new_orchestration_id,
 )
-
 from tests.e2e.processes import Processes
 
 TERMINAL = (OrchestrationDone, OrchestrationFailed, OrchestrationAborted)
@@ -74,7 +73,7 @@ class Watcher:
                 async with self._changed:
                     self._changed.notify_all()
 
-        await self.bus.js.subscribe(
+        self._sub = await self.bus.js.subscribe(
             "",
             stream=self.bus.topology.events_stream,
             cb=on_msg,
@@ -85,10 +84,15 @@ class Watcher:
             ),
         )
 
+    async def stop(self) -> None:
+        await self._sub.unsubscribe()
+
     def of(self, orch: str, cls: type[Event] | None = None) -> list[Event]:
         return [e for e in self.events[orch] if cls is None or isinstance(e, cls)]
 
-    async def wait_for(self, orch: str, cls: type[Event] | tuple[type[Event], ...], timeout_s: float = 30.0) -> Event:
+    async def wait_for(
+        self, orch: str, cls: type[Event] | tuple[type[Event], ...], timeout_s: float = 30.0
+    ) -> Event:
         async def found() -> Event:
             async with self._changed:
                 while True:
@@ -108,6 +112,7 @@ async def watcher(bus: Bus) -> AsyncIterator[Watcher]:
     w = Watcher(bus)
     await w.start()
     yield w
+    await w.stop()
 
 
 async def submit(

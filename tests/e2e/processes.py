@@ -1,4 +1,4 @@
-"""Real OS processes for end-to-end tests: start a service module, wait for "ready", stop or kill it."""
+"""Real OS processes for end-to-end tests: start a module, wait for "ready", stop or kill it."""
 
 from __future__ import annotations
 
