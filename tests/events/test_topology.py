@@ -74,7 +74,13 @@ def test_namespace_prefixes_everything() -> None:
 def test_stream_definitions() -> None:
     t = Topology(replicas=3)
     configs = {c.name: c for c in t.stream_configs()}
-    assert set(configs) == {"ORRA_EVENTS", "ORRA_SERVICES", "ORRA_WORK", "ORRA_WEBHOOKS", "ORRA_DLQ"}
+    assert set(configs) == {
+        "ORRA_EVENTS",
+        "ORRA_SERVICES",
+        "ORRA_WORK",
+        "ORRA_WEBHOOKS",
+        "ORRA_DLQ",
+    }
     events = configs["ORRA_EVENTS"]
     assert events.storage is StorageType.FILE
     assert events.duplicate_window == 600.0
