@@ -40,3 +40,40 @@ def test_histogram_renders_cumulative_buckets() -> None:
     assert 'orra_task_seconds_bucket{service="P",le="0.025"} 2' in text
     assert 'orra_task_seconds_bucket{service="P",le="+Inf"} 3' in text
     assert 'orra_task_seconds_count{service="P"} 3' in text
+
+
+async def test_published_outcomes_are_counted_and_consumer_lag_is_polled(bus) -> None:
+    from nats.js.api import ConsumerConfig
+
+    from orra_events import OrchestrationDone, TaskCompleted
+    from orra_events.metrics import ConsumerLag
+    from tests.factories import task_completed
+
+    before = METRICS.counters.get(("orra_orchestrations_total", (("status", "completed"),)), 0.0)
+    await bus.publish(
+        OrchestrationDone(event_id="end:o_m1", orchestration_id="o_m1", results={}, outputs={})
+    )
+    await bus.publish(
+        task_completed(orchestration_id="o_m1", service="MetricsSvc", duration_ms=20.0)
+    )
+    assert METRICS.counters[("orra_orchestrations_total", (("status", "completed"),))] == before + 1
+    text = METRICS.render()
+    assert (
+        'orra_task_duration_seconds_bucket{outcome="completed",service="MetricsSvc",le="0.025"} 1'
+        in text
+    )
+    assert isinstance(task_completed(), TaskCompleted)
+
+    await bus.js.add_consumer(
+        bus.topology.events_stream,
+        ConsumerConfig(
+            durable_name="lagging", filter_subject=bus.topology.all_of("orchestration.done")
+        ),
+    )
+    lag = ConsumerLag(bus)
+    await lag.poll()
+    assert lag.pending[(bus.topology.events_stream, "lagging")] == 1
+    assert (
+        f'orra_consumer_pending{{consumer="lagging",stream="{bus.topology.events_stream}"}} 1.0'
+        in METRICS.render()
+    )

@@ -24,6 +24,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from orra_events.codec import decode, encode
 from orra_events.errors import DecodeError, OrraEventsError
+from orra_events.metrics import observe_event
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -202,6 +203,7 @@ class Bus:
                 the subject's last sequence is this one (0: the subject must be empty).
             timeout: Seconds to wait for the acknowledgement.
         """
+        observe_event(event)
         extra = None
         if expected_last_subject_seq is not None:
             extra = {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
@@ -216,6 +218,7 @@ class Bus:
         self, event: Event, *, subject: str | None = None
     ) -> asyncio.Future[PubAck]:
         """Append an event without waiting for its ack; await the returned future for it."""
+        observe_event(event)
         return await self.js.publish_async(
             subject or self.topology.subject_for(event),
             encode(event),

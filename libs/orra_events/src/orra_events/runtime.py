@@ -18,6 +18,7 @@ import structlog
 
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable, Bus
 from orra_events.health import HealthServer
+from orra_events.metrics import ConsumerLag
 from orra_events.topology import Topology
 
 __all__ = [
@@ -133,10 +134,13 @@ async def _serve(service: str, setup: Callable[[Bus], Awaitable[Stop]]) -> int:
         return 1
     stop = await setup(bus)
     health: HealthServer | None = None
+    lag: ConsumerLag | None = None
     health_port = env_int("ORRA_HEALTH_PORT", 0)
     if health_port:
         health = HealthServer(health_port, ready=lambda: bus.connected)
         await health.start()
+        lag = ConsumerLag(bus)
+        lag.start()
     log.info(
         "ready", nats_url=settings.nats_url, namespace=settings.namespace, health_port=health_port
     )
@@ -145,6 +149,8 @@ async def _serve(service: str, setup: Callable[[Bus], Awaitable[Stop]]) -> int:
     await stop()
     if health is not None:
         await health.stop()
+    if lag is not None:
+        await lag.stop()
     await bus.close()
     log.info("stopped")
     return 0
