@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from orra_events import (
+    PREVIOUS_SECRET_GRACE_S,
     Bus,
     ServiceHeartbeat,
     ServiceRegistered,
@@ -513,7 +514,9 @@ async def test_webhooks_and_signing_secret(client: httpx.AsyncClient, bus: Bus) 
     secrets_kv = await bus.kv("webhook_secrets")
     record = msgspec.json.decode((await secrets_kv.get("default")).value or b"")
     assert record["secret"] == rotated["secret"]
+    assert record["createdAt"] == rotated["createdAt"] == record["rotatedAt"]
     assert record["previousSecret"] == secret["secret"]
+    assert record["previousExpiresAt"] == record["rotatedAt"] + PREVIOUS_SECRET_GRACE_S
 
     assert (await client.delete(f"/webhooks/{hook['id']}")).status_code == 204
     assert (await client.get("/webhooks")).json()["items"] == []

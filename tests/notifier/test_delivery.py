@@ -52,7 +52,7 @@ async def project_secret(bus: Bus, project: str = "default") -> str:
     """The project's current secret, read as the gateway would to show it to its user."""
     kv = await bus.kv(SECRETS_BUCKET)
     entry = await kv.get(project)
-    return str(json.loads(entry.value or b"")["current"])
+    return str(json.loads(entry.value or b"")["secret"])
 
 
 async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
@@ -210,7 +210,11 @@ async def test_project_webhooks_get_it_too_and_a_retry_skips_urls_that_succeeded
 ) -> None:
     async with Receiver() as healthy, Receiver(script(503, 503, 200)) as flaky:
         webhooks = await bus.kv(WEBHOOKS_BUCKET)
-        await webhooks.put("shop.urls", json.dumps([flaky.url("/a"), healthy.url("/b")]).encode())
+        hooks = [
+            {"id": f"wh_{i}", "url": url, "createdAt": time.time()}
+            for i, url in enumerate([flaky.url("/a"), healthy.url("/b")])
+        ]
+        await webhooks.put("shop", json.dumps({"webhooks": hooks}).encode())
         await start_notifier()
         await bus.publish(done("o_multi1", healthy.url("/b"), project="shop"))
         found = await outcomes(bus, "o_multi1", count=2)
@@ -330,7 +334,13 @@ async def test_during_a_rotation_both_secrets_sign(bus: Bus, start_notifier: Sta
         "whsec_" + base64.b64encode(b"n" * 32).decode(),
     )
     secrets = await bus.kv(SECRETS_BUCKET)
-    record = {"current": new, "previous": old, "previousExpiresAt": time.time() + 3600}
+    record = {
+        "secret": new,
+        "createdAt": time.time(),
+        "previousSecret": old,
+        "rotatedAt": time.time(),
+        "previousExpiresAt": time.time() + 3600,
+    }
     await secrets.put("rot", msgspec.json.encode(record))
     async with Receiver() as receiver:
         await start_notifier()

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from orra_events import OrchestrationAborted, OrchestrationFailed, WebhookDelivered, WebhookFailed
+from orra_events import (
+    OrchestrationAborted,
+    OrchestrationFailed,
+    ProjectWebhooks,
+    SigningSecretRecord,
+    WebhookDelivered,
+    WebhookFailed,
+    WebhookRecord,
+    decode_project_webhooks,
+    decode_signing_secret,
+    encode_record,
+    first_signing_secret,
+    rotate_signing_secret,
+    signing_secrets,
+)
 from orra_notifier import InvalidSettings, NotifierSettings, UnsafeWebhookUrl
 from orra_notifier.domain import (
     AttemptResult,
     DeliveryOutcome,
     RetryPolicy,
-    SecretRecord,
     Verdict,
     backoff_s,
     build_payload,
@@ -21,9 +35,6 @@ from orra_notifier.domain import (
     is_public_address,
     outcome_event,
     parse_retry_after,
-    parse_secret_record,
-    parse_webhook_list,
-    signing_secrets,
     status_of,
     target_urls,
     webhook_id,
@@ -74,13 +85,19 @@ def test_targets_keep_order_and_drop_duplicates_and_blanks() -> None:
     assert target_urls(None, []) == []
 
 
-def test_project_webhook_lists_are_read_tolerantly() -> None:
-    assert parse_webhook_list(b'["https://a", {"url": "https://b"}, 3]') == [
-        "https://a",
-        "https://b",
-    ]
-    assert parse_webhook_list(b"not json") == []
-    assert parse_webhook_list(b'{"url": "https://a"}') == []
+def test_project_webhooks_record_is_the_gateways_format() -> None:
+    raw = (
+        b'{"webhooks": [{"id": "wh_1", "url": "https://a", "createdAt": 1.0},'
+        b' {"id": "wh_2", "url": "https://b", "createdAt": 2.0, "extra": true},'
+        b' {"id": "wh_3", "url": "https://a", "createdAt": 3.0}]}'
+    )
+    record = decode_project_webhooks(raw)
+    assert record.urls() == ["https://a", "https://b"]
+    assert record.webhooks[0] == WebhookRecord(id="wh_1", url="https://a", created_at=1.0)
+    assert decode_project_webhooks(encode_record(record)) == record
+    assert ProjectWebhooks().urls() == []
+    with pytest.raises(msgspec.DecodeError):
+        decode_project_webhooks(b'["https://a"]')
 
 
 def test_ids_are_stable_and_distinct_per_url() -> None:
@@ -222,16 +239,42 @@ def test_outcome_events() -> None:
 
 
 def test_secret_records_and_rotation_grace() -> None:
-    record = parse_secret_record(
-        b'{"current": "whsec_bmV3", "previous": "whsec_b2xk", "previousExpiresAt": 100.0}'
+    record = decode_signing_secret(
+        b'{"secret": "whsec_bmV3", "createdAt": 90.0, "previousSecret": "whsec_b2xk",'
+        b' "rotatedAt": 90.0, "previousExpiresAt": 100.0}'
     )
-    assert record == SecretRecord(
-        current="whsec_bmV3", previous="whsec_b2xk", previous_expires_at=100.0
+    assert record == SigningSecretRecord(
+        secret="whsec_bmV3",
+        created_at=90.0,
+        previous_secret="whsec_b2xk",
+        rotated_at=90.0,
+        previous_expires_at=100.0,
     )
-    assert signing_secrets(record, now=50.0) == ["whsec_bmV3", "whsec_b2xk"]
+    assert signing_secrets(record, now=95.0) == ["whsec_bmV3", "whsec_b2xk"]
     assert signing_secrets(record, now=150.0) == ["whsec_bmV3"]
-    no_expiry = SecretRecord(current="whsec_bmV3", previous="whsec_b2xk")
+    no_expiry = SigningSecretRecord(secret="whsec_bmV3", created_at=0.0, previous_secret="x")
     assert signing_secrets(no_expiry, now=0.0) == ["whsec_bmV3"]
+
+
+def test_rotation_keeps_the_previous_secret_for_the_grace_period() -> None:
+    first = first_signing_secret("whsec_b2xk", now=10.0)
+    assert signing_secrets(first, now=10.0) == ["whsec_b2xk"]
+    rotated = rotate_signing_secret(first, "whsec_bmV3", now=20.0, grace_s=60.0)
+    assert rotated == SigningSecretRecord(
+        secret="whsec_bmV3",
+        created_at=20.0,
+        previous_secret="whsec_b2xk",
+        rotated_at=20.0,
+        previous_expires_at=80.0,
+    )
+    assert signing_secrets(rotated, now=79.0) == ["whsec_bmV3", "whsec_b2xk"]
+    assert signing_secrets(rotated, now=80.0) == ["whsec_bmV3"]
+    again = rotate_signing_secret(rotated, "whsec_dGhpcmQ=", now=30.0, grace_s=60.0)
+    assert signing_secrets(again, now=31.0) == ["whsec_dGhpcmQ=", "whsec_bmV3"]
+    fresh = rotate_signing_secret(None, "whsec_bmV3", now=5.0)
+    assert (fresh.previous_secret, fresh.previous_expires_at) == (None, None)
+    assert decode_signing_secret(encode_record(rotated)) == rotated
+    assert b'"previousExpiresAt":80.0' in encode_record(rotated)
 
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

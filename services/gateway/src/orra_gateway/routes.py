@@ -19,6 +19,7 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryPara
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from orra_events import WebhookRecord
 from orra_events.projection import OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
 from orra_gateway.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -41,7 +42,7 @@ from orra_gateway.schemas import (
     WebhookSecret,
 )
 from orra_gateway.service import Gateway
-from orra_gateway.stores import ApiKeyRecord, WebhookRecord
+from orra_gateway.stores import ApiKeyRecord
 from orra_gateway.webhook_urls import check_webhook_url
 
 if TYPE_CHECKING:

@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from orra_events import ExecutionMode
+from orra_events import ExecutionMode, WebhookRecord
 from orra_events.projection import OrchestrationStatus, OrchestrationSummary
 from orra_gateway.readmodel import ServiceView
-from orra_gateway.stores import WebhookRecord
 
 __all__ = [
     "AbortRequest",

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
-from orra_events import ActionSubmitted, DataField, OrchestrationAborted, new_orchestration_id
+from orra_events import (
+    WEBHOOK_SECRETS_BUCKET,
+    WEBHOOKS_BUCKET,
+    ActionSubmitted,
+    DataField,
+    OrchestrationAborted,
+    new_orchestration_id,
+)
 from orra_events.projection import (  # noqa: TC001 (msgspec and mypy need them)
     OrchestrationStatus,
     OrchestrationView,
@@ -97,8 +104,8 @@ class Gateway:
         idempotency = IdempotencyStore(
             await bus.kv("idempotency", ttl_s=settings.idempotency_ttl_s)
         )
-        webhooks = WebhookStore(await bus.kv("webhooks"))
-        secrets = SecretStore(await bus.kv("webhook_secrets"))
+        webhooks = WebhookStore(await bus.kv(WEBHOOKS_BUCKET))
+        secrets = SecretStore(await bus.kv(WEBHOOK_SECRETS_BUCKET))
         if settings.bootstrap_key:
             record = await keys.register(
                 settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True

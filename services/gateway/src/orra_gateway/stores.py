@@ -11,29 +11,41 @@ bucket              key                             value
                                                     "createdAt", "admin"}``
 ``idempotency``     ``<project>.<sha256 hex of      ``{"orchestrationId", "fingerprint",
                     the Idempotency-Key>``          "createdAt"}``; entries expire (TTL)
-``webhooks``        ``<project>``                   ``{"webhooks": [{"id", "url", "createdAt"}]}``
-``webhook_secrets`` ``<project>``                   ``{"secret", "createdAt", "previousSecret",
-                                                    "rotatedAt"}``; ``secret`` is ``whsec_`` +
-                                                    base64 of 32 random bytes (Standard Webhooks)
+``webhooks``        ``<project>``                   :class:`orra_events.ProjectWebhooks`
+``webhook_secrets`` ``<project>``                   :class:`orra_events.SigningSecretRecord`
 ==================  ==============================  =============================================
 
+The last two are shared with the notifier and defined once in :mod:`orra_events.records`.
 An API key is never stored: only its SHA-256 hash, which is the bucket key.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 
+from orra_events.records import (
+    PREVIOUS_SECRET_GRACE_S,
+    ProjectWebhooks,
+    SigningSecretRecord,
+    WebhookRecord,
+    decode_project_webhooks,
+    decode_signing_secret,
+    encode_record,
+    first_signing_secret,
+    new_signing_secret,
+    rotate_signing_secret,
+)
 from orra_gateway.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthorized
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nats.js.kv import KeyValue
 
 __all__ = [
@@ -42,10 +54,7 @@ __all__ = [
     "ApiKeyStore",
     "IdempotencyRecord",
     "IdempotencyStore",
-    "SecretRecord",
     "SecretStore",
-    "WebhookList",
-    "WebhookRecord",
     "WebhookStore",
     "generate_api_key",
     "hash_api_key",
@@ -56,6 +65,7 @@ API_KEY_PREFIX = "orra_"
 
 _MAX_WEBHOOKS = 20
 _UPDATE_TRIES = 10
+_R = TypeVar("_R")
 
 
 def hash_api_key(key: str) -> str:
@@ -102,40 +112,6 @@ class IdempotencyRecord(msgspec.Struct, kw_only=True, rename="camel"):
     orchestration_id: str
     fingerprint: str
     created_at: float
-
-
-class WebhookRecord(msgspec.Struct, kw_only=True, rename="camel"):
-    """One project-level webhook URL: every result of the project is delivered to it."""
-
-    id: str
-    url: str
-    created_at: float
-
-
-class WebhookList(msgspec.Struct, kw_only=True, rename="camel"):
-    """Value of a project's entry in the ``webhooks`` bucket."""
-
-    webhooks: list[WebhookRecord] = msgspec.field(default_factory=list)
-
-
-class SecretRecord(msgspec.Struct, kw_only=True, rename="camel"):
-    """Value of a project's entry in the ``webhook_secrets`` bucket.
-
-    Attributes:
-        secret: Current signing secret, ``whsec_`` + base64 (Standard Webhooks).
-        created_at: When ``secret`` was made.
-        previous_secret: The secret before the last rotation (receivers may still hold it).
-        rotated_at: When the last rotation happened.
-    """
-
-    secret: str
-    created_at: float
-    previous_secret: str | None = None
-    rotated_at: float | None = None
-
-
-def _new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class ApiKeyStore:
@@ -280,17 +256,22 @@ class IdempotencyStore:
         raise Conflict("the Idempotency-Key is being claimed concurrently; retry")
 
 
-async def _read_json(kv: KeyValue, key: str, cls: type[Any]) -> tuple[Any, int | None]:
+async def _read(
+    kv: KeyValue, key: str, decode: Callable[[bytes], _R]
+) -> tuple[_R | None, int | None]:
+    """The decoded value of ``key`` and its revision, or ``(None, None)`` when missing."""
     try:
         entry = await kv.get(key)
     except KeyNotFoundError:
         return None, None
-    return msgspec.json.decode(entry.value or b"", type=cls), entry.revision
+    return decode(entry.value or b""), entry.revision
 
 
-async def _write_json(kv: KeyValue, key: str, value: Any, revision: int | None) -> bool:
+async def _write(
+    kv: KeyValue, key: str, record: ProjectWebhooks | SigningSecretRecord, revision: int | None
+) -> bool:
     """Write with optimistic concurrency; False if someone else wrote first."""
-    data = msgspec.json.encode(value)
+    data = encode_record(record)
     try:
         if revision is None:
             await kv.create(key, data)
@@ -302,30 +283,29 @@ async def _write_json(kv: KeyValue, key: str, value: Any, revision: int | None) 
 
 
 class WebhookStore:
-    """Project-level webhook URLs in the ``webhooks`` bucket (key: the project)."""
+    """Project-level webhook URLs in the shared ``webhooks`` bucket (key: the project)."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
 
     async def list_webhooks(self, project: str) -> list[WebhookRecord]:
         """The project's webhooks, oldest first."""
-        current, _ = await _read_json(self._kv, project, WebhookList)
+        current, _ = await _read(self._kv, project, decode_project_webhooks)
         return list(current.webhooks) if current is not None else []
 
     async def add(self, project: str, url: str) -> tuple[WebhookRecord, bool]:
         """Add ``url`` (already validated); return its record and whether it is new."""
         for _ in range(_UPDATE_TRIES):
-            current, revision = await _read_json(self._kv, project, WebhookList)
-            hooks: list[WebhookRecord] = list(current.webhooks) if current is not None else []
+            current, revision = await _read(self._kv, project, decode_project_webhooks)
+            hooks = current.webhooks if current is not None else ()
             for hook in hooks:
                 if hook.url == url:
                     return hook, False
             if len(hooks) >= _MAX_WEBHOOKS:
                 raise Conflict(f"a project has at most {_MAX_WEBHOOKS} webhooks; remove one")
             record = WebhookRecord(id=f"wh_{secrets.token_hex(8)}", url=url, created_at=time.time())
-            if await _write_json(
-                self._kv, project, WebhookList(webhooks=[*hooks, record]), revision
-            ):
+            updated = ProjectWebhooks(webhooks=(*hooks, record))
+            if await _write(self._kv, project, updated, revision):
                 return record, True
         raise Conflict("webhooks changed concurrently; retry")
 
@@ -336,44 +316,46 @@ class WebhookStore:
             NotFound: the project has no such webhook.
         """
         for _ in range(_UPDATE_TRIES):
-            current, revision = await _read_json(self._kv, project, WebhookList)
-            hooks: list[WebhookRecord] = list(current.webhooks) if current is not None else []
-            kept = [hook for hook in hooks if hook.id != webhook_id]
+            current, revision = await _read(self._kv, project, decode_project_webhooks)
+            hooks = current.webhooks if current is not None else ()
+            kept = tuple(hook for hook in hooks if hook.id != webhook_id)
             if len(kept) == len(hooks):
                 raise NotFound(f"no webhook {webhook_id!r}")
-            if await _write_json(self._kv, project, WebhookList(webhooks=kept), revision):
+            if await _write(self._kv, project, ProjectWebhooks(webhooks=kept), revision):
                 return
         raise Conflict("webhooks changed concurrently; retry")
 
 
 class SecretStore:
-    """Per-project webhook signing secrets in the ``webhook_secrets`` bucket."""
+    """Per-project webhook signing secrets in the shared ``webhook_secrets`` bucket.
 
-    def __init__(self, kv: KeyValue) -> None:
+    Args:
+        kv: The bucket.
+        grace_s: How long the previous secret keeps signing after a rotation.
+    """
+
+    def __init__(self, kv: KeyValue, *, grace_s: float = PREVIOUS_SECRET_GRACE_S) -> None:
         self._kv = kv
+        self._grace_s = grace_s
 
-    async def get(self, project: str) -> SecretRecord:
-        """The project's secret, created on first use."""
+    async def get(self, project: str) -> SigningSecretRecord:
+        """The project's secret record, created on first use (a notifier may have made it)."""
         for _ in range(_UPDATE_TRIES):
-            current, _ = await _read_json(self._kv, project, SecretRecord)
+            current, _ = await _read(self._kv, project, decode_signing_secret)
             if current is not None:
-                return current  # type: ignore[no-any-return]
-            record = SecretRecord(secret=_new_secret(), created_at=time.time())
-            if await _write_json(self._kv, project, record, None):
+                return current
+            record = first_signing_secret(new_signing_secret(), time.time())
+            if await _write(self._kv, project, record, None):
                 return record
         raise Conflict("the webhook secret changed concurrently; retry")
 
-    async def rotate(self, project: str) -> SecretRecord:
-        """Replace the project's secret by a new one, keeping the old as ``previousSecret``."""
+    async def rotate(self, project: str) -> SigningSecretRecord:
+        """Replace the project's secret by a new one; the old one signs for the grace period."""
         for _ in range(_UPDATE_TRIES):
-            current, revision = await _read_json(self._kv, project, SecretRecord)
-            now = time.time()
-            record = SecretRecord(
-                secret=_new_secret(),
-                created_at=now,
-                previous_secret=current.secret if current is not None else None,
-                rotated_at=now,
+            current, revision = await _read(self._kv, project, decode_signing_secret)
+            record = rotate_signing_secret(
+                current, new_signing_secret(), time.time(), grace_s=self._grace_s
             )
-            if await _write_json(self._kv, project, record, revision):
+            if await _write(self._kv, project, record, revision):
                 return record
         raise Conflict("the webhook secret changed concurrently; retry")

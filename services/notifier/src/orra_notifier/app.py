@@ -35,13 +35,17 @@ _FANOUT_CONCURRENCY = 16
 _FANOUT_GRACE_S = 5.0
 
 
-def fanout_consumer_config(topology: Topology) -> ConsumerConfig:
-    """The ``notifier`` consumer: terminal orchestration events, from the first one kept."""
+def fanout_consumer_config(topology: Topology, ack_wait_s: float = 30.0) -> ConsumerConfig:
+    """The ``notifier`` consumer: terminal orchestration events, from the first one kept.
+
+    Its ack wait is the notifier's (``ORRA_NOTIFIER_ACK_WAIT_S``): the terminal events a
+    crashed replica had fetched are handed out again after it.
+    """
     return ConsumerConfig(
         name=FANOUT_CONSUMER,
         durable_name=FANOUT_CONSUMER,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
+        ack_wait=ack_wait_s,
         max_deliver=-1,
         max_ack_pending=1000,
         deliver_policy=DeliverPolicy.ALL,
@@ -93,7 +97,7 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     fanout = PullConsumer(
         bus,
         stream=topology.events_stream,
-        config=fanout_consumer_config(topology),
+        config=fanout_consumer_config(topology, settings.ack_wait_s),
         handler=FanOut(bus, stores),
         concurrency=_FANOUT_CONCURRENCY,
         poll_s=settings.poll_s,

@@ -1,7 +1,8 @@
 """Pure logic of the notifier: payloads, targets, retry decisions, stored records.
 
 Nothing here does I/O or reads the clock; callers pass ``now`` and a random number, so
-every rule is tested directly.
+every rule is tested directly. The records shared with the gateway (project webhooks,
+signing secrets) and their rules are defined once in :mod:`orra_events.records`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ __all__ = [
     "DeliveryJob",
     "DeliveryOutcome",
     "RetryPolicy",
-    "SecretRecord",
     "Status",
     "TerminalEvent",
     "Verdict",
@@ -46,12 +46,8 @@ __all__ = [
     "describe",
     "encode_payload",
     "is_public_address",
-    "new_secret_record",
     "outcome_event",
     "parse_retry_after",
-    "parse_secret_record",
-    "parse_webhook_list",
-    "signing_secrets",
     "status_of",
     "target_urls",
     "url_hash",
@@ -129,28 +125,6 @@ def delivery_event_id(orchestration_id: str, url: str) -> str:
 def delivery_key(orchestration_id: str, url: str) -> str:
     """KV key of a delivery's outcome in the ``notifier_deliveries`` bucket."""
     return f"{orchestration_id}.{url_hash(url)}"
-
-
-def parse_webhook_list(raw: bytes) -> list[str]:
-    """A project's webhooks from its KV value: a JSON list of URLs.
-
-    Objects with a ``url`` field are accepted too, so that the gateway may store more
-    (creation time, description) without breaking the notifier. Anything unreadable counts
-    as no webhook.
-    """
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return []
-    if not isinstance(value, list):
-        return []
-    urls: list[str] = []
-    for item in value:
-        if isinstance(item, str):
-            urls.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("url"), str):
-            urls.append(item["url"])
-    return urls
 
 
 def target_urls(event_webhook: str | None, project_webhooks: list[str]) -> list[str]:
@@ -373,47 +347,3 @@ def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
         error=outcome.error or "failed",
         webhook_id=outcome.webhook_id,
     )
-
-
-class SecretRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A project's signing secrets, as stored in the ``secrets`` bucket.
-
-    Attributes:
-        current: The secret that signs every delivery.
-        previous: The secret before the last rotation; it signs too, while it is valid.
-        previous_expires_at: UNIX seconds until which ``previous`` signs too; without it
-            the previous secret no longer signs (a leaked secret stops working at once).
-        created_at: When ``current`` was made.
-    """
-
-    current: str
-    previous: str | None = None
-    previous_expires_at: float | None = None
-    created_at: float | None = None
-
-
-def new_secret_record(secret: str, now: float) -> SecretRecord:
-    """A first secret record for a project."""
-    return SecretRecord(current=secret, created_at=now)
-
-
-def parse_secret_record(raw: bytes) -> SecretRecord:
-    """Decode a stored secret record.
-
-    Raises:
-        msgspec.DecodeError: the value is not a secret record.
-    """
-    return msgspec.json.decode(raw, type=SecretRecord)
-
-
-def signing_secrets(record: SecretRecord, now: float) -> list[str]:
-    """The secrets that sign a delivery now.
-
-    The current one, and the previous one until ``previous_expires_at``, so that receivers
-    verify across a rotation whichever of the two secrets they hold.
-    """
-    secrets = [record.current]
-    expires = record.previous_expires_at
-    if record.previous and expires is not None and expires > now:
-        secrets.append(record.previous)
-    return secrets

@@ -17,9 +17,9 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets as _secrets
 from typing import TYPE_CHECKING, Final
 
+from orra_events.records import SECRET_PREFIX, new_signing_secret
 from orra_notifier.errors import InvalidSecret, SignatureError
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ __all__ = [
     "webhook_headers",
 ]
 
-SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 HDR_ID: Final = "webhook-id"
 HDR_TIMESTAMP: Final = "webhook-timestamp"
 HDR_SIGNATURE: Final = "webhook-signature"
@@ -46,8 +45,11 @@ DEFAULT_TOLERANCE_S: Final = 300.0
 
 
 def generate_secret(nbytes: int = 32) -> str:
-    """A fresh random secret: ``whsec_`` and the base64 of ``nbytes`` random bytes."""
-    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(nbytes)).decode()
+    """A fresh random secret: ``whsec_`` and the base64 of ``nbytes`` random bytes.
+
+    The same as :func:`orra_events.new_signing_secret`, which the gateway uses too.
+    """
+    return new_signing_secret(nbytes)
 
 
 def decode_secret(secret: str) -> bytes:

@@ -1,12 +1,15 @@
 """The key-value buckets the notifier reads and writes (formats in docs/architecture.md).
 
-* ``webhooks`` (written by the gateway): key ``<project>.urls`` → JSON list of URLs.
-* ``secrets`` (the gateway fetches and rotates): key ``<project>`` → JSON
-  ``{"current": "whsec_...", "previous": "whsec_..."|null, "previousExpiresAt": float|null,
-  "createdAt": float|null}``. The notifier creates a project's first record with KV
-  ``create()``, so two replicas (or the gateway and a replica) racing agree on one secret.
+* ``webhooks`` (written by the gateway): key ``<project>`` →
+  :class:`orra_events.ProjectWebhooks`; every URL in it gets the project's results.
+* ``webhook_secrets`` (the gateway shows and rotates them): key ``<project>`` →
+  :class:`orra_events.SigningSecretRecord`. The notifier creates a project's first record
+  with KV ``create()``, so two replicas (or the gateway and a replica) racing agree on one
+  secret.
 * ``notifier_deliveries`` (the notifier's own): key ``<orchestration>.<url hash>`` → the
   :class:`~orra_notifier.domain.DeliveryOutcome` of a finished delivery.
+
+The first two are shared with the gateway and defined once in :mod:`orra_events.records`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequen
 
 from orra_events import check_name
 from orra_events.errors import InvalidName
-from orra_notifier.domain import (
-    DeliveryOutcome,
-    new_secret_record,
-    parse_secret_record,
-    parse_webhook_list,
+from orra_events.records import (
+    WEBHOOK_SECRETS_BUCKET,
+    WEBHOOKS_BUCKET,
+    decode_project_webhooks,
+    decode_signing_secret,
+    encode_record,
+    first_signing_secret,
+    new_signing_secret,
     signing_secrets,
 )
+from orra_notifier.domain import DeliveryOutcome
 from orra_notifier.errors import InvalidSecret
-from orra_notifier.signing import generate_secret
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -41,8 +47,7 @@ __all__ = [
     "Stores",
 ]
 
-WEBHOOKS_BUCKET: Final = "webhooks"
-SECRETS_BUCKET: Final = "secrets"
+SECRETS_BUCKET: Final = WEBHOOK_SECRETS_BUCKET
 DELIVERIES_BUCKET: Final = "notifier_deliveries"
 _WEEK_S: Final = 7 * 24 * 3600.0
 
@@ -89,10 +94,14 @@ class Stores:
             log.warning("project name cannot be a KV key; no project webhooks", project=project)
             return []
         try:
-            entry = await self._webhooks.get(f"{project}.urls")
+            entry = await self._webhooks.get(project)
         except KeyNotFoundError:
             return []
-        return parse_webhook_list(entry.value or b"")
+        try:
+            return decode_project_webhooks(entry.value or b"").urls()
+        except msgspec.DecodeError as exc:  # must not block the action's own webhook
+            log.warning("unreadable project webhooks; none used", project=project, error=str(exc))
+            return []
 
     async def signing_secrets(self, project: str, now: float) -> list[str]:
         """The secrets that sign ``project``'s deliveries now; creates the first one.
@@ -105,16 +114,16 @@ class Stores:
         try:
             entry = await self._secrets.get(project)
         except KeyNotFoundError:
-            record = new_secret_record(generate_secret(), now)
+            record = first_signing_secret(new_signing_secret(), now)
             try:
-                await self._secrets.create(project, msgspec.json.encode(record))
+                await self._secrets.create(project, encode_record(record))
             except KeyWrongLastSequenceError:  # another process created it first: use theirs
                 entry = await self._secrets.get(project)
             else:
                 log.info("created the project's webhook signing secret", project=project)
                 return signing_secrets(record, now)
         try:
-            return signing_secrets(parse_secret_record(entry.value or b""), now)
+            return signing_secrets(decode_signing_secret(entry.value or b""), now)
         except msgspec.DecodeError as exc:
             raise InvalidSecret(
                 f"the secret record of project {project!r} is invalid: {exc}"
