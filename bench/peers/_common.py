@@ -11,8 +11,11 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def payment(order_id: str) -> dict:
@@ -24,7 +27,11 @@ def inventory(product_id: str) -> dict:
 
 
 def delivery(order_id: str, in_stock: bool) -> dict:
-    return {"deliveryTracking": f"DLV-{order_id}", "estimatedDelivery": "2024-11-10", "inStock": in_stock}
+    return {
+        "deliveryTracking": f"DLV-{order_id}",
+        "estimatedDelivery": "2024-11-10",
+        "inStock": in_stock,
+    }
 
 
 def notify(customer_id: str, payment_status: str) -> dict:
@@ -36,7 +43,9 @@ def check(result: dict) -> None:
     assert result["notificationStatus"].startswith("sent:"), result
 
 
-def measure(run_one: Callable[[int], dict], *, latency_n: int, throughput_s: float, concurrency: int) -> dict:
+def measure(
+    run_one: Callable[[int], dict], *, latency_n: int, throughput_s: float, concurrency: int
+) -> dict:
     """Latency one at a time, then throughput with ``concurrency`` submitters."""
     for i in range(min(5, latency_n)):  # warm-up
         check(run_one(-1 - i))

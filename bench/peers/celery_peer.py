@@ -15,15 +15,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from celery import Celery, chord, group  # noqa: E402
-
-import _common  # noqa: E402
+import _common
+from celery import Celery, chord, group
 
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 app = Celery("orra_bench_peer", broker=REDIS, backend=REDIS)
-app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"],
-                worker_prefetch_multiplier=4, broker_connection_retry_on_startup=True,
-                result_expires=600)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_prefetch_multiplier=4,
+    broker_connection_retry_on_startup=True,
+    result_expires=600,
+)
 
 
 @app.task(name="payment")
@@ -75,8 +79,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "--concurrency", "2",
-         "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_peer",
+            "worker",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         cwd=Path(__file__).parent,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
     )
@@ -90,8 +107,12 @@ def main() -> None:
                 pass
             if time.time() > deadline:
                 raise RuntimeError("celery worker did not start")
-        result = _common.measure(run_one, latency_n=args.latency_n, throughput_s=args.throughput_s,
-                                 concurrency=args.concurrency)
+        result = _common.measure(
+            run_one,
+            latency_n=args.latency_n,
+            throughput_s=args.throughput_s,
+            concurrency=args.concurrency,
+        )
         result["durability"] = "Redis default (RDB snapshots), Celery acks_late=False"
         _common.emit(result)
     finally:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dbos import DBOS, DBOSConfig  # noqa: E402
-
-import _common  # noqa: E402
+import _common
+from dbos import DBOS, DBOSConfig
 
 
 @DBOS.step()
@@ -83,13 +82,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     db = Path(tempfile.mkdtemp()) / "dbos.sqlite"
-    config: DBOSConfig = {"name": "orra-bench-peer", "system_database_url": f"sqlite:///{db}",
-                          "run_admin_server": False}
+    config: DBOSConfig = {
+        "name": "orra-bench-peer",
+        "system_database_url": f"sqlite:///{db}",
+        "run_admin_server": False,
+    }
     DBOS(config=config)
     DBOS.launch()
     try:
-        result = _common.measure(run_one, latency_n=args.latency_n, throughput_s=args.throughput_s,
-                                 concurrency=args.concurrency)
+        result = _common.measure(
+            run_one,
+            latency_n=args.latency_n,
+            throughput_s=args.throughput_s,
+            concurrency=args.concurrency,
+        )
         result["durability"] = "SQLite system database, every checkpoint committed"
         _common.emit(result)
     finally:

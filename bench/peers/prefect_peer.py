@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import _common  # noqa: E402
+import _common
 
 
 def free_port() -> int:
@@ -36,11 +36,29 @@ def main() -> None:
     args = parser.parse_args()
     home = tempfile.mkdtemp()
     port = free_port()
-    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": home,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     api = f"http://127.0.0.1:{port}/api"
     try:
@@ -84,8 +102,12 @@ def main() -> None:
                 out.update(part)
             return out
 
-        result = _common.measure(lambda i: order_flow(f"ORD{i}"), latency_n=args.latency_n,
-                                 throughput_s=args.throughput_s, concurrency=args.concurrency)
+        result = _common.measure(
+            lambda i: order_flow(f"ORD{i}"),
+            latency_n=args.latency_n,
+            throughput_s=args.throughput_s,
+            concurrency=args.concurrency,
+        )
         result["durability"] = "Prefect server with SQLite; task results not persisted"
         _common.emit(result)
     finally:
