@@ -1,0 +1,1 @@
+"""Orra's benchmark harness: ``python -m bench`` writes BENCHMARKS.md."""
