@@ -54,8 +54,9 @@ def test_detailed_inspect_starts_like_the_seed_then_adds_details() -> None:
         assert expected in text, expected
 
 
-def test_notes_use_depends_on_and_tense() -> None:
+def test_notes_use_depends_on_in_eager_mode_and_tense() -> None:
     orch = {
+        "mode": "eager",
         "parallel_groups": [["a", "b"], ["c"]],
         "tasks": [
             {"id": "a", "status": "running", "startedAt": 10.0},
@@ -64,6 +65,30 @@ def test_notes_use_depends_on_and_tense() -> None:
         ],
     }
     assert task_notes(orch) == {"b": "Runs parallel with a", "c": "Waits for b"}
+
+
+def test_notes_name_the_whole_previous_group_in_groups_mode() -> None:
+    # groups mode (the default): delivery waits for payment & stock, not only its input's source
+    orch = {
+        "parallel_groups": [["payment", "stock"], ["delivery"]],
+        "tasks": [
+            {"id": "payment", "status": "completed", "startedAt": 1.0, "finishedAt": 2.0},
+            {"id": "stock", "status": "completed", "startedAt": 1.0, "finishedAt": 1.5},
+            {
+                "id": "delivery",
+                "status": "completed",
+                "startedAt": 2.1,
+                "finishedAt": 3.0,
+                "dependsOn": ["stock"],
+            },
+        ],
+    }
+    notes = task_notes(orch)
+    assert notes["delivery"] == "Started after payment & stock"
+    assert task_notes({**orch, "mode": "eager"})["delivery"] == "Started after stock"
+    # no mode recorded, but the times show it was released before payment ended: eager
+    early = {**orch, "tasks": [*orch["tasks"][:2], {**orch["tasks"][2], "startedAt": 1.6}]}
+    assert task_notes(early)["delivery"] == "Started after stock"
 
 
 def test_same_group_tasks_that_did_not_overlap_are_not_called_parallel() -> None:

@@ -141,3 +141,13 @@ def test_log_lines_are_made_readable() -> None:
     )
     assert format_log_line(line) == "info    ready  nats_url=nats://x"
     assert format_log_line("plain text") == "plain text"
+
+
+def test_sdk_processes_are_ready_once_serving() -> None:
+    from orra_cli.supervisor import _is_ready_line
+
+    assert _is_ready_line(json.dumps({"event": "ready", "service": "planner"}))
+    # orra_sdk.run logs "serving" once its services are registered (the example services)
+    assert _is_ready_line(json.dumps({"event": "serving", "services": ["PaymentService"]}))
+    assert not _is_ready_line(json.dumps({"event": "service ready", "service": "X"}))
+    assert not _is_ready_line('"ready" but not JSON')

@@ -103,7 +103,12 @@ def _ops(service: str, action: str) -> set[str]:
 
 
 def test_who_sends_and_receives() -> None:
-    assert _ops("gateway", "send") == {"actionSubmitted", "orchestrationAborted", "deadLetters"}
+    assert _ops("gateway", "send") == {
+        "actionSubmitted",
+        "orchestrationAborted",
+        "taskCompensationResolved",
+        "deadLetters",
+    }
     assert _ops("planner", "receive") == {"actionSubmitted", "serviceRegistered"}
     assert {"planCreated", "planFailed"} <= _ops("planner", "send")
     assert {"taskDispatched", "work", "orchestrationDone", "orchestrationFailed"} <= _ops(
@@ -114,7 +119,12 @@ def test_who_sends_and_receives() -> None:
         "planFailed",
         "taskCompleted",
         "taskFailed",
+        "taskAborted",
+        "taskCompensated",
+        "taskCompensationFailed",
         "orchestrationAborted",
+        "serviceRegistered",
+        "serviceHeartbeat",
     }
     assert _ops("notifier", "receive") == {
         "orchestrationDone",
@@ -122,7 +132,12 @@ def test_who_sends_and_receives() -> None:
         "orchestrationAborted",
     }
     assert {"webhookDelivered", "webhookFailed"} <= _ops("notifier", "send")
-    assert _ops("sdk", "receive") == {"work"}
+    assert _ops("sdk", "receive") == {
+        "work",
+        "orchestrationAborted",
+        "orchestrationFailed",
+        "orchestrationCompensating",
+    }
     assert {"taskCompleted", "taskFailed", "serviceRegistered", "serviceHeartbeat"} <= _ops(
         "sdk", "send"
     )

@@ -27,6 +27,7 @@ from orra_cli.datafields import parse_data_fields
 from orra_cli.errors import EXIT_FAILED, CliError, UsageError
 from orra_cli.render import (
     TERMINAL_STATUSES,
+    comp_fail_rows,
     inspect_text,
     plan_text,
     ps_text,
@@ -35,7 +36,7 @@ from orra_cli.render import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 __all__ = ["app"]
 
@@ -60,6 +61,10 @@ app.add_typer(verify_app, name="verify")
 app.add_typer(services_app, name="services")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(webhooks_app, name="webhooks")
+comp_fail_app = typer.Typer(
+    help="Compensations that finally failed: settle them once handled.", no_args_is_help=True
+)
+app.add_typer(comp_fail_app, name="comp-fail")
 grounding_app = typer.Typer(
     help="Domain grounding: worked examples and constraints for the LLM planner.",
     no_args_is_help=True,
@@ -146,10 +151,19 @@ def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
     return [item for item in payload if isinstance(item, dict)]
 
 
+class _CurrentStderr:
+    """A file-like object that writes to whatever ``sys.stderr`` is at the time."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _quiet_library_logs() -> None:
     """Library logs (the bus's reconnect notices) go to stderr, warnings and up only."""
     import logging
-    import sys
 
     import structlog
 
@@ -159,7 +173,9 @@ def _quiet_library_logs() -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # The stream is looked up at each write: a replaced (and later closed) sys.stderr,
+        # as under test runners, must not break logging afterwards.
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
@@ -550,6 +566,93 @@ def abort(
     _out().print(f"orchestration {orchestration_id}: {status or 'abort requested'}")
 
 
+# --- compensation failures -----------------------------------------------------------------
+
+
+@comp_fail_app.command("ls")
+@_handles_errors
+def comp_fail_ls(
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Also list resolved and ignored ones.")
+    ] = False,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """List compensations that finally failed (open ones unless --all)."""
+    with _client(gateway_url, api_key) as client:
+        path = "/compensation-failures" + ("?status=all" if show_all else "")
+        items = _items(client.get_json(path))
+    if as_json:
+        _emit_json({"items": items})
+        return
+    _print_rows(
+        ["ID", "SERVICE", "STATUS", "ATTEMPTS", "FAILED", "ERROR"],
+        comp_fail_rows(items),
+        "no failed compensations" + ("" if show_all else " waiting for an operator"),
+    )
+
+
+def _settle_comp_fail(
+    resolution: str, failure_id: str, note: str | None, settings: tuple[str | None, str | None]
+) -> dict[str, Any]:
+    orch, sep, task = failure_id.partition(":")
+    if not sep or not orch or not task:
+        raise UsageError(
+            f"invalid id {failure_id!r}: use <orchestration id>:<task id> "
+            "as listed by `orra comp-fail ls`"
+        )
+    with _client(*settings) as client:
+        payload = client.post_json(
+            f"/compensation-failures/{orch}/{task}/{resolution}",
+            {"note": note} if note else {},
+            not_found=f"no failed compensation {failure_id}: list them with `orra comp-fail ls`",
+        )
+    return payload if isinstance(payload, dict) else {"id": failure_id}
+
+
+NoteOpt = Annotated[
+    str | None, typer.Option("--note", "-n", help="What was done (kept in the event log).")
+]
+FailureId = Annotated[
+    str, typer.Argument(metavar="ID", help="<orchestration id>:<task id> from `comp-fail ls`.")
+]
+
+
+@comp_fail_app.command("resolve")
+@_handles_errors
+def comp_fail_resolve(
+    failure_id: FailureId,
+    note: NoteOpt = None,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Mark a failed compensation as fixed by hand."""
+    payload = _settle_comp_fail("resolve", failure_id, note, (gateway_url, api_key))
+    if as_json:
+        _emit_json(payload)
+        return
+    _out().print(f"compensation {failure_id}: {payload.get('status', 'resolved')}")
+
+
+@comp_fail_app.command("ignore")
+@_handles_errors
+def comp_fail_ignore(
+    failure_id: FailureId,
+    note: NoteOpt = None,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Dismiss a failed compensation: nothing will be done about it."""
+    payload = _settle_comp_fail("ignore", failure_id, note, (gateway_url, api_key))
+    if as_json:
+        _emit_json(payload)
+        return
+    _out().print(f"compensation {failure_id}: {payload.get('status', 'ignored')}")
+
+
 # --- services, api keys, webhooks ----------------------------------------------------------
 
 
@@ -563,7 +666,7 @@ def _cell(item: dict[str, Any], *keys: str) -> str:
     return "-"
 
 
-def _print_rows(headers: list[str], rows: list[list[str]], empty: str) -> None:
+def _print_rows(headers: list[str], rows: Sequence[Sequence[Text | str]], empty: str) -> None:
     if not rows:
         _note(empty)
         return
@@ -586,14 +689,14 @@ def services_ls(
             _cell(s, "name", "service"),
             _cell(s, "kind"),
             _cell(s, "status", "health", "healthy"),
-            _cell(s, "instances", "instanceCount"),
-            relative_time(s.get("lastSeen") or s.get("lastHeartbeat")),
+            _cell(s, "version"),
+            relative_time(s.get("lastHeartbeatAt") or s.get("lastSeen") or s.get("registeredAt")),
             _cell(s, "description"),
         ]
         for s in items
     ]
     _print_rows(
-        ["NAME", "KIND", "STATUS", "INSTANCES", "LAST SEEN", "DESCRIPTION"],
+        ["NAME", "KIND", "STATUS", "VERSION", "LAST SEEN", "DESCRIPTION"],
         rows,
         "no services registered yet: start yours with the SDK (or `orra up --demo`)",
     )

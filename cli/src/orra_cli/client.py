@@ -53,7 +53,7 @@ def problem_lines(body: Any) -> tuple[str | None, list[str]]:
     if reasons is None and isinstance(body.get("extra"), dict):
         reasons = body["extra"].get("reasons")
     if isinstance(reasons, list):
-        lines.extend(str(r) for r in reasons)
+        lines.extend(str(r) for r in reasons if str(r) not in lines)
     elif isinstance(body.get("extra"), list):
         for item in body["extra"]:
             if isinstance(item, dict):

@@ -23,6 +23,7 @@ from rich.text import Text
 __all__ = [
     "STATUS_STYLES",
     "TERMINAL_STATUSES",
+    "comp_fail_rows",
     "format_duration",
     "inspect_text",
     "parse_time",
@@ -48,6 +49,11 @@ STATUS_STYLES: dict[str, str] = {
     "not_actionable": "red",
     "aborted": "magenta",
     "delivered": "green",
+    "paused": "yellow",
+    "compensating": "magenta",
+    "compensated": "green",
+    "resolved": "green",
+    "ignored": "dim",
 }
 
 _FINISHED_TASK = {"completed", "failed", "timed_out", "aborted", "skipped"}
@@ -160,13 +166,39 @@ def _overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool | None:
     return a0 < end_b and b0 < end_a
 
 
+def _released_by_group(
+    orch: Mapping[str, Any],
+    task: Mapping[str, Any],
+    previous: Sequence[str],
+    tasks: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """Whether ``task`` waits (waited) for the whole previous group, not just its dependencies.
+
+    It does in ``groups`` mode, the default: a group starts once every earlier one completed.
+    A plan without a mode runs in the dispatcher's default mode, which may be ``eager``:
+    recorded times showing the task started before a task of the previous group finished
+    say so.
+    """
+    if orch.get("mode") == "eager":
+        return False
+    started = parse_time(task.get("startedAt"))
+    if started is None:
+        return True
+    for other in previous:
+        finished = parse_time(tasks.get(other, {}).get("finishedAt"))
+        if finished is None or finished > started:
+            return False
+    return True
+
+
 def task_notes(orch: Mapping[str, Any]) -> dict[str, str]:
     """The comment of each task row: which tasks it ran in parallel with or after.
 
     A task shares its parallel group with the tasks listed before it: it "Ran parallel with"
     them (unless their recorded start and finish times show they did not overlap). The first
-    task of a later group "Started after" its dependencies (``dependsOn``, else the previous
-    group). Tense follows the task's status: ``Runs``/``Waits for`` before it finished.
+    task of a later group "Started after" the previous group in ``groups`` mode (the
+    default), its dependencies (``dependsOn``) in ``eager`` mode. Tense follows the task's
+    status: ``Runs``/``Waits for`` before it finished.
     """
     tasks = {str(t.get("id")): t for t in orch.get("tasks") or [] if isinstance(t, Mapping)}
     groups = _groups(orch)
@@ -187,7 +219,7 @@ def task_notes(orch: Mapping[str, Any]) -> dict[str, str]:
                 notes[tid] = f"{verb} parallel with {_join(peers)}"
                 continue
             deps = task.get("dependsOn")
-            if not deps and index > 0:
+            if index > 0 and (not deps or _released_by_group(orch, task, groups[index - 1], tasks)):
                 deps = groups[index - 1]
             if deps:
                 verb = "Started after" if started else "Waits for"
@@ -263,6 +295,17 @@ def inspect_text(
     ]
     if orch.get("error"):
         lines.append(_line("Error", Text(str(orch["error"]), style="red")))
+    if orch.get("status") == "paused" and orch.get("pausedServices"):
+        held = Text(", ".join(str(s) for s in orch["pausedServices"]), style="yellow")
+        held.append(" unhealthy (no heartbeat)")
+        fail_at = parse_time(orch.get("pauseFailAt"))
+        if fail_at is not None:
+            left = max(0.0, fail_at - (time.time() if now is None else now))
+            held.append(f"; fails in {format_duration(left * 1000)} unless it comes back")
+        lines.append(_line("Waiting for", held))
+    comp = orch.get("compensation")
+    if isinstance(comp, Mapping) and comp:
+        lines.append(_line("Compensation", _compensation_summary(comp)))
     reasons = [str(r) for r in orch.get("reasons") or [] if str(r) != orch.get("error")]
     if reasons:
         lines.append(Text("│ Reasons:"))
@@ -284,8 +327,11 @@ def inspect_text(
                 _styled(task.get("status")),
                 _task_duration(task, now),
             ]
-            if notes.get(tid):
-                row.append(Text(f"# {notes[tid]}", style="dim"))
+            note = notes.get(tid)
+            if task.get("progress") and task.get("status") in ("running", "paused"):
+                note = f"progress: {_compact(task['progress'])}"
+            if note:
+                row.append(Text(f"# {note}", style="dim"))
             rows.append(row)
         lines.extend(
             table_text(
@@ -349,6 +395,24 @@ def _details(
             lines.append(_line("Output", _compact(task.get("output"))))
         if task.get("error"):
             lines.append(_line("Error", Text(str(task["error"]), style="red")))
+        if task.get("progress") is not None:
+            count = task.get("progressUpdates") or 1
+            text = Text(_compact(task["progress"]))
+            text.append(
+                f"  ({count} update{'s' if count != 1 else ''}, last "
+                f"{relative_time(task.get('progressAt'), now)})",
+                style="dim",
+            )
+            lines.append(_line("Progress", text))
+        tcomp = task.get("compensation")
+        if isinstance(tcomp, Mapping) and tcomp:
+            text = _styled(tcomp.get("status"))
+            text.append(f"  (attempts {tcomp.get('attempts') or 0})", style="dim")
+            if tcomp.get("error"):
+                text.append(f"  {tcomp['error']}", style="red")
+            if tcomp.get("resolutionNote"):
+                text.append(f"  note: {tcomp['resolutionNote']}")
+            lines.append(_line("Compensation", text))
     plan = orch.get("plan")
     if isinstance(plan, Mapping) and plan:
         lines.append(Text(""))
@@ -385,6 +449,37 @@ def _details(
     else:
         lines.append(Text("│ (none)", style="dim"))
     return lines
+
+
+def _compensation_summary(comp: Mapping[str, Any]) -> Text:
+    text = _styled(comp.get("status"))
+    parts = []
+    for key, label in (("compensated", "reverted"), ("failed", "failed"), ("skipped", "skipped")):
+        ids = comp.get(key) or []
+        if ids:
+            parts.append(f"{label}: {', '.join(str(t) for t in ids)}")
+    if comp.get("status") == "running" and comp.get("tasks"):
+        parts.insert(0, f"order: {' → '.join(str(t) for t in comp['tasks'])}")
+    if parts:
+        text.append("  " + "; ".join(parts))
+    return text
+
+
+def comp_fail_rows(
+    items: Sequence[Mapping[str, Any]], now: float | None = None
+) -> list[list[Text | str]]:
+    """Rows of ``orra comp-fail ls``: ID, SERVICE, STATUS, ATTEMPTS, FAILED, ERROR."""
+    return [
+        [
+            str(item.get("id") or "-"),
+            str(item.get("service") or "-"),
+            _styled(item.get("status")),
+            str(item.get("attempts") if item.get("attempts") is not None else "-"),
+            relative_time(item.get("failedAt"), now),
+            _clip(str(item.get("error") or "-"), 60),
+        ]
+        for item in items
+    ]
 
 
 def _groups_inline(groups: Sequence[Sequence[str]]) -> str:

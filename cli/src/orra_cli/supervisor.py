@@ -5,9 +5,11 @@ store in ``DATA_DIR/nats``), then the planner, dispatcher, notifier and gateway 
 example services with ``demo=True``) as separate child processes
 (``sys.executable -m <module>``). Each child's output lines go to a sink, prefixed with
 its name, from one reader thread per child. :meth:`Stack.start` returns once every child
-logged its ``"event": "ready"`` line (or the gateway answers ``/healthz``). A child that
-exits is reported and restarted with exponential backoff. :meth:`Stack.stop` sends
-SIGTERM to every child, SIGKILL after a grace period, then stops nats-server.
+logged its ``"event": "ready"`` line (an SDK process such as the example services:
+``"serving"``, once its services are registered; the gateway may instead answer
+``/healthz``). A child that exits is reported and restarted with exponential backoff.
+:meth:`Stack.stop` sends SIGTERM to every child, SIGKILL after a grace period, then stops
+nats-server.
 
 The local API key is generated on first start (``orra_`` + ``secrets.token_urlsafe``),
 kept in ``DATA_DIR/config.json`` (mode 0600, reused on every later start) and handed to
@@ -119,14 +121,19 @@ def format_log_line(line: str) -> str:
     return text
 
 
+_READY_EVENTS = frozenset({"ready", "serving"})
+"""Log events that mean a child is ready: the control plane's ``ready``
+(``orra_events.runtime``), the SDK runner's ``serving`` (``orra_sdk.runner``)."""
+
+
 def _is_ready_line(line: str) -> bool:
-    if '"ready"' not in line:
+    if '"ready"' not in line and '"serving"' not in line:
         return False
     try:
         record = json.loads(line)
     except ValueError:
         return False
-    return isinstance(record, dict) and record.get("event") == "ready"
+    return isinstance(record, dict) and record.get("event") in _READY_EVENTS
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -433,6 +440,8 @@ class Stack:
             ORRA_LOG_FORMAT="json",
             PYTHONUNBUFFERED="1",
         )
+        # A local stack delivers to local receivers (the seed's http://localhost:3000/...).
+        env.setdefault("ORRA_ALLOW_PRIVATE_WEBHOOKS", "true")
         env.update(self.extra_env)
         specs: list[ChildSpec] = []
         for name, module in CORE_SERVICES:

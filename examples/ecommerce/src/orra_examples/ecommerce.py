@@ -14,6 +14,8 @@ Environment (read at each task, so tests can change it):
   every task of that service with a retryable error.
 * ``ORRA_EXAMPLES_EFFECTS_FILE``: append one JSON line per executed handler (service,
   idempotency_key, attempt, pid, outcome, started_at, finished_at), to count side effects.
+* ``ORRA_EXAMPLES_ACK_WAIT_S``: the SDK's ack wait (30 s by default); a killed process's
+  tasks are redelivered after it, and its idempotency claims expire after twice that.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
-from orra_sdk import NonRetryableError, Service, Task
+from orra_sdk import AbortOrchestration, NonRetryableError, RevertTask, Service, Task
 from orra_sdk import run as run_services
 
 if TYPE_CHECKING:
@@ -70,8 +72,25 @@ def failures_for(service: str) -> int:
     return 0
 
 
+def revert_failures_for(service: str) -> float:
+    """How many first revert attempts ``ORRA_EXAMPLES_FAIL_REVERT`` makes fail (inf: all)."""
+    for item in os.environ.get("ORRA_EXAMPLES_FAIL_REVERT", "").split(","):
+        name, _, count = item.strip().partition(":")
+        if name == service:
+            return float("inf") if count == "always" else float(int(count or "1"))
+    return 0.0
+
+
+def aborts(service: str) -> bool:
+    """Whether ``ORRA_EXAMPLES_ABORT`` makes ``service`` abort its orchestrations."""
+    return service in {s.strip() for s in os.environ.get("ORRA_EXAMPLES_ABORT", "").split(",")}
+
+
 def _record_effect(
-    task: Task[Any], outcome: str, started_at: float, extra: dict[str, Any] | None = None
+    task: Task[Any] | RevertTask[Any, Any],
+    outcome: str,
+    started_at: float,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     path = os.environ.get("ORRA_EXAMPLES_EFFECTS_FILE")
     if not path:
@@ -110,9 +129,46 @@ def simulated(
                     f"{task.service} is temporarily unavailable (injected failure, "
                     f"attempt {task.attempt})"
                 )
+            if aborts(task.service):
+                _record_effect(task, "aborted", started_at)
+                raise AbortOrchestration(
+                    f"{task.service} refused the order (injected abort)",
+                    {"orderId": getattr(task.input, "orderId", None), "by": task.service},
+                )
             result = fn(task)
             _record_effect(task, "completed", started_at)
             return result
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    return wrap
+
+
+def simulated_revert(
+    base_ms: float,
+) -> Callable[
+    [Callable[[RevertTask[InT, OutT]], None]], Callable[[RevertTask[InT, OutT]], Awaitable[None]]
+]:
+    """Wrap a pure revert function with latency, failure injection and effect recording."""
+
+    def wrap(
+        fn: Callable[[RevertTask[InT, OutT]], None],
+    ) -> Callable[[RevertTask[InT, OutT]], Awaitable[None]]:
+        async def handler(task: RevertTask[InT, OutT]) -> None:
+            started_at = time.time()
+            scale = latency_scale()
+            if scale > 0:
+                await asyncio.sleep(base_ms / 1000.0 * scale * random.uniform(0.8, 1.2))
+            if task.attempt <= revert_failures_for(task.service):
+                _record_effect(task, "revert_failed", started_at)
+                raise RuntimeError(
+                    f"{task.service} cannot revert right now (injected failure, "
+                    f"attempt {task.attempt})"
+                )
+            fn(task)
+            _record_effect(task, "reverted", started_at, {"reason": task.reason})
 
         handler.__name__ = fn.__name__
         handler.__doc__ = fn.__doc__
@@ -281,6 +337,13 @@ def pay(task: Task[PaymentInput]) -> PaymentOutput:
     )
 
 
+@PaymentService.revert
+@simulated_revert(200)
+def refund_payment(task: RevertTask[PaymentInput, PaymentOutput]) -> None:
+    """Refund the charge (a real service would call its payment provider with the id)."""
+    assert task.output.transactionId
+
+
 InventoryService = Service(
     name="InventoryService",
     description=(
@@ -309,6 +372,12 @@ def reserve(task: Task[InventoryInput]) -> InventoryOutput:
     )
 
 
+@InventoryService.revert
+@simulated_revert(150)
+def release_reservation(task: RevertTask[InventoryInput, InventoryOutput]) -> None:
+    """Put the reserved items back on the shelf."""
+
+
 DeliveryAgent = Service(
     name="DeliveryAgent",
     description=(
@@ -324,8 +393,20 @@ DeliveryAgent = Service(
 
 
 @DeliveryAgent.handler
+async def deliver(task: Task[DeliveryInput]) -> DeliveryOutput:
+    """Report progress while choosing a carrier, then schedule the delivery."""
+    await task.progress({"step": "choosing carrier"})
+    return await _schedule_delivery(task)
+
+
+@DeliveryAgent.revert
+@simulated_revert(200)
+def cancel_delivery(task: RevertTask[DeliveryInput, DeliveryOutput]) -> None:
+    """Cancel the scheduled shipment."""
+
+
 @simulated(400)
-def deliver(task: Task[DeliveryInput]) -> DeliveryOutput:
+def _schedule_delivery(task: Task[DeliveryInput]) -> DeliveryOutput:
     data = task.input
     backordered = data.inStock is False
     days = (2 + _stable("days", data.orderId) % 3) + (7 if backordered else 0)
@@ -451,6 +532,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = args.only or list(SERVICES)
     options: dict[str, Any] = {"concurrency": args.concurrency}
+    if os.environ.get("ORRA_EXAMPLES_ACK_WAIT_S"):
+        options["ack_wait_s"] = float(os.environ["ORRA_EXAMPLES_ACK_WAIT_S"])
     if args.nats_url:
         options["nats_url"] = args.nats_url
     if args.namespace is not None:

@@ -19,14 +19,19 @@ import msgspec
 __all__ = [
     "ALL_EVENTS",
     "ActionSubmitted",
+    "CompensationSummary",
     "DataField",
     "Event",
     "EventType",
     "ExecutionMode",
     "OrchestrationAborted",
+    "OrchestrationCompensated",
+    "OrchestrationCompensating",
     "OrchestrationDone",
     "OrchestrationEvent",
     "OrchestrationFailed",
+    "OrchestrationPaused",
+    "OrchestrationResumed",
     "Plan",
     "PlanCreated",
     "PlanFailed",
@@ -34,9 +39,16 @@ __all__ = [
     "ServiceEvent",
     "ServiceHeartbeat",
     "ServiceRegistered",
+    "TaskAborted",
+    "TaskCompensated",
+    "TaskCompensating",
+    "TaskCompensationAbandoned",
+    "TaskCompensationFailed",
+    "TaskCompensationResolved",
     "TaskCompleted",
     "TaskDispatched",
     "TaskFailed",
+    "TaskProgress",
     "TaskRetrying",
     "TaskTimedOut",
     "WebhookDelivered",
@@ -130,6 +142,9 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
     idempotency_key: str | None = None
     mode: ExecutionMode | None = None
     task_timeout_s: float | None = None
+    pause_grace_s: float | None = None
+    """How long tasks may wait for an unhealthy service before the orchestration fails;
+    ``None`` uses the dispatcher's default (5 minutes)."""
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
@@ -152,6 +167,7 @@ class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.creat
     webhook: str | None = None
     mode: ExecutionMode | None = None
     task_timeout_s: float | None = None
+    pause_grace_s: float | None = None
 
 
 class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed"):
@@ -238,7 +254,138 @@ class TaskTimedOut(OrchestrationEvent, frozen=True, kw_only=True, tag="task.time
     timeout_s: float
 
 
+class TaskProgress(OrchestrationEvent, frozen=True, kw_only=True, tag="task.progress"):
+    """A running task reported an interim update (``await task.progress({...})``).
+
+    Informational: the dispatcher does not consume it. ``seq`` counts the updates of one
+    attempt from 1, so the event id ``pg:<orch>:<task>:<attempt>:<seq>`` is deterministic.
+    """
+
+    TYPE: ClassVar[str] = "task.progress"
+
+    task_id: str
+    service: str
+    attempt: int
+    seq: int
+    update: dict[str, Any]
+
+
+class TaskAborted(OrchestrationEvent, frozen=True, kw_only=True, tag="task.aborted"):
+    """A service aborted the whole orchestration from inside a task.
+
+    It is the attempt's result (event id ``r:<orch>:<task>:<attempt>``, like
+    ``task.completed``); the dispatcher turns it into ``orchestration.aborted`` with the
+    same ``reason`` and ``payload``, after compensating what completed.
+    """
+
+    TYPE: ClassVar[str] = "task.aborted"
+
+    task_id: str
+    service: str
+    attempt: int
+    idempotency_key: str
+    reason: str
+    payload: dict[str, Any] | None = None
+    started_at: float = 0.0
+    duration_ms: float = 0.0
+
+
+class TaskCompensating(OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensating"):
+    """The dispatcher asks a revertible service to undo a completed task.
+
+    The same message goes to the service on ``work.<service>`` (its type tells the SDK
+    to run the revert handler). ``idempotency_key`` is ``<orch>:<task>:revert``.
+    """
+
+    TYPE: ClassVar[str] = "task.compensating"
+
+    task_id: str
+    service: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    reason: str
+    attempt: int
+    idempotency_key: str
+    timeout_s: float
+    previous_error: str | None = None
+
+
+class TaskCompensated(OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensated"):
+    """A service's revert handler undid a task."""
+
+    TYPE: ClassVar[str] = "task.compensated"
+
+    task_id: str
+    service: str
+    attempt: int
+    started_at: float = 0.0
+    duration_ms: float = 0.0
+
+
+class TaskCompensationFailed(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensation_failed"
+):
+    """One attempt of a revert handler failed; the dispatcher may try again."""
+
+    TYPE: ClassVar[str] = "task.compensation_failed"
+
+    task_id: str
+    service: str
+    attempt: int
+    error: str
+    retryable: bool = True
+    started_at: float = 0.0
+    duration_ms: float = 0.0
+
+
+class TaskCompensationAbandoned(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensation_abandoned"
+):
+    """The dispatcher gave up compensating a task: an operator must look at it.
+
+    Listed by ``orra comp-fail ls`` until a ``task.compensation_resolved`` settles it.
+    """
+
+    TYPE: ClassVar[str] = "task.compensation_abandoned"
+
+    task_id: str
+    service: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    reason: str
+    error: str
+    attempts: int
+    project: str = "default"
+
+
+class TaskCompensationResolved(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensation_resolved"
+):
+    """An operator settled a failed compensation: fixed by hand, or ignored."""
+
+    TYPE: ClassVar[str] = "task.compensation_resolved"
+
+    task_id: str
+    resolution: Literal["resolved", "ignored"]
+    note: str | None = None
+    by: str | None = None
+
+
 # --- orchestration outcome ---------------------------------------------------------------
+
+
+class CompensationSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """How the compensation of a failed or aborted orchestration went.
+
+    Attributes:
+        compensated: Tasks whose revert handler succeeded, in the order they were reverted.
+        failed: Tasks whose compensation was abandoned (an operator must act).
+        skipped: Completed tasks of services that are not revertible.
+    """
+
+    compensated: list[str] = msgspec.field(default_factory=list)
+    failed: list[str] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)
 
 
 class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.done"):
@@ -267,6 +414,7 @@ class OrchestrationFailed(
     task_id: str | None = None
     webhook: str | None = None
     project: str = "default"
+    compensation: CompensationSummary | None = None
 
 
 class OrchestrationAborted(
@@ -280,6 +428,64 @@ class OrchestrationAborted(
     payload: dict[str, Any] | None = None
     webhook: str | None = None
     project: str = "default"
+    task_id: str | None = None
+    compensation: CompensationSummary | None = None
+
+
+class OrchestrationCompensating(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.compensating"
+):
+    """Forward execution stopped; completed tasks of revertible services are reverted.
+
+    ``tasks`` is the compensation order (reverse order of completion). When the dispatcher
+    ends the orchestration (a failure, or an abort raised by a service), the terminal event
+    follows the compensation and carries its :class:`CompensationSummary`; after a user's
+    abort the terminal event came first.
+    """
+
+    TYPE: ClassVar[str] = "orchestration.compensating"
+
+    cause: Literal["failed", "aborted"]
+    reason: str
+    tasks: list[str]
+    skipped: list[str] = msgspec.field(default_factory=list)
+
+
+class OrchestrationCompensated(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.compensated"
+):
+    """Every compensation of an orchestration finished (reverted or abandoned)."""
+
+    TYPE: ClassVar[str] = "orchestration.compensated"
+
+    compensation: CompensationSummary
+
+
+class OrchestrationPaused(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.paused"
+):
+    """Tasks wait because their service is unhealthy (its heartbeats stopped).
+
+    The orchestration fails if it is still paused at ``fail_at``.
+    """
+
+    TYPE: ClassVar[str] = "orchestration.paused"
+
+    services: list[str]
+    tasks: list[str]
+    grace_s: float
+    fail_at: float
+
+
+class OrchestrationResumed(
+    OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.resumed"
+):
+    """The services a paused orchestration waited for are healthy again."""
+
+    TYPE: ClassVar[str] = "orchestration.resumed"
+
+    services: list[str]
+    paused_s: float
 
 
 # --- webhooks ----------------------------------------------------------------------------
@@ -343,9 +549,20 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    TaskProgress,
+    TaskAborted,
+    TaskCompensating,
+    TaskCompensated,
+    TaskCompensationFailed,
+    TaskCompensationAbandoned,
+    TaskCompensationResolved,
     OrchestrationDone,
     OrchestrationFailed,
     OrchestrationAborted,
+    OrchestrationCompensating,
+    OrchestrationCompensated,
+    OrchestrationPaused,
+    OrchestrationResumed,
     WebhookDelivered,
     WebhookFailed,
     ServiceRegistered,
@@ -362,9 +579,20 @@ EventType = Literal[
     "task.failed",
     "task.retrying",
     "task.timed_out",
+    "task.progress",
+    "task.aborted",
+    "task.compensating",
+    "task.compensated",
+    "task.compensation_failed",
+    "task.compensation_abandoned",
+    "task.compensation_resolved",
     "orchestration.done",
     "orchestration.failed",
     "orchestration.aborted",
+    "orchestration.compensating",
+    "orchestration.compensated",
+    "orchestration.paused",
+    "orchestration.resumed",
     "webhook.delivered",
     "webhook.failed",
     "service.registered",

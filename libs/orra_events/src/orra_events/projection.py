@@ -29,6 +29,17 @@ defensively so that a replayed or late event never corrupts a view):
   ``task.completed`` (final: later events of the task are ignored); ``failed`` on
   ``task.failed`` or ``task.timed_out`` of the current attempt (events of an older attempt
   are ignored); ``retrying`` on ``task.retrying``.
+* Pauses: ``orchestration.paused`` → ``paused`` (from ``running``; its tasks ``paused``,
+  ``pausedServices`` and ``pauseFailAt`` set); ``orchestration.resumed`` → ``running``.
+* Compensation: ``orchestration.compensating`` → ``compensating`` (unless already terminal:
+  a user's abort ends the orchestration first) and ``compensation`` is filled in; each
+  task to revert gets a ``compensation`` that moves ``pending`` → ``running``
+  (``task.compensating``) → ``retrying`` (``task.compensation_failed``) → ``compensated``
+  or ``failed`` (``task.compensation_abandoned``) → ``resolved`` / ``ignored``
+  (``task.compensation_resolved``, an operator's decision). ``orchestration.compensated``
+  closes it. A task whose handler raised ``AbortOrchestration`` is ``aborted``.
+* Progress: ``task.progress`` keeps the task's last update (``progress``), its time and the
+  number of updates.
 * ``dependsOn`` lists the tasks whose output a task's input references (``"$payment.status"``
   strings, at any depth of the input); ``group`` is the index of the task's parallel group.
 """
@@ -45,14 +56,25 @@ from orra_events.events import (
     Event,
     ExecutionMode,
     OrchestrationAborted,
+    OrchestrationCompensated,
+    OrchestrationCompensating,
     OrchestrationDone,
     OrchestrationEvent,
     OrchestrationFailed,
+    OrchestrationPaused,
+    OrchestrationResumed,
     PlanCreated,
     PlanFailed,
+    TaskAborted,
+    TaskCompensated,
+    TaskCompensating,
+    TaskCompensationAbandoned,
+    TaskCompensationFailed,
+    TaskCompensationResolved,
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
+    TaskProgress,
     TaskRetrying,
     TaskTimedOut,
     WebhookDelivered,
@@ -64,14 +86,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "CompensationFailure",
+    "CompensationView",
     "OrchestrationStatus",
     "OrchestrationSummary",
     "OrchestrationView",
     "PlanInfo",
+    "TaskCompensationView",
     "TaskStatus",
     "TaskView",
     "WebhookDeliveryView",
     "apply",
+    "compensation_failures",
     "fold",
     "is_terminal",
     "references",
@@ -80,12 +106,78 @@ __all__ = [
 ]
 
 OrchestrationStatus = Literal[
-    "planning", "running", "completed", "failed", "aborted", "not_actionable"
+    "planning",
+    "running",
+    "paused",
+    "compensating",
+    "completed",
+    "failed",
+    "aborted",
+    "not_actionable",
 ]
 """Status of an orchestration."""
 
-TaskStatus = Literal["pending", "running", "completed", "failed", "retrying"]
+TaskStatus = Literal["pending", "running", "paused", "completed", "failed", "retrying", "aborted"]
 """Status of one task of an orchestration."""
+
+CompensationStatus = Literal[
+    "pending", "running", "retrying", "compensated", "failed", "resolved", "ignored"
+]
+"""Status of the compensation of one task; ``failed`` waits for an operator."""
+
+
+class TaskCompensationView(msgspec.Struct, kw_only=True, rename="camel"):
+    """The compensation (revert) of one completed task.
+
+    Attributes:
+        status: See :data:`CompensationStatus`.
+        attempts: Compensation attempts dispatched.
+        error: The last failure.
+        started_at: When the last attempt was dispatched.
+        finished_at: When it was compensated or abandoned.
+        duration_ms: How long the successful revert handler ran.
+        resolution_note: The operator's note when resolved or ignored.
+        resolved_by: Who resolved it (API key id).
+        resolved_at: When it was resolved or ignored.
+    """
+
+    status: CompensationStatus = "pending"
+    attempts: int = 0
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_ms: float | None = None
+    resolution_note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+
+class CompensationView(msgspec.Struct, kw_only=True, rename="camel"):
+    """The compensation of a failed or aborted orchestration.
+
+    Attributes:
+        status: ``running``, then ``completed`` (every task reverted) or ``failed`` (some
+            compensation was abandoned).
+        cause: ``failed`` or ``aborted``.
+        reason: Why it is compensated.
+        tasks: Tasks to revert, in compensation order (reverse order of completion).
+        skipped: Completed tasks of services that are not revertible.
+        compensated: Tasks reverted.
+        failed: Tasks whose compensation was abandoned.
+        started_at: When compensation began.
+        finished_at: When it ended.
+    """
+
+    status: Literal["running", "completed", "failed"] = "running"
+    cause: Literal["failed", "aborted"] = "failed"
+    reason: str = ""
+    tasks: list[str] = msgspec.field(default_factory=list)
+    skipped: list[str] = msgspec.field(default_factory=list)
+    compensated: list[str] = msgspec.field(default_factory=list)
+    failed: list[str] = msgspec.field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+
 
 TERMINAL_STATUSES: Final[frozenset[str]] = frozenset(
     {"completed", "failed", "aborted", "not_actionable"}
@@ -114,6 +206,10 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
         finished_at: When it completed or failed.
         duration_ms: How long the service worked on it.
         depends_on: Tasks whose output its input references.
+        progress: The last interim update the task reported.
+        progress_at: When it was reported.
+        progress_updates: How many updates the task reported.
+        compensation: Its compensation, when the orchestration reverts it.
     """
 
     id: str
@@ -128,6 +224,10 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     finished_at: float | None = None
     duration_ms: float | None = None
     depends_on: list[str] = msgspec.field(default_factory=list)
+    progress: dict[str, Any] | None = None
+    progress_at: float | None = None
+    progress_updates: int = 0
+    compensation: TaskCompensationView | None = None
 
 
 class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
@@ -195,6 +295,11 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         webhooks: Webhook deliveries of the result.
         idempotency_key: The ``Idempotency-Key`` the action was submitted with.
         event_count: Number of events folded into this view.
+        paused_services: Unhealthy services the orchestration waits for, while paused.
+        paused_at: When the current pause began.
+        pause_fail_at: When it fails if the pause lasts.
+        compensation: Its compensation, once forward execution stopped with completed
+            tasks of revertible services.
     """
 
     id: str
@@ -216,6 +321,10 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     webhooks: list[WebhookDeliveryView] = msgspec.field(default_factory=list)
     idempotency_key: str | None = None
     event_count: int = 0
+    paused_services: list[str] = msgspec.field(default_factory=list)
+    paused_at: float | None = None
+    pause_fail_at: float | None = None
+    compensation: CompensationView | None = None
 
     def task(self, task_id: str) -> TaskView | None:
         """The task with id ``task_id``, or ``None``."""
@@ -262,6 +371,71 @@ def summarize(view: OrchestrationView) -> OrchestrationSummary:
     )
 
 
+class CompensationFailure(msgspec.Struct, kw_only=True, rename="camel"):
+    """A compensation that finally failed, kept for an operator (``orra comp-fail ls``).
+
+    Attributes:
+        id: ``<orchestration id>:<task id>``.
+        orchestration_id: The orchestration.
+        task_id: The task that could not be reverted.
+        service: Its service.
+        status: ``failed`` (open), ``resolved`` or ``ignored``.
+        reason: Why the orchestration was compensated.
+        error: The last compensation error.
+        attempts: Compensation attempts made.
+        input: The task's input.
+        output: The task's output (what is left to undo).
+        failed_at: When the dispatcher gave up.
+        resolution_note: The operator's note.
+        resolved_by: Who resolved or ignored it.
+        resolved_at: When.
+    """
+
+    id: str
+    orchestration_id: str
+    task_id: str
+    service: str
+    status: CompensationStatus
+    reason: str
+    error: str | None
+    attempts: int
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    failed_at: float | None
+    resolution_note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+
+
+def compensation_failures(view: OrchestrationView) -> list[CompensationFailure]:
+    """The failed (open, resolved or ignored) compensations of an orchestration."""
+    out: list[CompensationFailure] = []
+    reason = view.compensation.reason if view.compensation is not None else ""
+    for task in view.tasks:
+        comp = task.compensation
+        if comp is None or comp.status not in ("failed", "resolved", "ignored"):
+            continue
+        out.append(
+            CompensationFailure(
+                id=f"{view.id}:{task.id}",
+                orchestration_id=view.id,
+                task_id=task.id,
+                service=task.service,
+                status=comp.status,
+                reason=reason,
+                error=comp.error,
+                attempts=comp.attempts,
+                input=task.input,
+                output=task.output,
+                failed_at=comp.finished_at,
+                resolution_note=comp.resolution_note,
+                resolved_by=comp.resolved_by,
+                resolved_at=comp.resolved_at,
+            )
+        )
+    return out
+
+
 def to_builtins(view: msgspec.Struct) -> Any:
     """A view as plain JSON-compatible Python values, with its camelCase field names."""
     return msgspec.to_builtins(view)
@@ -292,6 +466,9 @@ def _finish(view: OrchestrationView, status: OrchestrationStatus, at: float) -> 
         return False
     view.status = status
     view.finished_at = at
+    view.paused_services = []
+    view.paused_at = None
+    view.pause_fail_at = None
     return True
 
 
@@ -432,6 +609,138 @@ def _on_aborted(view: OrchestrationView, event: OrchestrationAborted) -> None:
             view.results = dict(event.payload)
 
 
+def _on_aborted_task(view: OrchestrationView, event: TaskAborted) -> None:
+    task = _task_for(view, event.task_id, event.service)
+    if task.status == "completed" or event.attempt < task.attempts:
+        return
+    task.status = "aborted"
+    task.attempts = event.attempt
+    task.error = f"aborted the orchestration: {event.reason}"
+    task.started_at = event.started_at or task.started_at
+    task.duration_ms = event.duration_ms
+    task.finished_at = event.at
+
+
+def _on_progress(view: OrchestrationView, event: TaskProgress) -> None:
+    task = _task_for(view, event.task_id, event.service)
+    if task.progress_at is not None and event.at < task.progress_at:
+        task.progress_updates += 1
+        return
+    task.progress = dict(event.update)
+    task.progress_at = event.at
+    task.progress_updates += 1
+
+
+def _on_paused(view: OrchestrationView, event: OrchestrationPaused) -> None:
+    if view.status in ("running", "paused"):
+        view.status = "paused"
+        view.paused_services = list(event.services)
+        view.paused_at = event.at
+        view.pause_fail_at = event.fail_at
+        for task_id in event.tasks:
+            task = view.task(task_id)
+            if task is not None and task.status in ("pending", "retrying", "failed"):
+                task.status = "paused"
+
+
+def _on_resumed(view: OrchestrationView, event: OrchestrationResumed) -> None:
+    if view.paused_at is not None and event.at < view.paused_at:
+        return  # the end of an earlier pause
+    if view.status == "paused":
+        view.status = "running"
+    view.paused_services = []
+    view.paused_at = None
+    view.pause_fail_at = None
+
+
+def _compensation_of(view: OrchestrationView, task_id: str) -> TaskCompensationView:
+    task = _task_for(view, task_id, "")
+    if task.compensation is None:
+        task.compensation = TaskCompensationView()
+    return task.compensation
+
+
+def _on_compensating(view: OrchestrationView, event: OrchestrationCompensating) -> None:
+    view.compensation = CompensationView(
+        cause=event.cause,
+        reason=event.reason,
+        tasks=list(event.tasks),
+        skipped=list(event.skipped),
+        started_at=event.at,
+    )
+    for task_id in event.tasks:
+        _compensation_of(view, task_id)
+    view.paused_services = []
+    view.paused_at = None
+    view.pause_fail_at = None
+    if not view.terminal:
+        view.status = "compensating"
+        view.error = event.reason
+
+
+def _on_task_compensating(view: OrchestrationView, event: TaskCompensating) -> None:
+    comp = _compensation_of(view, event.task_id)
+    if comp.status in ("compensated", "failed", "resolved", "ignored"):
+        return
+    if event.attempt < comp.attempts:
+        return
+    comp.status = "running"
+    comp.attempts = event.attempt
+    comp.started_at = event.at
+    if view.compensation is not None and event.task_id not in view.compensation.tasks:
+        view.compensation.tasks.append(event.task_id)
+
+
+def _on_compensated(view: OrchestrationView, event: TaskCompensated) -> None:
+    comp = _compensation_of(view, event.task_id)
+    if comp.status in ("compensated", "resolved", "ignored"):
+        return
+    comp.status = "compensated"
+    comp.attempts = max(comp.attempts, event.attempt)
+    comp.error = None
+    comp.duration_ms = event.duration_ms
+    comp.finished_at = event.at
+
+
+def _on_compensation_failed(view: OrchestrationView, event: TaskCompensationFailed) -> None:
+    comp = _compensation_of(view, event.task_id)
+    if comp.status != "running" or event.attempt < comp.attempts:
+        return
+    comp.status = "retrying"
+    comp.error = event.error
+
+
+def _on_compensation_abandoned(view: OrchestrationView, event: TaskCompensationAbandoned) -> None:
+    comp = _compensation_of(view, event.task_id)
+    if comp.status in ("compensated", "resolved", "ignored"):
+        return
+    comp.status = "failed"
+    comp.error = event.error
+    comp.attempts = max(comp.attempts, event.attempts)
+    comp.finished_at = event.at
+
+
+def _on_compensation_resolved(view: OrchestrationView, event: TaskCompensationResolved) -> None:
+    comp = _compensation_of(view, event.task_id)
+    if comp.status != "failed":
+        return
+    comp.status = event.resolution
+    comp.resolution_note = event.note
+    comp.resolved_by = event.by
+    comp.resolved_at = event.at
+
+
+def _on_orchestration_compensated(view: OrchestrationView, event: OrchestrationCompensated) -> None:
+    if view.compensation is None:
+        view.compensation = CompensationView()
+    summary = event.compensation
+    view.compensation.status = "failed" if summary.failed else "completed"
+    view.compensation.compensated = list(summary.compensated)
+    view.compensation.failed = list(summary.failed)
+    view.compensation.skipped = list(summary.skipped)
+    view.compensation.finished_at = event.at
+
+
 def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed) -> None:
     if isinstance(event, WebhookDelivered):
         delivery = WebhookDeliveryView(
@@ -504,6 +813,28 @@ def apply(view: OrchestrationView | None, event: Event) -> OrchestrationView | N
             _on_orchestration_failed(view, event)
         case OrchestrationAborted():
             _on_aborted(view, event)
+        case TaskProgress():
+            _on_progress(view, event)
+        case TaskAborted():
+            _on_aborted_task(view, event)
+        case OrchestrationPaused():
+            _on_paused(view, event)
+        case OrchestrationResumed():
+            _on_resumed(view, event)
+        case OrchestrationCompensating():
+            _on_compensating(view, event)
+        case TaskCompensating():
+            _on_task_compensating(view, event)
+        case TaskCompensated():
+            _on_compensated(view, event)
+        case TaskCompensationFailed():
+            _on_compensation_failed(view, event)
+        case TaskCompensationAbandoned():
+            _on_compensation_abandoned(view, event)
+        case TaskCompensationResolved():
+            _on_compensation_resolved(view, event)
+        case OrchestrationCompensated():
+            _on_orchestration_compensated(view, event)
         case WebhookDelivered() | WebhookFailed():
             _on_webhook(view, event)
         case _:  # a newer event type this code does not know: counted, otherwise ignored

@@ -23,7 +23,14 @@ Example::
 
     @payment.handler
     async def pay(task: Task[PayIn]) -> PayOut:
+        await task.progress({"step": "charging"})   # optional interim update
         return PayOut(paymentStatus="confirmed", transactionId=f"TX-{task.input.orderId}")
+
+    @payment.revert                                  # compensation, for revertible services
+    async def refund(task: RevertTask[PayIn, PayOut]) -> None:
+        ...  # undo task.output.transactionId; task.reason says why
+
+    # raise AbortOrchestration(reason, payload) in a handler to abort the orchestration
 
     async with OrraClient() as client:  # ORRA_NATS_URL, ORRA_NAMESPACE
         await client.serve(payment)
@@ -32,17 +39,26 @@ or simply ``orra_sdk.run(payment)``.
 """
 
 from orra_sdk.client import RESULTS_BUCKET, OrraClient
-from orra_sdk.errors import ClientClosed, NonRetryableError, OrraSdkError, ServiceDefinitionError
+from orra_sdk.errors import (
+    AbortOrchestration,
+    ClientClosed,
+    NonRetryableError,
+    OrraSdkError,
+    ServiceDefinitionError,
+)
 from orra_sdk.runner import run, serve_until_signal
-from orra_sdk.service import Handler, Service, Task, schema_hash
+from orra_sdk.service import Handler, RevertHandler, RevertTask, Service, Task, schema_hash
 
 __all__ = [
     "RESULTS_BUCKET",
+    "AbortOrchestration",
     "ClientClosed",
     "Handler",
     "NonRetryableError",
     "OrraClient",
     "OrraSdkError",
+    "RevertHandler",
+    "RevertTask",
     "Service",
     "ServiceDefinitionError",
     "Task",

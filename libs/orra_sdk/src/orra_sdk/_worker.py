@@ -5,6 +5,18 @@ replica shares. Pulling is callback driven: the worker subscribes a private inbo
 ``$JS.API.CONSUMER.MSG.NEXT`` requests to it, asking for as many messages as it has free
 slots, so it keeps pull semantics (replicas split the work, nobody takes more than it can
 run) at push-consumer speed (see PERFORMANCE-NOTES.md).
+
+The work subject carries two kinds of message: ``task.dispatched`` runs the handler;
+``task.compensating`` runs the revert handler (compensation), with the same idempotency
+record (key ``<orch>:<task>:revert``), keep-alives and reporting
+(``task.compensated`` / ``task.compensation_failed``).
+
+Stopping. :meth:`ServiceWorker.stop_orchestration` (the client calls it when it sees
+``orchestration.aborted``, ``orchestration.failed`` or ``orchestration.compensating``)
+cancels the running handlers of that orchestration: each reports ``task.failed`` (not
+retryable, ``stopped: <reason>``) and its message is acknowledged; a task of that
+orchestration received later is answered the same way without running. Revert handlers
+are never stopped.
 """
 
 from __future__ import annotations
@@ -13,19 +25,33 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import BaseModel, ValidationError
 
-from orra_events import TaskCompleted, TaskDispatched, TaskFailed, decode_as, now
+from orra_events import (
+    TaskAborted,
+    TaskCompensated,
+    TaskCompensating,
+    TaskCompensationFailed,
+    TaskCompleted,
+    TaskDispatched,
+    TaskFailed,
+    TaskProgress,
+    decode,
+    now,
+)
 from orra_events.errors import DecodeError
 from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key
-from orra_sdk.errors import NonRetryableError
-from orra_sdk.service import Task
+from orra_sdk.errors import AbortOrchestration, NonRetryableError
+from orra_sdk.service import RevertTask, Task
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
@@ -38,6 +64,7 @@ log = structlog.get_logger("orra.sdk")
 
 _PUBLISH_TIMEOUT_S = 10.0
 _STATUS = "Status"
+_STOPPED_MEMORY = 10_000
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -102,6 +129,35 @@ class _KeepAlive:
                 await self._task
 
 
+class _Progress:
+    """Publishes a task attempt's ``task.progress`` events, numbered from 1."""
+
+    __slots__ = ("bus", "event", "seq")
+
+    def __init__(self, bus: Bus, event: TaskDispatched) -> None:
+        self.bus = bus
+        self.event = event
+        self.seq = 0
+
+    async def __call__(self, update: dict[str, Any]) -> None:
+        self.seq += 1
+        event = self.event
+        await self.bus.publish(
+            TaskProgress(
+                event_id=(
+                    f"pg:{event.orchestration_id}:{event.task_id}:{event.attempt}:{self.seq}"
+                ),
+                orchestration_id=event.orchestration_id,
+                task_id=event.task_id,
+                service=event.service,
+                attempt=event.attempt,
+                seq=self.seq,
+                update=update,
+            ),
+            timeout=_PUBLISH_TIMEOUT_S,
+        )
+
+
 class ServiceWorker:
     """Pulls and runs the tasks of one service in this process."""
 
@@ -138,6 +194,9 @@ class ServiceWorker:
         self._ticker: asyncio.Task[None] | None = None
         self._next_subject = ""
         self._inbox = ""
+        self._running: dict[str, set[asyncio.Task[Any]]] = {}
+        self._stops: dict[asyncio.Task[Any], str] = {}
+        self._stopped: OrderedDict[str, str] = OrderedDict()
 
     @property
     def inflight(self) -> int:
@@ -221,6 +280,28 @@ class ServiceWorker:
             )
             self._outstanding = 0
 
+    # --- stop signals --------------------------------------------------------------------
+
+    def stop_orchestration(self, orchestration_id: str, reason: str) -> int:
+        """Cancel this worker's running handlers of an orchestration; return how many."""
+        self._stopped[orchestration_id] = reason
+        if len(self._stopped) > _STOPPED_MEMORY:
+            self._stopped.popitem(last=False)
+        running = self._running.get(orchestration_id, ())
+        for task in running:
+            if task not in self._stops:
+                self._stops[task] = reason
+                task.cancel()
+        if running:
+            log.info(
+                "stopping running tasks",
+                service=self.service.name,
+                orchestration_id=orchestration_id,
+                count=len(running),
+                reason=reason,
+            )
+        return len(running)
+
     # --- running a task ------------------------------------------------------------------
 
     async def _process(self, msg: Msg) -> None:
@@ -238,16 +319,29 @@ class ServiceWorker:
 
     async def _handle(self, msg: Msg) -> None:
         try:
-            event = decode_as(msg.data, TaskDispatched)
+            decoded = decode(msg.data)
         except DecodeError as exc:
             await self.bus.park(msg, f"{type(exc).__name__}: {exc}")
             return
+        if not isinstance(decoded, TaskDispatched | TaskCompensating):
+            await self.bus.park(msg, f"{decoded.TYPE} is not a task for a service")
+            return
+        event = decoded
         if event.service != self.service.name:
             await self.bus.park(
                 msg, f"task for service {event.service!r} arrived on {self.subject}"
             )
             return
         deliveries = msg.metadata.num_delivered
+        if isinstance(event, TaskCompensating):
+            await self._locked(event.idempotency_key, self._revert(msg, event, deliveries))
+            return
+        stopped = self._stopped.get(event.orchestration_id)
+        if stopped is not None:
+            await self._fail(
+                msg, event, now(), time.perf_counter(), f"stopped: {stopped}", retryable=False
+            )
+            return
         if deliveries > self.max_deliveries:
             await self._fail(
                 msg,
@@ -259,19 +353,23 @@ class ServiceWorker:
                 retryable=False,
             )
             return
-        lock = self._locks.get(event.idempotency_key)
+        await self._locked(event.idempotency_key, self._run(msg, event, deliveries))
+
+    async def _locked(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` holding this process's lock of an idempotency key."""
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[event.idempotency_key] = _KeyLock()
+            lock = self._locks[key] = _KeyLock()
         lock.users += 1
         try:
             # One run per idempotency key in this process; other processes are kept out
             # by the claim in the result store.
             async with lock.lock:
-                await self._run(msg, event, deliveries)
+                await work
         finally:
             lock.users -= 1
             if lock.users == 0:
-                del self._locks[event.idempotency_key]
+                del self._locks[key]
 
     async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:
         service = self.service
@@ -290,7 +388,7 @@ class ServiceWorker:
             )
             return
         key = kv_key(service.name, event.idempotency_key)
-        claim = await self.store.claim(key, attempt=event.attempt, lease_s=self._lease_s)
+        claim = await self._claim(msg, key, event.attempt)
         if isinstance(claim, Done):
             record = claim.record
             log.info(
@@ -309,8 +407,7 @@ class ServiceWorker:
             )
             return
         if isinstance(claim, Busy):
-            # Another instance runs this key now; come back when its lease would end, by
-            # when its result is normally recorded.
+            # Another instance runs this key and this worker is stopping: hand it back.
             await msg.nak(delay=claim.retry_after_s)
             return
         task = Task(
@@ -322,6 +419,7 @@ class ServiceWorker:
             idempotency_key=event.idempotency_key,
             deliveries=deliveries,
             timeout_s=event.timeout_s,
+            _progress=_Progress(self.bus, event),
         )
         keepalive = _KeepAlive(
             msg,
@@ -334,12 +432,26 @@ class ServiceWorker:
         error: str | None = None
         retryable = True
         output: dict[str, Any] = {}
+        current = asyncio.current_task()
+        assert current is not None
+        running = self._running.setdefault(event.orchestration_id, set())
+        running.add(current)
         try:
             result = await service.handle(task)
         except asyncio.CancelledError:
+            stop_reason = self._stops.pop(current, None)
+            if stop_reason is None or self._stopping:
+                await keepalive.stop()
+                await self._abandon(msg, claim)
+                raise
+            # Told to stop: the orchestration ended or is being compensated.
+            current.uncancel()
+            error, retryable = f"stopped: {stop_reason}", False
+        except AbortOrchestration as exc:
             await keepalive.stop()
-            await self._abandon(msg, claim)
-            raise
+            await self.store.release(claim)
+            await self._abort(msg, event, started_at, t0, exc)
+            return
         except NonRetryableError as exc:
             error, retryable = f"{type(exc).__name__}: {exc}", False
         except Exception as exc:  # noqa: BLE001 - every handler error becomes task.failed
@@ -353,6 +465,11 @@ class ServiceWorker:
             except ValidationError as exc:
                 error = f"invalid output from {service.name}: {describe_validation_error(exc)}"
                 retryable = False
+        finally:
+            running.discard(current)
+            if not running:
+                self._running.pop(event.orchestration_id, None)
+            self._stops.pop(current, None)
         await keepalive.stop()
         duration_ms = (time.perf_counter() - t0) * 1000.0
         if error is not None:
@@ -368,6 +485,176 @@ class ServiceWorker:
         )
         await self._complete(msg, event, output, started_at, duration_ms, replayed=False)
 
+    async def _revert(self, msg: Msg, event: TaskCompensating, deliveries: int) -> None:
+        """Run the revert handler of a completed task (one compensation attempt)."""
+        service = self.service
+        started_at = now()
+        t0 = time.perf_counter()
+        reverter = service.reverter
+        if reverter is None:
+            await self._comp_failed(
+                msg,
+                event,
+                started_at,
+                t0,
+                f"{service.name} has no revert handler: decorate one with @service.revert",
+                retryable=False,
+            )
+            return
+        if deliveries > self.max_deliveries:
+            await self._comp_failed(
+                msg,
+                event,
+                started_at,
+                t0,
+                f"{service.name} was delivered this compensation {deliveries} times without "
+                "finishing it",
+                retryable=False,
+            )
+            return
+        try:
+            data = service.input_model.model_validate(event.input)
+            output = service.output_model.model_validate(event.output)
+        except ValidationError as exc:
+            await self._comp_failed(
+                msg,
+                event,
+                started_at,
+                t0,
+                f"cannot revert: the task's input or output no longer matches {service.name}'s "
+                f"schema: {describe_validation_error(exc)}",
+                retryable=False,
+            )
+            return
+        key = kv_key(service.name, event.idempotency_key)
+        claim = await self._claim(msg, key, event.attempt)
+        if isinstance(claim, Done):
+            record = claim.record
+            await self._report(
+                msg,
+                self._compensated(event, record.started_at, record.duration_ms),
+            )
+            return
+        if isinstance(claim, Busy):
+            await msg.nak(delay=claim.retry_after_s)
+            return
+        task = RevertTask(
+            input=data,
+            output=output,
+            reason=event.reason,
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            service=service.name,
+            attempt=event.attempt,
+            idempotency_key=event.idempotency_key,
+            timeout_s=event.timeout_s,
+        )
+        keepalive = _KeepAlive(
+            msg,
+            self.store,
+            claim,
+            attempt=event.attempt,
+            every=self._progress_every,
+            lease=self._lease_s,
+        )
+        error: str | None = None
+        retryable = True
+        try:
+            await reverter(task)
+        except asyncio.CancelledError:
+            await keepalive.stop()
+            await self._abandon(msg, claim)
+            raise
+        except NonRetryableError as exc:
+            error, retryable = f"{type(exc).__name__}: {exc}", False
+        except Exception as exc:  # noqa: BLE001 - every revert error becomes a failed attempt
+            log.warning(
+                "revert handler raised",
+                service=service.name,
+                task_id=event.task_id,
+                error=repr(exc),
+            )
+            error = f"{type(exc).__name__}: {exc}"
+        await keepalive.stop()
+        duration_ms = (time.perf_counter() - t0) * 1000.0
+        if error is not None:
+            await self.store.release(claim)
+            await self._comp_failed(msg, event, started_at, t0, error, retryable=retryable)
+            return
+        await self.store.complete(
+            claim,
+            output={},
+            attempt=event.attempt,
+            started_at=started_at,
+            duration_ms=duration_ms,
+        )
+        await self._report(msg, self._compensated(event, started_at, duration_ms))
+
+    def _compensated(
+        self, event: TaskCompensating, started_at: float, duration_ms: float
+    ) -> TaskCompensated:
+        return TaskCompensated(
+            event_id=f"cr:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            service=self.service.name,
+            attempt=event.attempt,
+            started_at=started_at,
+            duration_ms=duration_ms,
+        )
+
+    async def _comp_failed(
+        self,
+        msg: Msg,
+        event: TaskCompensating,
+        started_at: float,
+        t0: float,
+        error: str,
+        *,
+        retryable: bool,
+    ) -> None:
+        result = TaskCompensationFailed(
+            event_id=f"cr:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            service=self.service.name,
+            attempt=event.attempt,
+            error=error,
+            retryable=retryable,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+        await self._report(msg, result)
+
+    async def _abort(
+        self,
+        msg: Msg,
+        event: TaskDispatched,
+        started_at: float,
+        t0: float,
+        exc: AbortOrchestration,
+    ) -> None:
+        log.info(
+            "handler aborted the orchestration",
+            service=self.service.name,
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            reason=exc.reason,
+        )
+        result = TaskAborted(
+            event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            service=self.service.name,
+            attempt=event.attempt,
+            idempotency_key=event.idempotency_key,
+            reason=exc.reason,
+            payload=exc.payload,
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+        await self._report(msg, result)
+
     def _dump_output(self, result: object) -> dict[str, Any]:
         model = self.service.output_model
         validated: BaseModel
@@ -379,6 +666,27 @@ class ServiceWorker:
             validated = model.model_validate(result)
         dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
         return dumped
+
+    async def _claim(self, msg: Msg, key: str, attempt: int) -> Claimed | Done | Busy:
+        """Claim ``key``; while another instance holds it, wait here instead of a nak.
+
+        A nak counts as one more delivery, so a task whose holder was killed (its claim
+        lives until the lease ends) would reach ``max_deliveries`` in a few polls and be
+        failed as a poison task after a single crash. Waiting keeps the message in
+        progress and polls the claim until the holder records its result (then it is
+        replayed) or its lease ends (then this instance takes over). ``Busy`` is returned
+        only when the worker is stopping.
+        """
+        beat = time.monotonic()
+        while True:
+            claim = await self.store.claim(key, attempt=attempt, lease_s=self._lease_s)
+            if not isinstance(claim, Busy) or self._stopping:
+                return claim
+            await asyncio.sleep(claim.retry_after_s)
+            if time.monotonic() - beat >= self._progress_every:
+                beat = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
     async def _abandon(self, msg: Msg, claim: Claimed) -> None:
         """The worker stops mid-task: free the key and hand the message to another replica."""
@@ -437,7 +745,11 @@ class ServiceWorker:
         )
         await self._report(msg, result)
 
-    async def _report(self, msg: Msg, result: TaskCompleted | TaskFailed) -> None:
+    async def _report(
+        self,
+        msg: Msg,
+        result: TaskCompleted | TaskFailed | TaskAborted | TaskCompensated | TaskCompensationFailed,
+    ) -> None:
         # The work message is acked only once its result is stored in the event log, so a
         # crash in between redelivers the task (and the record replays the result).
         ack = await self.bus.publish_nowait(result)

@@ -1,8 +1,16 @@
-"""The connection of a service process to Orra: registration, heartbeats, task workers."""
+"""The connection of a service process to Orra: registration, heartbeats, task workers.
+
+Stop signals: the client follows ``orchestration.aborted.*``, ``orchestration.failed.*``
+and ``orchestration.compensating.*`` with plain (core NATS) subscriptions to the event
+subjects, and asks its workers to stop the running handlers of that orchestration. The
+signal is best effort (a process that misses it lets the handler finish; the dispatcher
+ignores the result of an ended orchestration, and compensates it if it completed).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING, Any, Self
@@ -11,6 +19,10 @@ import structlog
 
 from orra_events import (
     Bus,
+    DecodeError,
+    OrchestrationAborted,
+    OrchestrationCompensating,
+    OrchestrationFailed,
     ServiceHeartbeat,
     ServiceRegistered,
     Topology,
@@ -18,7 +30,7 @@ from orra_events import (
     new_event_id,
 )
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable
-from orra_events.runtime import env_bool
+from orra_events.runtime import env_bool, env_float, env_int
 from orra_sdk._results import ResultStore
 from orra_sdk._worker import ServiceWorker
 from orra_sdk.errors import ClientClosed, OrraSdkError, ServiceDefinitionError
@@ -26,6 +38,9 @@ from orra_sdk.service import Service
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
 __all__ = ["RESULTS_BUCKET", "OrraClient"]
 
@@ -35,6 +50,9 @@ RESULTS_BUCKET = "sdk_results"
 """KV bucket (within the namespace) of task claims and recorded results."""
 
 AnyService = Service[Any, Any]
+
+STOP_SIGNALS = ("orchestration.aborted", "orchestration.failed", "orchestration.compensating")
+"""Events after which the running tasks of an orchestration are told to stop."""
 
 
 class OrraClient:
@@ -50,7 +68,9 @@ class OrraClient:
         nats_url: Broker URL; ``ORRA_NATS_URL`` or ``nats://127.0.0.1:4222`` by default.
         namespace: Orra namespace; ``ORRA_NAMESPACE`` or ``""`` (production) by default.
         project: Project the services are registered in.
-        heartbeat_interval_s: Seconds between ``service.heartbeat`` events.
+        heartbeat_interval_s: Seconds between ``service.heartbeat`` events;
+            ``ORRA_HEARTBEAT_INTERVAL_S`` or 5 by default. The dispatcher holds the tasks
+            of a service that missed 3 intervals.
         ack_wait_s: Seconds the broker waits for news of a task before redelivering it;
             running tasks are kept alive with in-progress acks every third of it.
         concurrency: Tasks run at once per service, unless the service sets its own.
@@ -71,7 +91,7 @@ class OrraClient:
         *,
         namespace: str | None = None,
         project: str = "default",
-        heartbeat_interval_s: float = 5.0,
+        heartbeat_interval_s: float | None = None,
         ack_wait_s: float = 30.0,
         concurrency: int = 64,
         drain_timeout_s: float = 10.0,
@@ -83,11 +103,16 @@ class OrraClient:
     ) -> None:
         if concurrency < 1:
             raise ServiceDefinitionError("concurrency must be at least 1")
+        if heartbeat_interval_s is None:
+            heartbeat_interval_s = env_float("ORRA_HEARTBEAT_INTERVAL_S", 5.0)
         if ack_wait_s <= 0 or heartbeat_interval_s <= 0:
             raise ServiceDefinitionError("ack_wait_s and heartbeat_interval_s must be positive")
         self.nats_url = nats_url or os.environ.get("ORRA_NATS_URL", DEFAULT_NATS_URL)
         self.topology = Topology(
-            namespace=namespace if namespace is not None else os.environ.get("ORRA_NAMESPACE", "")
+            namespace=namespace if namespace is not None else os.environ.get("ORRA_NAMESPACE", ""),
+            # As every Orra process: a service that creates or updates the streams must not
+            # turn the R3 streams of a cluster into R1 ones.
+            replicas=env_int("ORRA_STREAM_REPLICAS", 1),
         )
         self.project = project
         self.heartbeat_interval_s = heartbeat_interval_s
@@ -109,6 +134,7 @@ class OrraClient:
         self._workers: dict[str, ServiceWorker] = {}
         self._services: dict[str, AnyService] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._signals: list[Subscription] = []
         self._stopped = asyncio.Event()
         self._closing = False
 
@@ -175,6 +201,17 @@ class OrraClient:
             service.handle  # noqa: B018 - raises when the handler is missing
             if service.name in self._services:
                 raise ServiceDefinitionError(f"{service.name} is already served by this client")
+            if service.revertible and service.reverter is None:
+                log.warning(
+                    "revertible service without a revert handler: its compensations will "
+                    "fail; decorate one with @service.revert",
+                    service=service.name,
+                )
+        if not self._signals:
+            for event_type in STOP_SIGNALS:
+                self._signals.append(
+                    await bus.nc.subscribe(bus.topology.all_of(event_type), cb=self._on_stop_signal)
+                )
         for service in services:
             await self.register(service)
             worker = ServiceWorker(
@@ -209,6 +246,10 @@ class OrraClient:
             self._heartbeat.cancel()
             await asyncio.wait({self._heartbeat})
             self._heartbeat = None
+        for sub in self._signals:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._signals.clear()
         workers = list(self._workers.values())
         self._workers.clear()
         self._services.clear()
@@ -222,6 +263,23 @@ class OrraClient:
             await self._bus.close()
             self._bus = None
             self._store = None
+
+    async def _on_stop_signal(self, msg: Msg) -> None:
+        orchestration_id = msg.subject.rsplit(".", 1)[-1]
+        try:
+            event = decode(msg.data)
+        except DecodeError:
+            return
+        if isinstance(event, OrchestrationAborted):
+            reason = f"orchestration aborted: {event.reason}"
+        elif isinstance(event, OrchestrationFailed):
+            reason = f"orchestration failed: {event.error}"
+        elif isinstance(event, OrchestrationCompensating):
+            reason = f"orchestration {event.cause}, compensating: {event.reason}"
+        else:
+            return
+        for worker in list(self._workers.values()):
+            worker.stop_orchestration(orchestration_id, reason)
 
     # --- registry ------------------------------------------------------------------------
 

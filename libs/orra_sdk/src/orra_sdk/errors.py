@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AbortOrchestration",
     "ClientClosed",
     "NonRetryableError",
     "OrraSdkError",
@@ -34,3 +37,27 @@ class NonRetryableError(OrraSdkError):
         if card.expired:
             raise NonRetryableError("card expired")
     """
+
+
+class AbortOrchestration(OrraSdkError):
+    """Raise from a handler to abort the whole orchestration, not just fail the task.
+
+    The SDK reports ``task.aborted`` with ``reason`` and ``payload``; the dispatcher
+    dispatches nothing more, tells the tasks still running to stop, compensates what
+    completed and appends ``orchestration.aborted`` with the same payload (the webhook's
+    ``results``).
+
+    Example::
+
+        if order.cancelled_by_customer:
+            raise AbortOrchestration("customer cancelled", {"orderId": order.id})
+
+    Args:
+        reason: Why, for humans (the webhook's ``error``).
+        payload: JSON object to hand back to the caller.
+    """
+
+    def __init__(self, reason: str, payload: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.payload = payload

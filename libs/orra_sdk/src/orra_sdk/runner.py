@@ -40,6 +40,7 @@ async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -
             namespace=client.topology.namespace,
             instance_id=client.instance_id,
         )
+        log.info("ready", services=[s.name for s in services])
         await stopping.wait()
         log.info("stopping")
     finally:

@@ -14,13 +14,18 @@ from orra_events import check_name
 from orra_events.errors import InvalidName
 from orra_sdk.errors import ServiceDefinitionError
 
-__all__ = ["Handler", "Service", "Task"]
+__all__ = ["Handler", "RevertHandler", "RevertTask", "Service", "Task"]
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
 
 Handler = Callable[["Task[InT]"], Awaitable["OutT | dict[str, Any]"]]
 """An async function that runs one task and returns its output (model or plain dict)."""
+
+RevertHandler = Callable[["RevertTask[InT, OutT]"], Awaitable[None]]
+"""An async function that undoes one completed task (compensation)."""
+
+ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,45 @@ class Task(Generic[InT]):
     idempotency_key: str
     deliveries: int = 1
     timeout_s: float = 0.0
+    _progress: ProgressSink | None = None
+
+    async def progress(self, update: BaseModel | dict[str, Any]) -> None:
+        """Report an interim update (a ``task.progress`` event), e.g. ``{"step": 2}``.
+
+        Updates are shown by ``orra inspect`` and streamed to SSE clients; they do not
+        change the task's output. Returns once the event is stored.
+        """
+        if self._progress is None:
+            return
+        data = update.model_dump(mode="json") if isinstance(update, BaseModel) else dict(update)
+        await self._progress(data)
+
+
+@dataclass(frozen=True, slots=True)
+class RevertTask(Generic[InT, OutT]):
+    """A completed task to undo, given to a revert handler (compensation).
+
+    Attributes:
+        input: The task's original input.
+        output: What the task returned.
+        reason: Why the orchestration is compensated (its failure or abort reason).
+        orchestration_id: The orchestration the task belongs to.
+        task_id: The task's id within its plan.
+        service: The service that ran it.
+        attempt: Compensation attempt, 1 for the first.
+        idempotency_key: ``<orchestration id>:<task id>:revert``, stable across attempts.
+        timeout_s: The dispatcher's timeout for this attempt.
+    """
+
+    input: InT
+    output: OutT
+    reason: str
+    orchestration_id: str
+    task_id: str
+    service: str
+    attempt: int
+    idempotency_key: str
+    timeout_s: float = 0.0
 
 
 class Service(Generic[InT, OutT]):
@@ -72,7 +116,8 @@ class Service(Generic[InT, OutT]):
         description: What the service does, in words the planner matches actions against.
         input: Pydantic model of a task's input; its JSON Schema is registered.
         output: Pydantic model of a task's output; its JSON Schema is registered.
-        revertible: Whether the service's effects can be undone.
+        revertible: Whether the service's effects can be undone; give the revert handler
+            with :meth:`revert`.
         version: Version of the service's contract, free text.
         kind: ``"service"`` or ``"agent"``.
         concurrency: Tasks this process runs at once for this service; ``None`` uses the
@@ -115,6 +160,7 @@ class Service(Generic[InT, OutT]):
         self.kind: Literal["service", "agent"] = kind
         self.concurrency = concurrency
         self._handler: Handler[InT, OutT] | None = None
+        self._revert: RevertHandler[InT, OutT] | None = None
         self.input_schema: dict[str, Any] = input.model_json_schema()
         self.output_schema: dict[str, Any] = output.model_json_schema()
         self.schema_hash = schema_hash(
@@ -133,6 +179,33 @@ class Service(Generic[InT, OutT]):
         """Decorator that sets the service's handler; returns ``fn`` unchanged."""
         self._handler = fn
         return fn
+
+    def revert(self, fn: RevertHandler[InT, OutT]) -> RevertHandler[InT, OutT]:
+        """Decorator that sets the revert (compensation) handler; returns ``fn`` unchanged.
+
+        When an orchestration fails or is aborted, Orra calls it for every task of this
+        service that completed, in reverse order of completion, with the task's input,
+        output and the reason. Raise to fail the attempt (retried with backoff;
+        :class:`~orra_sdk.NonRetryableError` gives up at once). Example::
+
+            @payment.revert
+            async def refund(task: RevertTask[PayIn, PayOut]) -> None:
+                await bank.refund(task.output.transactionId)
+
+        Raises:
+            ServiceDefinitionError: the service was not declared ``revertible=True``.
+        """
+        if not self.revertible:
+            raise ServiceDefinitionError(
+                f"{self.name} is not revertible: declare it with Service(..., revertible=True)"
+            )
+        self._revert = fn
+        return fn
+
+    @property
+    def reverter(self) -> RevertHandler[InT, OutT] | None:
+        """The revert handler, if one was set."""
+        return self._revert
 
     @property
     def handle(self) -> Handler[InT, OutT]:

@@ -32,6 +32,25 @@ Rules, in one place:
   state is stale (another replica moved on): the outcome says ``stale`` and the caller
   reloads the state before trying again.
 * **Results** (:func:`merge_results`): see its docstring.
+* **Compensation**: when an orchestration fails, or a service aborts it (``task.aborted``),
+  or a user aborts it (``orchestration.aborted``), nothing more is dispatched and every
+  completed task of a revertible service is compensated, one at a time, in reverse order
+  of completion (``orchestration.compensating``, then ``task.compensating`` per attempt).
+  A compensation attempt that fails or times out is retried with the same backoff, up to
+  ``comp_max_attempts``; then it is abandoned (``task.compensation_abandoned``, kept for an
+  operator) and the next task is compensated. When every compensation finished,
+  ``orchestration.compensated`` is appended, then the terminal event (``orchestration.failed``
+  or ``orchestration.aborted``) with the :class:`~orra_events.CompensationSummary`; a user's
+  abort already appended its terminal event, so only the summary follows. A task that
+  completes while compensation runs (it was in flight) is compensated next. With nothing
+  to compensate the terminal event is appended at once, as before.
+* **Pause** (unhealthy services): a task about to be dispatched whose service is unhealthy
+  (:attr:`Services.unhealthy`, its heartbeats stopped) is held as ``paused`` instead.
+  The first paused task appends ``orchestration.paused`` and arms a grace timer
+  (``pause_grace_s``: the plan's, else the policy's); a ``health`` input (a service came
+  back) dispatches every held task whose service is healthy, and when none is held any
+  more ``orchestration.resumed`` is appended. A grace timer that fires while the same
+  pause lasts fails the orchestration.
 """
 
 from __future__ import annotations
@@ -45,14 +64,24 @@ import msgspec
 
 from orra_dispatcher.errors import InvalidPlan, UnresolvedReference
 from orra_events import (
+    CompensationSummary,
     Event,
     ExecutionMode,
     OrchestrationAborted,
+    OrchestrationCompensated,
+    OrchestrationCompensating,
     OrchestrationDone,
     OrchestrationFailed,
+    OrchestrationPaused,
+    OrchestrationResumed,
     Plan,
     PlanCreated,
     PlanFailed,
+    TaskAborted,
+    TaskCompensated,
+    TaskCompensating,
+    TaskCompensationAbandoned,
+    TaskCompensationFailed,
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
@@ -64,18 +93,24 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
 __all__ = [
+    "ALL_HEALTHY",
     "SNAPSHOT_VERSION",
+    "CompState",
+    "Ending",
     "Input",
     "Orchestration",
     "OrchestrationStatus",
     "Outcome",
     "Policy",
+    "Services",
     "TaskState",
     "TaskStatus",
     "Timer",
     "TimerKind",
     "apply",
+    "compensation_order",
     "dependencies",
+    "is_unhealthy",
     "merge_results",
     "references",
     "releasable",
@@ -88,13 +123,18 @@ __all__ = [
 SNAPSHOT_VERSION = 1
 """Version of the stored :class:`Orchestration` snapshot format."""
 
-TaskStatus = Literal["pending", "running", "retry_wait", "completed", "failed"]
+TaskStatus = Literal["pending", "running", "retry_wait", "paused", "completed", "failed"]
 """``pending`` (not dispatched), ``running`` (dispatched, awaiting its result),
-``retry_wait`` (an attempt failed, the next one is due at ``deadline``), ``completed``,
-``failed`` (the task made the orchestration fail)."""
+``retry_wait`` (an attempt failed, the next one is due at ``deadline``), ``paused`` (due,
+but its service is unhealthy; ``attempt`` is the last one dispatched, ``input`` the one to
+send), ``completed``, ``failed`` (the task made the orchestration fail)."""
 
-OrchestrationStatus = Literal["running", "done", "failed", "aborted"]
-TimerKind = Literal["timeout", "retry"]
+OrchestrationStatus = Literal["running", "compensating", "done", "failed", "aborted"]
+TimerKind = Literal["timeout", "retry", "comp_timeout", "comp_retry", "grace", "health"]
+CompStatus = Literal["pending", "running", "retry_wait", "done", "failed"]
+
+ORCHESTRATION_TIMER = ""
+"""``Timer.task_id`` of timers about the whole orchestration (pause grace, health)."""
 
 _REF = re.compile(r"\$([A-Za-z0-9_-]{1,128})\.(\S+)")
 
@@ -113,6 +153,9 @@ class Policy:
         retry_jitter: Fraction (0..1) by which a delay may be shortened, deterministically.
         task_timeout_s: Default per-attempt timeout when the plan gives none.
         mode: Default execution mode when the plan gives none.
+        comp_max_attempts: Attempts per compensation before it is abandoned.
+        pause_grace_s: How long tasks may wait for an unhealthy service, when the plan
+            does not say.
     """
 
     max_attempts: int = 3
@@ -121,6 +164,8 @@ class Policy:
     retry_jitter: float = 0.0
     task_timeout_s: float = 30.0
     mode: ExecutionMode = "groups"
+    comp_max_attempts: int = 5
+    pause_grace_s: float = 300.0
 
     def backoff(self, failed_attempt: int, key: str = "") -> float:
         """Delay before the attempt after ``failed_attempt`` (1-based)."""
@@ -129,6 +174,70 @@ class Policy:
             spread = zlib.crc32(f"{key}:{failed_attempt}".encode()) / 0xFFFFFFFF
             delay *= 1.0 - self.retry_jitter * spread
         return float(round(delay, 6))
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the transitions need to know about services, as of the input being applied.
+
+    The dispatcher passes its registry's live sets (no copy per input).
+
+    Attributes:
+        unhealthy: Services whose heartbeats stopped; their tasks are held (paused). A
+            service never seen heartbeating is not in it (it may be a test double).
+        revertible: Services registered with ``revertible=True``.
+    """
+
+    unhealthy: Collection[str] = frozenset()
+    revertible: Collection[str] = frozenset()
+
+
+ALL_HEALTHY = Services()
+"""No unhealthy service, nothing revertible."""
+
+
+def is_unhealthy(last_beat_at: float, interval_s: float, now: float, factor: float = 3.0) -> bool:
+    """Whether a service whose last heartbeat was at ``last_beat_at`` is unhealthy at ``now``.
+
+    Unhealthy when no heartbeat came for more than ``factor`` announced intervals.
+    """
+    return now - last_beat_at > factor * interval_s
+
+
+class CompState(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the compensation of one completed task stands.
+
+    Attributes:
+        status: ``pending`` (its turn has not come), ``running`` (an attempt was sent),
+            ``retry_wait`` (the next attempt is due at ``deadline``), ``done``, ``failed``
+            (abandoned for an operator).
+        attempt: The current (or last) attempt, 0 before the first.
+        deadline: Timeout of the running attempt, or due time of the next one.
+        error: The last failure.
+    """
+
+    status: CompStatus = "pending"
+    attempt: int = 0
+    deadline: float | None = None
+    error: str | None = None
+
+
+class Ending(msgspec.Struct, frozen=True, kw_only=True):
+    """Why forward execution stopped, and the terminal event still owed (if any).
+
+    Attributes:
+        kind: ``failed`` or ``aborted``.
+        reason: The error (failed) or the abort reason.
+        task_id: The task that caused it, if one did.
+        payload: The abort payload a service gave.
+        emitted: Whether the terminal event is already in the log (a user's abort).
+    """
+
+    kind: Literal["failed", "aborted"]
+    reason: str
+    task_id: str | None = None
+    payload: dict[str, Any] | None = None
+    emitted: bool = False
 
 
 class TaskState(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,8 +273,17 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
         project: Carried on to the terminal event.
         tasks: State of each task, by task id.
         deps: Task ids each task's input references, by task id.
-        status: ``running`` until the orchestration ends.
+        status: ``running``, ``compensating`` (forward execution stopped, compensations
+            run), then ``done``, ``failed`` or ``aborted``.
         error: Why it failed.
+        completed: Task ids in order of completion.
+        comp_order: Tasks to compensate, in compensation order.
+        comps: Compensation state of each task of ``comp_order``.
+        skipped: Completed tasks that are not compensated (service not revertible).
+        ending: Why forward execution stopped, once it did.
+        pause_grace_s: How long a pause may last before the orchestration fails.
+        paused_since: When the current pause began (``None``: not paused).
+        pauses: Pauses so far (numbers the pause and resume event ids).
         v: Snapshot format version.
     """
 
@@ -179,12 +297,32 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
     deps: dict[str, list[str]]
     status: OrchestrationStatus = "running"
     error: str | None = None
+    completed: list[str] = msgspec.field(default_factory=list)
+    comp_order: list[str] = msgspec.field(default_factory=list)
+    comps: dict[str, CompState] = msgspec.field(default_factory=dict)
+    skipped: list[str] = msgspec.field(default_factory=list)
+    ending: Ending | None = None
+    pause_grace_s: float = 300.0
+    paused_since: float | None = None
+    pauses: int = 0
     v: int = SNAPSHOT_VERSION
 
     @property
     def terminal(self) -> bool:
         """Whether the orchestration has ended (done, failed or aborted)."""
-        return self.status != "running"
+        return self.status not in ("running", "compensating")
+
+    @property
+    def paused_tasks(self) -> list[str]:
+        """Ids of the tasks held because their service is unhealthy."""
+        return [k for k, v in self.tasks.items() if v.status == "paused"]
+
+    def service_of(self, task_id: str) -> str:
+        """The service that runs ``task_id``."""
+        for task in self.plan.tasks:
+            if task.id == task_id:
+                return task.service
+        raise KeyError(task_id)
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,7 +331,11 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         orchestration_id: Whose task.
         task_id: Which task.
-        kind: ``timeout`` of a running attempt, or ``retry`` (dispatch the next attempt).
+        kind: ``timeout`` of a running attempt, ``retry`` (dispatch the next attempt),
+            the same two for a compensation (``comp_timeout``, ``comp_retry``), ``grace``
+            (a pause lasted too long; ``attempt`` is the pause number) or ``health`` (a
+            service came back: dispatch what waited for it). The last two have the task id
+            :data:`ORCHESTRATION_TIMER`.
         attempt: The running attempt (timeout) or the attempt to dispatch (retry).
         due_at: Absolute UNIX time at which it fires.
     """
@@ -205,7 +347,17 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
     due_at: float
 
 
-Input = PlanCreated | PlanFailed | TaskCompleted | TaskFailed | OrchestrationAborted | Timer
+Input = (
+    PlanCreated
+    | PlanFailed
+    | TaskCompleted
+    | TaskFailed
+    | TaskAborted
+    | TaskCompensated
+    | TaskCompensationFailed
+    | OrchestrationAborted
+    | Timer
+)
 """What :func:`apply` accepts."""
 
 
@@ -414,16 +566,73 @@ def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return results
 
 
+def compensation_order(
+    completed: Sequence[str], service_of: Mapping[str, str], revertible: Collection[str]
+) -> tuple[list[str], list[str]]:
+    """Which completed tasks to compensate, and in what order.
+
+    Args:
+        completed: Task ids in order of completion.
+        service_of: Service of each task.
+        revertible: Services that can revert.
+
+    Returns:
+        The tasks of revertible services in reverse order of completion, and the other
+        completed tasks (skipped), in order of completion.
+    """
+    order = [t for t in reversed(completed) if service_of[t] in revertible]
+    skipped = [t for t in completed if service_of[t] not in revertible]
+    return order, skipped
+
+
 def timers_of(state: Orchestration) -> list[Timer]:
     """Every timer a state needs armed: re-armed from absolute deadlines after a restart."""
     if state.terminal:
         return []
-    return [t for task_id in state.tasks if (t := _timer_for(state, task_id)) is not None]
+    timers = [t for task_id in state.tasks if (t := _timer_for(state, task_id)) is not None]
+    grace = _grace_timer(state)
+    if grace is not None:
+        timers.append(grace)
+    return timers
+
+
+def _grace_timer(state: Orchestration) -> Timer | None:
+    if state.paused_since is None or state.status != "running":
+        return None
+    return Timer(
+        orchestration_id=state.id,
+        task_id=ORCHESTRATION_TIMER,
+        kind="grace",
+        attempt=state.pauses,
+        due_at=state.paused_since + state.pause_grace_s,
+    )
 
 
 def _timer_for(state: Orchestration, task_id: str) -> Timer | None:
+    if task_id == ORCHESTRATION_TIMER:
+        return _grace_timer(state)
+    if state.terminal:
+        return None
+    comp = state.comps.get(task_id)
+    if comp is not None:
+        if comp.deadline is None:
+            return None
+        if comp.status == "running":
+            kind: TimerKind = "comp_timeout"
+            attempt = comp.attempt
+        elif comp.status == "retry_wait":
+            kind, attempt = "comp_retry", comp.attempt + 1
+        else:
+            return None
+        return Timer(
+            orchestration_id=state.id,
+            task_id=task_id,
+            kind=kind,
+            attempt=attempt,
+            due_at=comp.deadline,
+        )
     ts = state.tasks[task_id]
-    if ts.deadline is None or state.terminal:
+    if ts.deadline is None or state.status != "running":
         return None
     if ts.status == "running":
         return Timer(
@@ -450,29 +659,77 @@ def _timer_for(state: Orchestration, task_id: str) -> Timer | None:
 class _Builder:
     """Accumulates one transition: changed tasks, events, timers."""
 
-    __slots__ = ("emit", "now", "policy", "state", "tasks", "touched")
+    __slots__ = (
+        "comp_order",
+        "completed",
+        "comps",
+        "emit",
+        "ending",
+        "now",
+        "paused_since",
+        "pauses",
+        "policy",
+        "services",
+        "skipped",
+        "state",
+        "status",
+        "tasks",
+        "touched",
+    )
 
-    def __init__(self, state: Orchestration, policy: Policy, now: float) -> None:
+    def __init__(
+        self, state: Orchestration, policy: Policy, now: float, services: Services = ALL_HEALTHY
+    ) -> None:
         self.state = state
         self.tasks = dict(state.tasks)
         self.emit: list[Event] = []
         self.touched: list[str] = []
         self.policy = policy
         self.now = now
+        self.services = services
+        self.status: OrchestrationStatus = state.status
+        self.completed = state.completed
+        self.comp_order = state.comp_order
+        self.comps = state.comps
+        self.skipped = state.skipped
+        self.ending = state.ending
+        self.paused_since = state.paused_since
+        self.pauses = state.pauses
 
     def set(self, task_id: str, ts: TaskState) -> None:
         self.tasks[task_id] = ts
+        self.touch(task_id)
+
+    def touch(self, task_id: str) -> None:
         if task_id not in self.touched:
             self.touched.append(task_id)
 
     def service(self, task_id: str) -> str:
-        for task in self.state.plan.tasks:
-            if task.id == task_id:
-                return task.service
-        raise KeyError(task_id)  # pragma: no cover - ids come from the plan
+        return self.state.service_of(task_id)
+
+    def complete(self, task_id: str, attempt: int, output: dict[str, Any]) -> None:
+        # The input is kept: a compensation hands it back to the service.
+        previous = self.tasks[task_id]
+        self.set(
+            task_id,
+            TaskState(status="completed", attempt=attempt, input=previous.input, output=output),
+        )
+        self.completed = [*self.completed, task_id]
 
     def dispatch(self, task_id: str, attempt: int, task_input: dict[str, Any]) -> None:
         state = self.state
+        if self.services.unhealthy and self.service(task_id) in self.services.unhealthy:
+            # Held until the service is back (or the pause's grace period ends).
+            self.set(
+                task_id,
+                TaskState(
+                    status="paused",
+                    attempt=attempt - 1,
+                    input=task_input,
+                    error=self.tasks[task_id].error,
+                ),
+            )
+            return
         self.set(
             task_id,
             TaskState(
@@ -496,26 +753,175 @@ class _Builder:
             )
         )
 
+    # --- stopping forward execution and compensating ---------------------------------------
+
     def fail(self, error: str, task_id: str | None) -> Outcome:
-        state = self.state
         if task_id is not None:
             self.set(task_id, msgspec.structs.replace(self.tasks[task_id], status="failed"))
+        return self.stop(Ending(kind="failed", reason=error, task_id=task_id))
+
+    def stop(self, ending: Ending) -> Outcome:
+        """End forward execution: compensate what completed, or end at once."""
+        state = self.state
+        self.ending = ending
+        if self.paused_since is not None:
+            self.paused_since = None
+            self.touch(ORCHESTRATION_TIMER)
+        service_of = {t.id: t.service for t in state.plan.tasks}
+        order, skipped = compensation_order(self.completed, service_of, self.services.revertible)
+        self.skipped = skipped
+        if not order:
+            return self.finish()
+        self.status = "compensating"
+        self.comp_order = order
+        self.comps = {t: CompState() for t in order}
         self.emit.append(
-            OrchestrationFailed(
-                event_id=f"end:{state.id}",
+            OrchestrationCompensating(
+                event_id=f"cs:{state.id}",
                 at=self.now,
                 orchestration_id=state.id,
-                error=error,
-                task_id=task_id,
-                webhook=state.webhook,
-                project=state.project,
+                cause=ending.kind,
+                reason=ending.reason,
+                tasks=list(order),
+                skipped=list(skipped),
             )
         )
-        return self.outcome(status="failed", error=error)
+        return self.compensate_next()
+
+    def compensate_next(self) -> Outcome:
+        """Start the next pending compensation, or finish when none is left."""
+        for task_id in self.comp_order:
+            comp = self.comps[task_id]
+            if comp.status in ("running", "retry_wait"):
+                return self.outcome()
+            if comp.status == "pending":
+                self.comp_dispatch(task_id, 1, None)
+                return self.outcome()
+        return self.finish()
+
+    def comp_dispatch(self, task_id: str, attempt: int, previous_error: str | None) -> None:
+        state = self.state
+        ts = self.tasks[task_id]
+        assert self.ending is not None
+        self.set_comp(
+            task_id,
+            CompState(
+                status="running",
+                attempt=attempt,
+                deadline=self.now + state.task_timeout_s,
+                error=previous_error,
+            ),
+        )
+        self.emit.append(
+            TaskCompensating(
+                event_id=f"c:{state.id}:{task_id}:{attempt}",
+                at=self.now,
+                orchestration_id=state.id,
+                task_id=task_id,
+                service=self.service(task_id),
+                input=ts.input or {},
+                output=ts.output or {},
+                reason=self.ending.reason,
+                attempt=attempt,
+                idempotency_key=f"{state.id}:{task_id}:revert",
+                timeout_s=state.task_timeout_s,
+                previous_error=previous_error,
+            )
+        )
+
+    def set_comp(self, task_id: str, comp: CompState) -> None:
+        self.comps = {**self.comps, task_id: comp}
+        self.touch(task_id)
+
+    def comp_failed(self, task_id: str, error: str, *, retryable: bool) -> Outcome:
+        comp = self.comps[task_id]
+        n = comp.attempt
+        if retryable and n < self.policy.comp_max_attempts:
+            delay = self.policy.backoff(n, f"{self.state.id}:{task_id}:revert")
+            self.set_comp(
+                task_id,
+                CompState(status="retry_wait", attempt=n, deadline=self.now + delay, error=error),
+            )
+            return self.outcome()
+        self.set_comp(task_id, CompState(status="failed", attempt=n, error=error))
+        ts = self.tasks[task_id]
+        assert self.ending is not None
+        self.emit.append(
+            TaskCompensationAbandoned(
+                event_id=f"cf:{self.state.id}:{task_id}",
+                at=self.now,
+                orchestration_id=self.state.id,
+                task_id=task_id,
+                service=self.service(task_id),
+                input=ts.input or {},
+                output=ts.output or {},
+                reason=self.ending.reason,
+                error=error,
+                attempts=n,
+                project=self.state.project,
+            )
+        )
+        return self.compensate_next()
+
+    def finish(self) -> Outcome:
+        """Append the compensation summary and the terminal event still owed."""
+        state = self.state
+        ending = self.ending
+        assert ending is not None
+        summary: CompensationSummary | None = None
+        if self.comp_order:
+            summary = CompensationSummary(
+                compensated=[t for t in self.comp_order if self.comps[t].status == "done"],
+                failed=[t for t in self.comp_order if self.comps[t].status == "failed"],
+                skipped=list(self.skipped),
+            )
+            self.emit.append(
+                OrchestrationCompensated(
+                    event_id=f"ce:{state.id}",
+                    at=self.now,
+                    orchestration_id=state.id,
+                    compensation=summary,
+                )
+            )
+        reason = ending.reason
+        if summary is not None and summary.failed:
+            failed = ", ".join(f"{t} ({self.service(t)})" for t in summary.failed)
+            reason = f"{reason}; compensation failed for {failed}: an operator must resolve it"
+        if not ending.emitted:
+            terminal: Event
+            if ending.kind == "failed":
+                terminal = OrchestrationFailed(
+                    event_id=f"end:{state.id}",
+                    at=self.now,
+                    orchestration_id=state.id,
+                    error=reason,
+                    task_id=ending.task_id,
+                    webhook=state.webhook,
+                    project=state.project,
+                    compensation=summary,
+                )
+            else:
+                terminal = OrchestrationAborted(
+                    event_id=f"end:{state.id}",
+                    at=self.now,
+                    orchestration_id=state.id,
+                    reason=reason,
+                    payload=ending.payload,
+                    webhook=state.webhook,
+                    project=state.project,
+                    task_id=ending.task_id,
+                    compensation=summary,
+                )
+            self.emit.append(terminal)
+        return self.outcome(status=ending.kind, error=ending.reason)
+
+    # --- forward execution ---------------------------------------------------------------
 
     def advance(self) -> Outcome:
         """Dispatch whatever became releasable; end the orchestration when all completed."""
         state = self.state
+        if self.status != "running":
+            return self.outcome()
         statuses = {k: v.status for k, v in self.tasks.items()}
         if all(s == "completed" for s in statuses.values()):
             outputs = {t.id: self.tasks[t.id].output or {} for t in state.plan.tasks}
@@ -542,6 +948,12 @@ class _Builder:
                     return self.fail(f"task {task_id!r} cannot start: {exc}", task_id)
                 self.dispatch(task_id, 1, task_input)
         return self.outcome()
+
+    def resume_ready(self) -> None:
+        """Dispatch every held task whose service is healthy again."""
+        for task_id, ts in list(self.tasks.items()):
+            if ts.status == "paused" and self.service(task_id) not in self.services.unhealthy:
+                self.dispatch(task_id, ts.attempt + 1, ts.input or {})
 
     def fail_attempt(self, task_id: str, reason: str, *, retryable: bool) -> Outcome:
         ts = self.tasks[task_id]
@@ -580,18 +992,76 @@ class _Builder:
         )
         return self.outcome()
 
-    def outcome(self, status: OrchestrationStatus = "running", error: str | None = None) -> Outcome:
-        new = msgspec.structs.replace(self.state, tasks=self.tasks, status=status, error=error)
+    def _pause_events(self) -> None:
+        """Append ``orchestration.paused`` / ``resumed`` when held tasks appear or go."""
+        if self.status != "running":
+            return
+        state = self.state
+        held = [k for k, v in self.tasks.items() if v.status == "paused"]
+        if held and self.paused_since is None:
+            self.paused_since = self.now
+            self.pauses += 1
+            self.touch(ORCHESTRATION_TIMER)
+            services = sorted({self.service(t) for t in held})
+            self.emit.append(
+                OrchestrationPaused(
+                    event_id=f"pa:{state.id}:{self.pauses}",
+                    at=self.now,
+                    orchestration_id=state.id,
+                    services=services,
+                    tasks=held,
+                    grace_s=state.pause_grace_s,
+                    fail_at=self.now + state.pause_grace_s,
+                )
+            )
+        elif not held and self.paused_since is not None:
+            was_held = [k for k, v in state.tasks.items() if v.status == "paused"]
+            self.emit.append(
+                OrchestrationResumed(
+                    event_id=f"re:{state.id}:{self.pauses}",
+                    at=self.now,
+                    orchestration_id=state.id,
+                    services=sorted({self.service(t) for t in was_held}),
+                    paused_s=round(self.now - self.paused_since, 6),
+                )
+            )
+            self.paused_since = None
+            self.touch(ORCHESTRATION_TIMER)
+
+    def outcome(
+        self, status: OrchestrationStatus | None = None, error: str | None = None
+    ) -> Outcome:
+        if status is not None:
+            self.status = status
+        self._pause_events()
+        new = msgspec.structs.replace(
+            self.state,
+            tasks=self.tasks,
+            status=self.status,
+            error=error if error is not None else self.state.error,
+            completed=self.completed,
+            comp_order=self.comp_order,
+            comps=self.comps,
+            skipped=self.skipped,
+            ending=self.ending,
+            paused_since=self.paused_since,
+            pauses=self.pauses,
+        )
         timers = [t for task_id in self.touched if (t := _timer_for(new, task_id)) is not None]
         return Outcome(new, self.emit, timers, tuple(self.touched))
 
 
-def start(event: PlanCreated, policy: Policy, now: float) -> Outcome:
+def start(
+    event: PlanCreated, policy: Policy, now: float, services: Services = ALL_HEALTHY
+) -> Outcome:
     """Create the orchestration of a ``plan.created`` and dispatch what it can release."""
     plan = event.plan
     timeout = event.task_timeout_s
     if timeout is None or timeout <= 0:
         timeout = policy.task_timeout_s
+    grace = event.pause_grace_s
+    if grace is None or grace < 0:
+        grace = policy.pause_grace_s
     try:
         deps = validate_plan(plan)
     except InvalidPlan as exc:
@@ -608,8 +1078,9 @@ def start(event: PlanCreated, policy: Policy, now: float) -> Outcome:
         project=event.project,
         tasks={t.id: TaskState() for t in plan.tasks},
         deps=deps,
+        pause_grace_s=grace,
     )
-    builder = _Builder(state, policy, now)
+    builder = _Builder(state, policy, now, services)
     if error is not None:
         return builder.fail(error, None)
     return builder.advance()
@@ -633,7 +1104,11 @@ def _plan_failed(event: PlanFailed, now: float) -> Outcome:
 
 
 def _on_result(
-    state: Orchestration, event: TaskCompleted | TaskFailed, policy: Policy, now: float
+    state: Orchestration,
+    event: TaskCompleted | TaskFailed | TaskAborted,
+    policy: Policy,
+    now: float,
+    services: Services,
 ) -> Outcome:
     ts = state.tasks.get(event.task_id)
     if ts is None:
@@ -642,24 +1117,115 @@ def _on_result(
         return _noop(state, "task already completed")
     if ts.status == "pending" or event.attempt > ts.attempt:
         return _noop(state, "result of an attempt this state has not dispatched", stale=True)
-    builder = _Builder(state, policy, now)
+    builder = _Builder(state, policy, now, services)
     if isinstance(event, TaskCompleted):
         # Any attempt's success is the task's success: they share one idempotency key.
-        builder.set(
-            event.task_id,
-            TaskState(status="completed", attempt=ts.attempt, output=event.output),
-        )
+        builder.complete(event.task_id, ts.attempt, event.output)
+        if state.status == "compensating":
+            return _late_completion(builder, event.task_id)
         return builder.advance()
+    if state.status != "running":
+        return _noop(state, f"{event.TYPE} while compensating")
+    if isinstance(event, TaskAborted):
+        if event.attempt < ts.attempt or ts.status != "running":
+            return _noop(state, "abort from an attempt that already ended")
+        builder.set(event.task_id, msgspec.structs.replace(ts, status="failed", error=event.reason))
+        return builder.stop(
+            Ending(
+                kind="aborted",
+                reason=f"aborted by {event.service} (task {event.task_id!r}): {event.reason}",
+                task_id=event.task_id,
+                payload=event.payload,
+            )
+        )
     if event.attempt < ts.attempt or ts.status != "running":
         return _noop(state, "failure of an attempt that already ended")
     return builder.fail_attempt(event.task_id, event.error, retryable=event.retryable)
 
 
-def _on_timer(state: Orchestration, timer: Timer, policy: Policy, now: float) -> Outcome:
+def _late_completion(builder: _Builder, task_id: str) -> Outcome:
+    """A task in flight when forward execution stopped completed: compensate it next."""
+    if builder.state.service_of(task_id) not in builder.services.revertible:
+        builder.skipped = [*builder.skipped, task_id]
+        return builder.outcome()
+    order = list(builder.comp_order)
+    position = next(
+        (i for i, t in enumerate(order) if builder.comps[t].status == "pending"), len(order)
+    )
+    order.insert(position, task_id)
+    builder.comp_order = order
+    builder.set_comp(task_id, CompState())
+    return builder.compensate_next()
+
+
+def _on_compensation_result(
+    state: Orchestration,
+    event: TaskCompensated | TaskCompensationFailed,
+    policy: Policy,
+    now: float,
+    services: Services,
+) -> Outcome:
+    comp = state.comps.get(event.task_id)
+    if state.status == "running":
+        return _noop(state, "compensation result ahead of the state", stale=True)
+    if comp is None:
+        return _noop(state, "compensation result of a task not being compensated")
+    if comp.status == "pending" or event.attempt > comp.attempt:
+        return _noop(state, "compensation result ahead of the state", stale=True)
+    if comp.status in ("done", "failed"):
+        return _noop(state, "compensation already finished")
+    builder = _Builder(state, policy, now, services)
+    if isinstance(event, TaskCompensated):
+        builder.set_comp(event.task_id, CompState(status="done", attempt=comp.attempt))
+        return builder.compensate_next()
+    if event.attempt < comp.attempt or comp.status != "running":
+        return _noop(state, "failure of a compensation attempt that already ended")
+    return builder.comp_failed(event.task_id, event.error, retryable=event.retryable)
+
+
+def _on_timer(
+    state: Orchestration, timer: Timer, policy: Policy, now: float, services: Services
+) -> Outcome:
+    builder = _Builder(state, policy, now, services)
+    if timer.kind == "health":
+        if state.status != "running" or not state.paused_tasks:
+            return _noop(state, "nothing waits for a service")
+        builder.resume_ready()
+        if not builder.touched:
+            return _noop(state, "the services it waits for are still unhealthy")
+        return builder.outcome()
+    if timer.kind == "grace":
+        if state.status != "running" or state.paused_since is None or state.pauses != timer.attempt:
+            return _noop(state, "grace period of a pause that ended")
+        if now < state.paused_since + state.pause_grace_s:
+            return _noop(state, "grace period not over yet")
+        held = state.paused_tasks
+        services_down = sorted({state.service_of(t) for t in held})
+        return builder.fail(
+            f"paused for more than {state.pause_grace_s:g}s: "
+            f"{', '.join(services_down)} unhealthy (no heartbeat); tasks {', '.join(held)} "
+            "could not start",
+            None,
+        )
+    if timer.kind in ("comp_timeout", "comp_retry"):
+        comp = state.comps.get(timer.task_id)
+        if comp is None or state.status != "compensating":
+            return _noop(state, "compensation timer of a task not being compensated")
+        if timer.kind == "comp_timeout":
+            if comp.status != "running" or comp.attempt != timer.attempt:
+                return _noop(state, "timeout of a compensation attempt that already ended")
+            return builder.comp_failed(
+                timer.task_id, f"timed out after {state.task_timeout_s:g}s", retryable=True
+            )
+        if comp.status != "retry_wait" or comp.attempt + 1 != timer.attempt:
+            return _noop(state, "compensation retry that is no longer due")
+        builder.comp_dispatch(timer.task_id, timer.attempt, comp.error)
+        return builder.outcome()
     ts = state.tasks.get(timer.task_id)
     if ts is None:
         return _noop(state, "timer of an unknown task")
-    builder = _Builder(state, policy, now)
+    if state.status != "running":
+        return _noop(state, "forward timer while compensating")
     if timer.kind == "timeout":
         if ts.status != "running" or ts.attempt != timer.attempt:
             return _noop(state, "timeout of an attempt that already ended")
@@ -682,7 +1248,33 @@ def _on_timer(state: Orchestration, timer: Timer, policy: Policy, now: float) ->
     return builder.outcome()
 
 
-def apply(state: Orchestration | None, item: Input, policy: Policy, now: float) -> Outcome:
+def _on_abort(
+    state: Orchestration,
+    event: OrchestrationAborted,
+    policy: Policy,
+    now: float,
+    services: Services,
+) -> Outcome:
+    if state.status == "compensating":
+        # The log's terminal event is now this abort; compensation carries on.
+        assert state.ending is not None
+        if state.ending.emitted:
+            return _noop(state, "already aborted")
+        ending = msgspec.structs.replace(state.ending, emitted=True)
+        return Outcome(msgspec.structs.replace(state, ending=ending))
+    builder = _Builder(state, policy, now, services)
+    return builder.stop(
+        Ending(kind="aborted", reason=event.reason, payload=event.payload, emitted=True)
+    )
+
+
+def apply(
+    state: Orchestration | None,
+    item: Input,
+    policy: Policy,
+    now: float,
+    services: Services = ALL_HEALTHY,
+) -> Outcome:
     """Apply one input to an orchestration's state.
 
     Args:
@@ -690,6 +1282,7 @@ def apply(state: Orchestration | None, item: Input, policy: Policy, now: float) 
         item: An event from the log, or a timer that fired.
         policy: Retry, timeout and mode settings.
         now: The current UNIX time (deadlines are absolute).
+        services: Which services are unhealthy and which are revertible, now.
 
     Returns:
         The outcome. Results and timers for a ``None`` state are no-ops (the caller decides
@@ -699,7 +1292,7 @@ def apply(state: Orchestration | None, item: Input, policy: Policy, now: float) 
     if isinstance(item, PlanCreated):
         if state is not None:
             return _noop(state, "plan already started")
-        return start(item, policy, now)
+        return start(item, policy, now, services)
     if isinstance(item, PlanFailed):
         if state is not None:
             return _noop(state, "plan already started")
@@ -709,7 +1302,9 @@ def apply(state: Orchestration | None, item: Input, policy: Policy, now: float) 
     if state.terminal:
         return _noop(state, f"orchestration already {state.status}")
     if isinstance(item, OrchestrationAborted):
-        return Outcome(msgspec.structs.replace(state, status="aborted", error=item.reason))
+        return _on_abort(state, item, policy, now, services)
     if isinstance(item, Timer):
-        return _on_timer(state, item, policy, now)
-    return _on_result(state, item, policy, now)
+        return _on_timer(state, item, policy, now, services)
+    if isinstance(item, TaskCompensated | TaskCompensationFailed):
+        return _on_compensation_result(state, item, policy, now, services)
+    return _on_result(state, item, policy, now, services)

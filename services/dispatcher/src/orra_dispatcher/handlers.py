@@ -42,6 +42,17 @@ tombstone itself. Residual risk, by design of "publish, then store": a replica h
 stale copy may publish a ``task.dispatched`` that a concurrent abort or failure on another
 replica makes moot; its snapshot write then fails and nothing further follows from it.
 
+Services. A :class:`~orra_dispatcher.registry.ServiceRegistry` follows the services stream
+and keeps the sets of revertible and unhealthy services that every transition reads (a set
+lookup per dispatch, no await). The dispatcher indexes the orchestrations that hold paused
+tasks by service; when a service becomes healthy again each of them gets a ``health``
+input (a :class:`~orra_dispatcher.domain.Timer` due now) that dispatches what waited. The
+index is rebuilt by every sweep, so replicas and restarts resume what others paused.
+
+Compensation messages. A ``task.compensating`` event is published to the event log and,
+like ``task.dispatched``, to ``work.<service>``, where the SDK runs the revert handler and
+answers ``task.compensated`` / ``task.compensation_failed``.
+
 Bad input. Undecodable bytes, an event type this consumer does not handle, or a subject
 that does not match the event are parked at once on the dead-letter subject. An event for
 an orchestration that was never started, or ahead of every stored state, is retried with a
@@ -53,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Final
@@ -60,9 +72,18 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
-from orra_dispatcher.domain import Orchestration, Outcome, Timer, apply, timers_of
+from orra_dispatcher.domain import (
+    ORCHESTRATION_TIMER,
+    Orchestration,
+    Outcome,
+    Timer,
+    apply,
+    timers_of,
+)
 from orra_dispatcher.errors import DispatcherError, StateConflict
+from orra_dispatcher.registry import ServiceRegistry
 from orra_dispatcher.store import Found, Snapshot, SnapshotStore
 from orra_events import (
     DecodeError,
@@ -70,6 +91,10 @@ from orra_events import (
     OrchestrationAborted,
     PlanCreated,
     PlanFailed,
+    TaskAborted,
+    TaskCompensated,
+    TaskCompensating,
+    TaskCompensationFailed,
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
@@ -94,11 +119,24 @@ CONSUMED: Final = (
     "plan.failed",
     "task.completed",
     "task.failed",
+    "task.aborted",
+    "task.compensated",
+    "task.compensation_failed",
     "orchestration.aborted",
 )
 """Event types the dispatcher consumes."""
 
-_HANDLED = (PlanCreated, PlanFailed, TaskCompleted, TaskFailed, OrchestrationAborted)
+_HANDLED = (
+    PlanCreated,
+    PlanFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskAborted,
+    TaskCompensated,
+    TaskCompensationFailed,
+    OrchestrationAborted,
+)
+_WORK = (TaskDispatched, TaskCompensating)
 _RESULTS = (TaskCompleted, TaskFailed)
 _MAX_BATCH: Final = 64
 _MAX_ROUNDS: Final = 5
@@ -138,11 +176,20 @@ class Dispatcher:
         self._sub: Any = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self.registry = ServiceRegistry(
+            bus,
+            factor=settings.health_factor,
+            check_s=settings.health_check_s,
+            on_healthy=self._on_service_healthy,
+        )
+        self._services = self.registry.services
+        self._paused: dict[str, set[str]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load in-flight snapshots, arm their timers, then start consuming."""
+        """Load the registry and in-flight snapshots, arm timers, then start consuming."""
+        await self.registry.start()
         loaded = await self.sweep()
         log.info("dispatcher state loaded", in_flight=loaded)
         topo = self._topology
@@ -156,6 +203,7 @@ class Dispatcher:
             deliver_policy=DeliverPolicy.ALL,
             filter_subjects=[topo.all_of(t) for t in CONSUMED],
         )
+        await self._update_filters(config)
         self._sub = await self.bus.js.subscribe(
             "",
             queue=DURABLE,
@@ -168,9 +216,23 @@ class Dispatcher:
         if self.settings.sweep_interval_s > 0:
             self._sweeper = asyncio.create_task(self._sweep_loop())
 
+    async def _update_filters(self, config: ConsumerConfig) -> None:
+        """Give an existing durable consumer the event types of this version."""
+        stream = self._topology.events_stream
+        try:
+            info = await self.bus.js.consumer_info(stream, DURABLE)
+        except NotFoundError:
+            return
+        wanted = sorted(config.filter_subjects or [])
+        if sorted(info.config.filter_subjects or []) != wanted:
+            updated = dataclasses.replace(info.config, filter_subjects=wanted, filter_subject=None)
+            await self.bus.js.add_consumer(stream, updated)
+            log.info("dispatcher consumer filters updated", filters=wanted)
+
     async def stop(self) -> None:
         """Stop consuming, finish the inputs already received, disarm the timers."""
         self._stopping = True
+        await self.registry.stop()
         if self._sub is not None:
             try:
                 await self._sub.drain()
@@ -192,6 +254,7 @@ class Dispatcher:
         """Scan stored snapshots: refresh the cache, arm missing timers; return the count."""
         count = 0
         live: set[str] = set()
+        paused: dict[str, set[str]] = {}
         async for state, revision in self.store.running():
             count += 1
             live.add(state.id)
@@ -201,10 +264,52 @@ class Dispatcher:
             for timer in timers_of(state):
                 if (state.id, timer.task_id) not in self._timers:
                     self._arm(timer)
+            if state.paused_since is not None and state.status == "running":
+                waiting = {state.service_of(t) for t in state.paused_tasks}
+                for service in waiting:
+                    paused.setdefault(service, set()).add(state.id)
+                if waiting - self.registry.unhealthy:
+                    # A service it waits for is back (this process may not have seen it go).
+                    self._poke(state.id)
+        self._paused = paused
         for orchestration_id in list(self._cache):
             if orchestration_id not in live and orchestration_id not in self._boxes:
                 del self._cache[orchestration_id]
         return count
+
+    def _on_service_healthy(self, service: str) -> None:
+        for orchestration_id in list(self._paused.get(service, ())):
+            self._poke(orchestration_id)
+
+    def _poke(self, orchestration_id: str) -> None:
+        """Ask an orchestration to dispatch the tasks that waited for a service."""
+        if self._stopping:
+            return
+        self._enqueue(
+            orchestration_id,
+            Timer(
+                orchestration_id=orchestration_id,
+                task_id=ORCHESTRATION_TIMER,
+                kind="health",
+                attempt=0,
+                due_at=time.time(),
+            ),
+        )
+
+    def _index_paused(self, state: Orchestration) -> None:
+        """Keep the service → paused orchestrations index in step with a stored state."""
+        waiting = (
+            {state.service_of(t) for t in state.paused_tasks}
+            if state.paused_since is not None and state.status == "running"
+            else set()
+        )
+        for service, ids in list(self._paused.items()):
+            if service not in waiting and state.id in ids:
+                ids.discard(state.id)
+                if not ids:
+                    del self._paused[service]
+        for service in waiting:
+            self._paused.setdefault(service, set()).add(state.id)
 
     async def _sweep_loop(self) -> None:
         while not self._stopping:
@@ -318,7 +423,7 @@ class Dispatcher:
             verdicts: list[NotYet | None] = []
             for event in events:
                 assert isinstance(event, _RESULTS)
-                outcome = apply(state, event, self.policy, time.time())
+                outcome = apply(state, event, self.policy, time.time(), self._services)
                 if outcome.stale:
                     if not fresh:
                         break
@@ -379,7 +484,7 @@ class Dispatcher:
                     self._forget(orchestration_id)
                     return
                 raise NotYet(f"unknown orchestration {orchestration_id}")
-            outcome = apply(snap.state, event, self.policy, time.time())
+            outcome = apply(snap.state, event, self.policy, time.time(), self._services)
             if outcome.stale:
                 if not fresh:
                     fresh = True
@@ -414,7 +519,7 @@ class Dispatcher:
                 if snap.found is not Found.RUNNING:
                     return
                 assert snap.state is not None
-                outcome = apply(snap.state, timer, self.policy, time.time())
+                outcome = apply(snap.state, timer, self.policy, time.time(), self._services)
                 if not outcome.changed:
                     # Another replica moved on; arm what the stored state needs.
                     for t in timers_of(snap.state):
@@ -465,7 +570,7 @@ class Dispatcher:
             data = encode(event)
             headers = {"Nats-Msg-Id": event.event_id}
             futures.append(await js.publish_async(topo.subject_for(event), data, headers=headers))
-            if isinstance(event, TaskDispatched):
+            if isinstance(event, _WORK):
                 futures.append(
                     await js.publish_async(topo.work(event.service), data, headers=dict(headers))
                 )
@@ -482,6 +587,8 @@ class Dispatcher:
             return
         revision = await self.store.save(state, snap.revision)
         self._cache[orchestration_id] = (state, revision)
+        if state.paused_since is not None or ORCHESTRATION_TIMER in outcome.touched:
+            self._index_paused(state)
         for task_id in outcome.touched:
             entry = self._timers.pop((orchestration_id, task_id), None)
             if entry is not None:
@@ -494,10 +601,13 @@ class Dispatcher:
         cached = self._cache.pop(orchestration_id, None)
         if cached is not None:
             state = cached[0]
-            for task_id in state.tasks:
+            for task_id in (*state.tasks, ORCHESTRATION_TIMER):
                 entry = self._timers.pop((orchestration_id, task_id), None)
                 if entry is not None:
                     entry[0].cancel()
+            if state.paused_since is not None:
+                for ids in self._paused.values():
+                    ids.discard(orchestration_id)
         self._ended[orchestration_id] = None
         if len(self._ended) > _ENDED_MEMORY:
             self._ended.popitem(last=False)

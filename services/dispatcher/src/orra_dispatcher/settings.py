@@ -42,6 +42,14 @@ class DispatcherSettings:
         sweep_interval_s: ``ORRA_DISPATCHER_SWEEP_S``, how often stored snapshots are
             scanned to arm the timers of orchestrations this process did not load (another
             replica's, after it died); 0 disables the periodic sweep.
+        comp_max_attempts: ``ORRA_DISPATCHER_COMP_MAX_ATTEMPTS``, attempts per compensation
+            before it is abandoned for an operator.
+        pause_grace_s: ``ORRA_DISPATCHER_PAUSE_GRACE_S``, how long tasks may wait for an
+            unhealthy service before the orchestration fails, unless the action says.
+        health_factor: ``ORRA_DISPATCHER_HEALTH_FACTOR``, missed heartbeat intervals after
+            which a service is unhealthy.
+        health_check_s: ``ORRA_DISPATCHER_HEALTH_CHECK_S``, how often service health is
+            re-evaluated.
     """
 
     max_attempts: int = 3
@@ -55,6 +63,10 @@ class DispatcherSettings:
     ack_wait_s: float = 30.0
     max_deliver: int = 20
     sweep_interval_s: float = 15.0
+    comp_max_attempts: int = 5
+    pause_grace_s: float = 300.0
+    health_factor: float = 3.0
+    health_check_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in ("groups", "eager"):
@@ -67,6 +79,12 @@ class DispatcherSettings:
             raise SettingsError("dispatcher delays and timeouts must be positive")
         if not 0.0 <= self.retry_jitter <= 1.0:
             raise SettingsError("ORRA_DISPATCHER_RETRY_JITTER must be between 0 and 1")
+        if self.comp_max_attempts < 1:
+            raise SettingsError("ORRA_DISPATCHER_COMP_MAX_ATTEMPTS must be at least 1")
+        if self.pause_grace_s < 0 or self.health_factor <= 0 or self.health_check_s <= 0:
+            raise SettingsError(
+                "ORRA_DISPATCHER_PAUSE_GRACE_S must be >= 0, the health settings positive"
+            )
         if self.concurrency < 1 or self.max_deliver < 1 or self.max_ack_pending < 1:
             raise SettingsError(
                 "dispatcher concurrency, max_deliver and max_ack_pending must be >= 1"
@@ -92,6 +110,12 @@ class DispatcherSettings:
                 ack_wait_s=env_float("ORRA_DISPATCHER_ACK_WAIT_S", cls.ack_wait_s),
                 max_deliver=env_int("ORRA_DISPATCHER_MAX_DELIVER", cls.max_deliver),
                 sweep_interval_s=env_float("ORRA_DISPATCHER_SWEEP_S", cls.sweep_interval_s),
+                comp_max_attempts=env_int(
+                    "ORRA_DISPATCHER_COMP_MAX_ATTEMPTS", cls.comp_max_attempts
+                ),
+                pause_grace_s=env_float("ORRA_DISPATCHER_PAUSE_GRACE_S", cls.pause_grace_s),
+                health_factor=env_float("ORRA_DISPATCHER_HEALTH_FACTOR", cls.health_factor),
+                health_check_s=env_float("ORRA_DISPATCHER_HEALTH_CHECK_S", cls.health_check_s),
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
@@ -108,4 +132,6 @@ class DispatcherSettings:
             retry_jitter=self.retry_jitter,
             task_timeout_s=self.task_timeout_s,
             mode=self.mode,
+            comp_max_attempts=self.comp_max_attempts,
+            pause_grace_s=self.pause_grace_s,
         )

@@ -25,6 +25,7 @@ from orra_events import (
     DecodeError,
     ServiceHeartbeat,
     ServiceRegistered,
+    TaskCompensationAbandoned,
     decode,
 )
 from orra_events.projection import (
@@ -129,6 +130,8 @@ class ReadModel:
         self._indexed: set[str] = set()
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._services: dict[str, ServiceView] = {}
+        self.compensation_failed: dict[str, None] = {}
+        """Orchestrations with a compensation that finally failed, in order of failure."""
         self._subs: list[Any] = []
         self.applied_seq = 0
         self.events_applied = 0
@@ -222,6 +225,9 @@ class ReadModel:
             return
         self.views[orchestration_id] = view
         self.events_applied += 1
+        if isinstance(event, TaskCompensationAbandoned):
+            self.compensation_failed.pop(orchestration_id, None)
+            self.compensation_failed[orchestration_id] = None
         if isinstance(event, ActionSubmitted) and orchestration_id not in self._indexed:
             self._indexed.add(orchestration_id)
             index = self._index.setdefault(view.project, [])

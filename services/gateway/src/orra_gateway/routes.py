@@ -8,7 +8,7 @@ because Litestar reads them. See docs/architecture.md, "HTTP API".
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
@@ -20,7 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events import WebhookRecord
-from orra_events.projection import OrchestrationStatus, OrchestrationView
+from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
 from orra_gateway.problems import PROBLEM_MEDIA_TYPE, Problem
 from orra_gateway.schemas import (
@@ -29,6 +29,8 @@ from orra_gateway.schemas import (
     ApiKeyCreated,
     ApiKeyItem,
     ApiKeyList,
+    CompensationFailureList,
+    CompensationResolveRequest,
     CreateApiKeyRequest,
     CreateWebhookRequest,
     Health,
@@ -350,6 +352,83 @@ async def orchestration_events(
     )
 
 
+# --- compensation failures ----------------------------------------------------------------
+
+
+@get(
+    "/compensation-failures",
+    tags=["compensation"],
+    summary="Compensations that finally failed, kept for an operator (newest first)",
+    security=SECURITY,
+    responses=_problems(),
+)
+async def list_compensation_failures(
+    principal: NamedDependency[ApiKeyRecord],
+    gateway: NamedDependency[Gateway],
+    status: Annotated[Literal["failed", "resolved", "ignored", "all"], QueryParameter()] = "failed",
+) -> CompensationFailureList:
+    """Open ones by default (``status=failed``); ``all`` lists resolved and ignored too."""
+    items = gateway.compensation_failures(principal, None if status == "all" else status)
+    return CompensationFailureList(items=items)
+
+
+async def _settle(
+    gateway: Gateway,
+    principal: ApiKeyRecord,
+    orchestration_id: str,
+    task_id: str,
+    *,
+    resolution: Literal["resolved", "ignored"],
+    data: CompensationResolveRequest | None,
+) -> CompensationFailure:
+    note = data.note if data is not None else None
+    return await gateway.resolve_compensation(
+        principal, orchestration_id, task_id, resolution, note
+    )
+
+
+@post(
+    "/compensation-failures/{orchestration_id:str}/{task_id:str}/resolve",
+    tags=["compensation"],
+    summary="Mark a failed compensation as fixed by hand",
+    status_code=200,
+    security=SECURITY,
+    responses=_problems(404, 409),
+)
+async def resolve_compensation_failure(
+    orchestration_id: FromPath[str],
+    task_id: FromPath[str],
+    principal: NamedDependency[ApiKeyRecord],
+    gateway: NamedDependency[Gateway],
+    data: JSONBody[CompensationResolveRequest | None] = None,
+) -> CompensationFailure:
+    """Append task.compensation_resolved (resolution ``resolved``); 409 if already settled."""
+    return await _settle(
+        gateway, principal, orchestration_id, task_id, resolution="resolved", data=data
+    )
+
+
+@post(
+    "/compensation-failures/{orchestration_id:str}/{task_id:str}/ignore",
+    tags=["compensation"],
+    summary="Dismiss a failed compensation: nothing will be done about it",
+    status_code=200,
+    security=SECURITY,
+    responses=_problems(404, 409),
+)
+async def ignore_compensation_failure(
+    orchestration_id: FromPath[str],
+    task_id: FromPath[str],
+    principal: NamedDependency[ApiKeyRecord],
+    gateway: NamedDependency[Gateway],
+    data: JSONBody[CompensationResolveRequest | None] = None,
+) -> CompensationFailure:
+    """Append task.compensation_resolved (resolution ``ignored``); 409 if already settled."""
+    return await _settle(
+        gateway, principal, orchestration_id, task_id, resolution="ignored", data=data
+    )
+
+
 # --- services ------------------------------------------------------------------------------
 
 
@@ -534,6 +613,9 @@ ROUTES: "list[ControllerRouterHandler]" = [
     get_orchestration,
     abort_orchestration,
     orchestration_events,
+    list_compensation_failures,
+    resolve_compensation_failure,
+    ignore_compensation_failure,
     list_services,
     create_api_key,
     list_api_keys,

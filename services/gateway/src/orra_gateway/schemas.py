@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from orra_events import ExecutionMode, WebhookRecord
-from orra_events.projection import OrchestrationStatus, OrchestrationSummary
+from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationSummary
 from orra_gateway.readmodel import ServiceView
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "ApiKeyCreated",
     "ApiKeyItem",
     "ApiKeyList",
+    "CompensationFailureList",
+    "CompensationResolveRequest",
     "CreateApiKeyRequest",
     "CreateWebhookRequest",
     "DataFieldBody",
@@ -58,6 +60,11 @@ class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     webhook: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
     mode: ExecutionMode | None = None
+    pause_grace_s: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 3600)] | None = msgspec.field(
+        default=None, name="pauseGraceS"
+    )
+    """How long tasks may wait for an unhealthy service before the orchestration fails
+    (seconds; default 300)."""
 
 
 class PlannedTask(msgspec.Struct, kw_only=True):
@@ -100,6 +107,18 @@ class AbortResponse(msgspec.Struct, kw_only=True, rename="camel"):
     orchestration_id: str
     status: OrchestrationStatus
     reason: str
+
+
+class CompensationFailureList(msgspec.Struct, kw_only=True):
+    """Compensations that finally failed, newest first."""
+
+    items: list[CompensationFailure]
+
+
+class CompensationResolveRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional body of ``POST /compensation-failures/{orch}/{task}/resolve|ignore``."""
+
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
 class ServiceList(msgspec.Struct, kw_only=True):

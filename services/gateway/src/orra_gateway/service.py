@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import structlog
@@ -18,11 +18,14 @@ from orra_events import (
     ActionSubmitted,
     DataField,
     OrchestrationAborted,
+    TaskCompensationResolved,
     new_orchestration_id,
 )
-from orra_events.projection import (  # noqa: TC001 (msgspec and mypy need them)
+from orra_events.projection import (
+    CompensationFailure,
     OrchestrationStatus,
     OrchestrationView,
+    compensation_failures,
 )
 from orra_gateway.errors import (
     BrokerDown,
@@ -192,6 +195,7 @@ class Gateway:
                 project=principal.project,
                 idempotency_key=idempotency_key,
                 mode=request.mode,
+                pause_grace_s=request.pause_grace_s,
             )
             try:
                 await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
@@ -228,6 +232,10 @@ class Gateway:
         view = self.read_model.get(principal.project, orchestration_id)
         if view.terminal:
             raise Conflict(f"orchestration {orchestration_id} already ended ({view.status})")
+        if view.status == "compensating":
+            raise Conflict(
+                f"orchestration {orchestration_id} already stopped: it is being compensated"
+            )
         event = OrchestrationAborted(
             event_id=f"end:{orchestration_id}",
             orchestration_id=orchestration_id,
@@ -258,3 +266,82 @@ class Gateway:
             return self.read_model.get(principal.project, orchestration_id)
         except NotFound:
             raise NotFound(f"no orchestration {orchestration_id!r}") from None
+
+    # --- compensation failures ------------------------------------------------------------
+
+    def compensation_failures(
+        self, principal: ApiKeyRecord, status: str | None = "failed"
+    ) -> list[CompensationFailure]:
+        """The project's failed compensations, newest first (``status`` ``None``: all)."""
+        out: list[CompensationFailure] = []
+        for orchestration_id in reversed(self.read_model.compensation_failed):
+            view = self.read_model.views.get(orchestration_id)
+            if view is None or view.project != principal.project:
+                continue
+            out.extend(
+                item
+                for item in compensation_failures(view)
+                if status is None or item.status == status
+            )
+        return out
+
+    async def resolve_compensation(
+        self,
+        principal: ApiKeyRecord,
+        orchestration_id: str,
+        task_id: str,
+        resolution: Literal["resolved", "ignored"],
+        note: str | None,
+    ) -> CompensationFailure:
+        """Append ``task.compensation_resolved`` for a failed compensation.
+
+        Raises:
+            NotFound: no such failed compensation in the caller's project.
+            Conflict: it was already resolved or ignored.
+            BrokerDown: the event could not be appended.
+        """
+        try:
+            view = self.read_model.get(principal.project, orchestration_id)
+        except NotFound:
+            raise NotFound(f"no failed compensation {orchestration_id}:{task_id}") from None
+        current = _failure(view, task_id)
+        if current is None:
+            raise NotFound(f"no failed compensation {orchestration_id}:{task_id}")
+        if current.status != "failed":
+            raise Conflict(f"compensation {current.id} is already {current.status}")
+        event = TaskCompensationResolved(
+            event_id=f"cres:{orchestration_id}:{task_id}",
+            orchestration_id=orchestration_id,
+            task_id=task_id,
+            resolution=resolution,
+            note=note,
+            by=principal.id,
+        )
+        try:
+            ack = await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
+        except Exception as exc:
+            raise BrokerDown("the resolution could not be recorded; retry") from exc
+        after = await self.read_model.wait_for(
+            orchestration_id,
+            lambda v: (
+                v is not None and (f := _failure(v, task_id)) is not None and f.status != "failed"
+            ),
+            5.0,
+        )
+        updated = _failure(after, task_id) if after is not None else None
+        if ack.duplicate and updated is not None and updated.status != resolution:
+            raise Conflict(f"compensation {current.id} is already {updated.status}")
+        log.info(
+            "compensation failure settled",
+            orchestration_id=orchestration_id,
+            task_id=task_id,
+            resolution=resolution,
+        )
+        return updated or current
+
+
+def _failure(view: OrchestrationView, task_id: str) -> CompensationFailure | None:
+    for item in compensation_failures(view):
+        if item.task_id == task_id:
+            return item
+    return None

@@ -161,6 +161,7 @@ class ActionHandler:
                 webhook=action.webhook,
                 mode=action.mode,
                 task_timeout_s=action.task_timeout_s,
+                pause_grace_s=action.pause_grace_s,
             )
         log.info(
             "plan failed",

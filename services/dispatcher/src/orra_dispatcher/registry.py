@@ -1,0 +1,155 @@
+"""What the dispatcher knows about services: which are revertible, which are unhealthy.
+
+The registry follows the services stream (``service.registered.*`` and
+``service.heartbeat.*``, the last message of each subject, then live) with an ordered
+consumer, and keeps two sets that the pure transitions read directly (see
+:class:`orra_dispatcher.domain.Services`): ``revertible`` and ``unhealthy``. Nothing is
+awaited per task: dispatching checks membership in a set.
+
+Health. A service is unhealthy when it announced heartbeats (``interval_s``) and none
+came for more than ``factor`` (3) intervals (:func:`~orra_dispatcher.domain.is_unhealthy`);
+a service never seen heartbeating is not unhealthy (it may be a test double, or an old
+SDK). A checker runs every ``check_s`` seconds; a heartbeat of an unhealthy service makes
+it healthy at once. Every transition to healthy calls ``on_healthy(service)``, which the
+dispatcher uses to resume the orchestrations that wait for it. Heartbeat times are the
+sender's clock (``at``); clocks must be roughly in sync (well within an interval).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from nats.js.api import DeliverPolicy
+
+from orra_dispatcher.domain import Services, is_unhealthy
+from orra_events import DecodeError, ServiceHeartbeat, ServiceRegistered, decode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from nats.aio.msg import Msg
+
+    from orra_events import Bus
+
+__all__ = ["ServiceRegistry"]
+
+log = structlog.get_logger("orra.dispatcher.registry")
+
+
+class ServiceRegistry:
+    """Revertible and unhealthy services, kept up to date from the services stream.
+
+    Args:
+        bus: The connected bus.
+        factor: Missed intervals after which a service is unhealthy.
+        check_s: How often health is re-evaluated.
+        on_healthy: Called (synchronously) with a service that became healthy again.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        factor: float = 3.0,
+        check_s: float = 0.5,
+        on_healthy: Callable[[str], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.factor = factor
+        self.check_s = check_s
+        self.on_healthy = on_healthy
+        self.revertible: set[str] = set()
+        self.unhealthy: set[str] = set()
+        self.beats: dict[str, tuple[float, float]] = {}
+        self.services = Services(unhealthy=self.unhealthy, revertible=self.revertible)
+        self._sub: Any = None
+        self._checker: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        """Read the registry up to now, then follow it and check health periodically."""
+        topology = self.bus.topology
+        info = await self.bus.js.stream_info(topology.services_stream)
+        if info.state.messages == 0:
+            self._caught_up.set()
+        self._sub = await self.bus.js.subscribe(
+            topology.subject("service", ">"),
+            stream=topology.services_stream,
+            cb=self._on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._caught_up.wait()
+        self.check()
+        self._checker = asyncio.create_task(self._check_loop(), name="orra-dispatcher-health")
+
+    async def stop(self) -> None:
+        """Stop following the registry."""
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+            self._checker = None
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_message(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data)
+        except DecodeError:
+            log.warning("undecodable registry message skipped", subject=msg.subject)
+        else:
+            self.observe(event)
+        if msg.metadata.num_pending == 0:
+            self._caught_up.set()
+
+    def observe(self, event: object) -> None:
+        """Take one registry event into account."""
+        if isinstance(event, ServiceRegistered):
+            if event.revertible:
+                self.revertible.add(event.service)
+            else:
+                self.revertible.discard(event.service)
+        elif isinstance(event, ServiceHeartbeat):
+            previous = self.beats.get(event.service)
+            if previous is None or event.at >= previous[0]:
+                self.beats[event.service] = (event.at, event.interval_s)
+            if event.service in self.unhealthy and not is_unhealthy(
+                event.at, event.interval_s, time.time(), self.factor
+            ):
+                self._healthy(event.service)
+
+    def check(self, now: float | None = None) -> None:
+        """Re-evaluate every service's health as of ``now``."""
+        at = time.time() if now is None else now
+        for service, (last, interval) in self.beats.items():
+            down = is_unhealthy(last, interval, at, self.factor)
+            if down and service not in self.unhealthy:
+                self.unhealthy.add(service)
+                log.warning("service unhealthy: no heartbeat", service=service, last_beat=last)
+            elif not down and service in self.unhealthy:
+                self._healthy(service)
+
+    def _healthy(self, service: str) -> None:
+        self.unhealthy.discard(service)
+        log.info("service healthy again", service=service)
+        if self.on_healthy is not None:
+            self.on_healthy(service)
+
+    async def _check_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_s)
+            try:
+                self.check()
+            except Exception:
+                log.warning("health check failed", exc_info=True)
