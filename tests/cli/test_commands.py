@@ -147,6 +147,53 @@ def test_422_prints_the_planner_reasons(orra: Any, gateway: FakeGateway) -> None
     assert "orderId is unused" in result.stderr
 
 
+def test_json_rejection_prints_one_object_with_the_status_and_reasons(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    gateway.route(
+        "POST",
+        "/orchestrations",
+        (
+            422,
+            {
+                "type": "urn:orra:problem:planning-failed",
+                "title": "Action could not be planned",
+                "status": 422,
+                "orchestrationId": "o_nope",
+                "reasons": ["no registered service can reconcile invoices"],
+            },
+        ),
+    )
+    gateway.route(
+        "GET", "/orchestrations/o_nope", (200, {"id": "o_nope", "status": "not_actionable"})
+    )
+    result = orra("verify", "run", "reconcile last nights invoices", "--json")
+    assert result.exit_code == EXIT_FAILED
+    out = json.loads(result.stdout)
+    assert out["orchestrationId"] == "o_nope"
+    assert out["status"] == "not_actionable"
+    assert out["reasons"] == ["no registered service can reconcile invoices"]
+    assert out["tasks"] == []
+    assert out["parallel_groups"] == []
+    assert "not accepted" in out["error"]
+    assert "no registered service" in result.stderr
+
+
+def test_json_errors_of_any_command_are_json_on_stdout(orra: Any, gateway: FakeGateway) -> None:
+    result = orra("inspect", "o_missing", "--json")
+    assert result.exit_code == EXIT_FAILED
+    out = json.loads(result.stdout)
+    assert out["httpStatus"] == 404
+    assert "o_missing" in out["error"]
+
+
+def test_ps_unknown_status_is_a_usage_error(orra: Any, gateway: FakeGateway) -> None:
+    result = orra("ps", "--status", "bogus")
+    assert result.exit_code == EXIT_USAGE
+    assert "paused" in result.stderr
+    assert not [r for r in gateway.requests if r.path == "/orchestrations"]
+
+
 def test_bad_data_field_is_a_usage_error(orra: Any) -> None:
     result = orra("verify", "run", "x", "-d", "novalue")
     assert result.exit_code == EXIT_USAGE
@@ -328,3 +375,51 @@ def test_broken_config_file_is_a_usage_error(isolated_config: Path) -> None:
     result = CliRunner().invoke(app, ["ps"])
     assert result.exit_code == EXIT_USAGE
     assert str(isolated_config) in result.stderr
+
+
+def test_comp_fail_ls_resolve_ignore(orra: Any, gateway: FakeGateway) -> None:
+    failure = {
+        "id": "o_abc:inventory",
+        "orchestrationId": "o_abc",
+        "taskId": "inventory",
+        "service": "InventoryService",
+        "status": "failed",
+        "attempts": 3,
+        "failedAt": 1.0,
+        "error": "stock system refused the release",
+    }
+    gateway.route("GET", "/compensation-failures", (200, {"items": [failure]}))
+    listed = orra("comp-fail", "ls")
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["ID", "SERVICE", "STATUS", "ATTEMPTS", "FAILED", "ERROR"]
+    assert row.split()[:4] == ["o_abc:inventory", "InventoryService", "failed", "3"]
+    assert "stock system refused the release" in row
+    assert "status" not in gateway.last("GET", "/compensation-failures").query
+    orra("comp-fail", "ls", "--all")
+    assert gateway.last("GET", "/compensation-failures").query["status"] == ["all"]
+    assert json.loads(orra("comp-fail", "ls", "--json").stdout) == {"items": [failure]}
+
+    settled = {**failure, "status": "resolved", "resolutionNote": "released by hand"}
+    path = "/compensation-failures/o_abc/inventory/resolve"
+    gateway.route("POST", path, (200, settled))
+    resolved = orra("comp-fail", "resolve", "o_abc:inventory", "--note", "released by hand")
+    assert resolved.exit_code == 0, resolved.output
+    assert gateway.last("POST", path).body == {"note": "released by hand"}
+    assert "compensation o_abc:inventory: resolved" in resolved.stdout
+
+    ignored_path = "/compensation-failures/o_abc/inventory/ignore"
+    gateway.route("POST", ignored_path, (200, {**failure, "status": "ignored"}))
+    ignored = orra("comp-fail", "ignore", "o_abc:inventory", "--json")
+    assert ignored.exit_code == 0, ignored.output
+    assert json.loads(ignored.stdout)["status"] == "ignored"
+    assert gateway.last("POST", ignored_path).body == {}
+
+
+def test_comp_fail_bad_id_and_unknown_failure(orra: Any, gateway: FakeGateway) -> None:
+    bad = orra("comp-fail", "resolve", "no-colon-here")
+    assert bad.exit_code == EXIT_USAGE
+    assert "<orchestration id>:<task id>" in bad.stderr
+    missing = orra("comp-fail", "ignore", "o_x:t1")
+    assert missing.exit_code == EXIT_FAILED
+    assert "orra comp-fail ls" in missing.stderr

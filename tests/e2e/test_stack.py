@@ -145,6 +145,15 @@ def test_seed_basic_action_that_no_service_can_do_exits_1_with_the_reasons(
     reason = "no registered service of project 'default' matches the action"
     assert result.stderr.count(reason) == 1, result.stderr  # printed once, not twice
     assert "reconcil" in result.stderr
+    # with --json a script still gets one object on stdout, and the same exit code
+    as_json = stack.orra("verify", "run", "reconcile last nights invoices", "--json")
+    assert as_json.returncode == 1, stack.explain(as_json)
+    out = json.loads(as_json.stdout)
+    assert out["status"] == "not_actionable"
+    assert out["orchestrationId"].startswith("o_")
+    assert any(reason in r for r in out["reasons"]), out
+    assert out["tasks"] == []
+    assert out["parallel_groups"] == []
 
 
 def test_seed_action_with_parameters_prints_id_and_parallel_groups(stack: StackHandle) -> None:

@@ -7,6 +7,7 @@ is 0 on success, 1 when the operation failed, 2 on a usage error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import signal
@@ -26,6 +27,7 @@ from orra_cli.config import Settings, default_data_dir
 from orra_cli.datafields import parse_data_fields
 from orra_cli.errors import EXIT_FAILED, CliError, UsageError
 from orra_cli.render import (
+    ORCHESTRATION_STATUSES,
     TERMINAL_STATUSES,
     comp_fail_rows,
     inspect_text,
@@ -115,11 +117,20 @@ def _fail(error: CliError) -> typer.Exit:
 
 
 def _handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Report a :class:`CliError` and exit with its code.
+
+    With ``--json`` the error is also printed on stdout as one object (``error``,
+    ``details`` and the error's data, e.g. ``orchestrationId``, ``status``, ``reasons``),
+    so that a script always gets JSON; the human message still goes to stderr.
+    """
+
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except CliError as exc:
+            if kwargs.get("as_json"):
+                _emit_json(exc.as_json())
             raise _fail(exc) from None
         except KeyboardInterrupt:
             _note("interrupted", "yellow")
@@ -138,6 +149,30 @@ def _settings(gateway_url: str | None, api_key: str | None) -> Settings:
 def _client(gateway_url: str | None, api_key: str | None) -> GatewayClient:
     settings = _settings(gateway_url, api_key)
     return GatewayClient(settings.gateway_url, settings.require_api_key())
+
+
+def _describe_rejection(client: GatewayClient, exc: PlanRejected) -> None:
+    """Give a rejected submission the fields ``verify run --json`` prints.
+
+    A planning failure names its orchestration; its status (``not_actionable`` or
+    ``failed``) is read back from the gateway. An invalid request has no orchestration.
+    """
+    orch_id = exc.data.get("orchestrationId")
+    status = "rejected"
+    if orch_id:
+        status = "failed"
+        with contextlib.suppress(CliError):
+            view = client.get_json(f"/orchestrations/{orch_id}")
+            if isinstance(view, dict) and view.get("status"):
+                status = str(view["status"])
+    exc.data = {
+        "orchestrationId": orch_id,
+        "status": status,
+        "reasons": exc.data.get("reasons") or [],
+        "tasks": [],
+        "parallel_groups": [],
+        **{k: v for k, v in exc.data.items() if k not in {"orchestrationId", "reasons"}},
+    }
 
 
 def _items(payload: Any, *keys: str) -> list[dict[str, Any]]:
@@ -295,6 +330,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
             )
         except PlanRejected as exc:
             exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
+            _describe_rejection(client, exc)
             raise
         orch_id = str(created.get("orchestrationId") or created.get("id"))
         view: dict[str, Any] = created
@@ -303,7 +339,14 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
         if view.get("status") in {"not_actionable", "failed"} and not view.get("tasks"):
             raise CliError(
                 f"orchestration {orch_id} could not be planned ({view.get('status')}): "
-                f"{view.get('error') or 'no reason given'}; see `orra inspect -d {orch_id}`"
+                f"{view.get('error') or 'no reason given'}; see `orra inspect -d {orch_id}`",
+                data={
+                    "orchestrationId": orch_id,
+                    "status": view.get("status"),
+                    "reasons": view.get("reasons") or [],
+                    "tasks": [],
+                    "parallel_groups": [],
+                },
             )
         if not as_json:
             console = _out()
@@ -395,6 +438,10 @@ def ps(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """List orchestrations, newest first."""
+    if status is not None and status not in ORCHESTRATION_STATUSES:
+        raise UsageError(
+            f"unknown status {status!r}: use one of {', '.join(sorted(ORCHESTRATION_STATUSES))}"
+        )
     with _client(gateway_url, api_key) as client:
         payload = client.get_json("/orchestrations", params={"status": status, "limit": limit})
     items = _items(payload)

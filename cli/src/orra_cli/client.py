@@ -139,25 +139,37 @@ class GatewayClient:
             body = resp.text
         title, lines = problem_lines(body)
         code = resp.status_code
+        data: dict[str, Any] = {"httpStatus": code}
+        if isinstance(body, dict):
+            data["problem"] = body
+            if body.get("orchestrationId"):
+                data["orchestrationId"] = body["orchestrationId"]
+            if isinstance(body.get("reasons"), list):
+                data["reasons"] = body["reasons"]
         if code in {401, 403}:
             return CliError(
                 f"the gateway at {self.base_url} refused the API key ({code}"
                 f"{': ' + title if title else ''}): run `orra up` to write the local key, "
                 "or set ORRA_API_KEY, or pass --api-key",
                 details=lines,
+                data=data,
             )
         if code == 404:
-            return CliError(not_found or f"not found: {title or resp.url.path}", details=lines)
+            return CliError(
+                not_found or f"not found: {title or resp.url.path}", details=lines, data=data
+            )
         if code == 422:
             return PlanRejected(
                 f"the gateway rejected the request (422): {title or 'unprocessable'}",
                 details=lines,
+                data=data,
             )
         hint = "" if code < 500 else "; check the gateway's logs (`orra up` prints them)"
         return CliError(
             f"the gateway answered {code} {resp.reason_phrase}"
             f"{': ' + title if title else ''}{hint}",
             details=lines,
+            data=data,
         )
 
     def get_json(self, path: str, **kwargs: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "UsageError"]
 
 EXIT_OK = 0
@@ -19,19 +21,33 @@ class CliError(Exception):
         message: What went wrong and what to do next.
         exit_code: The process exit code.
         details: More lines to print under the message (reasons, problem details).
+        data: Fields that ``--json`` prints beside ``error`` (the orchestration id, its
+            status, the planner's reasons, the gateway's problem details).
     """
 
     def __init__(
-        self, message: str, *, exit_code: int = EXIT_FAILED, details: list[str] | None = None
+        self,
+        message: str,
+        *,
+        exit_code: int = EXIT_FAILED,
+        details: list[str] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.details = details or []
+        self.data = data or {}
+
+    def as_json(self) -> dict[str, Any]:
+        """The error as ``--json`` prints it on stdout: ``data`` plus ``error``."""
+        return {**self.data, "error": self.message, "details": self.details}
 
 
 class UsageError(CliError):
     """The command line or the configuration is wrong (exit code 2)."""
 
-    def __init__(self, message: str, *, details: list[str] | None = None) -> None:
-        super().__init__(message, exit_code=EXIT_USAGE, details=details)
+    def __init__(
+        self, message: str, *, details: list[str] | None = None, data: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, exit_code=EXIT_USAGE, details=details, data=data)

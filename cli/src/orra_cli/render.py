@@ -16,11 +16,14 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from rich.text import Text
 
+from orra_events.projection import OrchestrationStatus
+
 __all__ = [
+    "ORCHESTRATION_STATUSES",
     "STATUS_STYLES",
     "TERMINAL_STATUSES",
     "comp_fail_rows",
@@ -33,6 +36,9 @@ __all__ = [
     "table_text",
     "task_notes",
 ]
+
+ORCHESTRATION_STATUSES = frozenset(get_args(OrchestrationStatus))
+"""Every status an orchestration can have (what ``orra ps --status`` accepts)."""
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "aborted", "not_actionable"})
 """Orchestration statuses after which nothing changes."""
