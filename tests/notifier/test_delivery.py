@@ -351,3 +351,26 @@ async def test_during_a_rotation_both_secrets_sign(bus: Bus, start_notifier: Sta
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     assert standard_webhooks_verify(old, request.headers, request.body)
     assert standard_webhooks_verify(new, request.headers, request.body)
+
+
+async def test_a_malformed_delivery_job_is_parked_and_the_next_one_delivered(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    from orra_events.bus import HDR_REASON
+    from orra_notifier.handlers import job_subject
+
+    bad_subject = job_subject(bus.topology, "o_badjob")
+    async with Receiver() as receiver:
+        await start_notifier()
+        await bus.js.publish(bad_subject, b'{"orchestration_id": "o_badjob"}')
+        await bus.publish(done("o_afterjob", receiver.url()))
+        [outcome] = await outcomes(bus, "o_afterjob")
+        assert isinstance(outcome, WebhookDelivered)
+
+    parked = await bus.js.get_last_msg(
+        bus.topology.dlq_stream, bus.topology.dead_letter(bad_subject)
+    )
+    assert parked.data == b'{"orchestration_id": "o_badjob"}'
+    reason = (parked.headers or {}).get(HDR_REASON, "")
+    assert "delivery job" in reason
+    assert "project" in reason  # the missing field is named

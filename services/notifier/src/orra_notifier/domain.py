@@ -31,7 +31,6 @@ __all__ = [
     "TERMINAL_EVENTS",
     "AttemptResult",
     "Decision",
-    "DeliveryJob",
     "DeliveryOutcome",
     "RetryPolicy",
     "Status",
@@ -291,24 +290,6 @@ def decide(
 
 
 # --- records kept in JetStream ---------------------------------------------------------------
-
-
-class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
-    """One (orchestration, URL) delivery: the message a delivery worker retries.
-
-    Attributes:
-        orchestration_id: Whose result this is.
-        project: Whose secret signs it.
-        url: Where it goes.
-        body: The exact JSON body, fixed at fan-out so every attempt sends the same bytes.
-        created_at: When the job was made; the retry deadline counts from here.
-    """
-
-    orchestration_id: str
-    project: str
-    url: str
-    body: str
-    created_at: float
 
 
 class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -49,13 +49,12 @@ import random
 import time
 from typing import TYPE_CHECKING, Final
 
-import msgspec
 import structlog
 
 from orra_events import DecodeError, decode
+from orra_events.jobs import DeliveryJob, decode_delivery_job, encode_job
 from orra_notifier.domain import (
     TERMINAL_EVENTS,
-    DeliveryJob,
     DeliveryOutcome,
     RetryPolicy,
     TerminalEvent,
@@ -175,7 +174,7 @@ class FanOut:
             )
             await self._bus.js.publish(
                 subject,
-                msgspec.json.encode(job),
+                encode_job(job),
                 headers={"Nats-Msg-Id": f"job:{event.orchestration_id}:{url_hash(url)}"},
             )
         log.info("webhooks queued", orchestration_id=event.orchestration_id, count=len(urls))
@@ -218,14 +217,13 @@ class DeliveryWorker:
             max_s=settings.backoff_max_s,
             deadline_s=settings.deadline_s,
         )
-        self._decoder = msgspec.json.Decoder(DeliveryJob)
 
     async def __call__(self, msg: Msg) -> None:
         """Handle one delivery job message."""
         try:
-            job = self._decoder.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await self._bus.park(msg, f"invalid delivery job: {exc}")
+            job = decode_delivery_job(msg.data)
+        except DecodeError as exc:
+            await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
             return
         attempt = msg.metadata.num_delivered
         try:
