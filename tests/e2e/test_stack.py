@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import standardwebhooks
 
 from tests.e2e.stack_fixtures import (
     ORRA,
@@ -213,6 +214,7 @@ def test_seed_refund_with_webhook_delivers_a_signed_result(
     assert secret.startswith("whsec_")
     assert delivery.headers["webhook-id"].startswith("msg_")
     assert verify_standard_webhook(secret, delivery.headers, delivery.body)
+    assert standardwebhooks.Webhook(secret).verify(delivery.body, dict(delivery.headers))
     assert not verify_standard_webhook(secret, delivery.headers, delivery.body + b" ")
     # and the orchestration records the delivery
     view = stack.wait_status(orch, {"completed"})

@@ -11,6 +11,9 @@ import time
 from typing import Any
 
 import msgspec
+import pytest
+import standardwebhooks
+import standardwebhooks.webhooks
 
 from orra_events import (
     Bus,
@@ -80,6 +83,11 @@ async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
     secret = await project_secret(bus)
     assert standard_webhooks_verify(secret, request.headers, request.body)
     assert not standard_webhooks_verify(secret, request.headers, request.body + b" ")
+    # and the reference implementation of the specification agrees
+    verified = standardwebhooks.Webhook(secret).verify(request.body, dict(request.headers))
+    assert verified["orchestrationId"] == "o_sign1"
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(secret).verify(request.body + b" ", dict(request.headers))
 
 
 async def test_a_receiver_failing_twice_gets_it_on_the_third_attempt_with_one_webhook_id(
