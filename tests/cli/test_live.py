@@ -17,9 +17,14 @@ from orra_cli.app import app
 from orra_events import (
     ActionSubmitted,
     Bus,
+    CompensationSummary,
     DataField,
     Event,
+    OrchestrationAborted,
+    OrchestrationCompensated,
+    OrchestrationCompensating,
     OrchestrationDone,
+    OrchestrationFailed,
     Plan,
     PlanCreated,
     PlanTask,
@@ -147,3 +152,89 @@ def test_inspect_follow_shows_history_then_live_events_to_the_end(
     view = json.loads(as_json.stdout)
     assert view["status"] == "completed"
     assert [t["status"] for t in view["tasks"]] == ["completed", "pending"]
+
+
+def _collect(url: str, namespace: str, orch: str, late: list[Event]) -> list[str]:
+    """Follow ``orch`` while ``late`` events are published half a second in."""
+    from orra_cli.stream import StreamedEvent, orchestration_events
+
+    async def go() -> list[str]:
+        seen: list[str] = []
+
+        async def follow() -> None:
+            seen.extend(
+                [
+                    str(item.raw.get("type"))
+                    async for item in orchestration_events(url, namespace, orch, follow=True)
+                    if isinstance(item, StreamedEvent)
+                ]
+            )
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.5)
+        bus = await Bus.connect(url, Topology(namespace=namespace), name="test-cli-late")
+        for event in late:
+            await bus.publish(event)
+        await bus.close()
+        await asyncio.wait_for(task, 10)
+        return seen
+
+    return asyncio.run(go())
+
+
+def test_follow_goes_on_through_the_compensation_after_a_users_abort(
+    nats_server: EmbeddedNats, nats_env: str
+) -> None:
+    aborted = OrchestrationAborted(
+        event_id=f"end:{ORCH}", orchestration_id=ORCH, reason="aborted by user"
+    )
+    _publish(nats_server.url, nats_env, [*_history(), _rest()[0], aborted])
+    late: list[Event] = [
+        OrchestrationCompensating(
+            event_id=f"comp:{ORCH}",
+            orchestration_id=ORCH,
+            cause="aborted",
+            reason="aborted by user",
+            tasks=["payment"],
+        ),
+        OrchestrationCompensated(
+            event_id=f"compd:{ORCH}",
+            orchestration_id=ORCH,
+            compensation=CompensationSummary(compensated=["payment"]),
+        ),
+    ]
+    seen = _collect(nats_server.url, nats_env, ORCH, late)
+    assert seen[-3:] == [
+        "orchestration.aborted",
+        "orchestration.compensating",
+        "orchestration.compensated",
+    ]
+
+
+def test_follow_ends_soon_after_an_abort_with_nothing_to_compensate(
+    nats_server: EmbeddedNats, nats_env: str
+) -> None:
+    aborted = OrchestrationAborted(
+        event_id=f"end:{ORCH}", orchestration_id=ORCH, reason="aborted by user"
+    )
+    _publish(nats_server.url, nats_env, [*_history(), aborted])
+    started = time.monotonic()
+    seen = _collect(nats_server.url, nats_env, ORCH, [])
+    assert seen[-1] == "orchestration.aborted"
+    assert time.monotonic() - started < 5
+
+
+def test_follow_ends_at_a_dispatcher_ended_orchestration_with_its_compensation(
+    nats_server: EmbeddedNats, nats_env: str
+) -> None:
+    failed = OrchestrationFailed(
+        event_id=f"end:{ORCH}",
+        orchestration_id=ORCH,
+        error="notify failed",
+        compensation=CompensationSummary(compensated=["payment"]),
+    )
+    _publish(nats_server.url, nats_env, [*_history(), failed])
+    started = time.monotonic()
+    seen = _collect(nats_server.url, nats_env, ORCH, [])
+    assert seen[-1] == "orchestration.failed"
+    assert time.monotonic() - started < 5

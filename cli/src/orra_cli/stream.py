@@ -7,6 +7,7 @@ first, then delivers new events as they are appended: ``orra inspect -f`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
@@ -27,7 +28,23 @@ if TYPE_CHECKING:
 
     from nats.aio.client import Client as NatsClient
 
-__all__ = ["BrokerUnreachable", "StreamedEvent", "Tick", "connect", "orchestration_events"]
+__all__ = [
+    "COMPENSATION_GRACE_S",
+    "TERMINAL_EVENT_TYPES",
+    "BrokerUnreachable",
+    "StreamedEvent",
+    "Tick",
+    "connect",
+    "orchestration_events",
+]
+
+TERMINAL_EVENT_TYPES = frozenset(
+    {"orchestration.done", "orchestration.failed", "orchestration.aborted"}
+)
+"""Event types that end an orchestration."""
+
+COMPENSATION_GRACE_S = 1.0
+"""How long ``inspect -f`` waits after a user's abort for the compensation to start."""
 
 
 class BrokerUnreachable(CliError):
@@ -94,8 +111,10 @@ async def orchestration_events(
         nats_url: Broker URL.
         namespace: Subject namespace (``ORRA_NAMESPACE``).
         orchestration_id: The orchestration.
-        follow: Keep going after the history until a terminal event; otherwise stop once
-            the stored history has been read.
+        follow: Keep going after the history until a terminal event (after a user's abort,
+            until the compensation that follows it has ended, or no compensation started
+            within :data:`COMPENSATION_GRACE_S`); otherwise stop once the stored history has
+            been read.
         tick_s: Yield a :class:`Tick` after this long without an event (when following).
 
     Raises:
@@ -121,11 +140,18 @@ async def orchestration_events(
             deliver_policy=DeliverPolicy.ALL,
             idle_heartbeat=2.0,
         )
+        loop = asyncio.get_running_loop()
+        # After a user's abort the terminal event comes first and the dispatcher may then
+        # compensate: follow on for a short while, and to the end of a compensation.
+        grace_until: float | None = None
+        compensating = False
         try:
             while True:
                 try:
                     msg = await sub.next_msg(timeout=tick_s)
                 except (TimeoutError, NatsTimeout):
+                    if grace_until is not None and not compensating and loop.time() > grace_until:
+                        return
                     yield Tick()
                     continue
                 meta = msg.metadata
@@ -146,14 +172,23 @@ async def orchestration_events(
                     caught_up=caught_up,
                 )
                 kind = raw.get("type") if isinstance(raw, dict) else None
-                if follow and kind in {
-                    "orchestration.done",
-                    "orchestration.failed",
-                    "orchestration.aborted",
-                }:
-                    return
-                if not follow and caught_up:
-                    return
+                if not follow:
+                    if caught_up:
+                        return
+                    continue
+                if kind == "orchestration.compensating":
+                    compensating = True
+                elif kind == "orchestration.compensated":
+                    compensating = False
+                    if grace_until is not None:
+                        return
+                elif kind in TERMINAL_EVENT_TYPES:
+                    compensated = isinstance(raw, dict) and raw.get("compensation") is not None
+                    if kind != "orchestration.aborted" or compensated:
+                        return
+                    grace_until = loop.time() + COMPENSATION_GRACE_S
+                    if not compensating:
+                        tick_s = min(tick_s, COMPENSATION_GRACE_S)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
