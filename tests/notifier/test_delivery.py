@@ -17,7 +17,9 @@ import standardwebhooks.webhooks
 
 from orra_events import (
     Bus,
+    CompensationSummary,
     OrchestrationAborted,
+    OrchestrationCompensated,
     OrchestrationFailed,
     WebhookDelivered,
     WebhookFailed,
@@ -382,3 +384,67 @@ async def test_a_malformed_delivery_job_is_parked_and_the_next_one_delivered(
     reason = (parked.headers or {}).get(HDR_REASON, "")
     assert "delivery job" in reason
     assert "project" in reason  # the missing field is named
+
+
+async def test_a_compensation_that_fails_after_a_users_abort_is_reported_by_webhook(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as receiver:
+        await start_notifier()
+        # the gateway appends the user's abort: delivered at once, no compensation yet
+        await bus.publish(
+            OrchestrationAborted(
+                event_id="end:o_compfail",
+                orchestration_id="o_compfail",
+                reason="aborted by user",
+                webhook=receiver.url(),
+            )
+        )
+        [first] = await outcomes(bus, "o_compfail")
+        assert isinstance(first, WebhookDelivered)
+        # then the dispatcher compensates; one revert finally fails
+        await bus.publish(
+            OrchestrationCompensated(
+                event_id="comp-end:o_compfail",
+                orchestration_id="o_compfail",
+                compensation=CompensationSummary(compensated=["payment"], failed=["inventory"]),
+            )
+        )
+        [first_again, report] = await outcomes(bus, "o_compfail", count=2)
+        assert first_again == first
+        assert isinstance(report, WebhookDelivered)
+        # a compensation without failures after another abort sends nothing more
+        await bus.publish(
+            OrchestrationAborted(
+                event_id="end:o_compok",
+                orchestration_id="o_compok",
+                reason="aborted by user",
+                webhook=receiver.url(),
+            )
+        )
+        await bus.publish(
+            OrchestrationCompensated(
+                event_id="comp-end:o_compok",
+                orchestration_id="o_compok",
+                compensation=CompensationSummary(compensated=["payment"]),
+            )
+        )
+        await outcomes(bus, "o_compok")
+        await asyncio.sleep(0.5)
+
+    bodies = [json.loads(r.body) for r in receiver.requests]
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    by_orch = [b["orchestrationId"] for b in bodies]
+    assert by_orch.count("o_compfail") == 2
+    assert by_orch.count("o_compok") == 1
+    first_body, report_body = [b for b in bodies if b["orchestrationId"] == "o_compfail"]
+    assert "compensation" not in first_body
+    assert report_body == {
+        "orchestrationId": "o_compfail",
+        "status": "aborted",
+        "results": None,
+        "error": "aborted by user",
+        "compensation": {"compensated": ["payment"], "failed": ["inventory"], "skipped": []},
+    }
+    assert len(set(ids)) == len(ids)  # the report has its own webhook-id
+    assert report.webhook_id != first.webhook_id

@@ -289,3 +289,46 @@ def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (defaults.deadline_s, defaults.allow_private) == (86_400.0, False)
     with pytest.raises(InvalidSettings):
         NotifierSettings(timeout_s=0)
+
+
+def test_the_payload_says_how_a_compensation_went() -> None:
+    from orra_events import CompensationSummary
+
+    summary = CompensationSummary(compensated=["delivery"], failed=["inventory"])
+    failed = OrchestrationFailed(
+        event_id="e", orchestration_id="o_1", error="notify failed", compensation=summary
+    )
+    assert build_payload(failed)["compensation"] == {
+        "compensated": ["delivery"],
+        "failed": ["inventory"],
+        "skipped": [],
+    }
+    assert "compensation" not in build_payload(done("o_2", None))
+
+
+def test_only_a_failed_compensation_after_a_users_abort_is_reported() -> None:
+    from orra_events import CompensationSummary
+    from orra_notifier.domain import (
+        COMPENSATION,
+        compensation_report,
+        delivery_key,
+        needs_compensation_report,
+    )
+
+    user_abort = OrchestrationAborted(event_id="e", orchestration_id="o_1", reason="by user")
+    failed = CompensationSummary(failed=["inventory"])
+    clean = CompensationSummary(compensated=["payment"])
+    assert needs_compensation_report(user_abort, failed)
+    assert not needs_compensation_report(user_abort, clean)
+    ended_by_dispatcher = OrchestrationAborted(
+        event_id="e", orchestration_id="o_1", reason="by service", compensation=failed
+    )
+    assert not needs_compensation_report(ended_by_dispatcher, failed)
+    assert not needs_compensation_report(None, failed)
+    report = compensation_report(user_abort, failed)
+    assert report["status"] == "aborted"
+    assert report["compensation"]["failed"] == ["inventory"]
+    url = "https://example.com/h"
+    assert webhook_id("o_1", url, COMPENSATION) != webhook_id("o_1", url)
+    assert delivery_key("o_1", url, COMPENSATION) != delivery_key("o_1", url)
+    assert delivery_event_id("o_1", url, COMPENSATION) != delivery_event_id("o_1", url)

@@ -35,6 +35,9 @@ class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
         url: Where it goes.
         body: The exact JSON body, fixed at fan-out so every attempt sends the same bytes.
         created_at: When the job was made (UNIX seconds); the retry deadline counts from here.
+        kind: ``result`` (the orchestration's outcome) or ``compensation`` (the report of a
+            compensation that failed after a user's abort); each kind of one orchestration
+            has its own ``webhook-id`` and its own outcome per URL.
         v: Schema version (jobs written before versions existed decode as 1).
     """
 
@@ -43,6 +46,7 @@ class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     body: str
     created_at: float
+    kind: str = "result"
     v: int = DELIVERY_JOB_VERSION
 
 

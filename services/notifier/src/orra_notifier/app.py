@@ -53,6 +53,7 @@ def fanout_consumer_config(topology: Topology, ack_wait_s: float = 30.0) -> Cons
             topology.all_of("orchestration.done"),
             topology.all_of("orchestration.failed"),
             topology.all_of("orchestration.aborted"),
+            topology.all_of("orchestration.compensated"),
         ],
     )
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from orra_events import (
+    CompensationSummary,
     OrchestrationAborted,
     OrchestrationDone,
     OrchestrationFailed,
@@ -28,6 +29,8 @@ from orra_events import (
 from orra_notifier.errors import UnsafeWebhookUrl
 
 __all__ = [
+    "COMPENSATION",
+    "RESULT",
     "TERMINAL_EVENTS",
     "AttemptResult",
     "Decision",
@@ -39,12 +42,14 @@ __all__ = [
     "backoff_s",
     "build_payload",
     "check_url_shape",
+    "compensation_report",
     "decide",
     "delivery_event_id",
     "delivery_key",
     "describe",
     "encode_payload",
     "is_public_address",
+    "needs_compensation_report",
     "outcome_event",
     "parse_retry_after",
     "status_of",
@@ -63,6 +68,12 @@ TERMINAL_EVENTS = (
     OrchestrationAborted,
 )
 """The events that end an orchestration and trigger its webhooks."""
+
+RESULT = "result"
+"""Delivery kind of an orchestration's result (its terminal event)."""
+
+COMPENSATION = "compensation"
+"""Delivery kind of the report of a compensation that failed after a user's abort."""
 
 RETRYABLE_STATUS = frozenset({408, 429})
 """4xx statuses that are retried: the receiver asks to be tried again later."""
@@ -85,7 +96,10 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
 
     ``results`` is the merged task output on completion and ``null`` otherwise; ``error``
     is ``null`` on completion, the failure for ``failed`` and the abort reason for
-    ``aborted`` (whose optional abort payload is passed on as ``results``).
+    ``aborted`` (whose optional abort payload is passed on as ``results``). When the
+    dispatcher compensated before ending the orchestration, ``compensation`` says how
+    (``compensated``, ``failed`` and ``skipped`` task ids); a ``failed`` entry waits for an
+    operator (``orra comp-fail ls``).
     """
     payload: dict[str, Any] = {"orchestrationId": event.orchestration_id}
     if isinstance(event, OrchestrationDone):
@@ -94,6 +108,34 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
         payload.update(status="failed", results=None, error=event.error)
     else:
         payload.update(status="aborted", results=event.payload, error=event.reason)
+    if not isinstance(event, OrchestrationDone) and event.compensation is not None:
+        payload["compensation"] = msgspec.to_builtins(event.compensation)
+    return payload
+
+
+def needs_compensation_report(
+    terminal: TerminalEvent | None, compensation: CompensationSummary
+) -> bool:
+    """Whether a finished compensation gets a webhook of its own.
+
+    Only after a user's abort: that terminal event was appended before the compensation
+    ran, so its webhook could not say how the compensation went. When the dispatcher ends
+    an orchestration, its terminal event follows the compensation and carries the summary.
+    A compensation is reported only when one of them finally failed (an operator must act).
+    """
+    return (
+        isinstance(terminal, OrchestrationAborted)
+        and terminal.compensation is None
+        and bool(compensation.failed)
+    )
+
+
+def compensation_report(
+    aborted: OrchestrationAborted, compensation: CompensationSummary
+) -> dict[str, Any]:
+    """The body of a compensation report: the abort's payload plus ``compensation``."""
+    payload = build_payload(aborted)
+    payload["compensation"] = msgspec.to_builtins(compensation)
     return payload
 
 
@@ -110,20 +152,27 @@ def url_hash(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def webhook_id(orchestration_id: str, url: str) -> str:
-    """The ``webhook-id`` of an orchestration's delivery to ``url``; equal on every retry."""
-    digest = hashlib.sha256(f"{orchestration_id}\n{url}".encode()).hexdigest()[:24]
+def webhook_id(orchestration_id: str, url: str, kind: str = RESULT) -> str:
+    """The ``webhook-id`` of an orchestration's delivery to ``url``; equal on every retry.
+
+    ``kind`` tells an orchestration's deliveries to one URL apart: its result, and a later
+    compensation report (:data:`COMPENSATION`).
+    """
+    seed = f"{orchestration_id}\n{url}" if kind == RESULT else f"{orchestration_id}\n{kind}\n{url}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:24]
     return f"msg_{digest}"
 
 
-def delivery_event_id(orchestration_id: str, url: str) -> str:
+def delivery_event_id(orchestration_id: str, url: str, kind: str = RESULT) -> str:
     """Event id of the ``webhook.delivered`` / ``webhook.failed`` of one delivery."""
-    return f"w:{orchestration_id}:{url_hash(url)}"
+    middle = "" if kind == RESULT else f"{kind}:"
+    return f"w:{orchestration_id}:{middle}{url_hash(url)}"
 
 
-def delivery_key(orchestration_id: str, url: str) -> str:
+def delivery_key(orchestration_id: str, url: str, kind: str = RESULT) -> str:
     """KV key of a delivery's outcome in the ``notifier_deliveries`` bucket."""
-    return f"{orchestration_id}.{url_hash(url)}"
+    middle = "" if kind == RESULT else f"{kind}."
+    return f"{orchestration_id}.{middle}{url_hash(url)}"
 
 
 def target_urls(event_webhook: str | None, project_webhooks: list[str]) -> list[str]:
@@ -303,11 +352,12 @@ class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     webhook_id: str
     at: float
+    kind: str = RESULT
 
 
 def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
     """The ``webhook.delivered`` / ``webhook.failed`` event recording an outcome."""
-    event_id = delivery_event_id(outcome.orchestration_id, outcome.url)
+    event_id = delivery_event_id(outcome.orchestration_id, outcome.url, outcome.kind)
     if outcome.delivered:
         return WebhookDelivered(
             event_id=event_id,

@@ -2,7 +2,7 @@
 
 Flow::
 
-    orchestration.{done,failed,aborted}.<orch>  (events stream, durable ``notifier``)
+    orchestration.{done,failed,aborted,compensated}.<orch>  (events stream, durable ``notifier``)
         └─ FanOut: one DeliveryJob per target URL ─▶ notifier.delivery.<orch>
                    (work-queue stream ORRA_WEBHOOKS, durable ``notifier_delivery``)
                        └─ DeliveryWorker: sign, POST, retry ─▶ webhook.delivered|failed.<orch>
@@ -47,13 +47,21 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
+from nats.js.errors import NotFoundError
 
-from orra_events import DecodeError, decode
+from orra_events import (
+    DecodeError,
+    OrchestrationAborted,
+    OrchestrationCompensated,
+    decode,
+)
 from orra_events.jobs import DeliveryJob, decode_delivery_job, encode_job
 from orra_notifier.domain import (
+    COMPENSATION,
+    RESULT,
     TERMINAL_EVENTS,
     DeliveryOutcome,
     RetryPolicy,
@@ -61,10 +69,12 @@ from orra_notifier.domain import (
     Verdict,
     backoff_s,
     build_payload,
+    compensation_report,
     decide,
     delivery_key,
     describe,
     encode_payload,
+    needs_compensation_report,
     outcome_event,
     target_urls,
     url_hash,
@@ -138,11 +148,14 @@ class FanOut:
         except DecodeError as exc:
             await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
             return
-        if not isinstance(event, TERMINAL_EVENTS):
+        if not isinstance(event, (*TERMINAL_EVENTS, OrchestrationCompensated)):
             await msg.ack()
             return
         try:
-            await self.fan_out(event)
+            if isinstance(event, OrchestrationCompensated):
+                await self.report_compensation(event)
+            else:
+                await self.fan_out(event)
         except Exception as exc:  # noqa: BLE001 - any failure here is retried, never lost
             delay = min(30.0, 2.0 ** min(msg.metadata.num_delivered, 5))
             log.warning(
@@ -155,15 +168,25 @@ class FanOut:
             return
         await msg.ack()
 
-    async def fan_out(self, event: TerminalEvent) -> list[str]:
-        """Publish a delivery job for each of the event's target URLs; return the URLs."""
+    async def fan_out(
+        self, event: TerminalEvent, payload: dict[str, Any] | None = None, kind: str = RESULT
+    ) -> list[str]:
+        """Publish a delivery job for each of the event's target URLs; return the URLs.
+
+        Args:
+            event: The terminal event: its webhook, project and orchestration.
+            payload: The body to send (default: the event's result payload).
+            kind: The delivery kind (:data:`~orra_notifier.domain.RESULT` or
+                :data:`~orra_notifier.domain.COMPENSATION`).
+        """
         urls = target_urls(event.webhook, await self._stores.project_webhooks(event.project))
         if not urls:
             log.info("no webhook to notify", orchestration_id=event.orchestration_id)
             return urls
-        body = encode_payload(build_payload(event)).decode()
+        body = encode_payload(payload or build_payload(event)).decode()
         created_at = self._clock()
         subject = job_subject(self._bus.topology, event.orchestration_id)
+        prefix = "job" if kind == RESULT else f"job:{kind}"
         for url in urls:
             job = DeliveryJob(
                 orchestration_id=event.orchestration_id,
@@ -171,14 +194,54 @@ class FanOut:
                 url=url,
                 body=body,
                 created_at=created_at,
+                kind=kind,
             )
             await self._bus.js.publish(
                 subject,
                 encode_job(job),
-                headers={"Nats-Msg-Id": f"job:{event.orchestration_id}:{url_hash(url)}"},
+                headers={"Nats-Msg-Id": f"{prefix}:{event.orchestration_id}:{url_hash(url)}"},
             )
-        log.info("webhooks queued", orchestration_id=event.orchestration_id, count=len(urls))
+        log.info(
+            "webhooks queued", orchestration_id=event.orchestration_id, count=len(urls), kind=kind
+        )
         return urls
+
+    async def report_compensation(self, event: OrchestrationCompensated) -> list[str]:
+        """After a user's abort, report a compensation that finally failed by webhook.
+
+        The abort's terminal event was appended (and delivered) before the compensation
+        ran; this second delivery carries the same fields plus ``compensation``, under its
+        own ``webhook-id``. Returns the URLs (none when no report is needed).
+        """
+        topology = self._bus.topology
+        try:
+            stored = await self._bus.js.get_last_msg(
+                topology.events_stream,
+                topology.subject("orchestration.aborted", event.orchestration_id),
+            )
+        except NotFoundError:
+            return []
+        try:
+            terminal = decode(stored.data or b"")
+        except DecodeError as exc:
+            log.error(
+                "the abort event is unreadable; compensation not reported",
+                orchestration_id=event.orchestration_id,
+                error=str(exc),
+            )
+            return []
+        if not isinstance(terminal, OrchestrationAborted) or not needs_compensation_report(
+            terminal, event.compensation
+        ):
+            return []
+        log.warning(
+            "compensation failed after an abort; reporting it",
+            orchestration_id=event.orchestration_id,
+            failed=event.compensation.failed,
+        )
+        return await self.fan_out(
+            terminal, compensation_report(terminal, event.compensation), COMPENSATION
+        )
 
 
 # --- delivery ------------------------------------------------------------------------------
@@ -244,13 +307,13 @@ class DeliveryWorker:
             await msg.nak(delay=delay)
 
     async def _attempt(self, job: DeliveryJob, msg: Msg, attempt: int) -> None:
-        key = delivery_key(job.orchestration_id, job.url)
+        key = delivery_key(job.orchestration_id, job.url, job.kind)
         recorded = await self._stores.outcome(key)
         if recorded is not None:
             log.info("delivery already finished", orchestration_id=job.orchestration_id)
             await self._finish(msg, key, recorded, record=False)
             return
-        msg_id = webhook_id(job.orchestration_id, job.url)
+        msg_id = webhook_id(job.orchestration_id, job.url, job.kind)
         result = await self._deliverer.check_url(job.url)
         if result is None:
             secrets = await self._stores.signing_secrets(job.project, self._clock())
@@ -291,6 +354,7 @@ class DeliveryWorker:
             error=None if delivered else decision.reason,
             webhook_id=msg_id,
             at=now,
+            kind=job.kind,
         )
         await self._finish(msg, key, outcome, record=True)
 
