@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from orra_events import Topology
+from orra_examples.ecommerce import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -77,16 +78,7 @@ def test_keda_scaledobjects_target_real_deployments_and_consumers() -> None:
     consumers = {
         topology.events_stream: {"planner", "dispatcher", "notifier"},
         topology.webhooks_stream: {"notifier_delivery"},
-        topology.work_stream: {
-            f"svc_{s}"
-            for s in (
-                "PaymentService",
-                "InventoryService",
-                "DeliveryAgent",
-                "NotificationService",
-                "FraudCheck",
-            )
-        },
+        topology.work_stream: {f"svc_{name}" for name in SERVICES},
     }
     objects = _docs(K8S / "keda" / "scaledobjects.yaml")
     assert {o["spec"]["scaleTargetRef"]["name"] for o in objects} == {
@@ -104,6 +96,14 @@ def test_keda_scaledobjects_target_real_deployments_and_consumers() -> None:
             meta = trigger["metadata"]
             assert meta["consumer"] in consumers[meta["stream"]], meta
             assert int(meta["lagThreshold"]) > 0
+    # every consumer of the stack scales something: a new example service needs a trigger
+    triggered = {
+        (t["metadata"]["stream"], t["metadata"]["consumer"])
+        for o in objects
+        for t in o["spec"]["triggers"]
+    }
+    expected = {(stream, name) for stream, names in consumers.items() for name in names}
+    assert expected - triggered == set(), "consumers without a KEDA trigger"
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:
