@@ -132,6 +132,31 @@ async def test_expected_last_subject_seq_refuses_a_stale_write(bus: Bus) -> None
     assert state.messages == 2
 
 
+async def test_expected_last_subject_checks_a_wildcard_subject(bus: Bus) -> None:
+    """``plan.*.<orch>``-style guard: no event of any type on the filter yet (server 2.11+)."""
+    t = bus.topology
+    guard = t.subject("task.*", "o_1")
+    await bus.publish(
+        task_completed(event_id="a", orchestration_id="o_1"),
+        expected_last_subject_seq=0,
+        expected_last_subject=guard,
+    )
+    with pytest.raises(APIError) as info:  # another subject of the filter, same guard
+        await bus.publish(
+            task_completed(event_id="b", orchestration_id="o_1"),
+            subject=t.subject("task.failed", "o_1"),
+            expected_last_subject_seq=0,
+            expected_last_subject=guard,
+        )
+    assert info.value.err_code == 10071
+    await bus.publish(  # another orchestration is not guarded by it
+        task_completed(event_id="c", orchestration_id="o_2"),
+        expected_last_subject_seq=0,
+        expected_last_subject=t.subject("task.*", "o_2"),
+    )
+    assert (await bus.js.stream_info(t.events_stream)).state.messages == 2
+
+
 async def test_publish_to_an_explicit_subject(bus: Bus) -> None:
     event = task_completed(orchestration_id="o_1")
     ack = await bus.publish(event, subject=bus.topology.work("PaymentService"))
@@ -158,10 +183,13 @@ async def test_handler_success_acks(bus: Bus) -> None:
     assert [n for _, n in handler.calls] == [1, 1, 1]
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), Retry("not yet", delay_s=0.05)])
-async def test_a_failing_handler_gets_the_message_again(bus: Bus, exc: Exception) -> None:
+async def test_a_failing_handler_gets_the_message_again(
+    bus: Bus, exc: Exception, concurrency: int
+) -> None:
     handler = Recorder(fail=1, exc=exc)
-    await consume_events(bus, handler, retry_delay_s=0.05)
+    await consume_events(bus, handler, retry_delay_s=0.05, concurrency=concurrency)
     event = task_completed(orchestration_id="o_1")
     await bus.publish(event)
     await wait_until(lambda: len(handler.handled) == 1)
@@ -169,9 +197,12 @@ async def test_a_failing_handler_gets_the_message_again(bus: Bus, exc: Exception
     assert await dlq_messages(bus) == []
 
 
-async def test_a_malformed_message_is_parked_and_the_consumer_goes_on(bus: Bus) -> None:
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_a_malformed_message_is_parked_and_the_consumer_goes_on(
+    bus: Bus, concurrency: int
+) -> None:
     handler = Recorder()
-    await consume_events(bus, handler)
+    await consume_events(bus, handler, concurrency=concurrency)
     bad_subject = bus.topology.subject("task.completed", "o_bad")
     await bus.js.publish(bad_subject, b"{not json", headers={"X-Trace": "t1"})
     await bus.js.publish(
@@ -201,13 +232,122 @@ async def test_a_malformed_message_is_parked_and_the_consumer_goes_on(bus: Bus) 
     await wait_until(drained)
 
 
+class Gate:
+    """A handler that holds every call until released, counting calls running at once."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.cancelled: list[str] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, event: Event, msg: Msg) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.started.append(event.event_id)
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(event.event_id)
+            raise
+        finally:
+            self.running -= 1
+        self.finished.append(event.event_id)
+
+
+async def _consumer_drained(bus: Bus, durable: str = "c1") -> bool:
+    info = await bus.js.consumer_info(bus.topology.events_stream, durable)
+    return info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_a_concurrent_consumer_runs_up_to_its_limit_of_handlers_at_once(bus: Bus) -> None:
+    gate = Gate()
+    await consume_events(bus, gate, concurrency=4)
+    events = [task_completed(event_id=f"e{i}", orchestration_id=f"o_{i}") for i in range(10)]
+    for event in events:
+        await bus.publish(event)
+    await wait_until(lambda: gate.running == 4)
+    await asyncio.sleep(0.1)
+    assert gate.running == 4  # the subscription waits for a free slot
+    gate.release.set()
+    await wait_until(lambda: len(gate.finished) == 10)
+    assert gate.most == 4
+    assert sorted(gate.finished) == sorted(e.event_id for e in events)
+    await wait_until(lambda: _consumer_drained(bus))  # every message acked
+
+
+async def test_the_default_consumer_handles_one_message_at_a_time_in_order(bus: Bus) -> None:
+    order: list[str] = []
+    running = 0
+    most = 0
+
+    async def handler(event: Event, msg: Msg) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        order.append(event.event_id)
+        running -= 1
+
+    await consume_events(bus, handler)
+    ids = [f"e{i}" for i in range(8)]
+    for event_id in ids:
+        await bus.publish(task_completed(event_id=event_id, orchestration_id="o_1"))
+    await wait_until(lambda: len(order) == 8)
+    assert order == ids
+    assert most == 1
+
+
+async def test_close_lets_running_handlers_finish_and_acks_them(
+    bus: Bus, nats_url: str, topology: Topology
+) -> None:
+    consumer = await Bus.connect(nats_url, topology, name="consumer")
+    gate = Gate()
+    await consume_events(consumer, gate, concurrency=8)
+    for i in range(3):
+        await bus.publish(task_completed(event_id=f"e{i}", orchestration_id=f"o_{i}"))
+    await wait_until(lambda: gate.running == 3)
+    asyncio.get_running_loop().call_later(0.1, gate.release.set)
+    await consumer.close(handler_timeout_s=10.0)
+    assert sorted(gate.finished) == ["e0", "e1", "e2"]
+    assert gate.cancelled == []
+    await wait_until(lambda: _consumer_drained(bus))
+
+
+async def test_close_cancels_handlers_still_running_and_their_messages_come_back(
+    bus: Bus, nats_url: str, topology: Topology
+) -> None:
+    consumer = await Bus.connect(nats_url, topology, name="consumer")
+    gate = Gate()
+    await consume_events(consumer, gate, concurrency=8, ack_wait_s=0.5)
+    await bus.publish(task_completed(event_id="e0", orchestration_id="o_0"))
+    await wait_until(lambda: gate.running == 1)
+    await consumer.close(handler_timeout_s=0.05)
+    assert gate.cancelled == ["e0"]
+    assert gate.finished == []
+    # not acked: the next consumer of the durable gets it again
+    handler = Recorder()
+    await consume_events(bus, handler, concurrency=8, ack_wait_s=0.5)
+    await wait_until(lambda: len(handler.handled) == 1)
+    assert handler.calls[0][1] == 2  # second delivery
+    await wait_until(lambda: _consumer_drained(bus))
+
+
+async def test_concurrency_below_one_is_refused(bus: Bus) -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        await consume_events(bus, Recorder(), concurrency=0)
+
+
 async def _count(stream: str, bus: Bus, n: int) -> bool:
     return (await bus.js.stream_info(stream)).state.messages == n
 
 
-async def test_a_message_failing_max_deliver_times_is_parked(bus: Bus) -> None:
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_a_message_failing_max_deliver_times_is_parked(bus: Bus, concurrency: int) -> None:
     handler = Recorder(fail=1000)
-    await consume_events(bus, handler, max_deliver=3, retry_delay_s=0.02)
+    await consume_events(bus, handler, max_deliver=3, retry_delay_s=0.02, concurrency=concurrency)
     event = task_completed(orchestration_id="o_1")
     await bus.publish(event)
     await wait_until(lambda: _count(bus.topology.dlq_stream, bus, 1))

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orra_events import (
     ActionSubmitted,
     DataField,
     Event,
     OrchestrationAborted,
+    OrchestrationCompensating,
     OrchestrationDone,
     OrchestrationFailed,
+    OrchestrationPaused,
+    OrchestrationResumed,
     Plan,
     PlanCreated,
     PlanFailed,
@@ -27,7 +32,10 @@ from orra_events import (
     WebhookFailed,
 )
 from orra_events.projection import (
+    LISTING_EVENT_TYPES,
+    ListingState,
     OrchestrationView,
+    advance_listing,
     apply,
     fold,
     is_terminal,
@@ -366,3 +374,143 @@ def test_references() -> None:
         "z",
         "q",
     }
+
+
+# --- list lines without full views -------------------------------------------------------------
+
+
+def _listing_events() -> dict[str, Any]:
+    """Builders of every event type that can change a list line, at a given time."""
+    return {
+        "plan": lambda at: msgspec.structs.replace(planned(), at=at),
+        "plan_failed": lambda at: PlanFailed(
+            event_id=f"p:{OID}",
+            orchestration_id=OID,
+            status="not_actionable",
+            reasons=["no service"],
+            planner="llm",
+            at=at,
+        ),
+        "plan_error": lambda at: PlanFailed(
+            event_id=f"p:{OID}",
+            orchestration_id=OID,
+            status="error",
+            reasons=["timeout"],
+            planner="llm",
+            at=at,
+        ),
+        "done": lambda at: OrchestrationDone(
+            event_id=f"end:{OID}", orchestration_id=OID, results={}, outputs={}, at=at
+        ),
+        "failed": lambda at: OrchestrationFailed(
+            event_id=f"end:{OID}", orchestration_id=OID, error="x", at=at
+        ),
+        "aborted": lambda at: OrchestrationAborted(
+            event_id=f"end:{OID}", orchestration_id=OID, reason="stop", at=at
+        ),
+        "paused": lambda at: OrchestrationPaused(
+            event_id=f"pause:{OID}:{at}",
+            orchestration_id=OID,
+            services=["S"],
+            tasks=["payment"],
+            grace_s=60.0,
+            fail_at=at + 60.0,
+            at=at,
+        ),
+        "resumed": lambda at: OrchestrationResumed(
+            event_id=f"resume:{OID}:{at}",
+            orchestration_id=OID,
+            services=["S"],
+            paused_s=1.0,
+            at=at,
+        ),
+        "compensating": lambda at: OrchestrationCompensating(
+            event_id=f"comp:{OID}",
+            orchestration_id=OID,
+            cause="failed",
+            reason="x",
+            tasks=["payment"],
+            at=at,
+        ),
+        "dispatched": lambda at: dispatched("payment", at=at),
+        "webhook": lambda at: WebhookDelivered(
+            event_id=f"wh:{OID}:{at}",
+            orchestration_id=OID,
+            url="https://example.com/h",
+            attempt=1,
+            status_code=200,
+            webhook_id="msg_1",
+            at=at,
+        ),
+    }
+
+
+def _listing_of(*events: Event) -> ListingState:
+    state = ListingState()
+    for event in events:
+        advance_listing(state, event)
+    return state
+
+
+def test_listing_state_follows_the_status_rules() -> None:
+    builders = _listing_events()
+    state = ListingState()
+    assert advance_listing(state, builders["plan"](101.0))
+    assert (state.status, state.task_count) == ("running", 3)
+    assert advance_listing(state, builders["paused"](110.0))
+    assert state.status == "paused"
+    # the end of an earlier pause does not resume this one
+    assert not advance_listing(state, builders["resumed"](105.0))
+    assert state.status == "paused"
+    assert advance_listing(state, builders["resumed"](111.0))
+    assert state.status == "running"
+    assert not advance_listing(state, builders["webhook"](112.0))
+    assert advance_listing(state, builders["done"](120.0))
+    assert (state.status, state.finished_at, state.terminal) == ("completed", 120.0, True)
+    # the first terminal event wins, and an ended line never changes again
+    assert not advance_listing(state, builders["failed"](121.0))
+    assert not advance_listing(state, builders["plan"](122.0))
+    assert state.status == "completed"
+
+
+def test_listing_state_of_planning_failures_and_aborts_before_the_plan() -> None:
+    builders = _listing_events()
+    assert _listing_of(builders["plan_failed"](101.0)).status == "not_actionable"
+    assert _listing_of(builders["plan_error"](101.0)).status == "failed"
+    aborted = _listing_of(builders["aborted"](101.0), builders["plan"](102.0))
+    assert (aborted.status, aborted.task_count, aborted.finished_at) == ("aborted", 0, 101.0)
+    compensating = _listing_of(builders["plan"](101.0), builders["compensating"](102.0))
+    assert compensating.status == "compensating"
+    assert _listing_of(
+        builders["plan"](101.0), builders["compensating"](102.0), builders["failed"](103.0)
+    ).status == ("failed")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(_listing_events())), st.floats(100.0, 200.0)),
+        max_size=12,
+    )
+)
+def test_listing_state_agrees_with_the_full_view(steps: list[tuple[str, float]]) -> None:
+    builders = _listing_events()
+    events: list[Event] = [submitted()]
+    events.extend(builders[name](at) for name, at in steps)
+    view = view_of(*events)
+    state = ListingState()
+    planned_before_end = False
+    for event in events:
+        was_terminal = state.terminal
+        changed = advance_listing(state, event)
+        if type(event).TYPE not in LISTING_EVENT_TYPES:
+            assert not changed
+        if isinstance(event, PlanCreated) and not was_terminal:
+            planned_before_end = True
+    summary = summarize(view)
+    assert state.status == summary.status
+    assert state.finished_at == summary.finished_at
+    assert state.terminal == view.terminal
+    assert state.task_count == (len(PLAN.tasks) if planned_before_end else 0)
+    if not view.terminal:  # the plan's tasks (a view also shows tasks only events named)
+        assert state.task_count == sum(1 for t in view.tasks if t.group is not None)

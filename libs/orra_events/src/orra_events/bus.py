@@ -5,7 +5,8 @@ Every service talks to the broker through a :class:`Bus`. It publishes every eve
 duplicate window is stored once. Consumers built with :meth:`Bus.consume` decode each
 message, park undecodable ones on the dead-letter subject with their reason, and choose
 their acknowledgement on purpose: ack after the handler succeeded, ``nak`` with a delay
-when it raised, park after too many deliveries.
+when it raised, park after too many deliveries. By default a consumer handles one message
+at a time; ``concurrency=N`` runs up to N handlers at once, with the same acknowledgements.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import nats
@@ -84,6 +85,7 @@ class Bus:
         self.topology = topology
         self.name = name
         self._subs: list[Any] = []
+        self._handlers: set[asyncio.Task[None]] = set()
         self.closing = False
 
     @classmethod
@@ -192,6 +194,7 @@ class Bus:
         *,
         subject: str | None = None,
         expected_last_subject_seq: int | None = None,
+        expected_last_subject: str | None = None,
         timeout: float = 5.0,
     ) -> PubAck:
         """Append an event and wait for the broker's acknowledgement.
@@ -201,12 +204,18 @@ class Bus:
             subject: Where to publish; the event's own subject by default.
             expected_last_subject_seq: Optimistic concurrency: the write is refused unless
                 the subject's last sequence is this one (0: the subject must be empty).
+            expected_last_subject: The subject, wildcards allowed, whose last sequence
+                ``expected_last_subject_seq`` is checked against instead of the published
+                subject (``plan.*.<orch>``: no plan event of any type yet). Needs
+                nats-server 2.11 or later; older servers ignore it.
             timeout: Seconds to wait for the acknowledgement.
         """
         observe_event(event)
         extra = None
         if expected_last_subject_seq is not None:
             extra = {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
+            if expected_last_subject is not None:
+                extra["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_last_subject
         return await self.js.publish(
             subject or self.topology.subject_for(event),
             encode(event),
@@ -264,6 +273,7 @@ class Bus:
         max_ack_pending: int = 1000,
         deliver_new_only: bool = False,
         retry_delay_s: float = 1.0,
+        concurrency: int = 1,
     ) -> None:
         """Start a durable, shared (queue-group) consumer that calls ``handler`` per event.
 
@@ -273,6 +283,13 @@ class Bus:
         ``max_deliver`` deliveries, or when it cannot be decoded, it is parked on the
         dead-letter subject. If the durable consumer exists with other filters, ack wait
         or max ack pending (a new version of the service), it is updated to these.
+
+        With ``concurrency`` 1 (the default) messages are handled one at a time, in
+        delivery order. With N > 1 each message is handled in a task of its own, at most N
+        at once (the subscription waits for a free slot before taking the next message),
+        so handlers must not rely on order; acknowledgements are the same. :meth:`close`
+        waits for running handlers, then cancels those still running (their messages are
+        redelivered after ``ack_wait_s``).
 
         Args:
             stream: Stream to consume, e.g. ``topology.events_stream``.
@@ -284,7 +301,13 @@ class Bus:
             max_ack_pending: Messages in flight at once across the group.
             deliver_new_only: Start with new messages only (when the consumer is created).
             retry_delay_s: Delay of the redelivery after the handler raised.
+            concurrency: Handlers running at once (1: sequential, in delivery order).
+
+        Raises:
+            ValueError: ``concurrency`` is below 1.
         """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         config = ConsumerConfig(
             durable_name=durable,
             deliver_group=durable,
@@ -300,14 +323,36 @@ class Bus:
         async def _on_message(msg: Msg) -> None:
             await self._dispatch(msg, handler, max_deliver, retry_delay_s)
 
+        callback = _on_message if concurrency == 1 else self._concurrent(_on_message, concurrency)
         sub = await self.js.subscribe_bind(
             stream=stream,
             config=info.config,
             consumer=durable,
-            cb=_on_message,
+            cb=callback,
             manual_ack=True,
         )
         self._subs.append(sub)
+
+    def _concurrent(
+        self, on_message: Callable[[Msg], Coroutine[Any, Any, None]], limit: int
+    ) -> Callable[[Msg], Awaitable[None]]:
+        """Wrap a subscription callback to run it in a task, at most ``limit`` at once."""
+        slots = asyncio.Semaphore(limit)
+        handlers = self._handlers
+
+        def _done(task: asyncio.Task[None]) -> None:
+            handlers.discard(task)
+            slots.release()
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.warning("message handling failed", error=f"{type(exc).__name__}: {exc}")
+
+        async def _schedule(msg: Msg) -> None:
+            await slots.acquire()
+            task = asyncio.create_task(on_message(msg))
+            handlers.add(task)
+            task.add_done_callback(_done)
+
+        return _schedule
 
     async def _ensure_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
         """Create the durable push consumer, or bring an existing one to ``config``.
@@ -410,14 +455,32 @@ class Bus:
                 replicas=self.topology.replicas,
             )
 
-    async def close(self) -> None:
-        """Drain subscriptions and close the connection."""
+    async def close(self, handler_timeout_s: float = 10.0) -> None:
+        """Stop consuming, let running handlers finish, and close the connection.
+
+        Args:
+            handler_timeout_s: How long handlers of concurrent consumers (see
+                :meth:`consume`) may still run; those still running then are cancelled,
+                and their messages are redelivered.
+        """
         self.closing = True
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+        await self._finish_handlers(handler_timeout_s)
         with contextlib.suppress(Exception):
             await self.nc.drain()
         with contextlib.suppress(Exception):
             await self.nc.close()
+
+    async def _finish_handlers(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest."""
+        if not self._handlers:
+            return
+        _, pending = await asyncio.wait(set(self._handlers), timeout=max(timeout_s, 0.0))
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("cancelled running handlers at close", count=len(pending))
+            await asyncio.wait(pending)

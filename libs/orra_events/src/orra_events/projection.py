@@ -12,6 +12,8 @@ Usage::
     for event in events_of_one_orchestration:
         view = apply(view, event)         # one orchestration, incrementally
     msgspec.json.encode(view)             # the JSON of GET /orchestrations/{id}
+    state = ListingState()                # a list line's status without the full view:
+    advance_listing(state, event)         #   the status rules below, on a few fields
 
 The views are msgspec structs whose JSON field names are camelCase (``createdAt``,
 ``durationMs``), except ``parallel_groups``, as the seed spells it. Times are UNIX epoch
@@ -40,6 +42,10 @@ defensively so that a replayed or late event never corrupts a view):
   closes it. A task whose handler raised ``AbortOrchestration`` is ``aborted``.
 * Progress: ``task.progress`` keeps the task's last update (``progress``), its time and the
   number of updates.
+* List lines: :func:`advance_listing` applies the status rules alone to a small
+  :class:`ListingState` (status, the plan's task count, end time), so that a read model
+  can keep a line for every orchestration without its full view; an ended line never
+  changes again.
 * ``dependsOn`` lists the tasks whose output a task's input references (``"$payment.status"``
   strings, at any depth of the input); ``group`` is the index of the task's parallel group.
 """
@@ -85,9 +91,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "LISTING_EVENT_TYPES",
     "TERMINAL_STATUSES",
     "CompensationFailure",
     "CompensationView",
+    "ListingState",
     "OrchestrationStatus",
     "OrchestrationSummary",
     "OrchestrationView",
@@ -96,6 +104,7 @@ __all__ = [
     "TaskStatus",
     "TaskView",
     "WebhookDeliveryView",
+    "advance_listing",
     "apply",
     "compensation_failures",
     "fold",
@@ -369,6 +378,112 @@ def summarize(view: OrchestrationView) -> OrchestrationSummary:
         created_at=view.created_at,
         finished_at=view.finished_at,
     )
+
+
+class ListingState(msgspec.Struct, kw_only=True, rename="camel"):
+    """The changing part of an orchestration's list line, folded without its full view.
+
+    A read model that keeps a list line for every orchestration but a full
+    :class:`OrchestrationView` only for some folds :data:`LISTING_EVENT_TYPES` into this
+    small state with :func:`advance_listing`. The line agrees with :func:`summarize` of the
+    full fold for ``status`` and ``finishedAt``; ``taskCount`` counts the plan's tasks (a
+    full view also shows tasks that only events named), and the line of an orchestration
+    that ended never changes again (a plan that arrives after an abort is not counted).
+
+    Attributes:
+        status: See :data:`OrchestrationStatus`.
+        task_count: Tasks of the plan.
+        finished_at: When it reached a terminal status.
+        paused_at: When the current pause began (to ignore the end of an earlier pause).
+    """
+
+    status: OrchestrationStatus = "planning"
+    task_count: int = 0
+    finished_at: float | None = None
+    paused_at: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the orchestration has reached a final status."""
+        return is_terminal(self.status)
+
+
+LISTING_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        PlanCreated.TYPE,
+        PlanFailed.TYPE,
+        OrchestrationDone.TYPE,
+        OrchestrationFailed.TYPE,
+        OrchestrationAborted.TYPE,
+        OrchestrationPaused.TYPE,
+        OrchestrationResumed.TYPE,
+        OrchestrationCompensating.TYPE,
+    }
+)
+"""Types of the events that can change a :class:`ListingState` (besides its creation)."""
+
+
+def _end_listing(state: ListingState, status: OrchestrationStatus, at: float) -> bool:
+    state.status = status
+    state.finished_at = at
+    state.paused_at = None
+    return True
+
+
+def advance_listing(state: ListingState, event: Event) -> bool:
+    """Fold one event of the orchestration into its list line state, in place.
+
+    Applies the status rules of :func:`apply` (see the module's docstring) to the fields
+    of :class:`ListingState` only; events of other types leave it as it is.
+
+    Args:
+        state: The state so far (a new ``ListingState()`` at ``action.submitted``).
+        event: The next event of the same orchestration, in log order.
+
+    Returns:
+        Whether ``state`` changed.
+    """
+    if state.terminal:
+        return False
+    match event:
+        case PlanCreated():
+            changed = state.task_count != len(event.plan.tasks)
+            state.task_count = len(event.plan.tasks)
+            if state.status == "planning":
+                state.status = "running"
+                changed = True
+            return changed
+        case PlanFailed():
+            failed: OrchestrationStatus = (
+                "not_actionable" if event.status == "not_actionable" else "failed"
+            )
+            return _end_listing(state, failed, event.at)
+        case OrchestrationDone():
+            return _end_listing(state, "completed", event.at)
+        case OrchestrationFailed():
+            return _end_listing(state, "failed", event.at)
+        case OrchestrationAborted():
+            return _end_listing(state, "aborted", event.at)
+        case OrchestrationPaused():
+            if state.status not in ("running", "paused"):
+                return False
+            state.status = "paused"
+            state.paused_at = event.at
+            return True
+        case OrchestrationResumed():
+            if state.paused_at is not None and event.at < state.paused_at:
+                return False
+            changed = state.status == "paused" or state.paused_at is not None
+            if state.status == "paused":
+                state.status = "running"
+            state.paused_at = None
+            return changed
+        case OrchestrationCompensating():
+            state.status = "compensating"
+            state.paused_at = None
+            return True
+        case _:
+            return False
 
 
 class CompensationFailure(msgspec.Struct, kw_only=True, rename="camel"):

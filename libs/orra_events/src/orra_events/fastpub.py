@@ -1,0 +1,541 @@
+"""A lean JetStream publisher for hot paths: pipelined publishes, cheap acks, batched waits.
+
+nats-py's ``publish_async`` costs, per message, a random token (an ``os.urandom`` call),
+a semaphore wait, a future with a done callback, a ``json.loads`` and a ``PubAck``
+dataclass of its reply, and header validation with a regular expression per key; a
+caller adds a ``wait_for`` or ``asyncio.timeout`` timer per wait; and it never resolves
+the future of a publish whose reply is an API error (its reply handler raises instead),
+so it cannot be used for compare-and-set writes. :class:`FastPublisher` does the same
+job with less:
+
+* one reply subscription per connection (``_INBOX.<nuid>.<n>``, ``n`` a counter);
+* a **batch** of publishes shares one future, resolved when the last ack arrives, with
+  every ack (or the broker's error for that message) in order: a dispatcher step or an
+  SDK result is one future, however many messages it writes;
+* acks are decoded with msgspec into :class:`PubAck`; an API error becomes a
+  :class:`PublishError` carrying the broker's ``err_code`` (``10071``: wrong last
+  sequence, i.e. a compare-and-set conflict);
+* deadlines without timers: every batch and request gets one (``timeout_s``) and a
+  sweeper fails the overdue ones with :class:`TimeoutError` (checked every
+  :data:`TICK_S`), so callers await the futures directly;
+* the protocol commands are built in one piece (the usual ``Nats-Msg-Id`` header without
+  a dictionary) and appended to the connection's pending buffer; nats-py's flusher task
+  writes everything pending in one socket write, so publishes made in the same
+  event-loop turn leave together;
+* message acknowledgements (``+ACK``, ``-NAK``, ``+WPI``) are written the same way, without
+  a coroutine.
+
+Commands are appended to nats-py's pending buffer (``Client._pending``) and its flusher is
+woken through ``Client._flush_queue``, as ``Client.publish`` does; the constructor checks
+that these internals exist (nats-py 2.x) and refuses to run otherwise. While the client
+reconnects, commands are buffered as nats-py buffers them (up to its pending size) and
+sent once it is connected again; replies lost with the old connection end in a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from nats.errors import ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError
+
+from orra_events.errors import OrraEventsError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
+
+__all__ = [
+    "TICK_S",
+    "WRONG_LAST_SEQUENCE",
+    "Batch",
+    "FastPublisher",
+    "PubAck",
+    "PublishError",
+    "Result",
+    "delivery",
+    "raise_first_error",
+]
+
+WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
+"""``err_code`` values of a refused ``Nats-Expected-Last-Subject-Sequence`` (a CAS conflict)."""
+
+TICK_S: Final = 0.5
+"""How often overdue batches and requests are failed."""
+
+_CRLF: Final = b"\r\n"
+_HDR_LINE: Final = "NATS/1.0\r\n"
+_BAD_SUBJECT: Final = re.compile(r"[\s]|^$")
+_BAD_HEADER_KEY: Final = re.compile(r"[^!-9;-~]")
+_BAD_HEADER_VALUE: Final = re.compile(r"[\r\n]")
+_INTERNALS: Final = (
+    "_pending",
+    "_pending_data_size",
+    "_flush_queue",
+    "_flusher_task",
+    "_max_pending_size",
+    "_flush_pending",
+)
+_NAK: Final = b"-NAK"
+_WPI: Final = b"+WPI"
+_TERM: Final = b"+TERM"
+
+
+def delivery(msg: Msg) -> tuple[int, float]:
+    """How many times a JetStream message was delivered, and when it was stored.
+
+    Read from its reply subject (``$JS.ACK...``), without building nats-py's
+    ``Msg.metadata`` (a dataclass and a ``datetime``).
+
+    Returns:
+        The delivery count (1 for the first) and the storage time (UNIX seconds).
+
+    Raises:
+        ValueError: it is not a JetStream message.
+    """
+    tokens = (msg.reply or "").split(".")
+    if tokens[0] == "$JS" and len(tokens) > 2 and tokens[1] == "ACK":
+        if len(tokens) == 9:
+            return int(tokens[4]), int(tokens[7]) / 1e9
+        if len(tokens) >= 11:
+            return int(tokens[6]), int(tokens[9]) / 1e9
+    raise ValueError("not a JetStream message: no $JS.ACK reply subject")
+
+
+class PubAck(msgspec.Struct, frozen=True):
+    """The broker's acknowledgement of one stored message.
+
+    Attributes:
+        stream: The stream that stored it.
+        seq: Its sequence in that stream (for a KV bucket: the key's new revision).
+        duplicate: Whether the stream already had a message with its ``Nats-Msg-Id``
+            within the duplicate window (nothing new was stored).
+    """
+
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _Reply(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_reply_decoder = msgspec.json.Decoder(_Reply)
+
+
+class PublishError(OrraEventsError):
+    """The broker refused a message (or nobody stored it).
+
+    Attributes:
+        code: HTTP-like status (400, 404, 503...).
+        err_code: JetStream error code (``10071``: wrong last sequence).
+        description: The broker's description.
+    """
+
+    def __init__(self, code: int, err_code: int, description: str) -> None:
+        super().__init__(f"publish refused ({code}/{err_code}): {description}")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+    @property
+    def conflict(self) -> bool:
+        """Whether this is a compare-and-set conflict (wrong last sequence)."""
+        return self.err_code in WRONG_LAST_SEQUENCE
+
+
+Result = PubAck | PublishError
+"""What a batch holds for each of its messages."""
+
+
+def raise_first_error(results: Iterable[Result]) -> list[PubAck]:
+    """Return the acks of a batch, or raise the first :class:`PublishError` among them.
+
+    Raises:
+        PublishError: a message of the batch was refused.
+    """
+    acks: list[PubAck] = []
+    for result in results:
+        if isinstance(result, PublishError):
+            raise result
+        acks.append(result)
+    return acks
+
+
+class Batch:
+    """Messages published together; :attr:`future` resolves when every ack is in.
+
+    The future's result lists, in publish order, a :class:`PubAck` or a
+    :class:`PublishError` per message (errors are not raised: a compare-and-set conflict
+    is an answer); it fails with :class:`TimeoutError` when the acks do not all come
+    within the publisher's timeout. Build one with :meth:`FastPublisher.batch`,
+    :meth:`add` messages (each is written at once, to leave with the next socket write),
+    then :meth:`send` it.
+    """
+
+    __slots__ = ("_publisher", "_remaining", "future", "results")
+
+    def __init__(self, publisher: FastPublisher) -> None:
+        self._publisher = publisher
+        self._remaining = 0
+        self.results: list[Result | None] = []
+        self.future: asyncio.Future[list[Result]] = publisher.loop.create_future()
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def add(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        msg_id: str | None = None,
+    ) -> None:
+        """Queue a message of the batch.
+
+        Args:
+            subject: Where to publish.
+            payload: The message.
+            headers: Headers to send.
+            msg_id: A ``Nats-Msg-Id`` header (deduplication), sent before ``headers``.
+
+        Raises:
+            ValueError: the subject or a header is not valid in the NATS protocol.
+        """
+        self._publisher._queue(self, subject, payload, headers, msg_id)
+
+    def send(self) -> asyncio.Future[list[Result]]:
+        """Have the queued messages written; return the future of their acks."""
+        publisher = self._publisher
+        publisher._flush()
+        if not self.results:
+            if not self.future.done():
+                self.future.set_result([])
+        else:
+            publisher._track(self.future)
+        return self.future
+
+    def _resolve(self, index: int, result: Result) -> None:
+        self.results[index] = result
+        self._remaining -= 1
+        if self._remaining == 0 and not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]
+
+
+class FastPublisher:
+    """Pipelined JetStream publishes and API requests on one nats-py connection.
+
+    Args:
+        nc: A connected nats-py client.
+        timeout_s: How long a batch or request may wait for its replies.
+
+    Raises:
+        OrraEventsError: the client lacks the nats-py internals this relies on.
+    """
+
+    def __init__(self, nc: NatsClient, *, timeout_s: float = 10.0) -> None:
+        missing = [name for name in _INTERNALS if not hasattr(nc, name)]
+        if missing:
+            raise OrraEventsError(
+                f"this nats-py client lacks {', '.join(missing)}: FastPublisher needs nats-py 2.x"
+            )
+        self.nc = nc
+        self.timeout_s = timeout_s
+        self.loop = asyncio.get_running_loop()
+        self._prefix = ""
+        self._prefix_len = 0
+        self._counter = 0
+        self._waiting: dict[str, tuple[Batch, int] | asyncio.Future[Msg]] = {}
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._sub: Subscription | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # What the flusher is woken with: it only resolves it if not done, so one done
+        # future serves every wake-up.
+        self._kick: asyncio.Future[None] = self.loop.create_future()
+        self._kick.set_result(None)
+
+    async def start(self) -> None:
+        """Subscribe the reply inbox (idempotent)."""
+        if self._sub is not None:
+            return
+        inbox = self.nc.new_inbox()
+        self._prefix = f"{inbox}."
+        self._prefix_len = len(self._prefix)
+        self._sub = await self.nc.subscribe(f"{inbox}.*", cb=self._on_reply)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="orra-fastpub-sweep")
+
+    async def stop(self) -> None:
+        """Stop receiving replies; pending futures are cancelled (idempotent)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for entry in self._waiting.values():
+            future = entry[0].future if isinstance(entry, tuple) else entry
+            if not future.done():
+                future.cancel()
+        self._waiting.clear()
+        self._deadlines.clear()
+
+    @property
+    def pending(self) -> int:
+        """Replies still awaited."""
+        return len(self._waiting)
+
+    # --- publishing ----------------------------------------------------------------------
+
+    def batch(self) -> Batch:
+        """A new, empty batch."""
+        return Batch(self)
+
+    def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None = None,
+        *,
+        msg_id: str | None = None,
+    ) -> asyncio.Future[list[Result]]:
+        """Publish one message now; the future holds its one-element result list."""
+        batch = Batch(self)
+        self._queue(batch, subject, payload, headers, msg_id)
+        return batch.send()
+
+    def request(self, subject: str, payload: bytes) -> asyncio.Future[Msg]:
+        """Send a request (a JetStream API call) now; the future holds the reply message.
+
+        Raises:
+            ValueError: the subject is not valid.
+        """
+        self._check_started()
+        token = self._token()
+        future: asyncio.Future[Msg] = self.loop.create_future()
+        self._waiting[token] = future
+        try:
+            self._write(_pub(subject, self._prefix + token, payload))
+        except BaseException:
+            self._waiting.pop(token, None)
+            raise
+        self._flush()
+        self._track(future)
+        return future
+
+    def _token(self) -> str:
+        self._counter += 1
+        return str(self._counter)
+
+    def _check_started(self) -> None:
+        if self._sub is None:
+            raise OrraEventsError("FastPublisher.start() was not awaited")
+
+    def _queue(
+        self,
+        batch: Batch,
+        subject: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None,
+        msg_id: str | None,
+    ) -> None:
+        self._check_started()
+        token = self._token()
+        reply = self._prefix + token
+        if headers or msg_id is not None:
+            cmd = _hpub(subject, reply, _header_block(headers, msg_id), payload)
+        else:
+            cmd = _pub(subject, reply, payload)
+        self._waiting[token] = (batch, len(batch.results))
+        try:
+            self._write(cmd)
+        except BaseException:
+            self._waiting.pop(token, None)
+            raise
+        batch.results.append(None)
+        batch._remaining += 1
+
+    def _track(self, future: asyncio.Future[Any]) -> None:
+        self._deadlines.append((self.loop.time() + self.timeout_s, future))
+
+    # --- acknowledgements of consumed messages ------------------------------------------
+
+    def ack(self, msg: Msg) -> None:
+        """Acknowledge a JetStream message (no-op if it was already acknowledged)."""
+        self._reply_to(msg, b"", final=True)
+
+    def nak(self, msg: Msg, delay_s: float | None = None) -> None:
+        """Negatively acknowledge a message: redeliver it (after ``delay_s``)."""
+        payload = _NAK
+        if delay_s:
+            payload += b" " + json.dumps({"delay": int(delay_s * 1e9)}).encode()
+        self._reply_to(msg, payload, final=True)
+
+    def in_progress(self, msg: Msg) -> None:
+        """Tell the broker that a message is still being worked on (resets its ack wait)."""
+        self._reply_to(msg, _WPI, final=False)
+
+    def term(self, msg: Msg) -> None:
+        """Stop redeliveries of a message."""
+        self._reply_to(msg, _TERM, final=True)
+
+    def _reply_to(self, msg: Msg, payload: bytes, *, final: bool) -> None:
+        reply = msg.reply
+        if not reply:
+            raise ValueError("not a JetStream message: it has no reply subject")
+        if final:
+            if msg._ackd:
+                return
+            msg._ackd = True
+        self._write(_pub(reply, "", payload))
+        self._flush()
+
+    # --- connection internals ------------------------------------------------------------
+
+    def _write(self, cmd: bytes) -> None:
+        nc = self.nc
+        if nc.is_closed:
+            raise ConnectionClosedError
+        if nc.is_draining_pubs:
+            raise ConnectionDrainingError
+        size = nc._pending_data_size + len(cmd)
+        if not nc.is_connected and (nc._max_pending_size <= 0 or size > nc._max_pending_size):
+            # Reconnecting without room to buffer: as Client.publish does.
+            raise OutboundBufferLimitError
+        nc._pending.append(cmd)
+        nc._pending_data_size = size
+        nc.stats["out_msgs"] += 1
+
+    def _flush(self) -> None:
+        """Wake nats-py's flusher (it writes everything pending in one go)."""
+        nc = self.nc
+        queue = nc._flush_queue
+        if queue is None or not nc.is_connected or not queue.empty():
+            return
+        flusher = nc._flusher_task
+        if flusher is None or flusher.done():
+            # As nats-py: without a flusher, write inline.
+            task = self.loop.create_task(nc._flush_pending())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        queue.put_nowait(self._kick)
+
+    # --- replies -------------------------------------------------------------------------
+
+    async def _on_reply(self, msg: Msg) -> None:
+        entry = self._waiting.pop(msg.subject[self._prefix_len :], None)
+        if entry is None:
+            return
+        if not isinstance(entry, tuple):
+            if not entry.done():
+                entry.set_result(msg)
+            return
+        batch, index = entry
+        batch._resolve(index, _parse_ack(msg))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Fail the batches and requests past their deadline; return how many.
+
+        Also forgets the replies of futures nobody waits for any more (done: resolved,
+        failed or cancelled).
+        """
+        now = self.loop.time()
+        deadlines = self._deadlines
+        expired = 0
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, future = deadlines.popleft()
+            if not future.done():
+                future.set_exception(TimeoutError("no reply from the broker in time"))
+                expired += 1
+        if expired:
+            stale = [
+                token
+                for token, entry in self._waiting.items()
+                if (entry[0].future if isinstance(entry, tuple) else entry).done()
+            ]
+            for token in stale:
+                del self._waiting[token]
+        return expired
+
+
+def _parse_ack(msg: Msg) -> Result:
+    headers = msg.headers
+    if headers and not msg.data:
+        status = headers.get("Status", "")
+        code = int(status) if status.isdigit() else 503
+        description = "no responders" if code == 503 else headers.get("Description", "")
+        return PublishError(code, 0, description)
+    try:
+        reply = _reply_decoder.decode(msg.data)
+    except msgspec.DecodeError as exc:
+        return PublishError(500, 0, f"unreadable acknowledgement: {exc}")
+    if reply.error is not None:
+        err = reply.error
+        return PublishError(err.code, err.err_code, err.description)
+    return PubAck(reply.stream, reply.seq, reply.duplicate)
+
+
+def _header_block(headers: Mapping[str, str] | None, msg_id: str | None) -> bytes:
+    if msg_id is not None:
+        if _BAD_HEADER_VALUE.search(msg_id):
+            raise ValueError("invalid value of header 'Nats-Msg-Id'")
+        if not headers:
+            return f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n".encode()
+        lines = [_HDR_LINE, f"Nats-Msg-Id: {msg_id}\r\n"]
+    else:
+        lines = [_HDR_LINE]
+    for key, value in (headers or {}).items():
+        if not key or _BAD_HEADER_KEY.search(key):
+            raise ValueError(f"invalid header name {key!r}")
+        if _BAD_HEADER_VALUE.search(value):
+            raise ValueError(f"invalid value of header {key!r}")
+        lines.append(f"{key}: {value}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode()
+
+
+def _pub(subject: str, reply: str, payload: bytes) -> bytes:
+    if _BAD_SUBJECT.search(subject):
+        raise ValueError(f"invalid subject {subject!r}")
+    head = (
+        f"PUB {subject} {reply} {len(payload)}\r\n"
+        if reply
+        else f"PUB {subject} {len(payload)}\r\n"
+    )
+    return head.encode() + payload + _CRLF
+
+
+def _hpub(subject: str, reply: str, header: bytes, payload: bytes) -> bytes:
+    if _BAD_SUBJECT.search(subject):
+        raise ValueError(f"invalid subject {subject!r}")
+    size = len(header)
+    head = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
+    return b"".join((head, header, payload, _CRLF))
