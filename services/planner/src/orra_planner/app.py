@@ -23,6 +23,8 @@ __all__ = ["DURABLE", "build_planner", "setup"]
 DURABLE = "planner"
 """The durable consumer (and deliver group) that planner replicas share."""
 
+_STOP_GRACE_S = 10.0
+
 log = structlog.get_logger("orra.planner")
 
 
@@ -66,11 +68,21 @@ async def setup(
         ack_wait_s=settings.ack_wait_s,
         max_deliver=max(settings.max_attempts + 2, 5),
         retry_delay_s=settings.retry_delay_s,
+        concurrency=settings.concurrency,
     )
-    log.info("planner started", planner=strategy.name)
+    if not handler.wildcard_checks:
+        log.warning(
+            "nats-server older than 2.11: every action is looked up before it is planned",
+            server=str(bus.nc.connected_server_version),
+        )
+    log.info("planner started", planner=strategy.name, concurrency=settings.concurrency)
 
     async def stop() -> None:
         handler.stopping = True
+        # Actions being planned finish first (they need the registry and the strategy);
+        # new deliveries are sent back meanwhile.
+        if not await handler.wait_idle(_STOP_GRACE_S):
+            log.warning("stopping with actions still being planned; they will be redelivered")
         await follower.stop()
         if isinstance(strategy, LlmStrategy):
             await strategy.aclose()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from orra_events import DataField, PlanTask
@@ -76,8 +77,51 @@ class ServiceMatch:
     reason: str
 
 
+@lru_cache(maxsize=16_384)
 def _key(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class _Words:
+    """What :func:`match_services` reads off a catalogue, computed once per catalogue.
+
+    Attributes:
+        names: Service name → the stems of its name (generic words left out).
+        descriptions: Service name → the stems of its description.
+        frequency: Stem → how many services' names or descriptions have it.
+        common: A description stem in more services than this does not select any.
+        entities: Stems of every input and output field name (the data entities).
+    """
+
+    names: Mapping[str, frozenset[str]]
+    descriptions: Mapping[str, frozenset[str]]
+    frequency: Mapping[str, int]
+    common: float
+    entities: frozenset[str]
+
+    @classmethod
+    def of(cls, catalog: ServiceCatalog) -> _Words:
+        names = {
+            name: frozenset(stems(name, skip=GENERIC_NAME_WORDS | STOP_WORDS)) for name in catalog
+        }
+        descriptions = {name: frozenset(stems(spec.description)) for name, spec in catalog.items()}
+        frequency: dict[str, int] = {}
+        for name in catalog:
+            for term in names[name] | descriptions[name]:
+                frequency[term] = frequency.get(term, 0) + 1
+        return cls(
+            names=names,
+            descriptions=descriptions,
+            frequency=frequency,
+            common=len(catalog) / 2 if len(catalog) >= 3 else float(len(catalog) + 1),
+            entities=frozenset(
+                t
+                for spec in catalog.values()
+                for field_name in (*spec.inputs, *spec.outputs)
+                for t in stems(field_name, skip=GENERIC_NAME_WORDS | STOP_WORDS)
+            ),
+        )
 
 
 def match_services(action: str, catalog: ServiceCatalog) -> list[ServiceMatch]:
@@ -87,36 +131,27 @@ def match_services(action: str, catalog: ServiceCatalog) -> list[ServiceMatch]:
         The matches in the order their first matching word appears in the action.
     """
     action_stems = stems(action)
-    name_stems = {name: set(stems(name, skip=GENERIC_NAME_WORDS | STOP_WORDS)) for name in catalog}
-    desc_stems = {name: set(stems(spec.description)) for name, spec in catalog.items()}
-    frequency: dict[str, int] = {}
-    for name in catalog:
-        for term in name_stems[name] | desc_stems[name]:
-            frequency[term] = frequency.get(term, 0) + 1
-    common = len(catalog) / 2 if len(catalog) >= 3 else float(len(catalog) + 1)
+    distinct = list(dict.fromkeys(action_stems))
+    words = catalog.derived("offline.words", _Words.of)
+    name_stems, desc_stems, frequency = words.names, words.descriptions, words.frequency
     # A word that names one service ("payment" → PaymentService) is accounted for: it does
     # not also select every other service whose description mentions it (a refund service
     # "refunds an order's payment").
-    named = {t for name in catalog for t in action_stems if t in name_stems[name]}
+    named = {t for name in catalog for t in distinct if t in name_stems[name]}
     # Words that are the catalogue's data entities ("customer" of customerId) say what an
     # action is about, not what to do: they do not select a service by its description.
-    entities = {
-        t
-        for spec in catalog.values()
-        for field_name in (*spec.inputs, *spec.outputs)
-        for t in stems(field_name, skip=GENERIC_NAME_WORDS | STOP_WORDS)
-    }
+    entities = words.entities
     matches: list[ServiceMatch] = []
     for name in catalog:
-        strong_terms = [t for t in dict.fromkeys(action_stems) if t in name_stems[name]]
+        strong_terms = [t for t in distinct if t in name_stems[name]]
         weak_terms = [
             t
-            for t in dict.fromkeys(action_stems)
+            for t in distinct
             if t in desc_stems[name]
             and t not in strong_terms
             and t not in named
             and t not in entities
-            and frequency[t] <= common
+            and frequency[t] <= words.common
         ]
         terms = strong_terms + weak_terms
         if not terms:
@@ -151,12 +186,46 @@ def task_id_for(service: str, taken: set[str]) -> str:
     return task_id
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """A service's field names as :func:`_key` normalises them (computed once per catalogue).
+
+    Attributes:
+        inputs: Keys of every input.
+        required: Keys of the required inputs.
+        outputs: Keys of every output.
+        output_named: Output key → the output's declared name (the first one, if several).
+    """
+
+    inputs: frozenset[str]
+    required: frozenset[str]
+    outputs: frozenset[str]
+    output_named: Mapping[str, str]
+
+    @classmethod
+    def of(cls, spec: ServiceSpec) -> _Keys:
+        output_named: dict[str, str] = {}
+        for name in spec.outputs:
+            output_named.setdefault(_key(name), name)
+        return cls(
+            inputs=frozenset(_key(n) for n in spec.inputs),
+            required=frozenset(_key(n) for n in spec.required_inputs),
+            outputs=frozenset(output_named),
+            output_named=output_named,
+        )
+
+
+def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
+    return {name: _Keys.of(spec) for name, spec in catalog.items()}
+
+
 @dataclass
 class _Member:
     spec: ServiceSpec
     strong: bool
     position: float
     reason: str
+    keys: _Keys
 
 
 class OfflinePlanner:
@@ -167,6 +236,8 @@ class OfflinePlanner:
     """
 
     name = "offline"
+    side_effect_free = True
+    """Deterministic, free, no I/O: planning an action again is harmless."""
 
     def __init__(self, *, complete_from_data: bool = True) -> None:
         self.complete_from_data = complete_from_data
@@ -197,8 +268,10 @@ class OfflinePlanner:
                 ],
                 [],
             )
+        keys = catalog.derived("offline.keys", _keys_of)
         members = {
-            m.service: _Member(catalog[m.service], m.strong, m.position, m.reason) for m in matches
+            m.service: _Member(catalog[m.service], m.strong, m.position, m.reason, keys[m.service])
+            for m in matches
         }
         notes = [m.reason for m in matches]
         data = {_key(f.field): f for f in request.data}
@@ -245,33 +318,40 @@ class OfflinePlanner:
         catalog: ServiceCatalog,
         notes: list[str],
     ) -> None:
+        keys = catalog.derived("offline.keys", _keys_of)
         for key, data_field in data.items():
-            if any(key in {_key(i) for i in m.spec.required_inputs} for m in members.values()):
+            if any(key in m.keys.required for m in members.values()):
                 continue
             # Used only as an optional input: a service that requires the field is what the
             # data asks for ("customerId" → the notification, not the payment's receipt).
-            optional_only = any(key in {_key(i) for i in m.spec.inputs} for m in members.values())
+            optional_only = any(key in m.keys.inputs for m in members.values())
             candidates = [
                 spec
                 for name, spec in catalog.items()
                 if name not in members
-                and key
-                in {_key(i) for i in (spec.required_inputs if optional_only else spec.inputs)}
+                and key in (keys[name].required if optional_only else keys[name].inputs)
             ]
             # A service that *requires* the field is the surest reader of it; then the one
             # that needs the least else.
             candidates.sort(
                 key=lambda s: (
-                    key not in {_key(i) for i in s.required_inputs},
+                    key not in keys[s.name].required,
                     len(s.required_inputs),
                     s.name,
                 )
             )
             for spec in candidates:
-                trial = {**members, spec.name: _Member(spec, strong=False, position=1e9, reason="")}
+                trial = {
+                    **members,
+                    spec.name: _Member(
+                        spec, strong=False, position=1e9, reason="", keys=keys[spec.name]
+                    ),
+                }
                 if spec.name in self._resolve(trial, data, catalog, []):
                     reason = f"{spec.name}: added to use data field {data_field.field!r}"
-                    members[spec.name] = _Member(spec, strong=False, position=1e9, reason=reason)
+                    members[spec.name] = _Member(
+                        spec, strong=False, position=1e9, reason=reason, keys=keys[spec.name]
+                    )
                     notes.append(reason)
                     break
 
@@ -296,7 +376,11 @@ class OfflinePlanner:
                     if supplier is not None:
                         reason = f"{supplier.name}: added to provide {field!r} for {name}"
                         members[supplier.name] = _Member(
-                            supplier, strong=False, position=1e9, reason=reason
+                            supplier,
+                            strong=False,
+                            position=1e9,
+                            reason=reason,
+                            keys=catalog.derived("offline.keys", _keys_of)[supplier.name],
                         )
                         notes.append(reason)
                         added = True
@@ -307,10 +391,12 @@ class OfflinePlanner:
     def _supplier(
         field: str, members: Mapping[str, _Member], catalog: ServiceCatalog
     ) -> ServiceSpec | None:
+        keys = catalog.derived("offline.keys", _keys_of)
+        wanted = _key(field)
         candidates = [
             spec
             for name, spec in catalog.items()
-            if name not in members and _key(field) in {_key(o) for o in spec.outputs}
+            if name not in members and wanted in keys[name].outputs
         ]
         candidates.sort(key=lambda s: (len(s.required_inputs), s.name))
         return candidates[0] if candidates else None
@@ -324,10 +410,10 @@ class OfflinePlanner:
         while progress:
             progress = False
             for name in list(pending):
-                spec = members[name].spec
-                if all(_key(r) in data or _key(r) in produced for r in spec.required_inputs):
+                keys = members[name].keys
+                if all(k in data or k in produced for k in keys.required):
                     order.append(name)
-                    produced.update(_key(o) for o in spec.outputs)
+                    produced.update(keys.outputs)
                     pending.remove(name)
                     progress = True
         return order
@@ -336,7 +422,7 @@ class OfflinePlanner:
     def _missing(
         members: Mapping[str, _Member], order: Sequence[str], data: Mapping[str, DataField]
     ) -> dict[str, list[str]]:
-        produced = {_key(o) for n in order for o in members[n].spec.outputs}
+        produced = {k for n in order for k in members[n].keys.outputs}
         return {
             name: sorted(
                 r
@@ -355,15 +441,12 @@ class OfflinePlanner:
         deps: dict[str, set[str]] = {m.spec.name: set() for m in members}
 
         def providers(field: str, consumer: str) -> list[_Member]:
-            found = [
-                m
-                for m in members
-                if m.spec.name != consumer and _key(field) in {_key(o) for o in m.spec.outputs}
-            ]
+            wanted = _key(field)
+            found = [m for m in members if m.spec.name != consumer and wanted in m.keys.outputs]
             return sorted(found, key=lambda m: (not m.strong, rank[m.spec.name]))
 
-        def output_name(spec: ServiceSpec, field: str) -> str:
-            return next(o for o in spec.outputs if _key(o) == _key(field))
+        def output_name(member: _Member, field: str) -> str:
+            return member.keys.output_named[_key(field)]
 
         def reaches(start: str, goal: str) -> bool:
             stack, seen = [start], set()
@@ -379,26 +462,29 @@ class OfflinePlanner:
         optional: list[tuple[_Member, str]] = []
         for member in members:
             spec = member.spec
-            for name, field_schema in spec.inputs.items():
+            for name in spec.inputs:
                 if _key(name) in data:
                     value = data[_key(name)].value
-                    inputs[spec.name][name] = schema.coerce(value, field_schema, spec.input_schema)
+                    inputs[spec.name][name] = schema.coerce_to(value, spec.input_types(name))
                 elif name in spec.required_inputs:
                     earlier = [
                         p for p in providers(name, spec.name) if rank[p.spec.name] < rank[spec.name]
                     ]
-                    source = earlier[0].spec
-                    inputs[spec.name][name] = f"${ids[source.name]}.{output_name(source, name)}"
-                    deps[spec.name].add(source.name)
+                    source = earlier[0]
+                    inputs[spec.name][name] = (
+                        f"${ids[source.spec.name]}.{output_name(source, name)}"
+                    )
+                    deps[spec.name].add(source.spec.name)
                 else:
                     optional.append((member, name))
         for member, name in optional:
             consumer = member.spec.name
             for provider in providers(name, consumer):
                 if not reaches(provider.spec.name, consumer):
-                    source = provider.spec
-                    inputs[consumer][name] = f"${ids[source.name]}.{output_name(source, name)}"
-                    deps[consumer].add(source.name)
+                    inputs[consumer][name] = (
+                        f"${ids[provider.spec.name]}.{output_name(provider, name)}"
+                    )
+                    deps[consumer].add(provider.spec.name)
                     break
         by_position = sorted(members, key=lambda m: (m.position, m.spec.name))
         levels, _ = dependency_levels(deps, [m.spec.name for m in by_position])

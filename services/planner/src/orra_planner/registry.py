@@ -7,18 +7,24 @@ subject) that loads every registration at start and then follows live ones.
 
 Before planning an action, the handler calls :meth:`RegistryFollower.sync`, which waits
 until the registry has seen everything the services stream held at that moment, so a
-service registered just before an action is submitted is part of its plan.
+service registered just before an action is submitted is part of its plan. Actions
+handled at the same time share one look-up of the stream's last sequence: a look-up sent
+after an action arrived covers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+import msgspec
 import structlog
+from nats.js.errors import APIError
 
 from orra_events import DecodeError, ServiceRegistered, decode
 from orra_planner import schema
@@ -31,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["Registry", "RegistryFollower", "ServiceCatalog", "ServiceSpec"]
 
 log = structlog.get_logger("orra.planner.registry")
+
+_T = TypeVar("_T")
+_LOOKUP_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,28 +97,63 @@ class ServiceSpec:
             schema_hash=self.schema_hash,
         )
 
-    @property
-    def inputs(self) -> dict[str, Any]:
-        """Input field name → its schema."""
-        return schema.properties(self.input_schema)
+    # A spec is immutable, so what is read off its schemas is computed once.
 
-    @property
+    @cached_property
+    def inputs(self) -> Mapping[str, Any]:
+        """Input field name → its schema (read-only)."""
+        return MappingProxyType(schema.properties(self.input_schema))
+
+    @cached_property
     def required_inputs(self) -> frozenset[str]:
         """Names of the input fields that must be given."""
         return schema.required(self.input_schema)
 
-    @property
-    def outputs(self) -> dict[str, Any]:
-        """Output field name → its schema."""
-        return schema.properties(self.output_schema)
+    @cached_property
+    def outputs(self) -> Mapping[str, Any]:
+        """Output field name → its schema (read-only)."""
+        return MappingProxyType(schema.properties(self.output_schema))
 
     def input_types(self, name: str) -> frozenset[str] | None:
         """JSON types accepted for input ``name`` (``None``: any)."""
-        return schema.types_of(self.inputs.get(name, {}), self.input_schema)
+        return self._input_types.get(name) if name in self.inputs else None
 
     def output_types(self, name: str) -> frozenset[str] | None:
         """JSON types produced for output ``name`` (``None``: any)."""
-        return schema.types_of(self.outputs.get(name, {}), self.output_schema)
+        return self._output_types.get(name) if name in self.outputs else None
+
+    def scalar_input_problem(self, name: str, value: str | float | bool | None) -> str | None:
+        """What is wrong with a scalar ``value`` for declared input ``name`` (``None``: fine).
+
+        The verdict of :func:`~orra_planner.schema.check_value`; remembered per JSON type
+        when the field's schema judges scalars by their type alone (no ``enum``/``const``).
+        """
+        field_schema = self.inputs[name]
+        if not self._judged_by_type[name]:
+            return schema.check_value(value, field_schema, self.input_schema)
+        key = (name, schema.type_name(value))
+        try:
+            return self._scalar_verdicts[key]
+        except KeyError:
+            verdict = schema.check_value(value, field_schema, self.input_schema)
+            self._scalar_verdicts[key] = verdict
+            return verdict
+
+    @cached_property
+    def _judged_by_type(self) -> dict[str, bool]:
+        return {n: schema.verdict_by_type(s, self.input_schema) for n, s in self.inputs.items()}
+
+    @cached_property
+    def _scalar_verdicts(self) -> dict[tuple[str, str], str | None]:
+        return {}
+
+    @cached_property
+    def _input_types(self) -> dict[str, frozenset[str] | None]:
+        return {n: schema.types_of(s, self.input_schema) for n, s in self.inputs.items()}
+
+    @cached_property
+    def _output_types(self) -> dict[str, frozenset[str] | None]:
+        return {n: schema.types_of(s, self.output_schema) for n, s in self.outputs.items()}
 
 
 @dataclass(frozen=True)
@@ -118,6 +162,9 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
 
     project: str
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    _derived: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @classmethod
     def of(cls, project: str, specs: list[ServiceSpec] | tuple[ServiceSpec, ...]) -> ServiceCatalog:
@@ -132,6 +179,19 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
 
     def __len__(self) -> int:
         return len(self.services)
+
+    def derived(self, key: str, build: Callable[[ServiceCatalog], _T]) -> _T:
+        """``build(self)``, computed once per catalogue and ``key``.
+
+        A catalogue never changes (the registry makes a new one when a service registers),
+        so what a strategy precomputes from it (word stems, lookup tables) stays valid for
+        as long as the catalogue is the current one.
+        """
+        try:
+            return cast("_T", self._derived[key])
+        except KeyError:
+            value = self._derived[key] = build(self)
+            return value
 
 
 class Registry:
@@ -161,6 +221,24 @@ class Registry:
         return sorted(self._projects)
 
 
+class _StreamState(msgspec.Struct):
+    last_seq: int = 0
+    messages: int = 0
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _StreamInfo(msgspec.Struct):
+    """The two figures :meth:`RegistryFollower.sync` reads of a stream info response."""
+
+    state: _StreamState | None = None
+    error: _ApiError | None = None
+
+
 class RegistryFollower:
     """Keeps a :class:`Registry` up to date from the services stream of a bus."""
 
@@ -170,6 +248,10 @@ class RegistryFollower:
         self._last_seq = 0
         self._advanced = asyncio.Event()
         self._sub: Any = None
+        self._next: asyncio.Future[int | None] | None = None
+        self._querier: asyncio.Task[None] | None = None
+        self.lookups = 0
+        """Look-ups of the services stream's last sequence made so far."""
 
     @property
     def last_seq(self) -> int:
@@ -202,13 +284,18 @@ class RegistryFollower:
     async def sync(self, timeout_s: float = 2.0) -> bool:
         """Wait until everything the services stream holds now has been folded in.
 
+        "Now" is any moment after the call: callers that overlap share one look-up of the
+        stream's last sequence, sent after each of them called.
+
         Returns:
             Whether the registry caught up within ``timeout_s`` (it is used as it is when
             not; a message deleted from the stream's end can make that happen).
+
+        Raises:
+            nats.errors.Error: the look-up failed (no broker, timeout).
         """
-        info = await self.bus.js.stream_info(self.bus.topology.services_stream)
-        target = int(info.state.last_seq or 0)
-        if info.state.messages == 0:
+        target = await self._target()
+        if target is None:
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -224,8 +311,62 @@ class RegistryFollower:
                 await asyncio.wait_for(self._advanced.wait(), remaining)
         return True
 
+    async def _target(self) -> int | None:
+        """The services stream's last sequence (``None``: empty), looked up after this call.
+
+        Joins the next look-up, which is not sent yet: every caller that joins it called
+        before it was sent. One look-up is in flight at a time; the next one starts when
+        it returns.
+        """
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        joined = self._next
+        if self._querier is None or self._querier.done():
+            self._querier = asyncio.create_task(self._query_loop())
+        return await asyncio.shield(joined)
+
+    async def _query_loop(self) -> None:
+        while (waiting := self._next) is not None:
+            self._next = None  # callers from now on wait for the look-up after this one
+            try:
+                target = await self._query()
+            except asyncio.CancelledError:
+                waiting.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to every caller waiting
+                if not waiting.done():
+                    waiting.set_exception(exc)
+                    waiting.exception()  # retrieved: each caller re-raises it
+            else:
+                if not waiting.done():
+                    waiting.set_result(target)
+
+    async def _query(self) -> int | None:
+        self.lookups += 1
+        stream = self.bus.topology.services_stream
+        # What js.stream_info asks, without building a StreamInfo: the handler's hot path.
+        reply = await self.bus.nc.request(
+            f"{self.bus.js._prefix}.STREAM.INFO.{stream}", b"", timeout=_LOOKUP_TIMEOUT_S
+        )
+        info = msgspec.json.decode(reply.data, type=_StreamInfo)
+        if info.error is not None:
+            APIError.from_error(msgspec.structs.asdict(info.error))
+        if info.state is None:
+            raise APIError(description=f"no state in the stream info of {stream}")
+        if info.state.messages == 0:
+            return None
+        return info.state.last_seq
+
     async def stop(self) -> None:
         """Stop following."""
+        if self._querier is not None:
+            self._querier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._querier
+            self._querier = None
+        if self._next is not None and not self._next.done():
+            self._next.cancel()
+        self._next = None
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()

@@ -17,12 +17,14 @@ __all__ = [
     "JSON_TYPES",
     "check_value",
     "coerce",
+    "coerce_to",
     "properties",
     "required",
     "resolve",
     "type_name",
     "types_compatible",
     "types_of",
+    "verdict_by_type",
 ]
 
 JSON_TYPES: Final = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
@@ -201,6 +203,29 @@ def _check(value: Any, schema: Any, root: Mapping[str, Any], path: str, depth: i
     return None
 
 
+def verdict_by_type(schema: Any, root: Mapping[str, Any]) -> bool:
+    """Whether :func:`check_value` judges a scalar (string, number, bool, null) by type alone.
+
+    True when no ``enum`` or ``const`` can be reached from the schema (through ``$ref``,
+    ``anyOf``, ``oneOf`` and ``allOf``): ``items``, ``properties`` and ``required`` only
+    apply to arrays and objects, so the verdict on a scalar is a function of its JSON type,
+    and can be computed once per type.
+    """
+    stack: list[tuple[Any, int]] = [(schema, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return False
+        resolved = resolve(node, root)
+        if "enum" in resolved or "const" in resolved:
+            return False
+        for key in ("anyOf", "oneOf", "allOf"):
+            branches = resolved.get(key)
+            if isinstance(branches, list):
+                stack.extend((branch, depth + 1) for branch in branches)
+    return True
+
+
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})
 
@@ -212,7 +237,11 @@ def coerce(value: Any, schema: Any, root: Mapping[str, Any]) -> Any:
     ``amount`` a number gets ``299.99``. Only unambiguous conversions are made, and never
     when the schema also admits a string.
     """
-    allowed = types_of(schema, root)
+    return coerce_to(value, types_of(schema, root))
+
+
+def coerce_to(value: Any, allowed: frozenset[str] | None) -> Any:
+    """:func:`coerce` for a schema that admits the JSON types ``allowed`` (``None``: any)."""
     if not isinstance(value, str) or allowed is None or "string" in allowed:
         return value
     text = value.strip()

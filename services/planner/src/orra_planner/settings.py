@@ -27,6 +27,9 @@ class PlannerSettings:
             start waits for the registry backlog.
         registry_sync_timeout_s: ``ORRA_PLANNER_REGISTRY_SYNC_TIMEOUT_S``; how long one
             action waits for registrations that are in the stream but not yet seen.
+        concurrency: ``ORRA_PLANNER_CONCURRENCY``; actions one planner process plans at
+            once (default 64; 1 plans them one at a time). Each still gets exactly one plan
+            event; more mainly helps when planning waits on an LLM or on the broker.
     """
 
     llm_base_url: str | None = None
@@ -37,6 +40,7 @@ class PlannerSettings:
     retry_delay_s: float = 1.0
     registry_load_timeout_s: float = 10.0
     registry_sync_timeout_s: float = 2.0
+    concurrency: int = 64
 
     @property
     def llm_configured(self) -> bool:
@@ -56,4 +60,5 @@ class PlannerSettings:
             retry_delay_s=env_float("ORRA_PLANNER_RETRY_DELAY_S", 1.0),
             registry_load_timeout_s=env_float("ORRA_PLANNER_REGISTRY_LOAD_TIMEOUT_S", 10.0),
             registry_sync_timeout_s=env_float("ORRA_PLANNER_REGISTRY_SYNC_TIMEOUT_S", 2.0),
+            concurrency=max(1, env_int("ORRA_PLANNER_CONCURRENCY", 64)),
         )

@@ -6,6 +6,12 @@ candidate through :func:`~orra_planner.validation.validate_plan` again, so no st
 append a plan that the shared validation would refuse, and ``parallel_groups`` are always
 computed by the planner service, never taken from a strategy.
 
+A strategy that is deterministic, free and calls nothing outside (the offline planner)
+says so with a class attribute ``side_effect_free = True``: the handler then plans a
+redelivered or replayed action again and lets the log refuse the second plan event,
+instead of looking the action up first (see :mod:`orra_planner.handlers`). Any other
+strategy is never called for an action that already has a plan event.
+
 An LLM strategy typically::
 
     tasks, issues = parse_candidate(json.loads(answer))
@@ -36,6 +42,7 @@ __all__ = [
     "Planned",
     "Planner",
     "finalize",
+    "side_effect_free",
     "validator_for",
 ]
 
@@ -128,6 +135,11 @@ class Planner(Protocol):
             StrategyError: a transient fault; the action is retried a few times.
         """
         ...
+
+
+def side_effect_free(planner: Planner) -> bool:
+    """Whether planning again with ``planner`` is harmless (``side_effect_free = True``)."""
+    return getattr(planner, "side_effect_free", False) is True
 
 
 def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:

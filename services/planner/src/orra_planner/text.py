@@ -9,6 +9,7 @@ the words an action and a service description share to one stem — "delivery" a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 __all__ = ["GENERIC_NAME_WORDS", "STOP_WORDS", "split_words", "stem", "stems"]
@@ -203,8 +204,9 @@ def split_words(text: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(text)]
 
 
+@lru_cache(maxsize=16_384)
 def stem(word: str) -> str:
-    """The stem of one lower-case word (``notification`` → ``notif``)."""
+    """The stem of one lower-case word (``notification`` → ``notif``); results are cached."""
     if word in _IRREGULAR:
         return _IRREGULAR[word]
     for suffix, replacement in _SUFFIXES:

@@ -15,14 +15,21 @@ is no cycle; every action data field is used by some task.
 A data field counts as *used* when its value appears as a concrete input value of some
 task (anywhere in the input, also inside lists and objects), or as that value converted
 to the input's declared type (``"299.99"`` → ``299.99``).
+
+A strategy validates its candidate and :func:`~orra_planner.strategy.finalize` validates
+it again; :func:`validate_plan` remembers its last few verdicts (by catalogue and data
+object, and the tasks' exact content), so the second look at an unchanged plan is free.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from orra_events import DataField, Plan, PlanTask
 from orra_planner import schema
@@ -154,6 +161,51 @@ def parse_candidate(raw: Any) -> tuple[list[PlanTask], list[ValidationIssue]]:
     return tasks, issues
 
 
+class _Verdicts:
+    """The last verdicts of :func:`validate_plan`, for a plan validated twice unchanged.
+
+    A verdict is found again only for the very same catalogue and data objects (kept
+    alive here, so their ids are not reused) and tasks that encode to the same bytes.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[
+            tuple[int, int, bytes], tuple[ServiceCatalog, Sequence[DataField], ValidationResult]
+        ] = OrderedDict()
+        self._encoder = msgspec.json.Encoder()
+
+    def key(
+        self, tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
+    ) -> tuple[int, int, bytes] | None:
+        try:
+            return (id(catalog), id(data), self._encoder.encode(tasks))
+        except (TypeError, msgspec.EncodeError):  # values JSON cannot hold: no memo
+            return None
+
+    def get(
+        self, key: tuple[int, int, bytes], catalog: ServiceCatalog, data: Sequence[DataField]
+    ) -> ValidationResult | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] is not catalog or entry[1] is not data:
+            return None
+        return entry[2]
+
+    def put(
+        self,
+        key: tuple[int, int, bytes],
+        catalog: ServiceCatalog,
+        data: Sequence[DataField],
+        result: ValidationResult,
+    ) -> None:
+        self._entries[key] = (catalog, data, result)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+_VERDICTS: Final = _Verdicts(size=32)
+
+
 def validate_plan(
     tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
 ) -> ValidationResult:
@@ -167,6 +219,18 @@ def validate_plan(
     Returns:
         The issues and, when there is none, the plan with computed parallel groups.
     """
+    key = _VERDICTS.key(tasks, catalog, data)
+    if key is not None and (known := _VERDICTS.get(key, catalog, data)) is not None:
+        return known
+    result = _validate(tasks, catalog, data)
+    if key is not None:
+        _VERDICTS.put(key, catalog, data, result)
+    return result
+
+
+def _validate(
+    tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
+) -> ValidationResult:
     issues: list[ValidationIssue] = []
     if not tasks:
         issues.append(ValidationIssue(IssueCode.EMPTY_PLAN, "the plan has no tasks"))
@@ -265,7 +329,7 @@ def _check_inputs(task: PlanTask, spec: ServiceSpec) -> Iterator[ValidationIssue
                     field=name,
                 )
             continue
-        problem = _type_problem(value, declared[name], spec)
+        problem = _type_problem(value, name, spec)
         if problem:
             yield ValidationIssue(
                 IssueCode.INPUT_TYPE_MISMATCH,
@@ -275,10 +339,13 @@ def _check_inputs(task: PlanTask, spec: ServiceSpec) -> Iterator[ValidationIssue
             )
 
 
-def _type_problem(value: Any, field_schema: Any, spec: ServiceSpec) -> str | None:
+def _type_problem(value: Any, name: str, spec: ServiceSpec) -> str | None:
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        if isinstance(value, str) and parse_reference(value) is not None:
+            return None  # checked against the referenced output in _check_references
+        return spec.scalar_input_problem(name, value)
     root = spec.input_schema
-    if parse_reference(value) is not None:
-        return None  # checked against the referenced output in _check_references
+    field_schema = spec.inputs[name]
     if next(find_references(value), None) is not None:
         expected = schema.types_of(field_schema, root)
         actual = schema.type_name(value)
