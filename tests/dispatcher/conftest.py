@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from orra_dispatcher import DispatcherSettings, setup
+from orra_dispatcher.store import BUCKET, SnapshotStore
 from orra_events import (
     Bus,
     Event,
@@ -26,6 +27,7 @@ from orra_events import (
     decode_as,
     new_orchestration_id,
 )
+from orra_events.fastpub import FastPublisher
 
 
 def seed_plan() -> Plan:
@@ -283,3 +285,14 @@ async def start_dispatcher(bus: Bus, nats_url: str, topology: Topology) -> Async
                 await stop()
         for b in buses:
             await b.close()
+
+
+@pytest.fixture
+async def snapshots(bus: Bus) -> AsyncIterator[SnapshotStore]:
+    """The dispatcher's snapshot bucket, to look at what it stored."""
+    publisher = FastPublisher(bus.nc)
+    await publisher.start()
+    try:
+        yield SnapshotStore(await bus.kv(BUCKET), publisher)
+    finally:
+        await publisher.stop()

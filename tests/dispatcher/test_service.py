@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
 from orra_dispatcher import DispatcherSettings
-from orra_dispatcher.store import BUCKET, Found, SnapshotStore
+from orra_dispatcher.store import Found, SnapshotStore
 from orra_events import (
     Bus,
     OrchestrationAborted,
@@ -39,7 +40,11 @@ def dispatched_ids(events: list[Any]) -> list[str]:
 
 
 async def test_seed_plan_runs_group_by_group(
-    bus: Bus, worker: FakeWorker, recorder: Recorder, start_dispatcher: Any
+    bus: Bus,
+    worker: FakeWorker,
+    recorder: Recorder,
+    start_dispatcher: Any,
+    snapshots: SnapshotStore,
 ) -> None:
     async def slow_payment(task: TaskDispatched) -> dict[str, Any]:
         await asyncio.sleep(0.2)
@@ -81,9 +86,8 @@ async def test_seed_plan_runs_group_by_group(
         f"d:{oid}:{t}:1" for t in ("payment", "inventory", "delivery", "notify")
     )
     assert [e.event_id for e in stored if e.TYPE == "orchestration.done"] == [f"end:{oid}"]
-    # the snapshot is gone, leaving a tombstone
-    store = SnapshotStore(await bus.kv(BUCKET))
-    assert (await store.load(oid)).found is Found.ENDED
+    # the snapshot is gone, leaving a marker (for a while)
+    assert (await snapshots.load(oid)).found is Found.ENDED
 
 
 async def test_retry_then_success(
@@ -274,7 +278,11 @@ async def test_crash_between_publish_and_snapshot_write_repeats_nothing(
 
 
 async def test_abort_stops_dispatching(
-    bus: Bus, worker: FakeWorker, recorder: Recorder, start_dispatcher: Any
+    bus: Bus,
+    worker: FakeWorker,
+    recorder: Recorder,
+    start_dispatcher: Any,
+    snapshots: SnapshotStore,
 ) -> None:
     inventory_may_finish = asyncio.Event()
 
@@ -291,9 +299,8 @@ async def test_abort_stops_dispatching(
     await bus.publish(
         OrchestrationAborted(event_id=f"end:{oid}", orchestration_id=oid, reason="user")
     )
-    store = SnapshotStore(await bus.kv(BUCKET))
     for _ in range(50):
-        if (await store.load(oid)).found is Found.ENDED:
+        if (await snapshots.load(oid)).found is Found.ENDED:
             break
         await asyncio.sleep(0.05)
     inventory_may_finish.set()
@@ -429,3 +436,103 @@ async def test_event_for_an_unknown_orchestration_is_parked_after_retries(
     assert parked.headers is not None
     assert f"unknown orchestration {oid}" in parked.headers[HDR_REASON]
     assert parked.headers[HDR_ORIGINAL_SUBJECT] == subject
+
+
+async def test_ended_orchestrations_leave_nothing_once_their_markers_expire(
+    bus: Bus, worker: FakeWorker, recorder: Recorder, start_dispatcher: Any
+) -> None:
+    settings = DispatcherSettings(**{**FAST.__dict__, "tombstone_ttl_s": 1.0})
+    await start_dispatcher(settings)
+    events = [plan_created(seed_plan()) for _ in range(3)]
+    for event in events:
+        await bus.publish(event)
+    for event in events:
+        assert isinstance(await recorder.terminal(event.orchestration_id), OrchestrationDone)
+    kv_stream = f"KV_{bus.topology.bucket('dispatcher')}"
+    for _ in range(60):
+        info = await bus.js.stream_info(kv_stream)
+        if info.state.messages == 0:
+            break
+        await asyncio.sleep(0.1)
+    # Nothing left to scan at start-up: the bucket holds the orchestrations in flight only.
+    assert info.state.messages == 0
+
+
+async def test_a_replayed_log_does_not_restart_ended_orchestrations(
+    bus: Bus,
+    worker: FakeWorker,
+    recorder: Recorder,
+    start_dispatcher: Any,
+    snapshots: SnapshotStore,
+) -> None:
+    settings = DispatcherSettings(**{**FAST.__dict__, "tombstone_ttl_s": 1.0})
+    stop = await start_dispatcher(settings)
+    event = plan_created(seed_plan())
+    oid = event.orchestration_id
+    await bus.publish(event)
+    assert isinstance(await recorder.terminal(oid), OrchestrationDone)
+    await stop()
+    for _ in range(60):  # the marker expires
+        if (await snapshots.load(oid)).found is Found.UNKNOWN:
+            break
+        await asyncio.sleep(0.1)
+    assert (await snapshots.load(oid)).found is Found.UNKNOWN
+    # The consumer is lost (an operator deleted it): a new one replays the whole log,
+    # plan.created and every result included, as first deliveries.
+    await bus.js.delete_consumer(bus.topology.events_stream, "dispatcher")
+    before = len(worker.received)
+    await start_dispatcher(settings)
+    await asyncio.sleep(1.5)
+    stored = await stored_events(bus, oid)
+    assert Counter(e.TYPE for e in stored)["orchestration.done"] == 1
+    assert Counter(dispatched_ids(stored)) == Counter(
+        f"d:{oid}:{t}:1" for t in ("payment", "inventory", "delivery", "notify")
+    )
+    assert len(worker.received) == before  # nothing dispatched again
+    assert (await snapshots.load(oid)).found is Found.UNKNOWN
+    info = await bus.js.consumer_info(bus.topology.events_stream, "dispatcher")
+    assert info.num_ack_pending == 0  # every replayed input was acked, none parked or retried
+    dlq = await bus.js.stream_info(bus.topology.dlq_stream)
+    assert dlq.state.messages == 0
+
+
+async def test_results_queued_behind_a_snapshot_write_are_applied_without_waiting(
+    bus: Bus,
+    worker: FakeWorker,
+    recorder: Recorder,
+    start_dispatcher: Any,
+    monkeypatch: Any,
+) -> None:
+    # Slow snapshot writes: the second group must still be dispatched as soon as the
+    # first group's results are in, not after the writes (write-behind), and each input
+    # is acknowledged only once a snapshot including it is stored.
+    original = SnapshotStore.save
+    writes: list[float] = []
+
+    async def slow_save(self: SnapshotStore, state: Any, revision: int) -> int:
+        await asyncio.sleep(0.3)
+        writes.append(time.monotonic())
+        return await original(self, state, revision)
+
+    monkeypatch.setattr(SnapshotStore, "save", slow_save)
+    await start_dispatcher()
+    event = plan_created(seed_plan())
+    oid = event.orchestration_id
+    started = time.monotonic()
+    await bus.publish(event)
+    done = await recorder.terminal(oid, timeout=15)
+    assert isinstance(done, OrchestrationDone)
+    # Three inputs change the state before the end (plan, then 2 results per group): with
+    # a 0.3 s write each, waiting for every write would take over 1 s.
+    assert time.monotonic() - started < 0.9
+    assert len(writes) <= 3
+    for _ in range(30):
+        info = await bus.js.consumer_info(bus.topology.events_stream, "dispatcher")
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert info.num_ack_pending == 0
+    stored = await stored_events(bus, oid)
+    assert Counter(dispatched_ids(stored)) == Counter(
+        f"d:{oid}:{t}:1" for t in ("payment", "inventory", "delivery", "notify")
+    )

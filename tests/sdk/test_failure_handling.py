@@ -175,6 +175,36 @@ async def test_abort_and_progress_from_a_handler(
     assert updates[0].event_id == "pg:o_ab:pay:1:1"
 
 
+async def test_progress_without_waiting_is_stored_ahead_of_the_result(
+    bus: Bus, events: EventLog, dispatch: Any, make_client: Any
+) -> None:
+    svc = service()
+
+    @svc.handler
+    async def pay(task: Task[PayIn]) -> PayOut:
+        await task.progress({"step": "charging"}, wait=False)
+        await task.progress({"step": "charged"}, wait=False)
+        return PayOut(transactionId="TX")
+
+    client = make_client()
+    await client.connect()
+    await client.start(svc)
+    await dispatch("PaymentService", "pay", {"orderId": "ORD7"}, orchestration_id="o_pg")
+    (done,) = await events.wait(TaskCompleted)
+    assert done.output == {"transactionId": "TX"}
+    # In the log, both updates precede the result.
+    stored = await bus.js.subscribe(
+        bus.topology.history_of("o_pg"), stream=bus.topology.events_stream, ordered_consumer=True
+    )
+    types = []
+    for _ in range(3):
+        msg = await stored.next_msg(timeout=5)
+        types.append(msg.subject.removeprefix(f"{bus.topology.namespace}.").rsplit(".", 1)[0])
+    await stored.unsubscribe()
+    assert types == ["task.progress", "task.progress", "task.completed"]
+    assert await work_left(bus) == 0
+
+
 async def test_a_running_task_is_stopped_when_its_orchestration_is_aborted(
     bus: Bus, events: EventLog, dispatch: Any, make_client: Any
 ) -> None:

@@ -229,6 +229,41 @@ async def test_handler_errors_become_task_failures(
     assert await work_left(bus) == 0
 
 
+async def test_a_failure_releases_the_claim_for_another_replica(
+    bus: Bus, events: EventLog, make_client: Any, dispatch: Any
+) -> None:
+    # The release of the claim is written with task.failed (one batch): a retry that
+    # lands on another replica runs at once instead of waiting out the claim's lease.
+    def replica(label: str, runs: list[str]) -> Service[PayIn, PayOut]:
+        svc = Service(name="Split", description="d", input=PayIn, output=PayOut)
+
+        @svc.handler
+        async def run(task: Task[PayIn]) -> PayOut:
+            runs.append(label)
+            if task.attempt == 1:
+                raise RuntimeError("try again")
+            return PayOut(paymentStatus="ok", transactionId=label)
+
+        return svc
+
+    runs: list[str] = []
+    first = make_client(ack_wait_s=10.0)
+    await first.connect()
+    await first.start(replica("first", runs))
+    await dispatch("Split", "t", {"orderId": "O", "amount": 1})
+    await events.wait(TaskFailed, task_id="t")
+    await first.close()
+    second = make_client(ack_wait_s=10.0)
+    await second.connect()
+    await second.start(replica("second", runs))
+    started = asyncio.get_running_loop().time()
+    await dispatch("Split", "t", {"orderId": "O", "amount": 1}, attempt=2)
+    (done,) = await events.wait(TaskCompleted, task_id="t", timeout=15.0)
+    assert asyncio.get_running_loop().time() - started < 5.0  # the lease would be 20 s
+    assert done.output["transactionId"] == "second"
+    assert runs == ["first", "second"]
+
+
 async def test_undecodable_work_is_parked_and_the_service_keeps_going(
     bus: Bus, events: EventLog, make_client: Any, dispatch: Any
 ) -> None:
@@ -409,6 +444,42 @@ async def test_in_progress_acks_keep_a_long_task_from_being_redelivered(
     assert info.num_redelivered == 0
     assert info.num_ack_pending == 0
     assert info.config.ack_wait == 1.0
+
+
+async def test_a_task_finishing_while_the_client_stops_is_kept_alive(
+    bus: Bus, events: EventLog, make_client: Any, dispatch: Any
+) -> None:
+    # While a client drains, its running handlers keep their message and claim alive:
+    # another replica must not get the task (and run it a second time).
+    started = asyncio.Event()
+    calls: list[str] = []
+
+    def replica(label: str) -> Service[PayIn, PayOut]:
+        svc = Service(name="Draining", description="d", input=PayIn, output=PayOut)
+
+        @svc.handler
+        async def run(task: Task[PayIn]) -> PayOut:
+            calls.append(label)
+            started.set()
+            await asyncio.sleep(3.0)  # three ack waits, within the drain
+            return PayOut(paymentStatus="ok", transactionId=label)
+
+        return svc
+
+    leaving = make_client(ack_wait_s=1.0, drain_timeout_s=6.0)
+    await leaving.connect()
+    await leaving.start(replica("leaving"))
+    await dispatch("Draining", "t", {"orderId": "O", "amount": 1})
+    await started.wait()
+    staying = make_client(ack_wait_s=1.0)
+    await staying.connect()
+    await staying.start(replica("staying"))
+    await leaving.close()
+    (done,) = await events.wait(TaskCompleted, task_id="t")
+    assert done.output["transactionId"] == "leaving"
+    await asyncio.sleep(1.5)
+    assert calls == ["leaving"]
+    assert await work_left(bus) == 0
 
 
 async def test_stopping_abandons_a_running_task_to_another_replica(

@@ -395,7 +395,7 @@ DeliveryAgent = Service(
 @DeliveryAgent.handler
 async def deliver(task: Task[DeliveryInput]) -> DeliveryOutput:
     """Report progress while choosing a carrier, then schedule the delivery."""
-    await task.progress({"step": "choosing carrier"})
+    await task.progress({"step": "choosing carrier"}, wait=False)
     return await _schedule_delivery(task)
 
 

@@ -1,31 +1,42 @@
 """The idempotency record: one key per task in a JetStream KV bucket.
 
 A key holds either a *claim* (``running``, with the holder and a lease) or the *result*
-(``done``, with the output). Claiming is a KV ``create``, so when two replicas get the same
-idempotency key at once (a redelivery, a dispatcher retry after a timeout) only one runs the
-handler; the other waits for the result. A failure deletes the claim, so a retry runs the
-handler again; a holder that died leaves a claim whose lease expires, and the next delivery
-takes it over. The happy path costs two KV writes: the create and the result.
+(``done``, with the output). Claiming is a create-only write, so when two replicas get the
+same idempotency key at once (a redelivery, a dispatcher retry after a timeout) only one
+runs the handler; the other waits for the result. A failure deletes the claim, so a retry
+runs the handler again; a holder that died leaves a claim whose lease expires, and the next
+delivery takes it over.
+
+Writes are JetStream publishes to the bucket's subjects (``$KV.<bucket>.<key>``) through
+the connection's :class:`~orra_events.fastpub.FastPublisher`: a create is a publish with
+``Nats-Expected-Last-Subject-Sequence: 0``, a compare-and-set one with the revision read,
+a delete one with ``KV-Operation: DEL``. That lets the worker put the result record in
+the same batch as its ``task.completed`` event (one round trip for both, see
+:mod:`orra_sdk._worker`). The happy path costs two writes: the claim and the result.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError
+
+from orra_events.fastpub import PubAck, PublishError
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
+    from orra_events.fastpub import Batch, FastPublisher
+
 __all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key"]
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_=-]+(?::[A-Za-z0-9_=-]+)*$")
+_EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -75,11 +86,23 @@ def kv_key(service: str, idempotency_key: str) -> str:
 
 
 class ResultStore:
-    """Claims and results of tasks, in one KV bucket shared by every SDK process."""
+    """Claims and results of tasks, in one KV bucket shared by every SDK process.
 
-    def __init__(self, kv: KeyValue, *, holder: str) -> None:
+    Args:
+        kv: The bucket (reads, and the subject prefix of its keys).
+        holder: This process's instance id, written into its claims.
+        publisher: Writes go through it (create, compare-and-set, delete).
+    """
+
+    def __init__(self, kv: KeyValue, *, holder: str, publisher: FastPublisher) -> None:
         self.kv = kv
         self.holder = holder
+        self.publisher = publisher
+        self._prefix: str = kv._pre
+
+    def subject(self, key: str) -> str:
+        """The subject a key's writes are published to."""
+        return self._prefix + key
 
     def _running(self, attempt: int, lease_s: float) -> bytes:
         return _encoder.encode(
@@ -91,45 +114,108 @@ class ResultStore:
             )
         )
 
+    async def _write(self, key: str, data: bytes, headers: dict[str, str]) -> PubAck:
+        """Publish one write and wait for its ack.
+
+        Raises:
+            PublishError: the broker refused it (``conflict`` for a stale revision).
+            TimeoutError: no ack within the publisher's timeout.
+        """
+        (result,) = await self.publisher.publish(self.subject(key), data, headers)
+        if isinstance(result, PublishError):
+            raise result
+        return result
+
     async def claim(self, key: str, *, attempt: int, lease_s: float) -> Claimed | Done | Busy:
         """Take the key, or learn that it is done or held by a live instance."""
         for _ in range(5):
             try:
-                return Claimed(key, await self.kv.create(key, self._running(attempt, lease_s)))
-            except KeyWrongLastSequenceError:
-                pass
+                ack = await self._write(key, self._running(attempt, lease_s), {_EXPECTED: "0"})
+            except PublishError as exc:
+                if not exc.conflict:
+                    raise
+            else:
+                return Claimed(key, ack.seq)
             try:
                 entry = await self.kv.get(key)
-            except KeyNotFoundError:
-                continue  # released between our create and get: try to create again
-            assert entry.value is not None
-            record = _decoder.decode(entry.value)
-            if record.state == "done":
-                return Done(record)
-            remaining = record.lease_until - time.time()
-            if remaining > 0 and record.holder != self.holder:
-                # Poll rather than wait for the whole lease: the holder usually finishes
-                # well before it, and then the next delivery replays its result.
-                return Busy(record.holder, min(max(remaining, 0.1), 0.5))
-            # The holder's lease ran out (it died or hung): take the claim over.
+            except KeyNotFoundError as exc:
+                if exc.entry is None or exc.entry.revision is None:
+                    continue  # gone between our write and the read: create again
+                # A released claim (delete marker): take the key over from that revision.
+                last = exc.entry.revision
+            else:
+                assert entry.value is not None
+                assert entry.revision is not None
+                record = _decoder.decode(entry.value)
+                if record.state == "done":
+                    return Done(record)
+                remaining = record.lease_until - time.time()
+                if remaining > 0 and record.holder != self.holder:
+                    # Poll rather than wait for the whole lease: the holder usually finishes
+                    # well before it, and then the next delivery replays its result.
+                    return Busy(record.holder, min(max(remaining, 0.1), 0.5))
+                # The holder's lease ran out (it died or hung): take the claim over.
+                last = entry.revision
             try:
-                revision = await self.kv.update(
-                    key, self._running(attempt, lease_s), last=entry.revision
+                ack = await self._write(
+                    key, self._running(attempt, lease_s), {_EXPECTED: str(last)}
                 )
-            except KeyWrongLastSequenceError:
+            except PublishError as exc:
+                if not exc.conflict:
+                    raise
                 continue
-            return Claimed(key, revision)
+            return Claimed(key, ack.seq)
         return Busy("unknown", 1.0)
 
     async def renew(self, claim: Claimed, *, attempt: int, lease_s: float) -> bool:
         """Extend the lease of a claim; False when another instance took it over."""
         try:
-            claim.revision = await self.kv.update(
-                claim.key, self._running(attempt, lease_s), last=claim.revision
+            ack = await self._write(
+                claim.key, self._running(attempt, lease_s), {_EXPECTED: str(claim.revision)}
             )
-        except KeyWrongLastSequenceError:
-            return False
+        except PublishError as exc:
+            if exc.conflict:
+                return False
+            raise
+        claim.revision = ack.seq
         return True
+
+    def add_complete(
+        self,
+        batch: Batch,
+        claim: Claimed,
+        *,
+        output: dict[str, Any],
+        attempt: int,
+        started_at: float,
+        duration_ms: float,
+    ) -> None:
+        """Queue the record of a successful output in ``batch``; later deliveries replay it.
+
+        Unconditional: the handler did run, so its result is the truth even if a lease
+        expired meanwhile and another instance took the claim over.
+        """
+        record = Record(
+            state="done",
+            holder=self.holder,
+            attempt=attempt,
+            output=output,
+            started_at=started_at,
+            duration_ms=duration_ms,
+        )
+        batch.add(self.subject(claim.key), _encoder.encode(record))
+
+    def add_release(self, batch: Batch, claim: Claimed) -> None:
+        """Queue the deletion of a claim after a failure (a retry then runs the handler).
+
+        Compare-and-set: a claim taken over by another instance is no longer ours to
+        delete, and that refusal (a conflict) is expected; see :func:`released`.
+        """
+        batch.add(
+            self.subject(claim.key),
+            b"",
+            {"KV-Operation": "DEL", _EXPECTED: str(claim.revision)},
+        )
 
     async def complete(
         self,
@@ -140,21 +226,33 @@ class ResultStore:
         started_at: float,
         duration_ms: float,
     ) -> None:
-        """Record the successful output; every later delivery replays it."""
-        record = Record(
-            state="done",
-            holder=self.holder,
-            attempt=attempt,
+        """Record the successful output now (see :meth:`add_complete`)."""
+        batch = self.publisher.batch()
+        self.add_complete(
+            batch,
+            claim,
             output=output,
+            attempt=attempt,
             started_at=started_at,
             duration_ms=duration_ms,
         )
-        # Unconditional: the handler did run, so its result is the truth even if a lease
-        # expired meanwhile and another instance took the claim over.
-        await self.kv.put(claim.key, _encoder.encode(record))
+        (result,) = await batch.send()
+        if isinstance(result, PublishError):
+            raise result
 
     async def release(self, claim: Claimed) -> None:
-        """Drop the claim after a failure, so that a retry runs the handler."""
-        # A claim taken over by another instance is no longer ours to delete.
-        with contextlib.suppress(KeyWrongLastSequenceError):
-            await self.kv.delete(claim.key, last=claim.revision)
+        """Drop the claim now (see :meth:`add_release`)."""
+        batch = self.publisher.batch()
+        self.add_release(batch, claim)
+        (result,) = await batch.send()
+        released(result)
+
+
+def released(result: PubAck | PublishError) -> None:
+    """Check the result of a queued release: a conflict (taken over) is fine.
+
+    Raises:
+        PublishError: the broker refused the delete for another reason.
+    """
+    if isinstance(result, PublishError) and not result.conflict:
+        raise result

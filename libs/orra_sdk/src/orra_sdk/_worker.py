@@ -11,6 +11,13 @@ The work subject carries two kinds of message: ``task.dispatched`` runs the hand
 record (key ``<orch>:<task>:revert``), keep-alives and reporting
 (``task.compensated`` / ``task.compensation_failed``).
 
+Reporting. The idempotency record (the result, or the release of the claim after a
+failure) and the result event (``task.completed``...) are published together, in one
+batch of the connection's :class:`~orra_events.fastpub.FastPublisher`, and their acks
+awaited together: one round trip instead of two in sequence. The work message is acked
+once both are stored. Keep-alives of running handlers (in-progress acks and claim
+renewals) are fired by the worker's ticker, not by a timer per task.
+
 Stopping. :meth:`ServiceWorker.stop_orchestration` (the client calls it when it sees
 ``orchestration.aborted``, ``orchestration.failed`` or ``orchestration.compensating``)
 cancels the running handlers of that orchestration: each reports ``task.failed`` (not
@@ -25,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -44,25 +51,28 @@ from orra_events import (
     decode,
     now,
 )
+from orra_events.codec import encode
 from orra_events.errors import DecodeError
-from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key
+from orra_events.fastpub import PublishError, delivery
+from orra_events.metrics import observe_event
+from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, released
 from orra_sdk.errors import AbortOrchestration, NonRetryableError
 from orra_sdk.service import RevertTask, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-    from orra_events import Bus
+    from orra_events import Bus, Topology
+    from orra_events.fastpub import Batch, FastPublisher
     from orra_sdk.service import Service
 
 __all__ = ["ServiceWorker", "describe_validation_error"]
 
 log = structlog.get_logger("orra.sdk")
 
-_PUBLISH_TIMEOUT_S = 10.0
 _STATUS = "Status"
 _STOPPED_MEMORY = 10_000
 
@@ -76,86 +86,120 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-class _KeyLock:
-    __slots__ = ("lock", "users")
+class _KeyLocks:
+    """One holder per key at a time; waiters are served in arrival order.
+
+    Cheaper than an ``asyncio.Lock`` per key: an uncontended key costs a dict entry.
+    """
+
+    __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
+        self._held: dict[str, deque[asyncio.Future[None]]] = {}
 
+    def __len__(self) -> int:
+        return len(self._held)
 
-class _KeepAlive:
-    """While a handler runs: in-progress acks on its message and renewals of its claim."""
-
-    def __init__(
-        self,
-        msg: Msg,
-        store: ResultStore,
-        claim: Claimed,
-        *,
-        attempt: int,
-        every: float,
-        lease: float,
-    ) -> None:
-        self._msg = msg
-        self._store = store
-        self._claim = claim
-        self._attempt = attempt
-        self._every = every
-        self._lease = lease
-        self._loop = asyncio.get_running_loop()
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = False
-        self._handle = self._loop.call_later(every, self._fire)
-
-    def _fire(self) -> None:
-        self._task = self._loop.create_task(self._beat())
-
-    async def _beat(self) -> None:
+    async def acquire(self, key: str) -> None:
+        waiters = self._held.get(key)
+        if waiters is None:
+            self._held[key] = deque()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(future)
         try:
-            await self._msg.in_progress()
-            if not await self._store.renew(self._claim, attempt=self._attempt, lease_s=self._lease):
-                log.warning("claim taken over by another instance", key=self._claim.key)
-        except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
-            log.warning("keep-alive failed", key=self._claim.key, error=str(exc))
-        if not self._stopped:
-            self._handle = self._loop.call_later(self._every, self._fire)
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                # Handed the key just as we were cancelled: pass it on.
+                self.release(key)
+            else:
+                waiters.remove(future)
+            raise
 
-    async def stop(self) -> None:
-        self._stopped = True
-        self._handle.cancel()
-        if self._task is not None and not self._task.done():
-            with contextlib.suppress(Exception):
-                await self._task
+    def release(self, key: str) -> None:
+        waiters = self._held[key]
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        del self._held[key]
+
+
+class _Beat:
+    """Keep-alive of one running handler: in-progress acks and claim renewals.
+
+    The worker's ticker fires it every third of the ack wait (no timer per task).
+    """
+
+    __slots__ = ("attempt", "claim", "due", "msg", "task")
+
+    def __init__(self, msg: Msg, claim: Claimed, attempt: int, due: float) -> None:
+        self.msg = msg
+        self.claim = claim
+        self.attempt = attempt
+        self.due = due
+        self.task: asyncio.Task[None] | None = None
 
 
 class _Progress:
-    """Publishes a task attempt's ``task.progress`` events, numbered from 1."""
+    """Publishes a task attempt's ``task.progress`` events, numbered from 1.
 
-    __slots__ = ("bus", "event", "seq")
+    An update published with ``wait=False`` is not waited for by the handler; the worker
+    waits for it (and logs a failure) before it reports the task's result.
+    """
 
-    def __init__(self, bus: Bus, event: TaskDispatched) -> None:
-        self.bus = bus
+    __slots__ = ("event", "pending", "publisher", "seq", "topology")
+
+    def __init__(self, publisher: FastPublisher, topology: Topology, event: TaskDispatched) -> None:
+        self.publisher = publisher
+        self.topology = topology
         self.event = event
         self.seq = 0
+        self.pending: list[asyncio.Future[list[Any]]] = []
 
-    async def __call__(self, update: dict[str, Any]) -> None:
+    async def __call__(self, update: dict[str, Any], *, wait: bool = True) -> None:
         self.seq += 1
         event = self.event
-        await self.bus.publish(
-            TaskProgress(
-                event_id=(
-                    f"pg:{event.orchestration_id}:{event.task_id}:{event.attempt}:{self.seq}"
-                ),
-                orchestration_id=event.orchestration_id,
-                task_id=event.task_id,
-                service=event.service,
-                attempt=event.attempt,
-                seq=self.seq,
-                update=update,
-            ),
-            timeout=_PUBLISH_TIMEOUT_S,
+        progress = TaskProgress(
+            event_id=f"pg:{event.orchestration_id}:{event.task_id}:{event.attempt}:{self.seq}",
+            orchestration_id=event.orchestration_id,
+            task_id=event.task_id,
+            service=event.service,
+            attempt=event.attempt,
+            seq=self.seq,
+            update=update,
         )
+        future = self.publisher.publish(
+            self.topology.subject_for(progress), encode(progress), msg_id=progress.event_id
+        )
+        if not wait:
+            self.pending.append(future)
+            return
+        (result,) = await future
+        if isinstance(result, PublishError):
+            raise result
+
+    async def settle(self) -> None:
+        """Wait for the updates published without waiting; log those that failed.
+
+        Called once the task's result is published: the updates went out before it on the
+        same connection, so this costs no extra round trip.
+        """
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        for future in pending:
+            try:
+                (result,) = await future
+            except TimeoutError:
+                log.warning("progress update not acknowledged", task_id=self.event.task_id)
+                continue
+            if isinstance(result, PublishError):
+                log.warning(
+                    "progress update refused", task_id=self.event.task_id, error=str(result)
+                )
 
 
 class ServiceWorker:
@@ -167,6 +211,7 @@ class ServiceWorker:
         service: Service[Any, Any],
         *,
         store: ResultStore,
+        publisher: FastPublisher,
         concurrency: int,
         ack_wait_s: float,
         pull_expires_s: float,
@@ -175,12 +220,14 @@ class ServiceWorker:
         self.bus = bus
         self.service = service
         self.store = store
+        self.publisher = publisher
         self.concurrency = concurrency
         self.ack_wait_s = ack_wait_s
         self.pull_expires_s = pull_expires_s
         self.max_deliveries = max_deliveries
         self.durable = bus.topology.consumer(f"svc_{service.name}")
         self.subject = bus.topology.work(service.name)
+        self._topology = bus.topology
         self._progress_every = ack_wait_s / 3
         self._lease_s = max(ack_wait_s * 2, 2.0)
         self._refill_at = max(1, concurrency // 4)
@@ -188,7 +235,9 @@ class ServiceWorker:
         self._last_deadline = 0.0
         self._inflight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._locks: dict[str, _KeyLock] = {}
+        self._locks = _KeyLocks()
+        self._beats: dict[int, _Beat] = {}
+        self._beat_ids = 0
         self._stopping = False
         self._sub: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -244,9 +293,14 @@ class ServiceWorker:
             log.warning("pull request failed", service=self.service.name, error=str(exc))
 
     async def _tick(self) -> None:
-        interval = min(1.0, self._progress_every)
-        while not self._stopping:
+        # Often enough that a keep-alive is never more than half an interval late. It
+        # keeps running while the worker stops, for the handlers that finish meanwhile.
+        interval = min(1.0, self._progress_every / 2)
+        while True:
             await asyncio.sleep(interval)
+            self._keep_alive()
+            if self._stopping:
+                continue
             # A request whose expiry passed without its 408 (a broker restart, a lost
             # status message) no longer counts; otherwise the worker would starve.
             if self._outstanding and time.monotonic() > self._last_deadline + 1.0:
@@ -258,7 +312,7 @@ class ServiceWorker:
             self._outstanding = max(0, self._outstanding - 1)
             if self._stopping:
                 with contextlib.suppress(Exception):
-                    await msg.nak()
+                    self.publisher.nak(msg)
                 return
             self._inflight += 1
             task = asyncio.create_task(self._process(msg))
@@ -279,6 +333,39 @@ class ServiceWorker:
                 description=msg.headers.get("Description") if msg.headers else None,
             )
             self._outstanding = 0
+
+    # --- keep-alives ---------------------------------------------------------------------
+
+    def _watch(self, msg: Msg, claim: Claimed, attempt: int) -> int:
+        """Keep a running handler's message in progress and its claim alive."""
+        self._beat_ids += 1
+        self._beats[self._beat_ids] = _Beat(
+            msg, claim, attempt, time.monotonic() + self._progress_every
+        )
+        return self._beat_ids
+
+    async def _unwatch(self, beat_id: int) -> None:
+        """Stop the keep-alives of a handler that returned (after a beat in flight)."""
+        beat = self._beats.pop(beat_id, None)
+        if beat is not None and beat.task is not None and not beat.task.done():
+            with contextlib.suppress(Exception):
+                await beat.task
+
+    def _keep_alive(self) -> None:
+        now = time.monotonic()
+        for beat in self._beats.values():
+            if beat.due <= now and (beat.task is None or beat.task.done()):
+                beat.due = now + self._progress_every
+                beat.task = asyncio.create_task(self._beat(beat))
+
+    async def _beat(self, beat: _Beat) -> None:
+        claim = beat.claim
+        try:
+            self.publisher.in_progress(beat.msg)
+            if not await self.store.renew(claim, attempt=beat.attempt, lease_s=self._lease_s):
+                log.warning("claim taken over by another instance", key=claim.key)
+        except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+            log.warning("keep-alive failed", key=claim.key, error=str(exc))
 
     # --- stop signals --------------------------------------------------------------------
 
@@ -306,42 +393,55 @@ class ServiceWorker:
 
     async def _process(self, msg: Msg) -> None:
         try:
-            await self._handle(msg)
+            work = await self._accept(msg)
+            if work is not None:
+                # One run per idempotency key in this process; other processes are kept
+                # out by the claim in the result store.
+                key, run = work
+                try:
+                    await self._locks.acquire(key)
+                except BaseException:
+                    run.close()
+                    raise
+                try:
+                    await run
+                finally:
+                    self._locks.release(key)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("task processing failed; redelivering", service=self.service.name)
             with contextlib.suppress(Exception):
-                await msg.nak(delay=1.0)
+                self.publisher.nak(msg, 1.0)
         finally:
             self._inflight -= 1
             await self._pull()
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _accept(self, msg: Msg) -> tuple[str, Coroutine[Any, Any, None]] | None:
+        """Decode and check a work message; return the run to do under its key's lock."""
         try:
             decoded = decode(msg.data)
         except DecodeError as exc:
             await self.bus.park(msg, f"{type(exc).__name__}: {exc}")
-            return
+            return None
         if not isinstance(decoded, TaskDispatched | TaskCompensating):
             await self.bus.park(msg, f"{decoded.TYPE} is not a task for a service")
-            return
+            return None
         event = decoded
         if event.service != self.service.name:
             await self.bus.park(
                 msg, f"task for service {event.service!r} arrived on {self.subject}"
             )
-            return
-        deliveries = msg.metadata.num_delivered
+            return None
+        deliveries, _ = delivery(msg)
         if isinstance(event, TaskCompensating):
-            await self._locked(event.idempotency_key, self._revert(msg, event, deliveries))
-            return
+            return event.idempotency_key, self._revert(msg, event, deliveries)
         stopped = self._stopped.get(event.orchestration_id)
         if stopped is not None:
             await self._fail(
                 msg, event, now(), time.perf_counter(), f"stopped: {stopped}", retryable=False
             )
-            return
+            return None
         if deliveries > self.max_deliveries:
             await self._fail(
                 msg,
@@ -352,24 +452,8 @@ class ServiceWorker:
                 "finishing it (the service crashed or hung each time)",
                 retryable=False,
             )
-            return
-        await self._locked(event.idempotency_key, self._run(msg, event, deliveries))
-
-    async def _locked(self, key: str, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` holding this process's lock of an idempotency key."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = _KeyLock()
-        lock.users += 1
-        try:
-            # One run per idempotency key in this process; other processes are kept out
-            # by the claim in the result store.
-            async with lock.lock:
-                await work
-        finally:
-            lock.users -= 1
-            if lock.users == 0:
-                del self._locks[key]
+            return None
+        return event.idempotency_key, self._run(msg, event, deliveries)
 
     async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:
         service = self.service
@@ -408,8 +492,9 @@ class ServiceWorker:
             return
         if isinstance(claim, Busy):
             # Another instance runs this key and this worker is stopping: hand it back.
-            await msg.nak(delay=claim.retry_after_s)
+            self.publisher.nak(msg, claim.retry_after_s)
             return
+        progress = _Progress(self.publisher, self._topology, event)
         task = Task(
             input=data,
             orchestration_id=event.orchestration_id,
@@ -419,16 +504,9 @@ class ServiceWorker:
             idempotency_key=event.idempotency_key,
             deliveries=deliveries,
             timeout_s=event.timeout_s,
-            _progress=_Progress(self.bus, event),
+            _progress=progress,
         )
-        keepalive = _KeepAlive(
-            msg,
-            self.store,
-            claim,
-            attempt=event.attempt,
-            every=self._progress_every,
-            lease=self._lease_s,
-        )
+        beat = self._watch(msg, claim, event.attempt)
         error: str | None = None
         retryable = True
         output: dict[str, Any] = {}
@@ -441,16 +519,15 @@ class ServiceWorker:
         except asyncio.CancelledError:
             stop_reason = self._stops.pop(current, None)
             if stop_reason is None or self._stopping:
-                await keepalive.stop()
+                await self._unwatch(beat)
                 await self._abandon(msg, claim)
                 raise
             # Told to stop: the orchestration ended or is being compensated.
             current.uncancel()
             error, retryable = f"stopped: {stop_reason}", False
         except AbortOrchestration as exc:
-            await keepalive.stop()
-            await self.store.release(claim)
-            await self._abort(msg, event, started_at, t0, exc)
+            await self._unwatch(beat)
+            await self._abort(msg, event, started_at, t0, exc, release=claim, progress=progress)
             return
         except NonRetryableError as exc:
             error, retryable = f"{type(exc).__name__}: {exc}", False
@@ -470,20 +547,30 @@ class ServiceWorker:
             if not running:
                 self._running.pop(event.orchestration_id, None)
             self._stops.pop(current, None)
-        await keepalive.stop()
+        await self._unwatch(beat)
         duration_ms = (time.perf_counter() - t0) * 1000.0
         if error is not None:
-            await self.store.release(claim)
-            await self._fail(msg, event, started_at, t0, error, retryable=retryable)
+            await self._fail(
+                msg,
+                event,
+                started_at,
+                t0,
+                error,
+                retryable=retryable,
+                release=claim,
+                progress=progress,
+            )
             return
-        await self.store.complete(
-            claim,
-            output=output,
-            attempt=event.attempt,
-            started_at=started_at,
-            duration_ms=duration_ms,
+        await self._complete(
+            msg,
+            event,
+            output,
+            started_at,
+            duration_ms,
+            replayed=False,
+            record=claim,
+            progress=progress,
         )
-        await self._complete(msg, event, output, started_at, duration_ms, replayed=False)
 
     async def _revert(self, msg: Msg, event: TaskCompensating, deliveries: int) -> None:
         """Run the revert handler of a completed task (one compensation attempt)."""
@@ -536,7 +623,7 @@ class ServiceWorker:
             )
             return
         if isinstance(claim, Busy):
-            await msg.nak(delay=claim.retry_after_s)
+            self.publisher.nak(msg, claim.retry_after_s)
             return
         task = RevertTask(
             input=data,
@@ -549,20 +636,13 @@ class ServiceWorker:
             idempotency_key=event.idempotency_key,
             timeout_s=event.timeout_s,
         )
-        keepalive = _KeepAlive(
-            msg,
-            self.store,
-            claim,
-            attempt=event.attempt,
-            every=self._progress_every,
-            lease=self._lease_s,
-        )
+        beat = self._watch(msg, claim, event.attempt)
         error: str | None = None
         retryable = True
         try:
             await reverter(task)
         except asyncio.CancelledError:
-            await keepalive.stop()
+            await self._unwatch(beat)
             await self._abandon(msg, claim)
             raise
         except NonRetryableError as exc:
@@ -575,20 +655,26 @@ class ServiceWorker:
                 error=repr(exc),
             )
             error = f"{type(exc).__name__}: {exc}"
-        await keepalive.stop()
+        await self._unwatch(beat)
         duration_ms = (time.perf_counter() - t0) * 1000.0
         if error is not None:
-            await self.store.release(claim)
-            await self._comp_failed(msg, event, started_at, t0, error, retryable=retryable)
+            await self._comp_failed(
+                msg, event, started_at, t0, error, retryable=retryable, release=claim
+            )
             return
-        await self.store.complete(
-            claim,
-            output={},
-            attempt=event.attempt,
-            started_at=started_at,
-            duration_ms=duration_ms,
+        result = self._compensated(event, started_at, duration_ms)
+        await self._report(
+            msg,
+            result,
+            lambda batch: self.store.add_complete(
+                batch,
+                claim,
+                output={},
+                attempt=event.attempt,
+                started_at=started_at,
+                duration_ms=duration_ms,
+            ),
         )
-        await self._report(msg, self._compensated(event, started_at, duration_ms))
 
     def _compensated(
         self, event: TaskCompensating, started_at: float, duration_ms: float
@@ -612,6 +698,7 @@ class ServiceWorker:
         error: str,
         *,
         retryable: bool,
+        release: Claimed | None = None,
     ) -> None:
         result = TaskCompensationFailed(
             event_id=f"cr:{event.orchestration_id}:{event.task_id}:{event.attempt}",
@@ -624,7 +711,7 @@ class ServiceWorker:
             started_at=started_at,
             duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
-        await self._report(msg, result)
+        await self._report(msg, result, self._releaser(release))
 
     async def _abort(
         self,
@@ -633,6 +720,9 @@ class ServiceWorker:
         started_at: float,
         t0: float,
         exc: AbortOrchestration,
+        *,
+        release: Claimed,
+        progress: _Progress,
     ) -> None:
         log.info(
             "handler aborted the orchestration",
@@ -653,7 +743,7 @@ class ServiceWorker:
             started_at=started_at,
             duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
-        await self._report(msg, result)
+        await self._report(msg, result, self._releaser(release), progress)
 
     def _dump_output(self, result: object) -> dict[str, Any]:
         model = self.service.output_model
@@ -686,14 +776,19 @@ class ServiceWorker:
             if time.monotonic() - beat >= self._progress_every:
                 beat = time.monotonic()
                 with contextlib.suppress(Exception):
-                    await msg.in_progress()
+                    self.publisher.in_progress(msg)
 
     async def _abandon(self, msg: Msg, claim: Claimed) -> None:
         """The worker stops mid-task: free the key and hand the message to another replica."""
         with contextlib.suppress(Exception):
             await self.store.release(claim)
         with contextlib.suppress(Exception):
-            await msg.nak()
+            self.publisher.nak(msg)
+
+    def _releaser(self, claim: Claimed | None) -> Callable[[Batch], None] | None:
+        if claim is None:
+            return None
+        return lambda batch: self.store.add_release(batch, claim)
 
     # --- reporting -----------------------------------------------------------------------
 
@@ -706,6 +801,8 @@ class ServiceWorker:
         duration_ms: float,
         *,
         replayed: bool,
+        record: Claimed | None = None,
+        progress: _Progress | None = None,
     ) -> None:
         result = TaskCompleted(
             event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
@@ -719,7 +816,21 @@ class ServiceWorker:
             duration_ms=duration_ms,
             replayed=replayed,
         )
-        await self._report(msg, result)
+        writes = None
+        if record is not None:
+            claim = record
+
+            def writes(batch: Batch) -> None:
+                self.store.add_complete(
+                    batch,
+                    claim,
+                    output=output,
+                    attempt=event.attempt,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                )
+
+        await self._report(msg, result, writes, progress)
 
     async def _fail(
         self,
@@ -730,6 +841,8 @@ class ServiceWorker:
         error: str,
         *,
         retryable: bool,
+        release: Claimed | None = None,
+        progress: _Progress | None = None,
     ) -> None:
         result = TaskFailed(
             event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
@@ -743,28 +856,44 @@ class ServiceWorker:
             duration_ms=(time.perf_counter() - t0) * 1000.0,
             retryable=retryable,
         )
-        await self._report(msg, result)
+        await self._report(msg, result, self._releaser(release), progress)
 
     async def _report(
         self,
         msg: Msg,
         result: TaskCompleted | TaskFailed | TaskAborted | TaskCompensated | TaskCompensationFailed,
+        record: Callable[[Batch], None] | None = None,
+        progress: _Progress | None = None,
     ) -> None:
-        # The work message is acked only once its result is stored in the event log, so a
-        # crash in between redelivers the task (and the record replays the result).
-        ack = await self.bus.publish_nowait(result)
-        async with asyncio.timeout(_PUBLISH_TIMEOUT_S):
-            await ack
-        await msg.ack()
+        """Store the result event, with the idempotency record's write, then ack the task.
+
+        Both go out in one batch and are awaited together (one round trip): the record (the
+        result, or the release of the claim after a failure) and the event. The work
+        message is acked only once both are stored, so a crash in between redelivers the
+        task; the record then replays the result, or, if the crash came before the record
+        was stored, the handler runs again (the documented window, docs/guarantees.md).
+        Progress updates published without waiting are awaited here too.
+        """
+        batch = self.publisher.batch()
+        if record is not None:
+            record(batch)
+        observe_event(result)
+        batch.add(self._topology.subject_for(result), encode(result), msg_id=result.event_id)
+        results = await batch.send()  # the publisher times the wait out
+        if progress is not None:
+            await progress.settle()
+        *records, stored = results
+        for outcome in records:
+            released(outcome)  # a release refused as taken over is fine; other errors raise
+        if isinstance(stored, PublishError):
+            raise stored
+        self.publisher.ack(msg)
 
     # --- stopping ------------------------------------------------------------------------
 
     async def stop(self, drain_timeout_s: float) -> None:
         """Stop pulling, let running tasks finish for ``drain_timeout_s``, abandon the rest."""
         self._stopping = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            await asyncio.wait({self._ticker})
         # Drop the inbox first: the broker then discards our open pull requests, so a task
         # abandoned below is redelivered to another replica, not to us. Acks do not use
         # the inbox, so running tasks still report.
@@ -783,3 +912,6 @@ class ServiceWorker:
                 )
                 # Bounded: a handler may swallow its cancellation.
                 await asyncio.wait(pending, timeout=max(drain_timeout_s, 1.0))
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.wait({self._ticker})

@@ -30,6 +30,7 @@ from orra_events import (
     new_event_id,
 )
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable
+from orra_events.fastpub import FastPublisher
 from orra_events.runtime import env_bool, env_float, env_int
 from orra_sdk._results import ResultStore
 from orra_sdk._worker import ServiceWorker
@@ -131,6 +132,7 @@ class OrraClient:
         self.instance_id = new_event_id("i")
         self._bus: Bus | None = None
         self._store: ResultStore | None = None
+        self._publisher: FastPublisher | None = None
         self._workers: dict[str, ServiceWorker] = {}
         self._services: dict[str, AnyService] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -169,11 +171,14 @@ class OrraClient:
             else:
                 await bus.bind_streams()
             kv = await bus.kv(RESULTS_BUCKET, ttl_s=self.results_ttl_s)
+            publisher = FastPublisher(bus.nc)
+            await publisher.start()
         except Exception as exc:
             await bus.close()
             raise OrraSdkError(f"cannot prepare JetStream: {exc}") from exc
         self._bus = bus
-        self._store = ResultStore(kv, holder=self.instance_id)
+        self._publisher = publisher
+        self._store = ResultStore(kv, holder=self.instance_id, publisher=publisher)
         self._stopped.clear()
 
     async def __aenter__(self) -> Self:
@@ -197,6 +202,7 @@ class OrraClient:
         """
         bus = self.bus
         assert self._store is not None
+        assert self._publisher is not None
         for service in services:
             service.handle  # noqa: B018 - raises when the handler is missing
             if service.name in self._services:
@@ -218,6 +224,7 @@ class OrraClient:
                 bus,
                 service,
                 store=self._store,
+                publisher=self._publisher,
                 concurrency=service.concurrency or self.concurrency,
                 ack_wait_s=self.ack_wait_s,
                 pull_expires_s=self.pull_expires_s,
@@ -259,6 +266,9 @@ class OrraClient:
     async def close(self) -> None:
         """Stop, then close the connection."""
         await self.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None
         if self._bus is not None:
             await self._bus.close()
             self._bus = None

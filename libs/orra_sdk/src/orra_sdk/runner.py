@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,38 @@ from orra_sdk.errors import OrraSdkError
 if TYPE_CHECKING:
     from orra_sdk.service import Service
 
-__all__ = ["run", "serve_until_signal"]
+__all__ = ["GC_THRESHOLDS", "run", "serve_until_signal", "tune_gc"]
+
+GC_THRESHOLDS = (10_000, 20, 20)
+"""Collector thresholds of a service process run by :func:`run` (CPython's: 700, 10, 10)."""
 
 
-async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -> int:
-    """Serve ``services`` on ``client`` until SIGTERM or SIGINT; return an exit code."""
+def tune_gc() -> None:
+    """Keep the garbage collector off the hot path of a long-running service process.
+
+    Everything alive once the services have started (modules, models, connections) moves to
+    the permanent generation, so full collections no longer walk it (with the defaults they
+    took tens of milliseconds, a few times a second at load), and young collections run
+    every 10,000 allocations instead of 700. Messages are freed by reference counting; only
+    reference cycles wait longer for the collector. :func:`run` does this; a process that
+    embeds an :class:`OrraClient` decides for itself.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def serve_until_signal(
+    *services: Service[Any, Any], client: OrraClient, tune: bool = False
+) -> int:
+    """Serve ``services`` on ``client`` until SIGTERM or SIGINT; return an exit code.
+
+    Args:
+        services: The services to serve.
+        client: The client to serve them with (connected here).
+        tune: Tune the garbage collector once started (see :func:`tune_gc`); :func:`run`,
+            which owns its process, does.
+    """
     log = structlog.get_logger("orra.sdk")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -33,6 +61,8 @@ async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -
         return 1
     try:
         await client.start(*services)
+        if tune:
+            tune_gc()
         log.info(
             "ready",
             services=[s.name for s in services],
@@ -40,7 +70,6 @@ async def serve_until_signal(*services: Service[Any, Any], client: OrraClient) -
             namespace=client.topology.namespace,
             instance_id=client.instance_id,
         )
-        log.info("ready", services=[s.name for s in services])
         await stopping.wait()
         log.info("stopping")
     finally:
@@ -65,4 +94,4 @@ def run(*services: Service[Any, Any], **client_options: Any) -> None:
     configure_logging(services[0].name if len(services) == 1 else "orra-sdk")
     client_options.setdefault("name", f"orra-sdk-{'-'.join(s.name for s in services)}"[:100])
     client = OrraClient(**client_options)
-    sys.exit(asyncio.run(serve_until_signal(*services, client=client)))
+    sys.exit(asyncio.run(serve_until_signal(*services, client=client, tune=True)))

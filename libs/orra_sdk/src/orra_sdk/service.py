@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -25,7 +25,13 @@ Handler = Callable[["Task[InT]"], Awaitable["OutT | dict[str, Any]"]]
 RevertHandler = Callable[["RevertTask[InT, OutT]"], Awaitable[None]]
 """An async function that undoes one completed task (compensation)."""
 
-ProgressSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+class ProgressSink(Protocol):
+    """Where a task's progress updates go (the SDK's worker)."""
+
+    def __call__(self, update: dict[str, Any], *, wait: bool = True) -> Awaitable[None]:
+        """Publish one update; with ``wait``, return once it is stored."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +61,20 @@ class Task(Generic[InT]):
     timeout_s: float = 0.0
     _progress: ProgressSink | None = None
 
-    async def progress(self, update: BaseModel | dict[str, Any]) -> None:
+    async def progress(self, update: BaseModel | dict[str, Any], *, wait: bool = True) -> None:
         """Report an interim update (a ``task.progress`` event), e.g. ``{"step": 2}``.
 
         Updates are shown by ``orra inspect`` and streamed to SSE clients; they do not
-        change the task's output. Returns once the event is stored.
+        change the task's output. By default this returns once the event is stored (one
+        broker round trip). With ``wait=False`` it returns at once: the update is published
+        ahead of the task's result, on the same connection, and its acknowledgement is
+        awaited with the result's; a failure to store it is logged, not raised (use it for
+        updates the handler need not wait for).
         """
         if self._progress is None:
             return
         data = update.model_dump(mode="json") if isinstance(update, BaseModel) else dict(update)
-        await self._progress(data)
+        await self._progress(data, wait=wait)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from orra_dispatcher.handlers import Dispatcher
 from orra_dispatcher.settings import DispatcherSettings
 from orra_dispatcher.store import BUCKET, SnapshotStore
+from orra_events.fastpub import FastPublisher
 
 if TYPE_CHECKING:
     from orra_events import Bus
@@ -18,8 +19,9 @@ __all__ = ["setup"]
 async def setup(bus: Bus, settings: DispatcherSettings | None = None) -> Stop:
     """Start the dispatcher on ``bus``; return how to stop it.
 
-    Opens (or creates) the ``dispatcher`` KV bucket, loads every in-flight orchestration
-    and re-arms its timers, then binds the shared durable consumer ``dispatcher``.
+    Opens (or creates) the ``dispatcher`` KV bucket (allowing its markers a TTL), loads
+    every in-flight orchestration and re-arms its timers, then binds the shared durable
+    consumer ``dispatcher``.
 
     Args:
         bus: A connected bus whose streams exist.
@@ -27,6 +29,20 @@ async def setup(bus: Bus, settings: DispatcherSettings | None = None) -> Stop:
     """
     settings = settings or DispatcherSettings.from_env()
     kv = await bus.kv(BUCKET)
-    dispatcher = Dispatcher(bus, SnapshotStore(kv), settings)
-    await dispatcher.start()
-    return dispatcher.stop
+    publisher = FastPublisher(bus.nc)
+    await publisher.start()
+    store = SnapshotStore(kv, publisher, tombstone_ttl_s=settings.tombstone_ttl_s)
+    dispatcher = Dispatcher(bus, store, settings, publisher=publisher)
+    try:
+        await dispatcher.start()
+    except BaseException:
+        await publisher.stop()
+        raise
+
+    async def stop() -> None:
+        try:
+            await dispatcher.stop()
+        finally:
+            await publisher.stop()
+
+    return stop

@@ -542,12 +542,20 @@ def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     producers: dict[str, dict[str, Any]] = {}
     for task_id, output in outputs.items():
         for name, value in output.items():
-            producers.setdefault(name, {})[task_id] = value
+            by_task = producers.get(name)
+            if by_task is None:
+                producers[name] = {task_id: value}
+            else:
+                by_task[task_id] = value
     clashing: set[str] = set()
     for name, by_task in producers.items():
-        values = list(by_task.values())
-        if any(v != values[0] for v in values[1:]):
-            clashing.add(name)
+        if len(by_task) > 1:
+            values = iter(by_task.values())
+            first = next(values)
+            if any(v != first for v in values):
+                clashing.add(name)
+    if not clashing:
+        return {name: next(iter(by_task.values())) for name, by_task in producers.items()}
     while True:
         namespaces = {t for name in clashing for t in producers[name]}
         extra = {n for n in producers if n not in clashing and n in namespaces}

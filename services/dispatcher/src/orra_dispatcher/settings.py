@@ -50,6 +50,11 @@ class DispatcherSettings:
             which a service is unhealthy.
         health_check_s: ``ORRA_DISPATCHER_HEALTH_CHECK_S``, how often service health is
             re-evaluated.
+        tombstone_ttl_s: ``ORRA_DISPATCHER_TOMBSTONE_TTL_S``, how long the marker of an
+            ended orchestration stays in the snapshot bucket (0: forever, as before). Past
+            it the end is known from the orchestration's terminal event in the log; a short
+            life keeps the bucket, and so start-up and sweeps, to the orchestrations in
+            flight.
     """
 
     max_attempts: int = 3
@@ -67,6 +72,7 @@ class DispatcherSettings:
     pause_grace_s: float = 300.0
     health_factor: float = 3.0
     health_check_s: float = 0.5
+    tombstone_ttl_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("groups", "eager"):
@@ -85,6 +91,8 @@ class DispatcherSettings:
             raise SettingsError(
                 "ORRA_DISPATCHER_PAUSE_GRACE_S must be >= 0, the health settings positive"
             )
+        if self.tombstone_ttl_s < 0:
+            raise SettingsError("ORRA_DISPATCHER_TOMBSTONE_TTL_S must be >= 0")
         if self.concurrency < 1 or self.max_deliver < 1 or self.max_ack_pending < 1:
             raise SettingsError(
                 "dispatcher concurrency, max_deliver and max_ack_pending must be >= 1"
@@ -116,6 +124,7 @@ class DispatcherSettings:
                 pause_grace_s=env_float("ORRA_DISPATCHER_PAUSE_GRACE_S", cls.pause_grace_s),
                 health_factor=env_float("ORRA_DISPATCHER_HEALTH_FACTOR", cls.health_factor),
                 health_check_s=env_float("ORRA_DISPATCHER_HEALTH_CHECK_S", cls.health_check_s),
+                tombstone_ttl_s=env_float("ORRA_DISPATCHER_TOMBSTONE_TTL_S", cls.tombstone_ttl_s),
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
