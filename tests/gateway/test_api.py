@@ -577,3 +577,32 @@ async def test_broker_down_is_503(tmp_path: Any) -> None:
         if server is not None:
             await asyncio.to_thread(server.stop)
         nats.stop()
+
+
+@pytest.mark.usefixtures("planner")
+async def test_a_restart_starts_from_the_saved_index(
+    nats_url: str, namespace: str, bus: Bus
+) -> None:
+    from tests.gateway.conftest import _start, gateway_settings
+
+    first = await _start(gateway_settings(nats_url, namespace))
+    headers = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
+    try:
+        async with httpx.AsyncClient(base_url=first.url, headers=headers) as c:
+            ids = [(await c.post("/orchestrations", json=body())).json()["id"] for _ in range(3)]
+            await c.post(f"/orchestrations/{ids[1]}/abort")
+            listed = (await c.get("/orchestrations")).json()
+            details = [(await c.get(f"/orchestrations/{o}")).json() for o in ids]
+    finally:
+        await asyncio.to_thread(first.stop)  # saves the index
+
+    second = await _start(gateway_settings(nats_url, namespace))
+    try:
+        async with httpx.AsyncClient(base_url=second.url, headers=headers) as c:
+            ready = (await c.get("/readyz")).json()
+            assert ready["indexCaughtUp"] is True
+            assert ready["orchestrations"] == 3
+            assert (await c.get("/orchestrations")).json() == listed
+            assert [(await c.get(f"/orchestrations/{o}")).json() for o in ids] == details
+    finally:
+        await asyncio.to_thread(second.stop)

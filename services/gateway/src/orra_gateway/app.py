@@ -2,8 +2,9 @@
 
 ``create_app(settings)`` builds the ASGI app; ``python -m orra_gateway`` serves it with
 uvicorn. At start the lifespan connects to the broker, opens the key-value buckets,
-registers the bootstrap key and rebuilds the read model from the event log; at shutdown it
-stops following the log and closes the connection.
+registers the bootstrap key and starts the read model (its saved list index, then the log
+after it); at shutdown it stops following the log, saves the index and closes the
+connection.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             nats_url=config.broker.nats_url,
             namespace=config.broker.namespace,
             rebuild_s=round(gateway.rebuild_s, 3),
-            orchestrations=len(gateway.read_model.views),
+            orchestrations=gateway.read_model.index.count(),
+            index_caught_up=gateway.read_model.index.caught_up.is_set(),
         )
         try:
             yield

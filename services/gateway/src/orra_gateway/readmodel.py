@@ -1,9 +1,17 @@
-"""The gateway's read model: orchestrations and services, folded from JetStream.
+"""The gateway's read model: orchestrations and services, from JetStream, in bounded memory.
 
-At start the gateway reads the whole event log with an ordered consumer (from the first
-message, then live) and folds every event with :mod:`orra_events.projection`; it does the
-same with the service registry stream. Two replicas fold the same log, so they give the
-same answers. Nothing here is persisted: the log is the state.
+Three parts, none of which keeps the whole history in memory:
+
+* :class:`~orra_gateway.index.ListingIndex` answers ``GET /orchestrations``: one line per
+  orchestration in pages saved to a key-value bucket; at start it loads the saved head and
+  replays only the log after it (in the background: the gateway is ready at once).
+* :class:`~orra_gateway.views.ViewCache` answers ``GET /orchestrations/{id}`` and everything
+  that needs an orchestration's full view: a bounded cache of views folded from each
+  orchestration's own history (``*.*.<id>``) on demand, kept live from the end of the log.
+* The service registry (a stream holding the last registration and heartbeat of each
+  service) is folded whole, as before: it is small by construction.
+
+Two replicas read the same log and save the same index, so they give the same answers.
 """
 
 from __future__ import annotations
@@ -11,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import bisect
 import contextlib
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,17 +32,18 @@ from orra_events import (
     DecodeError,
     ServiceHeartbeat,
     ServiceRegistered,
-    TaskCompensationAbandoned,
     decode,
 )
 from orra_events.projection import (
     OrchestrationStatus,
     OrchestrationSummary,
     OrchestrationView,
-    apply,
-    summarize,
 )
-from orra_gateway.errors import FieldError, InvalidInput, NotFound
+from orra_events.topology import NAME_PATTERN
+from orra_gateway.errors import BrokerDown, FieldError, InvalidInput, NotFound
+from orra_gateway.index import ListingIndex
+from orra_gateway.logread import HistoryUnavailable
+from orra_gateway.views import ViewCache
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +51,8 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from orra_events import Bus
+    from orra_gateway.index import IndexEntry
+    from orra_gateway.settings import GatewaySettings
 
 __all__ = ["HEALTH_FACTOR", "ReadModel", "ServiceView", "decode_cursor", "encode_cursor"]
 
@@ -89,155 +99,116 @@ class ServiceView(msgspec.Struct, kw_only=True, rename="camel"):
     health: ServiceHealth = "unknown"
 
 
-def encode_cursor(created_at: float, orchestration_id: str) -> str:
-    """Opaque pagination cursor pointing after an orchestration of a list."""
-    raw = f"{created_at!r}|{orchestration_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(ordinal: int) -> str:
+    """Opaque pagination cursor: list what comes before this position of the project's list."""
+    return base64.urlsafe_b64encode(f"o{ordinal}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[float, str]:
+def decode_cursor(cursor: str) -> int:
     """The position a cursor of :func:`encode_cursor` points at.
 
     Raises:
         InvalidInput: naming ``cursor`` when it is not one of ours.
     """
+    invalid = InvalidInput(
+        "invalid cursor", [FieldError("cursor", "not a cursor returned by this API")]
+    )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, orchestration_id = raw.partition("|")
-        position = (float(at), orchestration_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "invalid cursor", [FieldError("cursor", "not a cursor returned by this API")]
-        ) from None
-    if not orchestration_id:
-        raise InvalidInput(
-            "invalid cursor", [FieldError("cursor", "not a cursor returned by this API")]
-        )
-    return position
+        raise invalid from None
+    digits = raw[1:]
+    if not raw.startswith("o") or not digits.isascii() or not digits.isdigit():
+        raise invalid
+    return int(digits)
 
 
 class ReadModel:
-    """Every orchestration's view and every service's registration, kept up to date.
+    """Orchestrations (list index and full views) and services, kept up to date.
 
     Args:
-        bus: Connected bus whose topology names the streams.
+        bus: Connected bus whose topology names the streams and buckets.
+        settings: Cache sizes, checkpoint cadence and waits (``GatewaySettings``).
     """
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, settings: GatewaySettings) -> None:
         self._bus = bus
-        self.views: dict[str, OrchestrationView] = {}
-        self._index: dict[str, list[tuple[float, str]]] = {}
-        self._indexed: set[str] = set()
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._index_wait_s = settings.index_wait_s
+        self.index = ListingIndex(
+            bus,
+            cache_pages=settings.index_cache_pages,
+            snapshot_interval_s=settings.snapshot_interval_s,
+            snapshot_events=settings.snapshot_events,
+        )
+        self.views = ViewCache(bus, capacity=settings.view_cache)
         self._services: dict[str, ServiceView] = {}
-        self.compensation_failed: dict[str, None] = {}
-        """Orchestrations with a compensation that finally failed, in order of failure."""
         self._subs: list[Any] = []
-        self.applied_seq = 0
-        self.events_applied = 0
-        self.undecodable = 0
         self.caught_up = asyncio.Event()
+        """Set once the gateway can answer: views live, index loaded, registry read."""
         self._services_caught_up = asyncio.Event()
+
+    @property
+    def applied_seq(self) -> int:
+        """Stream sequence of the last event the live view feed delivered."""
+        return self.views.applied_seq
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, timeout_s: float = 120.0) -> float:
-        """Fold the whole event log and registry, then follow them live.
+        """Load the saved index, follow the log live, read the registry.
+
+        The index replays the log after its saved head in the background: a list request
+        waits until it has folded every event stored before the request (up to
+        ``index_wait_s``); everything else is answered at once.
 
         Returns:
-            Seconds the initial rebuild took.
+            Seconds the start took.
         """
         started = time.perf_counter()
         topology = self._bus.topology
         js = self._bus.js
         events_info = await js.stream_info(topology.events_stream)
         services_info = await js.stream_info(topology.services_stream)
-        if events_info.state.messages == 0:
-            self.caught_up.set()
+        log_end = events_info.state.last_seq
         if services_info.state.messages == 0:
             self._services_caught_up.set()
-        self._subs.append(
-            # The whole stream (no multi-subject filter: the server delivers those far more
-            # slowly when the subjects interleave, which the event log always does).
-            await js.subscribe(
-                f"{topology.namespace}.>" if topology.namespace else ">",
-                stream=topology.events_stream,
-                cb=self._on_event,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL,
-                pending_msgs_limit=-1,
-                pending_bytes_limit=-1,
-            )
-        )
-        self._subs.append(
-            await js.subscribe(
-                topology.subject("service", ">"),
-                stream=topology.services_stream,
-                cb=self._on_service,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL,
-                pending_msgs_limit=-1,
-                pending_bytes_limit=-1,
-            )
-        )
         async with asyncio.timeout(timeout_s):
-            await self.caught_up.wait()
+            await self.index.start(log_end)
+            await self.views.start(log_end)
+            self._subs.append(
+                await js.subscribe(
+                    topology.subject("service", ">"),
+                    stream=topology.services_stream,
+                    cb=self._on_service,
+                    ordered_consumer=True,
+                    deliver_policy=DeliverPolicy.ALL,
+                    pending_msgs_limit=-1,
+                    pending_bytes_limit=-1,
+                )
+            )
             await self._services_caught_up.wait()
+        self.caught_up.set()
         elapsed = time.perf_counter() - started
         log.info(
-            "read model rebuilt",
-            events=self.events_applied,
-            orchestrations=len(self.views),
+            "read model started",
+            log_end=log_end,
+            index_seq=self.index.applied_seq,
+            index_caught_up=self.index.caught_up.is_set(),
             services=len(self._services),
             seconds=round(elapsed, 3),
         )
         return elapsed
 
     async def stop(self) -> None:
-        """Stop following the streams."""
+        """Stop following the streams; save the index."""
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+        await self.views.stop()
+        await self.index.stop()
 
-    # --- folding ----------------------------------------------------------------------------
-
-    async def _on_event(self, msg: Msg) -> None:
-        meta = msg.metadata
-        self.applied_seq = meta.sequence.stream
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            self.undecodable += 1
-            log.warning("undecodable event skipped", subject=msg.subject, error=str(exc))
-        else:
-            self.apply(event)
-        if meta.num_pending == 0:
-            self.caught_up.set()
-
-    def apply(self, event: Any) -> None:
-        """Fold one decoded event into the model and wake whoever waits on its orchestration."""
-        orchestration_id = getattr(event, "orchestration_id", None)
-        if orchestration_id is None:
-            return
-        view = apply(self.views.get(orchestration_id), event)
-        if view is None:
-            return
-        self.views[orchestration_id] = view
-        self.events_applied += 1
-        if isinstance(event, TaskCompensationAbandoned):
-            self.compensation_failed.pop(orchestration_id, None)
-            self.compensation_failed[orchestration_id] = None
-        if isinstance(event, ActionSubmitted) and orchestration_id not in self._indexed:
-            self._indexed.add(orchestration_id)
-            index = self._index.setdefault(view.project, [])
-            entry = (view.created_at, orchestration_id)
-            if not index or index[-1] < entry:
-                index.append(entry)
-            else:
-                bisect.insort(index, entry)
-        for waiter in self._waiters.get(orchestration_id, ()):
-            waiter.set()
+    # --- the registry -------------------------------------------------------------------------
 
     async def _on_service(self, msg: Msg) -> None:
         try:
@@ -269,24 +240,79 @@ class ReadModel:
         if msg.metadata.num_pending == 0:
             self._services_caught_up.set()
 
-    # --- queries ------------------------------------------------------------------------------
+    # --- orchestrations -----------------------------------------------------------------------
 
-    def find(self, orchestration_id: str) -> OrchestrationView | None:
-        """The view of an orchestration of any project, or ``None``."""
-        return self.views.get(orchestration_id)
+    def expect(self, orchestration_id: str) -> None:
+        """Follow a brand-new orchestration live from its first event (a fresh submission)."""
+        self.views.expect(orchestration_id)
 
-    def get(self, project: str, orchestration_id: str) -> OrchestrationView:
+    async def find(self, orchestration_id: str) -> OrchestrationView | None:
+        """The view of an orchestration of any project, or ``None``.
+
+        Raises:
+            BrokerDown: its history could not be read from the log.
+        """
+        if not NAME_PATTERN.fullmatch(orchestration_id):
+            return None  # not an id we could have made: no subject carries it
+        try:
+            return await self.views.get(orchestration_id)
+        except HistoryUnavailable as exc:
+            raise BrokerDown(str(exc)) from exc
+
+    async def get(self, project: str, orchestration_id: str) -> OrchestrationView:
         """The view of one of ``project``'s orchestrations.
 
         Raises:
             NotFound: it does not exist, or belongs to another project.
+            BrokerDown: its history could not be read from the log.
         """
-        view = self.views.get(orchestration_id)
-        if view is None or view.project != project or orchestration_id not in self._indexed:
+        view = await self.find(orchestration_id)
+        if view is None or view.project != project:
             raise NotFound(f"no orchestration {orchestration_id!r}")
         return view
 
-    def page(
+    async def wait_for(
+        self,
+        orchestration_id: str,
+        predicate: Callable[[OrchestrationView | None], bool],
+        timeout_s: float,
+    ) -> OrchestrationView | None:
+        """Wait until ``predicate`` holds for the orchestration's view, or time out.
+
+        Returns:
+            The view as it is when the predicate held or time ran out (``None`` if no
+            ``action.submitted`` of the orchestration has been seen yet).
+
+        Raises:
+            BrokerDown: its history could not be read from the log.
+        """
+        try:
+            return await self.views.wait_for(orchestration_id, predicate, timeout_s)
+        except HistoryUnavailable as exc:
+            raise BrokerDown(str(exc)) from exc
+
+    async def _index_current(self) -> None:
+        """Wait until the index has folded every event stored before this call.
+
+        Without the broker, what the live views have seen (the list is then served from
+        memory, as current as the gateway can know).
+
+        Raises:
+            BrokerDown: the index is still catching up with the log after ``index_wait_s``.
+        """
+        target = self.views.applied_seq
+        if self._bus.connected:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    info = await self._bus.js.stream_info(self._bus.topology.events_stream)
+                target = max(target, info.state.last_seq)
+        if not await self.index.wait_applied(target, self._index_wait_s):
+            raise BrokerDown(
+                "the orchestration list is still being built from the event log "
+                f"(at sequence {self.index.applied_seq} of {target}); retry"
+            )
+
+    async def page(
         self,
         project: str,
         *,
@@ -294,29 +320,61 @@ class ReadModel:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[OrchestrationSummary], str | None]:
-        """A page of ``project``'s orchestrations, newest first.
+        """A page of ``project``'s orchestrations, newest first (in log order).
 
         Returns:
-            The page and the cursor of the next one (``None`` on the last page).
+            The page and the cursor of the next one (``None`` on the last page). A page can
+            be shorter than ``limit`` and still have a next one.
+
+        Raises:
+            InvalidInput: the cursor is not one of ours.
+            BrokerDown: the index is still being built, or a page could not be read.
         """
-        index = self._index.get(project, [])
-        end = len(index)
-        if cursor is not None:
-            end = bisect.bisect_left(index, decode_cursor(cursor))
-        items: list[OrchestrationSummary] = []
-        position = end - 1
-        while position >= 0 and len(items) < limit:
-            view = self.views[index[position][1]]
-            if status is None or view.status == status:
-                items.append(summarize(view))
-            position -= 1
-        has_more = any(
-            status is None or self.views[index[p][1]].status == status
-            for p in range(position, -1, -1)
+        before = decode_cursor(cursor) if cursor is not None else None
+        await self._index_current()
+        try:
+            entries, next_before = await self.index.page(
+                project, status=status, limit=limit, before=before
+            )
+            items = [await self._summary(entry) for entry in entries]
+        except (BrokerDown, InvalidInput):
+            raise
+        except Exception as exc:
+            raise BrokerDown(f"the orchestration list could not be read: {exc}") from exc
+        return items, encode_cursor(next_before) if next_before is not None else None
+
+    async def _summary(self, entry: IndexEntry) -> OrchestrationSummary:
+        action = entry.action
+        if entry.action_truncated:
+            msg = await self._bus.js.get_msg(self._bus.topology.events_stream, seq=entry.seq)
+            event = decode(msg.data or b"")
+            if isinstance(event, ActionSubmitted):
+                action = event.action
+        state = entry.state
+        return OrchestrationSummary(
+            id=entry.id,
+            action=action,
+            status=state.status,
+            task_count=state.task_count,
+            created_at=entry.created_at,
+            finished_at=state.finished_at,
         )
-        last = items[-1] if items else None
-        next_cursor = encode_cursor(last.created_at, last.id) if last and has_more else None
-        return items, next_cursor
+
+    async def compensation_failed(self, project: str) -> list[OrchestrationView]:
+        """Views of ``project``'s orchestrations with an abandoned compensation, newest first.
+
+        Raises:
+            BrokerDown: the index is still being built, or a view could not be read.
+        """
+        await self._index_current()
+        out: list[OrchestrationView] = []
+        for orchestration_id, owner in reversed(self.index.compensation_failed):
+            if owner != project:
+                continue
+            view = await self.find(orchestration_id)
+            if view is not None and view.project == project:
+                out.append(view)
+        return out
 
     def services(self, project: str, *, now: float | None = None) -> list[ServiceView]:
         """``project``'s services by name, each with its health as of ``now``."""
@@ -332,31 +390,3 @@ class ReadModel:
                 health = "healthy" if fresh else "unhealthy"
             out.append(msgspec.structs.replace(view, health=health))
         return out
-
-    async def wait_for(
-        self,
-        orchestration_id: str,
-        predicate: Callable[[OrchestrationView | None], bool],
-        timeout_s: float,
-    ) -> OrchestrationView | None:
-        """Wait until ``predicate`` holds for the orchestration's view, or time out.
-
-        Returns:
-            The view as it is when the predicate held or time ran out (``None`` if the
-            read model has not seen the orchestration yet).
-        """
-        waiter = asyncio.Event()
-        waiters = self._waiters.setdefault(orchestration_id, set())
-        waiters.add(waiter)
-        try:
-            async with asyncio.timeout(timeout_s):
-                while not predicate(self.views.get(orchestration_id)):
-                    await waiter.wait()
-                    waiter.clear()
-        except TimeoutError:
-            pass
-        finally:
-            waiters.discard(waiter)
-            if not waiters:
-                self._waiters.pop(orchestration_id, None)
-        return self.views.get(orchestration_id)

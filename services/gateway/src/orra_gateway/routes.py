@@ -125,12 +125,15 @@ async def readyz(gateway: NamedDependency[Gateway]) -> Readiness:
     if not gateway.bus.connected:
         raise BrokerDown("not connected to the broker")
     if not gateway.read_model.caught_up.is_set():
-        raise BrokerDown("the read model is still being rebuilt from the event log")
+        raise BrokerDown("the read model is still starting")
+    index = gateway.read_model.index
     return Readiness(
         status="ready",
         broker="connected",
         applied_seq=gateway.read_model.applied_seq,
-        orchestrations=len(gateway.read_model.views),
+        orchestrations=index.count(),
+        index_seq=index.applied_seq,
+        index_caught_up=index.caught_up.is_set(),
     )
 
 
@@ -224,7 +227,7 @@ async def list_orchestrations(
     cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
 ) -> OrchestrationList:
     """Page through orchestrations with ``limit`` and the previous page's ``nextCursor``."""
-    items, next_cursor = gateway.read_model.page(
+    items, next_cursor = await gateway.read_model.page(
         principal.project, status=status, limit=limit, cursor=cursor
     )
     return OrchestrationList(items=items, next_cursor=next_cursor)
@@ -243,7 +246,7 @@ async def get_orchestration(
     gateway: NamedDependency[Gateway],
 ) -> OrchestrationView:
     """The orchestration's view: status, tasks, results, plan info, webhook deliveries."""
-    return gateway.orchestration(principal, orchestration_id)
+    return await gateway.orchestration(principal, orchestration_id)
 
 
 @post(
@@ -316,7 +319,7 @@ async def orchestration_events(
     ] = None,
 ) -> ServerSentEvent:
     """Stream the orchestration's events."""
-    gateway.orchestration(principal, orchestration_id)
+    await gateway.orchestration(principal, orchestration_id)
     after = 0
     if last_event_id is not None and last_event_id.strip():
         try:
@@ -368,7 +371,7 @@ async def list_compensation_failures(
     status: Annotated[Literal["failed", "resolved", "ignored", "all"], QueryParameter()] = "failed",
 ) -> CompensationFailureList:
     """Open ones by default (``status=failed``); ``all`` lists resolved and ignored too."""
-    items = gateway.compensation_failures(principal, None if status == "all" else status)
+    items = await gateway.compensation_failures(principal, None if status == "all" else status)
     return CompensationFailureList(items=items)
 
 

@@ -188,9 +188,21 @@ class Health(msgspec.Struct, kw_only=True):
 
 
 class Readiness(msgspec.Struct, kw_only=True, rename="camel"):
-    """Answer of ``/readyz``."""
+    """Answer of ``/readyz``.
+
+    Attributes:
+        status: ``ready``.
+        broker: ``connected``.
+        applied_seq: Stream sequence of the last event the live views have seen.
+        orchestrations: Orchestrations in the list index.
+        index_seq: Stream sequence the list index has folded up to.
+        index_caught_up: Whether the list index has replayed the log it found at start
+            (until then list requests wait for it).
+    """
 
     status: Literal["ready"]
     broker: Literal["connected"]
     applied_seq: int
     orchestrations: int
+    index_seq: int = 0
+    index_caught_up: bool = True

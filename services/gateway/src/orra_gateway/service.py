@@ -114,7 +114,7 @@ class Gateway:
                 settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True
             )
             log.info("bootstrap key registered", key_id=record.id, project=record.project)
-        read_model = ReadModel(bus)
+        read_model = ReadModel(bus, settings)
         gateway = cls(
             bus=bus,
             settings=settings,
@@ -128,12 +128,16 @@ class Gateway:
         return gateway
 
     async def stop(self) -> None:
-        """Stop following the event log."""
+        """Stop following the event log; save the list index."""
         await self.read_model.stop()
 
     @property
     def ready(self) -> bool:
-        """Whether the broker is connected and the read model has caught up."""
+        """Whether the broker is connected and the read model answers.
+
+        The list index may still be replaying the log after its saved head: list requests
+        wait for it (``index_wait_s``); see ``read_model.index.caught_up``.
+        """
         return self.bus.connected and self.read_model.caught_up.is_set()
 
     # --- orchestrations -----------------------------------------------------------------------
@@ -183,7 +187,9 @@ class Gateway:
                 orchestration_id=orchestration_id,
             )
             replayed = not fresh
-        if not replayed or self.read_model.find(orchestration_id) is None:
+        if not replayed:
+            self.read_model.expect(orchestration_id)
+        if not replayed or await self.read_model.find(orchestration_id) is None:
             # A replay whose first attempt may have failed to append publishes the same
             # event id again: JetStream stores it at most once.
             event = ActionSubmitted(
@@ -229,7 +235,7 @@ class Gateway:
             NotFound: no such orchestration in the caller's project.
             Conflict: it had already ended.
         """
-        view = self.read_model.get(principal.project, orchestration_id)
+        view = await self.read_model.get(principal.project, orchestration_id)
         if view.terminal:
             raise Conflict(f"orchestration {orchestration_id} already ended ({view.status})")
         if view.status == "compensating":
@@ -256,28 +262,32 @@ class Gateway:
         log.info("orchestration aborted", orchestration_id=orchestration_id)
         return "aborted"
 
-    def orchestration(self, principal: ApiKeyRecord, orchestration_id: str) -> OrchestrationView:
+    async def orchestration(
+        self, principal: ApiKeyRecord, orchestration_id: str
+    ) -> OrchestrationView:
         """The view of one of the caller's orchestrations.
 
         Raises:
             NotFound: no such orchestration in the caller's project.
+            BrokerDown: its history could not be read from the log.
         """
         try:
-            return self.read_model.get(principal.project, orchestration_id)
+            return await self.read_model.get(principal.project, orchestration_id)
         except NotFound:
             raise NotFound(f"no orchestration {orchestration_id!r}") from None
 
     # --- compensation failures ------------------------------------------------------------
 
-    def compensation_failures(
+    async def compensation_failures(
         self, principal: ApiKeyRecord, status: str | None = "failed"
     ) -> list[CompensationFailure]:
-        """The project's failed compensations, newest first (``status`` ``None``: all)."""
+        """The project's failed compensations, newest first (``status`` ``None``: all).
+
+        Raises:
+            BrokerDown: the list index is still being built, or a view could not be read.
+        """
         out: list[CompensationFailure] = []
-        for orchestration_id in reversed(self.read_model.compensation_failed):
-            view = self.read_model.views.get(orchestration_id)
-            if view is None or view.project != principal.project:
-                continue
+        for view in await self.read_model.compensation_failed(principal.project):
             out.extend(
                 item
                 for item in compensation_failures(view)
@@ -301,7 +311,7 @@ class Gateway:
             BrokerDown: the event could not be appended.
         """
         try:
-            view = self.read_model.get(principal.project, orchestration_id)
+            view = await self.read_model.get(principal.project, orchestration_id)
         except NotFound:
             raise NotFound(f"no failed compensation {orchestration_id}:{task_id}") from None
         current = _failure(view, task_id)

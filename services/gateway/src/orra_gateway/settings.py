@@ -31,6 +31,18 @@ class GatewaySettings:
         key_cache_s: Seconds an API-key lookup is cached (a revoked key works this long).
         publish_timeout_s: Seconds to wait for the broker to acknowledge an appended event
             before answering 503.
+        view_cache: ``ORRA_GATEWAY_VIEW_CACHE``; full orchestration views kept in memory
+            (least recently used first out); others are read from the event log on demand.
+        index_cache_pages: ``ORRA_GATEWAY_INDEX_CACHE_PAGES``; pages of list lines (256
+            orchestrations of one project each) kept in memory besides those holding
+            unfinished orchestrations; others are read from the index bucket on demand.
+        snapshot_interval_s: ``ORRA_GATEWAY_SNAPSHOT_INTERVAL_S``; how often the list index
+            is saved to its key-value bucket (what a restart replays is the log after it).
+        snapshot_events: ``ORRA_GATEWAY_SNAPSHOT_EVENTS``; save it sooner once this many
+            events were folded since the last save.
+        index_wait_s: ``ORRA_GATEWAY_INDEX_WAIT_S``; how long a list request waits for the
+            index to catch up with the log (after a start without a usable snapshot) before
+            answering 503.
     """
 
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -44,6 +56,11 @@ class GatewaySettings:
     sse_keepalive_s: float = 15.0
     key_cache_s: float = 5.0
     publish_timeout_s: float = 5.0
+    view_cache: int = 2000
+    index_cache_pages: int = 32
+    snapshot_interval_s: float = 5.0
+    snapshot_events: int = 20_000
+    index_wait_s: float = 10.0
 
     @classmethod
     def from_env(cls) -> GatewaySettings:
@@ -57,4 +74,9 @@ class GatewaySettings:
             allow_private_webhooks=env_bool("ORRA_ALLOW_PRIVATE_WEBHOOKS", default=False),
             max_body_bytes=env_int("ORRA_GATEWAY_MAX_BODY_BYTES", 256 * 1024),
             idempotency_ttl_s=env_float("ORRA_GATEWAY_IDEMPOTENCY_TTL_S", 24 * 3600.0),
+            view_cache=max(1, env_int("ORRA_GATEWAY_VIEW_CACHE", 2000)),
+            index_cache_pages=max(1, env_int("ORRA_GATEWAY_INDEX_CACHE_PAGES", 32)),
+            snapshot_interval_s=max(0.1, env_float("ORRA_GATEWAY_SNAPSHOT_INTERVAL_S", 5.0)),
+            snapshot_events=max(1, env_int("ORRA_GATEWAY_SNAPSHOT_EVENTS", 20_000)),
+            index_wait_s=max(0.0, env_float("ORRA_GATEWAY_INDEX_WAIT_S", 10.0)),
         )

@@ -1,0 +1,804 @@
+"""The list index: one line per orchestration, in pages saved to a key-value bucket.
+
+``GET /orchestrations`` lists a project's orchestrations newest first. The index behind it
+numbers each project's orchestrations in log order of their ``action.submitted`` (the
+*ordinal*: 0, 1, 2, ...) and keeps their list lines in pages of :data:`PAGE_SIZE`
+consecutive ordinals. A line holds what the list shows: id, action (its first
+:data:`ACTION_CHARS` characters; a longer one is read from the log when listed), creation
+time and the :class:`~orra_events.projection.ListingState` folded from the orchestration's
+status events (pure: :func:`~orra_events.projection.advance_listing`).
+
+Memory is bounded by settings, not by history: pages that hold an unfinished orchestration
+or changes not saved yet stay in memory, plus the ``cache_pages`` most recently used;
+others are read back from the bucket when a list reaches them.
+
+Persistence, in the ``gateway_index`` bucket (through :meth:`orra_events.Topology.bucket`):
+
+===============================  ==============================================================
+key                              value (JSON, camelCase)
+===============================  ==============================================================
+``head``                         :class:`HeadRecord`: the stream sequence it covers, each
+                                 project's count, the pages with unfinished orchestrations,
+                                 the orchestrations with an abandoned compensation
+``<generation>.<project>.<n>``   :class:`PageRecord`: page ``n`` of the project, with the
+                                 stream sequence of the last event folded into it (its
+                                 *version*)
+===============================  ==============================================================
+
+A checkpoint writes the changed pages, then the head. Every write is a compare-and-set on
+the key's revision and never replaces a newer version (page) or a head that covers more,
+so replicas and a process killed between two writes leave a consistent state: pages may be
+ahead of the head, never behind it. At start the gateway reads the head and replays the
+log after the sequence it covers; an event already in a page (its sequence is not above
+the page's version) is skipped, so nothing is applied twice. Without a head (first start
+on an existing log), the index folds the log from the beginning in the background; a head
+that cannot be used (unreadable, or ahead of the log) is replaced by a new generation built
+the same way. The gateway answers meanwhile; only list requests wait, up to
+``index_wait_s``, for the index to have folded every event stored before them.
+
+Lines are in log order, which is the order the orchestrations were created in as the
+broker saw them (``createdAt`` is the submitting gateway's clock). A line whose
+orchestration ended never changes again (see :class:`~orra_events.projection.ListingState`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import re
+import secrets
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import structlog
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+from orra_events import ActionSubmitted, DecodeError, TaskCompensationAbandoned, decode
+from orra_events.projection import (
+    LISTING_EVENT_TYPES,
+    ListingState,
+    OrchestrationStatus,
+    advance_listing,
+    is_terminal,
+)
+from orra_gateway.logread import LogFollower, position
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.js.kv import KeyValue
+
+    from orra_events import Bus
+
+__all__ = [
+    "ACTION_CHARS",
+    "INDEX_BUCKET",
+    "PAGE_SIZE",
+    "HeadRecord",
+    "IndexEntry",
+    "ListingIndex",
+    "PageRecord",
+]
+
+log = structlog.get_logger("orra.gateway.index")
+
+INDEX_BUCKET: Final = "gateway_index"
+"""Name (within the topology) of the bucket holding the index."""
+
+PAGE_SIZE: Final = 256
+"""List lines per page (consecutive ordinals of one project)."""
+
+ACTION_CHARS: Final = 200
+"""Characters of the action text kept in a list line (a page stays far below 1 MB)."""
+
+FORMAT: Final = 1
+"""Version of the records' layout."""
+
+HEAD_KEY: Final = "head"
+
+_SCAN_PAGES = 64
+"""Pages a list request reads from the bucket at most before answering with a cursor."""
+
+_CAS_TRIES = 10
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class IndexCorrupt(Exception):
+    """A saved page contradicts the log; the index is rebuilt in a new generation."""
+
+
+class IndexEntry(msgspec.Struct, kw_only=True, rename="camel"):
+    """The list line of one orchestration.
+
+    Attributes:
+        id: Orchestration id.
+        seq: Stream sequence of its ``action.submitted``.
+        created_at: When the action was submitted.
+        action: The action's text, cut to :data:`ACTION_CHARS` characters.
+        action_truncated: Whether ``action`` was cut (the full text is in the log at ``seq``).
+        state: Status, task count and end, folded from its events.
+    """
+
+    id: str
+    seq: int
+    created_at: float
+    action: str
+    action_truncated: bool = False
+    state: ListingState = msgspec.field(default_factory=ListingState)
+
+
+class PageRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """A saved page of list lines.
+
+    Attributes:
+        format: :data:`FORMAT`.
+        project: The project whose orchestrations it lists.
+        number: Its number: it holds ordinals ``number * PAGE_SIZE`` onwards.
+        version: Stream sequence of the last event folded into it.
+        entries: The lines, by ordinal.
+    """
+
+    format: int
+    project: str
+    number: int
+    version: int
+    entries: list[IndexEntry]
+
+
+class HeadRecord(msgspec.Struct, kw_only=True, rename="camel"):
+    """The saved state of the index besides its pages.
+
+    Attributes:
+        format: :data:`FORMAT`.
+        generation: Prefix of the keys of its pages.
+        covers_seq: Every event up to this stream sequence is in the saved pages.
+        saved_at: When it was written (UNIX epoch seconds).
+        projects: Orchestrations indexed per project (the next ordinal).
+        active: Per project, the pages holding an orchestration that has not ended.
+        compensation_failed: Orchestrations with an abandoned compensation (id to project),
+            in order of their last abandonment.
+        replaces: The generation this one was rebuilt to replace, if any.
+    """
+
+    format: int
+    generation: str
+    covers_seq: int
+    saved_at: float
+    projects: dict[str, int] = msgspec.field(default_factory=dict)
+    active: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    compensation_failed: dict[str, str] = msgspec.field(default_factory=dict)
+    replaces: str | None = None
+
+
+_PageKey = tuple[str, int]
+
+
+class _Page:
+    """A page in memory: its lines, version, stored revision and unfinished count."""
+
+    __slots__ = ("active", "entries", "number", "project", "revision", "version")
+
+    def __init__(
+        self,
+        project: str,
+        number: int,
+        entries: list[IndexEntry] | None = None,
+        version: int = 0,
+        revision: int | None = None,
+    ) -> None:
+        self.project = project
+        self.number = number
+        self.entries: list[IndexEntry] = entries or []
+        self.version = version
+        self.revision = revision
+        self.active = sum(1 for e in self.entries if not e.state.terminal)
+
+    @property
+    def key(self) -> _PageKey:
+        return self.project, self.number
+
+
+def _project_key(project: str) -> str:
+    return project if _SAFE_KEY.fullmatch(project) else "=" + project.encode().hex()
+
+
+class ListingIndex:
+    """Every orchestration's list line, by project, newest first; saved as it goes.
+
+    Args:
+        bus: Connected bus whose topology names the events stream and the bucket.
+        cache_pages: Pages kept in memory besides those that must stay.
+        snapshot_interval_s: Seconds between checkpoints (when something changed).
+        snapshot_events: Events after which a checkpoint comes sooner.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        cache_pages: int = 32,
+        snapshot_interval_s: float = 5.0,
+        snapshot_events: int = 20_000,
+    ) -> None:
+        self._bus = bus
+        self._cache_pages = max(1, cache_pages)
+        self._interval_s = snapshot_interval_s
+        self._snapshot_events = snapshot_events
+        self._prefix_len = len(bus.topology.subject("x", "x")) - 3
+        self._kv: KeyValue | None = None
+        self._generation = ""
+        self._replaces: str | None = None
+        self._pages: OrderedDict[_PageKey, _Page] = OrderedDict()
+        self._page_loads: dict[_PageKey, asyncio.Future[_Page]] = {}
+        self._counts: dict[str, int] = {}
+        self._live: dict[str, tuple[str, int]] = {}
+        self._dirty: set[_PageKey] = set()
+        self._flushing: set[_PageKey] = set()
+        self._comp_failed: dict[str, str] = {}
+        self._follower: LogFollower | None = None
+        self._epoch = 0
+        self._rebuilding = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        self._seq_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tiebreak = itertools.count()
+        self._saved_seq = 0
+        self._last_save = time.monotonic()
+        self._events_since = 0
+        self._started_at = 0.0
+        self._start_seq = 0
+        self.applied_seq = 0
+        """Stream sequence of the last event folded (or skipped) by the index."""
+        self.target_seq = 0
+        """The end of the log when the index started; it has caught up once past it."""
+        self.caught_up = asyncio.Event()
+        self.undecodable = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, log_end: int) -> None:
+        """Load the saved index and follow the log from the sequence it covers.
+
+        Returns before the index has caught up with the log (see :attr:`caught_up`).
+
+        Args:
+            log_end: The last stream sequence of the events stream now.
+        """
+        self._started_at = time.perf_counter()
+        self._kv = await self._bus.kv(INDEX_BUCKET)
+        head, _, present = await self._read_head()
+        if head is not None and head.covers_seq > log_end:
+            log.warning(
+                "saved list index is ahead of the event log; rebuilding it",
+                covers_seq=head.covers_seq,
+                log_end=log_end,
+            )
+            self._replaces, head = head.generation, None
+        elif head is None and present:
+            log.warning("saved list index is unreadable; rebuilding it")
+        covers = 0
+        if head is not None:
+            try:
+                await self._adopt(head)
+                covers = head.covers_seq
+            except IndexCorrupt as exc:
+                log.error("saved list index is corrupt; rebuilding it", error=str(exc))
+                self._clear()
+                self._replaces = head.generation
+        if not covers:
+            self._generation = secrets.token_hex(4)
+        self.target_seq = log_end
+        await self._subscribe(covers)
+        self._checkpointer = asyncio.create_task(self._run_checkpoints())
+        log.info(
+            "list index loaded",
+            generation=self._generation,
+            covers_seq=covers,
+            log_end=log_end,
+            to_replay=max(0, log_end - covers),
+            pages_in_memory=len(self._pages),
+        )
+
+    async def _adopt(self, head: HeadRecord) -> None:
+        self._generation = head.generation
+        self._replaces = head.replaces
+        self._counts = dict(head.projects)
+        self._comp_failed = dict(head.compensation_failed)
+        keys = [(p, n) for p, numbers in head.active.items() for n in numbers]
+        pages = await asyncio.gather(*(self._load_page(p, n) for p, n in keys))
+        for page in pages:
+            count = self._counts.get(page.project, 0)
+            for pos, entry in enumerate(page.entries):
+                ordinal = page.number * PAGE_SIZE + pos
+                # Lines past the head's count come from a page saved after it: the replay
+                # of their action.submitted finds them there.
+                if ordinal < count and not entry.state.terminal:
+                    self._live[entry.id] = (page.project, ordinal)
+
+    def _clear(self) -> None:
+        self._pages.clear()
+        self._counts.clear()
+        self._live.clear()
+        self._dirty.clear()
+        self._comp_failed.clear()
+
+    async def _subscribe(self, covers: int) -> None:
+        self._epoch += 1
+        epoch = self._epoch
+        self.applied_seq = self._saved_seq = self._start_seq = covers
+        self._events_since = 0
+        if covers >= self.target_seq:
+            self._mark_caught_up()
+
+        async def on_event(msg: Msg) -> None:
+            if epoch == self._epoch and not self._rebuilding:
+                await self._on_event(msg)
+
+        self._follower = LogFollower(self._bus, on_event)
+        await self._follower.start(covers + 1)
+
+    async def stop(self) -> None:
+        """Stop following the log and save what changed (best effort, a few seconds)."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._checkpointer
+            self._checkpointer = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
+        if self._kv is not None and not self._rebuilding:
+            try:
+                async with asyncio.timeout(5.0):
+                    await self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - the next start replays more, that is all
+                log.warning("list index not saved at stop", error=repr(exc))
+
+    # --- folding ----------------------------------------------------------------------------
+
+    def _decode(self, msg: Msg) -> Any:
+        try:
+            return decode(msg.data)
+        except DecodeError as exc:
+            self.undecodable += 1
+            log.warning("undecodable event skipped", subject=msg.subject, error=str(exc))
+            return None
+
+    async def _on_event(self, msg: Msg) -> None:
+        seq, pending = position(msg)
+        event_type, _, orchestration_id = msg.subject[self._prefix_len :].rpartition(".")
+        try:
+            if event_type == ActionSubmitted.TYPE:
+                await self._on_submitted(seq, msg)
+            elif event_type in LISTING_EVENT_TYPES:
+                if orchestration_id in self._live:
+                    await self._on_listing_event(seq, orchestration_id, msg)
+            elif event_type == TaskCompensationAbandoned.TYPE:
+                event = self._decode(msg)
+                if isinstance(event, TaskCompensationAbandoned):
+                    self._comp_failed.pop(orchestration_id, None)
+                    self._comp_failed[orchestration_id] = event.project
+        except IndexCorrupt as exc:
+            self._start_rebuild(str(exc))
+            return
+        self.applied_seq = seq
+        self._events_since += 1
+        if not self.caught_up.is_set() and (seq >= self.target_seq or pending == 0):
+            self._mark_caught_up()
+        waiters = self._seq_waiters
+        while waiters and waiters[0][0] <= seq:
+            _, _, future = heapq.heappop(waiters)
+            if not future.done():
+                future.set_result(None)
+
+    def _mark_caught_up(self) -> None:
+        self.caught_up.set()
+        log.info(
+            "list index caught up with the event log",
+            seq=self.applied_seq,
+            replayed=max(0, self.applied_seq - self._start_seq),
+            seconds=round(time.perf_counter() - self._started_at, 3),
+            orchestrations=self.count(),
+        )
+
+    async def _on_submitted(self, seq: int, msg: Msg) -> None:
+        event = self._decode(msg)
+        if not isinstance(event, ActionSubmitted) or event.orchestration_id in self._live:
+            return  # undecodable, or a repeated submission of an orchestration in progress
+        project = event.project
+        ordinal = self._counts.get(project, 0)
+        page = await self._page_for_fold(project, ordinal // PAGE_SIZE)
+        # Nothing changed before this point, so a checkpoint taken while the page loaded
+        # saw the state before this event.
+        pos = ordinal % PAGE_SIZE
+        self._counts[project] = ordinal + 1
+        oid = event.orchestration_id
+        if page.version >= seq:  # a page saved after the head: the line is there already
+            if pos >= len(page.entries) or page.entries[pos].id != oid:
+                raise IndexCorrupt(f"page {project}/{page.number} lacks {oid} at {pos}")
+            if not page.entries[pos].state.terminal:
+                self._live[oid] = (project, ordinal)
+            return
+        if pos != len(page.entries):
+            raise IndexCorrupt(f"page {project}/{page.number} has {len(page.entries)} lines")
+        action = event.action
+        page.entries.append(
+            IndexEntry(
+                id=oid,
+                seq=seq,
+                created_at=event.at,
+                action=action[:ACTION_CHARS],
+                action_truncated=len(action) > ACTION_CHARS,
+            )
+        )
+        page.version = seq
+        page.active += 1
+        self._dirty.add(page.key)
+        self._live[oid] = (project, ordinal)
+
+    async def _on_listing_event(self, seq: int, orchestration_id: str, msg: Msg) -> None:
+        project, ordinal = self._live[orchestration_id]
+        page = await self._page_for_fold(project, ordinal // PAGE_SIZE)
+        if page.version >= seq:
+            return
+        pos = ordinal % PAGE_SIZE
+        if pos >= len(page.entries) or page.entries[pos].id != orchestration_id:
+            raise IndexCorrupt(f"page {project}/{page.number} lacks {orchestration_id} at {pos}")
+        event = self._decode(msg)
+        entry = page.entries[pos]
+        if event is None or not advance_listing(entry.state, event):
+            return
+        page.version = seq
+        self._dirty.add(page.key)
+        if entry.state.terminal:
+            page.active -= 1
+            del self._live[orchestration_id]
+
+    async def _page_for_fold(self, project: str, number: int) -> _Page:
+        """The page, loaded if needed; waits out broker trouble (the fold cannot skip it)."""
+        page = self._pages.get((project, number))
+        if page is not None:
+            return page
+        delay = 0.2
+        while True:
+            try:
+                return await self._load_page(project, number)
+            except IndexCorrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried until the broker answers
+                log.warning("cannot read a list index page, retrying", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    def _start_rebuild(self, reason: str) -> None:
+        if self._rebuilding:
+            return
+        log.error("list index contradicts the event log; rebuilding it", reason=reason)
+        self._rebuilding = True
+        task = asyncio.create_task(self._rebuild())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _rebuild(self) -> None:
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
+        async with self._checkpoint_lock:
+            self._replaces = self._generation
+            self._generation = secrets.token_hex(4)
+            self._clear()
+            self.caught_up.clear()
+            info = await self._bus.js.stream_info(self._bus.topology.events_stream)
+            self.target_seq = info.state.last_seq
+            self._started_at = time.perf_counter()
+            self._rebuilding = False
+            await self._subscribe(0)
+
+    # --- pages --------------------------------------------------------------------------------
+
+    def _page_key(self, project: str, number: int) -> str:
+        return f"{self._generation}.{_project_key(project)}.{number}"
+
+    def _pinned(self, page: _Page) -> bool:
+        key = page.key
+        return (
+            page.active > 0
+            or key in self._dirty
+            or key in self._flushing
+            or page.number == self._counts.get(page.project, 0) // PAGE_SIZE
+        )
+
+    def _shrink(self) -> None:
+        evictable = [key for key, page in self._pages.items() if not self._pinned(page)]
+        for key in evictable[: max(0, len(evictable) - self._cache_pages)]:
+            del self._pages[key]
+
+    async def _load_page(self, project: str, number: int) -> _Page:
+        key = (project, number)
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+            return page
+        pending = self._page_loads.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Page] = asyncio.get_running_loop().create_future()
+        self._page_loads[key] = future
+        try:
+            page = await self._fetch_page(project, number)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: whoever awaits it gets it raised
+            raise
+        finally:
+            del self._page_loads[key]
+        self._pages[key] = page
+        future.set_result(page)
+        self._shrink()
+        return page
+
+    async def _fetch_page(self, project: str, number: int) -> _Page:
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(self._page_key(project, number))
+        except KeyNotFoundError:
+            return _Page(project, number)
+        try:
+            record = msgspec.json.decode(entry.value or b"", type=PageRecord)
+        except msgspec.DecodeError as exc:
+            raise IndexCorrupt(f"page {project}/{number} is unreadable: {exc}") from None
+        if record.format != FORMAT or record.project != project or record.number != number:
+            raise IndexCorrupt(f"page {project}/{number} is not what its key says")
+        return _Page(project, number, record.entries, record.version, entry.revision)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    async def _run_checkpoints(self) -> None:
+        tick = min(0.5, self._interval_s)
+        while True:
+            await asyncio.sleep(tick)
+            if self._rebuilding or self.applied_seq <= self._saved_seq:
+                continue
+            due = time.monotonic() - self._last_save >= self._interval_s
+            if due or self._events_since >= self._snapshot_events:
+                try:
+                    await self.checkpoint()
+                except Exception as exc:  # noqa: BLE001 - retried at the next tick
+                    log.warning("list index not saved", error=repr(exc))
+                    self._last_save = time.monotonic()
+
+    @staticmethod
+    def _page_record(page: _Page) -> PageRecord:
+        return PageRecord(
+            format=FORMAT,
+            project=page.project,
+            number=page.number,
+            version=page.version,
+            entries=page.entries,
+        )
+
+    def _head_record(self, covers: int) -> HeadRecord:
+        active: dict[str, list[int]] = {}
+        for page in self._pages.values():
+            if page.active > 0:
+                active.setdefault(page.project, []).append(page.number)
+        for numbers in active.values():
+            numbers.sort()
+        return HeadRecord(
+            format=FORMAT,
+            generation=self._generation,
+            covers_seq=covers,
+            saved_at=time.time(),
+            projects=dict(self._counts),
+            active=active,
+            compensation_failed=dict(self._comp_failed),
+            replaces=self._replaces,
+        )
+
+    async def checkpoint(self) -> bool:
+        """Save the changed pages, then the head; the head covers what the index folded.
+
+        Returns:
+            Whether this call wrote the head (``False`` when another replica saved a head
+            that covers as much, or when there was nothing to save).
+        """
+        async with self._checkpoint_lock:
+            covers = self.applied_seq
+            if covers <= self._saved_seq or self._rebuilding:
+                return False
+            # One synchronous cut: the pages and the head as of ``covers``.
+            keys = list(self._dirty)
+            self._dirty.clear()
+            self._flushing.update(keys)
+            batch = []
+            for key in keys:
+                page = self._pages[key]
+                batch.append((page, msgspec.json.encode(self._page_record(page)), page.version))
+            head = msgspec.json.encode(self._head_record(covers))
+            try:
+                stored, revision, _ = await self._read_head()
+                if (
+                    stored is not None
+                    and stored.generation == self._generation
+                    and stored.covers_seq >= covers
+                ):
+                    # A replica saved as much: its pages hold these changes (or later ones).
+                    wrote = False
+                else:
+                    for page, data, version in batch:
+                        await self._store_page(page, data, version)
+                    wrote = await self._store_head(head, covers, stored, revision)
+            except BaseException:
+                self._dirty.update(keys)
+                raise
+            finally:
+                self._flushing.difference_update(keys)
+            self._saved_seq = covers
+            self._events_since = 0
+            self._last_save = time.monotonic()
+            self._shrink()
+            return wrote
+
+    async def _read_head(self) -> tuple[HeadRecord | None, int | None, bool]:
+        """The saved head, its revision, and whether a head exists at all."""
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(HEAD_KEY)
+        except KeyNotFoundError:
+            return None, None, False
+        try:
+            head = msgspec.json.decode(entry.value or b"", type=HeadRecord)
+        except msgspec.DecodeError:
+            return None, entry.revision, True
+        if head.format != FORMAT:
+            return None, entry.revision, True
+        return head, entry.revision, True
+
+    def _may_replace(self, stored: HeadRecord | None, covers: int) -> bool:
+        if stored is None:
+            return True
+        if stored.generation == self._generation:
+            return stored.covers_seq < covers
+        # Another generation: only the rebuild that replaces it, once it covers as much.
+        return stored.generation == self._replaces and stored.covers_seq <= covers
+
+    async def _store_head(
+        self, data: bytes, covers: int, stored: HeadRecord | None, revision: int | None
+    ) -> bool:
+        assert self._kv is not None
+        for _ in range(_CAS_TRIES):
+            if not self._may_replace(stored, covers):
+                if stored is not None and stored.generation != self._generation:
+                    log.warning(
+                        "list index saved by another generation; not replacing it",
+                        theirs=stored.generation,
+                        mine=self._generation,
+                    )
+                return False
+            try:
+                if revision is None:
+                    await self._kv.create(HEAD_KEY, data)
+                else:
+                    await self._kv.update(HEAD_KEY, data, last=revision)
+            except KeyWrongLastSequenceError:
+                stored, revision, _ = await self._read_head()
+                continue
+            return True
+        return False
+
+    async def _store_page(self, page: _Page, data: bytes, version: int) -> None:
+        assert self._kv is not None
+        key = self._page_key(page.project, page.number)
+        revision = page.revision
+        for _ in range(_CAS_TRIES):
+            try:
+                if revision is None:
+                    page.revision = await self._kv.create(key, data)
+                else:
+                    page.revision = await self._kv.update(key, data, last=revision)
+            except KeyWrongLastSequenceError:
+                try:
+                    entry = await self._kv.get(key)
+                except KeyNotFoundError:
+                    revision = None
+                    continue
+                try:
+                    stored = msgspec.json.decode(entry.value or b"", type=PageRecord).version
+                except msgspec.DecodeError:
+                    stored = -1
+                if stored >= version:  # saved by a replica that is further along
+                    page.revision = entry.revision
+                    return
+                revision = entry.revision
+                continue
+            return
+        raise RuntimeError(f"page {key} kept changing under us")
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def count(self, project: str | None = None) -> int:
+        """Orchestrations indexed (of one project, or of all)."""
+        if project is not None:
+            return self._counts.get(project, 0)
+        return sum(self._counts.values())
+
+    @property
+    def compensation_failed(self) -> list[tuple[str, str]]:
+        """Orchestrations with an abandoned compensation and their projects, oldest first."""
+        return list(self._comp_failed.items())
+
+    async def wait_applied(self, seq: int, timeout_s: float) -> bool:
+        """Wait until the index has folded the log up to ``seq``; False on timeout."""
+        if self.applied_seq >= seq and not self._rebuilding:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._seq_waiters, (seq, next(self._tiebreak), future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def page(
+        self,
+        project: str,
+        *,
+        status: OrchestrationStatus | None,
+        limit: int,
+        before: int | None,
+    ) -> tuple[list[IndexEntry], int | None]:
+        """Up to ``limit`` lines of ``project``, newest first, below ordinal ``before``.
+
+        Returns:
+            The lines and the ordinal to continue below (``None`` when none are left). A
+            filtered list that has to read many pages from the bucket may return fewer lines
+            than ``limit`` with an ordinal to continue from.
+        """
+        top = self._counts.get(project, 0)
+        if before is not None:
+            top = min(top, before)
+        if status is not None and not is_terminal(status):
+            # Unfinished orchestrations are all in memory.
+            ordinals = sorted(
+                (
+                    ordinal
+                    for p, ordinal in self._live.values()
+                    if p == project
+                    and ordinal < top
+                    and self._entry(p, ordinal).state.status == status
+                ),
+                reverse=True,
+            )
+            entries = [self._entry(project, o) for o in ordinals[:limit]]
+            return entries, ordinals[limit - 1] if len(ordinals) > limit else None
+        found: list[tuple[int, IndexEntry]] = []
+        ordinal = top - 1
+        fetched = 0
+        while ordinal >= 0:
+            number = ordinal // PAGE_SIZE
+            page = self._pages.get((project, number))
+            if page is None:
+                if fetched >= _SCAN_PAGES:
+                    return [e for _, e in found], ordinal + 1
+                page = await self._load_page(project, number)
+                fetched += 1
+            else:
+                self._pages.move_to_end((project, number))
+            base = number * PAGE_SIZE
+            for pos in range(min(ordinal - base, len(page.entries) - 1), -1, -1):
+                entry = page.entries[pos]
+                if status is None or entry.state.status == status:
+                    found.append((base + pos, entry))
+                    if len(found) > limit:
+                        return [e for _, e in found[:limit]], found[limit - 1][0]
+            ordinal = base - 1
+        return [e for _, e in found], None
+
+    def _entry(self, project: str, ordinal: int) -> IndexEntry:
+        return self._pages[(project, ordinal // PAGE_SIZE)].entries[ordinal % PAGE_SIZE]
