@@ -5,7 +5,9 @@ For every size a fresh nats-server gets a synthetic log of N completed orchestra
 it. Then each service is started alone, several times, and timed from ``Popen`` to its
 ``ready`` log line. That time includes the interpreter's start and imports, which a
 constant "empty log" row makes visible; the gateway also reports the seconds its read
-model rebuild took (``rebuild_s`` in its ready line).
+model rebuild took (``rebuild_s`` in its ready line). The dispatcher's bucket gets one
+permanent marker per ended orchestration only when ``ORRA_DISPATCHER_TOMBSTONE_TTL_S`` is
+0; with a TTL (the default) the markers of a history older than the TTL have expired.
 """
 
 from __future__ import annotations
@@ -47,9 +49,13 @@ async def _prepare(url: str, namespace: str, n: int) -> dict[str, Any]:
         await bus.ensure_streams()
         bucket = None
         with contextlib.suppress(ImportError):
+            from orra_dispatcher.settings import DispatcherSettings
             from orra_dispatcher.store import BUCKET
 
-            bucket = BUCKET
+            # Ended orchestrations leave a marker only for the tombstone TTL; the synthetic
+            # history is older than that unless markers are kept forever (TTL 0).
+            if DispatcherSettings.from_env().tombstone_ttl_s == 0:
+                bucket = BUCKET
         report = await write_log(bus, n, dispatcher_bucket=bucket) if n else None
         t0 = time.perf_counter()
         notes = await position_consumers(bus)
