@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,130 @@ def test_dockerfile_lints_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- probes and scrape targets hit what the processes serve ----------------------------------
+
+HEALTH_ENDPOINTS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""What :class:`orra_events.health.HealthServer` serves on ``ORRA_HEALTH_PORT``."""
+
+HEALTH_PORT_SERVICES = frozenset({"planner", "dispatcher", "notifier", "examples"})
+"""Images whose process serves ``HEALTH_ENDPOINTS`` when ``ORRA_HEALTH_PORT`` is set: the
+services run by ``orra_events.runtime.run_service`` and the SDK runner (``orra_sdk.run``)."""
+
+
+def _gateway_paths() -> set[str]:
+    from orra_gateway.routes import ROUTES
+
+    return {path for route in ROUTES for path in getattr(route, "paths", ())}
+
+
+def _image_env() -> dict[str, str]:
+    """The ``ORRA_*`` defaults the Dockerfile bakes into every image."""
+    text = (ROOT / "Dockerfile").read_text()
+    return dict(re.findall(r"\b(ORRA_[A-Z_]+)=([\w.:/-]+)", text.split(" AS runtime", 1)[1]))
+
+
+def _served(service: str, env: dict[str, str]) -> dict[int, set[str]]:
+    """Port -> paths that the process of image ``orra-<service>`` serves with ``env``."""
+    served: dict[int, set[str]] = {}
+    health_port = int(env.get("ORRA_HEALTH_PORT") or 0)
+    if health_port and service in HEALTH_PORT_SERVICES:
+        served[health_port] = set(HEALTH_ENDPOINTS)
+    if service == "gateway":
+        served.setdefault(int(env.get("ORRA_GATEWAY_PORT") or 8005), set()).update(_gateway_paths())
+    return served
+
+
+def _deployments() -> list[tuple[str, dict[str, Any]]]:
+    return [(d["metadata"]["name"], d) for _, d in _core_manifests() if d["kind"] == "Deployment"]
+
+
+def _container_env(container: dict[str, Any]) -> dict[str, str]:
+    config = next(d for _, d in _core_manifests() if d["kind"] == "ConfigMap")
+    env = {**_image_env()}
+    for source in container.get("envFrom", []):
+        if source.get("configMapRef", {}).get("name") == config["metadata"]["name"]:
+            env.update(config["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+def _container_service(container: dict[str, Any]) -> str:
+    image = container["image"].rsplit("/", 1)[-1].split(":", 1)[0]
+    assert image.startswith("orra-"), image
+    return image.removeprefix("orra-")
+
+
+def test_the_image_serves_the_health_port_by_default() -> None:
+    assert _image_env()["ORRA_HEALTH_PORT"] == "8080"
+
+
+@pytest.mark.parametrize(("name", "deployment"), _deployments(), ids=[n for n, _ in _deployments()])
+def test_deployment_probes_hit_served_endpoints(name: str, deployment: dict[str, Any]) -> None:
+    for c in deployment["spec"]["template"]["spec"]["containers"]:
+        served = _served(_container_service(c), _container_env(c))
+        named = {p["name"]: p["containerPort"] for p in c.get("ports", []) if "name" in p}
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if probe not in c:
+                continue
+            get = c[probe]["httpGet"]
+            port = named.get(get["port"], get["port"])
+            assert get["path"] in served.get(port, set()), (name, probe, port, served)
+
+
+def _metrics_unserved_xfail(name: str) -> Any:
+    # The gateway serves its probes on its API port; ORRA_HEALTH_PORT (the "health" port and
+    # the scrape target) is not served by it yet: services/gateway has to serve /metrics
+    # (then drop this mark, or move the scrape annotation to the port it chose).
+    if name == "orra-gateway":
+        return pytest.mark.xfail(
+            reason="orra-gateway serves no /metrics on ORRA_HEALTH_PORT yet", strict=False
+        )
+    return ()
+
+
+@pytest.mark.parametrize(
+    ("name", "deployment"),
+    [pytest.param(n, d, marks=_metrics_unserved_xfail(n), id=n) for n, d in _deployments()],
+)
+def test_deployment_ports_and_scrape_target_are_served(
+    name: str, deployment: dict[str, Any]
+) -> None:
+    template = deployment["spec"]["template"]
+    for c in template["spec"]["containers"]:
+        served = _served(_container_service(c), _container_env(c))
+        declared = {p["containerPort"] for p in c.get("ports", [])}
+        assert declared == set(served), (name, declared, served)
+    annotations = template["metadata"].get("annotations", {})
+    if annotations.get("prometheus.io/scrape") == "true":
+        port = int(annotations["prometheus.io/port"])
+        path = annotations.get("prometheus.io/path", "/metrics")
+        assert any(
+            path in _served(_container_service(c), _container_env(c)).get(port, set())
+            for c in template["spec"]["containers"]
+        ), (name, port, path)
+
+
+def _compose_services() -> list[tuple[str, dict[str, Any]]]:
+    doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return sorted(doc["services"].items())
+
+
+@pytest.mark.parametrize(
+    ("name", "service"), _compose_services(), ids=[n for n, _ in _compose_services()]
+)
+def test_compose_healthchecks_hit_served_endpoints(name: str, service: dict[str, Any]) -> None:
+    if not str(service.get("image", "")).startswith("orra-") or "entrypoint" in service:
+        # nats (its own image) and one-shot jobs: not an Orra service process
+        return
+    env = {**_image_env(), **{k: str(v) for k, v in service.get("environment", {}).items()}}
+    served = _served(env["ORRA_SERVICE"], env)
+    check = " ".join(service["healthcheck"]["test"])
+    (url,) = re.findall(r"https?://(?:127\.0\.0\.1|localhost):(\d+)(/[\w/-]*)", check)
+    port, path = int(url[0]), url[1]
+    assert path == "/readyz", (name, path)
+    assert path in served.get(port, set()), (name, port, path, served)
+    for published in service.get("ports", []):
+        container_port = int(str(published).rsplit(":", 1)[-1])
+        assert container_port in served, (name, published, served)

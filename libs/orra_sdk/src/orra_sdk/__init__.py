@@ -35,7 +35,11 @@ Example::
     async with OrraClient() as client:  # ORRA_NATS_URL, ORRA_NAMESPACE
         await client.serve(payment)
 
-or simply ``orra_sdk.run(payment)``.
+or simply ``orra_sdk.run(payment)``, which also serves ``/healthz``, ``/readyz`` and
+``/metrics`` on ``ORRA_HEALTH_PORT`` when it is set (see :mod:`orra_sdk.runner`; a process
+that embeds a client starts :func:`health_server` itself). While a task is handled, its
+``orchestration_id``, ``task_id``, ``attempt`` and ``service`` are bound to structlog's
+context variables, so the handler's own structlog lines carry them.
 """
 
 from orra_sdk.client import RESULTS_BUCKET, OrraClient
@@ -46,7 +50,7 @@ from orra_sdk.errors import (
     OrraSdkError,
     ServiceDefinitionError,
 )
-from orra_sdk.runner import run, serve_until_signal
+from orra_sdk.runner import health_server, run, serve_until_signal
 from orra_sdk.service import Handler, RevertHandler, RevertTask, Service, Task, schema_hash
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "Service",
     "ServiceDefinitionError",
     "Task",
+    "health_server",
     "run",
     "schema_hash",
     "serve_until_signal",

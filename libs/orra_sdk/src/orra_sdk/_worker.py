@@ -24,6 +24,14 @@ cancels the running handlers of that orchestration: each reports ``task.failed``
 retryable, ``stopped: <reason>``) and its message is acknowledged; a task of that
 orchestration received later is answered the same way without running. Revert handlers
 are never stopped.
+
+Logging. While a task is handled, its ``orchestration_id``, ``task_id``, ``attempt`` and
+``service`` are bound with :mod:`structlog.contextvars` in the task's own asyncio task (one
+per message), so every line logged meanwhile, by the SDK or by the handler through
+structlog, carries them; they are reset when the task is done.
+
+Metrics. Results are counted by service and outcome, handler calls timed, and the tasks in
+flight shown as a gauge (see :mod:`orra_sdk._metrics`).
 """
 
 from __future__ import annotations
@@ -55,12 +63,14 @@ from orra_events.codec import encode
 from orra_events.errors import DecodeError
 from orra_events.fastpub import PublishError, delivery
 from orra_events.metrics import observe_event
+from orra_sdk._metrics import IN_FLIGHT_TASKS, count_result, observe_handler, prepare
 from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, released
 from orra_sdk.errors import AbortOrchestration, NonRetryableError
 from orra_sdk.service import RevertTask, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Mapping
+    from contextvars import Token
 
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
@@ -252,6 +262,11 @@ class ServiceWorker:
         """Tasks received and not finished yet."""
         return self._inflight
 
+    @property
+    def bound(self) -> bool:
+        """Whether the worker is bound to its consumer and takes tasks (started, not stopping)."""
+        return self._sub is not None and not self._stopping
+
     async def start(self) -> None:
         """Create (or update) the shared consumer and start pulling."""
         stream = self.bus.topology.work_stream
@@ -267,6 +282,7 @@ class ServiceWorker:
             filter_subject=self.subject,
         )
         await self.bus.js.add_consumer(stream, config)
+        prepare(self.service.name, revertible=self.service.revertible)
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{self.durable}"
         self._inbox = self.bus.nc.new_inbox()
         self._sub = await self.bus.nc.subscribe(self._inbox, cb=self._on_message)
@@ -315,6 +331,7 @@ class ServiceWorker:
                     self.publisher.nak(msg)
                 return
             self._inflight += 1
+            IN_FLIGHT_TASKS.add(self.service.name, 1)
             task = asyncio.create_task(self._process(msg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -392,8 +409,20 @@ class ServiceWorker:
     # --- running a task ------------------------------------------------------------------
 
     async def _process(self, msg: Msg) -> None:
+        # Runs in its own asyncio task (a copy of the context): what is bound here is seen
+        # by this task's logs only, and by the tasks its handler starts.
+        bound: Mapping[str, Token[Any]] = {}
         try:
-            work = await self._accept(msg)
+            event = await self._decode(msg)
+            if event is None:
+                return
+            bound = structlog.contextvars.bind_contextvars(
+                orchestration_id=event.orchestration_id,
+                task_id=event.task_id,
+                service=self.service.name,
+                attempt=event.attempt,
+            )
+            work = await self._accept(msg, event)
             if work is not None:
                 # One run per idempotency key in this process; other processes are kept
                 # out by the claim in the result store.
@@ -414,11 +443,14 @@ class ServiceWorker:
             with contextlib.suppress(Exception):
                 self.publisher.nak(msg, 1.0)
         finally:
+            if bound:
+                structlog.contextvars.reset_contextvars(**bound)
             self._inflight -= 1
+            IN_FLIGHT_TASKS.add(self.service.name, -1)
             await self._pull()
 
-    async def _accept(self, msg: Msg) -> tuple[str, Coroutine[Any, Any, None]] | None:
-        """Decode and check a work message; return the run to do under its key's lock."""
+    async def _decode(self, msg: Msg) -> TaskDispatched | TaskCompensating | None:
+        """The task of a work message; ``None`` (the message parked) when it is none."""
         try:
             decoded = decode(msg.data)
         except DecodeError as exc:
@@ -427,7 +459,12 @@ class ServiceWorker:
         if not isinstance(decoded, TaskDispatched | TaskCompensating):
             await self.bus.park(msg, f"{decoded.TYPE} is not a task for a service")
             return None
-        event = decoded
+        return decoded
+
+    async def _accept(
+        self, msg: Msg, event: TaskDispatched | TaskCompensating
+    ) -> tuple[str, Coroutine[Any, Any, None]] | None:
+        """Check a task; return the run to do under its key's lock."""
         if event.service != self.service.name:
             await self.bus.park(
                 msg, f"task for service {event.service!r} arrived on {self.subject}"
@@ -514,6 +551,7 @@ class ServiceWorker:
         assert current is not None
         running = self._running.setdefault(event.orchestration_id, set())
         running.add(current)
+        h0 = time.perf_counter()
         try:
             result = await service.handle(task)
         except asyncio.CancelledError:
@@ -526,6 +564,7 @@ class ServiceWorker:
             current.uncancel()
             error, retryable = f"stopped: {stop_reason}", False
         except AbortOrchestration as exc:
+            observe_handler(service.name, "aborted", time.perf_counter() - h0)
             await self._unwatch(beat)
             await self._abort(msg, event, started_at, t0, exc, release=claim, progress=progress)
             return
@@ -547,6 +586,9 @@ class ServiceWorker:
             if not running:
                 self._running.pop(event.orchestration_id, None)
             self._stops.pop(current, None)
+        observe_handler(
+            service.name, "failed" if error is not None else "completed", time.perf_counter() - h0
+        )
         await self._unwatch(beat)
         duration_ms = (time.perf_counter() - t0) * 1000.0
         if error is not None:
@@ -639,6 +681,7 @@ class ServiceWorker:
         beat = self._watch(msg, claim, event.attempt)
         error: str | None = None
         retryable = True
+        h0 = time.perf_counter()
         try:
             await reverter(task)
         except asyncio.CancelledError:
@@ -655,6 +698,11 @@ class ServiceWorker:
                 error=repr(exc),
             )
             error = f"{type(exc).__name__}: {exc}"
+        observe_handler(
+            service.name,
+            "compensation_failed" if error is not None else "compensated",
+            time.perf_counter() - h0,
+        )
         await self._unwatch(beat)
         duration_ms = (time.perf_counter() - t0) * 1000.0
         if error is not None:
@@ -888,6 +936,7 @@ class ServiceWorker:
         if isinstance(stored, PublishError):
             raise stored
         self.publisher.ack(msg)
+        count_result(result)
 
     # --- stopping ------------------------------------------------------------------------
 

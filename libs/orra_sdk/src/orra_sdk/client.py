@@ -139,6 +139,7 @@ class OrraClient:
         self._signals: list[Subscription] = []
         self._stopped = asyncio.Event()
         self._closing = False
+        self._starting = 0
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -152,6 +153,24 @@ class OrraClient:
         if self._bus is None:
             raise ClientClosed("the OrraClient is not connected: use 'async with' or connect()")
         return self._bus
+
+    @property
+    def ready(self) -> bool:
+        """Whether the client serves: connected, its services registered and taking tasks.
+
+        False before :meth:`start` returns, while the broker connection is down, and from the
+        moment :meth:`stop` begins (draining replicas take no new work). This is what the
+        runner's ``/readyz`` answers.
+        """
+        bus = self._bus
+        return (
+            bus is not None
+            and bus.connected
+            and not self._closing
+            and not self._starting
+            and bool(self._workers)
+            and all(worker.bound for worker in self._workers.values())
+        )
 
     async def connect(self) -> None:
         """Connect to the broker and open the result store.
@@ -218,26 +237,30 @@ class OrraClient:
                 self._signals.append(
                     await bus.nc.subscribe(bus.topology.all_of(event_type), cb=self._on_stop_signal)
                 )
-        for service in services:
-            await self.register(service)
-            worker = ServiceWorker(
-                bus,
-                service,
-                store=self._store,
-                publisher=self._publisher,
-                concurrency=service.concurrency or self.concurrency,
-                ack_wait_s=self.ack_wait_s,
-                pull_expires_s=self.pull_expires_s,
-                max_deliveries=self.max_deliveries,
-            )
-            await worker.start()
-            self._services[service.name] = service
-            self._workers[service.name] = worker
-            await self._beat(service)
-            log.info("service ready", service=service.name, schema_hash=service.schema_hash)
-        if self._heartbeat is None:
-            self._closing = False
-            self._heartbeat = asyncio.create_task(self._heartbeats(), name="orra-sdk-heartbeat")
+        self._starting += 1  # not ready until every service of this call is taking tasks
+        try:
+            for service in services:
+                await self.register(service)
+                worker = ServiceWorker(
+                    bus,
+                    service,
+                    store=self._store,
+                    publisher=self._publisher,
+                    concurrency=service.concurrency or self.concurrency,
+                    ack_wait_s=self.ack_wait_s,
+                    pull_expires_s=self.pull_expires_s,
+                    max_deliveries=self.max_deliveries,
+                )
+                await worker.start()
+                self._services[service.name] = service
+                self._workers[service.name] = worker
+                await self._beat(service)
+                log.info("service ready", service=service.name, schema_hash=service.schema_hash)
+            if self._heartbeat is None:
+                self._closing = False
+                self._heartbeat = asyncio.create_task(self._heartbeats(), name="orra-sdk-heartbeat")
+        finally:
+            self._starting -= 1
 
     async def serve(self, *services: AnyService) -> None:
         """Start ``services`` (see :meth:`start`) and run until :meth:`stop` or cancellation."""
