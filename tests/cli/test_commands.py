@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -423,3 +426,240 @@ def test_comp_fail_bad_id_and_unknown_failure(orra: Any, gateway: FakeGateway) -
     missing = orra("comp-fail", "ignore", "o_x:t1")
     assert missing.exit_code == EXIT_FAILED
     assert "orra comp-fail ls" in missing.stderr
+
+
+# --- webhook secret, webhooks rm, api-keys revoke ----------------------------------------
+
+
+def test_webhooks_secret_shows_it_and_when_it_was_created(orra: Any, gateway: FakeGateway) -> None:
+    created = time.time() - 300
+    gateway.route("GET", "/webhooks/secret", (200, {"secret": "whsec_old", "createdAt": created}))
+    shown = orra("webhooks", "secret")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == "whsec_old\n"
+    stamp = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"created {stamp} (5m ago)" in shown.stderr
+    assert "24 h" not in shown.stderr
+    as_json = orra("webhooks", "secret", "--json")
+    assert json.loads(as_json.stdout) == {"secret": "whsec_old", "createdAt": created}
+    assert not [r for r in gateway.requests if r.method == "POST"]
+
+
+def test_webhooks_secret_rotate_says_the_old_one_signs_for_a_day(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    now = time.time()
+    path = "/webhooks/secret/rotate"
+    gateway.route("POST", path, (200, {"secret": "whsec_new", "createdAt": now}))
+    rotated = orra("webhooks", "secret", "--rotate")
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.stdout == "whsec_new\n"
+    until = datetime.fromtimestamp(now + 86400, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"previous secret keeps signing deliveries for 24 h (until {until})" in (rotated.stderr)
+    assert "receivers" in rotated.stderr
+    assert gateway.last("POST", path).body is None
+    as_json = orra("webhooks", "secret", "--rotate", "--json")
+    assert json.loads(as_json.stdout) == {"secret": "whsec_new", "createdAt": now}
+    assert len([r for r in gateway.requests if r.path == path]) == 2
+
+
+def test_webhooks_secret_errors(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/webhooks/secret/rotate", (409, {"title": "retry", "status": 409}))
+    conflict = orra("webhooks", "secret", "--rotate", "--json")
+    assert conflict.exit_code == EXIT_FAILED
+    assert json.loads(conflict.stdout)["httpStatus"] == 409
+    gateway.route("GET", "/webhooks/secret", (200, {"createdAt": 1.0}))
+    odd = orra("webhooks", "secret")
+    assert odd.exit_code == EXIT_FAILED
+    assert odd.stdout == ""
+    assert "without a webhook secret" in odd.stderr
+
+
+def test_webhooks_rm(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("DELETE", "/webhooks/wh_1", (204, None))
+    removed = orra("webhooks", "rm", "wh_1")
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout == "webhook removed: wh_1\n"
+    assert gateway.last("DELETE", "/webhooks/wh_1").body is None
+    as_json = orra("webhooks", "rm", "wh_1", "--json")
+    assert json.loads(as_json.stdout) == {"removed": "wh_1"}
+
+    missing = orra("webhooks", "rm", "wh_nope")
+    assert missing.exit_code == EXIT_FAILED
+    assert "no webhook wh_nope: list them with `orra webhooks ls`" in missing.stderr
+    missing_json = orra("webhooks", "rm", "wh_nope", "--json")
+    assert missing_json.exit_code == EXIT_FAILED
+    error = json.loads(missing_json.stdout)
+    assert error["httpStatus"] == 404
+    assert "orra webhooks ls" in error["error"]
+
+
+def test_webhooks_rm_usage_errors(orra: Any, gateway: FakeGateway) -> None:
+    by_url = orra("webhooks", "rm", "https://h/x")
+    assert by_url.exit_code == EXIT_USAGE
+    assert "orra webhooks ls" in by_url.stderr
+    assert orra("webhooks", "rm").exit_code == EXIT_USAGE
+    as_json = orra("webhooks", "rm", "a/b", "--json")
+    assert as_json.exit_code == EXIT_USAGE
+    assert "not a webhook id" in json.loads(as_json.stdout)["error"]
+    assert not [r for r in gateway.requests if r.method == "DELETE"]
+
+
+def test_api_keys_revoke(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("DELETE", "/api-keys/k_1", (204, None))
+    revoked = orra("api-keys", "revoke", "k_1")
+    assert revoked.exit_code == 0, revoked.output
+    assert revoked.stdout == "API key revoked: k_1\n"
+    assert "this command used" not in revoked.stderr
+    assert json.loads(orra("api-keys", "revoke", "k_1", "--json").stdout) == {"revoked": "k_1"}
+
+    missing = orra("api-keys", "revoke", "k_nope")
+    assert missing.exit_code == EXIT_FAILED
+    assert "no API key k_nope in this project: list them with `orra api-keys ls`" in (
+        missing.stderr
+    )
+    assert json.loads(orra("api-keys", "revoke", "k_nope", "--json").stdout)["httpStatus"] == 404
+    assert orra("api-keys", "revoke").exit_code == EXIT_USAGE
+    assert orra("api-keys", "revoke", "orra_abc/def").exit_code == EXIT_USAGE
+
+
+# --- verify run --mode / --pause-grace -----------------------------------------------------
+
+
+def test_verify_run_sends_mode_and_pause_grace(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("POST", "/orchestrations", (201, created()))
+    result = orra("verify", "run", "x", "--mode", "EAGER", "--pause-grace", "90.5")
+    assert result.exit_code == 0, result.output
+    body = gateway.last("POST", "/orchestrations").body
+    assert body["mode"] == "eager"
+    assert body["pauseGraceS"] == 90.5
+    orra("verify", "run", "x", "--mode", "groups", "--pause-grace", "0")
+    body = gateway.last("POST", "/orchestrations").body
+    assert (body["mode"], body["pauseGraceS"]) == ("groups", 0)
+    orra("verify", "run", "x", "--pause-grace", "604800")
+    body = gateway.last("POST", "/orchestrations").body
+    assert body["pauseGraceS"] == 604800
+    assert "mode" not in body
+
+
+def test_verify_run_refuses_a_bad_mode_or_pause_grace(orra: Any, gateway: FakeGateway) -> None:
+    mode = orra("verify", "run", "x", "--mode", "fast")
+    assert mode.exit_code == EXIT_USAGE
+    assert "unknown --mode 'fast': use groups" in mode.stderr
+    assert "eager" in mode.stderr
+    for value in ("-1", "604801", "nan", "inf"):
+        bad = orra("verify", "run", "x", "--pause-grace", value)
+        assert bad.exit_code == EXIT_USAGE, value
+        assert "--pause-grace" in bad.stderr
+        assert "from 0 (fail at once) to 604800 (7 days)" in bad.stderr
+    not_a_number = orra("verify", "run", "x", "--pause-grace", "5m")
+    assert not_a_number.exit_code == EXIT_USAGE
+    as_json = orra("verify", "run", "x", "--pause-grace", "-1", "--json")
+    assert as_json.exit_code == EXIT_USAGE
+    assert "out of range" in json.loads(as_json.stdout)["error"]
+    assert not [r for r in gateway.requests if r.path == "/orchestrations"]
+
+
+# --- paused orchestrations, the planner's model and tokens, progress ----------------------
+
+
+def _paused(now: float) -> dict[str, Any]:
+    orch = seed_orchestration(now, status="paused")
+    orch["finishedAt"] = None
+    orch["results"] = None
+    tasks = orch["tasks"]
+    tasks[2] |= {
+        "status": "paused",
+        "finishedAt": None,
+        "durationMs": None,
+        "output": None,
+        "progress": {"step": "quote", "percent": 40},
+        "progressAt": now - 5,
+        "progressUpdates": 3,
+    }
+    tasks[3] |= {
+        "status": "pending",
+        "startedAt": None,
+        "finishedAt": None,
+        "durationMs": None,
+        "output": None,
+    }
+    orch["pausedServices"] = ["DeliveryAgent"]
+    orch["pausedAt"] = now - 10
+    orch["pauseFailAt"] = now + 290
+    return orch
+
+
+def test_ps_shows_paused(orra: Any, gateway: FakeGateway) -> None:
+    summary = {
+        "id": "o_paused",
+        "action": "Deliver order",
+        "status": "paused",
+        "taskCount": 2,
+        "createdAt": time.time() - 30,
+        "finishedAt": None,
+    }
+    gateway.route("GET", "/orchestrations", (200, {"items": [summary], "nextCursor": None}))
+    result = orra("ps", "--status", "paused")
+    assert result.exit_code == 0, result.output
+    assert gateway.last("GET", "/orchestrations").query["status"] == ["paused"]
+    row = result.stdout.splitlines()[1]
+    assert row.split()[:5] == ["o_paused", "Deliver", "order", "paused", "2"]
+    assert json.loads(orra("ps", "--json").stdout)["items"][0]["status"] == "paused"
+
+
+def test_inspect_shows_paused_and_the_progress_of_a_task(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route("GET", "/orchestrations/order123", (200, _paused(time.time())))
+    result = orra("inspect", "order123")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "│ Status: paused" in lines
+    waiting = next(line for line in lines if line.startswith("│ Waiting for:"))
+    assert "DeliveryAgent unhealthy (no heartbeat); fails in 4m" in waiting
+    assert "unless it comes back" in waiting
+    delivery = next(line for line in lines if line.startswith("│ delivery"))
+    assert delivery.split()[:4] == ["│", "delivery", "DeliveryAgent", "paused"]
+    assert delivery.endswith('# progress: {"step": "quote", "percent": 40}')
+    notify = next(line for line in lines if line.startswith("│ notify"))
+    assert notify.split()[3] == "pending"
+
+    detailed = orra("inspect", "-d", "order123")
+    assert detailed.exit_code == 0, detailed.output
+    progress = next(line for line in detailed.stdout.splitlines() if "Progress" in line)
+    assert re.fullmatch(
+        r'│ Progress: \{"step": "quote", "percent": 40\}  \(3 updates, last \d+s ago\)', progress
+    )
+    assert json.loads(orra("inspect", "order123", "--json").stdout)["status"] == "paused"
+
+
+def test_inspect_detailed_shows_the_planners_model_and_tokens(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    orch = seed_orchestration()
+    orch["mode"] = "eager"
+    orch["plan"] = {
+        "planner": "llm",
+        "model": "gpt-4o-mini",
+        "cacheHit": False,
+        "attempts": 2,
+        "latencyMs": 1840.0,
+        "usage": {"prompt_tokens": 812, "completion_tokens": 140, "total_tokens": 952},
+    }
+    gateway.route("GET", "/orchestrations/order123", (200, orch))
+    detailed = orra("inspect", "-d", "order123")
+    assert detailed.exit_code == 0, detailed.output
+    lines = detailed.stdout.splitlines()
+    plan = lines[lines.index("┌─ Plan") :]
+    for expected in (
+        "│ Planner: llm",
+        "│ Model: gpt-4o-mini",
+        "│ Cache hit: no",
+        "│ Attempts: 2",
+        "│ Latency: 1.8s",
+        "│ Tokens: 952 (812 prompt, 140 completion)",
+    ):
+        assert expected in plan, expected
+    assert "│ Mode: eager" in lines
+    plain = orra("inspect", "order123")
+    assert "Tokens" not in plain.stdout
+    assert "gpt-4o-mini" not in plain.stdout

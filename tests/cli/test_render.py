@@ -142,3 +142,23 @@ def test_ps_table() -> None:
     assert lines[1].startswith("o_1  Process order")
     assert "…" in lines[1]
     assert lines[1].endswith("running  4      2m ago")
+
+
+def test_plan_token_usage_is_summed_up_and_odd_shapes_still_show() -> None:
+    def tokens(usage: object) -> list[str]:
+        orch: dict[str, object] = {
+            "id": "o_1",
+            "status": "completed",
+            "plan": {"planner": "llm", "usage": usage},
+        }
+        text = inspect_text(orch, detailed=True).plain
+        return [line for line in text.splitlines() if line.startswith("│ Tokens")]
+
+    assert tokens({"prompt_tokens": 812, "completion_tokens": 140, "total_tokens": 952}) == [
+        "│ Tokens: 952 (812 prompt, 140 completion)"
+    ]
+    assert tokens({"prompt_tokens": 10, "completion_tokens": 2}) == [
+        "│ Tokens: 10 prompt, 2 completion"
+    ]
+    assert tokens({"total_tokens": 7, "cached_tokens": 3}) == ["│ Tokens: 7 (3 cached_tokens)"]
+    assert tokens(None) == []

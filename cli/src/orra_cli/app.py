@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
+import math
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path  # noqa: TC003 - Typer reads the annotations at runtime
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
@@ -31,11 +35,13 @@ from orra_cli.render import (
     TERMINAL_STATUSES,
     comp_fail_rows,
     inspect_text,
+    parse_time,
     plan_text,
     ps_text,
     relative_time,
     table_text,
 )
+from orra_events import PREVIOUS_SECRET_GRACE_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -296,6 +302,12 @@ def _banner(info: dict[str, Any], *, demo: bool) -> None:
 # --- orra verify run -----------------------------------------------------------------------
 
 
+EXECUTION_MODES = ("groups", "eager")
+"""What ``verify run --mode`` accepts (the gateway's ``mode``)."""
+MAX_PAUSE_GRACE_S = 7 * 24 * 3600
+"""The largest ``--pause-grace`` the gateway accepts (``pauseGraceS``, seconds)."""
+
+
 @verify_app.command("run")
 @_handles_errors
 def verify_run(  # noqa: PLR0917 - a Typer command's options
@@ -315,6 +327,27 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     idempotency_key: Annotated[
         str | None, typer.Option("--idempotency-key", help="Submit at most once per key.")
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            metavar="groups|eager",
+            help="groups: a parallel group starts once the previous one completed; "
+            "eager: a task starts once the tasks it takes input from completed "
+            "(default: the dispatcher's, groups).",
+            show_default=False,
+        ),
+    ] = None,
+    pause_grace: Annotated[
+        float | None,
+        typer.Option(
+            "--pause-grace",
+            metavar="SECONDS",
+            help="Seconds tasks may wait for an unhealthy service before the orchestration "
+            f"fails, 0..{MAX_PAUSE_GRACE_S} (default: the dispatcher's, 300).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -323,10 +356,16 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     fields = parse_data_fields(data or [], extra or [])
     if not action.strip():
         raise UsageError('the action is empty: orra verify run "Process order ORD123"')
+    mode = _check_run_options(mode, pause_grace)
     with _client(gateway_url, api_key) as client:
         try:
             _code, created = client.submit(
-                action, fields, webhook=webhook, idempotency_key=idempotency_key
+                action,
+                fields,
+                webhook=webhook,
+                idempotency_key=idempotency_key,
+                mode=mode,
+                pause_grace_s=pause_grace,
             )
         except PlanRejected as exc:
             exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
@@ -390,6 +429,30 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     if wait and view.get("status") != "completed":
         _note(f"orchestration {orch_id} ended {view.get('status')}: {view.get('error')}", "red")
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_run_options(mode: str | None, pause_grace: float | None) -> str | None:
+    """Refuse a ``--mode`` or ``--pause-grace`` the gateway would refuse, before sending.
+
+    Returns:
+        The mode in lower case (``None`` when not given).
+    """
+    if mode is not None:
+        mode = mode.strip().lower()
+    if mode is not None and mode not in EXECUTION_MODES:
+        raise UsageError(
+            f"unknown --mode {mode!r}: use groups (a parallel group starts once the previous "
+            "one completed) or eager (a task starts once the tasks it takes input from "
+            "completed)"
+        )
+    if pause_grace is not None and not (
+        math.isfinite(pause_grace) and 0 <= pause_grace <= MAX_PAUSE_GRACE_S
+    ):
+        raise UsageError(
+            f"--pause-grace {pause_grace:g} is out of range: give the seconds tasks may wait "
+            f"for an unhealthy service, from 0 (fail at once) to {MAX_PAUSE_GRACE_S} (7 days)"
+        )
+    return mode
 
 
 def _wait_for(
@@ -772,6 +835,47 @@ def api_keys_gen(
     _note("keep it secret: it is shown once; use it as ORRA_API_KEY or --api-key")
 
 
+@keys_app.command("revoke")
+@_handles_errors
+def api_keys_revoke(
+    key_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The key's id (k_...), from `orra api-keys ls`.")
+    ],
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Revoke an API key: it stops working within seconds."""
+    _check_id(key_id, "an API key", "orra api-keys ls")
+    settings = _settings(gateway_url, api_key)
+    key = settings.require_api_key()
+    with GatewayClient(settings.gateway_url, key) as client:
+        client.delete(
+            f"/api-keys/{quote(key_id, safe='')}",
+            not_found=f"no API key {key_id} in this project: list them with `orra api-keys ls`",
+        )
+    if as_json:
+        _emit_json({"revoked": key_id})
+    else:
+        _out().print(f"API key revoked: {key_id}")
+    if key_id == _key_id_of(key):
+        _note(
+            "that was the key this command used: it no longer works; "
+            "use another with ORRA_API_KEY or --api-key",
+            "yellow",
+        )
+
+
+def _key_id_of(key: str) -> str:
+    """The id the gateway gives ``key`` (``k_`` and the start of its SHA-256)."""
+    return "k_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _check_id(value: str, what: str, lister: str) -> None:
+    if not value.strip() or value.startswith(("http://", "https://")) or "/" in value:
+        raise UsageError(f"{value!r} is not {what} id: `{lister}` lists the ids")
+
+
 @keys_app.command("ls")
 @_handles_errors
 def api_keys_ls(
@@ -829,6 +933,80 @@ def webhooks_ls(
         return
     rows = [[_cell(w, "url"), _cell(w, "id"), relative_time(w.get("createdAt"))] for w in items]
     _print_rows(["URL", "ID", "CREATED"], rows, "no webhooks: add one with `orra webhooks add URL`")
+
+
+@webhooks_app.command("rm")
+@_handles_errors
+def webhooks_rm(
+    webhook_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The webhook's id, from `orra webhooks ls`.")
+    ],
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Remove a webhook: the project's results are no longer delivered to it."""
+    _check_id(webhook_id, "a webhook", "orra webhooks ls")
+    with _client(gateway_url, api_key) as client:
+        client.delete(
+            f"/webhooks/{quote(webhook_id, safe='')}",
+            not_found=f"no webhook {webhook_id}: list them with `orra webhooks ls`",
+        )
+    if as_json:
+        _emit_json({"removed": webhook_id})
+        return
+    _out().print(f"webhook removed: {webhook_id}")
+
+
+@webhooks_app.command("secret")
+@_handles_errors
+def webhooks_secret(
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Replace the secret; the previous one keeps signing deliveries for "
+            f"{PREVIOUS_SECRET_GRACE_S / 3600:g} h.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+    gateway_url: GatewayOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Print the secret (whsec_...) that signs the project's webhook deliveries."""
+    with _client(gateway_url, api_key) as client:
+        if rotate:
+            payload = client.post_json("/webhooks/secret/rotate")
+        else:
+            payload = client.get_json("/webhooks/secret")
+    secret = payload.get("secret") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not secret:
+        raise CliError(
+            "the gateway answered without a webhook secret: is ORRA_GATEWAY_URL the Orra "
+            "gateway, and is it up to date?"
+        )
+    if as_json:
+        _emit_json(payload)
+        return
+    _out().print(str(secret))
+    created = parse_time(payload.get("createdAt"))
+    _note(f"created {_utc(created)} ({relative_time(created)})")
+    if rotate:
+        _note(
+            "the previous secret keeps signing deliveries for "
+            f"{PREVIOUS_SECRET_GRACE_S / 3600:g} h"
+            + (f" (until {_utc(created + PREVIOUS_SECRET_GRACE_S)})" if created is not None else "")
+            + ": give your webhook receivers the new one before then",
+            "yellow",
+        )
+    else:
+        _note("verify deliveries with it (Standard Webhooks); keep it secret")
+
+
+def _utc(at: float | None) -> str:
+    if at is None:
+        return "at an unknown time"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 async def _with_bus(settings: Settings, work: Callable[[Any], Any]) -> Any:

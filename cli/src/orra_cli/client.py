@@ -180,6 +180,10 @@ class GatewayClient:
         """POST ``body`` to ``path`` and return the JSON answer (``None`` when empty)."""
         return self._json(self.request("POST", path, json_body=body, **kwargs))
 
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        """DELETE ``path``; return the JSON answer (``None`` for the usual 204)."""
+        return self._json(self.request("DELETE", path, **kwargs))
+
     def _json(self, resp: httpx.Response) -> Any:
         if not resp.content:
             return None
@@ -200,11 +204,21 @@ class GatewayClient:
         *,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        mode: str | None = None,
+        pause_grace_s: float | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """POST /orchestrations; return the status code and the body."""
+        """POST /orchestrations; return the status code and the body.
+
+        ``mode`` (``groups`` / ``eager``) and ``pause_grace_s`` (``pauseGraceS``) are sent
+        only when given: the gateway's defaults apply otherwise.
+        """
         body: dict[str, Any] = {"action": {"content": action}, "data": data}
         if webhook:
             body["webhook"] = webhook
+        if mode is not None:
+            body["mode"] = mode
+        if pause_grace_s is not None:
+            body["pauseGraceS"] = pause_grace_s
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = self.request("POST", "/orchestrations", json_body=body, headers=headers)
         payload = self._json(resp)

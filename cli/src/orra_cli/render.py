@@ -379,6 +379,8 @@ def _details(
 ) -> list[Text]:
     lines: list[Text] = [Text(""), _section("Run")]
     lines.append(_line("Data", _compact(_data_dict(orch.get("data") or []))))
+    if orch.get("mode"):
+        lines.append(_line("Mode", str(orch["mode"])))
     finished = orch.get("finishedAt")
     lines.append(_line("Finished", relative_time(finished, now) if finished else "-"))
     total = _span_ms(orch)
@@ -430,7 +432,7 @@ def _details(
         lines.append(_line("Latency", format_duration(plan.get("latencyMs"))))
         usage = plan.get("usage")
         if usage:
-            lines.append(_line("Usage", _compact(usage)))
+            lines.append(_line("Tokens", _tokens(usage)))
         groups = _groups(orch)
         if groups:
             lines.append(_line("Parallel groups", _groups_inline(groups)))
@@ -455,6 +457,22 @@ def _details(
     else:
         lines.append(Text("│ (none)", style="dim"))
     return lines
+
+
+_TOKEN_KINDS = (("prompt_tokens", "prompt"), ("completion_tokens", "completion"))
+
+
+def _tokens(usage: Any) -> str:
+    """``952 (812 prompt, 140 completion)`` for the planner's token usage."""
+    if not isinstance(usage, Mapping):
+        return _compact(usage)
+    known = {key for key, _ in _TOKEN_KINDS} | {"total_tokens"}
+    parts = [f"{usage[key]} {label}" for key, label in _TOKEN_KINDS if key in usage]
+    parts.extend(f"{v} {k}" for k, v in usage.items() if k not in known)
+    total = usage.get("total_tokens")
+    if total is None:
+        return ", ".join(parts) or "-"
+    return f"{total} ({', '.join(parts)})" if parts else str(total)
 
 
 def _compensation_summary(comp: Mapping[str, Any]) -> Text:
