@@ -200,3 +200,15 @@ def test_a_crashed_child_is_reported_and_restarted_and_every_child_stops_on_sigt
     assert all(code in (0, -signal.SIGTERM) for code in codes.values()), codes
     assert all(codes[name] == 0 for name in ("planner", "dispatcher", "notifier")), codes
     assert any(line.startswith("planner | ") for line in lines)
+
+
+def test_children_do_not_inherit_one_health_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orra_cli.supervisor import Stack
+
+    monkeypatch.setenv("ORRA_HEALTH_PORT", "8080")
+    stack = Stack(tmp_path, port=None, nats_port=None, demo=True, write_cli_config=False)
+    specs = stack._specs()
+    assert {spec.name for spec in specs} >= {"planner", "dispatcher", "gateway", "examples"}
+    assert [spec.name for spec in specs if "ORRA_HEALTH_PORT" in spec.env] == []

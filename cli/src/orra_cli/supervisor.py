@@ -432,6 +432,8 @@ class Stack:
 
     def _specs(self) -> list[ChildSpec]:
         env = dict(os.environ)
+        # One port for several children cannot work: the second would fail to start.
+        env.pop("ORRA_HEALTH_PORT", None)
         env.update(
             ORRA_NATS_URL=self.nats_url,
             ORRA_NAMESPACE=self.namespace,
