@@ -2,12 +2,15 @@
 
 For each consumed subject family (``action.submitted.*`` → planner; ``plan.*``, ``task.*``,
 ``orchestration.aborted.*`` → dispatcher; ``orchestration.done|failed|aborted.*`` →
-notifier; ``work.<service>`` → SDK) the test appends malformed bytes, an event of an unknown
-type, an event of the wrong type for the subject and an event for an orchestration that
-does not exist. Each must end on ``dlq.<original subject>`` (within the namespace) with
-``Orra-Dead-Letter-Reason`` and ``Orra-Original-Subject``, except the events for unknown
-orchestrations that a service handles on purpose (see ``EXPECTED``). A normal orchestration
-submitted after the poison completes and its webhook is delivered.
+notifier; ``work.<service>`` → SDK; ``service.registered|heartbeat.*`` → the registry
+followers of the planner and the dispatcher) the test appends malformed bytes, an event of
+an unknown type, an event of the wrong type for the subject and an event for an
+orchestration that does not exist. Each must end on ``dlq.<original subject>`` (within
+the namespace) with ``Orra-Dead-Letter-Reason`` and ``Orra-Original-Subject``, except the
+events for unknown orchestrations that a service handles on purpose (see ``EXPECTED``). A
+normal orchestration submitted after the poison completes and its webhook is delivered.
+Registry messages are read by ordered consumers (no acknowledgement): both followers see
+each one, and it is parked once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from orra_events import (
     Bus,
     OrchestrationDone,
     PlanCreated,
+    ServiceRegistered,
     TaskCompleted,
     TaskDispatched,
 )
@@ -112,6 +116,25 @@ async def test_poison_messages_are_parked_with_their_reason_and_the_services_go_
             ),
         )
     )
+    # The service registry: undecodable, unknown type, not a service event, and a
+    # registration on another service's subject (none of them names a running service).
+    poison.append(("service.registered.PoisonMalformed", MALFORMED))
+    poison.append(("service.heartbeat.PoisonUnknown", UNKNOWN_TYPE))
+    poison.append(("service.registered.PoisonWrong", _encode(wrong)))
+    poison.append(
+        (
+            "service.registered.PoisonMismatch",
+            _encode(
+                ServiceRegistered(
+                    event_id="reg:PoisonOther:1",
+                    service="PoisonOther",
+                    description="registered on another service's subject",
+                    input_schema={},
+                    output_schema={},
+                )
+            ),
+        )
+    )
     for subject, payload in poison:
         await bus.js.publish(f"{topo.namespace}.{subject}", payload)
     # Handled on purpose, not parked: a plan for an orchestration nobody submitted runs
@@ -162,6 +185,9 @@ async def test_poison_messages_are_parked_with_their_reason_and_the_services_go_
         print(f"{topo.strip(subject)}: {by_subject[subject][0][:100]}")
     ghost_reason = by_subject[f"{topo.namespace}.task.completed.{ghost}"][0]
     assert "unknown orchestration" in ghost_reason, ghost_reason
+    # Seen by the planner's and the dispatcher's followers, parked once each.
+    for subject in sorted(s for s in expected if topo.strip(s).startswith("service.")):
+        assert len(by_subject[subject]) == 1, (subject, by_subject[subject])
     for name in ("planner", "dispatcher", "notifier", "examples"):
         assert stack.procs[name].alive
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orra_events import DataField, Plan, PlanTask, ServiceRegistered
+from orra_planner.errors import PlannerError, StrategyError
 from orra_planner.llm import (
     ExtractError,
     GroundingError,
@@ -18,7 +19,7 @@ from orra_planner.llm import (
     response_format,
 )
 from orra_planner.llm.cache import fill_template, make_template
-from orra_planner.llm.client import retry_after_s
+from orra_planner.llm.client import LlmCallError, retry_after_s
 from orra_planner.llm.prompt import AnswerError, NotActionable, parse_answer
 
 # --- settings ----------------------------------------------------------------------------
@@ -314,3 +315,24 @@ def test_match_template_and_overlap_and_strict():
     ok = match_groundings("Answer customer question about billing", [], groundings)
     assert not ok.not_actionable
     assert match_groundings("order", [], groundings).matches == []
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "also"),
+    [
+        (ExtractError("no JSON"), ValueError),
+        (AnswerError("no tasks"), ValueError),
+        (GroundingError("not YAML"), ValueError),
+        (LlmCallError("rate limited", retryable=True, status_code=429), Exception),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "",
+)
+def test_llm_errors_derive_from_the_planner_root_exception(
+    error: Exception, also: type[Exception]
+) -> None:
+    assert isinstance(error, PlannerError)
+    assert isinstance(error, also)  # what callers caught before still catches them
+    assert not isinstance(error, StrategyError)  # not taken for a transient strategy fault

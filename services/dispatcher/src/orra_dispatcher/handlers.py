@@ -82,12 +82,20 @@ that does not match the event are parked at once on the dead-letter subject. An 
 an orchestration that was never started, or ahead of every stored state, is retried with a
 growing delay (it may race with another replica's write) and parked after ``max_deliver``
 deliveries. Per-message logs are at DEBUG.
+
+Logs. Every line written while an input is handled carries its ``orchestration_id``, and
+its ``task_id`` when it is about one task (bound with :mod:`structlog.contextvars`, so
+lines of the store, the registry or :mod:`orra_events` carry them too): the intake binds
+them for the message, each orchestration's drain and writer tasks run in a context of
+their own bound to the orchestration, and the drain binds the task of each input or timer
+(not of a batch of several tasks' results).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import time
 from collections import OrderedDict, deque
@@ -132,6 +140,8 @@ from orra_events.metrics import observe_event
 from orra_events.topology import NAME_PATTERN
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from nats.aio.msg import Msg
 
     from orra_dispatcher.settings import DispatcherSettings
@@ -440,6 +450,14 @@ class Dispatcher:
         except DecodeError as exc:
             await self.bus.park(msg, f"{type(exc).__name__}: {exc}")
             return
+        # nats-py calls this in one long-lived task: the ids are reset after each message.
+        tokens = structlog.contextvars.bind_contextvars(**_log_ids(event))
+        try:
+            await self._intake(event, msg)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _intake(self, event: Event, msg: Msg) -> None:
         if not isinstance(event, _HANDLED):
             await self.bus.park(msg, f"the dispatcher does not handle {event.TYPE} events")
             return
@@ -462,7 +480,7 @@ class Dispatcher:
             box.append(item)
             return
         box = self._boxes[orchestration_id] = deque((item,))
-        self._spawn(self._drain(orchestration_id, box))
+        self._spawn(self._drain(orchestration_id, box), orchestration_id)
 
     def _requeue(self, orchestration_id: str, items: list[_Item]) -> None:
         """Put inputs back at the front of an orchestration's mailbox, in their order."""
@@ -471,10 +489,16 @@ class Dispatcher:
             box.extendleft(reversed(items))
             return
         box = self._boxes[orchestration_id] = deque(items)
-        self._spawn(self._drain(orchestration_id, box))
+        self._spawn(self._drain(orchestration_id, box), orchestration_id)
 
-    def _spawn(self, work: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(work)
+    def _spawn(self, work: Any, orchestration_id: str) -> asyncio.Task[None]:
+        """Run ``work`` for an orchestration in a task whose log context names it only.
+
+        Not the caller's context: it may be bound to another input's task, or be a timer's.
+        """
+        context = contextvars.copy_context()
+        context.run(_bind_orchestration, orchestration_id)
+        task: asyncio.Task[None] = asyncio.create_task(work, context=context)
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
         return task
@@ -494,7 +518,8 @@ class Dispatcher:
                         await self._settle(line)
                         continue
                     if isinstance(item, Timer):
-                        await self._handle_timer(item)
+                        with _task_logged(item.task_id):
+                            await self._handle_timer(item)
                         continue
                     event, msg = (item.event, item.msg) if isinstance(item, _Again) else item
                     if isinstance(event, _RESULTS):
@@ -502,9 +527,11 @@ class Dispatcher:
                         batch: list[_Input] = [(event, msg)]
                         while box and len(batch) < _MAX_BATCH and _is_result(box[0]):
                             batch.append(box.popleft())  # type: ignore[arg-type]
-                        await self._handle_results(orchestration_id, batch)
+                        with _task_logged(event.task_id if len(batch) == 1 else None):
+                            await self._handle_results(orchestration_id, batch)
                     else:
-                        await self._handle_message(event, msg, again=isinstance(item, _Again))
+                        with _task_logged(getattr(event, "task_id", None)):
+                            await self._handle_message(event, msg, again=isinstance(item, _Again))
         finally:
             if self._boxes.get(orchestration_id) is box:
                 del self._boxes[orchestration_id]
@@ -580,7 +607,7 @@ class Dispatcher:
         line.state = state
         line.steps.append(step)
         if line.writer is None:
-            line.writer = self._spawn(self._write(orchestration_id, line))
+            line.writer = self._spawn(self._write(orchestration_id, line), orchestration_id)
         log.debug("applied in memory", orchestration_id=orchestration_id, inputs=len(inputs))
         return True
 
@@ -999,6 +1026,37 @@ class Dispatcher:
             del self._timers[key]
         if not self._stopping:
             self._enqueue(timer.orchestration_id, timer)
+
+
+def _log_ids(event: Event) -> dict[str, str]:
+    """The log context of an input: its orchestration and, if it is about one, its task."""
+    ids: dict[str, str] = {}
+    orchestration_id = getattr(event, "orchestration_id", None)
+    if isinstance(orchestration_id, str):
+        ids["orchestration_id"] = orchestration_id
+    task_id = getattr(event, "task_id", None)
+    if isinstance(task_id, str):
+        ids["task_id"] = task_id
+    return ids
+
+
+def _bind_orchestration(orchestration_id: str) -> None:
+    """Bind the log context of an orchestration's own task (run inside its new context)."""
+    structlog.contextvars.unbind_contextvars("task_id")
+    structlog.contextvars.bind_contextvars(orchestration_id=orchestration_id)
+
+
+@contextlib.contextmanager
+def _task_logged(task_id: str | None) -> Iterator[None]:
+    """Bind ``task_id`` to the log context while an input about that task is handled."""
+    if task_id is None or task_id == ORCHESTRATION_TIMER:
+        yield
+        return
+    tokens = structlog.contextvars.bind_contextvars(task_id=task_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _is_result(item: _Item) -> bool:

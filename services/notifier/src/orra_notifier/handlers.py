@@ -39,6 +39,11 @@ runs, ``in_progress()`` keeps JetStream from handing the message to another repl
 A replica that crashes in the middle of a request leaves its message unacked; JetStream
 redelivers it after ``ORRA_NOTIFIER_ACK_WAIT_S`` and the receiver may see that attempt's
 ``webhook-id`` twice (delivery is at least once; receivers deduplicate on ``webhook-id``).
+
+Logs. Every line written while a message is handled (by these handlers, the stores, the
+HTTP side or :mod:`orra_events`) carries the ``orchestration_id``; a delivery's lines also
+carry its ``webhook_id`` (the ``webhook-id`` header the receiver sees) and ``delivery_kind``.
+They are bound with :mod:`structlog.contextvars` in the message's own task.
 """
 
 from __future__ import annotations
@@ -151,6 +156,10 @@ class FanOut:
         if not isinstance(event, (*TERMINAL_EVENTS, OrchestrationCompensated)):
             await msg.ack()
             return
+        with structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id):
+            await self._handle(event, msg)
+
+    async def _handle(self, event: TerminalEvent | OrchestrationCompensated, msg: Msg) -> None:
         try:
             if isinstance(event, OrchestrationCompensated):
                 await self.report_compensation(event)
@@ -288,6 +297,14 @@ class DeliveryWorker:
         except DecodeError as exc:
             await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
             return
+        with structlog.contextvars.bound_contextvars(
+            orchestration_id=job.orchestration_id,
+            webhook_id=webhook_id(job.orchestration_id, job.url, job.kind),
+            delivery_kind=job.kind,
+        ):
+            await self._run(job, msg)
+
+    async def _run(self, job: DeliveryJob, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         try:
             await self._attempt(job, msg, attempt)

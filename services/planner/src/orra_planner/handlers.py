@@ -23,9 +23,11 @@ moment; see :meth:`~orra_planner.registry.RegistryFollower.sync`) and waits unti
 seen it. A free strategy plans while that look-up travels, and again in the rare case
 that it brought registrations of the action's project.
 
-Each plan is logged at DEBUG; at INFO, ``plan created`` appears at most once every 10
-seconds, with the number of plans created since the previous such line (a line per plan
-costs as much as planning it). ``plan failed`` is logged at INFO every time.
+Every log line written while an action is handled, by this module or by the strategy,
+carries its ``orchestration_id`` (bound with :mod:`structlog.contextvars`). Each plan is
+logged at DEBUG; at INFO, ``plan created`` appears at most once every 10 seconds, with the
+number of plans created since the previous such line (a line per plan costs as much as
+planning it). ``plan failed`` is logged at INFO every time.
 """
 
 from __future__ import annotations
@@ -132,7 +134,19 @@ class ActionHandler:
         self._handling: dict[str, asyncio.Event] = {}
 
     async def __call__(self, event: Event, msg: Msg) -> None:
-        """Handle one message of ``action.submitted.*`` (the :class:`~orra_events.Bus` acks)."""
+        """Handle one message of ``action.submitted.*`` (the :class:`~orra_events.Bus` acks).
+
+        Every log line written while it is handled, here or in the strategy, carries its
+        ``orchestration_id`` (bound in this task's context, restored afterwards).
+        """
+        orchestration_id = getattr(event, "orchestration_id", None)
+        if not isinstance(orchestration_id, str):
+            await self._receive(event, msg)
+            return
+        with structlog.contextvars.bound_contextvars(orchestration_id=orchestration_id):
+            await self._receive(event, msg)
+
+    async def _receive(self, event: Event, msg: Msg) -> None:
         if self.stopping:
             raise Retry("planner stopping", delay_s=0.1)
         expected = self.bus.topology.subject(

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import openai
 
+from orra_planner.errors import PlannerError
+
 if TYPE_CHECKING:
     from orra_planner.llm.settings import LlmSettings
 
@@ -41,7 +43,7 @@ _PLACEHOLDER_KEY: Final = "orra-no-key"
 T = TypeVar("T")
 
 
-class LlmCallError(Exception):
+class LlmCallError(PlannerError):
     """A call to the model failed for good.
 
     Attributes:

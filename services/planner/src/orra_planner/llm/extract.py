@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from orra_planner.errors import PlannerError
+
 __all__ = ["ExtractError", "extract_json", "strip_thinking"]
 
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
@@ -17,7 +19,7 @@ _UNCLOSED_THINK = re.compile(r"^\s*<(think|thinking|reasoning)>.*", re.DOTALL | 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|jsonc)?[ \t]*\n?(.*?)```", re.DOTALL)
 
 
-class ExtractError(ValueError):
+class ExtractError(PlannerError, ValueError):
     """The text holds no JSON object."""
 
 

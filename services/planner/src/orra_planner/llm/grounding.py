@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from orra_planner.errors import PlannerError
+
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Iterable, Sequence
@@ -70,7 +72,7 @@ _KEY_ALIASES: Final = {
 }
 
 
-class GroundingError(ValueError):
+class GroundingError(PlannerError, ValueError):
     """A grounding document is malformed."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from orra_events import Plan, PlanTask
+from orra_planner.errors import PlannerError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -88,7 +89,7 @@ tasks; to refuse, set "not_actionable" to true, give the reason, and leave "task
 "parallel_groups" empty. Set optional input fields you do not need to null."""
 
 
-class AnswerError(ValueError):
+class AnswerError(PlannerError, ValueError):
     """The model's answer is neither a plan nor a refusal."""
 
 
