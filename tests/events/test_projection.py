@@ -28,8 +28,10 @@ from orra_events import (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
+    decode,
 )
 from orra_events.projection import (
     LISTING_EVENT_TYPES,
@@ -329,6 +331,55 @@ def test_webhook_deliveries_keep_the_last_outcome_per_url() -> None:
         ("https://b", "delivered", 1, 200),
         ("https://a", "delivered", 6, 204),
     ]
+
+
+def test_webhook_deliveries_show_each_attempt() -> None:
+    log = [
+        WebhookAttempt(n=1, at=10.0, status_code=503, duration_ms=12.5),
+        WebhookAttempt(n=2, at=15.0, error="timeout: no response within 10s", duration_ms=1e4),
+        WebhookAttempt(n=3, at=40.0, status_code=200, duration_ms=8.0),
+    ]
+    view = view_of(
+        submitted(),
+        WebhookDelivered(
+            event_id="w1",
+            orchestration_id=OID,
+            url="https://a",
+            attempt=3,
+            status_code=200,
+            webhook_id="msg_1",
+            attempt_log=log,
+        ),
+    )
+    [delivery] = view.webhooks
+    assert delivery.status_codes == [503, None, 200]
+    assert [(a.n, a.status_code, a.error) for a in delivery.attempt_log] == [
+        (1, 503, None),
+        (2, None, "timeout: no response within 10s"),
+        (3, 200, None),
+    ]
+    body = msgspec.json.decode(msgspec.json.encode(view))["webhooks"][0]
+    assert body["statusCodes"] == [503, None, 200]
+    assert body["attemptLog"][1] == {
+        "n": 2,
+        "at": 15.0,
+        "statusCode": None,
+        "error": "timeout: no response within 10s",
+        "durationMs": 1e4,
+    }
+
+
+def test_webhook_events_written_before_the_attempt_log_still_decode() -> None:
+    old = (
+        b'{"type":"webhook.failed","event_id":"w1","at":1.0,"v":1,"orchestration_id":"o_1",'
+        b'"url":"https://a","attempts":2,"status_code":400,"error":"HTTP 400",'
+        b'"webhook_id":"msg_1"}'
+    )
+    event = decode(old)
+    assert isinstance(event, WebhookFailed)
+    assert event.attempt_log == []
+    [delivery] = view_of(submitted(), event).webhooks
+    assert (delivery.status_codes, delivery.attempt_log) == ([], [])
 
 
 def test_fold_separates_orchestrations_and_skips_service_events() -> None:

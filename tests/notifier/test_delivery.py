@@ -18,14 +18,18 @@ import standardwebhooks.webhooks
 from orra_events import (
     Bus,
     CompensationSummary,
+    Event,
     OrchestrationAborted,
     OrchestrationCompensated,
     OrchestrationFailed,
     WebhookDelivered,
     WebhookFailed,
+    decode,
 )
+from orra_events.projection import fold
+from orra_notifier.domain import delivery_key
 from orra_notifier.handlers import DELIVERY_CONSUMER, jobs_stream
-from orra_notifier.stores import SECRETS_BUCKET, WEBHOOKS_BUCKET, Stores
+from orra_notifier.stores import DELIVERIES_BUCKET, SECRETS_BUCKET, WEBHOOKS_BUCKET, Stores
 
 from .conftest import StartNotifier
 from .helpers import done, outcomes
@@ -136,6 +140,18 @@ async def test_a_pending_retry_survives_a_restart_while_the_receiver_is_down(
     assert isinstance(outcome, WebhookDelivered)
     assert outcome.attempt >= 3
     assert outcome.status_code == 200
+    # the attempts before the restart are in the log, kept in KV across it
+    log = outcome.attempt_log
+    numbers = [a.n for a in log]
+    assert numbers == sorted(set(numbers))
+    assert numbers[0] == 1
+    assert log[-1].n == outcome.attempt
+    assert log[-1].status_code == 200
+    assert len(log) >= 2
+    for earlier in log[:-1]:
+        assert earlier.status_code is None
+        assert earlier.error is not None
+        assert earlier.error.startswith("connection:")
 
 
 async def test_a_400_is_not_retried(bus: Bus, start_notifier: StartNotifier) -> None:
@@ -149,6 +165,59 @@ async def test_a_400_is_not_retried(bus: Bus, start_notifier: StartNotifier) -> 
     assert isinstance(outcome, WebhookFailed)
     assert (outcome.attempts, outcome.status_code) == (1, 400)
     assert "HTTP 400 is not retried" in outcome.error
+    assert [(a.n, a.status_code, a.error) for a in outcome.attempt_log] == [(1, 400, None)]
+
+
+async def test_each_attempt_is_logged_503_then_a_timeout_then_200(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver(script(503, Reply(200, delay_s=1.5), 200)) as receiver:
+        await start_notifier(timeout_s=0.5)
+        started = time.time()
+        await bus.publish(done("o_log1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_log1")
+        assert len(receiver.requests) == 3
+
+    assert isinstance(outcome, WebhookDelivered)
+    assert (outcome.attempt, outcome.status_code) == (3, 200)
+    log = outcome.attempt_log
+    assert [a.n for a in log] == [1, 2, 3]
+    assert [a.status_code for a in log] == [503, None, 200]
+    assert [a.error for a in (log[0], log[2])] == [None, None]
+    assert log[1].error == "timeout: no response within 0.5s"
+    assert 400 <= log[1].duration_ms < 1500
+    assert started <= log[0].at < log[1].at < log[2].at <= outcome.at
+    # and the read model shows it
+    sub = await bus.js.subscribe(
+        bus.topology.history_of("o_log1"), stream=bus.topology.events_stream, ordered_consumer=True
+    )
+    events: list[Event] = []
+    try:
+        while len(events) < 2:
+            events.append(decode((await sub.next_msg(timeout=5)).data))
+    finally:
+        await sub.unsubscribe()
+    [delivery] = fold(events)["o_log1"].webhooks
+    assert delivery.status_codes == [503, None, 200]
+
+
+async def test_a_failed_attempt_costs_one_kv_write_and_a_first_attempt_success_none(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver(script(503, 200)) as flaky, Receiver() as healthy:
+        await start_notifier()
+        await bus.publish(done("o_writes1", flaky.url()))
+        [retried] = await outcomes(bus, "o_writes1")
+        await bus.publish(done("o_writes2", healthy.url()))
+        [at_once] = await outcomes(bus, "o_writes2")
+
+    kv = await bus.kv(DELIVERIES_BUCKET)
+    first, second = delivery_key("o_writes1", flaky.url()), delivery_key("o_writes2", healthy.url())
+    assert set(await kv.keys()) == {first, f"{first}.log", second}
+    info = await bus.js.stream_info(f"KV_{bus.topology.bucket(DELIVERIES_BUCKET)}")
+    assert info.state.last_seq == 3  # the failed attempt's log, then each outcome
+    assert [a.status_code for a in retried.attempt_log] == [503, 200]
+    assert [a.status_code for a in at_once.attempt_log] == [200]
 
 
 async def test_a_handler_written_like_the_seeds_express_example(
@@ -213,6 +282,38 @@ async def test_a_private_url_is_refused_unless_allowed(
     assert outcome.attempts == 1
     assert "127.0.0.1" in outcome.error
     assert "ORRA_ALLOW_PRIVATE_WEBHOOKS" in outcome.error
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_delivery_unless_allowed(
+    bus: Bus, start_notifier: StartNotifier
+) -> None:
+    async with Receiver() as receiver:
+        url = f"http://localhost:{receiver.port}/webhooks/orra"
+        stop = await start_notifier(allow_private=False)
+        await bus.publish(done("o_rebind1", url))
+        [refused] = await outcomes(bus, "o_rebind1")
+        await asyncio.sleep(0.4)  # several backoffs: a retry would have arrived by now
+        assert receiver.requests == []
+        info = await bus.js.consumer_info(jobs_stream(bus.topology), DELIVERY_CONSUMER)
+        assert info.num_ack_pending == 0
+        assert info.delivered.consumer_seq == 1  # one attempt, not redelivered
+        await stop()
+
+        await start_notifier(allow_private=True)
+        await bus.publish(done("o_rebind2", url))
+        [delivered] = await outcomes(bus, "o_rebind2")
+        assert len(receiver.requests) == 1
+
+    assert isinstance(refused, WebhookFailed)
+    assert (refused.attempts, refused.status_code) == (1, None)
+    assert "webhook host localhost resolves to a non-public address" in refused.error
+    assert "127.0.0.1" in refused.error
+    assert "ORRA_ALLOW_PRIVATE_WEBHOOKS=false" in refused.error
+    [attempt] = refused.attempt_log
+    assert attempt.error is not None
+    assert attempt.error.startswith("refused:")
+    assert isinstance(delivered, WebhookDelivered)
+    assert delivered.status_code == 200
 
 
 async def test_project_webhooks_get_it_too_and_a_retry_skips_urls_that_succeeded(

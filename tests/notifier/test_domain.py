@@ -10,6 +10,7 @@ from orra_events import (
     OrchestrationFailed,
     ProjectWebhooks,
     SigningSecretRecord,
+    WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
     WebhookRecord,
@@ -22,6 +23,8 @@ from orra_events import (
 )
 from orra_notifier import InvalidSettings, NotifierSettings, UnsafeWebhookUrl
 from orra_notifier.domain import (
+    MAX_ATTEMPT_ERROR,
+    MAX_ATTEMPT_LOG,
     AttemptResult,
     DeliveryOutcome,
     RetryPolicy,
@@ -33,6 +36,8 @@ from orra_notifier.domain import (
     delivery_event_id,
     encode_payload,
     is_public_address,
+    log_attempt,
+    non_public_refusal,
     outcome_event,
     parse_retry_after,
     status_of,
@@ -332,3 +337,79 @@ def test_only_a_failed_compensation_after_a_users_abort_is_reported() -> None:
     assert webhook_id("o_1", url, COMPENSATION) != webhook_id("o_1", url)
     assert delivery_key("o_1", url, COMPENSATION) != delivery_key("o_1", url)
     assert delivery_event_id("o_1", url, COMPENSATION) != delivery_event_id("o_1", url)
+
+
+def test_the_attempt_log_keeps_codes_short_errors_and_the_latest_attempts() -> None:
+    log = log_attempt(
+        [], AttemptResult(kind="response", status_code=503), attempt=1, at=1.0, duration_s=0.25
+    )
+    log = log_attempt(
+        log, AttemptResult(kind="connection", error="x" * 500), attempt=2, at=2.0, duration_s=0
+    )
+    log = log_attempt(
+        log, AttemptResult(kind="response", status_code=200), attempt=3, at=3.0, duration_s=0.01
+    )
+    assert [(a.n, a.status_code) for a in log] == [(1, 503), (2, None), (3, 200)]
+    assert log[0] == WebhookAttempt(n=1, at=1.0, status_code=503, duration_ms=250.0)
+    assert log[1].error is not None
+    assert log[1].error.startswith("connection: xxx")
+    assert len(log[1].error) == MAX_ATTEMPT_ERROR
+    assert log[2].error is None
+    # an attempt redelivered after a crash while being recorded replaces its record
+    again = log_attempt(
+        log, AttemptResult(kind="timeout", error="slow"), attempt=3, at=4.0, duration_s=1
+    )
+    assert [(a.n, a.error) for a in again] == [(1, None), (2, log[1].error), (3, "timeout: slow")]
+    # only the latest attempts are kept; their numbers say how many came before
+    long: list[WebhookAttempt] = []
+    for n in range(1, MAX_ATTEMPT_LOG + 6):
+        long = log_attempt(
+            long, AttemptResult(kind="response", status_code=500), attempt=n, at=n, duration_s=0
+        )
+    assert len(long) == MAX_ATTEMPT_LOG
+    assert [a.n for a in long] == list(range(6, MAX_ATTEMPT_LOG + 6))
+
+
+def test_outcome_events_carry_the_attempt_log() -> None:
+    log = [
+        WebhookAttempt(n=1, at=1.0, status_code=503),
+        WebhookAttempt(n=2, at=2.0, status_code=200),
+    ]
+    fields = {"orchestration_id": "o_1", "url": "https://a", "webhook_id": "msg_1", "at": 3.0}
+    delivered = outcome_event(
+        DeliveryOutcome(
+            delivered=True, attempts=2, status_code=200, error=None, attempt_log=log, **fields
+        )
+    )
+    assert isinstance(delivered, WebhookDelivered)
+    assert delivered.attempt_log == log
+    failed = outcome_event(
+        DeliveryOutcome(
+            delivered=False,
+            attempts=1,
+            status_code=400,
+            error="HTTP 400",
+            attempt_log=log[:1],
+            **fields,
+        )
+    )
+    assert isinstance(failed, WebhookFailed)
+    assert [a.status_code for a in failed.attempt_log] == [503]
+    # an outcome recorded before the log existed still decodes
+    stored = msgspec.json.decode(
+        b'{"orchestration_id":"o_1","url":"https://a","delivered":false,"attempts":1,'
+        b'"status_code":400,"error":"HTTP 400","webhook_id":"msg_1","at":3.0}',
+        type=DeliveryOutcome,
+    )
+    assert stored.attempt_log == []
+
+
+def test_a_host_is_refused_if_any_of_its_addresses_is_not_public() -> None:
+    assert non_public_refusal("example.com", ["93.184.216.34"]) is None
+    refusal = non_public_refusal("evil.example", ["93.184.216.34", "10.0.0.5"])
+    assert refusal is not None
+    assert "10.0.0.5" in refusal
+    assert "ORRA_ALLOW_PRIVATE_WEBHOOKS" in refusal
+    assert non_public_refusal("nothing.example", []) is not None
+    for private in ("127.0.0.1", "::1", "169.254.169.254", "::ffff:192.168.1.1", "0.0.0.0"):
+        assert non_public_refusal("h", [private]) is not None, private

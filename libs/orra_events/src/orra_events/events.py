@@ -51,6 +51,7 @@ __all__ = [
     "TaskProgress",
     "TaskRetrying",
     "TaskTimedOut",
+    "WebhookAttempt",
     "WebhookDelivered",
     "WebhookFailed",
     "now",
@@ -491,8 +492,32 @@ class OrchestrationResumed(
 # --- webhooks ----------------------------------------------------------------------------
 
 
+class WebhookAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP attempt of a webhook delivery (an entry of ``attempt_log``).
+
+    Attributes:
+        n: The attempt's number (1-based). Numbers may skip one: an attempt cut short by a
+            notifier crash leaves no record.
+        at: When the attempt started, UNIX epoch seconds.
+        status_code: The HTTP status the receiver answered, ``None`` when no answer came.
+        error: Why no answer came (timeout, connection error, refused URL), short.
+        duration_ms: How long the attempt took.
+    """
+
+    n: int
+    at: float
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
 class WebhookDelivered(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.delivered"):
-    """The notifier delivered the result to a webhook."""
+    """The notifier delivered the result to a webhook.
+
+    ``attempt_log`` holds the delivery's attempts, oldest first, the last one the success;
+    only the latest 20 are kept (``attempt`` counts them all). Events written before the
+    log existed have it empty.
+    """
 
     TYPE: ClassVar[str] = "webhook.delivered"
 
@@ -500,10 +525,16 @@ class WebhookDelivered(OrchestrationEvent, frozen=True, kw_only=True, tag="webho
     attempt: int
     status_code: int
     webhook_id: str
+    attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
 
 
 class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.failed"):
-    """The notifier gave up delivering the result to a webhook."""
+    """The notifier gave up delivering the result to a webhook.
+
+    ``attempt_log`` holds the delivery's attempts, oldest first, the last one the failure
+    that ended it; only the latest 20 are kept (``attempts`` counts them all). Events
+    written before the log existed have it empty.
+    """
 
     TYPE: ClassVar[str] = "webhook.failed"
 
@@ -512,6 +543,7 @@ class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.
     status_code: int | None
     error: str
     webhook_id: str
+    attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
 
 
 # --- services ----------------------------------------------------------------------------

@@ -83,6 +83,7 @@ from orra_events.events import (
     TaskProgress,
     TaskRetrying,
     TaskTimedOut,
+    WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "TaskCompensationView",
     "TaskStatus",
     "TaskView",
+    "WebhookAttemptView",
     "WebhookDeliveryView",
     "advance_listing",
     "apply",
@@ -259,6 +261,24 @@ class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
     usage: dict[str, int] | None = None
 
 
+class WebhookAttemptView(msgspec.Struct, kw_only=True, rename="camel"):
+    """One HTTP attempt of a webhook delivery.
+
+    Attributes:
+        n: The attempt's number (1-based).
+        at: When it started.
+        status_code: The receiver's HTTP status; ``None`` when no answer came.
+        error: Why no answer came (timeout, connection error, refused URL).
+        duration_ms: How long it took.
+    """
+
+    n: int
+    at: float
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
 class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
     """Outcome of the delivery of the result to one webhook URL.
 
@@ -270,6 +290,10 @@ class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
         error: Why delivery failed.
         webhook_id: The ``webhook-id`` header the receiver saw.
         at: When the outcome was recorded.
+        status_codes: The HTTP status of each attempt in ``attempt_log`` (``None`` where
+            no answer came), oldest first.
+        attempt_log: The latest attempts (at most 20), oldest first; empty for
+            deliveries recorded before attempts were logged.
     """
 
     url: str
@@ -279,6 +303,8 @@ class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
     error: str | None = None
     webhook_id: str = ""
     at: float = 0.0
+    status_codes: list[int | None] = msgspec.field(default_factory=list)
+    attempt_log: list[WebhookAttemptView] = msgspec.field(default_factory=list)
 
 
 class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -856,6 +882,16 @@ def _on_orchestration_compensated(view: OrchestrationView, event: OrchestrationC
     view.compensation.finished_at = event.at
 
 
+def _attempt_view(attempt: WebhookAttempt) -> WebhookAttemptView:
+    return WebhookAttemptView(
+        n=attempt.n,
+        at=attempt.at,
+        status_code=attempt.status_code,
+        error=attempt.error,
+        duration_ms=attempt.duration_ms,
+    )
+
+
 def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed) -> None:
     if isinstance(event, WebhookDelivered):
         delivery = WebhookDeliveryView(
@@ -876,6 +912,8 @@ def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed
             webhook_id=event.webhook_id,
             at=event.at,
         )
+    delivery.attempt_log = [_attempt_view(a) for a in event.attempt_log]
+    delivery.status_codes = [a.status_code for a in event.attempt_log]
     view.webhooks = [w for w in view.webhooks if w.url != event.url]
     view.webhooks.append(delivery)
 

@@ -5,6 +5,14 @@ pooling, bounded connections). Redirects are not followed (a receiver that moved
 re-registered, and a redirect could point at a private address); proxies from the
 environment are ignored for the same reason. Every attempt is bounded as a whole by
 ``ORRA_NOTIFIER_TIMEOUT_S``, not only per socket operation.
+
+Private targets. Unless ``ORRA_ALLOW_PRIVATE_WEBHOOKS`` is on, the host of a webhook URL is
+resolved when the connection is opened, every address it resolves to must be public, and
+the socket is connected to one of *those* addresses (:class:`PinnedBackend`, the network
+backend of the client's connection pool): no second resolution happens between the check
+and the connection, so a name whose DNS answer changes (DNS rebinding) cannot slip a
+private address in. TLS still verifies the certificate against the URL's host name (SNI),
+and connections are pooled per host name. A refusal is final (``webhook.failed``).
 """
 
 from __future__ import annotations
@@ -12,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+import httpcore
 import httpx
 
 from orra_notifier.domain import (
     AttemptResult,
     check_url_shape,
-    is_public_address,
+    non_public_refusal,
     parse_retry_after,
 )
 from orra_notifier.errors import UnsafeWebhookUrl
@@ -28,20 +37,102 @@ from orra_notifier.errors import UnsafeWebhookUrl
 if TYPE_CHECKING:
     from orra_notifier.settings import NotifierSettings
 
-__all__ = ["Deliverer", "Resolver", "system_resolver"]
+__all__ = ["Deliverer", "PinnedBackend", "Resolver", "system_resolver"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Resolves a host and port to its IP addresses."""
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host``.
+    """Every address the system resolver gives for ``host``, in its order of preference.
 
     Raises:
         OSError: the host does not resolve.
     """
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to public addresses, and to the very addresses it checked.
+
+    Args:
+        resolver: How host names are resolved.
+        inner: The backend that opens the sockets (anyio's by default).
+
+    ``connect_tcp`` raises :class:`~orra_notifier.errors.UnsafeWebhookUrl` when any
+    address of the host is not public, and :class:`httpcore.ConnectError` when the host
+    does not resolve.
+    """
+
+    def __init__(
+        self, resolver: Resolver, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._resolver = resolver
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve ``host``, refuse it unless every address is public, connect to one."""
+        try:
+            addresses = await self._resolver(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        refusal = non_public_refusal(host, addresses)
+        if refusal is not None:
+            raise UnsafeWebhookUrl(refusal)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None  # addresses is not empty: non_public_refusal checked it
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ARG002 - the interface's signature
+        socket_options: Iterable[Any] | None = None,  # noqa: ARG002
+    ) -> httpcore.AsyncNetworkStream:
+        """Never: webhooks go to TCP hosts."""
+        raise UnsafeWebhookUrl(f"webhooks are not delivered to unix sockets ({path})")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep as the inner backend does."""
+        await self._inner.sleep(seconds)
+
+
+def _transport(settings: NotifierSettings, resolver: Resolver) -> httpx.AsyncHTTPTransport:
+    """The client's transport, connecting through :class:`PinnedBackend` unless allowed not to."""
+    limits = httpx.Limits(
+        max_connections=settings.concurrency,
+        max_keepalive_connections=min(settings.concurrency, 20),
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    if not settings.allow_private:
+        # httpx takes no network backend; the pool is built as httpx builds it, plus one.
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(resolver),
+        )
+    return transport
 
 
 class Deliverer:
@@ -61,46 +152,25 @@ class Deliverer:
         resolver: Resolver = system_resolver,
     ) -> None:
         self._settings = settings
-        self._resolver = resolver
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
-            limits=httpx.Limits(
-                max_connections=settings.concurrency,
-                max_keepalive_connections=min(settings.concurrency, 20),
-            ),
+            transport=_transport(settings, resolver),
             follow_redirects=False,
             trust_env=False,
             headers={"user-agent": settings.user_agent},
         )
 
     async def check_url(self, url: str) -> AttemptResult | None:
-        """Whether ``url`` may be called now.
+        """Whether ``url`` is well formed (``None``), or a ``refused`` result (not retried).
 
-        Returns:
-            ``None`` when it may; a ``refused`` result (not retried) when the URL is
-            malformed or, unless private targets are allowed, when any address of its host
-            is loopback, private, link-local or otherwise not public; a ``connection``
-            result (retried) when the host does not resolve.
+        Whether its host may be called is decided when the connection opens (see the
+        module): the addresses checked are the ones connected to.
         """
         try:
-            host, port = check_url_shape(url)
+            check_url_shape(url)
         except UnsafeWebhookUrl as exc:
             return AttemptResult(kind="refused", error=str(exc))
-        if self._settings.allow_private:
-            return None
-        try:
-            addresses = await self._resolver(host, port)
-        except OSError as exc:
-            return AttemptResult(kind="connection", error=f"cannot resolve {host}: {exc}")
-        private = [a for a in addresses if not is_public_address(a)]
-        if private or not addresses:
-            return AttemptResult(
-                kind="refused",
-                error=f"webhook host {host} resolves to a non-public address "
-                f"({', '.join(private) or 'none'}); private targets are not allowed "
-                "(ORRA_ALLOW_PRIVATE_WEBHOOKS=false)",
-            )
         return None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
@@ -122,7 +192,7 @@ class Deliverer:
             return AttemptResult(
                 kind="timeout", error=f"no response within {self._settings.timeout_s:g}s"
             )
-        except httpx.UnsupportedProtocol as exc:
+        except (httpx.UnsupportedProtocol, UnsafeWebhookUrl) as exc:
             return AttemptResult(kind="refused", error=str(exc) or type(exc).__name__)
         except (httpx.TransportError, OSError) as exc:
             return AttemptResult(kind="connection", error=str(exc) or type(exc).__name__)

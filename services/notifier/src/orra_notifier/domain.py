@@ -23,6 +23,7 @@ from orra_events import (
     OrchestrationAborted,
     OrchestrationDone,
     OrchestrationFailed,
+    WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
 )
@@ -30,8 +31,10 @@ from orra_notifier.errors import UnsafeWebhookUrl
 
 __all__ = [
     "COMPENSATION",
+    "MAX_ATTEMPT_LOG",
     "RESULT",
     "TERMINAL_EVENTS",
+    "AttemptLog",
     "AttemptResult",
     "Decision",
     "DeliveryOutcome",
@@ -49,7 +52,9 @@ __all__ = [
     "describe",
     "encode_payload",
     "is_public_address",
+    "log_attempt",
     "needs_compensation_report",
+    "non_public_refusal",
     "outcome_event",
     "parse_retry_after",
     "status_of",
@@ -74,6 +79,12 @@ RESULT = "result"
 
 COMPENSATION = "compensation"
 """Delivery kind of the report of a compensation that failed after a user's abort."""
+
+MAX_ATTEMPT_LOG = 20
+"""Attempts kept in a delivery's ``attempt_log`` (the latest ones; the count is kept apart)."""
+
+MAX_ATTEMPT_ERROR = 200
+"""Longest ``error`` text of one logged attempt."""
 
 RETRYABLE_STATUS = frozenset({408, 429})
 """4xx statuses that are retried: the receiver asks to be tried again later."""
@@ -213,6 +224,22 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def non_public_refusal(host: str, addresses: list[str]) -> str | None:
+    """Why ``host`` may not be called when private targets are refused; ``None`` if it may.
+
+    Every one of its ``addresses`` must be public (a name with one private address among
+    public ones is refused: the connection could go to any of them).
+    """
+    private = [a for a in addresses if not is_public_address(a)]
+    if not private and addresses:
+        return None
+    return (
+        f"webhook host {host} resolves to a non-public address "
+        f"({', '.join(private) or 'none'}); private targets are not allowed "
+        "(ORRA_ALLOW_PRIVATE_WEBHOOKS=false)"
+    )
+
+
 # --- retry decisions -------------------------------------------------------------------------
 
 
@@ -341,6 +368,40 @@ def decide(
 # --- records kept in JetStream ---------------------------------------------------------------
 
 
+def log_attempt(
+    log: list[WebhookAttempt],
+    result: AttemptResult,
+    *,
+    attempt: int,
+    at: float,
+    duration_s: float,
+) -> list[WebhookAttempt]:
+    """``log`` with the record of one more attempt appended, capped to the latest ones.
+
+    The record keeps the status code, or for an attempt that got no answer a short error
+    (at most :data:`MAX_ATTEMPT_ERROR` characters); only the latest
+    :data:`MAX_ATTEMPT_LOG` records are kept.
+    """
+    error = None if result.kind == "response" else describe(result)
+    if error is not None and len(error) > MAX_ATTEMPT_ERROR:
+        error = error[: MAX_ATTEMPT_ERROR - 1] + "…"
+    record = WebhookAttempt(
+        n=attempt,
+        at=at,
+        status_code=result.status_code if result.kind == "response" else None,
+        error=error,
+        duration_ms=round(max(duration_s, 0.0) * 1000, 1),
+    )
+    earlier = [a for a in log if a.n < attempt]  # a redelivered attempt replaces its record
+    return [*earlier, record][-MAX_ATTEMPT_LOG:]
+
+
+class AttemptLog(msgspec.Struct, frozen=True, kw_only=True):
+    """The failed attempts of a delivery still being retried, kept in KV between them."""
+
+    attempts: list[WebhookAttempt] = msgspec.field(default_factory=list)
+
+
 class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """How a delivery ended, kept in KV so a repeated job is not delivered twice."""
 
@@ -353,6 +414,7 @@ class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
     webhook_id: str
     at: float
     kind: str = RESULT
+    attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
 
 
 def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
@@ -367,6 +429,7 @@ def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
             attempt=outcome.attempts,
             status_code=outcome.status_code or 0,
             webhook_id=outcome.webhook_id,
+            attempt_log=list(outcome.attempt_log),
         )
     return WebhookFailed(
         event_id=event_id,
@@ -377,4 +440,5 @@ def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:
         status_code=outcome.status_code,
         error=outcome.error or "failed",
         webhook_id=outcome.webhook_id,
+        attempt_log=list(outcome.attempt_log),
     )

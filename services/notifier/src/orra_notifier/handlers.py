@@ -31,8 +31,13 @@ runs, ``in_progress()`` keeps JetStream from handing the message to another repl
   (event id ``w:<orch>:<url hash>``), then the message is acked. Each step repeats safely:
   a job that arrives with an outcome already recorded only re-appends the event (stored
   once) and is acked, so a crash after recording never sends the webhook twice.
-* Timeout, connection error, 408, 429, 5xx within the deadline: ``nak(delay=backoff)``
-  (or ``Retry-After``) — JetStream redelivers it then, to whichever replica asks.
+* Timeout, connection error, 408, 429, 5xx within the deadline: the attempt's record is
+  appended to the delivery's attempt log (key ``<delivery key>.log`` in the same bucket),
+  then ``nak(delay=backoff)`` (or ``Retry-After``) — JetStream redelivers it then, to
+  whichever replica asks. The final attempt joins the log in the outcome and the event's
+  ``attempt_log``, so the history survives redeliveries and restarts at the cost of one
+  KV write per failed attempt (none when the first attempt succeeds); the latest 20
+  attempts are kept.
 * Undecodable job: parked. Unexpected error (broker away while recording, invalid secret
   record): ``nak`` with the backoff until the deadline, then parked with the reason.
 
@@ -79,6 +84,7 @@ from orra_notifier.domain import (
     delivery_key,
     describe,
     encode_payload,
+    log_attempt,
     needs_compensation_report,
     outcome_event,
     target_urls,
@@ -331,6 +337,8 @@ class DeliveryWorker:
             await self._finish(msg, key, recorded, record=False)
             return
         msg_id = webhook_id(job.orchestration_id, job.url, job.kind)
+        earlier = await self._stores.attempt_log(key) if attempt > 1 else []
+        started_at, began = self._clock(), time.monotonic()
         result = await self._deliverer.check_url(job.url)
         if result is None:
             secrets = await self._stores.signing_secrets(job.project, self._clock())
@@ -338,6 +346,9 @@ class DeliveryWorker:
             headers = webhook_headers(secrets, msg_id, int(self._clock()), body)
             async with self._keep_alive(msg):
                 result = await self._deliverer.post(job.url, body, headers)
+        history = log_attempt(
+            earlier, result, attempt=attempt, at=started_at, duration_s=time.monotonic() - began
+        )
         now = self._clock()
         decision = decide(
             result,
@@ -355,6 +366,7 @@ class DeliveryWorker:
         }
         if decision.verdict is Verdict.RETRY:
             log.info("webhook attempt failed; will retry", retry_in_s=decision.delay_s, **fields)
+            await self._stores.record_attempts(key, history)
             await msg.nak(delay=decision.delay_s)
             return
         delivered = decision.verdict is Verdict.DELIVERED
@@ -372,6 +384,7 @@ class DeliveryWorker:
             webhook_id=msg_id,
             at=now,
             kind=job.kind,
+            attempt_log=history,
         )
         await self._finish(msg, key, outcome, record=True)
 

@@ -7,7 +7,11 @@
   with KV ``create()``, so two replicas (or the gateway and a replica) racing agree on one
   secret.
 * ``notifier_deliveries`` (the notifier's own): key ``<orchestration>.<url hash>`` → the
-  :class:`~orra_notifier.domain.DeliveryOutcome` of a finished delivery.
+  :class:`~orra_notifier.domain.DeliveryOutcome` of a finished delivery; key
+  ``<orchestration>.<url hash>.log`` → the :class:`~orra_notifier.domain.AttemptLog` of a
+  delivery still being retried (written once per failed attempt, never on a first-attempt
+  success; it expires with the bucket's TTL). Compensation reports use
+  ``<orchestration>.compensation.<url hash>`` likewise.
 
 The first two are shared with the gateway and defined once in :mod:`orra_events.records`.
 """
@@ -32,13 +36,13 @@ from orra_events.records import (
     new_signing_secret,
     signing_secrets,
 )
-from orra_notifier.domain import DeliveryOutcome
+from orra_notifier.domain import AttemptLog, DeliveryOutcome
 from orra_notifier.errors import InvalidSecret
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
-    from orra_events import Bus
+    from orra_events import Bus, WebhookAttempt
 
 __all__ = [
     "DELIVERIES_BUCKET",
@@ -70,6 +74,7 @@ class Stores:
         self._secrets = secrets
         self._deliveries = deliveries
         self._outcome_decoder = msgspec.json.Decoder(DeliveryOutcome)
+        self._log_decoder = msgspec.json.Decoder(AttemptLog)
 
     @classmethod
     async def open(cls, bus: Bus, *, deadline_s: float) -> Stores:
@@ -143,3 +148,19 @@ class Stores:
     async def record(self, key: str, outcome: DeliveryOutcome) -> None:
         """Record how a delivery ended."""
         await self._deliveries.put(key, msgspec.json.encode(outcome))
+
+    async def attempt_log(self, key: str) -> list[WebhookAttempt]:
+        """The recorded attempts of a delivery still being retried (empty when none)."""
+        try:
+            entry = await self._deliveries.get(f"{key}.log")
+        except KeyNotFoundError:
+            return []
+        try:
+            return list(self._log_decoder.decode(entry.value or b"").attempts)
+        except msgspec.DecodeError as exc:  # history only: never blocks a delivery
+            log.warning("unreadable attempt log; starting a new one", key=key, error=str(exc))
+            return []
+
+    async def record_attempts(self, key: str, attempts: list[WebhookAttempt]) -> None:
+        """Keep the attempts of a delivery that will be retried."""
+        await self._deliveries.put(f"{key}.log", msgspec.json.encode(AttemptLog(attempts=attempts)))
