@@ -194,6 +194,26 @@ class ManagedProcess:
         assert self.startup_s is not None
         return self.startup_s
 
+    def wait_event(self, event: str, timeout_s: float) -> float | None:
+        """Wait for a log line whose ``event`` is ``event``; seconds since ``Popen``, or None.
+
+        Lines are read back from the process's log file (the reader writes every line).
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.log_path is not None and self.log_path.exists():
+                for raw in self.log_path.read_bytes().splitlines():
+                    try:
+                        line = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if isinstance(line, dict) and line.get("event") == event:
+                        return time.perf_counter() - self.started_at
+            if self.proc is not None and self.proc.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+
     def log_tail(self, lines: int = 8) -> str:
         """The last lines of the process's log, on one line."""
         if self.log_path is None or not self.log_path.exists():
