@@ -162,3 +162,33 @@ def test_plan_token_usage_is_summed_up_and_odd_shapes_still_show() -> None:
     ]
     assert tokens({"total_tokens": 7, "cached_tokens": 3}) == ["│ Tokens: 7 (3 cached_tokens)"]
     assert tokens(None) == []
+
+
+def test_detailed_inspect_lists_the_attempts_of_a_retried_webhook() -> None:
+    now = time.time()
+    orch = seed_orchestration(now)
+    retried = {
+        "url": "http://localhost:3000/retry",
+        "status": "delivered",
+        "attempts": 4,
+        "statusCode": 200,
+        "attemptLog": [
+            {"n": 2, "at": now, "statusCode": 503, "durationMs": 12.4},
+            {"n": 3, "at": now, "error": "timeout", "durationMs": 10000.0},
+            {"n": 4, "at": now, "statusCode": 200, "durationMs": 8.0},
+        ],
+    }
+    once = {
+        "url": "http://localhost:3000/once",
+        "status": "delivered",
+        "attempts": 1,
+        "statusCode": 200,
+        "attemptLog": [{"n": 1, "at": now, "statusCode": 200, "durationMs": 5.0}],
+    }
+    orch["webhooks"] = [retried, once]
+    text = inspect_text(orch, detailed=True, now=now).plain
+    assert (
+        "│   http://localhost:3000/retry: (+1 earlier) #2 503 12ms · #3 timeout 10000ms · "
+        "#4 200 8ms"
+    ) in text
+    assert "http://localhost:3000/once:" not in text  # a first-attempt success adds nothing

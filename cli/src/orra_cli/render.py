@@ -454,9 +454,34 @@ def _details(
             for h in hooks
         ]
         lines.extend(table_text(["URL", "STATUS", "ATTEMPTS", "CODE"], rows, prefix="│ "))
+        for hook in hooks:
+            log = _attempt_log(hook)
+            if log:
+                lines.append(Text(f"│   {hook.get('url') or '-'}: {log}", style="dim"))
     else:
         lines.append(Text("│ (none)", style="dim"))
     return lines
+
+
+def _attempt_log(hook: Mapping[str, Any]) -> str:
+    """``#1 503 12ms · #2 timeout ... · #3 200 8ms`` for a delivery that took several attempts.
+
+    Empty for a first-attempt success (nothing to add to the table's row).
+    """
+    entries = [a for a in hook.get("attemptLog") or [] if isinstance(a, Mapping)]
+    if not entries or (len(entries) == 1 and hook.get("status") == "delivered"):
+        return ""
+    parts = []
+    for a in entries:
+        outcome = a.get("statusCode") if a.get("statusCode") is not None else a.get("error")
+        took = a.get("durationMs")
+        parts.append(
+            f"#{a.get('n', '?')} {outcome or '-'}"
+            + (f" {took:.0f}ms" if isinstance(took, int | float) else "")
+        )
+    attempts = hook.get("attempts")
+    earlier = attempts - len(entries) if isinstance(attempts, int) else 0
+    return (f"(+{earlier} earlier) " if earlier > 0 else "") + " · ".join(parts)
 
 
 _TOKEN_KINDS = (("prompt_tokens", "prompt"), ("completion_tokens", "completion"))
