@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from orra_events import Bus, Topology
 from orra_events.embedded import EmbeddedNats
@@ -55,3 +56,11 @@ async def bus(nats_url: str, topology: Topology) -> AsyncIterator[Bus]:
             with contextlib.suppress(Exception):
                 await b.js.delete_stream(config.name)  # type: ignore[arg-type]
         await b.close()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_configuration_restored() -> Iterator[None]:
+    """Undo a test's ``structlog.configure`` (the CLI run in-process sets WARNING and up)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

@@ -549,3 +549,28 @@ async def test_a_compensation_that_fails_after_a_users_abort_is_reported_by_webh
     }
     assert len(set(ids)) == len(ids)  # the report has its own webhook-id
     assert report.webhook_id != first.webhook_id
+
+
+async def test_an_outcome_that_cannot_be_recorded_at_once_is_retried_without_posting_again(
+    bus: Bus, start_notifier: StartNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_record = Stores.record
+    failures = 2
+
+    async def flaky_record(self: Stores, key: str, outcome: Any) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise TimeoutError("the broker is away")
+        await real_record(self, key, outcome)
+
+    monkeypatch.setattr(Stores, "record", flaky_record)
+    async with Receiver() as receiver:
+        await start_notifier()
+        await bus.publish(done("o_rec1", receiver.url()))
+        [outcome] = await outcomes(bus, "o_rec1")
+        await asyncio.sleep(0.5)  # a redelivered job would have posted again by now
+        assert len(receiver.requests) == 1
+    assert failures == 0
+    assert isinstance(outcome, WebhookDelivered)
+    assert outcome.attempt == 1
