@@ -217,20 +217,9 @@ def test_deployment_probes_hit_served_endpoints(name: str, deployment: dict[str,
             assert get["path"] in served.get(port, set()), (name, probe, port, served)
 
 
-def _metrics_unserved_xfail(name: str) -> Any:
-    # The gateway serves its probes on its API port; ORRA_HEALTH_PORT (the "health" port and
-    # the scrape target) is not served by it yet: services/gateway has to serve /metrics
-    # (then drop this mark, or move the scrape annotation to the port it chose).
-    if name == "orra-gateway":
-        return pytest.mark.xfail(
-            reason="orra-gateway serves no /metrics on ORRA_HEALTH_PORT yet", strict=False
-        )
-    return ()
-
-
 @pytest.mark.parametrize(
     ("name", "deployment"),
-    [pytest.param(n, d, marks=_metrics_unserved_xfail(n), id=n) for n, d in _deployments()],
+    [pytest.param(n, d, id=n) for n, d in _deployments()],
 )
 def test_deployment_ports_and_scrape_target_are_served(
     name: str, deployment: dict[str, Any]

@@ -207,6 +207,21 @@ async def test_auth_failures_are_401_problems(server: ServerThread) -> None:
         assert ready.json()["status"] == "ready"
         schema = await anonymous.get("/schema/openapi.json")
         assert "/orchestrations" in schema.json()["paths"]
+        metrics = await anonymous.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        text = metrics.text
+        # The 401s above are counted under their route template, not the raw path.
+        assert (
+            'orra_gateway_http_requests_total{method="GET",'
+            'route="/orchestrations/{orchestration_id:str}",status="4xx"}'
+        ) in text
+        assert (
+            'orra_gateway_http_requests_total{method="GET",route="/healthz",status="2xx"}' in text
+        )
+        assert "o_x" not in text
+        assert "orra_gateway_http_request_duration_seconds_bucket" in text
+        assert "orra_gateway_index_caught_up 1.0" in text
 
 
 @pytest.mark.usefixtures("planner")

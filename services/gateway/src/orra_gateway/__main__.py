@@ -13,13 +13,18 @@ import uvicorn
 
 from orra_events.runtime import configure_logging
 from orra_gateway.app import create_app
+from orra_gateway.errors import SettingsError
 from orra_gateway.settings import GatewaySettings
 
 
 def main() -> None:
     """Run the gateway until SIGTERM; exit 1 if it could not start."""
     configure_logging("gateway")
-    settings = GatewaySettings.from_env()
+    try:
+        settings = GatewaySettings.from_env()
+    except SettingsError as exc:
+        structlog.get_logger("orra.gateway").error("cannot start", reason=str(exc))
+        sys.exit(2)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),

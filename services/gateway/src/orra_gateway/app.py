@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
 from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
@@ -77,6 +78,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
                 await connected.close()
             raise
         app.state.gateway = gateway
+        register_gateway_gauges(gateway)
         log.info(
             "ready",
             host=config.host,
@@ -101,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
+        middleware=[http_metrics_middleware],
         openapi_config=_openapi(),
         request_max_body_size=config.max_body_bytes,
         debug=False,

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidWebhookUrl",
     "NotFound",
     "PlanningFailed",
+    "SettingsError",
     "Unauthorized",
 ]
 
@@ -44,6 +45,12 @@ class GatewayError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class SettingsError(GatewayError, ValueError):
+    """A setting cannot be used; the gateway does not start."""
+
+    title = "Invalid setting"
 
 
 class InvalidInput(GatewayError):

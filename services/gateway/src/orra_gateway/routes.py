@@ -20,6 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events import WebhookRecord
+from orra_events.health import METRICS
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
 from orra_gateway.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -112,6 +113,17 @@ DEPENDENCIES = {
 async def healthz() -> Health:
     """Answer 200 while the process runs."""
     return Health()
+
+
+@get(
+    "/metrics",
+    tags=["health"],
+    summary="Prometheus metrics (text exposition format)",
+    media_type="text/plain; version=0.0.4; charset=utf-8",
+)
+async def metrics() -> str:
+    """HTTP requests by route and status, the list index and view cache, event metrics."""
+    return METRICS.render()
 
 
 @get(
@@ -611,6 +623,7 @@ async def rotate_webhook_secret(
 ROUTES: "list[ControllerRouterHandler]" = [
     healthz,
     readyz,
+    metrics,
     submit_orchestration,
     list_orchestrations,
     get_orchestration,

@@ -1,0 +1,94 @@
+"""The gateway's Prometheus metrics: HTTP requests by route and status, and its read side.
+
+``GET /metrics`` renders :data:`orra_events.health.METRICS`, the registry every Orra process
+shares (so the event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
+
+* ``orra_gateway_http_requests_total{route,method,status}``: answered requests, by route
+  template (``/orchestrations/{orchestration_id:str}``, never the raw path, so ids do not
+  multiply series) and status class (``2xx``, ``4xx``, ...);
+* ``orra_gateway_http_request_duration_seconds{route,method}``: time to the response's end
+  (for the SSE stream, the time it was open);
+* ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``: the list index;
+* ``orra_gateway_view_cache_size``: full views held in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from litestar.enums import ScopeType
+
+from orra_events.health import METRICS
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from orra_gateway.service import Gateway
+
+__all__ = ["http_metrics_middleware", "register_gateway_gauges"]
+
+
+def _route(scope: Scope) -> str:
+    handler: Any = scope.get("route_handler")
+    paths = getattr(handler, "paths", None)
+    return min(paths) if paths else "unmatched"
+
+
+def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Litestar middleware counting and timing each HTTP request by route template."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await app(scope, receive, sending)
+        finally:
+            route, method = _route(scope), str(scope.get("method", ""))
+            METRICS.inc(
+                "orra_gateway_http_requests_total",
+                help_="HTTP requests answered, by route template, method and status class",
+                route=route,
+                method=method,
+                status=f"{status // 100}xx",
+            )
+            METRICS.observe(
+                "orra_gateway_http_request_duration_seconds",
+                time.perf_counter() - started,
+                help_="HTTP request duration by route template and method",
+                route=route,
+                method=method,
+            )
+
+    return middleware
+
+
+def register_gateway_gauges(gateway: Gateway) -> None:
+    """Gauges read from ``gateway`` at scrape time (a later gateway replaces them)."""
+    index = gateway.read_model.index
+    METRICS.gauge(
+        "orra_gateway_index_orchestrations",
+        lambda: float(index.count()),
+        help_="Orchestrations in the gateway's list index",
+    )
+    METRICS.gauge(
+        "orra_gateway_index_caught_up",
+        lambda: 1.0 if index.caught_up.is_set() else 0.0,
+        help_="1 once the list index has folded the log it found at start",
+    )
+    views = gateway.read_model.views
+    METRICS.gauge(
+        "orra_gateway_view_cache_size",
+        lambda: float(len(views)),
+        help_="Full orchestration views held in memory",
+    )

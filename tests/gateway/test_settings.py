@@ -1,0 +1,35 @@
+"""Gateway settings refused at start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from orra_gateway.errors import GatewayError, SettingsError
+from orra_gateway.settings import MIN_BOOTSTRAP_KEY_CHARS, GatewaySettings
+
+
+def test_a_short_bootstrap_key_is_refused_with_how_to_make_one() -> None:
+    with pytest.raises(SettingsError) as refused:
+        GatewaySettings(bootstrap_key="replace-me")
+    assert "ORRA_GATEWAY_BOOTSTRAP_KEY has 10 characters" in str(refused.value)
+    assert "secrets.token_urlsafe(32)" in str(refused.value)
+    assert isinstance(refused.value, GatewayError)
+    key = "orra_" + "x" * (MIN_BOOTSTRAP_KEY_CHARS - 5)
+    assert GatewaySettings(bootstrap_key=key).bootstrap_key == key
+    assert GatewaySettings().bootstrap_key is None
+
+
+def test_the_gateway_process_exits_2_on_a_refused_setting() -> None:
+    run = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "orra_gateway"],
+        env={"ORRA_GATEWAY_BOOTSTRAP_KEY": "replace-me", "ORRA_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "cannot start" in run.stderr
+    assert "ORRA_GATEWAY_BOOTSTRAP_KEY" in run.stderr
