@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from orra_dispatcher import DispatcherSettings
-from orra_dispatcher.registry import ServiceRegistry, park_registry_message
+from orra_dispatcher.registry import ServiceRegistry
 from orra_events import (
     Bus,
     OrchestrationDone,
@@ -25,6 +25,7 @@ from orra_events.bus import (
     HDR_ORIGINAL_SUBJECT,
     HDR_REASON,
 )
+from orra_events.registry import park_registry_message
 from tests.dispatcher.conftest import FAST, FakeWorker, Recorder, plan_created, seed_plan
 from tests.planner.json_logs import json_logs
 

@@ -14,9 +14,9 @@ from orra_events.bus import (
     HDR_ORIGINAL_SUBJECT,
     HDR_REASON,
 )
+from orra_events.registry import park_registry_message
 from orra_planner import OfflinePlanner, PlanOutcome, PlanRequest, RegistryFollower
 from orra_planner.app import setup
-from orra_planner.registry import park_registry_message
 from tests.planner.catalog import action, ecommerce
 from tests.planner.json_logs import json_logs
 from tests.planner.test_app import SETTINGS, consumer_idle, plan_event, register

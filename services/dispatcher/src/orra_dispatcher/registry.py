@@ -29,35 +29,26 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.js.api import DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from orra_dispatcher.domain import Services, is_unhealthy
 from orra_events import (
     DecodeError,
-    InvalidName,
     ServiceHeartbeat,
     ServiceRegistered,
     decode,
 )
-from orra_events.bus import (
-    HDR_ORIGINAL_SEQUENCE,
-    HDR_ORIGINAL_STREAM,
-    HDR_ORIGINAL_SUBJECT,
-    HDR_REASON,
-)
+from orra_events.registry import park_registry_message, registry_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from nats.aio.msg import Msg
 
-    from orra_events import Bus, Event, Topology
+    from orra_events import Bus
 
-__all__ = ["ServiceRegistry", "park_registry_message", "registry_problem"]
+__all__ = ["ServiceRegistry"]
 
 log = structlog.get_logger("orra.dispatcher.registry")
-
-_PARK_TIMEOUT_S = 5.0
 
 
 class ServiceRegistry:
@@ -177,69 +168,3 @@ class ServiceRegistry:
                 self.check()
             except Exception:
                 log.warning("health check failed", exc_info=True)
-
-
-def registry_problem(topology: Topology, event: Event, subject: str) -> str | None:
-    """Why a decoded message of the services stream is malformed (``None``: it is not).
-
-    A registry message is a ``service.registered`` or ``service.heartbeat`` event on its
-    own subject, ``<type>.<service>``.
-    """
-    if not isinstance(event, ServiceRegistered | ServiceHeartbeat):
-        return f"expected a service event on {subject}, got {event.TYPE}"
-    try:
-        expected = topology.subject_for(event)
-    except InvalidName as exc:
-        return f"{event.TYPE} event with an invalid service name: {exc}"
-    if expected != subject:
-        return f"{event.TYPE} event for {event.service} on subject {subject}"
-    return None
-
-
-async def park_registry_message(bus: Bus, msg: Msg, reason: str) -> bool:
-    """Copy a malformed message of the services stream to the dead-letter subject.
-
-    The registry is read by ordered consumers, which do not acknowledge: the original stays
-    in the stream (until a newer message on its subject replaces it) and the follower goes
-    on. The copy has the headers of :meth:`orra_events.Bus.park` and ``Nats-Msg-Id``
-    ``dlq:<stream>:<sequence>``, so two followers parking it at once store it once; one
-    that finds it already parked (the last message of its dead-letter subject, e.g. after
-    a restart past the duplicate window) does not park it again. Never raises: a follower
-    that cannot park logs it and goes on.
-
-    Returns:
-        Whether a copy was sent (deduplicated by the broker or not).
-    """
-    meta = msg.metadata
-    stream, seq = meta.stream, str(meta.sequence.stream)
-    topology = bus.topology
-    dead = topology.dead_letter(msg.subject)
-    try:
-        try:
-            last = await bus.js.get_last_msg(topology.dlq_stream, dead)
-        except NotFoundError:
-            pass
-        else:
-            headers = last.headers or {}
-            if headers.get(HDR_ORIGINAL_STREAM) == stream and (
-                headers.get(HDR_ORIGINAL_SEQUENCE) == seq
-            ):
-                log.debug("registry message already parked", subject=msg.subject, sequence=seq)
-                return False
-        copy = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
-        copy[HDR_REASON] = reason[:2000]
-        copy[HDR_ORIGINAL_SUBJECT] = msg.subject
-        copy[HDR_ORIGINAL_STREAM] = stream
-        copy[HDR_ORIGINAL_SEQUENCE] = seq
-        copy["Nats-Msg-Id"] = f"dlq:{stream}:{seq}"
-        await bus.js.publish(dead, msg.data, headers=copy, timeout=_PARK_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - the registry must keep following
-        log.warning(
-            "cannot park a malformed registry message; skipped",
-            subject=msg.subject,
-            reason=reason,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        return False
-    log.error("message parked on dead-letter subject", subject=msg.subject, reason=reason)
-    return True
