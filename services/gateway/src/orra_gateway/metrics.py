@@ -1,15 +1,8 @@
-"""The gateway's Prometheus metrics: HTTP requests by route and status, and its read side.
+"""The gateway's Prometheus metrics, on the shared :data:`orra_events.health.METRICS`.
 
-``GET /metrics`` renders :data:`orra_events.health.METRICS`, the registry every Orra process
-shares (so the event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
-
-* ``orra_gateway_http_requests_total{route,method,status}``: answered requests, by route
-  template (``/orchestrations/{orchestration_id:str}``, never the raw path, so ids do not
-  multiply series) and status class (``2xx``, ``4xx``, ...);
-* ``orra_gateway_http_request_duration_seconds{route,method}``: time to the response's end
-  (for the SSE stream, the time it was open);
-* ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``: the list index;
-* ``orra_gateway_view_cache_size``: full views held in memory.
+An ASGI middleware counts requests by route template and status class and times them; the
+read model's sizes are gauges read at scrape time. ``GET /metrics`` renders them. It also
+binds ``orchestration_id`` in structlog's context for requests about one orchestration.
 """
 
 from __future__ import annotations
@@ -17,8 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from litestar.enums import ScopeType
-
+import structlog
 from orra_events.health import METRICS
 
 if TYPE_CHECKING:
@@ -26,69 +18,68 @@ if TYPE_CHECKING:
 
     from orra_gateway.service import Gateway
 
-__all__ = ["http_metrics_middleware", "register_gateway_gauges"]
+__all__ = ["metrics_middleware", "register_gauges"]
 
 
-def _route(scope: Scope) -> str:
-    handler: Any = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    return min(paths) if paths else "unmatched"
-
-
-def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Litestar middleware counting and timing each HTTP request by route template."""
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Count and time HTTP requests; bind ``orchestration_id`` while one is handled."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
+        status = [500]
 
-        async def sending(message: Message) -> None:
-            nonlocal status
+        async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status[0] = int(message["status"])
             await send(message)
 
+        start = time.perf_counter()
         try:
-            await app(scope, receive, sending)
+            await app(scope, receive, send_wrapper)
         finally:
-            route, method = _route(scope), str(scope.get("method", ""))
+            params: dict[str, Any] = scope.get("path_params") or {}
+            route = str(scope.get("path_template") or "unmatched")
+            labels = {"method": scope.get("method", "GET"), "route": route}
             METRICS.inc(
                 "orra_gateway_http_requests_total",
-                help_="HTTP requests answered, by route template, method and status class",
-                route=route,
-                method=method,
-                status=f"{status // 100}xx",
+                help_="HTTP requests by method, route template and status class",
+                status=f"{status[0] // 100}xx",
+                **labels,
             )
             METRICS.observe(
                 "orra_gateway_http_request_duration_seconds",
-                time.perf_counter() - started,
-                help_="HTTP request duration by route template and method",
-                route=route,
-                method=method,
+                time.perf_counter() - start,
+                help_="HTTP request duration by method and route template",
+                **labels,
             )
+            if "orchestration_id" in params:
+                structlog.contextvars.unbind_contextvars("orchestration_id")
 
     return middleware
 
 
-def register_gateway_gauges(gateway: Gateway) -> None:
-    """Gauges read from ``gateway`` at scrape time (a later gateway replaces them)."""
-    index = gateway.read_model.index
+def bind_orchestration(orchestration_id: str) -> None:
+    """Bind ``orchestration_id`` in the logging context of the current request."""
+    structlog.contextvars.bind_contextvars(orchestration_id=orchestration_id)
+
+
+def register_gauges(gateway: Gateway) -> None:
+    """Gauges read from the gateway's read model at scrape time."""
+    model = gateway.read_model
     METRICS.gauge(
         "orra_gateway_index_orchestrations",
-        lambda: float(index.count()),
+        lambda: float(model.index.count()),
         help_="Orchestrations in the gateway's list index",
     )
     METRICS.gauge(
-        "orra_gateway_index_caught_up",
-        lambda: 1.0 if index.caught_up.is_set() else 0.0,
-        help_="1 once the list index has folded the log it found at start",
-    )
-    views = gateway.read_model.views
-    METRICS.gauge(
         "orra_gateway_view_cache_size",
-        lambda: float(len(views)),
-        help_="Full orchestration views held in memory",
+        lambda: float(len(model.views)),
+        help_="Orchestration views cached by the gateway",
+    )
+    METRICS.gauge(
+        "orra_gateway_index_lag_events",
+        lambda: float(max(0, model.views.applied_seq - model.index.applied_seq)),
+        help_="Events the list index is behind the view follower",
     )
