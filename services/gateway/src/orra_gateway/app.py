@@ -20,7 +20,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from orra_gateway.logctx import log_context_middleware
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
-from orra_gateway.metrics import metrics_middleware, register_gauges
 from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
@@ -80,7 +79,6 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
                 await connected.close()
             raise
         app.state.gateway = gateway
-        register_gauges(gateway)
         register_gateway_gauges(gateway)
         log.info(
             "ready",
@@ -106,7 +104,6 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[metrics_middleware],
         middleware=[http_metrics_middleware, log_context_middleware],
         openapi_config=_openapi(),
         request_max_body_size=config.max_body_bytes,

@@ -1,8 +1,15 @@
-"""The gateway's Prometheus metrics, on the shared :data:`orra_events.health.METRICS`.
+"""The gateway's Prometheus metrics: HTTP requests by route and status, and its read side.
 
-An ASGI middleware counts requests by route template and status class and times them; the
-read model's sizes are gauges read at scrape time. ``GET /metrics`` renders them. It also
-binds ``orchestration_id`` in structlog's context for requests about one orchestration.
+``GET /metrics`` renders :data:`orra_events.health.METRICS`, the registry every Orra process
+shares (so the event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
+
+* ``orra_gateway_http_requests_total{route,method,status}``: answered requests, by route
+  template (``/orchestrations/{orchestration_id:str}``, never the raw path, so ids do not
+  multiply series) and status class (``2xx``, ``4xx``, ...);
+* ``orra_gateway_http_request_duration_seconds{route,method}``: time to the response's end
+  (for the SSE stream, the time it was open);
+* ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``: the list index;
+* ``orra_gateway_view_cache_size``: full views held in memory.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from litestar.enums import ScopeType
+
 from orra_events.health import METRICS
 
 if TYPE_CHECKING:
@@ -18,68 +26,69 @@ if TYPE_CHECKING:
 
     from orra_gateway.service import Gateway
 
-__all__ = ["metrics_middleware", "register_gauges"]
+__all__ = ["http_metrics_middleware", "register_gateway_gauges"]
 
 
-def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count and time HTTP requests; bind ``orchestration_id`` while one is handled."""
+def _route(scope: Scope) -> str:
+    handler: Any = scope.get("route_handler")
+    paths = getattr(handler, "paths", None)
+    return min(paths) if paths else "unmatched"
+
+
+def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Litestar middleware counting and timing each HTTP request by route template."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        status = [500]
+        started = time.perf_counter()
+        status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        async def sending(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
+                status = int(message["status"])
             await send(message)
 
-        start = time.perf_counter()
         try:
-            await app(scope, receive, send_wrapper)
+            await app(scope, receive, sending)
         finally:
-            params: dict[str, Any] = scope.get("path_params") or {}
-            route = str(scope.get("path_template") or "unmatched")
-            labels = {"method": scope.get("method", "GET"), "route": route}
+            route, method = _route(scope), str(scope.get("method", ""))
             METRICS.inc(
                 "orra_gateway_http_requests_total",
-                help_="HTTP requests by method, route template and status class",
-                status=f"{status[0] // 100}xx",
-                **labels,
+                help_="HTTP requests answered, by route template, method and status class",
+                route=route,
+                method=method,
+                status=f"{status // 100}xx",
             )
             METRICS.observe(
                 "orra_gateway_http_request_duration_seconds",
-                time.perf_counter() - start,
-                help_="HTTP request duration by method and route template",
-                **labels,
+                time.perf_counter() - started,
+                help_="HTTP request duration by route template and method",
+                route=route,
+                method=method,
             )
-            if "orchestration_id" in params:
-                structlog.contextvars.unbind_contextvars("orchestration_id")
 
     return middleware
 
 
-def bind_orchestration(orchestration_id: str) -> None:
-    """Bind ``orchestration_id`` in the logging context of the current request."""
-    structlog.contextvars.bind_contextvars(orchestration_id=orchestration_id)
-
-
-def register_gauges(gateway: Gateway) -> None:
-    """Gauges read from the gateway's read model at scrape time."""
-    model = gateway.read_model
+def register_gateway_gauges(gateway: Gateway) -> None:
+    """Gauges read from ``gateway`` at scrape time (a later gateway replaces them)."""
+    index = gateway.read_model.index
     METRICS.gauge(
         "orra_gateway_index_orchestrations",
-        lambda: float(model.index.count()),
+        lambda: float(index.count()),
         help_="Orchestrations in the gateway's list index",
     )
     METRICS.gauge(
-        "orra_gateway_view_cache_size",
-        lambda: float(len(model.views)),
-        help_="Orchestration views cached by the gateway",
+        "orra_gateway_index_caught_up",
+        lambda: 1.0 if index.caught_up.is_set() else 0.0,
+        help_="1 once the list index has folded the log it found at start",
     )
+    views = gateway.read_model.views
     METRICS.gauge(
-        "orra_gateway_index_lag_events",
-        lambda: float(max(0, model.views.applied_seq - model.index.applied_seq)),
-        help_="Events the list index is behind the view follower",
+        "orra_gateway_view_cache_size",
+        lambda: float(len(views)),
+        help_="Full orchestration views held in memory",
     )

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from litestar import MediaType, Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
@@ -20,7 +20,6 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events import WebhookRecord
-from orra_events.health import METRICS
 from orra_events.health import METRICS
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
@@ -125,12 +124,6 @@ async def healthz() -> Health:
 async def metrics() -> str:
     """HTTP requests by route and status, the list index and view cache, event metrics."""
     return METRICS.render()
-
-
-@get("/metrics", include_in_schema=False, media_type=MediaType.TEXT)
-async def metrics() -> Response[str]:
-    """Prometheus text: HTTP requests, durations and read-model gauges (no auth)."""
-    return Response(METRICS.render(), media_type="text/plain; version=0.0.4")
 
 
 @get(
@@ -629,7 +622,6 @@ async def rotate_webhook_secret(
 
 ROUTES: "list[ControllerRouterHandler]" = [
     healthz,
-    metrics,
     readyz,
     metrics,
     submit_orchestration,
