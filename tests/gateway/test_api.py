@@ -22,6 +22,7 @@ from orra_events import (
     TaskCompleted,
     TaskDispatched,
 )
+from orra_gateway import GatewaySettings
 from tests.gateway.conftest import BOOTSTRAP_KEY, ServerThread
 
 pytestmark = pytest.mark.timeout(60)
@@ -621,3 +622,25 @@ async def test_a_restart_starts_from_the_saved_index(
             assert [(await c.get(f"/orchestrations/{o}")).json() for o in ids] == details
     finally:
         await asyncio.to_thread(second.stop)
+
+
+async def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(
+    client: httpx.AsyncClient, server: ServerThread, settings: GatewaySettings
+) -> None:
+    from tests.gateway.conftest import _start
+
+    other = (await client.post("/api-keys", json={"name": "ops"})).json()["apiKey"]
+    keys = (await client.get("/api-keys")).json()["items"]
+    bootstrap = next(k for k in keys if k["name"] == "bootstrap")
+    assert (await client.delete(f"/api-keys/{bootstrap['id']}")).status_code == 204
+    await asyncio.to_thread(server.stop)
+    restarted = await _start(settings)  # offered the same bootstrap key again
+    try:
+        async with httpx.AsyncClient(base_url=restarted.url) as c:
+            old = await c.get("/api-keys", headers={"Authorization": f"Bearer {BOOTSTRAP_KEY}"})
+            assert old.status_code == 401
+            ops = await c.get("/api-keys", headers={"Authorization": f"Bearer {other}"})
+            assert ops.status_code == 200
+            assert "bootstrap" not in {k["name"] for k in ops.json()["items"]}
+    finally:
+        await asyncio.to_thread(restarted.stop)

@@ -16,6 +16,7 @@ __all__ = [
     "GatewayError",
     "InvalidInput",
     "InvalidWebhookUrl",
+    "KeyRevoked",
     "NotFound",
     "PlanningFailed",
     "SettingsError",
@@ -45,6 +46,12 @@ class GatewayError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class KeyRevoked(GatewayError):
+    """An API key that was revoked is offered again (the bootstrap key at start)."""
+
+    title = "API key revoked"
 
 
 class SettingsError(GatewayError, ValueError):

@@ -32,6 +32,7 @@ from orra_gateway.errors import (
     Conflict,
     FieldError,
     InvalidInput,
+    KeyRevoked,
     NotFound,
     PlanningFailed,
 )
@@ -110,10 +111,17 @@ class Gateway:
         webhooks = WebhookStore(await bus.kv(WEBHOOKS_BUCKET))
         secrets = SecretStore(await bus.kv(WEBHOOK_SECRETS_BUCKET))
         if settings.bootstrap_key:
-            record = await keys.register(
-                settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True
-            )
-            log.info("bootstrap key registered", key_id=record.id, project=record.project)
+            try:
+                record = await keys.register(
+                    settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True
+                )
+            except KeyRevoked:
+                log.warning(
+                    "the bootstrap key was revoked and stays revoked; set a new "
+                    "ORRA_GATEWAY_BOOTSTRAP_KEY to have an admin key again"
+                )
+            else:
+                log.info("bootstrap key registered", key_id=record.id, project=record.project)
         read_model = ReadModel(bus, settings)
         gateway = cls(
             bus=bus,

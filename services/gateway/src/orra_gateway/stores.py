@@ -41,7 +41,14 @@ from orra_events.records import (
     new_signing_secret,
     rotate_signing_secret,
 )
-from orra_gateway.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthorized
+from orra_gateway.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    KeyRevoked,
+    NotFound,
+    Unauthorized,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -152,7 +159,12 @@ class ApiKeyStore:
     async def register(
         self, key: str, *, project: str, name: str | None = None, admin: bool = False
     ) -> ApiKeyRecord:
-        """Store ``key`` for ``project`` unless it is already stored; return its record."""
+        """Store ``key`` for ``project`` unless it is already stored; return its record.
+
+        Raises:
+            KeyRevoked: the key was stored once and revoked; a revoked key never comes back
+                (the bucket keeps its delete marker, and the write expects no entry at all).
+        """
         key_hash = hash_api_key(key)
         record = ApiKeyRecord(
             id=_key_id(key_hash),
@@ -163,9 +175,13 @@ class ApiKeyStore:
             admin=admin,
         )
         try:
-            await self._kv.create(key_hash, msgspec.json.encode(record))
+            # Not kv.create, which writes over a delete marker: that would revive a revoked key.
+            await self._kv.update(key_hash, msgspec.json.encode(record), last=0)
         except KeyWrongLastSequenceError:
-            entry = await self._kv.get(key_hash)
+            try:
+                entry = await self._kv.get(key_hash)
+            except KeyNotFoundError:  # nats-py's answer for a delete marker: the key was revoked
+                raise KeyRevoked(f"API key {record.prefix}... was revoked") from None
             return msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
         return record
 
