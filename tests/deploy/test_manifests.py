@@ -261,3 +261,10 @@ def test_compose_healthchecks_hit_served_endpoints(name: str, service: dict[str,
     for published in service.get("ports", []):
         container_port = int(str(published).rsplit(":", 1)[-1])
         assert container_port in served, (name, published, served)
+
+
+def test_the_gateway_listens_where_probes_and_the_service_reach_it() -> None:
+    # Its default host is 127.0.0.1 (right for `orra up`), unreachable from outside the pod.
+    gateway = dict(_deployments())["orra-gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert _container_env(container).get("ORRA_GATEWAY_HOST") == "0.0.0.0"
