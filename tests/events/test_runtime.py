@@ -10,6 +10,7 @@ import pytest
 from orra_events import BrokerUnavailable, Topology
 from orra_events.bus import DEFAULT_NATS_URL
 from orra_events.embedded import free_port
+from orra_events.errors import InvalidSetting
 from orra_events.runtime import BrokerSettings, env_bool, env_float, env_int
 
 ENV = ("ORRA_NATS_URL", "ORRA_NAMESPACE", "ORRA_STREAM_REPLICAS", "ORRA_MANAGE_STREAMS")
@@ -75,6 +76,11 @@ def test_env_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORRA_X", "7")
     assert env_int("ORRA_X", 4) == 7
     assert env_float("ORRA_X", 0.5) == 7.0
+    monkeypatch.setenv("ORRA_X", "ten")
+    with pytest.raises(InvalidSetting, match=r"ORRA_X='ten' is not a whole number"):
+        env_int("ORRA_X", 4)
+    with pytest.raises(InvalidSetting, match=r"ORRA_X='ten' is not a number"):
+        env_float("ORRA_X", 0.5)
 
 
 async def test_connect_creates_then_binds_streams(nats_url: str) -> None:

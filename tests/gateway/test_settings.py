@@ -33,3 +33,15 @@ def test_the_gateway_process_exits_2_on_a_refused_setting() -> None:
     assert run.returncode == 2
     assert "cannot start" in run.stderr
     assert "ORRA_GATEWAY_BOOTSTRAP_KEY" in run.stderr
+
+
+def test_a_value_that_is_not_a_number_is_named() -> None:
+    run = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+        [sys.executable, "-m", "orra_gateway"],
+        env={"ORRA_GATEWAY_PORT": "eighty", "ORRA_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "ORRA_GATEWAY_PORT='eighty' is not a whole number" in run.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "InvalidName",
+    "InvalidSetting",
     "MalformedEvent",
     "OrraEventsError",
     "SchemaMismatch",
@@ -19,6 +20,10 @@ class OrraEventsError(Exception):
 
 class InvalidName(OrraEventsError, ValueError):
     """A name cannot be used as a subject token."""
+
+
+class InvalidSetting(OrraEventsError, ValueError):
+    """An environment variable holds a value that cannot be used (the message names it)."""
 
 
 class DecodeError(OrraEventsError):

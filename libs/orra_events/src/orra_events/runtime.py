@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable, Bus
+from orra_events.errors import InvalidSetting
 from orra_events.health import HealthServer
 from orra_events.metrics import ConsumerLag
 from orra_events.topology import Topology
@@ -36,15 +37,33 @@ Stop = Callable[[], Awaitable[None]]
 
 
 def env_float(name: str, default: float) -> float:
-    """A float from the environment, or ``default``."""
+    """A float from the environment, or ``default``.
+
+    Raises:
+        InvalidSetting: the value is not a number (the message names the variable).
+    """
     raw = os.environ.get(name)
-    return float(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}={raw!r} is not a number") from None
 
 
 def env_int(name: str, default: int) -> int:
-    """An int from the environment, or ``default``."""
+    """An int from the environment, or ``default``.
+
+    Raises:
+        InvalidSetting: the value is not a whole number (the message names the variable).
+    """
     raw = os.environ.get(name)
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}={raw!r} is not a whole number") from None
 
 
 def env_bool(name: str, *, default: bool) -> bool:

@@ -11,6 +11,7 @@ import sys
 import structlog
 import uvicorn
 
+from orra_events.errors import InvalidSetting
 from orra_events.runtime import configure_logging
 from orra_gateway.app import create_app
 from orra_gateway.errors import SettingsError
@@ -22,7 +23,7 @@ def main() -> None:
     configure_logging("gateway")
     try:
         settings = GatewaySettings.from_env()
-    except SettingsError as exc:
+    except (SettingsError, InvalidSetting) as exc:
         structlog.get_logger("orra.gateway").error("cannot start", reason=str(exc))
         sys.exit(2)
     server = uvicorn.Server(
