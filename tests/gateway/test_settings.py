@@ -22,26 +22,25 @@ def test_a_short_bootstrap_key_is_refused_with_how_to_make_one() -> None:
     assert GatewaySettings().bootstrap_key is None
 
 
-def test_the_gateway_process_exits_2_on_a_refused_setting() -> None:
-    run = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
+def run_gateway(**env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m orra_gateway`` with only ``env`` (JSON logs on stderr)."""
+    return subprocess.run(  # noqa: PLW1510 - callers assert the exit code
         [sys.executable, "-m", "orra_gateway"],
-        env={"ORRA_GATEWAY_BOOTSTRAP_KEY": "replace-me", "ORRA_LOG_FORMAT": "json"},
+        env={"ORRA_LOG_FORMAT": "json", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_gateway_process_exits_2_on_a_refused_setting() -> None:
+    run = run_gateway(ORRA_GATEWAY_BOOTSTRAP_KEY="replace-me")
     assert run.returncode == 2
     assert "cannot start" in run.stderr
     assert "ORRA_GATEWAY_BOOTSTRAP_KEY" in run.stderr
 
 
 def test_a_value_that_is_not_a_number_is_named() -> None:
-    run = subprocess.run(  # noqa: PLW1510 - the exit code is asserted
-        [sys.executable, "-m", "orra_gateway"],
-        env={"ORRA_GATEWAY_PORT": "eighty", "ORRA_LOG_FORMAT": "json"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = run_gateway(ORRA_GATEWAY_PORT="eighty")
     assert run.returncode == 2
     assert "ORRA_GATEWAY_PORT='eighty' is not a whole number" in run.stderr

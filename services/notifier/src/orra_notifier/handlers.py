@@ -386,30 +386,36 @@ class DeliveryWorker:
             kind=job.kind,
             attempt_log=history,
         )
-        async with self._keep_alive(msg):
-            await self._finish_soon(msg, key, outcome)
+        await self._finish_soon(msg, key, outcome)
 
     async def _finish_soon(self, msg: Msg, key: str, outcome: DeliveryOutcome) -> None:
         """Record a final outcome, retrying in place while the broker is away.
 
         The HTTP request has been made: if recording failed and the job were redelivered,
-        the receiver would get the same delivery again. So the write is retried here (the
-        message kept in progress) for up to two thirds of the ack wait before giving up
-        to the redelivery.
+        the receiver would get the same delivery again. So a failed write is retried here
+        (the message kept in progress) for up to two thirds of the ack wait before giving
+        up to the redelivery. The first try costs nothing more than :meth:`_finish`.
         """
         deadline = time.monotonic() + self._settings.ack_wait_s * 2 / 3
+        try:
+            await self._finish(msg, key, outcome, record=True)
+        except Exception:
+            log.warning("recording a delivery outcome failed; retrying", exc_info=True)
+        else:
+            return
         pause = 0.05
-        while True:
-            try:
-                await self._finish(msg, key, outcome, record=True)
-            except Exception:
-                if time.monotonic() + pause > deadline:
-                    raise
-                log.warning("recording a delivery outcome failed; retrying", exc_info=True)
+        async with self._keep_alive(msg):
+            while True:
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
-            else:
-                return
+                try:
+                    await self._finish(msg, key, outcome, record=True)
+                except Exception:
+                    pause = min(pause * 2, 1.0)
+                    if time.monotonic() + pause > deadline:
+                        raise
+                    log.warning("recording a delivery outcome failed; retrying", exc_info=True)
+                else:
+                    return
 
     async def _finish(self, msg: Msg, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
         if record:
