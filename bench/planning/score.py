@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
     from bench.planning.corpus import Case
 
 __all__ = [
@@ -185,11 +186,7 @@ def _refusal_result(case: Case, seen: Observed) -> CaseResult:
         silent = not honest
         differences.append(
             f"accepted a plan of {_show(_multiset(seen.nodes))}"
-            + (
-                " declaring uncovered " + "; ".join(p for p, _ in seen.uncovered)
-                if honest
-                else ""
-            )
+            + (" declaring uncovered " + "; ".join(p for p, _ in seen.uncovered) if honest else "")
             + f" instead of refusing ({case.refusal.status}, quoting "
             + ", ".join(repr(q) for q in case.refusal.quote)
             + ")"
@@ -261,9 +258,7 @@ def score_case(case: Case, seen: Observed) -> CaseResult:
     for source, target, name in seen.edges:
         edges.setdefault((source, target), set()).add(name)
     missing, extra = expected_nodes - nodes, nodes - expected_nodes
-    node_counts = Counts(
-        tp=(expected_nodes & nodes).total(), fp=extra.total(), fn=missing.total()
-    )
+    node_counts = Counts(tp=(expected_nodes & nodes).total(), fp=extra.total(), fn=missing.total())
     common = expected_edges.keys() & edges.keys()
     edge_counts = Counts(
         tp=len(common), fp=len(edges.keys() - common), fn=len(expected_edges.keys() - common)
@@ -284,8 +279,7 @@ def score_case(case: Case, seen: Observed) -> CaseResult:
             unwired = True
             differences.append(f"edge {pair[0]} → {pair[1]} lacks {', '.join(sorted(lacking))}")
     undeclared = [part for part in case.uncovered if not _declared(part, seen)]
-    for part in undeclared:
-        differences.append(f"{part!r} left out without being declared uncovered")
+    differences.extend(f"{part!r} left out without being declared uncovered" for part in undeclared)
     if seen.uncovered and not case.uncovered:
         differences.append(
             "declared uncovered though every part is doable: "
@@ -296,9 +290,7 @@ def score_case(case: Case, seen: Observed) -> CaseResult:
     dropped = [
         t.service
         for t in case.tasks
-        if t.serves is not None
-        and t.service in missing
-        and not _declared(t.serves, seen)
+        if t.serves is not None and t.service in missing and not _declared(t.serves, seen)
     ]
     silent = bool(dropped or extra or undeclared)
     exact = not (missing or extra or edge_counts.fp or edge_counts.fn or unwired or undeclared)
@@ -345,9 +337,7 @@ class Summary:
         out = asdict(self)
         for name in ("nodes", "edges"):
             counts: Counts = getattr(self, name)
-            out[name].update(
-                precision=counts.precision, recall=counts.recall, f1=counts.f1
-            )
+            out[name].update(precision=counts.precision, recall=counts.recall, f1=counts.f1)
         out["doable_refused_rate"] = self.doable_refused_rate
         return out
 

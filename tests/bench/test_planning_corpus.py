@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
-
 from bench.planning.corpus import CATEGORIES, SETS, Case, Domain, load_cases, load_domains
 from bench.planning.score import normalise
 
@@ -91,7 +90,8 @@ def test_sets_do_not_share_cases_or_actions() -> None:
 @pytest.mark.parametrize("case", ALL, ids=lambda c: c.id)
 def test_case_is_consistent(case: Case) -> None:
     assert case.domain in DOMAINS, case.domain
-    assert case.rationale and case.category in CATEGORIES
+    assert case.rationale
+    assert case.category in CATEGORIES
     refused = {"impossible", "impossible-part", "missing-input"}
     assert case.expects_plan == (case.category not in refused), "category vs expectation"
     assert case.allow_partial == (case.category == "partial")
@@ -118,7 +118,8 @@ def _check_plan(case: Case) -> None:
         assert any(name in _inputs(s) for s in services.values()), f"data {name} unused"
     wired: dict[str, set[str]] = {name: set() for name in services}
     for edge in case.edges:
-        assert edge.source in services and edge.target in services, edge
+        assert edge.source in services, edge
+        assert edge.target in services, edge
         assert edge.fields, f"{edge}: name the fields that flow"
         for name in edge.fields:
             assert name in _outputs(services[edge.source]), f"{edge.source} lacks {name}"
