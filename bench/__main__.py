@@ -224,5 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if (args.strict and failed) else 0
 
 
+def _planner_logs_to_stderr() -> None:
+    """In-process planners (the planning section) log warnings only, to stderr."""
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
 if __name__ == "__main__":
+    _planner_logs_to_stderr()
     sys.exit(main())

@@ -223,10 +223,10 @@ def _refusal_result(case: Case, seen: Observed) -> CaseResult:
 
 def _declared(part: str, seen: Observed) -> bool:
     """Whether the plan declares ``part`` (words of the action) left out."""
-    wanted = normalise(part)
+    wanted = f" {normalise(part)} "
     for uncovered, reason in seen.uncovered:
-        have = normalise(uncovered)
-        if have and (have in wanted or wanted in have or quoted(part, [reason])):
+        have = f" {normalise(uncovered)} "
+        if have.strip() and (have in wanted or wanted in have or quoted(part, [reason])):
             return True
     return False
 

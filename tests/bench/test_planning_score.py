@@ -156,6 +156,10 @@ def test_partial_plan_must_declare_what_it_leaves_out() -> None:
     honest = score_case(case, planned("A", uncovered=(("gift-wrap it", "nothing wraps"),)))
     assert honest.exact
     assert not honest.silent
+    shorter = score_case(case, planned("A", uncovered=(("gift", "no"),)))
+    assert shorter.exact  # the declared part is words of the expected one
+    stray = score_case(case, planned("A", uncovered=(("a", "no"),)))
+    assert stray.silent  # a word inside "gift-wrap" is not a declaration of it
     quiet = score_case(case, planned("A"))
     assert quiet.silent
     assert not quiet.exact
