@@ -56,10 +56,12 @@ __all__ = [
     "REFERENCE_PATTERN",
     "TASK_ID_PATTERN",
     "IssueKind",
+    "PlanAnalysis",
     "PlanIssue",
     "Reference",
     "Segment",
     "UnresolvedReference",
+    "analyse_plan",
     "check_plan",
     "check_tasks",
     "dependencies",
@@ -187,18 +189,24 @@ def find_references(value: Any, where: str = "") -> Iterator[tuple[str, Referenc
             yield location, ref
 
 
-def _referenced(value: Any, found: set[str]) -> None:
-    """Add the task ids that ``value`` references to ``found`` (the fast walk)."""
-    stack = [value]
+def _texts(value: Any) -> list[str]:
+    """Every string in an input (object or list) that starts with a single ``$``.
+
+    The fast walk of the hot paths: no locations, no generator.
+    """
+    out: list[str] = []
+    if not isinstance(value, dict | list):
+        return out
+    stack: list[Any] = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if item.startswith("$") and (ref := _parse(item)) is not None:
-                found.add(ref.task)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        for v in item.values() if isinstance(item, dict) else item:
+            if isinstance(v, str):
+                if v.startswith("$") and not v.startswith("$$"):
+                    out.append(v)
+            elif isinstance(v, dict | list):
+                stack.append(v)
+    return out
 
 
 def dependencies(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
@@ -207,13 +215,20 @@ def dependencies(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
     References to unknown tasks and to the task itself are left out (the checks report
     them). With duplicate ids, the last task of an id wins.
     """
-    ids = [task.id for task in tasks]
+    position = {task.id: i for i, task in enumerate(tasks)}
     out: dict[str, list[str]] = {}
     for task in tasks:
+        texts = _texts(task.input)
+        if not texts:
+            out[task.id] = []
+            continue
         found: set[str] = set()
-        _referenced(task.input, found)
+        for text in texts:
+            ref = _parse(text)
+            if ref is not None and ref.task in position:
+                found.add(ref.task)
         found.discard(task.id)
-        out[task.id] = [i for i in ids if i in found] if found else []
+        out[task.id] = sorted(found, key=position.__getitem__) if found else []
     return out
 
 
@@ -382,11 +397,16 @@ class PlanIssue:
         return f"{self.kind.value}: {self.message}"
 
 
+@lru_cache(maxsize=4096)
+def _valid_id(task_id: str) -> bool:
+    return TASK_ID_PATTERN.fullmatch(task_id) is not None
+
+
 def _id_issues(tasks: Sequence[PlanTask]) -> list[PlanIssue]:
     issues: list[PlanIssue] = []
     seen: set[str] = set()
     for task in tasks:
-        if TASK_ID_PATTERN.fullmatch(task.id) is None:
+        if not _valid_id(task.id):
             issues.append(
                 PlanIssue(
                     IssueKind.BAD_TASK_ID,
@@ -408,60 +428,81 @@ def _id_issues(tasks: Sequence[PlanTask]) -> list[PlanIssue]:
 
 
 def _reference_issues(
-    tasks: Sequence[PlanTask], known: Collection[str], rank: Mapping[str, int], later: str
+    task: PlanTask, known: Collection[str], rank: Mapping[str, int], later: str
 ) -> Iterator[PlanIssue]:
-    """Issues of each task's ``$`` strings.
+    """The issues of one task's ``$`` strings, with their locations (the slow path).
 
     ``known`` holds the plan's task ids; ``rank`` orders tasks (smaller is earlier), and a
     reference from or to a task without a rank is not ordered (that task is reported).
     """
+    own = rank.get(task.id)
+    for where, text in _dollar_strings(task.input):
+        ref = _parse(text)
+        if ref is None:
+            near = _STARTS_LIKE_REFERENCE.match(text)
+            if near is not None and near.group(1) in known:
+                yield PlanIssue(
+                    IssueKind.MALFORMED_REFERENCE,
+                    f"task {task.id!r}: input {where!r} is {text!r}, which looks like a "
+                    f"reference to task {near.group(1)!r} but is not one: a reference is "
+                    "$<task>.<field> followed by .<field> or .<list index> segments "
+                    "(such as $payment.items.0.id); to send this text as it is, start it "
+                    "with $$",
+                    task=task.id,
+                    field=where,
+                )
+            continue
+        prefix = f"task {task.id!r}: input {where!r} refers to {ref}"
+        if ref.task == task.id:
+            kind, tail = IssueKind.SELF_REFERENCE, ", which is the task itself"
+        elif ref.task not in known:
+            kind, tail = IssueKind.UNKNOWN_REFERENCE, f", but there is no task {ref.task!r}"
+        elif own is not None and rank.get(ref.task, -1) >= own:
+            kind, tail = IssueKind.FORWARD_REFERENCE, f", which is {later}"
+        else:
+            continue
+        if kind is not IssueKind.UNKNOWN_REFERENCE:
+            tail += "; a reference must name an earlier task"
+        yield PlanIssue(kind, prefix + tail, task=task.id, field=where)
+
+
+def _analyse(
+    tasks: Sequence[PlanTask], rank: Mapping[str, int], later: str
+) -> tuple[list[PlanIssue], dict[str, list[str]]]:
+    """Reference issues and dependencies of every task, in one walk of each input."""
+    known = {task.id for task in tasks}
+    position = {task.id: i for i, task in enumerate(tasks)}
+    issues: list[PlanIssue] = []
+    deps: dict[str, list[str]] = {}
     for task in tasks:
+        texts = _texts(task.input)
+        if not texts:
+            deps[task.id] = []
+            continue
         own = rank.get(task.id)
-        for where, text in _dollar_strings(task.input):
+        found: set[str] = set()
+        faulty = False
+        for text in texts:
             ref = _parse(text)
             if ref is None:
                 near = _STARTS_LIKE_REFERENCE.match(text)
-                if near is not None and near.group(1) in known:
-                    yield PlanIssue(
-                        IssueKind.MALFORMED_REFERENCE,
-                        f"task {task.id!r}: input {where!r} is {text!r}, which looks like a "
-                        f"reference to task {near.group(1)!r} but is not one: a reference is "
-                        "$<task>.<field> followed by .<field> or .<list index> segments "
-                        "(such as $payment.items.0.id); to send this text as it is, start it "
-                        "with $$",
-                        task=task.id,
-                        field=where,
-                    )
-                continue
-            prefix = f"task {task.id!r}: input {where!r} refers to {ref}"
-            if ref.task == task.id:
-                yield PlanIssue(
-                    IssueKind.SELF_REFERENCE,
-                    f"{prefix}, which is the task itself; a reference must name an earlier task",
-                    task=task.id,
-                    field=where,
-                )
-            elif ref.task not in known:
-                yield PlanIssue(
-                    IssueKind.UNKNOWN_REFERENCE,
-                    f"{prefix}, but there is no task {ref.task!r}",
-                    task=task.id,
-                    field=where,
-                )
-            elif own is not None and rank.get(ref.task, -1) >= own:
-                yield PlanIssue(
-                    IssueKind.FORWARD_REFERENCE,
-                    f"{prefix}, which is {later}; a reference must name an earlier task",
-                    task=task.id,
-                    field=where,
-                )
+                faulty = faulty or (near is not None and near.group(1) in known)
+            elif ref.task == task.id or ref.task not in known:
+                faulty = True
+            else:
+                found.add(ref.task)
+                faulty = faulty or (own is not None and rank.get(ref.task, -1) >= own)
+        if faulty:
+            issues.extend(_reference_issues(task, known, rank, later))
+        deps[task.id] = sorted(found, key=position.__getitem__) if found else []
+    return issues, deps
 
 
 def check_tasks(tasks: Sequence[PlanTask]) -> list[PlanIssue]:
     """The structural issues of a candidate plan: its tasks in the order a planner gave them.
 
     Valid and unique ids; references well formed, to a task of the plan, not to the task
-    itself, to an earlier task in the list; no cycle (one is also reported as forward
+    itself, to an earlier task in the list; no cycle (a cycle also shows as forward
     references). An empty list when the structure is sound; then :func:`parallel_groups`
     gives the plan's groups.
     """
@@ -469,18 +510,19 @@ def check_tasks(tasks: Sequence[PlanTask]) -> list[PlanIssue]:
     rank: dict[str, int] = {}
     for index, task in enumerate(tasks):
         rank.setdefault(task.id, index)
-    issues.extend(_reference_issues(tasks, rank.keys(), rank, "a later task"))
-    deps = dependencies(tasks)
-    _, blocked = dependency_levels(deps, list(rank))
-    if blocked:
-        issues.append(
-            PlanIssue(
-                IssueKind.CYCLE,
-                "tasks " + ", ".join(repr(t) for t in blocked) + " depend on each other in a "
-                "cycle (or on a task in one)",
-                task=blocked[0],
+    reference_issues, deps = _analyse(tasks, rank, "a later task")
+    issues.extend(reference_issues)
+    if any(i.kind is IssueKind.FORWARD_REFERENCE for i in reference_issues):
+        _, blocked = dependency_levels(deps, list(rank))
+        if blocked:
+            issues.append(
+                PlanIssue(
+                    IssueKind.CYCLE,
+                    "tasks " + ", ".join(repr(t) for t in blocked) + " depend on each other "
+                    "in a cycle (or on a task in one)",
+                    task=blocked[0],
+                )
             )
-        )
     return issues
 
 
@@ -510,6 +552,39 @@ def _group_issues(plan: Plan) -> tuple[list[PlanIssue], dict[str, int]]:
     return issues, group_of
 
 
+@dataclass(frozen=True, slots=True)
+class PlanAnalysis:
+    """What :func:`analyse_plan` finds.
+
+    Attributes:
+        issues: The structural issues (empty: the plan can run).
+        dependencies: As :func:`dependencies` computes them.
+    """
+
+    issues: list[PlanIssue]
+    dependencies: dict[str, list[str]]
+
+
+def analyse_plan(plan: Plan, *, exact_groups: bool = False) -> PlanAnalysis:
+    """:func:`check_plan`'s issues and the plan's :func:`dependencies`, in one walk."""
+    issues = _id_issues(plan.tasks)
+    group_issues, group_of = _group_issues(plan)
+    issues.extend(group_issues)
+    reference_issues, deps = _analyse(plan.tasks, group_of, "not in an earlier parallel group")
+    issues.extend(reference_issues)
+    if exact_groups and not issues:
+        levels, _ = dependency_levels(deps, [task.id for task in plan.tasks])
+        if [set(g) for g in levels] != [set(g) for g in plan.parallel_groups]:
+            issues.append(
+                PlanIssue(
+                    IssueKind.GROUPS_NOT_LEVELS,
+                    f"parallel_groups {plan.parallel_groups} are not the dependency levels "
+                    f"{levels}",
+                )
+            )
+    return PlanAnalysis(issues, deps)
+
+
 def check_plan(plan: Plan, *, exact_groups: bool = False) -> list[PlanIssue]:
     """The structural issues of a plan with its parallel groups (what the dispatcher runs).
 
@@ -519,21 +594,4 @@ def check_plan(plan: Plan, *, exact_groups: bool = False) -> list[PlanIssue]:
     (they then run with less parallelism) unless ``exact_groups``: then they must be the
     dependency levels, as the planner computes them (order within a group is free).
     """
-    issues = _id_issues(plan.tasks)
-    group_issues, group_of = _group_issues(plan)
-    issues.extend(group_issues)
-    known = {task.id for task in plan.tasks}
-    issues.extend(
-        _reference_issues(plan.tasks, known, group_of, "not in an earlier parallel group")
-    )
-    if exact_groups and not issues:
-        levels = parallel_groups(plan.tasks)
-        if [set(g) for g in levels] != [set(g) for g in plan.parallel_groups]:
-            issues.append(
-                PlanIssue(
-                    IssueKind.GROUPS_NOT_LEVELS,
-                    f"parallel_groups {plan.parallel_groups} are not the dependency levels "
-                    f"{levels}",
-                )
-            )
-    return issues
+    return analyse_plan(plan, exact_groups=exact_groups).issues

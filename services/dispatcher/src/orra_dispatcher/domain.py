@@ -90,7 +90,7 @@ from orra_events import (
     TaskTimedOut,
 )
 from orra_events.errors import UnresolvedReference as ReferenceNotFound
-from orra_events.plan import check_plan
+from orra_events.plan import analyse_plan
 from orra_events.plan import dependencies as plan_dependencies
 from orra_events.plan import resolve as resolve_references
 
@@ -454,10 +454,10 @@ def validate_plan(plan: Plan) -> dict[str, list[str]]:
     Raises:
         InvalidPlan: every structural issue, ``kind: message`` joined by ``; ``.
     """
-    issues = check_plan(plan)
-    if issues:
-        raise InvalidPlan("; ".join(str(issue) for issue in issues))
-    return dependencies(plan)
+    analysis = analyse_plan(plan)
+    if analysis.issues:
+        raise InvalidPlan("; ".join(str(issue) for issue in analysis.issues))
+    return analysis.dependencies
 
 
 def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
