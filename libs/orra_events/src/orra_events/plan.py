@@ -92,6 +92,9 @@ REFERENCE_PATTERN: Final = re.compile(REFERENCE_JSON_PATTERN)
 _STARTS_LIKE_REFERENCE: Final = re.compile(rf"\$({_TASK})[.\[]")
 """``$``, something shaped like a task id, then ``.`` or ``[``: a reference or a near miss."""
 
+_BRACKETS: Final = re.compile(rf"\[({_INDEX})\]")
+"""A list index written ``[0]``, as a mistyped reference may have it."""
+
 Segment = str | int
 """A path segment: a name (``str``) or a list index (``int``)."""
 
@@ -213,14 +216,14 @@ def dependencies(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
     """Task id → ids of the other tasks of the plan that its input references, in plan order.
 
     References to unknown tasks and to the task itself are left out (the checks report
-    them). With duplicate ids, the last task of an id wins.
+    them, and duplicate ids, whose dependencies are merged here).
     """
     position = {task.id: i for i, task in enumerate(tasks)}
     out: dict[str, list[str]] = {}
     for task in tasks:
         texts = _texts(task.input)
         if not texts:
-            out[task.id] = []
+            out.setdefault(task.id, [])
             continue
         found: set[str] = set()
         for text in texts:
@@ -228,6 +231,8 @@ def dependencies(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
             if ref is not None and ref.task in position:
                 found.add(ref.task)
         found.discard(task.id)
+        if task.id in out:  # a duplicate id (reported by the checks): merge
+            found.update(out[task.id])
         out[task.id] = sorted(found, key=position.__getitem__) if found else []
     return out
 
@@ -441,10 +446,12 @@ def _reference_issues(
         if ref is None:
             near = _STARTS_LIKE_REFERENCE.match(text)
             if near is not None and near.group(1) in known:
+                fixed = _BRACKETS.sub(r".\1", text)
+                hint = f" (did you mean {fixed}?)" if _parse(fixed) is not None else ""
                 yield PlanIssue(
                     IssueKind.MALFORMED_REFERENCE,
                     f"task {task.id!r}: input {where!r} is {text!r}, which looks like a "
-                    f"reference to task {near.group(1)!r} but is not one: a reference is "
+                    f"reference to task {near.group(1)!r} but is not one{hint}: a reference is "
                     "$<task>.<field> followed by .<field> or .<list index> segments "
                     "(such as $payment.items.0.id); to send this text as it is, start it "
                     "with $$",
@@ -477,7 +484,7 @@ def _analyse(
     for task in tasks:
         texts = _texts(task.input)
         if not texts:
-            deps[task.id] = []
+            deps.setdefault(task.id, [])
             continue
         own = rank.get(task.id)
         found: set[str] = set()
@@ -494,6 +501,8 @@ def _analyse(
                 faulty = faulty or (own is not None and rank.get(ref.task, -1) >= own)
         if faulty:
             issues.extend(_reference_issues(task, known, rank, later))
+        if task.id in deps:  # a duplicate id (reported): merge
+            found.update(deps[task.id])
         deps[task.id] = sorted(found, key=position.__getitem__) if found else []
     return issues, deps
 
