@@ -8,12 +8,15 @@ returns the accepted :class:`~orra_events.Plan` with its ``parallel_groups`` com
 here (a strategy's own groups are never trusted).
 
 The rules (DESIGN.md, "The plan"): every service exists; every input matches the service's
-input schema (names, required fields, JSON types); every ``$task.field`` reference names
-an earlier task and a field that the referenced service's output schema declares; there
-is no cycle; every action data field is used by some task.
+input schema (names, required fields, JSON types); the structure is sound
+(:func:`orra_events.plan.check_tasks`: valid unique ids, every reference well formed and
+naming an earlier task, no cycle); every reference's path (``$order.items.0.id``) exists
+in the referenced service's output schema as far as that schema describes it
+(:mod:`orra_planner.outputs`); every action data field is used by some task.
 
 A data field counts as *used* when its value appears as a concrete input value of some
-task (anywhere in the input, also inside lists and objects), or as that value converted
+task (anywhere in the input, also inside lists and objects; an escaped literal counts as
+the text it stands for), or as that value converted
 to the input's declared type (``"299.99"`` → ``299.99``).
 
 A strategy validates its candidate and :func:`~orra_planner.strategy.finalize` validates
@@ -313,7 +316,7 @@ def _check_inputs(task: PlanTask, spec: ServiceSpec) -> Iterator[ValidationIssue
 def _type_problem(value: Any, name: str, spec: ServiceSpec) -> str | None:
     if value is None or isinstance(value, str | int | float):  # bool is an int
         if isinstance(value, str) and parse_reference(value) is not None:
-            return None  # checked against the referenced output in _check_references
+            return None  # checked against the referenced output by check_outputs
         return spec.scalar_input_problem(name, value)
     root = spec.input_schema
     field_schema = spec.inputs[name]
