@@ -82,9 +82,10 @@ _INDEX: Final = r"0|[1-9][0-9]*"
 TASK_ID_PATTERN: Final = re.compile(rf"^{_TASK}$")
 """What a task id may look like (it is part of event ids and idempotency keys)."""
 
-REFERENCE_JSON_PATTERN: Final = rf"^\$({_TASK})\.({_NAME}(?:\.(?:{_NAME}|{_INDEX}))*)$"
+REFERENCE_JSON_PATTERN: Final = rf"^\$({_TASK})\.({_NAME}(\.({_NAME}|{_INDEX}))*)$"
 """The reference grammar as a regular expression that JSON Schema (ECMA 262) and Python
-read alike; the LLM planner's structured output uses it as a ``pattern``."""
+read alike (plain groups only, for the strictest dialects); the LLM planner's structured
+output uses it as a ``pattern``."""
 
 REFERENCE_PATTERN: Final = re.compile(REFERENCE_JSON_PATTERN)
 """A reference (use with ``fullmatch``): group 1 is the task id, group 2 the dotted path."""

@@ -54,7 +54,9 @@ types, no fields the schema does not define.
 3. An input value is either a concrete JSON value (usually one of the action's data values, \
 copied exactly) or a reference "$<task id>.<field>" to a field of an earlier task's output \
 schema (a value nested in it: "$<task id>.<field>.<field or list index>...", such as \
-"$payment.items.0.id"). Reference another task only when this task needs that task's output.
+"$payment.items.0.id"). Reference another task only when this task needs that task's output. \
+A text value that starts with "$" and could be read as a reference (a data value such as \
+"$BRK.B") is written with one more "$": "$$BRK.B".
 4. Use every data field of the action at least once.
 5. Maximise parallelism: tasks that do not need each other's output must not depend on \
 each other. No cycles.
