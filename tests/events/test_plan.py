@@ -140,6 +140,7 @@ def test_an_escaped_value_is_a_literal_that_resolves_to_itself(value: Any) -> No
     assert list(find_references(escaped)) == []
     assert check_tasks([task("payment", data=escaped), task("t", x=escaped)]) == []
     assert resolve(escaped, {"payment": {"x": 1}}) == value
+    assert unescape(escaped) == value
 
 
 # --- finding references and dependencies ---------------------------------------------------

@@ -148,3 +148,22 @@ def test_an_unescaped_reference_shaped_datum_is_an_unknown_reference() -> None:
     tasks = [PlanTask(id="quote", service="QuoteService", input={"ticker": "$BRK.B"})]
     result = validate_plan(tasks, catalog, data(ticker="$BRK.B"))
     assert IssueCode.UNKNOWN_REFERENCE in result.codes()
+
+
+def test_escaped_data_in_a_list_counts_as_used() -> None:
+    catalog = catalog_of(
+        [
+            registered(
+                "QuoteService",
+                "Quotes stock tickers",
+                obj({"tickers": {"type": "array", "items": string()}}),
+                obj({"prices": {"type": "array", "items": {"type": "number"}}}),
+            )
+        ]
+    )
+    tickers = ["$BRK.B", "$AAPL"]
+    outcome = OfflinePlanner().plan_now(
+        request("Quote the stock tickers", catalog, tickers=tickers)
+    )
+    assert isinstance(outcome, Planned), outcome
+    assert outcome.plan.tasks[0].input == {"tickers": ["$$BRK.B", "$AAPL"]}

@@ -158,12 +158,17 @@ def escape(value: Any) -> Any:
 
 
 def unescape(value: Any) -> Any:
-    """The value a literal stands for: an escaped string (``$$...``) loses its first ``$``.
+    """The inverse of :func:`escape`: what a literal value stands for (lists and objects too).
 
-    Only strings change (containers are not searched); references are not resolved.
+    Strings that start with ``$$`` lose their first ``$``; references are not resolved
+    (use :func:`resolve` for a task's input).
     """
-    if isinstance(value, str) and value.startswith("$$"):
-        return value[1:]
+    if isinstance(value, str):
+        return value[1:] if value.startswith("$$") else value
+    if isinstance(value, Mapping):
+        return {k: unescape(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [unescape(v) for v in value]
     return value
 
 
