@@ -29,12 +29,8 @@ In a plan, a literal that starts like a reference to one of the plan's tasks (``
 task's id, then ``.`` or ``[``) but does not match, such as ``"$payment.items[0].id"``, is a
 ``malformed_reference``: a mistyped reference is refused, never sent on as text.
 
-**Structure.** :func:`check_tasks` checks a candidate (tasks in order, as a planner proposes
-them) and :func:`check_plan` a plan with its parallel groups; both return typed
-:class:`PlanIssue` values and never raise. Task ids are valid and unique; every reference
-names a task of the plan, not the task itself, and an earlier one (earlier in the task list
-for a candidate, in an earlier parallel group for a plan); hence no cycle. A plan's groups
-hold every task exactly once; with ``exact_groups`` they must be the dependency levels.
+**Structure.** :func:`check_tasks` (a planner's candidate) and :func:`check_plan` (a plan
+with its groups) return typed :class:`PlanIssue` values; :func:`resolve` substitutes outputs.
 """
 
 from __future__ import annotations
@@ -286,18 +282,13 @@ def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]]:
 # --- resolving references ------------------------------------------------------------------
 
 
+_KINDS: Final = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+
+
 def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null" if value is None else type(value).__name__
+    if value is None:
+        return "null"
+    return _KINDS.get(type(value)) or ("a number" if isinstance(value, int | float) else "a value")
 
 
 def value_at(output: Any, ref: Reference) -> Any:
