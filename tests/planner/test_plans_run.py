@@ -40,7 +40,7 @@ WEIGHTED = ("string", "string", "string", "integer", "number", "boolean")
 TEXTS = ("ok", "ORD-1", "$5.00", "$ 10", "$AAPL", "$BRK.B", "$$x", "$t0.status", "a $t1.x", "")
 NAMES = ("id", "status", "items", "total", "customer", "tags", "count", "note", "detail")
 POLICY = Policy(max_attempts=1, task_timeout_s=30.0)
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- schemas and values ----------------------------------------------------------------------
