@@ -194,23 +194,21 @@ def find_references(value: Any, where: str = "") -> Iterator[tuple[str, Referenc
             yield location, ref
 
 
-def _texts(value: Any) -> list[str]:
+def _texts(value: Any, out: list[str] | None = None) -> list[str]:
     """Every string in an input (object or list) that starts with a single ``$``.
 
     The fast walk of the hot paths: no locations, no generator.
     """
-    out: list[str] = []
+    if out is None:
+        out = []
     if not isinstance(value, dict | list):
         return out
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        for v in item.values() if isinstance(item, dict) else item:
-            if isinstance(v, str):
-                if v.startswith("$") and not v.startswith("$$"):
-                    out.append(v)
-            elif isinstance(v, dict | list):
-                stack.append(v)
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, str):
+            if item.startswith("$") and not item.startswith("$$"):
+                out.append(item)
+        elif isinstance(item, dict | list):
+            _texts(item, out)
     return out
 
 
@@ -220,22 +218,23 @@ def dependencies(tasks: Sequence[PlanTask]) -> dict[str, list[str]]:
     References to unknown tasks and to the task itself are left out (the checks report
     them, and duplicate ids, whose dependencies are merged here).
     """
-    position = {task.id: i for i, task in enumerate(tasks)}
+    position: dict[str, int] | None = None
     out: dict[str, list[str]] = {}
     for task in tasks:
         texts = _texts(task.input)
         if not texts:
             out.setdefault(task.id, [])
             continue
-        found: set[str] = set()
-        for text in texts:
-            ref = _parse(text)
-            if ref is not None and ref.task in position:
-                found.add(ref.task)
-        found.discard(task.id)
+        if position is None:
+            position = {t.id: i for i, t in enumerate(tasks)}
+        found = {
+            ref.task
+            for text in texts
+            if (ref := _parse(text)) is not None and ref.task in position and ref.task != task.id
+        }
         if task.id in out:  # a duplicate id (reported by the checks): merge
             found.update(out[task.id])
-        out[task.id] = sorted(found, key=position.__getitem__) if found else []
+        out[task.id] = sorted(found, key=position.__getitem__) if len(found) > 1 else [*found]
     return out
 
 
@@ -500,7 +499,7 @@ def _analyse(
             issues.extend(_reference_issues(task, known, rank, later))
         if task.id in deps:  # a duplicate id (reported): merge
             found.update(deps[task.id])
-        deps[task.id] = sorted(found, key=position.__getitem__) if found else []
+        deps[task.id] = sorted(found, key=position.__getitem__) if len(found) > 1 else [*found]
     return issues, deps
 
 
