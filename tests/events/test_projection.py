@@ -41,7 +41,6 @@ from orra_events.projection import (
     apply,
     fold,
     is_terminal,
-    references,
     summarize,
     to_builtins,
 )
@@ -416,14 +415,6 @@ def test_json_uses_camel_case_and_parallel_groups() -> None:
         "taskCount": 3,
         "createdAt": 100.0,
         "finishedAt": None,
-    }
-
-
-def test_references() -> None:
-    assert references({"a": "$x.y", "b": ["$z.w", {"c": "$q.r"}], "d": "$nodot", "e": 1}) == {
-        "x",
-        "z",
-        "q",
     }
 
 

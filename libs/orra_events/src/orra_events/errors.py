@@ -10,6 +10,7 @@ __all__ = [
     "OrraEventsError",
     "SchemaMismatch",
     "UnknownEventType",
+    "UnresolvedReference",
     "UnsupportedVersion",
 ]
 
@@ -44,3 +45,7 @@ class UnsupportedVersion(DecodeError):
 
 class SchemaMismatch(DecodeError):
     """The event's fields do not match its schema (missing, extra-typed or ill-typed)."""
+
+
+class UnresolvedReference(OrraEventsError, LookupError):
+    """A plan reference cannot be resolved; the message names it and where its path stops."""

@@ -115,8 +115,9 @@ class DataField(msgspec.Struct, frozen=True):
 class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
     """One task of a plan.
 
-    ``input`` values are concrete JSON values or ``"$<task id>.<field>"`` references to an
-    earlier task's output.
+    ``input`` values are concrete JSON values or references to an earlier task's output
+    (``"$<task id>.<field>"``, or a nested value: ``"$payment.items.0.id"``); the grammar
+    is :mod:`orra_events.plan`'s.
     """
 
     id: str

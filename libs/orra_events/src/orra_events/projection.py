@@ -46,8 +46,9 @@ defensively so that a replayed or late event never corrupts a view):
   :class:`ListingState` (status, the plan's task count, end time), so that a read model
   can keep a line for every orchestration without its full view; an ended line never
   changes again.
-* ``dependsOn`` lists the tasks whose output a task's input references (``"$payment.status"``
-  strings, at any depth of the input); ``group`` is the index of the task's parallel group.
+* ``dependsOn`` lists the other tasks of the plan whose output a task's input references
+  (:func:`orra_events.plan.dependencies`: ``"$payment.status"``, ``"$payment.items.0.id"``,
+  at any depth of the input), sorted; ``group`` is the index of the task's parallel group.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ from orra_events.events import (
     WebhookDelivered,
     WebhookFailed,
 )
+from orra_events.plan import dependencies
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -111,7 +113,6 @@ __all__ = [
     "compensation_failures",
     "fold",
     "is_terminal",
-    "references",
     "summarize",
     "to_builtins",
 ]
@@ -582,22 +583,6 @@ def to_builtins(view: msgspec.Struct) -> Any:
     return msgspec.to_builtins(view)
 
 
-def references(value: Any) -> set[str]:
-    """Task ids referenced by ``"$<task>.<field>"`` strings anywhere inside ``value``."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item.startswith("$") and "." in item:
-                found.add(item[1:].split(".", 1)[0])
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
 # --- the fold ------------------------------------------------------------------------------
 
 
@@ -626,7 +611,7 @@ def _on_action(view: OrchestrationView, event: ActionSubmitted) -> None:
 def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
     plan = event.plan
     group_of = {tid: index for index, group in enumerate(plan.parallel_groups) for tid in group}
-    ids = {task.id for task in plan.tasks}
+    deps = dependencies(plan.tasks)
     view.parallel_groups = [list(group) for group in plan.parallel_groups]
     view.tasks = [
         TaskView(
@@ -634,7 +619,7 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
             service=task.service,
             group=group_of.get(task.id),
             input=dict(task.input),
-            depends_on=sorted((references(task.input) & ids) - {task.id}),
+            depends_on=sorted(deps.get(task.id, ())),
         )
         for task in plan.tasks
     ]

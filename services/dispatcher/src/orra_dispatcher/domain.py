@@ -12,12 +12,14 @@ Rules, in one place:
 * **Release** (:func:`releasable`): ``groups`` releases the tasks of parallel group k+1 only
   when every task of groups 1..k completed; ``eager`` releases each task as soon as every
   task that its input references completed (a task without references starts at once).
-* **References** (:func:`resolve`): a string value that is exactly ``$<task id>.<path>``,
-  where ``<task id>`` is a task of the plan, is replaced by that task's output at ``path``
-  (dot-separated keys; a numeric segment indexes a list). References are found anywhere in
-  the input, nested in lists and objects. A ``$`` string whose first segment is not a task
-  id (``"$5.00"``) stays a literal. A reference to a field the output lacks fails the
-  orchestration (:class:`~orra_dispatcher.errors.UnresolvedReference`).
+* **Plans and references**: the grammar is :mod:`orra_events.plan`'s, the planner's too.
+  :func:`start` refuses a plan with a structural issue (:func:`validate_plan`: bad or
+  duplicate ids, a task in no group or two, a reference that is malformed, unknown, to
+  the task itself or not to an earlier group) by failing the orchestration with every
+  issue. :func:`resolve` replaces each reference (``"$payment.items.0.id"``, at any depth
+  of the input) by the value at that path of the task's output and unescapes ``$$``
+  literals; a path the output lacks fails the orchestration
+  (:class:`~orra_dispatcher.errors.UnresolvedReference`, saying where the path stops).
 * **Retries**: a retryable failure or a timeout of attempt *n* < ``max_attempts`` emits
   ``task.retrying`` and dispatches attempt *n+1* after
   ``min(retry_max_s, retry_base_s * 2**(n-1))``, shortened by a deterministic jitter of
@@ -55,7 +57,6 @@ Rules, in one place:
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -88,6 +89,10 @@ from orra_events import (
     TaskRetrying,
     TaskTimedOut,
 )
+from orra_events.errors import UnresolvedReference as ReferenceNotFound
+from orra_events.plan import analyse_plan
+from orra_events.plan import dependencies as plan_dependencies
+from orra_events.plan import resolve as resolve_references
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -112,7 +117,6 @@ __all__ = [
     "dependencies",
     "is_unhealthy",
     "merge_results",
-    "references",
     "releasable",
     "resolve",
     "start",
@@ -135,9 +139,6 @@ CompStatus = Literal["pending", "running", "retry_wait", "done", "failed"]
 
 ORCHESTRATION_TIMER = ""
 """``Timer.task_id`` of timers about the whole orchestration (pause grace, health)."""
-
-_REF = re.compile(r"\$([A-Za-z0-9_-]{1,128})\.(\S+)")
-
 
 # --- state -------------------------------------------------------------------------------
 
@@ -392,78 +393,28 @@ def _noop(state: Orchestration | None, note: str, *, stale: bool = False) -> Out
 # --- references and release --------------------------------------------------------------
 
 
-def _parse_ref(value: str, task_ids: Collection[str]) -> tuple[str, list[str]] | None:
-    if not value.startswith("$"):
-        return None
-    match = _REF.fullmatch(value)
-    if match is None or match.group(1) not in task_ids:
-        return None
-    return match.group(1), match.group(2).split(".")
-
-
-def references(value: Any, task_ids: Collection[str]) -> set[str]:
-    """Ids of the tasks that ``value`` references, searching nested lists and objects."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            ref = _parse_ref(item, task_ids)
-            if ref is not None:
-                found.add(ref[0])
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
-def _lookup(output: Any, path: Sequence[str], ref: str) -> Any:
-    current = output
-    for segment in path:
-        if isinstance(current, dict) and segment in current:
-            current = current[segment]
-        elif isinstance(current, list) and segment.isdigit() and int(segment) < len(current):
-            current = current[int(segment)]
-        else:
-            raise UnresolvedReference(f"{ref}: the output has no {'.'.join(path)!r}")
-    return current
-
-
 def resolve(value: Any, outputs: Mapping[str, Mapping[str, Any] | None]) -> Any:
-    """Replace every ``$task.field`` reference in ``value`` by the referenced output value.
+    """Replace every reference in ``value`` by the referenced output value.
+
+    The grammar and the substitution are :func:`orra_events.plan.resolve`'s.
 
     Args:
         value: A task's input, or any JSON value within it.
-        outputs: Output of each task of the plan by id (``None`` when not completed); its
-            keys are the task ids that references may name.
+        outputs: Output of each task of the plan by id (``None`` when not completed).
 
     Raises:
-        UnresolvedReference: a referenced task has no output, or not that field.
+        UnresolvedReference: a referenced task is not in the plan or has no output, or its
+            output lacks the referenced path.
     """
-    if isinstance(value, str):
-        ref = _parse_ref(value, outputs)
-        if ref is None:
-            return value
-        output = outputs[ref[0]]
-        if output is None:
-            raise UnresolvedReference(f"{value}: task {ref[0]!r} has not completed")
-        return _lookup(output, ref[1], value)
-    if isinstance(value, dict):
-        return {k: resolve(v, outputs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, outputs) for v in value]
-    return value
+    try:
+        return resolve_references(value, outputs)
+    except ReferenceNotFound as exc:
+        raise UnresolvedReference(str(exc)) from None
 
 
 def dependencies(plan: Plan) -> dict[str, list[str]]:
     """Task ids that each task's input references, in plan order, by task id."""
-    ids = [t.id for t in plan.tasks]
-    return {
-        t.id: [d for d in ids if d in refs]
-        for t in plan.tasks
-        for refs in (references(t.input, ids),)
-    }
+    return plan_dependencies(plan.tasks)
 
 
 def releasable(
@@ -496,34 +447,17 @@ def releasable(
 
 
 def validate_plan(plan: Plan) -> dict[str, list[str]]:
-    """Check that the plan can run; return its :func:`dependencies`.
+    """Check that the plan can run (:func:`orra_events.plan.check_plan`); return its deps.
+
+    Groups coarser than the dependency levels are accepted: they run, with less parallelism.
 
     Raises:
-        InvalidPlan: duplicate or unknown task ids, a task in no group or in two, or a
-            reference to a task of the same or a later group.
+        InvalidPlan: every structural issue, ``kind: message`` joined by ``; ``.
     """
-    ids = [t.id for t in plan.tasks]
-    if len(set(ids)) != len(ids):
-        raise InvalidPlan("duplicate task ids")
-    group_of: dict[str, int] = {}
-    for index, group in enumerate(plan.parallel_groups):
-        for task_id in group:
-            if task_id not in ids:
-                raise InvalidPlan(f"group {index + 1} names unknown task {task_id!r}")
-            if task_id in group_of:
-                raise InvalidPlan(f"task {task_id!r} is in more than one group")
-            group_of[task_id] = index
-    missing = [t for t in ids if t not in group_of]
-    if missing:
-        raise InvalidPlan(f"tasks in no parallel group: {', '.join(missing)}")
-    deps = dependencies(plan)
-    for task_id, needed in deps.items():
-        for dep in needed:
-            if group_of[dep] >= group_of[task_id]:
-                raise InvalidPlan(
-                    f"task {task_id!r} references {dep!r}, which is not in an earlier group"
-                )
-    return deps
+    analysis = analyse_plan(plan)
+    if analysis.issues:
+        raise InvalidPlan("; ".join(str(issue) for issue in analysis.issues))
+    return analysis.dependencies
 
 
 def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

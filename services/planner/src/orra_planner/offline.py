@@ -42,8 +42,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from orra_events import DataField, PlanTask
+from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
-from orra_planner.graph import TASK_ID_PATTERN, dependency_levels
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import GENERIC_NAME_WORDS, STOP_WORDS, split_words, stems
 from orra_planner.validation import validate_plan
@@ -465,7 +465,9 @@ class OfflinePlanner:
             for name in spec.inputs:
                 if _key(name) in data:
                     value = data[_key(name)].value
-                    inputs[spec.name][name] = schema.coerce_to(value, spec.input_types(name))
+                    inputs[spec.name][name] = escape(
+                        schema.coerce_to(value, spec.input_types(name))
+                    )
                 elif name in spec.required_inputs:
                     earlier = [
                         p for p in providers(name, spec.name) if rank[p.spec.name] < rank[spec.name]

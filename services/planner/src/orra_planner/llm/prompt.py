@@ -6,27 +6,32 @@ The answer is either a plan::
      "parallel_groups": [["payment", "inventory"], ["delivery"]]}
 
 or the refusal ``{"not_actionable": true, "reason": "..."}``. Input values are concrete
-JSON values or ``"$<task id>.<field>"`` references to an earlier task's output.
+JSON values or references to an earlier task's output (``"$<task id>.<field>"``, or a
+nested value such as ``"$payment.items.0.id"``; the grammar is :mod:`orra_events.plan`'s).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from orra_events import Plan, PlanTask
+from orra_events.plan import (
+    REFERENCE_JSON_PATTERN,
+    dependencies,
+    dependency_levels,
+    find_references,
+)
 from orra_planner.errors import PlannerError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from orra_events import DataField, ServiceRegistered
     from orra_planner.llm.grounding import GroundingMatch
 
 __all__ = [
-    "REFERENCE",
     "Answer",
     "AnswerError",
     "NotActionable",
@@ -36,11 +41,6 @@ __all__ = [
     "repair_message",
     "response_format",
 ]
-
-REFERENCE: Final = re.compile(r"^\$([A-Za-z0-9_-]+)\.([A-Za-z0-9_.\-\[\]]+)$")
-"""A ``$task.field`` reference to an earlier task's output."""
-
-_REFERENCE_PATTERN: Final = r"^\$[A-Za-z0-9_-]+\.[A-Za-z0-9_.\-\[\]]+$"
 
 SYSTEM: Final = """\
 You are the planner of Orra, an orchestration engine. You turn a user's action into an \
@@ -53,7 +53,10 @@ Rules:
 types, no fields the schema does not define.
 3. An input value is either a concrete JSON value (usually one of the action's data values, \
 copied exactly) or a reference "$<task id>.<field>" to a field of an earlier task's output \
-schema. Reference another task only when this task needs that task's output.
+schema (a value nested in it: "$<task id>.<field>.<field or list index>...", such as \
+"$payment.items.0.id"). Reference another task only when this task needs that task's output. \
+A text value that starts with "$" and could be read as a reference (a data value such as \
+"$BRK.B") is written with one more "$": "$$BRK.B".
 4. Use every data field of the action at least once.
 5. Maximise parallelism: tasks that do not need each other's output must not depend on \
 each other. No cycles.
@@ -243,7 +246,7 @@ def _strict_object(schema: dict[str, Any], depth: int = 0) -> dict[str, Any]:
         value = _strict_value(sub, depth)
         options = value.get("anyOf", [value])
         if depth == 1 and not any(o.get("type") == "string" and "enum" not in o for o in options):
-            options = [*options, {"type": "string", "pattern": _REFERENCE_PATTERN}]
+            options = [*options, {"type": "string", "pattern": REFERENCE_JSON_PATTERN}]
         if name not in required and not any(o.get("type") == "null" for o in options):
             options = [*options, {"type": "null"}]
         out[name] = options[0] if len(options) == 1 else {"anyOf": options}
@@ -315,19 +318,6 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
 # --- reading the answer ------------------------------------------------------------------
 
 
-def _references(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        m = REFERENCE.match(value)
-        if m:
-            yield m.group(1)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _references(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _references(v)
-
-
 def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]] | None:
     """The dependency levels of the tasks, from their ``$task.field`` references.
 
@@ -336,24 +326,13 @@ def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]] | None:
         duplicate id, a reference to an unknown task or a cycle (validation reports it).
     """
     ids = [t.id for t in tasks]
-    if len(set(ids)) != len(ids):
+    known = set(ids)
+    if len(known) != len(ids) or any(
+        ref.task not in known for t in tasks for _, ref in find_references(t.input)
+    ):
         return None
-    deps = {t.id: set(_references(t.input)) for t in tasks}
-    if any(d not in deps for ds in deps.values() for d in ds):
-        return None
-    level: dict[str, int] = {}
-    remaining = dict(deps)
-    while remaining:
-        ready = [t for t, ds in remaining.items() if all(d in level for d in ds)]
-        if not ready:
-            return None
-        for t in ready:
-            level[t] = 1 + max((level[d] for d in remaining[t]), default=-1)
-            del remaining[t]
-    groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for t in ids:
-        groups[level[t]].append(t)
-    return groups
+    levels, blocked = dependency_levels(dependencies(tasks), ids)
+    return None if blocked else levels
 
 
 def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] = ()) -> Answer:
