@@ -48,6 +48,7 @@ from orra_sdk.errors import (
     ClientClosed,
     NonRetryableError,
     OrraSdkError,
+    RegistrationConflict,
     ServiceDefinitionError,
 )
 from orra_sdk.runner import health_server, run, serve_until_signal
@@ -61,6 +62,7 @@ __all__ = [
     "NonRetryableError",
     "OrraClient",
     "OrraSdkError",
+    "RegistrationConflict",
     "RevertHandler",
     "RevertTask",
     "Service",
