@@ -111,7 +111,11 @@ def test_who_sends_and_receives() -> None:
         "taskCompensationResolved",
         "deadLetters",
     }
-    assert _ops("planner", "receive") == {"actionSubmitted", "serviceRegistered", "serviceHeartbeat"}
+    assert _ops("planner", "receive") == {
+        "actionSubmitted",
+        "serviceRegistered",
+        "serviceHeartbeat",
+    }
     assert {"planCreated", "planFailed"} <= _ops("planner", "send")
     assert {"taskDispatched", "work", "orchestrationDone", "orchestrationFailed"} <= _ops(
         "dispatcher", "send"

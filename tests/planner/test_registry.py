@@ -46,7 +46,8 @@ def test_the_first_definition_of_a_name_and_version_counts() -> None:
     registry = Registry(SETTINGS)
     assert registry.apply(reg()).accepted
     again = registry.apply(reg(at=NOW + 1))
-    assert not again.accepted and not again.refused  # a replica: the same registration
+    assert not again.accepted  # a replica: the same registration, neither new nor refused
+    assert not again.refused
     other = registry.apply(reg(description="Charges a card", at=NOW + 2))
     assert other.refused
     assert other.reason is not None
@@ -161,8 +162,9 @@ async def test_a_conflicting_registration_is_parked_and_the_first_one_stays(bus:
     parked = await bus.js.get_last_msg(t.dlq_stream, t.dead_letter(legacy))
     headers = parked.headers or {}
     assert headers[HDR_ORIGINAL_SUBJECT] == legacy
-    assert "is already registered with another definition (description differs)" in (
-        headers[HDR_REASON]
+    assert (
+        "is already registered with another definition (description differs)"
+        in (headers[HDR_REASON])
     )
     assert (await bus.js.stream_info(t.dlq_stream)).state.messages == 1
 
@@ -231,8 +233,10 @@ async def test_an_action_that_needs_a_down_service_is_refused_saying_so(
         assert isinstance(failed, PlanFailed)
         assert failed.status == "not_actionable"
         assert failed.reasons == [
-            "PaymentService has had no live instance for 10 min: it is left out of new "
-            "plans until an instance of it runs again"
+            (
+                "PaymentService has had no live instance for 10 min: it is left out of new "
+                "plans until an instance of it runs again"
+            )
         ]
         # an action that does not need it is planned as usual
         await bus.publish(action("o_up", "Update inventory", productId="PROD456"))

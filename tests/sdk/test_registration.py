@@ -36,7 +36,10 @@ class OtherOrder(BaseModel):
 
 
 def payments(
-    *, input: type[BaseModel] = Order, calls: list[str] | None = None, **kw: Any
+    *,
+    input: type[BaseModel] = Order,  # noqa: A002 - as Service's keyword
+    calls: list[str] | None = None,
+    **kw: Any,
 ) -> Service[Any, Charge]:
     svc: Service[Any, Charge] = Service(
         name=kw.pop("name", "PaymentService"),
@@ -194,9 +197,7 @@ async def test_of_two_conflicting_registrations_at_once_exactly_one_wins(
     a, b = make_client(), make_client()
     await asyncio.gather(a.connect(), b.connect())
     defs = (payments(name=name), payments(name=name, input=OtherOrder))
-    results = await asyncio.gather(
-        a.start(defs[0]), b.start(defs[1]), return_exceptions=True
-    )
+    results = await asyncio.gather(a.start(defs[0]), b.start(defs[1]), return_exceptions=True)
     refused = [r for r in results if isinstance(r, RegistrationConflict)]
     assert len(refused) == 1, results
     assert sum(r is None for r in results) == 1, results

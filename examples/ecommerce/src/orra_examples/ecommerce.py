@@ -5,9 +5,10 @@ Each is an ordinary :class:`orra_sdk.Service`; together they let the offline pla
 the seed's actions. Each declares a few example phrases (``examples=[...]``): words its
 users use for it, which teach the planner its synonyms. They are version 2: version 1 had
 no examples, and one name and version has one definition (a data directory of an older
-``orra up`` keeps version 1, which version 2 replaces for new plans). Field names are chosen so that outputs wire into inputs by name:
-InventoryService's ``inStock`` feeds DeliveryAgent, PaymentService's ``paymentStatus``
-feeds NotificationService, FraudCheck's ``fraudCleared`` feeds RefundService.
+``orra up`` keeps version 1, which version 2 replaces for new plans). Field names are
+chosen so that outputs wire into inputs by name: InventoryService's ``inStock`` feeds
+DeliveryAgent, PaymentService's ``paymentStatus`` feeds NotificationService, FraudCheck's
+``fraudCleared`` feeds RefundService.
 
 Environment (read at each task, so tests can change it):
 
