@@ -357,6 +357,11 @@ class OrraClient:
                 if exc.err_code not in _SUBJECT_TAKEN:
                     raise
                 stored = await self._registered(event)  # another process won the race
+                if stored is None:
+                    raise OrraSdkError(
+                        f"the broker refused the registration of {service.name} version "
+                        f"{service.version} ({exc.description}) but holds none to compare"
+                    ) from None
         if stored is not None:
             registered, problem = stored
             if problem is not None:

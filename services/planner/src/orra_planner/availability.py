@@ -7,9 +7,11 @@
   plan needs a down service, the action is refused (``not_actionable``) with a reason that
   names it (``PaymentService has had no live instance for 5 min ...``), instead of running
   a plan without it or refusing with an unrelated reason.
-* **Versions.** :func:`with_versions` records in each task the version of its service
-  that the plan was made against; the dispatcher sends it with the task, and only a
-  replica of that version runs it (a rolling upgrade does not change a planned task).
+* **Versions.** :func:`~orra_planner.strategy.finalize` records in each task the version
+  of its service that the plan was made against
+  (:meth:`~orra_planner.registry.ServiceCatalog.versioned`); the dispatcher sends it with
+  the task, and only a replica of that version runs it (a rolling upgrade does not change
+  a planned task).
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-import msgspec
 import structlog
 
 from orra_planner.strategy import Planned, PlanRejected, finalize
 
 if TYPE_CHECKING:
-    from orra_planner.registry import ServiceCatalog
     from orra_planner.strategy import Planner, PlanOutcome, PlanRequest
 
-__all__ = ["account_for_down", "with_versions"]
+__all__ = ["account_for_down"]
 
 log = structlog.get_logger("orra.planner")
 
@@ -67,16 +67,3 @@ async def account_for_down(
         attempts=outcome.attempts,
         notes=outcome.notes,
     )
-
-
-def with_versions(outcome: PlanOutcome, catalog: ServiceCatalog) -> PlanOutcome:
-    """``outcome`` with each planned task's service version recorded in the task."""
-    if not isinstance(outcome, Planned):
-        return outcome
-    tasks = [
-        msgspec.structs.replace(task, version=catalog[task.service].version)
-        if task.service in catalog
-        else task
-        for task in outcome.plan.tasks
-    ]
-    return dataclasses.replace(outcome, plan=msgspec.structs.replace(outcome.plan, tasks=tasks))

@@ -47,7 +47,7 @@ from orra_events.bus import (
     HDR_ORIGINAL_SUBJECT,
     HDR_REASON,
 )
-from orra_planner.availability import account_for_down, with_versions
+from orra_planner.availability import account_for_down
 from orra_planner.errors import StrategyError
 from orra_planner.offline import OfflinePlanner
 from orra_planner.strategy import (
@@ -261,7 +261,7 @@ class ActionHandler:
         outcome = finalize(outcome, request)
         if catalog.down:
             outcome = await account_for_down(outcome, request, self.oracle)
-        return with_versions(outcome, catalog)
+        return outcome
 
     async def _keep_alive(self, msg: Msg) -> None:
         period = max(self.settings.ack_wait_s / 3.0, 0.5)

@@ -50,7 +50,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
-from orra_events.liveness import Liveness, LivenessSettings, down_reason
+from orra_events.liveness import Beat, Liveness, LivenessSettings, down_reason, health_of
 from orra_events.registrations import RegistrationBook, Verdict
 from orra_events.registry import park_registry_message, registry_problem
 from orra_planner import schema
@@ -58,7 +58,7 @@ from orra_planner import schema
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from orra_events import Bus
+    from orra_events import Bus, Plan
 
 __all__ = [
     "Registry",
@@ -238,6 +238,22 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
             down_reason(n, self.down[n], at) for n in names or sorted(self.down) if n in self.down
         ]
 
+    def versioned(self, plan: Plan) -> Plan:
+        """``plan`` with each task's service version recorded in the task (``PlanTask.version``).
+
+        The dispatcher sends it with the task, and only a replica of that version runs it:
+        a rolling upgrade does not change what was planned.
+        """
+        services = self.services
+        stamped = []
+        for task in plan.tasks:
+            spec = services.get(task.service)
+            if spec is None or task.version == spec.version:
+                stamped.append(task)
+            else:
+                stamped.append(msgspec.structs.replace(task, version=spec.version))
+        return msgspec.structs.replace(plan, tasks=stamped)
+
     def with_unavailable(self) -> ServiceCatalog:
         """This catalogue with the down services put back (to see whether a plan needs them)."""
         return self.derived(
@@ -273,6 +289,8 @@ class Registry:
         self._specs: dict[tuple[str, str], ServiceSpec] = {}
         self._projects: dict[str, list[str]] = {}
         self._catalogs: dict[str, tuple[tuple[tuple[str, str], ...], ServiceCatalog]] = {}
+        self._valid: dict[str, tuple[float, float]] = {}
+        """Per project, the times between which its cached catalogue holds without news."""
 
     def apply(self, event: ServiceRegistered) -> Verdict:
         """Take a registration into account (the first of a name and version counts).
@@ -290,11 +308,13 @@ class Registry:
             if spec.name not in names:
                 names.append(spec.name)
             self._catalogs.pop(spec.project, None)
+            self._valid.pop(spec.project, None)
         return verdict
 
     def observe(self, event: ServiceHeartbeat) -> None:
-        """Take a heartbeat into account."""
+        """Take a heartbeat into account (it may bring a down service back)."""
         self.liveness.observe(event)
+        self._valid.clear()
 
     def catalog(self, project: str, *, now: float | None = None) -> ServiceCatalog:
         """The services of ``project`` that plans may use as of ``now`` (an immutable snapshot).
@@ -304,29 +324,35 @@ class Registry:
         neither the registrations nor the chosen versions change.
         """
         at = time.time() if now is None else now
+        valid = self._valid.get(project)
+        if valid is not None and valid[0] <= at < valid[1]:
+            return self._catalogs[project][1]  # nothing registered, beaten or expired since
         settings = self.liveness_settings
         chosen: list[tuple[str, str]] = []
         down: dict[str, float] = {}
+        until = float("inf")
         for name in self._projects.get(project, ()):
             last_seen = 0.0
             for registration in self.book.versions(name):
                 if registration.event.project != project:
                     continue
-                health = self.liveness.health(
-                    name,
-                    registration.version,
+                beat = self.liveness.last_beat(name, registration.version)
+                health = health_of(
+                    last_beat_at=beat.at if beat is not None else None,
+                    interval_s=beat.interval_s if beat is not None else None,
                     registered_at=registration.registered_at,
                     now=at,
                     settings=settings,
                 )
                 if health != "down":
                     chosen.append((name, registration.version))
+                    until = min(until, _down_at(beat, registration.registered_at, settings))
                     break
-                beat = self.liveness.last_beat(name, registration.version)
                 last_seen = max(last_seen, registration.registered_at, beat.at if beat else 0.0)
             else:
                 down[name] = last_seen
                 chosen.append((name, ""))
+        self._valid[project] = (at, until)
         key = tuple(chosen)
         cached = self._catalogs.get(project)
         if cached is not None and cached[0] == key:
@@ -347,6 +373,13 @@ class Registry:
     def projects(self) -> list[str]:
         """Projects that have at least one service."""
         return sorted(self._projects)
+
+
+def _down_at(beat: Beat | None, registered_at: float, settings: LivenessSettings) -> float:
+    """When a version last seen so (beat, else registration) is down, barring news."""
+    if beat is None:
+        return registered_at + settings.down_after_s
+    return beat.at + max(settings.down_after_s, settings.factor * beat.interval_s)
 
 
 class _StreamState(msgspec.Struct):
