@@ -207,6 +207,33 @@ async def test_of_two_conflicting_registrations_at_once_exactly_one_wins(
     assert [c.ready for c in (a, b)] == [r is None for r in results]
 
 
+async def test_losing_the_race_after_the_check_is_a_conflict_too(
+    bus: Bus, make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program registers between this one's look and its append: the broker refuses
+    the append (expected last subject sequence 0) and the stored definition decides."""
+    winner = make_client()
+    await winner.connect()
+    loser: OrraClient = make_client()
+    await loser.connect()
+    looked = loser._registered
+    calls = 0
+
+    async def look_then_lose(event: ServiceRegistered) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await winner.start(payments())  # lands between the look and the append
+            return None
+        return await looked(event)
+
+    monkeypatch.setattr(loser, "_registered", look_then_lose)
+    with pytest.raises(RegistrationConflict, match="input schema differs"):
+        await loser.start(payments(input=OtherOrder))
+    assert calls == 2
+    assert (await stored(bus, "PaymentService", "1")).input_schema == Order.model_json_schema()
+
+
 async def test_a_registration_stored_before_versioned_subjects_counts(
     bus: Bus, make_client: Any
 ) -> None:
