@@ -19,6 +19,8 @@ Example::
         input=PayIn,
         output=PayOut,
         revertible=True,
+        version="1",                                 # raise it to change the definition
+        examples=["charge the card", "take the money for an order"],  # your users' words
     )
 
     @payment.handler
