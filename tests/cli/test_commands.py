@@ -291,6 +291,43 @@ def test_inspect_unknown_id(orra: Any) -> None:
     assert "orra ps" in result.stderr
 
 
+def test_services_ls_shows_examples_and_down_services(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route(
+        "GET",
+        "/services",
+        (
+            200,
+            {
+                "items": [
+                    {
+                        "name": "LoyaltyService",
+                        "kind": "service",
+                        "health": "down",
+                        "version": "1",
+                        "description": "Award loyalty points",
+                        "examples": [],
+                    },
+                    {
+                        "name": "PaymentService",
+                        "kind": "service",
+                        "health": "healthy",
+                        "version": "2",
+                        "description": "Takes payments",
+                        "examples": ["charge the customer", "bill the card"],
+                    },
+                ]
+            },
+        ),
+    )
+    listed = orra("services", "ls")
+    assert listed.exit_code == 0
+    lines = listed.stdout.splitlines()
+    assert lines[1].startswith("LoyaltyService  service  down     1")
+    assert lines[2].startswith("PaymentService  service  healthy  2")
+    assert lines[3] == '  examples: "charge the customer"; "bill the card"'
+    assert "down: no live instance for ORRA_SERVICE_DOWN_AFTER_S" in listed.stderr
+
+
 def test_services_keys_webhooks_abort(orra: Any, gateway: FakeGateway) -> None:
     gateway.route(
         "GET",

@@ -225,6 +225,7 @@ def test_a_nested_new_required_field_is_incompatible() -> None:
         id: str
         service: str
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
         timeout_s: float
 
     assert _check(_with_nested(PlanTask)) == ["x.done: new required field 'plan.tasks[].timeout_s'"]
@@ -235,6 +236,7 @@ def test_a_nested_new_optional_field_is_compatible() -> None:
         id: str
         service: str
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
         timeout_s: float | None = None
 
     assert _check(_with_nested(PlanTask)) == []
@@ -244,6 +246,7 @@ def test_a_nested_removed_field_and_changed_type_are_incompatible() -> None:
     class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
         id: int
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
 
     class DataField(msgspec.Struct, frozen=True):
         field: str

@@ -466,6 +466,60 @@ async def test_services_with_health(client: httpx.AsyncClient, bus: Bus) -> None
     assert items[1]["kind"] == "agent"
 
 
+async def test_services_show_examples_versions_and_down(
+    client: httpx.AsyncClient, bus: Bus
+) -> None:
+    now = time.time()
+
+    def registered(name: str, version: str, *, at: float, **kw: Any) -> ServiceRegistered:
+        return ServiceRegistered(
+            event_id=f"reg:{name}:{version}:{kw.get('description', '')}",
+            service=name,
+            description=str(kw.pop("description", f"{name} v{version}")),
+            input_schema={"type": "object"},
+            output_schema={"type": "object"},
+            version=version,
+            at=at,
+            **kw,
+        )
+
+    await bus.publish(registered("Pay", "1", at=now - 3600, examples=["bill the card"]))
+    await bus.publish(registered("Pay", "2", at=now - 30, examples=["charge the card"]))
+    await bus.publish(registered("Gone", "1", at=now - 3600))
+    # another definition of Pay 1, published as older SDKs did: refused, Pay 1 stays
+    await bus.publish(
+        registered("Pay", "1", at=now - 20, description="Charges gift cards"),
+        subject=bus.topology.service_subject("service.registered", "Pay", None),
+    )
+    for name, version, at in (("Pay", "2", now), ("Pay", "1", now - 900), ("Gone", "1", now - 600)):
+        await bus.publish(
+            ServiceHeartbeat(
+                event_id=f"hb:{name}:{version}",
+                service=name,
+                instance_id="i",
+                interval_s=5,
+                at=at,
+                version=version,
+            )
+        )
+
+    async def both() -> list[Any]:
+        items = await _services(client)
+        beats = [item for item in items if item["lastHeartbeatAt"]]
+        return items if len(items) == 2 and len(beats) == 2 else []
+
+    gone, pay = await eventually(both)
+    assert (pay["name"], pay["version"], pay["health"]) == ("Pay", "2", "healthy")
+    assert pay["examples"] == ["charge the card"]
+    assert pay["description"] == "Pay v2"
+    assert [(v["version"], v["health"]) for v in pay["versions"]] == [
+        ("2", "healthy"),
+        ("1", "down"),
+    ]
+    assert (gone["name"], gone["health"]) == ("Gone", "down")
+    assert gone["versions"][0]["lastHeartbeatAt"] == pytest.approx(now - 600)
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 

@@ -788,7 +788,11 @@ def _print_rows(headers: list[str], rows: Sequence[Sequence[Text | str]], empty:
 def services_ls(
     as_json: JsonOpt = False, gateway_url: GatewayOpt = None, api_key: ApiKeyOpt = None
 ) -> None:
-    """List registered services and agents with their health."""
+    """List registered services and agents with their health, version and example phrases.
+
+    STATUS is ``down`` for a service with no live instance for
+    ``ORRA_SERVICE_DOWN_AFTER_S``: new plans leave it out until an instance runs again.
+    """
     with _client(gateway_url, api_key) as client:
         items = _items(client.get_json("/services"), "services")
     if as_json:
@@ -805,11 +809,25 @@ def services_ls(
         ]
         for s in items
     ]
-    _print_rows(
-        ["NAME", "KIND", "STATUS", "VERSION", "LAST SEEN", "DESCRIPTION"],
-        rows,
-        "no services registered yet: start yours with the SDK (or `orra up --demo`)",
+    if not rows:
+        _note("no services registered yet: start yours with the SDK (or `orra up --demo`)")
+        return
+    header, *lines = table_text(
+        ["NAME", "KIND", "STATUS", "VERSION", "LAST SEEN", "DESCRIPTION"], rows
     )
+    out = [header]
+    for line, item in zip(lines, items, strict=True):
+        out.append(line)
+        examples = item.get("examples")
+        if isinstance(examples, list) and examples:
+            phrases = "; ".join(json.dumps(str(e), ensure_ascii=False) for e in examples)
+            out.append(Text(f"  examples: {phrases}", style="dim"))
+    _out().print(Text("\n").join(out))
+    if any(_cell(s, "status", "health") == "down" for s in items):
+        _note(
+            "down: no live instance for ORRA_SERVICE_DOWN_AFTER_S; new plans leave it out "
+            "until an instance of it runs again"
+        )
 
 
 @keys_app.command("gen")

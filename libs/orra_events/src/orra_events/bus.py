@@ -155,9 +155,25 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def ensure_streams(self) -> None:
-        """Create every stream of the topology, or update it to the current definition."""
-        for config in self.topology.stream_configs():
+        """Create every stream of the topology, or update it to the current definition.
+
+        A services stream of the layout before ``ORRA_HEARTBEATS`` existed (subjects
+        ``service.>``: registrations and heartbeats together) is narrowed to the
+        registrations, which it keeps (they are read from their old subjects), and its
+        heartbeats, which now live in their own stream, are purged.
+        """
+        topology = self.topology
+        legacy = False
+        with contextlib.suppress(NotFoundError):
+            info = await self.js.stream_info(topology.services_stream)
+            legacy = info.config.subjects == [topology.subject("service", ">")]
+        for config in topology.stream_configs():
             await self.ensure_stream(config)
+        if legacy:
+            await self.js.purge_stream(
+                topology.services_stream, subject=topology.heartbeats_filter()
+            )
+            log.info("services stream narrowed to registrations", stream=topology.services_stream)
 
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create one stream, or update it when it exists."""

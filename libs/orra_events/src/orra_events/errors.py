@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "InvalidName",
+    "InvalidRegistration",
     "InvalidSetting",
+    "InvalidVersion",
     "MalformedEvent",
     "OrraEventsError",
     "SchemaMismatch",
@@ -21,6 +23,17 @@ class OrraEventsError(Exception):
 
 class InvalidName(OrraEventsError, ValueError):
     """A name cannot be used as a subject token."""
+
+
+class InvalidVersion(OrraEventsError, ValueError):
+    """A service version is not dotted numbers (see :mod:`orra_events.versions`)."""
+
+
+class InvalidRegistration(OrraEventsError, ValueError):
+    """A service registration breaks a rule of the registry.
+
+    See :mod:`orra_events.registrations`.
+    """
 
 
 class InvalidSetting(OrraEventsError, ValueError):

@@ -123,6 +123,8 @@ class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     service: str
     input: dict[str, Any] = msgspec.field(default_factory=dict)
+    version: str | None = None
+    """The service version the task was planned against (canonical; ``None``: any)."""
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -203,6 +205,9 @@ class TaskDispatched(OrchestrationEvent, frozen=True, kw_only=True, tag="task.di
     attempt: int
     idempotency_key: str
     timeout_s: float
+    version: str | None = None
+    """The service version the task was planned against; a replica of another version
+    hands it back instead of running it (``None``: any version runs it)."""
 
 
 class TaskCompleted(OrchestrationEvent, frozen=True, kw_only=True, tag="task.completed"):
@@ -310,6 +315,8 @@ class TaskCompensating(OrchestrationEvent, frozen=True, kw_only=True, tag="task.
     idempotency_key: str
     timeout_s: float
     previous_error: str | None = None
+    version: str | None = None
+    """The service version the task ran on; only a replica of it runs the revert."""
 
 
 class TaskCompensated(OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensated"):
@@ -551,7 +558,13 @@ class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.
 
 
 class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.registered"):
-    """A service or agent declared itself: what it does and its input/output JSON Schemas."""
+    """A service or agent declared itself: what it does and its input/output JSON Schemas.
+
+    Its subject is ``service.registered.<service>.<version token>``: one registration per
+    name and version, never replaced (see :mod:`orra_events.registrations`). ``examples``
+    are phrases of what the service does, in its users' words, that teach the planner the
+    service's synonyms.
+    """
 
     TYPE: ClassVar[str] = "service.registered"
 
@@ -562,15 +575,22 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     version: str = "1"
     kind: Literal["service", "agent"] = "service"
     schema_hash: str = ""
+    examples: list[str] = msgspec.field(default_factory=list)
 
 
 class ServiceHeartbeat(ServiceEvent, frozen=True, kw_only=True, tag="service.heartbeat"):
-    """A running instance of a service is alive."""
+    """A running instance of a service is alive.
+
+    Its subject is ``service.heartbeat.<service>.<version token>`` (the last beat of any
+    instance of that version), or ``service.heartbeat.<service>`` when ``version`` is
+    ``None`` (an SDK older than versioned heartbeats).
+    """
 
     TYPE: ClassVar[str] = "service.heartbeat"
 
     instance_id: str
     interval_s: float
+    version: str | None = None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from orra_events.fastpub import Batch, FastPublisher
 
-__all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key"]
+__all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key", "record_of"]
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_=-]+(?::[A-Za-z0-9_=-]+)*$")
 _EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
@@ -53,6 +53,16 @@ class Record(msgspec.Struct, kw_only=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Record)
+
+
+def record_of(value: bytes) -> Record | None:
+    """The record a bucket value holds, or ``None`` when it holds none (a delete marker)."""
+    if not value:
+        return None
+    try:
+        return _decoder.decode(value)
+    except msgspec.DecodeError:
+        return None
 
 
 @dataclass(slots=True)

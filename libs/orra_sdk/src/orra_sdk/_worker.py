@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel, ValidationError
 
 from orra_events import (
@@ -64,7 +65,7 @@ from orra_events.errors import DecodeError
 from orra_events.fastpub import PublishError, delivery
 from orra_events.metrics import observe_event
 from orra_sdk._metrics import IN_FLIGHT_TASKS, count_result, observe_handler, prepare
-from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, released
+from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, record_of, released
 from orra_sdk.errors import AbortOrchestration, NonRetryableError
 from orra_sdk.service import RevertTask, Task
 
@@ -85,6 +86,8 @@ log = structlog.get_logger("orra.sdk")
 
 _STATUS = "Status"
 _STOPPED_MEMORY = 10_000
+_HAND_BACK_S = 0.2
+_HAND_BACK_MAX_S = 2.0
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -471,6 +474,17 @@ class ServiceWorker:
             )
             return None
         deliveries, _ = delivery(msg)
+        if event.version is not None and event.version != self.service.version:
+            # Planned against another version (a rolling upgrade): a replica of that
+            # version runs it. Handed back after a short delay, growing with each hand-back.
+            self.publisher.nak(msg, min(_HAND_BACK_S * deliveries, _HAND_BACK_MAX_S))
+            log.debug(
+                "task of another version handed back",
+                task_version=event.version,
+                version=self.service.version,
+                deliveries=deliveries,
+            )
+            return None
         if isinstance(event, TaskCompensating):
             return event.idempotency_key, self._revert(msg, event, deliveries)
         stopped = self._stopped.get(event.orchestration_id)
@@ -479,7 +493,7 @@ class ServiceWorker:
                 msg, event, now(), time.perf_counter(), f"stopped: {stopped}", retryable=False
             )
             return None
-        if deliveries > self.max_deliveries:
+        if deliveries > self.max_deliveries and await self._ran_before(event):
             await self._fail(
                 msg,
                 event,
@@ -491,6 +505,22 @@ class ServiceWorker:
             )
             return None
         return event.idempotency_key, self._run(msg, event, deliveries)
+
+    async def _ran_before(self, event: TaskDispatched) -> bool:
+        """Whether an earlier delivery of this attempt started the handler (and never ended).
+
+        Deliveries also count hand-backs (a replica of another version, a stopping
+        replica), which ran nothing; only a claim of this attempt left behind shows that
+        the handler ran and its process died or hung. Read only past ``max_deliveries``.
+        """
+        try:
+            entry = await self.store.kv.get(kv_key(self.service.name, event.idempotency_key))
+        except KeyNotFoundError:
+            return False
+        if entry.value is None:
+            return False
+        record = record_of(entry.value)
+        return record is not None and record.state == "running" and record.attempt == event.attempt
 
     async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:
         service = self.service

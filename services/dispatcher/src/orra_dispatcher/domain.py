@@ -90,12 +90,15 @@ from orra_events import (
     TaskTimedOut,
 )
 from orra_events.errors import UnresolvedReference as ReferenceNotFound
+from orra_events.liveness import is_unhealthy
 from orra_events.plan import analyse_plan
 from orra_events.plan import dependencies as plan_dependencies
 from orra_events.plan import resolve as resolve_references
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
+
+    from orra_events import PlanTask
 
 __all__ = [
     "ALL_HEALTHY",
@@ -195,14 +198,6 @@ class Services:
 
 ALL_HEALTHY = Services()
 """No unhealthy service, nothing revertible."""
-
-
-def is_unhealthy(last_beat_at: float, interval_s: float, now: float, factor: float = 3.0) -> bool:
-    """Whether a service whose last heartbeat was at ``last_beat_at`` is unhealthy at ``now``.
-
-    Unhealthy when no heartbeat came for more than ``factor`` announced intervals.
-    """
-    return now - last_beat_at > factor * interval_s
 
 
 class CompState(msgspec.Struct, frozen=True, kw_only=True):
@@ -320,9 +315,13 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
 
     def service_of(self, task_id: str) -> str:
         """The service that runs ``task_id``."""
+        return self.task_of(task_id).service
+
+    def task_of(self, task_id: str) -> PlanTask:
+        """The plan's task ``task_id`` (its service, input and version)."""
         for task in self.plan.tasks:
             if task.id == task_id:
-                return task.service
+                return task
         raise KeyError(task_id)
 
 
@@ -649,6 +648,9 @@ class _Builder:
     def service(self, task_id: str) -> str:
         return self.state.service_of(task_id)
 
+    def version(self, task_id: str) -> str | None:
+        return self.state.task_of(task_id).version
+
     def complete(self, task_id: str, attempt: int, output: dict[str, Any]) -> None:
         # The input is kept: a compensation hands it back to the service.
         previous = self.tasks[task_id]
@@ -660,7 +662,8 @@ class _Builder:
 
     def dispatch(self, task_id: str, attempt: int, task_input: dict[str, Any]) -> None:
         state = self.state
-        if self.services.unhealthy and self.service(task_id) in self.services.unhealthy:
+        planned = state.task_of(task_id)
+        if self.services.unhealthy and planned.service in self.services.unhealthy:
             # Held until the service is back (or the pause's grace period ends).
             self.set(
                 task_id,
@@ -687,11 +690,12 @@ class _Builder:
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
-                service=self.service(task_id),
+                service=planned.service,
                 input=task_input,
                 attempt=attempt,
                 idempotency_key=f"{state.id}:{task_id}",
                 timeout_s=state.task_timeout_s,
+                version=planned.version,
             )
         )
 
@@ -768,6 +772,7 @@ class _Builder:
                 idempotency_key=f"{state.id}:{task_id}:revert",
                 timeout_s=state.task_timeout_s,
                 previous_error=previous_error,
+                version=self.version(task_id),
             )
         )
 

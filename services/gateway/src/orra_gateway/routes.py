@@ -457,7 +457,12 @@ async def ignore_compensation_failure(
 async def list_services(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
 ) -> ServiceList:
-    """Registry from the service stream; healthy = heartbeat within 3 intervals."""
+    """Each service at the version new plans use, with its examples, versions and health.
+
+    Health: ``healthy`` (a heartbeat within ``ORRA_HEALTH_FACTOR`` intervals),
+    ``unhealthy``, ``down`` (no live instance for ``ORRA_SERVICE_DOWN_AFTER_S``: left out
+    of new plans) or ``unknown``.
+    """
     return ServiceList(items=gateway.read_model.services(principal.project))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from orra_events.liveness import LivenessSettings
 from orra_events.runtime import BrokerSettings, env_bool, env_float, env_int
 from orra_gateway.errors import SettingsError
 
@@ -48,6 +49,9 @@ class GatewaySettings:
         index_wait_s: ``ORRA_GATEWAY_INDEX_WAIT_S``; how long a list request waits for the
             index to catch up with the log (after a start without a usable snapshot) before
             answering 503.
+        liveness: ``ORRA_HEALTH_FACTOR`` and ``ORRA_SERVICE_DOWN_AFTER_S``: when
+            ``GET /services`` shows a service ``unhealthy`` or ``down`` (the planner and the
+            dispatcher read the same settings; :mod:`orra_events.liveness`).
     """
 
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -66,6 +70,7 @@ class GatewaySettings:
     snapshot_interval_s: float = 5.0
     snapshot_events: int = 20_000
     index_wait_s: float = 10.0
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
 
     def __post_init__(self) -> None:
         key = self.bootstrap_key
@@ -94,4 +99,5 @@ class GatewaySettings:
             snapshot_interval_s=max(0.1, env_float("ORRA_GATEWAY_SNAPSHOT_INTERVAL_S", 5.0)),
             snapshot_events=max(1, env_int("ORRA_GATEWAY_SNAPSHOT_EVENTS", 20_000)),
             index_wait_s=max(0.0, env_float("ORRA_GATEWAY_INDEX_WAIT_S", 10.0)),
+            liveness=LivenessSettings.from_env(),
         )

@@ -10,7 +10,7 @@ from orra_planner.handlers import ActionHandler
 from orra_planner.llm import GroundingStore, LlmPlanner, LlmSettings, PlanCache
 from orra_planner.llm.strategy import LlmStrategy
 from orra_planner.offline import OfflinePlanner
-from orra_planner.registry import RegistryFollower
+from orra_planner.registry import Registry, RegistryFollower
 from orra_planner.settings import PlannerSettings
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ async def setup(
     """
     settings = settings or PlannerSettings.from_env()
     strategy = planner or await build_planner(bus, settings)
-    follower = RegistryFollower(bus)
+    follower = RegistryFollower(bus, Registry(settings.liveness))
     await follower.start(settings.registry_load_timeout_s)
     handler = ActionHandler(bus, follower, strategy, settings)
     await bus.consume(

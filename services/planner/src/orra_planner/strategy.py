@@ -145,6 +145,9 @@ def side_effect_free(planner: Planner) -> bool:
 def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:
     """Validate a strategy's plan once more and give it its computed parallel groups.
 
+    Each task of the plan also records the version of its service it was planned against
+    (:meth:`~orra_planner.registry.ServiceCatalog.versioned`).
+
     Returns:
         The outcome with the validated plan, or a :class:`PlanRejected` (``invalid``)
         listing every validation issue.
@@ -161,7 +164,7 @@ def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:
             notes=outcome.notes,
         )
     return Planned(
-        plan=result.plan,
+        plan=request.catalog.versioned(result.plan),
         planner=outcome.planner,
         model=outcome.model,
         attempts=outcome.attempts,

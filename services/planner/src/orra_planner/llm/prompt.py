@@ -115,10 +115,17 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def _service_examples(s: ServiceRegistered) -> str:
+    if not s.examples:
+        return ""
+    return "How users ask for it: " + "; ".join(_dump(e) for e in s.examples) + "\n"
+
+
 def _services_text(services: Sequence[ServiceRegistered]) -> str:
     blocks = [
         f"### {s.service} ({s.kind})\n"
         f"Description: {s.description.strip() or '(none)'}\n"
+        f"{_service_examples(s)}"
         f"Input schema: {_dump(s.input_schema)}\n"
         f"Output schema: {_dump(s.output_schema)}"
         for s in sorted(services, key=lambda s: s.service)
