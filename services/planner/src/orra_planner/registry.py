@@ -76,6 +76,8 @@ class ServiceSpec:
         kind: ``service`` or ``agent``.
         revertible: Whether it can undo its work.
         version: Its declared version.
+        schema_hash: The hash of its schemas, as registered.
+        examples: Example phrases of what it does, in its users' words.
     """
 
     name: str
@@ -87,6 +89,7 @@ class ServiceSpec:
     revertible: bool = False
     version: str = "1"
     schema_hash: str = ""
+    examples: tuple[str, ...] = ()
 
     @classmethod
     def from_event(cls, event: ServiceRegistered) -> ServiceSpec:
@@ -101,6 +104,7 @@ class ServiceSpec:
             revertible=event.revertible,
             version=event.version,
             schema_hash=event.schema_hash,
+            examples=tuple(event.examples),
         )
 
     def to_event(self) -> ServiceRegistered:
@@ -116,6 +120,7 @@ class ServiceSpec:
             version=self.version,
             kind=self.kind,
             schema_hash=self.schema_hash,
+            examples=list(self.examples),
         )
 
     # A spec is immutable, so what is read off its schemas is computed once.
