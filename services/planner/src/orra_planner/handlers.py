@@ -225,6 +225,7 @@ class ActionHandler:
             action=event.action,
             data=tuple(event.data),
             catalog=catalog,
+            allow_partial=event.allow_partial,
         )
         # A free strategy answers at once; a slow one keeps the message from redelivery.
         keepalive = None if self.free else asyncio.create_task(self._keep_alive(msg))
@@ -304,6 +305,7 @@ class ActionHandler:
             status=outcome.status,
             reasons=list(outcome.reasons),
             notes=list(outcome.notes),
+            uncovered=[u.part for u in outcome.uncovered],
         )
         return PlanFailed(
             event_id=plan_event_id(action.orchestration_id),
@@ -315,6 +317,7 @@ class ActionHandler:
             latency_ms=latency_ms,
             project=action.project,
             webhook=action.webhook,
+            uncovered=list(outcome.uncovered),
         )
 
     async def _already_planned(self, orchestration_id: str) -> bool:
