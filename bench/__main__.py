@@ -1,7 +1,9 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
 Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile (full runs only unless named with ``--only``). A
+recovery, makespan, memory, profile (full runs only unless named with ``--only``),
+planning (planning fidelity, in-process; ``python -m bench planning --help`` runs it
+alone with its own options, see :mod:`bench.planning.cli`). A
 section that cannot run (a service not installed, a peer that cannot be set up) is
 reported as skipped or failed with the reason; the report is written regardless. The raw
 results are also saved as JSON under ``bench/results/`` (gitignored).
@@ -125,6 +127,16 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
                 results["sections"]["peers"] = run_peers(cfg, log=log)
             except Exception as exc:
                 results["sections"]["peers"] = _failure(exc)
+    if "planning" in sections:
+        log("section planning")
+        from bench.planning.report import section as planning_section
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["planning"] = planning_section()
+        except Exception as exc:
+            results["sections"]["planning"] = _failure(exc)
+        results["sections"]["planning"]["seconds"] = time.perf_counter() - t0
     if "recovery" in sections:
         log("section recovery")
         from bench.sections.recovery import run_recovery
@@ -141,6 +153,11 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (1 when ``--strict`` and a section failed)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["planning"]:
+        from bench.planning.cli import main as planning_main
+
+        return planning_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke sizes, < 2 minutes")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md", help="report path")

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 
 __all__ = ["SECTIONS", "Config", "full", "quick"]
 
-SECTIONS = ("overhead", "throughput", "peers", "recovery", "makespan", "memory", "profile")
+SECTIONS = (
+    "overhead",
+    "throughput",
+    "peers",
+    "recovery",
+    "makespan",
+    "memory",
+    "profile",
+    "planning",
+)
 """Every section of the harness, in the order they run."""
 
 

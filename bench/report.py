@@ -522,6 +522,14 @@ def _profile(pr: dict[str, Any]) -> list[str]:
     return [*lines, *_notes(pr), ""]
 
 
+def _planning(pl: dict[str, Any]) -> list[str]:
+    if pl.get("status") != "ok" or "planners" not in pl:
+        return ["## 8. Planning fidelity (issue 15)", "", *_notes(pl), ""]
+    from bench.planning.report import render_markdown
+
+    return render_markdown(pl)
+
+
 def _analysis(results: dict[str, Any]) -> list[str]:
     """One paragraph per missed target: the measured cause and the design change.
 
@@ -692,6 +700,7 @@ def render(results: dict[str, Any]) -> str:
         "makespan": _makespan,
         "memory": _memory,
         "profile": _profile,
+        "planning": _planning,
     }
     for name, fn in renderers.items():
         if name in s:

@@ -20,7 +20,7 @@ import pytest
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK_SECTIONS = ("overhead", "throughput", "recovery", "makespan", "memory")
+QUICK_SECTIONS = ("overhead", "throughput", "recovery", "makespan", "memory", "planning")
 HEADINGS = (
     "# Orra benchmarks",
     "## Summary against the targets (issue 11)",
@@ -31,6 +31,7 @@ HEADINGS = (
     "## 4. Recovery",
     "## 5. Makespan",
     "## 6. Memory",
+    "## 8. Planning fidelity (issue 15)",
 )
 
 
