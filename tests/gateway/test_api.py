@@ -480,7 +480,8 @@ async def test_bad_bodies_are_4xx_problems_naming_the_field(client: httpx.AsyncC
         ({"data": []}, 400, "action"),
         ({"action": {"content": "x"}, "mode": "fastest"}, 400, "mode"),
         ({"action": {"content": "   "}}, 422, "action.content"),
-        ({"action": {"content": ""}}, 400, "action.content"),
+        ({"action": {"content": ""}}, 422, "action.content"),
+        ({"action": {"content": "x"}, "allowPartial": "yes"}, 400, "allowPartial"),
         (
             {"action": {"content": "x"}, "data": [{"field": "a", "value": 1}] * 2},
             422,

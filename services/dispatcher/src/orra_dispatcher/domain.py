@@ -906,6 +906,7 @@ class _Builder:
                     task_id=ending.task_id,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     compensation=summary,
                 )
             else:
@@ -917,6 +918,7 @@ class _Builder:
                     payload=ending.payload,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     task_id=ending.task_id,
                     compensation=summary,
                 )
@@ -942,6 +944,7 @@ class _Builder:
                     outputs=outputs,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                 )
             )
             return self.outcome(status="done")
@@ -1106,6 +1109,7 @@ def _plan_failed(event: PlanFailed, now: float) -> Outcome:
                 error=f"planning failed ({event.status}): {reasons}",
                 webhook=event.webhook,
                 project=event.project,
+                uncovered=list(event.uncovered),
             )
         ],
     )

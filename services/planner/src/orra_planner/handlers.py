@@ -305,7 +305,6 @@ class ActionHandler:
             status=outcome.status,
             reasons=list(outcome.reasons),
             notes=list(outcome.notes),
-            uncovered=[u.part for u in outcome.uncovered],
         )
         return PlanFailed(
             event_id=plan_event_id(action.orchestration_id),
