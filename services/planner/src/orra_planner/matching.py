@@ -114,7 +114,7 @@ class ServiceWords:
         """
         best = self.lemmas.get(word.lemma, 0.0)
         for alt in word.alts:
-            best = max(best, self.lemmas.get(alt, 0.0) * WEAK)
+            best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
         if not claims_only:
             best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
@@ -307,10 +307,13 @@ def match_part(
         _ROLE_HEAD if i == part.head else _ROLE_MODIFIER if w.modifier else _ROLE_OTHER
         for i, (w, _) in enumerate(words)
     ]
+    objects = [words[i][0] for i in part.objects]
     ranked: list[tuple[str, float]] = []
     for name, service in services.items():
         if service.strength(head, claims_only=True) * head_factor <= 0.0:
             continue
+        if any(service.strength(o) <= 0.0 for o in objects):
+            continue  # "post an update": a service that knows no update does not serve it
         score = sum(
             role * factor * service.strength(w) * rare(w)
             for role, (w, factor) in zip(roles, words, strict=True)

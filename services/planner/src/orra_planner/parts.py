@@ -25,8 +25,9 @@ what to act on, never what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
@@ -36,6 +37,7 @@ from orra_planner.lexicon import (
     GENERIC_VERBS,
     Term,
     is_known,
+    readings,
     term,
 )
 
@@ -49,6 +51,7 @@ __all__ = ["Part", "Word", "data_values", "request_parts", "split_action"]
 _TOKEN: Final = re.compile(
     r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
+_COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
 _JOINERS: Final = (
     ("and", "then"),
     ("as", "well", "as"),
@@ -70,8 +73,6 @@ _OPENERS: Final = (
     ("make", "sure"),
     ("ensuring",),
     ("ensure",),
-    ("verifying",),
-    ("checking",),
     ("so", "that"),
 )
 """Words that open a request of their own, kept in its text ("ensuring it is not ...")."""
@@ -84,7 +85,19 @@ _CONDITIONS: Final = frozenset(
 _DETERMINERS: Final = frozenset(
     "a an the this that these those my our your their his her its each every some any".split()  # noqa: SIM905
 )
-_EXTRA_FUNCTION: Final = frozenset({"sure", "etc", "asap", "e.g", "i.e"})
+_EXTRA_FUNCTION: Final = frozenset({"sure", "etc", "asap", "e.g", "i.e", "much", "many"})
+_QUESTION_AUX: Final = frozenset(
+    "is are was were has have had does do did will would should can could".split()  # noqa: SIM905
+)
+_ADDRESSEE: Final = frozenset({"you", "we", "i"})
+_MODALS: Final = frozenset(
+    "can could should must may might shall will would need needs needed".split()  # noqa: SIM905
+)
+_BE: Final = frozenset({"is", "are", "was", "were"})
+_WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
+_OPENING_WORDS: Final = frozenset(w for phrase in _OPENERS for w in phrase[:1]) | frozenset(
+    {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,10 @@ class Part:
         terms: Its content words, in order.
         head: Index in ``terms`` of the word that says what is asked; ``None`` when
             nothing in it does (then it is context, not a request).
+        objects: Indexes in ``terms`` of the head nouns of the verb's objects ("update" in
+            "post an update on the status page"): a service serving the part knows them.
+        question: Whether it asks a question ("Has PROD-1 sold out?"): an answer reads,
+            so the data may say which service can give it.
         context: Words borrowed from neighbouring pieces (the verb before a bare noun
             phrase, the object after a bare verb, a condition's words): they rank services
             but never make one serve the part.
@@ -128,6 +145,8 @@ class Part:
     head: int | None
     context: tuple[Term, ...] = ()
     request: bool = True
+    objects: tuple[int, ...] = ()
+    question: bool = False
 
     @property
     def head_term(self) -> Term | None:
@@ -164,6 +183,12 @@ def _pieces(action: str) -> list[_Piece]:
     for m in _TOKEN.finditer(action):
         if m.group("sep") is not None:
             tokens.append(("\0", m.start(), m.end()))
+        elif _COMPOUND.fullmatch(m.group("word")):
+            # "help-centre", "two-factor": the words of a compound, one by one
+            offset = m.start()
+            for piece in m.group("word").split("-"):
+                tokens.append((piece, offset, offset + len(piece)))
+                offset += len(piece) + 1
         else:
             tokens.append((m.group("word"), m.start(), m.end()))
     pieces: list[_Piece] = []
@@ -204,50 +229,113 @@ class _Read:
     terms: list[Term]
     verbish: list[bool]  # stands where a verb would
     glued: list[bool]  # follows the previous content word with nothing between
+    direct: list[bool] = field(default_factory=list)  # no preposition since the first word
+    unit: list[bool] = field(default_factory=list)  # right after a number ("45 euros")
     asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
+    question: bool = False  # a yes/no question ("Is the customer frustrated?")
+    statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
 
 
-def _terms(piece: _Piece, values: frozenset[str]) -> _Read:
+def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> _Read:
     """Content words of a piece, where each stands, and what a question asks."""
     read = _Read([], [], [])
+    words = piece.words
+    first = words[0].text.lower() if words else ""
+    second = words[1].text.lower() if len(words) > 1 else ""
+    # "Is the customer frustrated?", "Has PROD-1 sold out?" ask about what follows the
+    # subject; "Can you refund ..." is a request.
+    read.question = first in _QUESTION_AUX and second not in _ADDRESSEE
+    skip = 2 if first in _QUESTION_AUX and second in _ADDRESSEE else 0
     after_determiner = False
     first_content = True
     previous_content = False
-    after_how = False
-    for index, word in enumerate(piece.words):
+    after_how = after_modal = False
+    plain_be = imperative = preposition = after_number = False
+    for index, word in enumerate(words):
+        if index < skip:
+            continue
         lower = word.text.lower().replace("\u2019", "'")
         lower = lower.removesuffix("'s")
+        if lower in _MODALS and index > 0 and word.text.islower():
+            after_modal = True
+            if read.verbish:
+                read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
+                imperative = False
+            previous_content = False
+            continue
+        if lower in _BE and index > 0 and not after_modal:
+            plain_be = plain_be or not first_content
         if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
+            if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
+                preposition = True
+            after_number = False
             after_determiner = lower in _DETERMINERS or (after_determiner and lower == "own")
             after_how = lower == "how"
             previous_content = False
             continue
-        if _is_argument(word.text, index == 0, values):
+        inside = any(start <= word.start and word.end <= end for start, end in spans)
+        if inside or _is_argument(word.text, index == skip, values):
             after_determiner = after_how = previous_content = False
+            after_number = any(ch.isdigit() for ch in word.text)
             continue
         position = first_content and not after_determiner
-        found = term(lower, verb_position=position)
+        found = term(lower, verb_position=position or after_modal)
         after_determiner = False
         if found is None:
             after_how = previous_content = False
             continue
+        if position and (found.verb or not found.known):
+            imperative = True
         if position and found.lemma in GENERIC_VERBS:
             # "process the refund": the object says what is asked, and its first word is
             # not in verb position ("process order payment" is about a payment).
             first_content = False
             previous_content = False
             continue
-        if after_how and read.asked is None:
+        if (after_how or (after_modal and found.verb)) and read.asked is None:
             read.asked = len(read.terms)
+        if after_modal and found.verb:
+            after_modal = False
         read.terms.append(found)
         # a word the lexicon does not know, where a verb stands, is taken for one (a typo
         # of a verb must stay the part's head, not hand it to the object)
         read.verbish.append(position and (found.verb or not found.known))
         read.glued.append(previous_content)
+        read.direct.append(not preposition)
+        read.unit.append(after_number)
+        after_number = False
         first_content = False
         previous_content = True
         after_how = False
+    opened = bool(words) and (first in _OPENING_WORDS or first in _CONDITIONS)
+    # "the fix is deployed": a statement of fact, context of the request beside it
+    read.statement = plain_be and not read.question and not opened and not imperative
+    read.statement = read.statement and read.asked is None
     return read
+
+
+def _objects(read: _Read, head: int | None) -> tuple[int, ...]:
+    """Head nouns of the noun phrases right after a verb head, before any preposition.
+
+    "send the customer a gift card" → customer, card; "post an update on the status page"
+    → update. A service that serves such a part must know each of them.
+    """
+    if head != 0 or not read.verbish or not read.verbish[0]:
+        return ()
+    terms = read.terms
+    heads: list[int] = []
+    current: int | None = None
+    for i in range(1, len(terms)):
+        if not read.direct[i]:
+            break
+        if not read.glued[i] and current is not None:
+            heads.append(current)
+            current = None
+        if not terms[i].modifier and terms[i].lemma not in GENERIC_NOUNS and not read.unit[i]:
+            current = i
+    if current is not None:
+        heads.append(current)
+    return tuple(heads)
 
 
 def _head(read: _Read) -> int | None:
@@ -258,6 +346,15 @@ def _head(read: _Read) -> int | None:
         return 0
     if read.asked is not None:
         return read.asked  # "how upset is the customer" asks how upset
+    if read.question:
+        # the predicate after the subject: "is the customer ... frustrated"
+        predicates = [
+            i
+            for i, t in enumerate(terms)
+            if t.verb or t.modifier or {"VERB", "ADJ"} & set(readings(t.word))
+        ]
+        if predicates:
+            return predicates[-1]
     # A noun phrase: its head is the last noun of its first run of words ("order payment"
     # → payment); a word too general to say anything ("request") is skipped, and a lone
     # modifier ("fraudulent") is the head when there is nothing else.
@@ -283,7 +380,14 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         action: The action text.
         values: The action's data values, lower-case (they are arguments, not requests).
     """
-    raw = [(piece, _terms(piece, values)) for piece in _pieces(action)]
+    lower = action.lower()
+    spans = [
+        (m.start(), m.end())
+        for value in values
+        if " " in value.strip()
+        for m in re.finditer(re.escape(value.strip()), lower)
+    ]
+    raw = [(piece, _terms(piece, values, spans)) for piece in _pieces(action)]
     parts: list[Part] = []
     for index, (piece, read) in enumerate(raw):
         terms, verbish = read.terms, read.verbish
@@ -292,7 +396,7 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         # "once the refund is done" is a condition, context of the request before it;
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
-        request = head is not None and (not piece.condition or step)
+        request = head is not None and not read.statement and (not piece.condition or step)
         context: list[Term] = []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
@@ -312,6 +416,7 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         if request and len(terms) == 1 and terms[0].verb and index + 1 < len(raw):
             # a bare verb before "and" ("check and reserve stock") shares the next object
             context.extend(t for t in raw[index + 1][1].terms if not t.verb)
+        first = piece.words[0].text.lower() if piece.words else ""
         parts.append(
             Part(
                 text=text,
@@ -321,6 +426,8 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
                 head=head if request else None,
                 context=tuple(context),
                 request=request,
+                objects=_objects(read, head) if request else (),
+                question=read.question or first in _WH_WORDS,
             )
         )
     # Conditions and context lend their words to the request before them.
@@ -328,15 +435,7 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
     for part in parts:
         if not part.request and out and part.terms:
             last = out[-1]
-            out[-1] = Part(
-                last.text,
-                last.start,
-                last.end,
-                last.terms,
-                last.head,
-                last.context + part.terms,
-                last.request,
-            )
+            out[-1] = dataclasses.replace(last, context=last.context + part.terms)
         out.append(part)
     return tuple(out)
 
