@@ -68,6 +68,7 @@ GENERIC_VERBS: Final = _words(
     process handle perform execute run do make get take manage deal carry complete start
     trigger initiate go need want like try help let see put give ensure make sure use
     update arrange proceed continue finish find figure tell show know
+    pull fetch retrieve grab bring view display
     """
 )
 """Verbs so general that the words after them say what is wanted ("process a refund")."""

@@ -96,6 +96,8 @@ class ServiceWords:
         families: Word family → strength, from the same.
         fields: Lemma or family → strength, from its input and output field names.
         inputs: Its input field names, as :func:`field_key` compares them.
+        action: The verb its name starts with when its description starts with it too
+            (``CancelBooking``, "Cancels a booking"): what it does to what it names.
     """
 
     name: str
@@ -103,6 +105,7 @@ class ServiceWords:
     families: Mapping[str, float]
     fields: Mapping[str, float]
     inputs: frozenset[str]
+    action: str | None = None
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -169,7 +172,16 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         families=families,
         fields=fields,
         inputs=frozenset(field_key(n) for n in spec.inputs),
+        action=_action_verb(spec),
     )
+
+
+def _action_verb(spec: ServiceSpec) -> str | None:
+    names = list(_name_terms(spec.name))
+    said = next(iter(_text_terms(spec.description)), None)
+    if len(names) < 2 or said is None or not said.verb or not names[0].verb:
+        return None
+    return said.lemma if said.lemma == names[0].lemma else None
 
 
 class Vocabulary:
@@ -323,6 +335,16 @@ def match_part(
         )
         score += _DATA_BONUS * len(service.inputs & data_keys)
         ranked.append((name, score))
+    if not (part.head == 0 and head.verb):
+        # A request that names no action ("everything under booking BK-1") is not served
+        # by a service whose name and description say it does one (CancelBooking).
+        said = {w.lemma for w, _ in (*words, *borrowed)} | {w.family for w, _ in words}
+        said |= {alt for w, _ in words for alt in w.alts}
+        ranked = [
+            (name, score)
+            for name, score in ranked
+            if services[name].action is None or services[name].action in said
+        ]
     ranked.sort(key=lambda item: (-item[1], item[0]))
     serving: tuple[str, ...] = ()
     vague: tuple[str, ...] = ()

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+from rapidfuzz import fuzz
 
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_planner import schema
@@ -52,7 +53,7 @@ from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
@@ -136,6 +137,37 @@ def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
     return {name: _Keys.of(spec) for name, spec in catalog.items()}
 
 
+_LIKE: Final = 70.0
+_LIKE_MARGIN: Final = 10.0
+
+
+def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list[str]:
+    """The one service of ``names`` whose example phrases read most like ``text``, if clear.
+
+    Whole phrases, function words included ("how upset is the customer" reads like the
+    example "is the customer angry", not like "write a response to the customer"); the
+    best must be close (:data:`_LIKE`) and clearly ahead of the next (:data:`_LIKE_MARGIN`).
+    """
+    lowered = text.lower()
+    scored = sorted(
+        (
+            (
+                max(
+                    (fuzz.token_set_ratio(lowered, e.lower()) for e in catalog[n].examples),
+                    default=0.0,
+                ),
+                n,
+            )
+            for n in names
+        ),
+        reverse=True,
+    )
+    best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
+    if best >= _LIKE and best - runner_up >= _LIKE_MARGIN:
+        return [scored[0][1]]
+    return list(names)
+
+
 @dataclass
 class _Member:
     spec: ServiceSpec
@@ -198,10 +230,11 @@ class OfflinePlanner:
             if members[name].parts
         }
         texts = self._part_texts(members, parts, request.action)
+        served = {i for member in members.values() for i in member.parts}
         uncovered = [
             UncoveredPart(part=texts[i], reason=uncovered_reason(m, catalog.project))
             for i, m in enumerate(matches)
-            if not m.covered
+            if i not in served
         ]
         if failing:
             reasons = [
@@ -315,6 +348,7 @@ class OfflinePlanner:
             for name in kept:
                 add(name, index, match.part.start)
                 produced.update(keys[name].outputs)
+        self._answer_from_data(matches, members, catalog, keys, data, notes, add)
         for match in matches:
             if match.serving:
                 scores = ", ".join(f"{n} {s:.2f}" for n, s in match.ranked[:3])
@@ -322,6 +356,44 @@ class OfflinePlanner:
                     f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
                 )
         return members
+
+    def _answer_from_data(  # noqa: PLR0917
+        self,
+        matches: Sequence[PartMatch],
+        members: Mapping[str, _Member],
+        catalog: ServiceCatalog,
+        keys: Mapping[str, _Keys],
+        data: Mapping[str, DataField],
+        notes: list[str],
+        add: Callable[[str, int, float], None],
+    ) -> None:
+        """A question is answered by the one service its unused data identifies.
+
+        "Has PROD-1 sold out?" with ``productId``, "Where can I sleep in Vienna?" with
+        ``city``, ``checkIn`` and ``checkOut``: a question asks to read something, and the
+        data the user gave for it says what. Only when exactly one service takes every data
+        field no planned task takes, and it can run.
+        """
+        for index, match in enumerate(matches):
+            if not match.part.question or match.vague:
+                continue
+            used = {k for m in members.values() for k in m.keys.inputs}
+            remaining = set(data) - used
+            if not remaining:
+                continue
+            takers = [n for n in catalog if n not in members and remaining <= keys[n].inputs]
+            if len(takers) > 1:
+                takers = _most_like(match.part.text, takers, catalog)
+            if len(takers) != 1:
+                continue
+            name = takers[0]
+            produced = {k for m in members.values() for k in m.keys.outputs}
+            needed = keys[name].required - data.keys() - produced
+            if any(self._supplier(f, members, catalog) is None for f in needed):
+                continue
+            fields = ", ".join(sorted(data[k].field for k in remaining))
+            notes.append(f"{name} answers {match.part.text!r}: it takes the data {fields}")
+            add(name, index, match.part.start)
 
     def _resolve(
         self,
