@@ -39,6 +39,7 @@ __all__ = [
     "only_modifier",
     "readings",
     "term",
+    "warm",
 ]
 
 
@@ -251,3 +252,9 @@ def term(word: str, *, verb_position: bool = False) -> Term | None:
         modifier=set(found) <= _MODIFIER_TAGS,
         known=True,
     )
+
+
+def warm() -> None:
+    """Load the lexicon's tables now (they load on first use otherwise, about a second)."""
+    readings("warm")
+    lemminflect.getAllInflections("warm")

@@ -79,6 +79,7 @@ _FIELD_NOISE: Final = frozenset({"id", "ids", "key", "uuid", "ref", "no", "num"}
 _MIN_TYPO_LEN: Final = 4
 _LONG_WORD: Final = 8
 _VAGUE_FROM: Final = 3
+_MEMO: Final = 16_384
 
 
 def field_key(name: str) -> str:
@@ -210,6 +211,18 @@ class Vocabulary:
             key for words in self.services.values() for key in (*words.lemmas, *words.families)
         )
         self._corrections: dict[str, Term | None] = {}
+        self._rarity: dict[Term, float] = {}
+
+    def rarity(self, word: Term) -> float:
+        """How rare ``word`` is among the services: ``ln(1 + N / services having it)``."""
+        try:
+            return self._rarity[word]
+        except KeyError:
+            having = sum(1 for w in self.services.values() if w.strength(word) > 0.0)
+            if len(self._rarity) >= _MEMO:
+                self._rarity.clear()
+            value = self._rarity[word] = math.log(1.0 + len(self.services) / max(having, 1))
+            return value
 
     def knows(self, word: Term) -> bool:
         """Whether a service of the catalogue has ``word`` (its lemma or family)."""
@@ -237,6 +250,8 @@ class Vocabulary:
             nearest = [choice for choice, score, _ in found if score == closest]
             if len(nearest) == 1:
                 best = term(nearest[0])
+        if len(self._corrections) >= _MEMO:
+            self._corrections.clear()
         self._corrections[word.word] = best
         return best
 
@@ -306,14 +321,7 @@ def match_part(
     head, head_factor = words[part.head]
     services = vocab.services
     total = len(services)
-    rarity: dict[str, float] = {}
-
-    def rare(word: Term) -> float:
-        key = word.lemma
-        if key not in rarity:
-            having = sum(1 for w in services.values() if w.strength(word) > 0.0)
-            rarity[key] = math.log(1.0 + total / max(having, 1))
-        return rarity[key]
+    rare = vocab.rarity
 
     roles = [
         _ROLE_HEAD if i == part.head else _ROLE_MODIFIER if w.modifier else _ROLE_OTHER

@@ -77,6 +77,8 @@ _OPENERS: Final = (
 )
 """Words that open a request of their own, kept in its text ("ensuring it is not ...")."""
 
+_JOINER_STARTS: Final = frozenset(p[0] for p in _JOINERS)
+_OPENER_STARTS: Final = frozenset(p[0] for p in _OPENERS)
 _CONDITIONS: Final = frozenset(
     {"after", "before", "once", "when", "whenever", "if", "unless", "until", "while"}
 )
@@ -201,13 +203,22 @@ def _pieces(action: str) -> list[_Piece]:
             current, joined = None, True
             i += 1
             continue
-        joiner = next((p for p in _JOINERS if _match_phrase(tokens, i, p)), None)
+        lowered = text.lower()
+        joiner = (
+            next((p for p in _JOINERS if _match_phrase(tokens, i, p)), None)
+            if lowered in _JOINER_STARTS
+            else None
+        )
         if joiner is not None and (current is not None or pieces):
             current, joined = None, True
             i += len(joiner)
             continue
-        opener = next((p for p in _OPENERS if _match_phrase(tokens, i, p)), None)
-        condition = text.lower() in _CONDITIONS
+        opener = (
+            next((p for p in _OPENERS if _match_phrase(tokens, i, p)), None)
+            if lowered in _OPENER_STARTS
+            else None
+        )
+        condition = lowered in _CONDITIONS
         if (opener is not None or condition) and current is not None and current.words:
             current = None
         if current is None:
@@ -381,12 +392,15 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         values: The action's data values, lower-case (they are arguments, not requests).
     """
     lower = action.lower()
-    spans = [
-        (m.start(), m.end())
-        for value in values
-        if " " in value.strip()
-        for m in re.finditer(re.escape(value.strip()), lower)
-    ]
+    spans: list[tuple[int, int]] = []
+    for value in values:
+        needle = value.strip()
+        if " " not in needle:
+            continue
+        at = lower.find(needle)
+        while at >= 0:
+            spans.append((at, at + len(needle)))
+            at = lower.find(needle, at + 1)
     raw = [(piece, _terms(piece, values, spans)) for piece in _pieces(action)]
     parts: list[Part] = []
     for index, (piece, read) in enumerate(raw):
