@@ -91,7 +91,9 @@ async def test_seed_curl_body_returns_the_plan(client: httpx.AsyncClient) -> Non
         "id": "payment",
         "service": "PaymentService",
         "input": {"orderId": "ORD123", "amount": "299.99"},
+        "serves": None,  # this test's scripted planner says nothing of coverage
     }
+    assert plan["uncovered"] == []
     assert plan["parallel_groups"] == [["payment", "inventory"], ["delivery", "notify"]]
 
     detail = (await client.get(f"/orchestrations/{plan['id']}")).json()
