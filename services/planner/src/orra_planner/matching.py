@@ -153,8 +153,8 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
     ]
     for terms, weight in sources:
         for found in terms:
-            if found.lemma in GENERIC_NOUNS:
-                continue
+            if found.lemma in GENERIC_NOUNS and weight < _NAME:
+                continue  # "a support request" says nothing; RequestLeave's name does
             _add(lemmas, found.lemma, weight)
             for alt in found.alts:
                 _add(lemmas, alt, weight * WEAK)

@@ -137,6 +137,8 @@ def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
     return {name: _Keys.of(spec) for name, spec in catalog.items()}
 
 
+_CLEARLY_BEST: Final = 1.05
+"""A top-scored service this much ahead is not swapped for a runnable runner-up."""
 _LIKE: Final = 70.0
 _LIKE_MARGIN: Final = 10.0
 
@@ -337,7 +339,13 @@ class OfflinePlanner:
                     tiers[name] = 2
             best = min(tiers.values())
             kept = [n for n in match.serving if tiers[n] == best]
-            if best == 2:
+            top, top_score = match.ranked[0]
+            kept_score = max(score for name, score in match.ranked if name in kept)
+            if top not in kept and top_score > _CLEARLY_BEST * kept_score:
+                # the service the words point to, even if it cannot run: it is reported,
+                # not swapped for one that can
+                kept = [top]
+            elif best == 2:
                 kept = kept[:1]
             dropped = [n for n in match.serving if n not in kept]
             if dropped:

@@ -260,7 +260,7 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
     after_determiner = False
     first_content = True
     previous_content = False
-    after_how = after_modal = False
+    after_how = after_modal = after_need = False
     plain_be = imperative = preposition = after_number = False
     for index, word in enumerate(words):
         if index < skip:
@@ -269,6 +269,7 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
         lower = lower.removesuffix("'s")
         if lower in _MODALS and index > 0 and word.text.islower():
             after_modal = True
+            after_need = lower.startswith("need")
             if read.verbish:
                 read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
                 imperative = False
@@ -303,8 +304,9 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
             first_content = False
             previous_content = False
             continue
-        if (after_how or (after_modal and found.verb)) and read.asked is None:
-            read.asked = len(read.terms)
+        if (after_how or after_need or (after_modal and found.verb)) and read.asked is None:
+            read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
+        after_need = False
         if after_modal and found.verb:
             after_modal = False
         read.terms.append(found)
