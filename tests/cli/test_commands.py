@@ -700,3 +700,19 @@ def test_inspect_detailed_shows_the_planners_model_and_tokens(
     plain = orra("inspect", "order123")
     assert "Tokens" not in plain.stdout
     assert "gpt-4o-mini" not in plain.stdout
+
+
+def test_verify_run_allow_partial_sends_it_and_shows_what_was_left_out(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    gap = {"part": "gift-wrap it", "reason": "nothing registered can gift-wrap: 'gift-wrap it'"}
+    gateway.route("POST", "/orchestrations", (201, {**created(), "uncovered": [gap]}))
+    result = orra("verify", "run", "x", "--allow-partial")
+    assert result.exit_code == 0, result.output
+    assert gateway.last("POST", "/orchestrations").body["allowPartial"] is True
+    assert "┌─ Left out" in result.output
+    assert "'gift-wrap it'" in result.output
+    as_json = json.loads(orra("verify", "run", "x", "--allow-partial", "--json").stdout)
+    assert as_json["uncovered"] == [gap]
+    orra("verify", "run", "x")
+    assert "allowPartial" not in gateway.last("POST", "/orchestrations").body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from orra_dispatcher.domain import (
@@ -32,6 +33,7 @@ from orra_events import (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    UncoveredPart,
 )
 from tests.dispatcher.conftest import plan_created, seed_plan
 
@@ -625,3 +627,18 @@ class TestFailuresOfThePlan:
         assert isinstance(failure, OrchestrationFailed)
         assert failure.task_id == "notify"
         assert "$payment.status" in failure.error
+
+
+def test_terminal_events_carry_what_a_partial_plan_left_out() -> None:
+    gap = UncoveredPart(part="gift-wrap it", reason="nothing registered can gift-wrap")
+    partial = Plan(tasks=[], parallel_groups=[], uncovered=[gap])
+    [done] = apply(None, plan_created(partial, OID), POLICY, 1.0).emit
+    assert isinstance(done, OrchestrationDone)
+    assert done.uncovered == [gap]
+    state = started(msgspec.structs.replace(seed_plan(), uncovered=[gap]))
+    ended = [
+        e
+        for e in step(state, failed("payment", 1, retryable=False)).emit
+        if isinstance(e, OrchestrationFailed)
+    ]
+    assert [e.uncovered for e in ended] == [[gap]]

@@ -91,7 +91,9 @@ async def test_seed_curl_body_returns_the_plan(client: httpx.AsyncClient) -> Non
         "id": "payment",
         "service": "PaymentService",
         "input": {"orderId": "ORD123", "amount": "299.99"},
+        "serves": None,  # this test's scripted planner says nothing of coverage
     }
+    assert plan["uncovered"] == []
     assert plan["parallel_groups"] == [["payment", "inventory"], ["delivery", "notify"]]
 
     detail = (await client.get(f"/orchestrations/{plan['id']}")).json()
@@ -534,7 +536,8 @@ async def test_bad_bodies_are_4xx_problems_naming_the_field(client: httpx.AsyncC
         ({"data": []}, 400, "action"),
         ({"action": {"content": "x"}, "mode": "fastest"}, 400, "mode"),
         ({"action": {"content": "   "}}, 422, "action.content"),
-        ({"action": {"content": ""}}, 400, "action.content"),
+        ({"action": {"content": ""}}, 422, "action.content"),
+        ({"action": {"content": "x"}, "allowPartial": "yes"}, 400, "allowPartial"),
         (
             {"action": {"content": "x"}, "data": [{"field": "a", "value": 1}] * 2},
             422,

@@ -85,6 +85,7 @@ async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
         "status": "completed",
         "results": results,
         "error": None,
+        "uncovered": [],
     }
     secret = await project_secret(bus)
     assert standard_webhooks_verify(secret, request.headers, request.body)
@@ -546,6 +547,7 @@ async def test_a_compensation_that_fails_after_a_users_abort_is_reported_by_webh
         "results": None,
         "error": "aborted by user",
         "compensation": {"compensated": ["payment"], "failed": ["inventory"], "skipped": []},
+        "uncovered": [],
     }
     assert len(set(ids)) == len(ids)  # the report has its own webhook-id
     assert report.webhook_id != first.webhook_id

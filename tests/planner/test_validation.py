@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from orra_events import Plan
@@ -236,17 +237,29 @@ def test_parse_candidate_reads_json_shapes_and_reports_malformed_parts() -> None
 
 
 def test_finalize_revalidates_and_recomputes_groups() -> None:
-    req = request("x", CATALOG, productId="P", orderId="O")
+    req = request("reserve stock and schedule delivery", CATALOG, productId="P", orderId="O")
     tasks = [
-        task("inventory", "InventoryService", productId="P"),
-        task("delivery", "DeliveryAgent", orderId="O", inStock="$inventory.inStock"),
+        msgspec.structs.replace(
+            task("inventory", "InventoryService", productId="P"), serves="reserve stock"
+        ),
+        msgspec.structs.replace(
+            task("delivery", "DeliveryAgent", orderId="O", inStock="$inventory.inStock"),
+            serves="schedule delivery",
+        ),
     ]
     claimed = Planned(
-        plan=Plan(tasks=tasks, parallel_groups=[["inventory", "delivery"]]), planner="llm"
+        plan=Plan(
+            tasks=tasks,
+            parallel_groups=[["inventory", "delivery"]],
+            parts=["reserve stock", "schedule delivery"],
+        ),
+        planner="llm",
     )
     final = finalize(claimed, req)
     assert isinstance(final, Planned)
     assert final.plan.parallel_groups == [["inventory"], ["delivery"]]
+    assert final.plan.parts == ["reserve stock", "schedule delivery"]
+    assert [t.serves for t in final.plan.tasks] == ["reserve stock", "schedule delivery"]
     bad = Planned(
         plan=Plan(tasks=[task("x", "Nope")], parallel_groups=[["x"]]), planner="llm", attempts=2
     )

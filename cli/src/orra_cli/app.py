@@ -348,6 +348,14 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
             show_default=False,
         ),
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Run a plan that leaves out parts of the action nothing registered can do "
+            "(they are listed); by default such an action is refused.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -366,6 +374,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
                 idempotency_key=idempotency_key,
                 mode=mode,
                 pause_grace_s=pause_grace,
+                allow_partial=allow_partial,
             )
         except PlanRejected as exc:
             exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
@@ -410,6 +419,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
         "status": view.get("status"),
         "tasks": view.get("tasks") or [],
         "parallel_groups": view.get("parallel_groups") or [],
+        "uncovered": view.get("uncovered") or [],
     }
     if wait:
         result["results"] = view.get("results")

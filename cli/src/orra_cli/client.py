@@ -206,11 +206,13 @@ class GatewayClient:
         idempotency_key: str | None = None,
         mode: str | None = None,
         pause_grace_s: float | None = None,
+        allow_partial: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """POST /orchestrations; return the status code and the body.
 
         ``mode`` (``groups`` / ``eager``) and ``pause_grace_s`` (``pauseGraceS``) are sent
-        only when given: the gateway's defaults apply otherwise.
+        only when given: the gateway's defaults apply otherwise. ``allow_partial`` sends
+        ``allowPartial: true``.
         """
         body: dict[str, Any] = {"action": {"content": action}, "data": data}
         if webhook:
@@ -219,6 +221,8 @@ class GatewayClient:
             body["mode"] = mode
         if pause_grace_s is not None:
             body["pauseGraceS"] = pause_grace_s
+        if allow_partial:
+            body["allowPartial"] = True
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = self.request("POST", "/orchestrations", json_body=body, headers=headers)
         payload = self._json(resp)

@@ -29,6 +29,7 @@ __all__ = [
     "comp_fail_rows",
     "format_duration",
     "inspect_text",
+    "left_out_lines",
     "parse_time",
     "plan_text",
     "ps_text",
@@ -316,6 +317,7 @@ def inspect_text(
     if reasons:
         lines.append(Text("│ Reasons:"))
         lines.extend(Text(f"│   - {reason}", style="red") for reason in reasons)
+    lines.extend(left_out_lines(orch))
     lines.append(Text(""))
     lines.append(_section("Tasks"))
     tasks = _ordered_tasks(orch)
@@ -397,6 +399,11 @@ def _details(
             lines.append(_line("Group", str(task.get("group"))))
         if task.get("dependsOn"):
             lines.append(_line("Depends on", ", ".join(str(d) for d in task["dependsOn"])))
+        if "serves" in task:
+            serves = task.get("serves")
+            lines.append(
+                _line("Serves", repr(serves) if serves else Text("(data for other tasks)", "dim"))
+            )
         lines.append(_line("Duration", _task_duration(task, now)))
         lines.append(_line("Input", _compact(task.get("input") or {})))
         if task.get("output") is not None:
@@ -556,7 +563,24 @@ def plan_text(payload: Mapping[str, Any]) -> Text:
         lines.extend(table_text(["ID", "SERVICE", "GROUP", "INPUT"], rows, prefix="│ "))
     else:
         lines.append(Text("│ (none)", style="dim"))
+    left_out = left_out_lines(payload)
+    if left_out:
+        lines.append(Text(""))
+        lines.extend(left_out[1:])
     return Text("\n").join(lines)
+
+
+def left_out_lines(orch: Mapping[str, Any]) -> list[Text]:
+    """The parts of the action the plan leaves out, with their reasons (none: no lines)."""
+    uncovered = [u for u in orch.get("uncovered") or [] if isinstance(u, Mapping)]
+    if not uncovered:
+        return []
+    lines = [Text(""), _section("Left out")]
+    for entry in uncovered:
+        line = Text(f"│ {entry.get('part')!r}", style="yellow")
+        line.append(f"  {entry.get('reason') or ''}", style="dim")
+        lines.append(line)
+    return lines
 
 
 def _clip(text: str, width: int) -> str:

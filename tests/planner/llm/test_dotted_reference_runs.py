@@ -50,14 +50,22 @@ CATALOGUE = registered(
 )
 ANSWER = {
     "tasks": [
-        {"id": "order", "service": "OrderService", "input": {"orderId": "ORD1"}},
+        {
+            "id": "order",
+            "service": "OrderService",
+            "input": {"orderId": "ORD1"},
+            "serves": "Place the order",
+        },
         {
             "id": "lookup",
             "service": "CatalogueService",
             "input": {"productId": "$order.items.0.id"},
+            "serves": "look its first product up",
         },
     ],
     "parallel_groups": [["order", "lookup"]],  # the model's groups are never trusted
+    "parts": ["Place the order", "look its first product up"],
+    "uncovered": [],
 }
 
 

@@ -91,8 +91,17 @@ async def test_valid_plan(llm_server, settings, services, validate):
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["strict"] is True
     schema = fmt["json_schema"]["schema"]
-    assert set(schema["required"]) == {"not_actionable", "reason", "tasks", "parallel_groups"}
+    assert set(schema["required"]) == {
+        "not_actionable",
+        "reason",
+        "parts",
+        "tasks",
+        "uncovered",
+        "parallel_groups",
+    }
     system = request["messages"][0]["content"]
+    assert '"serves"' in system
+    assert '"uncovered"' in system
     assert "$<task id>.<field>" in system
     assert "not_actionable" in system
     assert "parallelism" in system

@@ -441,8 +441,8 @@ def _schedule_delivery(task: Task[DeliveryInput]) -> DeliveryOutput:
 NotificationService = Service(
     name="NotificationService",
     description=(
-        "Notify the customer about their order: send an email / SMS notification with the "
-        "order and payment status."
+        "Notify the customer about their new order: send an email / SMS notification with "
+        "the order and payment status."
     ),
     input=NotificationInput,
     output=NotificationOutput,

@@ -51,6 +51,7 @@ __all__ = [
     "TaskProgress",
     "TaskRetrying",
     "TaskTimedOut",
+    "UncoveredPart",
     "WebhookAttempt",
     "WebhookDelivered",
     "WebhookFailed",
@@ -118,20 +119,47 @@ class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
     ``input`` values are concrete JSON values or references to an earlier task's output
     (``"$<task id>.<field>"``, or a nested value: ``"$payment.items.0.id"``); the grammar
     is :mod:`orra_events.plan`'s.
+
+    Attributes:
+        serves: The part of the action this task serves (the user's own words, one of the
+            plan's ``parts``); ``None`` for a task added only to provide data that another
+            task of the plan needs.
+        version: The service version the task was planned against (canonical; ``None``:
+            any).
     """
 
     id: str
     service: str
     input: dict[str, Any] = msgspec.field(default_factory=dict)
     version: str | None = None
-    """The service version the task was planned against (canonical; ``None``: any)."""
+    serves: str | None = None
+
+
+class UncoveredPart(msgspec.Struct, frozen=True, kw_only=True):
+    """A part of the action that no task of the plan serves.
+
+    Attributes:
+        part: The part, in the user's own words (one of the plan's ``parts``).
+        reason: Why nothing serves it, quoting the part.
+    """
+
+    part: str
+    reason: str
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """An execution plan: its tasks and their dependency levels."""
+    """An execution plan: its tasks, their dependency levels, and what of the action it covers.
+
+    Attributes:
+        parts: The request parts of the action, in order, each in the user's own words.
+        uncovered: The parts no task serves (only in a plan the caller allowed to be
+            partial; otherwise such a plan is refused).
+    """
 
     tasks: list[PlanTask]
     parallel_groups: list[list[str]]
+    parts: list[str] = msgspec.field(default_factory=list)
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
 
 class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action.submitted"):
@@ -149,6 +177,9 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
     pause_grace_s: float | None = None
     """How long tasks may wait for an unhealthy service before the orchestration fails;
     ``None`` uses the dispatcher's default (5 minutes)."""
+    allow_partial: bool = False
+    """Accept a plan that leaves parts of the action uncovered (they are listed in the plan's
+    ``uncovered``); by default such an action is refused as ``not_actionable``."""
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
@@ -186,6 +217,8 @@ class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed
     latency_ms: float = 0.0
     project: str = "default"
     webhook: str | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """The parts of the action nothing registered serves (each also in ``reasons``)."""
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -410,6 +443,8 @@ class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orch
     outputs: dict[str, dict[str, Any]]
     webhook: str | None = None
     project: str = "default"
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out (a partial plan the caller allowed)."""
 
 
 class OrchestrationFailed(
@@ -424,6 +459,8 @@ class OrchestrationFailed(
     webhook: str | None = None
     project: str = "default"
     compensation: CompensationSummary | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out, or that made planning fail."""
 
 
 class OrchestrationAborted(
@@ -439,6 +476,8 @@ class OrchestrationAborted(
     project: str = "default"
     task_id: str | None = None
     compensation: CompensationSummary | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out (a partial plan the caller allowed)."""
 
 
 class OrchestrationCompensating(

@@ -84,6 +84,7 @@ from orra_events.events import (
     TaskProgress,
     TaskRetrying,
     TaskTimedOut,
+    UncoveredPart,
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
@@ -222,6 +223,8 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
         progress_at: When it was reported.
         progress_updates: How many updates the task reported.
         compensation: Its compensation, when the orchestration reverts it.
+        serves: The part of the action it serves (the user's words); ``None`` for a task
+            that only provides data another task needs.
     """
 
     id: str
@@ -240,6 +243,7 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     progress_at: float | None = None
     progress_updates: int = 0
     compensation: TaskCompensationView | None = None
+    serves: str | None = None
 
 
 class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
@@ -336,6 +340,10 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         pause_fail_at: When it fails if the pause lasts.
         compensation: Its compensation, once forward execution stopped with completed
             tasks of revertible services.
+        allow_partial: Whether the caller accepted a plan that leaves parts out.
+        parts: The request parts of the action, in the user's words, as the plan lists them.
+        uncovered: The parts of the action the plan leaves out (or that made planning
+            fail), each with its reason; empty when everything is covered.
     """
 
     id: str
@@ -361,6 +369,9 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     paused_at: float | None = None
     pause_fail_at: float | None = None
     compensation: CompensationView | None = None
+    allow_partial: bool = False
+    parts: list[str] = msgspec.field(default_factory=list)
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
     def task(self, task_id: str) -> TaskView | None:
         """The task with id ``task_id``, or ``None``."""
@@ -606,6 +617,7 @@ def _on_action(view: OrchestrationView, event: ActionSubmitted) -> None:
     view.mode = event.mode
     view.created_at = event.at
     view.idempotency_key = event.idempotency_key
+    view.allow_partial = event.allow_partial
 
 
 def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
@@ -620,9 +632,12 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
             group=group_of.get(task.id),
             input=dict(task.input),
             depends_on=sorted(deps.get(task.id, ())),
+            serves=task.serves,
         )
         for task in plan.tasks
     ]
+    view.parts = list(plan.parts)
+    view.uncovered = list(plan.uncovered)
     view.plan = PlanInfo(
         planner=event.planner,
         model=event.model,
@@ -640,6 +655,7 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
 
 def _on_plan_failed(view: OrchestrationView, event: PlanFailed) -> None:
     view.reasons = list(event.reasons)
+    view.uncovered = list(event.uncovered)
     view.plan = PlanInfo(
         planner=event.planner, attempts=event.attempts, latency_ms=event.latency_ms
     )

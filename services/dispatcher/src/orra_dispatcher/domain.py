@@ -845,6 +845,7 @@ class _Builder:
                     task_id=ending.task_id,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     compensation=summary,
                 )
             else:
@@ -856,6 +857,7 @@ class _Builder:
                     payload=ending.payload,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     task_id=ending.task_id,
                     compensation=summary,
                 )
@@ -881,6 +883,7 @@ class _Builder:
                     outputs=outputs,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                 )
             )
             return self.outcome(status="done")
@@ -1045,6 +1048,7 @@ def _plan_failed(event: PlanFailed, now: float) -> Outcome:
                 error=f"planning failed ({event.status}): {reasons}",
                 webhook=event.webhook,
                 project=event.project,
+                uncovered=list(event.uncovered),
             )
         ],
     )

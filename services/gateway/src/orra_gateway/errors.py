@@ -7,6 +7,10 @@ exception class to its HTTP status in one table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orra_events import UncoveredPart
 
 __all__ = [
     "BrokerDown",
@@ -110,15 +114,23 @@ class PlanningFailed(GatewayError):
         orchestration_id: The orchestration that failed planning.
         status: ``not_actionable`` or ``failed``.
         reasons: The planner's reasons.
+        uncovered: The parts of the action nothing registered serves.
     """
 
     title = "Action could not be planned"
 
-    def __init__(self, orchestration_id: str, status: str, reasons: list[str]) -> None:
+    def __init__(
+        self,
+        orchestration_id: str,
+        status: str,
+        reasons: list[str],
+        uncovered: list[UncoveredPart] | None = None,
+    ) -> None:
         super().__init__("; ".join(reasons) or "the planner could not plan this action")
         self.orchestration_id = orchestration_id
         self.status = status
         self.reasons = reasons
+        self.uncovered = uncovered or []
 
 
 class BrokerDown(GatewayError):

@@ -21,7 +21,7 @@ import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from orra_events import BrokerUnavailable
+from orra_events import BrokerUnavailable, UncoveredPart
 from orra_gateway.errors import (
     BrokerDown,
     Conflict,
@@ -87,6 +87,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
         errors: Fields at fault.
         reasons: The planner's reasons (planning failures).
         orchestration_id: The orchestration concerned, when there is one.
+        uncovered: The parts of the action nothing registered serves (planning failures).
     """
 
     type: str
@@ -97,6 +98,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     errors: list[ProblemField] | None = None
     reasons: list[str] | None = None
     orchestration_id: str | None = None
+    uncovered: list[UncoveredPart] | None = None
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -133,6 +135,7 @@ def _on_gateway_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if isinstance(exc, PlanningFailed):
         problem.reasons = exc.reasons
         problem.orchestration_id = exc.orchestration_id
+        problem.uncovered = exc.uncovered or None
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="orra"'
     if isinstance(exc, BrokerDown):

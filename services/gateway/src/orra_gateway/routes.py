@@ -178,9 +178,13 @@ def _submit_response(orchestration_id: str, view: OrchestrationView | None) -> S
         orchestration_id=view.id,
         status=view.status,
         action=view.action,
-        tasks=[PlannedTask(id=t.id, service=t.service, input=t.input) for t in view.tasks],
+        tasks=[
+            PlannedTask(id=t.id, service=t.service, input=t.input, serves=t.serves)
+            for t in view.tasks
+        ],
         parallel_groups=view.parallel_groups,
         created_at=view.created_at,
+        uncovered=list(view.uncovered),
     )
 
 

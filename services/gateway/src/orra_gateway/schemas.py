@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from orra_events import ExecutionMode, WebhookRecord
+from orra_events import ExecutionMode, UncoveredPart, WebhookRecord
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationSummary
 from orra_gateway.readmodel import ServiceView
 
@@ -41,7 +41,8 @@ ProjectName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     """The action: what the user wants done, in plain language."""
 
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    content: Annotated[str, msgspec.Meta(max_length=10_000)]
+    """What to do; an empty or blank one is refused (422, naming ``action.content``)."""
 
 
 class DataFieldBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +66,9 @@ class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     """How long tasks may wait for an unhealthy service before the orchestration fails
     (seconds; default 300)."""
+    allow_partial: bool = msgspec.field(default=False, name="allowPartial")
+    """Accept a plan that leaves parts of the action out (listed in ``uncovered``); by
+    default an action with a part nothing registered can serve is refused (422)."""
 
 
 class PlannedTask(msgspec.Struct, kw_only=True):
@@ -73,6 +77,8 @@ class PlannedTask(msgspec.Struct, kw_only=True):
     id: str
     service: str
     input: dict[str, Any]
+    serves: str | None = None
+    """The part of the action it serves; ``null`` when it only provides data to another."""
 
 
 class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
@@ -85,6 +91,8 @@ class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
     tasks: list[PlannedTask]
     parallel_groups: list[list[str]] = msgspec.field(name="parallel_groups")
     created_at: float
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """The parts of the action the plan leaves out (only with ``allowPartial``)."""
 
 
 class OrchestrationList(msgspec.Struct, kw_only=True, rename="camel"):

@@ -210,6 +210,7 @@ class Gateway:
                 idempotency_key=idempotency_key,
                 mode=request.mode,
                 pause_grace_s=request.pause_grace_s,
+                allow_partial=request.allow_partial,
             )
             try:
                 await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
@@ -228,7 +229,12 @@ class Gateway:
             self.settings.plan_wait_s,
         )
         if view is not None and view.status in {"failed", "not_actionable"} and not view.tasks:
-            raise PlanningFailed(orchestration_id, view.status, view.reasons or [view.error or ""])
+            raise PlanningFailed(
+                orchestration_id,
+                view.status,
+                view.reasons or [view.error or ""],
+                list(view.uncovered),
+            )
         return Submission(orchestration_id=orchestration_id, view=view, replayed=replayed)
 
     async def abort(
@@ -256,6 +262,7 @@ class Gateway:
             reason=reason,
             webhook=view.webhook,
             project=view.project,
+            uncovered=list(view.uncovered),
         )
         try:
             ack = await self.bus.publish(event, timeout=self.settings.publish_timeout_s)

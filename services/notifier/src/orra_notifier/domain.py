@@ -110,7 +110,8 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
     ``aborted`` (whose optional abort payload is passed on as ``results``). When the
     dispatcher compensated before ending the orchestration, ``compensation`` says how
     (``compensated``, ``failed`` and ``skipped`` task ids); a ``failed`` entry waits for an
-    operator (``orra comp-fail ls``).
+    operator (``orra comp-fail ls``). ``uncovered`` lists the parts of the action the plan
+    left out (``[{"part", "reason"}]``, empty when it covered everything).
     """
     payload: dict[str, Any] = {"orchestrationId": event.orchestration_id}
     if isinstance(event, OrchestrationDone):
@@ -121,6 +122,7 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
         payload.update(status="aborted", results=event.payload, error=event.reason)
     if not isinstance(event, OrchestrationDone) and event.compensation is not None:
         payload["compensation"] = msgspec.to_builtins(event.compensation)
+    payload["uncovered"] = msgspec.to_builtins(event.uncovered)
     return payload
 
 

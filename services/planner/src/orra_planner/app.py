@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import structlog
 
+from orra_planner import lexicon
 from orra_planner.handlers import ActionHandler
 from orra_planner.llm import GroundingStore, LlmPlanner, LlmSettings, PlanCache
 from orra_planner.llm.strategy import LlmStrategy
@@ -57,6 +59,8 @@ async def setup(
     """
     settings = settings or PlannerSettings.from_env()
     strategy = planner or await build_planner(bus, settings)
+    # The lexicon loads its tables on first use (about a second): before the first action.
+    await asyncio.to_thread(lexicon.warm)
     follower = RegistryFollower(bus, Registry(settings.liveness))
     await follower.start(settings.registry_load_timeout_s)
     handler = ActionHandler(bus, follower, strategy, settings)

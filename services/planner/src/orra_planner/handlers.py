@@ -229,6 +229,7 @@ class ActionHandler:
             action=event.action,
             data=tuple(event.data),
             catalog=catalog,
+            allow_partial=event.allow_partial,
         )
         # A free strategy answers at once; a slow one keeps the message from redelivery.
         keepalive = None if self.free else asyncio.create_task(self._keep_alive(msg))
@@ -322,6 +323,7 @@ class ActionHandler:
             latency_ms=latency_ms,
             project=action.project,
             webhook=action.webhook,
+            uncovered=list(outcome.uncovered),
         )
 
     async def _already_planned(self, orchestration_id: str) -> bool:

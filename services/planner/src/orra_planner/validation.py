@@ -75,6 +75,15 @@ class IssueCode(StrEnum):
     UNKNOWN_OUTPUT_FIELD = "unknown_output_field"
     CYCLE = "cycle"
     UNUSED_DATA = "unused_data"
+    NO_PARTS = "no_parts"
+    PART_NOT_IN_ACTION = "part_not_in_action"
+    DUPLICATE_PART = "duplicate_part"
+    PART_MISSING = "part_missing"
+    SERVES_NOTHING = "serves_nothing"
+    UNKNOWN_PART = "unknown_part"
+    UNCOVERED_SERVED = "uncovered_served"
+    PART_NOT_ACCOUNTED = "part_not_accounted"
+    PLAINLY_SERVED = "plainly_served"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from orra_events import Plan, PlanTask
+from orra_events import Plan, PlanTask, UncoveredPart
 from orra_events.plan import (
     REFERENCE_JSON_PATTERN,
     dependencies,
@@ -66,30 +66,45 @@ groups.
 7. Task ids are short, unique, lowercase words (letters, digits, "_"), such as "payment".
 8. When the registered services cannot perform the action, do not make up a plan: answer \
 {"not_actionable": true, "reason": "<why, in one sentence>"}.
+9. Account for the action. "parts" lists what the action asks for, step by step, each part \
+copied word for word from the action (never reworded). Every task says which part it \
+serves in "serves" (exactly one of the parts), or null when it only provides data that \
+another task references. Add no task that serves no part and provides nothing. A part no \
+registered service can do goes to "uncovered" with a reason that quotes it (for example \
+"nothing registered can translate: 'translate the contract'"); never serve it with a \
+service that merely shares a word with it. Every part is either served or uncovered.
 
 Answer with one JSON object and nothing else: no prose, no comments.
 
 Plan format:
-{"tasks": [{"id": "<task id>", "service": "<service name>", "input": {"<field>": <value or \
-"$<task id>.<field>">}}], "parallel_groups": [["<task id>", ...], ...]}
+{"parts": ["<words of the action>", ...], "tasks": [{"id": "<task id>", "service": \
+"<service name>", "serves": "<one of the parts>" or null, "input": {"<field>": <value or \
+"$<task id>.<field>">}}], "uncovered": [{"part": "<one of the parts>", "reason": "<why, \
+quoting it>"}], "parallel_groups": [["<task id>", ...], ...]}
 
-Example (services and fields are illustrative only):
-{"tasks": [
-  {"id": "payment", "service": "PaymentService", "input": {"orderId": "ORD123", \
-"amount": "299.99"}},
-  {"id": "inventory", "service": "InventoryService", "input": {"productId": "PROD456"}},
-  {"id": "delivery", "service": "DeliveryAgent", "input": {"orderId": "ORD123", "inStock": \
-"$inventory.inStock"}},
-  {"id": "notify", "service": "NotificationService", "input": {"customerId": "CUST1", \
-"paymentStatus": "$payment.status"}}],
+Example (services and fields are illustrative only), for the action "Process order payment \
+and update inventory, then arrange delivery and notify the customer":
+{"parts": ["Process order payment", "update inventory", "arrange delivery", \
+"notify the customer"],
+ "tasks": [
+  {"id": "payment", "service": "PaymentService", "serves": "Process order payment", \
+"input": {"orderId": "ORD123", "amount": "299.99"}},
+  {"id": "inventory", "service": "InventoryService", "serves": "update inventory", \
+"input": {"productId": "PROD456"}},
+  {"id": "delivery", "service": "DeliveryAgent", "serves": "arrange delivery", \
+"input": {"orderId": "ORD123", "inStock": "$inventory.inStock"}},
+  {"id": "notify", "service": "NotificationService", "serves": "notify the customer", \
+"input": {"customerId": "CUST1", "paymentStatus": "$payment.status"}}],
+ "uncovered": [],
  "parallel_groups": [["payment", "inventory"], ["delivery", "notify"]]}
 """
 
 STRUCTURED_NOTE: Final = """
-The answer's JSON schema always has the keys "not_actionable", "reason", "tasks" and \
-"parallel_groups": for a plan, set "not_actionable" to false, "reason" to "" and fill the \
-tasks; to refuse, set "not_actionable" to true, give the reason, and leave "tasks" and \
-"parallel_groups" empty. Set optional input fields you do not need to null."""
+The answer's JSON schema always has the keys "not_actionable", "reason", "parts", "tasks", \
+"uncovered" and "parallel_groups": for a plan, set "not_actionable" to false, "reason" to "" \
+and fill the parts, the tasks and the uncovered parts; to refuse, set "not_actionable" to \
+true, give the reason, and leave the lists empty. Set optional input fields you do not need \
+to null."""
 
 
 class AnswerError(PlannerError, ValueError):
@@ -220,6 +235,13 @@ class _NotStrict(Exception):
 
 
 _SCALARS: Final = {"string", "number", "integer", "boolean", "null"}
+_SERVES: Final = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_UNCOVERED: Final = {
+    "type": "object",
+    "properties": {"part": {"type": "string"}, "reason": {"type": "string"}},
+    "required": ["part", "reason"],
+    "additionalProperties": False,
+}
 
 
 def _strict_value(schema: Any, depth: int = 0) -> dict[str, Any]:
@@ -280,9 +302,10 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
                 "properties": {
                     "id": {"type": "string"},
                     "service": {"type": "string", "enum": [s.service]},
+                    "serves": _SERVES,
                     "input": _strict_object(s.input_schema, 1),
                 },
-                "required": ["id", "service", "input"],
+                "required": ["id", "service", "serves", "input"],
                 "additionalProperties": False,
             }
             for s in sorted(services, key=lambda s: s.service)
@@ -297,9 +320,10 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "service": {"type": "string", "enum": names} if names else {"type": "string"},
+                "serves": _SERVES,
                 "input": {"type": "object"},
             },
-            "required": ["id", "service", "input"],
+            "required": ["id", "service", "serves", "input"],
         }
         strict = False
     schema = {
@@ -307,13 +331,22 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
         "properties": {
             "not_actionable": {"type": "boolean"},
             "reason": {"type": "string"},
+            "parts": {"type": "array", "items": {"type": "string"}},
             "tasks": {"type": "array", "items": task},
+            "uncovered": {"type": "array", "items": _UNCOVERED},
             "parallel_groups": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "string"}},
             },
         },
-        "required": ["not_actionable", "reason", "tasks", "parallel_groups"],
+        "required": [
+            "not_actionable",
+            "reason",
+            "parts",
+            "tasks",
+            "uncovered",
+            "parallel_groups",
+        ],
         "additionalProperties": False,
     }
     return {
@@ -385,7 +418,10 @@ def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] =
             raise AnswerError(f'task {task_id!r}: "input" must be an object')
         keep = required.get(service, set())
         inputs = {k: v for k, v in inputs.items() if v is not None or k in keep}
-        tasks.append(PlanTask(id=task_id, service=service, input=inputs))
+        serves = raw.get("serves")
+        if serves is not None and not isinstance(serves, str):
+            raise AnswerError(f'task {task_id!r}: "serves" must be one of the parts or null')
+        tasks.append(PlanTask(id=task_id, service=service, input=inputs, serves=serves or None))
     groups = parallel_groups(tasks)
     if groups is None:
         raw_groups = answer.get("parallel_groups")
@@ -395,4 +431,29 @@ def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] =
             groups = [list(g) for g in raw_groups]
         else:
             groups = [[t.id for t in tasks]]
-    return Plan(tasks=tasks, parallel_groups=groups)
+    parts, uncovered = _coverage(answer)
+    return Plan(tasks=tasks, parallel_groups=groups, parts=parts, uncovered=uncovered)
+
+
+def _coverage(answer: dict[str, Any]) -> tuple[list[str], list[UncoveredPart]]:
+    """The answer's ``parts`` and ``uncovered`` (their consistency is validation's to judge).
+
+    Raises:
+        AnswerError: they do not have the asked shape.
+    """
+    raw_parts = answer.get("parts") or []
+    if not isinstance(raw_parts, list) or not all(isinstance(p, str) for p in raw_parts):
+        raise AnswerError('"parts" must be a list of the action\'s parts, each its own words')
+    raw_uncovered = answer.get("uncovered") or []
+    if not isinstance(raw_uncovered, list):
+        raise AnswerError('"uncovered" must be a list of {"part", "reason"} objects')
+    uncovered: list[UncoveredPart] = []
+    for item in raw_uncovered:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("part"), str)
+            and isinstance(item.get("reason"), str)
+        ):
+            raise AnswerError('each "uncovered" entry must be {"part": str, "reason": str}')
+        uncovered.append(UncoveredPart(part=item["part"], reason=item["reason"]))
+    return list(raw_parts), uncovered
