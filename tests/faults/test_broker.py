@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -117,6 +119,64 @@ async def test_nats_server_killed_and_restarted_mid_load(
     for name in ("planner", "dispatcher", "notifier"):
         assert stack.procs[name].alive, f"{name} exited instead of reconnecting"
         assert reconnected(stack, name), f"{name} never logged a reconnection"
+
+
+OUTAGE_S = 12.0
+"""Longer than the SDK's publish timeout (10 s) and its claim lease (2 x the 3 s ack wait)."""
+
+
+async def test_a_long_outage_with_tasks_finishing_in_it_repeats_no_side_effect(
+    server: EmbeddedNats,
+    own_bus: Bus,
+    own_stack: Stack,
+    own_env: dict[str, str],
+    receiver: Receiver,
+    rng: random.Random,
+) -> None:
+    """Handlers that finish while the broker is gone keep their results until it is back.
+
+    The broker dies while tasks are running (simulated latencies of hundreds of ms) and
+    stays away longer than the SDK's publish timeout and its idempotency lease, so every
+    handler finishing meanwhile fails to record its result at first. Two replicas of the
+    services run, so a task redelivered after the restart may reach the other one: it must
+    find the recorded result (a replay) instead of running the handler again.
+    """
+    stack = own_stack
+    await asyncio.to_thread(stack.start_many, "planner", "dispatcher", "notifier")
+    slow = {"ORRA_EXAMPLES_LATENCY_SCALE": "1"}
+    await asyncio.to_thread(stack.start_many, "examples1", "examples2", **slow)
+    effects_file = own_env["ORRA_EXAMPLES_EFFECTS_FILE"]
+    load = asyncio.create_task(
+        submit_load(own_bus, LOAD, rng, spread_s=SPREAD_S, webhook=receiver.url())
+    )
+    await asyncio.sleep(rng.uniform(SPREAD_S / 3, 2 * SPREAD_S / 3))
+    # The broker hangs (SIGSTOP: connections stay open, nothing is answered, what the
+    # services write meanwhile is never read), then crashes: every result written during
+    # the outage is lost with the socket buffers, and the services learn of it only then.
+    assert server.pid is not None
+    killed_at = time.time()
+    os.kill(server.pid, signal.SIGSTOP)
+    print(f"nats-server frozen for {OUTAGE_S:g}s, then killed")
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(server.kill)
+    await asyncio.sleep(0.5)
+    restarted_at = time.time()
+    await asyncio.to_thread(server.start)  # same port, same store
+    orchs = await load
+    ended = await wait_terminal(own_bus, orchs, timeout_s=90)
+    await wait_webhooks(receiver, sorted(ended), timeout_s=30)
+    log = await read_log(own_bus)
+    effects = read_effects(effects_file)
+    report = check(orchs, log.events, effects=effects, receipts=receipts_of(receiver))
+    finished_in_outage = [e for e in effects if killed_at <= e["finished_at"] <= restarted_at]
+    print(report.summary())
+    print(f"handlers that finished while the broker was down: {len(finished_in_outage)}")
+    assert finished_in_outage, "no handler finished during the outage: the test proves nothing"
+    assert report.ok, report.summary()
+    assert report.counts["completed"] == LOAD
+    assert report.effect_counts["twice"] == 0
+    for name in ("planner", "dispatcher", "notifier", "examples1", "examples2"):
+        assert stack.procs[name].alive, f"{name} exited instead of reconnecting"
 
 
 async def test_broker_outage_gateway_answers_503_then_recovers(
