@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from orra_events.topology import Topology
 
 __all__ = [
+    "BROKER_PATIENCE_S",
     "DEFAULT_NATS_URL",
     "DELIVER_PREFIX",
+    "FOLLOW_HEARTBEAT_S",
     "HDR_ORIGINAL_SEQUENCE",
     "HDR_ORIGINAL_STREAM",
     "HDR_ORIGINAL_SUBJECT",
@@ -57,6 +59,14 @@ HDR_ORIGINAL_STREAM: Final = "Orra-Original-Stream"
 HDR_ORIGINAL_SEQUENCE: Final = "Orra-Original-Sequence"
 DELIVER_PREFIX: Final = "_INBOX.orra"
 """Prefix of the deliver subjects of Orra's push consumers (``_INBOX.>`` is commonly allowed)."""
+BROKER_PATIENCE_S: Final = 1.0
+"""While a process stops, how long it still waits for work that needs the broker once the
+broker is unreachable (see :meth:`Bus.wait_while_reachable`)."""
+FOLLOW_HEARTBEAT_S: Final = 1.0
+"""Idle heartbeat of the ordered consumers a process follows a stream with for its whole
+life (the registries). A restarted nats-server has lost these in-memory consumers; nats-py
+recreates one after two missed heartbeats, so this bounds the stall after a restart (with
+nats-py's default of 5 s it lasted about 16 s)."""
 
 log = structlog.get_logger("orra.bus")
 
@@ -474,11 +484,52 @@ class Bus:
         with contextlib.suppress(Exception):
             await self.nc.close()
 
+    async def wait_while_reachable(
+        self, awaitable: Awaitable[Any], timeout_s: float, *, what: str = "running work"
+    ) -> bool:
+        """Wait for ``awaitable`` (work that needs the broker) while stopping; bounded.
+
+        Waits up to ``timeout_s``, but no longer than :data:`BROKER_PATIENCE_S` once the
+        broker is unreachable: that work cannot finish without it, and a process must stop
+        within its grace period even while the broker is down. ``awaitable`` is not
+        cancelled (the caller decides what to do with what did not finish).
+
+        Returns:
+            Whether ``awaitable`` finished.
+        """
+        future = asyncio.ensure_future(awaitable)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        down_since: float | None = None
+        try:
+            while not future.done():
+                now = loop.time()
+                if now >= deadline:
+                    return False
+                if self.connected:
+                    down_since = None
+                elif down_since is None:
+                    down_since = now
+                elif now - down_since >= BROKER_PATIENCE_S:
+                    log.warning("the broker is unreachable: not waiting", waiting_for=what)
+                    return False
+                await asyncio.wait({future}, timeout=min(0.1, deadline - now))
+            return True
+        finally:
+            if not future.done():
+                future.cancel()
+
     async def _finish_handlers(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest."""
+        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest.
+
+        Not longer than :data:`BROKER_PATIENCE_S` while the broker is unreachable.
+        """
         if not self._handlers:
             return
-        _, pending = await asyncio.wait(set(self._handlers), timeout=max(timeout_s, 0.0))
+        await self.wait_while_reachable(
+            asyncio.wait(set(self._handlers)), timeout_s, what="running handlers"
+        )
+        pending = {task for task in self._handlers if not task.done()}
         for task in pending:
             task.cancel()
         if pending:

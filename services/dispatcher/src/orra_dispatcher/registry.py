@@ -37,6 +37,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.registry import park_registry_message, registry_problem
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class ServiceRegistry:
             stream=topology.services_stream,
             cb=self._on_message,
             ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
             deliver_policy=DeliverPolicy.ALL,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,

@@ -34,6 +34,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.projection import (
     OrchestrationStatus,
     OrchestrationSummary,
@@ -181,6 +182,7 @@ class ReadModel:
                     stream=topology.services_stream,
                     cb=self._on_service,
                     ordered_consumer=True,
+                    idle_heartbeat=FOLLOW_HEARTBEAT_S,
                     deliver_policy=DeliverPolicy.ALL,
                     pending_msgs_limit=-1,
                     pending_bytes_limit=-1,

@@ -40,6 +40,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.registry import park_registry_message, registry_problem
 from orra_planner import schema
 
@@ -286,6 +287,7 @@ class RegistryFollower:
             stream=self.bus.topology.services_stream,
             cb=self._on_message,
             ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
         )
         await self.sync(timeout_s)
 
