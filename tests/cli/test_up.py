@@ -253,7 +253,7 @@ def test_a_killed_nats_server_is_reaped_and_restarted_on_its_store(tmp_path: Pat
         async def streams() -> list[str]:
             nc = await nats.connect(stack.nats_url)
             try:
-                return [s.config.name async for s in nc.jetstream().streams_info_iterator()]
+                return [s.config.name or "" for s in await nc.jetstream().streams_info()]
             finally:
                 await nc.close()
 
