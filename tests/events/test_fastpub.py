@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from orra_events import Bus, Topology, decode, encode
@@ -186,6 +187,8 @@ async def test_writes_on_a_lost_connection_fail_once_it_is_back_not_at_their_tim
             subject = bus.topology.subject_for(event)
             assert server.pid is not None
             os.kill(server.pid, signal.SIGSTOP)  # hangs: the write goes into its socket
+            while psutil.Process(server.pid).status() != psutil.STATUS_STOPPED:
+                await asyncio.sleep(0.01)  # a stop takes effect a moment after the signal
             lost = publisher.publish(subject, encode(event), msg_id=event.event_id)
             await asyncio.sleep(0.3)
             server.kill()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from orra_events import Bus
@@ -156,6 +157,8 @@ async def test_a_long_outage_with_tasks_finishing_in_it_repeats_no_side_effect(
     assert server.pid is not None
     killed_at = time.time()
     os.kill(server.pid, signal.SIGSTOP)
+    while psutil.Process(server.pid).status() != psutil.STATUS_STOPPED:
+        await asyncio.sleep(0.01)
     print(f"nats-server frozen for {OUTAGE_S:g}s, then killed")
     await asyncio.sleep(OUTAGE_S)
     await asyncio.to_thread(server.kill)
