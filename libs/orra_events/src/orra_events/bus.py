@@ -69,6 +69,7 @@ recreates one after two missed heartbeats, so this bounds the stall after a rest
 nats-py's default of 5 s it lasted about 16 s)."""
 
 log = structlog.get_logger("orra.bus")
+_ERROR_LOG_EVERY_S: Final = 30.0
 
 EventHandler = Callable[["Event", "Msg"], Awaitable[None]]
 """A consumer's handler: the decoded event and its message (for metadata and in-progress)."""
@@ -126,18 +127,34 @@ class Bus:
         Raises:
             BrokerUnavailable: the first connection failed.
         """
+        made: list[Bus] = []
+        # While the broker is away every reconnection attempt (2 a second) fails: log the
+        # first failure of an outage, then one line per _ERROR_LOG_EVERY_S with a count.
+        outage = {"logged_at": 0.0, "unlogged": 0}
 
         async def _on_error(exc: Exception) -> None:
-            log.warning("nats error", error=str(exc), client=name)
-
-        made: list[Bus] = []
+            reconnecting = bool(made) and not made[0].connected
+            if reconnecting:
+                now = time.monotonic()
+                if outage["logged_at"] and now - outage["logged_at"] < _ERROR_LOG_EVERY_S:
+                    outage["unlogged"] += 1
+                    return
+                outage["logged_at"] = now
+            log.warning(
+                "nats error",
+                error=str(exc),
+                client=name,
+                **({"failed_since_last_line": outage["unlogged"]} if outage["unlogged"] else {}),
+            )
+            outage["unlogged"] = 0
 
         async def _on_disconnect() -> None:
             if not (made and made[0].closing):
                 log.warning("nats disconnected", client=name)
 
         async def _on_reconnect() -> None:
-            log.info("nats reconnected", client=name)
+            log.info("nats reconnected", client=name, failed_attempts=outage["unlogged"])
+            outage.update(logged_at=0.0, unlogged=0)
 
         try:
             nc = await nats.connect(
