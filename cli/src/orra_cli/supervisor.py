@@ -609,10 +609,15 @@ class Stack:
     def _watch_nats(self) -> None:
         """Reap a nats-server that exited and restart it, with backoff while it fails."""
         nats = self.nats
-        if nats is None or not self.restart:
+        if nats is None:
             return
         with self._nats_lock:
             if self._stopped.is_set() or nats.running:  # running: reaps a dead process
+                return
+            if not self.restart:
+                if self._nats_restart_at is None:
+                    self._nats_restart_at = float("inf")  # reported once, never restarted
+                    self._notice(f"nats-server exited with code {nats.returncode}")
                 return
             now = time.monotonic()
             if self._nats_restart_at is None:
