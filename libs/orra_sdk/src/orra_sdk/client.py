@@ -209,7 +209,13 @@ class OrraClient:
             raise OrraSdkError(f"cannot prepare JetStream: {exc}") from exc
         self._bus = bus
         self._publisher = publisher
-        self._store = ResultStore(kv, holder=self.instance_id, publisher=publisher)
+        self._store = ResultStore(
+            kv,
+            holder=self.instance_id,
+            publisher=publisher,
+            # At least the holder's renewal interval plus its reconnection after an outage.
+            takeover_after_s=max(self.ack_wait_s, 5.0),
+        )
         self._stopped.clear()
 
     async def __aenter__(self) -> Self:

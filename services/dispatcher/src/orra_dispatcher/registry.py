@@ -45,6 +45,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.liveness import is_unhealthy
 from orra_events.registrations import RegistrationBook
 from orra_events.registry import park_registry_message, registry_problem
@@ -110,6 +111,7 @@ class ServiceRegistry:
                     stream=stream,
                     cb=self._follower(caught_up),
                     ordered_consumer=True,
+                    idle_heartbeat=FOLLOW_HEARTBEAT_S,
                     deliver_policy=DeliverPolicy.ALL,
                     pending_msgs_limit=-1,
                     pending_bytes_limit=-1,

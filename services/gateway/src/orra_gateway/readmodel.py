@@ -32,6 +32,7 @@ from orra_events import (
     DecodeError,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.projection import (
     OrchestrationStatus,
     OrchestrationSummary,
@@ -147,6 +148,7 @@ class ReadModel:
                         stream=stream,
                         cb=self._registry_follower(loaded),
                         ordered_consumer=True,
+                        idle_heartbeat=FOLLOW_HEARTBEAT_S,
                         deliver_policy=DeliverPolicy.ALL,
                         pending_msgs_limit=-1,
                         pending_bytes_limit=-1,

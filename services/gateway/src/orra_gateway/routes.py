@@ -20,6 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events import WebhookRecord
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.health import METRICS
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
@@ -363,6 +364,7 @@ async def orchestration_events(
         stream=topology.events_stream,
         cb=on_message,
         ordered_consumer=True,
+        idle_heartbeat=FOLLOW_HEARTBEAT_S,
         config=config,
     )
     return ServerSentEvent(

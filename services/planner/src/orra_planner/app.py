@@ -85,7 +85,10 @@ async def setup(
         handler.stopping = True
         # Actions being planned finish first (they need the registry and the strategy);
         # new deliveries are sent back meanwhile.
-        if not await handler.wait_idle(_STOP_GRACE_S):
+        # Not longer than a moment while the broker is unreachable: they cannot finish.
+        if not await bus.wait_while_reachable(
+            handler.wait_idle(_STOP_GRACE_S), _STOP_GRACE_S, what="actions being planned"
+        ):
             log.warning("stopping with actions still being planned; they will be redelivered")
         await follower.stop()
         if isinstance(strategy, LlmStrategy):

@@ -50,6 +50,7 @@ from orra_events import (
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.liveness import Beat, Liveness, LivenessSettings, down_reason, health_of
 from orra_events.registrations import RegistrationBook, Verdict
 from orra_events.registry import park_registry_message, registry_problem
@@ -436,6 +437,7 @@ class RegistryFollower:
             stream=topology.heartbeats_stream,
             cb=self._on_beat,
             ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
             deliver_policy=DeliverPolicy.ALL,
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
@@ -445,6 +447,7 @@ class RegistryFollower:
             stream=topology.services_stream,
             cb=self._on_message,
             ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
         )
         await self.sync(timeout_s)
         with contextlib.suppress(TimeoutError):
