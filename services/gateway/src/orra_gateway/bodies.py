@@ -1,0 +1,145 @@
+"""Request bodies the gateway refuses before it decodes them: not JSON, not UTF-8, too deep.
+
+Litestar decodes a JSON body into Python objects before it checks it against the route's
+schema, and that decoding raises ``UnicodeDecodeError`` for invalid UTF-8 and
+``RecursionError`` for JSON nested about a thousand levels deep: both would be answered
+500. :func:`json_request_class` makes the request class the app uses instead; its
+``json()`` refuses, as 400 problem details naming the problem,
+
+* a body nested deeper than the limit (``ORRA_GATEWAY_MAX_DATA_DEPTH`` levels inside a data
+  value, plus the three levels of the body around it), measured on the raw bytes before
+  decoding;
+* a body that is not UTF-8;
+
+and, as 415, a body whose ``Content-Type`` is not JSON (``application/json`` or any
+``application/*+json``; a body without a ``Content-Type`` is read as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Final
+
+from litestar import Request
+
+from orra_gateway.errors import BadRequest, FieldError, UnsupportedMediaType
+
+__all__ = ["BODY_ENVELOPE_DEPTH", "json_request_class", "nested_deeper_than", "too_deep_at"]
+
+BODY_ENVELOPE_DEPTH: Final = 3
+"""Levels of ``POST /orchestrations`` around a data value: the body, ``data``, its item."""
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN = frozenset(b"[{")
+
+
+def nested_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether ``body`` nests arrays and objects more than ``limit`` levels deep.
+
+    Brackets inside strings do not count, and the bytes need not be valid JSON (the
+    decoder says what is wrong with them afterwards). A body with no more brackets than
+    ``limit`` is answered without reading it (the common case, and cheap).
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", body).translate(None, _NOT_BRACKETS):
+        if byte in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def too_deep_at(body: bytes, limit: int) -> str:
+    """Where ``body`` first nests deeper than ``limit``: ``data[0].value`` for instance.
+
+    The path is cut after three steps (the field of the request that holds the value).
+    """
+    frames: list[list[Any]] = []  # per open container: [is_array, index or key]
+    last_string: bytes = b""
+    for match in _TOKEN.finditer(body):
+        token = match.group()
+        if token in {b"{", b"["}:
+            if len(frames) >= limit:
+                break
+            frames.append([token == b"[", 0 if token == b"[" else None])
+        elif token in {b"}", b"]"}:
+            if frames:
+                frames.pop()
+        elif token == b",":
+            if frames and frames[-1][0]:
+                frames[-1][1] += 1
+        elif token == b":":
+            if frames and not frames[-1][0]:
+                frames[-1][1] = _key(last_string)
+        else:
+            last_string = token
+    path = ""
+    for is_array, where in frames[:BODY_ENVELOPE_DEPTH]:
+        path += f"[{where}]" if is_array else f"{'.' if path else ''}{where}"
+    return path if path and not path.startswith("[") else f"body{path}"
+
+
+def _key(token: bytes) -> str:
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return token.decode(errors="replace").strip('"')
+    return str(key)
+
+
+def _is_json(media_type: str) -> bool:
+    media_type = media_type.strip().lower()
+    return (
+        not media_type
+        or media_type == "application/json"
+        or (media_type.startswith("application/") and media_type.endswith("+json"))
+    )
+
+
+def json_request_class(max_data_depth: int) -> type[Request[Any, Any, Any]]:
+    """The request class of an app whose data values nest at most ``max_data_depth`` levels."""
+    limit = max_data_depth + BODY_ENVELOPE_DEPTH
+
+    class JsonRequest(Request[Any, Any, Any]):
+        """A request whose ``json()`` refuses bodies it cannot decode safely."""
+
+        async def json(self) -> Any:
+            """The decoded JSON body.
+
+            Raises:
+                UnsupportedMediaType: the ``Content-Type`` is not JSON.
+                BadRequest: the body is nested too deep, or is not UTF-8.
+            """
+            media_type, _ = self.content_type
+            if not _is_json(media_type):
+                raise UnsupportedMediaType(
+                    f"the body must be JSON, sent with 'Content-Type: application/json', "
+                    f"not {media_type}"
+                )
+            body = await self.body()
+            if nested_deeper_than(body, limit):
+                where = too_deep_at(body, limit)
+                message = (
+                    f"JSON is nested deeper than {limit} levels (a data value may nest at most "
+                    f"{max_data_depth}: ORRA_GATEWAY_MAX_DATA_DEPTH)"
+                )
+                raise BadRequest(
+                    f"the body is nested too deep at {where}", [FieldError(where, message)]
+                )
+            try:
+                return await super().json()
+            except UnicodeDecodeError as exc:
+                message = f"not valid UTF-8: {exc.reason} at byte {exc.start}"
+                raise BadRequest(f"the body is {message}", [FieldError("body", message)]) from None
+            except RecursionError:  # cannot happen below the limit; never a 500 if it does
+                message = "JSON is nested too deep to decode"
+                raise BadRequest(message, [FieldError("body", message)]) from None
+
+    return JsonRequest
