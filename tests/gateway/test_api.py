@@ -615,9 +615,7 @@ async def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(
 ) -> None:
     from tests.gateway.conftest import _start
 
-    other = (await client.post("/api-keys", json={"name": "ops", "role": "admin"})).json()[
-        "apiKey"
-    ]
+    other = (await client.post("/api-keys", json={"name": "ops", "role": "admin"})).json()["apiKey"]
     keys = (await client.get("/api-keys")).json()["items"]
     bootstrap = next(k for k in keys if k["name"] == "bootstrap")
     assert (await client.delete(f"/api-keys/{bootstrap['id']}")).status_code == 204
