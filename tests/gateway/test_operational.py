@@ -7,8 +7,6 @@ without a key, and ``/readyz`` counted orchestrations.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -27,8 +25,9 @@ def settings(nats_url: str, namespace: str) -> GatewaySettings:
 
 
 @pytest.fixture
-async def metrics_url(server: ServerThread, settings: GatewaySettings) -> AsyncIterator[str]:
-    yield f"http://127.0.0.1:{settings.health_port}"
+def metrics_url(server: ServerThread, settings: GatewaySettings) -> str:
+    del server  # serving, hence listening on the metrics port too
+    return f"http://127.0.0.1:{settings.health_port}"
 
 
 @pytest.mark.usefixtures("planner")
