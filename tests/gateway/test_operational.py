@@ -7,6 +7,7 @@ without a key, and ``/readyz`` counted orchestrations.
 from __future__ import annotations
 
 import asyncio
+
 import httpx
 import pytest
 
