@@ -56,9 +56,10 @@ async def test_invalid_utf8_is_a_400_naming_the_byte(client: httpx.AsyncClient) 
         (with_value(nested(1000)), "data[0].value"),
         (with_value(b'{"a":' * 1000 + b"1" + b"}" * 1000), "data[0].value"),
         (with_value(nested(33)), "data[0].value"),
+        (with_value(nested(600)), "data[0].value"),
         (b'{"action":{"content":"x"},"data":[],"webhook":' + nested(5000) + b"}", "webhook[0][0]"),
     ],
-    ids=["top", "action", "value-1000", "object-1000", "value-33", "webhook-5000"],
+    ids=["top", "action", "value-1000", "object-1000", "value-33", "value-600", "webhook-5000"],
 )
 async def test_deep_json_is_a_400_naming_where(
     client: httpx.AsyncClient, raw: bytes, field: str
