@@ -360,7 +360,7 @@ def test_services_keys_webhooks_abort(orra: Any, gateway: FakeGateway) -> None:
         "PaymentService"
     )
     assert json.loads(orra("api-keys", "gen", "--json").stdout)["apiKey"] == "orra_new"
-    assert orra("api-keys", "gen").stdout.strip() == "orra_new"
+    assert orra("api-keys", "gen").stdout.strip() == "orra_new  k_1"
     assert "k_1" in orra("api-keys", "ls").stdout
     assert json.loads(orra("api-keys", "ls", "--json").stdout)["items"][0]["id"] == "k_1"
     added = orra("webhooks", "add", "http://h/x")

@@ -210,28 +210,15 @@ async def test_auth_failures_are_401_problems(server: ServerThread) -> None:
         assert ready.json()["status"] == "ready"
         schema = await anonymous.get("/schema/openapi.json")
         assert "/orchestrations" in schema.json()["paths"]
-        metrics = await anonymous.get("/metrics")
-        assert metrics.status_code == 200
-        assert metrics.headers["content-type"].startswith("text/plain")
-        text = metrics.text
-        # The 401s above are counted under their route template, not the raw path.
-        assert (
-            'orra_gateway_http_requests_total{method="GET",'
-            'route="/orchestrations/{orchestration_id:str}",status="4xx"}'
-        ) in text
-        assert (
-            'orra_gateway_http_requests_total{method="GET",route="/healthz",status="2xx"}' in text
-        )
-        assert "o_x" not in text
-        assert "orra_gateway_http_request_duration_seconds_bucket" in text
-        assert "orra_gateway_index_caught_up 1.0" in text
 
 
 @pytest.mark.usefixtures("planner")
 async def test_projects_never_see_each_other(
     client: httpx.AsyncClient, server: ServerThread, bus: Bus
 ) -> None:
-    created = await client.post("/api-keys", json={"project": "acme", "name": "acme ci"})
+    created = await client.post(
+        "/api-keys", json={"project": "acme", "name": "acme ci", "role": "admin"}
+    )
     assert created.status_code == 201, created.text
     acme_key = created.json()["apiKey"]
     assert created.json()["project"] == "acme"
@@ -257,7 +244,7 @@ async def test_projects_never_see_each_other(
         assert (await acme.get("/orchestrations")).json()["items"] == []
         assert (await acme.get("/services")).json()["items"] == []
         assert [k["project"] for k in (await acme.get("/api-keys")).json()["items"]] == ["acme"]
-        # a non-admin key cannot create keys for another project
+        # an admin key of another project than 'default' cannot create keys elsewhere
         assert_problem(await acme.post("/api-keys", json={"project": "default"}), 403)
         theirs = await acme.post("/orchestrations", json=body())
         assert theirs.status_code == 201
@@ -673,8 +660,7 @@ async def test_a_restart_starts_from_the_saved_index(
     try:
         async with httpx.AsyncClient(base_url=second.url, headers=headers) as c:
             ready = (await c.get("/readyz")).json()
-            assert ready["indexCaughtUp"] is True
-            assert ready["orchestrations"] == 3
+            assert ready == {"status": "ready", "broker": "connected", "indexCaughtUp": True}
             assert (await c.get("/orchestrations")).json() == listed
             assert [(await c.get(f"/orchestrations/{o}")).json() for o in ids] == details
     finally:
@@ -686,7 +672,7 @@ async def test_a_revoked_bootstrap_key_stays_revoked_after_a_restart(
 ) -> None:
     from tests.gateway.conftest import _start
 
-    other = (await client.post("/api-keys", json={"name": "ops"})).json()["apiKey"]
+    other = (await client.post("/api-keys", json={"name": "ops", "role": "admin"})).json()["apiKey"]
     keys = (await client.get("/api-keys")).json()["items"]
     bootstrap = next(k for k in keys if k["name"] == "bootstrap")
     assert (await client.delete(f"/api-keys/{bootstrap['id']}")).status_code == 204

@@ -194,7 +194,7 @@ async def test_each_attempt_is_logged_503_then_a_timeout_then_200(
     )
     events: list[Event] = []
     try:
-        while len(events) < 2:
+        while not events or not isinstance(events[-1], WebhookDelivered):
             events.append(decode((await sub.next_msg(timeout=5)).data))
     finally:
         await sub.unsubscribe()

@@ -16,11 +16,15 @@ from orra_cli.errors import CliError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["GatewayClient", "PlanRejected", "SseEvent", "problem_lines"]
+__all__ = ["GatewayClient", "GatewayUnreachable", "PlanRejected", "SseEvent", "problem_lines"]
 
 
 class PlanRejected(CliError):
     """The gateway answered 422: the action could not be planned or the input is invalid."""
+
+
+class GatewayUnreachable(CliError):
+    """No HTTP answer came from the gateway (refused, reset, timed out)."""
 
 
 class SseEvent:
@@ -92,7 +96,7 @@ class GatewayClient:
     # --- transport ----------------------------------------------------------------------
 
     def _unreachable(self, exc: Exception) -> CliError:
-        return CliError(
+        return GatewayUnreachable(
             f"cannot reach the gateway at {self.base_url}: start it with `orra up` "
             f"or set ORRA_GATEWAY_URL ({type(exc).__name__}: {exc})"
         )
@@ -146,7 +150,14 @@ class GatewayClient:
                 data["orchestrationId"] = body["orchestrationId"]
             if isinstance(body.get("reasons"), list):
                 data["reasons"] = body["reasons"]
-        if code in {401, 403}:
+        if code == 403:
+            return CliError(
+                f"the gateway at {self.base_url} refused: "
+                f"{body.get('detail') if isinstance(body, dict) else title}",
+                details=[],
+                data=data,
+            )
+        if code == 401:
             return CliError(
                 f"the gateway at {self.base_url} refused the API key ({code}"
                 f"{': ' + title if title else ''}): run `orra up` to write the local key, "

@@ -451,16 +451,19 @@ def _details(
     lines.append(_section("Webhooks"))
     hooks = [h for h in orch.get("webhooks") or [] if isinstance(h, Mapping)]
     if hooks:
+        pending = any(h.get("status") == "retrying" for h in hooks)
         rows: list[list[Text | str]] = [
             [
                 str(h.get("url") or "-"),
                 _styled(h.get("status")),
                 str(h.get("attempts") if h.get("attempts") is not None else "-"),
                 str(h.get("statusCode") if h.get("statusCode") is not None else "-"),
+                *([_next_try(h, now)] if pending else []),
             ]
             for h in hooks
         ]
-        lines.extend(table_text(["URL", "STATUS", "ATTEMPTS", "CODE"], rows, prefix="│ "))
+        headers = ["URL", "STATUS", "ATTEMPTS", "CODE", *(["NEXT TRY"] if pending else [])]
+        lines.extend(table_text(headers, rows, prefix="│ "))
         for hook in hooks:
             log = _attempt_log(hook)
             if log:
@@ -468,6 +471,15 @@ def _details(
     else:
         lines.append(Text("│ (none)", style="dim"))
     return lines
+
+
+def _next_try(hook: Mapping[str, Any], now: float | None) -> str:
+    """``in 12s`` for a delivery being retried (``due`` once the time has come)."""
+    at = parse_time(hook.get("nextAttemptAt"))
+    if hook.get("status") != "retrying" or at is None:
+        return "-"
+    left = at - (time.time() if now is None else now)
+    return f"in {format_duration(left * 1000)}" if left >= 0.5 else "due"
 
 
 def _attempt_log(hook: Mapping[str, Any]) -> str:

@@ -54,6 +54,7 @@ from orra_events.events import (
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
     now,
 )
 from orra_events.ids import new_event_id, new_orchestration_id
@@ -130,6 +131,7 @@ __all__ = [
     "WebhookDelivered",
     "WebhookFailed",
     "WebhookRecord",
+    "WebhookRetrying",
     "check_name",
     "decode",
     "decode_as",

@@ -72,6 +72,7 @@ PRODUCERS: Final[dict[str, tuple[str, ...]]] = {
     "orchestration.resumed": ("dispatcher",),
     "webhook.delivered": ("notifier",),
     "webhook.failed": ("notifier",),
+    "webhook.retrying": ("notifier",),
     "service.registered": ("sdk",),
     "service.heartbeat": ("sdk",),
     "work": ("dispatcher",),

@@ -55,6 +55,7 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivered",
     "WebhookFailed",
+    "WebhookRetrying",
     "now",
 ]
 
@@ -593,6 +594,35 @@ class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.
     attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
 
 
+class WebhookRetrying(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.retrying"):
+    """An attempt to deliver to a webhook failed; the notifier will try again.
+
+    Appended once per failed attempt that is retried (never when the first attempt
+    succeeds), so every view shows a delivery that is still pending: how many attempts it
+    took so far, how the last one went and when the next one starts. The delivery's
+    ``webhook.delivered`` or ``webhook.failed`` follows in the end.
+
+    Attributes:
+        url: Where the result is being delivered.
+        attempt: The attempt that failed (1-based).
+        webhook_id: The ``webhook-id`` header the receiver sees.
+        next_attempt_at: When the next attempt is due (UNIX epoch seconds).
+        status_code: The receiver's HTTP status, ``None`` when no answer came.
+        error: Why no answer came (timeout, connection error), short.
+        attempt_log: The delivery's attempts so far, oldest first (the latest 20).
+    """
+
+    TYPE: ClassVar[str] = "webhook.retrying"
+
+    url: str
+    attempt: int
+    webhook_id: str
+    next_attempt_at: float
+    status_code: int | None = None
+    error: str | None = None
+    attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
+
+
 # --- services ----------------------------------------------------------------------------
 
 
@@ -657,6 +687,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     OrchestrationResumed,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
     ServiceRegistered,
     ServiceHeartbeat,
 )
@@ -687,6 +718,7 @@ EventType = Literal[
     "orchestration.resumed",
     "webhook.delivered",
     "webhook.failed",
+    "webhook.retrying",
     "service.registered",
     "service.heartbeat",
 ]

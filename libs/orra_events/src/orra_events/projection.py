@@ -88,6 +88,7 @@ from orra_events.events import (
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
 )
 from orra_events.plan import dependencies
 
@@ -285,24 +286,26 @@ class WebhookAttemptView(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
-    """Outcome of the delivery of the result to one webhook URL.
+    """The delivery of the result to one webhook URL: pending, or how it ended.
 
     Attributes:
         url: Where the result was sent.
-        status: ``delivered`` or ``failed`` (the notifier gave up).
+        status: ``retrying`` (an attempt failed, another is due at ``next_attempt_at``),
+            ``delivered`` or ``failed`` (the notifier gave up).
         attempts: Attempts made.
         status_code: HTTP status of the last attempt, if any answer came.
-        error: Why delivery failed.
+        error: Why delivery failed (for ``retrying``, why the last attempt did).
         webhook_id: The ``webhook-id`` header the receiver saw.
         at: When the outcome was recorded.
         status_codes: The HTTP status of each attempt in ``attempt_log`` (``None`` where
             no answer came), oldest first.
         attempt_log: The latest attempts (at most 20), oldest first; empty for
             deliveries recorded before attempts were logged.
+        next_attempt_at: When the next attempt is due, while ``retrying``.
     """
 
     url: str
-    status: Literal["delivered", "failed"]
+    status: Literal["delivered", "failed", "retrying"]
     attempts: int
     status_code: int | None = None
     error: str | None = None
@@ -310,6 +313,7 @@ class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
     at: float = 0.0
     status_codes: list[int | None] = msgspec.field(default_factory=list)
     attempt_log: list[WebhookAttemptView] = msgspec.field(default_factory=list)
+    next_attempt_at: float | None = None
 
 
 class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -893,8 +897,26 @@ def _attempt_view(attempt: WebhookAttempt) -> WebhookAttemptView:
     )
 
 
-def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed) -> None:
-    if isinstance(event, WebhookDelivered):
+def _on_webhook(
+    view: OrchestrationView, event: WebhookDelivered | WebhookFailed | WebhookRetrying
+) -> None:
+    if isinstance(event, WebhookRetrying):
+        current = next((w for w in view.webhooks if w.url == event.url), None)
+        if current is not None and (
+            current.status != "retrying" or current.attempts > event.attempt
+        ):
+            return  # the delivery ended, or this is an older attempt than the one shown
+        delivery = WebhookDeliveryView(
+            url=event.url,
+            status="retrying",
+            attempts=event.attempt,
+            status_code=event.status_code,
+            error=event.error,
+            webhook_id=event.webhook_id,
+            at=event.at,
+            next_attempt_at=event.next_attempt_at,
+        )
+    elif isinstance(event, WebhookDelivered):
         delivery = WebhookDeliveryView(
             url=event.url,
             status="delivered",
@@ -915,6 +937,10 @@ def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed
         )
     delivery.attempt_log = [_attempt_view(a) for a in event.attempt_log]
     delivery.status_codes = [a.status_code for a in event.attempt_log]
+    for index, existing in enumerate(view.webhooks):
+        if existing.url == event.url and existing.status == "retrying":
+            view.webhooks[index] = delivery  # a pending delivery's row keeps its place
+            return
     view.webhooks = [w for w in view.webhooks if w.url != event.url]
     view.webhooks.append(delivery)
 
@@ -989,7 +1015,7 @@ def apply(view: OrchestrationView | None, event: Event) -> OrchestrationView | N
             _on_compensation_resolved(view, event)
         case OrchestrationCompensated():
             _on_orchestration_compensated(view, event)
-        case WebhookDelivered() | WebhookFailed():
+        case WebhookDelivered() | WebhookFailed() | WebhookRetrying():
             _on_webhook(view, event)
         case _:  # a newer event type this code does not know: counted, otherwise ignored
             pass

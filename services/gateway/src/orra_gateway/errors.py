@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from orra_events import UncoveredPart
 
 __all__ = [
+    "BadRequest",
     "BrokerDown",
     "Conflict",
     "FieldError",
@@ -25,6 +26,7 @@ __all__ = [
     "PlanningFailed",
     "SettingsError",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]
 
 
@@ -74,6 +76,21 @@ class InvalidInput(GatewayError):
         self.errors = errors or []
 
 
+class BadRequest(InvalidInput):
+    """The request cannot be read.
+
+    A body that is not UTF-8 or is nested too deep, a header with characters it may not hold.
+    """
+
+    title = "Bad request"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body is not JSON (its ``Content-Type`` says something else)."""
+
+    title = "Unsupported media type"
+
+
 class InvalidWebhookUrl(InvalidInput):
     """A webhook URL is not an acceptable delivery target."""
 
@@ -90,7 +107,10 @@ class Unauthorized(GatewayError):
 
 
 class Forbidden(GatewayError):
-    """The key may not do this (a non-admin key acting on another project)."""
+    """The key may not do this.
+
+    A member key on an admin route, or a key acting on a project it may not manage.
+    """
 
     title = "Forbidden"
 

@@ -23,6 +23,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from orra_events import BrokerUnavailable, UncoveredPart
 from orra_gateway.errors import (
+    BadRequest,
     BrokerDown,
     Conflict,
     Forbidden,
@@ -31,6 +32,7 @@ from orra_gateway.errors import (
     NotFound,
     PlanningFailed,
     Unauthorized,
+    UnsupportedMediaType,
 )
 
 if TYPE_CHECKING:
@@ -51,11 +53,13 @@ log = structlog.get_logger("orra.gateway")
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 
 STATUS_OF: Final[dict[type[GatewayError], tuple[int, str]]] = {
+    BadRequest: (400, "bad-request"),
     InvalidInput: (422, "invalid-input"),
     Unauthorized: (401, "unauthorized"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
+    UnsupportedMediaType: (415, "unsupported-media-type"),
     PlanningFailed: (422, "planning-failed"),
     BrokerDown: (503, "broker-unavailable"),
 }
