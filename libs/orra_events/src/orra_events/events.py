@@ -392,8 +392,9 @@ class CompensationSummary(msgspec.Struct, frozen=True, kw_only=True):
 class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.done"):
     """Every task completed.
 
-    ``results`` merges the outputs of all tasks; a field that two tasks both produce with
-    different values is kept once per task, under the task id.
+    ``outputs`` holds each task's output by task id, in plan order; ``results`` merges them
+    (:func:`orra_events.webhooks.flat_results`: a field that several tasks return takes the
+    value of the last of them in plan order).
     """
 
     TYPE: ClassVar[str] = "orchestration.done"
