@@ -216,6 +216,10 @@ class WebhookReceiver:
                 delivery = Delivery(
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
+                # imported here: this file also runs as a script (the slow test service)
+                from tests import webhook_contract
+
+                webhook_contract.observe(f"e2e receiver {self.path}", delivery.headers, body)
                 code = receiver.express_handler(delivery)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")

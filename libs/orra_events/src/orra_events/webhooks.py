@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPENSATION_TYPE",
+    "OPENAPI_TAG",
     "PAYLOAD_TYPES",
     "RESULT_TYPE",
     "SCHEMA_PREFIX",
@@ -65,6 +66,9 @@ COMPENSATION_TYPE: Final = "orchestration.compensation"
 
 SCHEMA_PREFIX: Final = "Webhook"
 """Prefix of the payloads' component names in the OpenAPI document (no clash with the API's)."""
+
+OPENAPI_TAG: Final = "webhook deliveries"
+"""The OpenAPI tag of the webhook deliveries (the ``webhooks`` tag is the API that manages URLs)."""
 
 PayloadStatus = Literal["completed", "failed", "aborted"]
 """How the orchestration ended."""
@@ -311,6 +315,9 @@ def schema_components() -> dict[str, dict[str, Any]]:
             for prop, sub in schema.get("properties", {}).items():
                 if "description" not in sub and prop in documented:
                     sub["description"] = documented[prop]
+        tag = schema.get("properties", {}).get("type", {})
+        if tag.get("enum") and tag["enum"][0] in PAYLOAD_TYPES:
+            tag["description"] = f"The kind of delivery: always `{tag['enum'][0]}`."
         if "properties" in schema:
             schema["required"] = list(schema["properties"])
     renamed[SCHEMA_PREFIX + "Payload"] = {
@@ -440,7 +447,7 @@ def openapi_webhooks() -> dict[str, dict[str, Any]]:
                 "operationId": "webhook" + "".join(p.title() for p in kind.split(".")),
                 "summary": summary,
                 "description": description,
-                "tags": ["Webhooks"],
+                "tags": [OPENAPI_TAG],
                 "parameters": [
                     {
                         "name": name,
