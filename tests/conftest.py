@@ -12,6 +12,7 @@ import structlog
 
 from orra_events import Bus, Topology
 from orra_events.embedded import EmbeddedNats
+from tests import webhook_contract
 
 pytest_plugins = ["tests.factories"]
 
@@ -64,3 +65,17 @@ def _structlog_configuration_restored() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(autouse=True)
+def _webhook_deliveries_match_the_published_schema() -> Iterator[None]:
+    """Fail a test whose receivers got a webhook that the published schema refuses.
+
+    Every test receiver reports its requests to :mod:`tests.webhook_contract`; they are
+    checked here, after the test, against the OpenAPI document the gateway serves.
+    """
+    yield
+    violations = webhook_contract.take_violations()
+    assert not violations, "webhook deliveries that fail the published schema:\n" + "\n".join(
+        violations
+    )

@@ -302,19 +302,20 @@ class TestMergeResults:
     def test_equal_values_are_kept_once(self) -> None:
         assert merge_results({"a": {"x": 1}, "b": {"x": 1, "y": 2}}) == {"x": 1, "y": 2}
 
-    def test_clash_keeps_each_value_under_its_task(self) -> None:
+    def test_a_field_of_several_tasks_takes_the_last_in_plan_order(self) -> None:
         merged = merge_results(
             {"payment": {"status": "confirmed", "p": 1}, "delivery": {"status": "scheduled"}}
         )
-        assert merged == {
-            "p": 1,
-            "payment": {"status": "confirmed"},
-            "delivery": {"status": "scheduled"},
-        }
+        assert merged == {"status": "scheduled", "p": 1}
 
-    def test_top_level_field_named_like_a_namespace_is_moved(self) -> None:
-        merged = merge_results({"a": {"s": 1}, "b": {"s": 2}, "c": {"a": "field-named-a", "t": 3}})
-        assert merged == {"t": 3, "a": {"s": 1}, "b": {"s": 2}, "c": {"a": "field-named-a"}}
+    def test_a_field_never_moves_whatever_the_values(self) -> None:
+        # The old rule moved a clashing field (and a field named like a task) under the
+        # task ids, so the same plan gave `results.status` on one run and
+        # `results.payment.status` on another.
+        same = merge_results({"a": {"s": 1}, "b": {"s": 1}, "c": {"a": "x", "t": 3}})
+        clash = merge_results({"a": {"s": 1}, "b": {"s": 2}, "c": {"a": "x", "t": 3}})
+        assert list(same) == list(clash) == ["s", "a", "t"]
+        assert clash == {"s": 2, "a": "x", "t": 3}
 
     def test_empty(self) -> None:
         assert merge_results({}) == {}
@@ -358,13 +359,14 @@ class TestHappyPath:
         assert ids(outcome) == [f"end:{OID}"]
         done = outcome.emit[0]
         assert isinstance(done, OrchestrationDone)
+        # `status` of payment and inventory: inventory's, the later in plan order
         assert done.results == {
+            "status": "ok",
             "inStock": True,
             "deliveryTracking": "DLV987",
             "notified": True,
-            "payment": {"status": "confirmed"},
-            "inventory": {"status": "ok"},
         }
+        assert done.outputs["payment"] == {"status": "confirmed"}
         assert list(done.outputs) == ["payment", "inventory", "delivery", "notify"]
         assert outcome.state is not None
         assert outcome.state.status == "done"

@@ -199,13 +199,19 @@ class Delivery:
 class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that records every POST and answers 200.
 
-    Each delivery also goes through :meth:`express_handler`, the seed's example handler.
+    Each delivery also goes through :meth:`express_handler`, the seed's example handler
+    (extended to every type and status), and is checked against the published schema
+    (:mod:`tests.webhook_contract`).
     """
 
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
+        self.handled: set[str] = set()
         self.completed: dict[str, Any] = {}
+        self.by_task: dict[str, Any] = {}
         self.failed: dict[str, Any] = {}
+        self.aborted: dict[str, Any] = {}
+        self.compensation_reports: dict[str, Any] = {}
         self._changed = threading.Condition()
         receiver = self
 
@@ -216,6 +222,10 @@ class WebhookReceiver:
                 delivery = Delivery(
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
+                # imported here: this file also runs as a script (the slow test service)
+                from tests import webhook_contract
+
+                webhook_contract.observe(f"e2e receiver {self.path}", delivery.headers, body)
                 code = receiver.express_handler(delivery)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
@@ -245,16 +255,30 @@ class WebhookReceiver:
         self._thread.join(timeout=5)
 
     def express_handler(self, delivery: Delivery) -> int:
-        """The seed's handler: destructure the body, branch on ``status``."""
+        """The seed's handler, extended as docs/webhooks.md shows: branch on type and status.
+
+        A retry of a delivery already handled (same ``webhook-id``) is acknowledged only.
+        """
         body = delivery.json
+        delivery_id = delivery.headers["webhook-id"]
+        if delivery_id in self.handled:
+            return 200
+        self.handled.add(delivery_id)
+        kind = body["type"]
         orchestration_id = body["orchestrationId"]
         status = body["status"]
         results = body["results"]
         error = body["error"]
-        if status == "completed":
-            self.completed[orchestration_id] = results
-        elif status == "failed":
-            self.failed[orchestration_id] = error
+        if kind == "orchestration.result":
+            if status == "completed":
+                self.completed[orchestration_id] = results
+                self.by_task[orchestration_id] = body["resultsByTask"]
+            elif status == "failed":
+                self.failed[orchestration_id] = error
+            elif status == "aborted":
+                self.aborted[orchestration_id] = (error, results, body["compensation"])
+        elif kind == "orchestration.compensation":
+            self.compensation_reports[orchestration_id] = body["compensation"]
         return 200
 
     def wait_for(self, orch_id: str, path: str, timeout_s: float = 30.0) -> Delivery:

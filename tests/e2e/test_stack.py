@@ -285,6 +285,19 @@ def test_seed_ecommerce_order_with_wait_completes_with_the_seeds_results(
     assert re.fullmatch(r"DLV\d{3}", results["deliveryTracking"])
     assert dt.date.fromisoformat(results["estimatedDelivery"]) > dt.datetime.now(dt.UTC).date()
     assert receiver.completed[order["id"]] == results
+    # the stable view: each task's output under its task id, for every task of the plan
+    view = stack.get(f"/orchestrations/{order['id']}")
+    by_task = body["resultsByTask"]
+    assert list(by_task) == [t["id"] for t in view["tasks"]]
+    assert by_task == {t["id"]: t["output"] for t in view["tasks"]}
+    assert receiver.by_task[order["id"]] == by_task
+    # the flat view is the outputs merged in plan order (the view's results too)
+    flat: dict[str, Any] = {}
+    for output in by_task.values():
+        flat.update(output)
+    assert results == flat == view["results"]
+    assert body["compensation"] is None
+    assert body["uncovered"] == []
 
 
 def test_seed_ecommerce_block_typed_in_bash_verbatim(
@@ -494,10 +507,11 @@ def test_inspect_follow_shows_a_live_orchestration_to_its_end(stack: StackHandle
     assert followed["results"] == {"archiveStatus": "archived", "heldSeconds": 3.0}
 
 
-def test_abort_stops_a_running_orchestration(stack: StackHandle) -> None:
+def test_abort_stops_a_running_orchestration(stack: StackHandle, receiver: WebhookReceiver) -> None:
     out = stack.orra_json(
         "verify", "run", "Archive the ledger snapshot",
-        "-d", "ledgerId:L2", "-d", "holdSeconds:8",
+        "-d", "ledgerId:L2", "-d", "holdSeconds:30",
+        "-w", receiver.url("/webhooks/aborted"),
     )  # fmt: skip
     orch = out["orchestrationId"]
     stack.wait_status(orch, {"running"})
@@ -516,6 +530,29 @@ def test_abort_stops_a_running_orchestration(stack: StackHandle) -> None:
     missing = stack.orra("abort", "o_doesnotexist00")
     assert missing.returncode == 1
     assert "orra ps" in missing.stderr
+    # the webhook says so; the extended seed handler took its `aborted` branch
+    body = receiver.wait_for(orch, "/webhooks/aborted").json
+    assert body["type"] == "orchestration.result"
+    assert (body["status"], body["error"], body["results"]) == ("aborted", "changed my mind", None)
+    assert body["resultsByTask"] is None
+    assert receiver.aborted[orch] == ("changed my mind", None, None)
+
+
+def test_the_published_document_describes_every_delivery(
+    stack: StackHandle, receiver: WebhookReceiver
+) -> None:
+    # what the running gateway serves is what every delivery above was checked against
+    from tests import webhook_contract
+
+    served = httpx.get(f"{stack.gateway_url}/schema/openapi.json", timeout=10).json()
+    published = webhook_contract.published_document()
+    assert served["webhooks"] == published["webhooks"]
+    assert set(served["webhooks"]) == {"orchestration.result", "orchestration.compensation"}
+    for name, schema in published["components"]["schemas"].items():
+        if name.startswith("Webhook"):
+            assert served["components"]["schemas"][name] == schema
+    for delivery in receiver.deliveries:
+        assert webhook_contract.problems(delivery.headers, delivery.body) == []
 
 
 def test_api_keys_and_webhooks(

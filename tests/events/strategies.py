@@ -47,6 +47,8 @@ def for_type(t: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
             strategy = st.dictionaries(for_type(key), for_type(value), max_size=4)
         case msgspec.inspect.StructType(cls=cls):
             strategy = struct_of(cls)
+        case msgspec.inspect.Metadata(type=inner):
+            strategy = for_type(inner)
         case _:
             raise NotImplementedError(f"no strategy for {t!r}")
     return strategy

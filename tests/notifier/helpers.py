@@ -26,11 +26,13 @@ def fast_settings(**overrides: Any) -> NotifierSettings:
 
 
 def done(orch: str, webhook: str | None, **fields: Any) -> OrchestrationDone:
+    """``orchestration.done``; ``results`` (the flat view) is one task's output by default."""
+    results = fields.pop("results", {"orderStatus": "processed"})
     return OrchestrationDone(
         event_id=f"end:{orch}",
         orchestration_id=orch,
-        results=fields.pop("results", {"orderStatus": "processed"}),
-        outputs={},
+        results=results,
+        outputs=fields.pop("outputs", {"notify": dict(results)}),
         webhook=webhook,
         **fields,
     )

@@ -2,7 +2,9 @@
 
 It records every request and answers with whatever its ``respond`` function says, so a
 test can script "500, 500, 200", a slow answer, or a handler written like the seed's
-Express example. One request per connection (``Connection: close``).
+Express example. One request per connection (``Connection: close``). Every request is also
+reported to :mod:`tests.webhook_contract`, which fails the test if it does not match the
+published webhook schema (``contract=False`` for a receiver that gets other requests).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from tests import webhook_contract
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,11 @@ def free_port() -> int:
 class Receiver:
     """An HTTP server on 127.0.0.1 that records requests; ``respond`` picks each reply."""
 
-    def __init__(self, respond: Respond | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, respond: Respond | None = None, *, port: int | None = None, contract: bool = True
+    ) -> None:
         self.port = port or free_port()
+        self.contract = contract
         self.requests: list[Request] = []
         self._respond = respond or (lambda _req: Reply(200))
         self._server: asyncio.Server | None = None
@@ -117,6 +124,8 @@ class Receiver:
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         request = Request(method, path, headers, body, time.time())
+        if self.contract:
+            webhook_contract.observe(f"receiver {self.url(path)}", headers, body)
         async with self._arrived:
             self.requests.append(request)
             self._arrived.notify_all()

@@ -81,10 +81,13 @@ async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
     assert request.headers["content-type"] == "application/json"
     assert request.headers["webhook-id"] == outcome.webhook_id
     assert json.loads(request.body) == {
+        "type": "orchestration.result",
         "orchestrationId": "o_sign1",
         "status": "completed",
         "results": results,
+        "resultsByTask": {"notify": results},
         "error": None,
+        "compensation": None,
         "uncovered": [],
     }
     secret = await project_secret(bus)
@@ -540,11 +543,14 @@ async def test_a_compensation_that_fails_after_a_users_abort_is_reported_by_webh
     assert by_orch.count("o_compfail") == 2
     assert by_orch.count("o_compok") == 1
     first_body, report_body = [b for b in bodies if b["orchestrationId"] == "o_compfail"]
-    assert "compensation" not in first_body
+    assert first_body["type"] == "orchestration.result"
+    assert first_body["compensation"] is None  # sent before the compensation ran
     assert report_body == {
+        "type": "orchestration.compensation",
         "orchestrationId": "o_compfail",
         "status": "aborted",
         "results": None,
+        "resultsByTask": None,
         "error": "aborted by user",
         "compensation": {"compensated": ["payment"], "failed": ["inventory"], "skipped": []},
         "uncovered": [],

@@ -23,6 +23,7 @@ from orra_events import (
     rotate_signing_secret,
     signing_secrets,
 )
+from orra_events.webhooks import decode_payload, flat_results
 from orra_notifier import InvalidSettings, NotifierSettings, UnsafeWebhookUrl
 from orra_notifier.domain import (
     MAX_ATTEMPT_ERROR,
@@ -53,30 +54,47 @@ POLICY = RetryPolicy(base_s=1.0, max_s=60.0, deadline_s=3600.0)
 
 
 def test_payload_of_each_terminal_event() -> None:
-    completed = done("o_1", None, results={"deliveryTracking": "DLV987"})
+    outputs = {
+        "payment": {"paymentStatus": "confirmed", "status": "charged"},
+        "delivery": {"deliveryTracking": "DLV987", "status": "scheduled"},
+    }
+    completed = done("o_1", None, results=flat_results(outputs), outputs=outputs)
     failed = OrchestrationFailed(event_id="end:o_2", orchestration_id="o_2", error="no stock")
     aborted = OrchestrationAborted(
         event_id="end:o_3", orchestration_id="o_3", reason="user abort", payload={"by": "me"}
     )
-    assert build_payload(completed) == {
+    assert msgspec.to_builtins(build_payload(completed)) == {
+        "type": "orchestration.result",
         "orchestrationId": "o_1",
         "status": "completed",
-        "results": {"deliveryTracking": "DLV987"},
+        "results": {
+            "paymentStatus": "confirmed",
+            "status": "scheduled",
+            "deliveryTracking": "DLV987",
+        },
+        "resultsByTask": outputs,
         "error": None,
+        "compensation": None,
         "uncovered": [],
     }
-    assert build_payload(failed) == {
+    assert msgspec.to_builtins(build_payload(failed)) == {
+        "type": "orchestration.result",
         "orchestrationId": "o_2",
         "status": "failed",
         "results": None,
+        "resultsByTask": None,
         "error": "no stock",
+        "compensation": None,
         "uncovered": [],
     }
-    assert build_payload(aborted) == {
+    assert msgspec.to_builtins(build_payload(aborted)) == {
+        "type": "orchestration.result",
         "orchestrationId": "o_3",
         "status": "aborted",
         "results": {"by": "me"},
+        "resultsByTask": None,
         "error": "user abort",
+        "compensation": None,
         "uncovered": [],
     }
     assert [status_of(e) for e in (completed, failed, aborted)] == [
@@ -84,7 +102,9 @@ def test_payload_of_each_terminal_event() -> None:
         "failed",
         "aborted",
     ]
-    assert encode_payload(build_payload(completed)).startswith(b'{"orchestrationId":"o_1"')
+    body = encode_payload(build_payload(completed))
+    assert body.startswith(b'{"type":"orchestration.result","orchestrationId":"o_1"')
+    assert decode_payload(body) == build_payload(completed)
 
 
 def test_the_payload_says_what_a_partial_plan_left_out() -> None:
@@ -92,7 +112,8 @@ def test_the_payload_says_what_a_partial_plan_left_out() -> None:
     completed = OrchestrationDone(
         event_id="end:o_p", orchestration_id="o_p", results={}, outputs={}, uncovered=[gap]
     )
-    assert build_payload(completed)["uncovered"] == [
+    body = msgspec.json.decode(encode_payload(build_payload(completed)))
+    assert body["uncovered"] == [
         {"part": "gift-wrap it", "reason": "nothing registered can gift-wrap"}
     ]
 
@@ -318,12 +339,12 @@ def test_the_payload_says_how_a_compensation_went() -> None:
     failed = OrchestrationFailed(
         event_id="e", orchestration_id="o_1", error="notify failed", compensation=summary
     )
-    assert build_payload(failed)["compensation"] == {
+    assert msgspec.to_builtins(build_payload(failed))["compensation"] == {
         "compensated": ["delivery"],
         "failed": ["inventory"],
         "skipped": [],
     }
-    assert "compensation" not in build_payload(done("o_2", None))
+    assert build_payload(done("o_2", None)).compensation is None
 
 
 def test_only_a_failed_compensation_after_a_users_abort_is_reported() -> None:
@@ -345,9 +366,17 @@ def test_only_a_failed_compensation_after_a_users_abort_is_reported() -> None:
     )
     assert not needs_compensation_report(ended_by_dispatcher, failed)
     assert not needs_compensation_report(None, failed)
-    report = compensation_report(user_abort, failed)
-    assert report["status"] == "aborted"
-    assert report["compensation"]["failed"] == ["inventory"]
+    report = msgspec.to_builtins(compensation_report(user_abort, failed))
+    assert report == {
+        "type": "orchestration.compensation",
+        "orchestrationId": "o_1",
+        "status": "aborted",
+        "results": None,
+        "resultsByTask": None,
+        "error": "by user",
+        "compensation": {"compensated": [], "failed": ["inventory"], "skipped": []},
+        "uncovered": [],
+    }
     url = "https://example.com/h"
     assert webhook_id("o_1", url, COMPENSATION) != webhook_id("o_1", url)
     assert delivery_key("o_1", url, COMPENSATION) != delivery_key("o_1", url)

@@ -12,7 +12,7 @@ enough for durations.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -144,8 +144,8 @@ class UncoveredPart(msgspec.Struct, frozen=True, kw_only=True):
         reason: Why nothing serves it, quoting the part.
     """
 
-    part: str
-    reason: str
+    part: Annotated[str, msgspec.Meta(description="The words of the action that were left out.")]
+    reason: Annotated[str, msgspec.Meta(description="Why no registered service could serve them.")]
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -434,8 +434,9 @@ class CompensationSummary(msgspec.Struct, frozen=True, kw_only=True):
 class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orchestration.done"):
     """Every task completed.
 
-    ``results`` merges the outputs of all tasks; a field that two tasks both produce with
-    different values is kept once per task, under the task id.
+    ``outputs`` holds each task's output by task id, in plan order; ``results`` merges them
+    (:func:`orra_events.webhooks.flat_results`: a field that several tasks return takes the
+    value of the last of them in plan order).
     """
 
     TYPE: ClassVar[str] = "orchestration.done"

@@ -332,7 +332,9 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         finished_at: When it reached a terminal status.
         parallel_groups: The plan's dependency levels.
         tasks: The plan's tasks, in plan order.
-        results: Aggregated results, once completed.
+        results: Aggregated results once completed: the flat view of the webhook
+            (:func:`orra_events.webhooks.flat_results`; each task's own output is its
+            ``output``); the abort payload of a service's abort.
         error: Why it failed, was aborted or is not actionable.
         reasons: The planner's reasons when planning failed.
         plan: How the plan was made.

@@ -94,6 +94,7 @@ from orra_events.liveness import is_unhealthy
 from orra_events.plan import analyse_plan
 from orra_events.plan import dependencies as plan_dependencies
 from orra_events.plan import resolve as resolve_references
+from orra_events.webhooks import flat_results
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -460,51 +461,16 @@ def validate_plan(plan: Plan) -> dict[str, list[str]]:
 
 
 def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge task outputs into one ``results`` object.
+    """Merge task outputs into the flat ``results`` of ``orchestration.done``.
 
-    The rule: every output field appears at the top level under its own name, when all the
-    tasks that produce it produce an equal value. A field that two tasks produce with
-    different values is *clashing*: it is left out of the top level and kept once per
-    producing task, under the task id (``results["payment"]["status"]``). A top-level field
-    whose name is also such a task id would collide with that task's namespace, so it is
-    treated as clashing too (repeated until nothing changes). Fields keep plan order.
+    The rule is :func:`orra_events.webhooks.flat_results` (written once, with the webhook
+    payload it feeds): outputs merged in plan order, a field that several tasks return
+    taking the value of the last of them, so a field never moves between runs of a plan.
 
     Args:
         outputs: Output of each task, by task id, in plan order.
     """
-    producers: dict[str, dict[str, Any]] = {}
-    for task_id, output in outputs.items():
-        for name, value in output.items():
-            by_task = producers.get(name)
-            if by_task is None:
-                producers[name] = {task_id: value}
-            else:
-                by_task[task_id] = value
-    clashing: set[str] = set()
-    for name, by_task in producers.items():
-        if len(by_task) > 1:
-            values = iter(by_task.values())
-            first = next(values)
-            if any(v != first for v in values):
-                clashing.add(name)
-    if not clashing:
-        return {name: next(iter(by_task.values())) for name, by_task in producers.items()}
-    while True:
-        namespaces = {t for name in clashing for t in producers[name]}
-        extra = {n for n in producers if n not in clashing and n in namespaces}
-        if not extra:
-            break
-        clashing |= extra
-    results: dict[str, Any] = {}
-    for name, by_task in producers.items():
-        if name not in clashing:
-            results[name] = next(iter(by_task.values()))
-    for name, by_task in producers.items():
-        if name in clashing:
-            for task_id, value in by_task.items():
-                namespace = results.setdefault(task_id, {})
-                namespace[name] = value
-    return results
+    return flat_results(outputs)
 
 
 def compensation_order(

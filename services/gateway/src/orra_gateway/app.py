@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
 from orra_events.health import HealthServer
 from orra_gateway.bodies import json_request_class
 from orra_gateway.logctx import log_context_middleware
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
+from orra_gateway.openapi import openapi_config
 from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
@@ -36,26 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 log = structlog.get_logger("orra.gateway")
-
-
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="Orra gateway",
-        version="1.0.0",
-        description=(
-            "Submit actions, follow orchestrations, manage services, API keys and webhooks. "
-            "Errors are RFC 9457 problem details (application/problem+json)."
-        ),
-        components=Components(
-            security_schemes={
-                "BearerAuth": SecurityScheme(
-                    type="http", scheme="bearer", description="An Orra API key"
-                )
-            }
-        ),
-        render_plugins=[ScalarRenderPlugin()],
-        path="/schema",
-    )
 
 
 def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = None) -> Litestar:
@@ -123,7 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[http_metrics_middleware, log_context_middleware],
-        openapi_config=_openapi(),
+        openapi_config=openapi_config(),
         request_max_body_size=config.max_body_bytes,
         request_class=json_request_class(config.max_data_depth),
         debug=False,

@@ -13,7 +13,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -28,6 +28,12 @@ from orra_events import (
     WebhookRetrying,
 )
 from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
+from orra_events.webhooks import (
+    WebhookCompensationReport,
+    WebhookPayload,
+    WebhookResult,
+    encode_payload,
+)
 from orra_notifier.errors import UnsafeWebhookUrl
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "Status",
     "TerminalEvent",
     "Verdict",
+    "WebhookPayload",
     "backoff_s",
     "build_payload",
     "check_url_shape",
@@ -104,28 +111,48 @@ def status_of(event: TerminalEvent) -> Status:
     return "aborted"
 
 
-def build_payload(event: TerminalEvent) -> dict[str, Any]:
-    """The seed's webhook body: ``orchestrationId``, ``status``, ``results``, ``error``.
+def build_payload(event: TerminalEvent) -> WebhookResult:
+    """The result delivery of a terminal event (:class:`~orra_events.webhooks.WebhookResult`).
 
-    ``results`` is the merged task output on completion and ``null`` otherwise; ``error``
-    is ``null`` on completion, the failure for ``failed`` and the abort reason for
-    ``aborted`` (whose optional abort payload is passed on as ``results``). When the
+    The seed's four fields keep their meaning: ``results`` is the flat view of the merged
+    task outputs on completion (as the dispatcher recorded it in ``orchestration.done``),
+    the abort payload of a service's abort, ``null`` otherwise; ``error`` is ``null`` on
+    completion, the failure for ``failed`` and the abort reason for ``aborted``.
+    ``resultsByTask`` is each task's output under its task id on completion. When the
     dispatcher compensated before ending the orchestration, ``compensation`` says how
     (``compensated``, ``failed`` and ``skipped`` task ids); a ``failed`` entry waits for an
-    operator (``orra comp-fail ls``). ``uncovered`` lists the parts of the action the plan
-    left out (``[{"part", "reason"}]``, empty when it covered everything).
+    operator (``orra comp-fail ls``). Every field is always sent; ``uncovered`` lists the
+    parts of the action the plan left out (``[{"part", "reason"}]``, empty when it covered
+    everything).
     """
-    payload: dict[str, Any] = {"orchestrationId": event.orchestration_id}
     if isinstance(event, OrchestrationDone):
-        payload.update(status="completed", results=event.results, error=None)
-    elif isinstance(event, OrchestrationFailed):
-        payload.update(status="failed", results=None, error=event.error)
-    else:
-        payload.update(status="aborted", results=event.payload, error=event.reason)
-    if not isinstance(event, OrchestrationDone) and event.compensation is not None:
-        payload["compensation"] = msgspec.to_builtins(event.compensation)
-    payload["uncovered"] = msgspec.to_builtins(event.uncovered)
-    return payload
+        return WebhookResult(
+            orchestration_id=event.orchestration_id,
+            status="completed",
+            results=event.results,
+            results_by_task=event.outputs,
+            error=None,
+            uncovered=list(event.uncovered),
+        )
+    if isinstance(event, OrchestrationFailed):
+        return WebhookResult(
+            orchestration_id=event.orchestration_id,
+            status="failed",
+            results=None,
+            results_by_task=None,
+            error=event.error,
+            compensation=event.compensation,
+            uncovered=list(event.uncovered),
+        )
+    return WebhookResult(
+        orchestration_id=event.orchestration_id,
+        status="aborted",
+        results=event.payload,
+        results_by_task=None,
+        error=event.reason,
+        compensation=event.compensation,
+        uncovered=list(event.uncovered),
+    )
 
 
 def needs_compensation_report(
@@ -147,16 +174,17 @@ def needs_compensation_report(
 
 def compensation_report(
     aborted: OrchestrationAborted, compensation: CompensationSummary
-) -> dict[str, Any]:
-    """The body of a compensation report: the abort's payload plus ``compensation``."""
-    payload = build_payload(aborted)
-    payload["compensation"] = msgspec.to_builtins(compensation)
-    return payload
-
-
-def encode_payload(payload: dict[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent (compact JSON, key order kept)."""
-    return msgspec.json.encode(payload)
+) -> WebhookCompensationReport:
+    """The body of a compensation report: the abort's fields plus ``compensation``."""
+    return WebhookCompensationReport(
+        orchestration_id=aborted.orchestration_id,
+        status="aborted",
+        results=aborted.payload,
+        results_by_task=None,
+        error=aborted.reason,
+        compensation=compensation,
+        uncovered=list(aborted.uncovered),
+    )
 
 
 # --- targets and identities -----------------------------------------------------------------

@@ -60,7 +60,7 @@ import asyncio
 import contextlib
 import random
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 from nats.js.errors import NotFoundError
@@ -80,6 +80,7 @@ from orra_notifier.domain import (
     RetryPolicy,
     TerminalEvent,
     Verdict,
+    WebhookPayload,
     backoff_s,
     build_payload,
     compensation_report,
@@ -188,13 +189,14 @@ class FanOut:
         await msg.ack()
 
     async def fan_out(
-        self, event: TerminalEvent, payload: dict[str, Any] | None = None, kind: str = RESULT
+        self, event: TerminalEvent, payload: WebhookPayload | None = None, kind: str = RESULT
     ) -> list[str]:
         """Publish a delivery job for each of the event's target URLs; return the URLs.
 
         Args:
             event: The terminal event: its webhook, project and orchestration.
-            payload: The body to send (default: the event's result payload).
+            payload: The body to send (default: the event's result,
+                :class:`~orra_events.webhooks.WebhookResult`).
             kind: The delivery kind (:data:`~orra_notifier.domain.RESULT` or
                 :data:`~orra_notifier.domain.COMPENSATION`).
         """
@@ -202,7 +204,7 @@ class FanOut:
         if not urls:
             log.info("no webhook to notify", orchestration_id=event.orchestration_id)
             return urls
-        body = encode_payload(payload or build_payload(event)).decode()
+        body = encode_payload(payload or build_payload(event)).decode()  # exactly the type
         created_at = self._clock()
         subject = job_subject(self._bus.topology, event.orchestration_id)
         prefix = "job" if kind == RESULT else f"job:{kind}"
