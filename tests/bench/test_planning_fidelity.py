@@ -2,7 +2,7 @@
 
 Node and edge F1 ≥ 0.97, no silent divergence, every impossible or unsatisfiable action
 refused with a reason quoting the part, a doable action refused at most 1 time in 20.
-The held-out set is measured by ``python -m bench planning`` and reported in
+The held-out and fresh sets are measured by ``python -m bench planning`` and reported in
 ``BENCHMARKS.md``, not asserted here: tuning a planner until a test on it passes would
 make it a second dev set.
 """
