@@ -1,0 +1,828 @@
+/**
+ * Runs one service's tasks: pulls `work.<service>`, validates, calls the handler, reports
+ * (the Python SDK's `orra_sdk._worker`, behaviour for behaviour).
+ *
+ * The work stream is read through the durable pull consumer `svc_<service>` that every
+ * replica shares, Python and Node alike. The worker subscribes a private inbox and sends
+ * `$JS.API.CONSUMER.MSG.NEXT` requests to it, asking for as many messages as it has free
+ * slots: replicas split the work and nobody takes more than it can run.
+ *
+ * The work subject carries two kinds of message: `task.dispatched` runs the handler;
+ * `task.compensating` runs the revert handler, with the same idempotency record (key
+ * `<orch>:<task>:revert`), keep-alives and reporting (`task.compensated` /
+ * `task.compensation_failed`). A message that is neither, or that cannot be decoded, or
+ * that names another service, is parked on `dlq.work.<service>` with its reason.
+ *
+ * Reporting: the idempotency record (the result, or the release of the claim after a
+ * failure) and the result event are written together and awaited together; the work
+ * message is acked once both are stored. Running handlers are kept alive by the worker's
+ * ticker (in-progress acks and claim renewals every third of the ack wait).
+ *
+ * Stopping: {@link ServiceWorker.stopOrchestration} (the client calls it on
+ * `orchestration.aborted`, `orchestration.failed` or `orchestration.compensating`) aborts
+ * the running handlers of that orchestration (`task.signal`): each reports `task.failed`
+ * (not retryable, `stopped: <reason>`) without waiting for its handler; a task of that
+ * orchestration received later is answered the same way without running. Revert handlers
+ * are never stopped.
+ */
+import { createInbox, type Msg, type Subscription } from "@nats-io/nats-core";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { Bus } from "./bus.js";
+import { deliveryOf } from "./bus.js";
+import { kvKey } from "./canonical.js";
+import { decode } from "./codec.js";
+import {
+  now,
+  taskAborted,
+  taskCompensated,
+  taskCompensationFailed,
+  taskCompleted,
+  taskFailed,
+  taskProgress,
+  type TaskCompensating,
+  type TaskDispatched,
+  type TaskResult,
+} from "./events.js";
+import { AbortOrchestration, DecodeError, NonRetryableError, describeError } from "./errors.js";
+import { log, withLogContext } from "./log.js";
+import { addInFlight, countResult, observeHandler, observeResult, prepareMetrics } from "./metrics.js";
+import { pyRepr } from "./pyrepr.js";
+import type { Busy, Claimed, Done, ResultStore } from "./results.js";
+import { toJson } from "./schema.js";
+import type { AnyService, ProgressOptions, RevertTask, Task } from "./service.js";
+
+const STOPPED_MEMORY = 10_000;
+
+/** How a worker is tuned (the client's settings). */
+export interface WorkerOptions {
+  concurrency: number;
+  ackWaitS: number;
+  pullExpiresS: number;
+  maxDeliveries: number;
+}
+
+/** A work message and the acknowledgements written to its `$JS.ACK` reply subject. */
+class WorkMessage {
+  readonly msg: Msg;
+  #final = false;
+  readonly #publish: (subject: string, payload: string) => void;
+
+  constructor(msg: Msg, publish: (subject: string, payload: string) => void) {
+    this.msg = msg;
+    this.#publish = publish;
+  }
+
+  get deliveries(): number {
+    return deliveryOf(this.msg.reply)?.deliveries ?? 1;
+  }
+
+  #reply(payload: string, final: boolean): void {
+    if (this.#final || !this.msg.reply) return;
+    if (final) this.#final = true;
+    this.#publish(this.msg.reply, payload);
+  }
+
+  ack(): void {
+    this.#reply("+ACK", true);
+  }
+
+  nak(delayS?: number): void {
+    this.#reply(delayS ? `-NAK ${JSON.stringify({ delay: Math.round(delayS * 1e9) })}` : "-NAK", true);
+  }
+
+  inProgress(): void {
+    this.#reply("+WPI", false);
+  }
+}
+
+/** One holder per key at a time; waiters are served in arrival order. */
+class KeyLocks {
+  readonly #held = new Map<string, Array<() => void>>();
+
+  async acquire(key: string): Promise<void> {
+    const waiters = this.#held.get(key);
+    if (waiters === undefined) {
+      this.#held.set(key, []);
+      return;
+    }
+    await new Promise<void>((resolve) => waiters.push(resolve));
+  }
+
+  release(key: string): void {
+    const next = this.#held.get(key)?.shift();
+    if (next !== undefined) next();
+    else this.#held.delete(key);
+  }
+}
+
+/** Keep-alive of one running handler: in-progress acks and claim renewals. */
+interface Beat {
+  msg: WorkMessage;
+  claim: Claimed;
+  attempt: number;
+  due: number;
+  running: Promise<void> | undefined;
+}
+
+/** Why a running handler's signal was aborted. */
+type Interruption = { kind: "stop"; reason: string } | { kind: "shutdown" };
+
+/** What became of a handler call. */
+type Outcome<T> =
+  | { kind: "returned"; value: T }
+  | { kind: "threw"; error: unknown }
+  | { kind: "stopped"; reason: string }
+  | { kind: "shutdown" };
+
+/** Publishes a task attempt's `task.progress` events, numbered from 1. */
+class Progress {
+  readonly #bus: Bus;
+  readonly #event: TaskDispatched;
+  #seq = 0;
+  #pending: Array<Promise<unknown>> = [];
+
+  constructor(bus: Bus, event: TaskDispatched) {
+    this.#bus = bus;
+    this.#event = event;
+  }
+
+  async publish(update: Record<string, unknown>, options: ProgressOptions = {}): Promise<void> {
+    if (update === null || typeof update !== "object" || Array.isArray(update)) {
+      throw new TypeError("a progress update is a JSON object, e.g. { step: 2 }");
+    }
+    this.#seq += 1;
+    const published = this.#bus.publish(taskProgress(this.#event, this.#seq, toJson(update) as Record<string, unknown>));
+    if (options.wait === false) {
+      this.#pending.push(published.then(() => undefined, (error: unknown) => error));
+      return;
+    }
+    await published;
+  }
+
+  /** Wait for the updates published without waiting; log those that failed. */
+  async settle(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const outcome of await Promise.all(pending)) {
+      if (outcome !== undefined) {
+        log.warning("progress update refused", { task_id: this.#event.task_id, error: describeError(outcome) });
+      }
+    }
+  }
+}
+
+/** Pulls and runs the tasks of one service in this process. */
+export class ServiceWorker {
+  readonly bus: Bus;
+  readonly service: AnyService;
+  readonly store: ResultStore;
+  readonly options: WorkerOptions;
+  readonly durable: string;
+  readonly subject: string;
+  readonly #progressEveryS: number;
+  readonly #leaseS: number;
+  readonly #refillAt: number;
+  #outstanding = 0;
+  #lastDeadline = 0;
+  #inflight = 0;
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #locks = new KeyLocks();
+  readonly #beats = new Map<number, Beat>();
+  #beatIds = 0;
+  #stopping = false;
+  #shuttingDown = false;
+  #sub: Subscription | undefined;
+  #ticker: NodeJS.Timeout | undefined;
+  #nextSubject = "";
+  #inbox = "";
+  /** Running attempts by orchestration: their abort controllers. */
+  readonly #running = new Map<string, Set<AbortController>>();
+  readonly #controllers = new Set<AbortController>();
+  /** Orchestrations told to stop, and why (the latest ones). */
+  readonly #stopped = new Map<string, string>();
+
+  constructor(bus: Bus, service: AnyService, store: ResultStore, options: WorkerOptions) {
+    this.bus = bus;
+    this.service = service;
+    this.store = store;
+    this.options = options;
+    this.durable = bus.topology.consumer(`svc_${service.name}`);
+    this.subject = bus.topology.work(service.name);
+    this.#progressEveryS = options.ackWaitS / 3;
+    this.#leaseS = Math.max(options.ackWaitS * 2, 2);
+    this.#refillAt = Math.max(1, Math.floor(options.concurrency / 4));
+  }
+
+  /** Tasks received and not finished yet. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Whether the worker is bound to its consumer and takes tasks (started, not stopping). */
+  get bound(): boolean {
+    return this.#sub !== undefined && !this.#stopping;
+  }
+
+  /** Create (or update) the shared consumer and start pulling. */
+  async start(): Promise<void> {
+    const stream = this.bus.topology.workStream;
+    const config = {
+      durable_name: this.durable,
+      description: `Orra SDK: replicas of ${this.service.name}`,
+      ack_policy: "explicit" as const,
+      deliver_policy: "all" as const,
+      ack_wait: Math.round(this.options.ackWaitS * 1e9),
+      max_deliver: -1,
+      max_ack_pending: 100_000,
+      max_waiting: 4096,
+      filter_subject: this.subject,
+    };
+    try {
+      await this.bus.jsm.consumers.add(stream, config);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError)) throw error;
+      // It exists with other settings (another version, a Python replica's ack wait): update.
+      const { durable_name: _name, ...changes } = config;
+      await this.bus.jsm.consumers.update(stream, this.durable, changes);
+    }
+    prepareMetrics(this.service.name, this.service.revertible);
+    this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${this.durable}`;
+    this.#inbox = createInbox();
+    this.#sub = this.bus.nc.subscribe(this.#inbox, {
+      callback: (error, msg) => {
+        if (error === null) this.#onMessage(msg);
+      },
+    });
+    this.#pull();
+    const interval = Math.min(1, this.#progressEveryS / 2);
+    this.#ticker = setInterval(() => this.#tick(), interval * 1000);
+  }
+
+  // --- pulling ---------------------------------------------------------------------------
+
+  #pull(): void {
+    if (this.#stopping) return;
+    const free = this.options.concurrency - this.#inflight - this.#outstanding;
+    if (free <= 0 || (this.#outstanding > 0 && free < this.#refillAt)) return;
+    const request = { batch: free, expires: Math.round(this.options.pullExpiresS * 1e9) };
+    this.#outstanding += free;
+    this.#lastDeadline = Date.now() + this.options.pullExpiresS * 1000;
+    try {
+      this.bus.nc.publish(this.#nextSubject, JSON.stringify(request), { reply: this.#inbox });
+    } catch (error) {
+      this.#outstanding -= free; // the ticker pulls again
+      log.warning("pull request failed", { service: this.service.name, error: describeError(error) });
+    }
+  }
+
+  #tick(): void {
+    this.#keepAlive();
+    if (this.#stopping) return;
+    // A request whose expiry passed without its 408 (a broker restart, a lost status
+    // message) no longer counts; otherwise the worker would starve.
+    if (this.#outstanding && Date.now() > this.#lastDeadline + 1000) this.#outstanding = 0;
+    this.#pull();
+  }
+
+  #onMessage(msg: Msg): void {
+    if (msg.reply) {
+      this.#outstanding = Math.max(0, this.#outstanding - 1);
+      const work = new WorkMessage(msg, (subject, payload) => this.bus.nc.publish(subject, payload));
+      if (this.#stopping) {
+        work.nak();
+        return;
+      }
+      this.#inflight += 1;
+      addInFlight(this.service.name, 1);
+      const task = this.#process(work);
+      this.#tasks.add(task);
+      void task.finally(() => this.#tasks.delete(task));
+      return;
+    }
+    const code = msg.headers?.code ?? 0;
+    if (code === 408) {
+      const pending = Number(msg.headers?.get("Nats-Pending-Messages") || "0");
+      this.#outstanding = Math.max(0, this.#outstanding - pending);
+      this.#pull();
+    } else if (code === 409) {
+      // The server dropped our pull requests (consumer deleted, leadership change, too many
+      // waiting requests): forget them; the ticker asks again.
+      log.warning("pull request ended by the server", {
+        service: this.service.name,
+        description: msg.headers?.description,
+      });
+      this.#outstanding = 0;
+    }
+  }
+
+  // --- keep-alives -----------------------------------------------------------------------
+
+  #watch(msg: WorkMessage, claim: Claimed, attempt: number): number {
+    this.#beatIds += 1;
+    this.#beats.set(this.#beatIds, { msg, claim, attempt, due: Date.now() + this.#progressEveryS * 1000, running: undefined });
+    return this.#beatIds;
+  }
+
+  async #unwatch(id: number): Promise<void> {
+    const beat = this.#beats.get(id);
+    this.#beats.delete(id);
+    if (beat?.running !== undefined) await beat.running;
+  }
+
+  #keepAlive(): void {
+    const nowMs = Date.now();
+    for (const beat of this.#beats.values()) {
+      if (beat.due <= nowMs && beat.running === undefined) {
+        beat.due = nowMs + this.#progressEveryS * 1000;
+        beat.running = this.#beat(beat).finally(() => {
+          beat.running = undefined;
+        });
+      }
+    }
+  }
+
+  async #beat(beat: Beat): Promise<void> {
+    try {
+      beat.msg.inProgress();
+      if (!(await this.store.renew(beat.claim, beat.attempt, this.#leaseS))) {
+        log.warning("claim taken over by another instance", { key: beat.claim.key });
+      }
+    } catch (error) {
+      log.warning("keep-alive failed", { key: beat.claim.key, error: describeError(error) });
+    }
+  }
+
+  // --- stop signals ----------------------------------------------------------------------
+
+  /** Stop this worker's running handlers of an orchestration; return how many. */
+  stopOrchestration(orchestrationId: string, reason: string): number {
+    this.#stopped.delete(orchestrationId);
+    this.#stopped.set(orchestrationId, reason);
+    if (this.#stopped.size > STOPPED_MEMORY) {
+      const oldest = this.#stopped.keys().next().value;
+      if (oldest !== undefined) this.#stopped.delete(oldest);
+    }
+    const running = [...(this.#running.get(orchestrationId) ?? [])].filter((c) => !c.signal.aborted);
+    for (const controller of running) controller.abort({ kind: "stop", reason } satisfies Interruption);
+    if (running.length) {
+      log.info("stopping running tasks", {
+        service: this.service.name,
+        orchestration_id: orchestrationId,
+        count: running.length,
+        reason,
+      });
+    }
+    return running.length;
+  }
+
+  // --- running a task --------------------------------------------------------------------
+
+  async #process(msg: WorkMessage): Promise<void> {
+    try {
+      const event = await this.#decode(msg);
+      if (event === undefined) return;
+      const context = {
+        orchestration_id: event.orchestration_id,
+        task_id: event.task_id,
+        service: this.service.name,
+        attempt: event.attempt,
+      };
+      await withLogContext(context, async () => {
+        const work = await this.#accept(msg, event);
+        if (work === undefined) return;
+        // One run per idempotency key in this process; other processes are kept out by
+        // the claim in the result store.
+        const [key, run] = work;
+        await this.#locks.acquire(key);
+        try {
+          if (this.#shuttingDown) msg.nak();
+          else await run();
+        } finally {
+          this.#locks.release(key);
+        }
+      });
+    } catch (error) {
+      log.error("task processing failed; redelivering", { service: this.service.name, error: describeError(error) });
+      try {
+        msg.nak(1.0);
+      } catch {
+        // the connection is gone: the broker redelivers after the ack wait
+      }
+    } finally {
+      this.#inflight -= 1;
+      addInFlight(this.service.name, -1);
+      this.#pull();
+    }
+  }
+
+  /** The task of a work message; `undefined` (the message parked) when it is none. */
+  async #decode(msg: WorkMessage): Promise<TaskDispatched | TaskCompensating | undefined> {
+    let event;
+    try {
+      event = decode(msg.msg.data);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      await this.bus.park(msg.msg, `${error.name}: ${error.message}`);
+      return undefined;
+    }
+    if (event.type !== "task.dispatched" && event.type !== "task.compensating") {
+      await this.bus.park(msg.msg, `${event.type} is not a task for a service`);
+      return undefined;
+    }
+    return event;
+  }
+
+  /** Check a task; return the run to do under its key's lock. */
+  async #accept(
+    msg: WorkMessage,
+    event: TaskDispatched | TaskCompensating,
+  ): Promise<[string, () => Promise<void>] | undefined> {
+    if (event.service !== this.service.name) {
+      await this.bus.park(msg.msg, `task for service ${pyRepr(event.service)} arrived on ${this.subject}`);
+      return undefined;
+    }
+    const deliveries = msg.deliveries;
+    if (event.type === "task.compensating") {
+      return [event.idempotency_key, () => this.#revert(msg, event, deliveries)];
+    }
+    const stopped = this.#stopped.get(event.orchestration_id);
+    if (stopped !== undefined) {
+      await this.#fail(msg, event, now(), performance.now(), `stopped: ${stopped}`, false);
+      return undefined;
+    }
+    if (deliveries > this.options.maxDeliveries) {
+      await this.#fail(
+        msg,
+        event,
+        now(),
+        performance.now(),
+        `${this.service.name} was delivered this task ${deliveries} times without finishing it ` +
+          "(the service crashed or hung each time)",
+        false,
+      );
+      return undefined;
+    }
+    return [event.idempotency_key, () => this.#run(msg, event, deliveries)];
+  }
+
+  /** Call a handler; resolve when it settles or when its signal is aborted, whichever is first. */
+  async #call<T>(controller: AbortController, fn: () => Promise<T>): Promise<Outcome<T>> {
+    const interrupted = new Promise<Outcome<T>>((resolve) => {
+      const settle = (): void => {
+        const why = controller.signal.reason as Interruption;
+        resolve(why.kind === "stop" ? { kind: "stopped", reason: why.reason } : { kind: "shutdown" });
+      };
+      if (controller.signal.aborted) settle();
+      else controller.signal.addEventListener("abort", settle, { once: true });
+    });
+    const called = Promise.resolve()
+      .then(fn)
+      .then(
+        (value): Outcome<T> => ({ kind: "returned", value }),
+        (error: unknown): Outcome<T> => ({ kind: "threw", error }),
+      );
+    return await Promise.race([called, interrupted]);
+  }
+
+  async #run(msg: WorkMessage, event: TaskDispatched, deliveries: number): Promise<void> {
+    const service = this.service;
+    const startedAt = now();
+    const t0 = performance.now();
+    const input = await service.inputValidator.validate(event.input);
+    if (!input.ok) {
+      await this.#fail(msg, event, startedAt, t0, `invalid input for ${service.name}: ${input.error}`, false);
+      return;
+    }
+    const key = kvKey(service.name, event.idempotency_key);
+    const claim = await this.#claim(msg, key, event.attempt);
+    if (claim.kind === "done") {
+      log.info("replaying recorded result", {
+        service: service.name,
+        idempotency_key: event.idempotency_key,
+        attempt: event.attempt,
+      });
+      const record = claim.record;
+      await this.#report(
+        msg,
+        taskCompleted(event, service.name, record.output ?? {}, { startedAt: record.started_at, durationMs: record.duration_ms }, true),
+      );
+      return;
+    }
+    if (claim.kind === "busy") {
+      // Another instance runs this key and this worker is stopping: hand it back.
+      msg.nak(claim.retryAfterS);
+      return;
+    }
+    const progress = new Progress(this.bus, event);
+    const controller = new AbortController();
+    const task: Task<unknown> = {
+      input: input.value,
+      orchestrationId: event.orchestration_id,
+      taskId: event.task_id,
+      service: service.name,
+      attempt: event.attempt,
+      idempotencyKey: event.idempotency_key,
+      deliveries,
+      timeoutS: event.timeout_s,
+      signal: controller.signal,
+      progress: (update, options) => progress.publish(update, options),
+    };
+    const beat = this.#watch(msg, claim, event.attempt);
+    const running = this.#running.get(event.orchestration_id) ?? new Set<AbortController>();
+    this.#running.set(event.orchestration_id, running);
+    running.add(controller);
+    this.#controllers.add(controller);
+    const h0 = performance.now();
+    let outcome: Outcome<unknown>;
+    try {
+      outcome = await this.#call(controller, () => service.handle(task));
+    } finally {
+      running.delete(controller);
+      if (running.size === 0) this.#running.delete(event.orchestration_id);
+      this.#controllers.delete(controller);
+    }
+    let error: string | undefined;
+    let retryable = true;
+    let output: Record<string, unknown> = {};
+    switch (outcome.kind) {
+      case "shutdown":
+        await this.#unwatch(beat);
+        await this.#abandon(msg, claim);
+        return;
+      case "stopped":
+        // Told to stop: the orchestration ended or is being compensated.
+        error = `stopped: ${outcome.reason}`;
+        retryable = false;
+        break;
+      case "threw":
+        if (outcome.error instanceof AbortOrchestration) {
+          observeHandler(service.name, "aborted", (performance.now() - h0) / 1000);
+          await this.#unwatch(beat);
+          await this.#abort(msg, event, startedAt, t0, outcome.error, claim, progress);
+          return;
+        }
+        if (outcome.error instanceof NonRetryableError) {
+          retryable = false;
+        } else {
+          log.warning("handler raised", { service: service.name, task_id: event.task_id, error: describeError(outcome.error) });
+        }
+        error = describeError(outcome.error);
+        break;
+      case "returned": {
+        const validated = await service.outputValidator.validate(outcome.value);
+        if (validated.ok) {
+          output = toJson(validated.value) as Record<string, unknown>;
+        } else {
+          error = `invalid output from ${service.name}: ${validated.error}`;
+          retryable = false;
+        }
+        break;
+      }
+    }
+    observeHandler(service.name, error !== undefined ? "failed" : "completed", (performance.now() - h0) / 1000);
+    await this.#unwatch(beat);
+    const durationMs = performance.now() - t0;
+    if (error !== undefined) {
+      await this.#fail(msg, event, startedAt, t0, error, retryable, claim, progress);
+      return;
+    }
+    await this.#report(
+      msg,
+      taskCompleted(event, service.name, output, { startedAt, durationMs }, false),
+      () => this.store.complete(claim, { output, attempt: event.attempt, startedAt, durationMs }),
+      progress,
+    );
+  }
+
+  /** Run the revert handler of a completed task (one compensation attempt). */
+  async #revert(msg: WorkMessage, event: TaskCompensating, deliveries: number): Promise<void> {
+    const service = this.service;
+    const startedAt = now();
+    const t0 = performance.now();
+    const reverter = service.reverter;
+    if (reverter === undefined) {
+      const hint = `${service.name} has no revert handler: set one with service.revert(async (task) => ...)`;
+      await this.#compFailed(msg, event, startedAt, t0, hint, false);
+      return;
+    }
+    if (deliveries > this.options.maxDeliveries) {
+      await this.#compFailed(
+        msg,
+        event,
+        startedAt,
+        t0,
+        `${service.name} was delivered this compensation ${deliveries} times without finishing it`,
+        false,
+      );
+      return;
+    }
+    const input = await service.inputValidator.validate(event.input);
+    const output = input.ok ? await service.outputValidator.validate(event.output) : undefined;
+    if (!input.ok || output === undefined || !output.ok) {
+      const problem = !input.ok ? input.error : output !== undefined && !output.ok ? output.error : "";
+      await this.#compFailed(
+        msg,
+        event,
+        startedAt,
+        t0,
+        `cannot revert: the task's input or output no longer matches ${service.name}'s schema: ${problem}`,
+        false,
+      );
+      return;
+    }
+    const key = kvKey(service.name, event.idempotency_key);
+    const claim = await this.#claim(msg, key, event.attempt);
+    if (claim.kind === "done") {
+      const record = claim.record;
+      await this.#report(msg, taskCompensated(event, service.name, { startedAt: record.started_at, durationMs: record.duration_ms }));
+      return;
+    }
+    if (claim.kind === "busy") {
+      msg.nak(claim.retryAfterS);
+      return;
+    }
+    const controller = new AbortController();
+    const task: RevertTask<unknown, unknown> = {
+      input: input.value,
+      output: output.value,
+      reason: event.reason,
+      orchestrationId: event.orchestration_id,
+      taskId: event.task_id,
+      service: service.name,
+      attempt: event.attempt,
+      idempotencyKey: event.idempotency_key,
+      timeoutS: event.timeout_s,
+      signal: controller.signal,
+    };
+    const beat = this.#watch(msg, claim, event.attempt);
+    this.#controllers.add(controller);
+    const h0 = performance.now();
+    let outcome: Outcome<void>;
+    try {
+      outcome = await this.#call(controller, () => reverter(task));
+    } finally {
+      this.#controllers.delete(controller);
+    }
+    if (outcome.kind === "shutdown" || outcome.kind === "stopped") {
+      await this.#unwatch(beat);
+      await this.#abandon(msg, claim);
+      return;
+    }
+    let error: string | undefined;
+    let retryable = true;
+    if (outcome.kind === "threw") {
+      if (outcome.error instanceof NonRetryableError) retryable = false;
+      else log.warning("revert handler raised", { service: service.name, task_id: event.task_id, error: describeError(outcome.error) });
+      error = describeError(outcome.error);
+    }
+    observeHandler(service.name, error !== undefined ? "compensation_failed" : "compensated", (performance.now() - h0) / 1000);
+    await this.#unwatch(beat);
+    const durationMs = performance.now() - t0;
+    if (error !== undefined) {
+      await this.#compFailed(msg, event, startedAt, t0, error, retryable, claim);
+      return;
+    }
+    await this.#report(msg, taskCompensated(event, service.name, { startedAt, durationMs }), () =>
+      this.store.complete(claim, { output: {}, attempt: event.attempt, startedAt, durationMs }),
+    );
+  }
+
+  async #compFailed(
+    msg: WorkMessage,
+    event: TaskCompensating,
+    startedAt: number,
+    t0: number,
+    error: string,
+    retryable: boolean,
+    release?: Claimed,
+  ): Promise<void> {
+    const result = taskCompensationFailed(event, this.service.name, error, { startedAt, durationMs: performance.now() - t0 }, retryable);
+    await this.#report(msg, result, release ? () => this.store.release(release) : undefined);
+  }
+
+  async #abort(
+    msg: WorkMessage,
+    event: TaskDispatched,
+    startedAt: number,
+    t0: number,
+    error: AbortOrchestration,
+    release: Claimed,
+    progress: Progress,
+  ): Promise<void> {
+    log.info("handler aborted the orchestration", {
+      service: this.service.name,
+      orchestration_id: event.orchestration_id,
+      task_id: event.task_id,
+      reason: error.reason,
+    });
+    const payload = error.payload === null ? null : (toJson(error.payload) as Record<string, unknown>);
+    const result = taskAborted(event, this.service.name, error.reason, payload, { startedAt, durationMs: performance.now() - t0 });
+    await this.#report(msg, result, () => this.store.release(release), progress);
+  }
+
+  /**
+   * Claim `key`; while another instance holds it, wait here instead of a nak.
+   *
+   * A nak counts as one more delivery, so a task whose holder was killed (its claim lives
+   * until the lease ends) would reach `maxDeliveries` in a few polls. Waiting keeps the
+   * message in progress and polls the claim until the holder records its result (then it
+   * is replayed) or its lease ends (then this instance takes over). `busy` is returned
+   * only when the worker is stopping.
+   */
+  async #claim(msg: WorkMessage, key: string, attempt: number): Promise<Claimed | Done | Busy> {
+    let beat = Date.now();
+    for (;;) {
+      const claim = await this.store.claim(key, attempt, this.#leaseS);
+      if (claim.kind !== "busy" || this.#stopping) return claim;
+      await new Promise((resolve) => setTimeout(resolve, claim.retryAfterS * 1000));
+      if (Date.now() - beat >= this.#progressEveryS * 1000) {
+        beat = Date.now();
+        msg.inProgress();
+      }
+    }
+  }
+
+  /** The worker stops mid-task: free the key and hand the message to another replica. */
+  async #abandon(msg: WorkMessage, claim: Claimed): Promise<void> {
+    try {
+      await this.store.release(claim);
+    } catch {
+      // the claim's lease ends by itself
+    }
+    msg.nak();
+  }
+
+  // --- reporting -------------------------------------------------------------------------
+
+  async #fail(
+    msg: WorkMessage,
+    event: TaskDispatched,
+    startedAt: number,
+    t0: number,
+    error: string,
+    retryable: boolean,
+    release?: Claimed,
+    progress?: Progress,
+  ): Promise<void> {
+    const result = taskFailed(event, this.service.name, error, { startedAt, durationMs: performance.now() - t0 }, retryable);
+    await this.#report(msg, result, release ? () => this.store.release(release) : undefined, progress);
+  }
+
+  /**
+   * Store the result event, with the idempotency record's write, then ack the task.
+   *
+   * Both writes go out together and are awaited together (one round trip): the record
+   * (the result, or the release of the claim after a failure) and the event. The work
+   * message is acked only once both are stored, so a crash in between redelivers the task;
+   * the record then replays the result, or, if the crash came before the record was
+   * stored, the handler runs again (the documented window, docs/guarantees.md). Progress
+   * updates published without waiting are awaited here too.
+   */
+  async #report(msg: WorkMessage, result: TaskResult, record?: () => Promise<void>, progress?: Progress): Promise<void> {
+    observeResult(result);
+    const writes: Array<Promise<unknown>> = [record ? record() : Promise.resolve(), this.bus.publish(result)];
+    const [stored, published] = await Promise.allSettled(writes);
+    if (progress !== undefined) await progress.settle();
+    if (stored?.status === "rejected") throw stored.reason;
+    if (published?.status === "rejected") throw published.reason;
+    msg.ack();
+    countResult(result);
+  }
+
+  // --- stopping --------------------------------------------------------------------------
+
+  /** Stop pulling, let running tasks finish for `drainTimeoutS`, abandon the rest. */
+  async stop(drainTimeoutS: number): Promise<void> {
+    this.#stopping = true;
+    // Drop the inbox first: the broker then discards our open pull requests, so a task
+    // abandoned below is redelivered to another replica, not to us.
+    if (this.#sub !== undefined) {
+      this.#sub.unsubscribe();
+      this.#sub = undefined;
+      try {
+        await this.bus.nc.flush();
+      } catch {
+        // closed
+      }
+    }
+    if (this.#tasks.size) {
+      const all = Promise.allSettled([...this.#tasks]);
+      const drained = await Promise.race([all.then(() => true), sleep(drainTimeoutS * 1000).then(() => false)]);
+      if (!drained) {
+        this.#shuttingDown = true;
+        log.warning("abandoned running tasks", { service: this.service.name, count: this.#tasks.size });
+        for (const controller of this.#controllers) controller.abort({ kind: "shutdown" } satisfies Interruption);
+        // Bounded: a write may hang while the broker is away.
+        await Promise.race([Promise.allSettled([...this.#tasks]), sleep(Math.max(drainTimeoutS, 1) * 1000)]);
+      }
+    }
+    if (this.#ticker !== undefined) {
+      clearInterval(this.#ticker);
+      this.#ticker = undefined;
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
