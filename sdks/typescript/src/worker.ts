@@ -806,14 +806,13 @@ export class ServiceWorker {
       }
     }
     if (this.#tasks.size) {
-      const all = Promise.allSettled([...this.#tasks]);
-      const drained = await Promise.race([all.then(() => true), sleep(drainTimeoutS * 1000).then(() => false)]);
+      const drained = await within(Promise.allSettled([...this.#tasks]), drainTimeoutS * 1000);
       if (!drained) {
         this.#shuttingDown = true;
         log.warning("abandoned running tasks", { service: this.service.name, count: this.#tasks.size });
         for (const controller of this.#controllers) controller.abort({ kind: "shutdown" } satisfies Interruption);
         // Bounded: a write may hang while the broker is away.
-        await Promise.race([Promise.allSettled([...this.#tasks]), sleep(Math.max(drainTimeoutS, 1) * 1000)]);
+        await within(Promise.allSettled([...this.#tasks]), Math.max(drainTimeoutS, 1) * 1000);
       }
     }
     if (this.#ticker !== undefined) {
@@ -823,6 +822,15 @@ export class ServiceWorker {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Whether `promise` settled within `ms` (the timer does not outlive it). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
