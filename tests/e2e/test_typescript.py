@@ -97,9 +97,7 @@ def test_the_node_service_registers_beside_the_python_ones(stack: StackHandle) -
     assert {"InventoryService", "PaymentService"} <= set(services)
 
 
-def test_data_flows_python_to_node_to_python(
-    stack: StackHandle, receiver: WebhookReceiver
-) -> None:
+def test_data_flows_python_to_node_to_python(stack: StackHandle, receiver: WebhookReceiver) -> None:
     hook = receiver.url("/hooks/ok")
     created = submit(stack, hook, orderId="ORD-TS1", productId="PROD456", quantity=2)
     tasks = {t["id"]: t for t in created["tasks"]}
