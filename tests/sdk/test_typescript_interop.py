@@ -153,7 +153,11 @@ async def test_one_definition_one_consumer_and_the_tasks_split(
     python_client = make_client()
     await python_client.connect()
     await python_client.start(svc)
+    streams = [str(c.name) for c in bus.topology.stream_configs()]
+    before = {name: (await bus.js.stream_info(name)).config for name in streams}
     node = node_replica()
+    after = {name: (await bus.js.stream_info(name)).config for name in streams}
+    assert after == before, "the Node replica found the streams as it would create them"
     beats = await events.wait(ServiceHeartbeat, count=2, service=NAME)
     assert len({b.instance_id for b in beats}) == 2
     raw = await bus.js.get_last_msg(
