@@ -3,9 +3,8 @@
  * (the Python SDK's `orra_sdk._worker`, behaviour for behaviour).
  *
  * The work stream is read through the durable pull consumer `svc_<service>` that every
- * replica shares, Python and Node alike. The worker subscribes a private inbox and sends
- * `$JS.API.CONSUMER.MSG.NEXT` requests to it, asking for as many messages as it has free
- * slots: replicas split the work and nobody takes more than it can run.
+ * replica shares, Python and Node alike, asking only for as many messages as the worker has
+ * free slots (src/pull.ts); the pieces of one attempt are in src/attempt.ts.
  *
  * The work subject carries two kinds of message: `task.dispatched` runs the handler;
  * `task.compensating` runs the revert handler, with the same idempotency record (key
@@ -25,10 +24,20 @@
  * orchestration received later is answered the same way without running. Revert handlers
  * are never stopped.
  */
-import { createInbox, type Msg, type Subscription } from "@nats-io/nats-core";
+import type { Msg } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
+import {
+  type Beat,
+  type Interruption,
+  KeyLocks,
+  type Outcome,
+  Progress,
+  WorkMessage,
+  callHandler,
+  within,
+} from "./attempt.js";
 import type { Bus } from "./bus.js";
-import { deliveryOf } from "./bus.js";
+import { Puller } from "./pull.js";
 import { kvKey } from "./canonical.js";
 import { decode } from "./codec.js";
 import {
@@ -38,7 +47,6 @@ import {
   taskCompensationFailed,
   taskCompleted,
   taskFailed,
-  taskProgress,
   type TaskCompensating,
   type TaskDispatched,
   type TaskResult,
@@ -49,7 +57,7 @@ import { addInFlight, countResult, observeHandler, observeResult, prepareMetrics
 import { pyRepr } from "./pyrepr.js";
 import type { Busy, Claimed, Done, ResultStore } from "./results.js";
 import { toJson } from "./schema.js";
-import type { AnyService, ProgressOptions, RevertTask, Task } from "./service.js";
+import type { AnyService, RevertTask, Task } from "./service.js";
 
 const STOPPED_MEMORY = 10_000;
 
@@ -59,116 +67,6 @@ export interface WorkerOptions {
   ackWaitS: number;
   pullExpiresS: number;
   maxDeliveries: number;
-}
-
-/** A work message and the acknowledgements written to its `$JS.ACK` reply subject. */
-class WorkMessage {
-  readonly msg: Msg;
-  #final = false;
-  readonly #publish: (subject: string, payload: string) => void;
-
-  constructor(msg: Msg, publish: (subject: string, payload: string) => void) {
-    this.msg = msg;
-    this.#publish = publish;
-  }
-
-  get deliveries(): number {
-    return deliveryOf(this.msg.reply)?.deliveries ?? 1;
-  }
-
-  #reply(payload: string, final: boolean): void {
-    if (this.#final || !this.msg.reply) return;
-    if (final) this.#final = true;
-    this.#publish(this.msg.reply, payload);
-  }
-
-  ack(): void {
-    this.#reply("+ACK", true);
-  }
-
-  nak(delayS?: number): void {
-    this.#reply(delayS ? `-NAK ${JSON.stringify({ delay: Math.round(delayS * 1e9) })}` : "-NAK", true);
-  }
-
-  inProgress(): void {
-    this.#reply("+WPI", false);
-  }
-}
-
-/** One holder per key at a time; waiters are served in arrival order. */
-class KeyLocks {
-  readonly #held = new Map<string, Array<() => void>>();
-
-  async acquire(key: string): Promise<void> {
-    const waiters = this.#held.get(key);
-    if (waiters === undefined) {
-      this.#held.set(key, []);
-      return;
-    }
-    await new Promise<void>((resolve) => waiters.push(resolve));
-  }
-
-  release(key: string): void {
-    const next = this.#held.get(key)?.shift();
-    if (next !== undefined) next();
-    else this.#held.delete(key);
-  }
-}
-
-/** Keep-alive of one running handler: in-progress acks and claim renewals. */
-interface Beat {
-  msg: WorkMessage;
-  claim: Claimed;
-  attempt: number;
-  due: number;
-  running: Promise<void> | undefined;
-}
-
-/** Why a running handler's signal was aborted. */
-type Interruption = { kind: "stop"; reason: string } | { kind: "shutdown" };
-
-/** What became of a handler call. */
-type Outcome<T> =
-  | { kind: "returned"; value: T }
-  | { kind: "threw"; error: unknown }
-  | { kind: "stopped"; reason: string }
-  | { kind: "shutdown" };
-
-/** Publishes a task attempt's `task.progress` events, numbered from 1. */
-class Progress {
-  readonly #bus: Bus;
-  readonly #event: TaskDispatched;
-  #seq = 0;
-  #pending: Array<Promise<unknown>> = [];
-
-  constructor(bus: Bus, event: TaskDispatched) {
-    this.#bus = bus;
-    this.#event = event;
-  }
-
-  async publish(update: Record<string, unknown>, options: ProgressOptions = {}): Promise<void> {
-    if (update === null || typeof update !== "object" || Array.isArray(update)) {
-      throw new TypeError("a progress update is a JSON object, e.g. { step: 2 }");
-    }
-    this.#seq += 1;
-    const published = this.#bus.publish(taskProgress(this.#event, this.#seq, toJson(update) as Record<string, unknown>));
-    if (options.wait === false) {
-      this.#pending.push(published.then(() => undefined, (error: unknown) => error));
-      return;
-    }
-    await published;
-  }
-
-  /** Wait for the updates published without waiting; log those that failed. */
-  async settle(): Promise<void> {
-    const pending = this.#pending;
-    this.#pending = [];
-    for (const outcome of await Promise.all(pending)) {
-      if (outcome !== undefined) {
-        log.warning("progress update refused", { task_id: this.#event.task_id, error: describeError(outcome) });
-      }
-    }
-  }
 }
 
 /** Pulls and runs the tasks of one service in this process. */
@@ -181,9 +79,6 @@ export class ServiceWorker {
   readonly subject: string;
   readonly #progressEveryS: number;
   readonly #leaseS: number;
-  readonly #refillAt: number;
-  #outstanding = 0;
-  #lastDeadline = 0;
   #inflight = 0;
   readonly #tasks = new Set<Promise<void>>();
   readonly #locks = new KeyLocks();
@@ -191,10 +86,8 @@ export class ServiceWorker {
   #beatIds = 0;
   #stopping = false;
   #shuttingDown = false;
-  #sub: Subscription | undefined;
+  #puller: Puller | undefined;
   #ticker: NodeJS.Timeout | undefined;
-  #nextSubject = "";
-  #inbox = "";
   /** Running attempts by orchestration: their abort controllers. */
   readonly #running = new Map<string, Set<AbortController>>();
   readonly #controllers = new Set<AbortController>();
@@ -210,7 +103,6 @@ export class ServiceWorker {
     this.subject = bus.topology.work(service.name);
     this.#progressEveryS = options.ackWaitS / 3;
     this.#leaseS = Math.max(options.ackWaitS * 2, 2);
-    this.#refillAt = Math.max(1, Math.floor(options.concurrency / 4));
   }
 
   /** Tasks received and not finished yet. */
@@ -220,7 +112,7 @@ export class ServiceWorker {
 
   /** Whether the worker is bound to its consumer and takes tasks (started, not stopping). */
   get bound(): boolean {
-    return this.#sub !== undefined && !this.#stopping;
+    return this.#puller?.bound === true && !this.#stopping;
   }
 
   /** Create (or update) the shared consumer and start pulling. */
@@ -246,73 +138,34 @@ export class ServiceWorker {
       await this.bus.jsm.consumers.update(stream, this.durable, changes);
     }
     prepareMetrics(this.service.name, this.service.revertible);
-    this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${this.durable}`;
-    this.#inbox = createInbox();
-    this.#sub = this.bus.nc.subscribe(this.#inbox, {
-      callback: (error, msg) => {
-        if (error === null) this.#onMessage(msg);
-      },
-    });
-    this.#pull();
+    this.#puller = new Puller(
+      this.bus,
+      { stream, durable: this.durable, service: this.service.name },
+      this.options,
+      { inflight: () => this.#inflight, onTask: (msg) => this.#onTask(msg) },
+    );
+    this.#puller.start();
     const interval = Math.min(1, this.#progressEveryS / 2);
     this.#ticker = setInterval(() => this.#tick(), interval * 1000);
   }
 
-  // --- pulling ---------------------------------------------------------------------------
-
-  #pull(): void {
-    if (this.#stopping) return;
-    const free = this.options.concurrency - this.#inflight - this.#outstanding;
-    if (free <= 0 || (this.#outstanding > 0 && free < this.#refillAt)) return;
-    const request = { batch: free, expires: Math.round(this.options.pullExpiresS * 1e9) };
-    this.#outstanding += free;
-    this.#lastDeadline = Date.now() + this.options.pullExpiresS * 1000;
-    try {
-      this.bus.nc.publish(this.#nextSubject, JSON.stringify(request), { reply: this.#inbox });
-    } catch (error) {
-      this.#outstanding -= free; // the ticker pulls again
-      log.warning("pull request failed", { service: this.service.name, error: describeError(error) });
+  /** A message of the consumer: run it, or hand it back while stopping. */
+  #onTask(msg: Msg): void {
+    const work = new WorkMessage(msg, (subject, payload) => this.bus.nc.publish(subject, payload));
+    if (this.#stopping) {
+      work.nak();
+      return;
     }
+    this.#inflight += 1;
+    addInFlight(this.service.name, 1);
+    const task = this.#process(work);
+    this.#tasks.add(task);
+    void task.finally(() => this.#tasks.delete(task));
   }
 
   #tick(): void {
     this.#keepAlive();
-    if (this.#stopping) return;
-    // A request whose expiry passed without its 408 (a broker restart, a lost status
-    // message) no longer counts; otherwise the worker would starve.
-    if (this.#outstanding && Date.now() > this.#lastDeadline + 1000) this.#outstanding = 0;
-    this.#pull();
-  }
-
-  #onMessage(msg: Msg): void {
-    if (msg.reply) {
-      this.#outstanding = Math.max(0, this.#outstanding - 1);
-      const work = new WorkMessage(msg, (subject, payload) => this.bus.nc.publish(subject, payload));
-      if (this.#stopping) {
-        work.nak();
-        return;
-      }
-      this.#inflight += 1;
-      addInFlight(this.service.name, 1);
-      const task = this.#process(work);
-      this.#tasks.add(task);
-      void task.finally(() => this.#tasks.delete(task));
-      return;
-    }
-    const code = msg.headers?.code ?? 0;
-    if (code === 408) {
-      const pending = Number(msg.headers?.get("Nats-Pending-Messages") || "0");
-      this.#outstanding = Math.max(0, this.#outstanding - pending);
-      this.#pull();
-    } else if (code === 409) {
-      // The server dropped our pull requests (consumer deleted, leadership change, too many
-      // waiting requests): forget them; the ticker asks again.
-      log.warning("pull request ended by the server", {
-        service: this.service.name,
-        description: msg.headers?.description,
-      });
-      this.#outstanding = 0;
-    }
+    if (!this.#stopping) this.#puller?.tick();
   }
 
   // --- keep-alives -----------------------------------------------------------------------
@@ -411,7 +264,7 @@ export class ServiceWorker {
     } finally {
       this.#inflight -= 1;
       addInFlight(this.service.name, -1);
-      this.#pull();
+      if (!this.#stopping) this.#puller?.pull();
     }
   }
 
@@ -465,25 +318,6 @@ export class ServiceWorker {
     return [event.idempotency_key, () => this.#run(msg, event, deliveries)];
   }
 
-  /** Call a handler; resolve when it settles or when its signal is aborted, whichever is first. */
-  async #call<T>(controller: AbortController, fn: () => Promise<T>): Promise<Outcome<T>> {
-    const interrupted = new Promise<Outcome<T>>((resolve) => {
-      const settle = (): void => {
-        const why = controller.signal.reason as Interruption;
-        resolve(why.kind === "stop" ? { kind: "stopped", reason: why.reason } : { kind: "shutdown" });
-      };
-      if (controller.signal.aborted) settle();
-      else controller.signal.addEventListener("abort", settle, { once: true });
-    });
-    const called = Promise.resolve()
-      .then(fn)
-      .then(
-        (value): Outcome<T> => ({ kind: "returned", value }),
-        (error: unknown): Outcome<T> => ({ kind: "threw", error }),
-      );
-    return await Promise.race([called, interrupted]);
-  }
-
   async #run(msg: WorkMessage, event: TaskDispatched, deliveries: number): Promise<void> {
     const service = this.service;
     const startedAt = now();
@@ -535,7 +369,7 @@ export class ServiceWorker {
     const h0 = performance.now();
     let outcome: Outcome<unknown>;
     try {
-      outcome = await this.#call(controller, () => service.handle(task));
+      outcome = await callHandler(controller, () => service.handle(task));
     } finally {
       running.delete(controller);
       if (running.size === 0) this.#running.delete(event.orchestration_id);
@@ -659,7 +493,7 @@ export class ServiceWorker {
     const h0 = performance.now();
     let outcome: Outcome<void>;
     try {
-      outcome = await this.#call(controller, () => reverter(task));
+      outcome = await callHandler(controller, () => reverter(task));
     } finally {
       this.#controllers.delete(controller);
     }
@@ -794,17 +628,8 @@ export class ServiceWorker {
   /** Stop pulling, let running tasks finish for `drainTimeoutS`, abandon the rest. */
   async stop(drainTimeoutS: number): Promise<void> {
     this.#stopping = true;
-    // Drop the inbox first: the broker then discards our open pull requests, so a task
-    // abandoned below is redelivered to another replica, not to us.
-    if (this.#sub !== undefined) {
-      this.#sub.unsubscribe();
-      this.#sub = undefined;
-      try {
-        await this.bus.nc.flush();
-      } catch {
-        // closed
-      }
-    }
+    // Drop the inbox first: a task abandoned below goes to another replica, not to us.
+    await this.#puller?.stop();
     if (this.#tasks.size) {
       const drained = await within(Promise.allSettled([...this.#tasks]), drainTimeoutS * 1000);
       if (!drained) {
@@ -819,18 +644,5 @@ export class ServiceWorker {
       clearInterval(this.#ticker);
       this.#ticker = undefined;
     }
-  }
-}
-
-/** Whether `promise` settled within `ms` (the timer does not outlive it). */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
   }
 }
