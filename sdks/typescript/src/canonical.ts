@@ -7,7 +7,7 @@
  * hash and the same idempotency records.
  */
 import { createHash } from "node:crypto";
-import { pyFloat } from "./pyrepr.js";
+import { isPythonInt, pyFloat } from "./pyrepr.js";
 
 function codePointCompare(a: string, b: string): number {
   const x = Array.from(a);
@@ -50,10 +50,7 @@ export function canonicalJson(value: unknown): string {
   if (value === false) return "false";
   if (typeof value === "number") {
     if (!Number.isFinite(value)) return value > 0 ? "Infinity" : value < 0 ? "-Infinity" : "NaN";
-    // JSON cannot tell 1 from 1.0 once parsed: an integral value is written as Python
-    // writes an int, except from 1e16 on, beyond exact integers, where only a float
-    // (written with an exponent) can have come from (zod's largest bound is 2^53 - 1).
-    return Number.isInteger(value) && Math.abs(value) < 1e16 ? String(value) : pyFloat(value);
+    return isPythonInt(value) ? String(value) : pyFloat(value);
   }
   if (typeof value === "string") return asciiString(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

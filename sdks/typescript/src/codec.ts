@@ -14,7 +14,7 @@
 import type { EventsByType, EventType, OrraEvent } from "./generated/events.js";
 import { EVENT_DEFS, EVENT_TYPES, type SchemaNode } from "./generated/schemas.js";
 import { MalformedEvent, SchemaMismatch, UnknownEventType, UnsupportedVersion } from "./errors.js";
-import { pyRepr } from "./pyrepr.js";
+import { isPythonInt, pyRepr } from "./pyrepr.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
@@ -35,7 +35,7 @@ function kindOf(value: unknown): string {
     case "boolean":
       return "bool";
     case "number":
-      return Number.isInteger(value) ? "int" : "float";
+      return isPythonInt(value) ? "int" : "float";
     default:
       return "object";
   }
@@ -172,7 +172,7 @@ export function decode(data: Uint8Array | string): OrraEvent {
   const known = Object.hasOwn(EVENT_TYPES, type) ? EVENT_TYPES[type] : undefined;
   if (known === undefined) throw new UnknownEventType(`unknown event type ${pyRepr(type)}`);
   const v = object.v;
-  if (typeof v === "number" && Number.isInteger(v) && v > known.version) {
+  if (typeof v === "number" && isPythonInt(v) && v > known.version) {
     throw new UnsupportedVersion(
       `${type} schema version ${v} is newer than the supported version ${known.version}`,
     );

@@ -3,6 +3,16 @@
  * reasons, definition errors) are the very ones the Python SDK writes.
  */
 
+/** What Python's `str.isprintable()` refuses: other, separators (but the space). */
+const NOT_PRINTABLE = /^[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]$/u;
+
+function escape(code: number): string {
+  const hex = code.toString(16);
+  if (code < 0x100) return `\\x${hex.padStart(2, "0")}`;
+  if (code < 0x10000) return `\\u${hex.padStart(4, "0")}`;
+  return `\\U${hex.padStart(8, "0")}`;
+}
+
 /** `repr(value)` of a string in Python: single quotes unless the text holds one and no double. */
 export function reprString(value: string): string {
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
@@ -14,8 +24,7 @@ export function reprString(value: string): string {
     else if (char === "\n") out += "\\n";
     else if (char === "\r") out += "\\r";
     else if (char === "\t") out += "\\t";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (code >= 0x80 && code < 0xa0) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (char !== " " && NOT_PRINTABLE.test(char)) out += escape(code);
     else out += char;
   }
   return out + quote;
@@ -39,13 +48,21 @@ export function pyRepr(value: unknown): string {
 }
 
 /**
+ * Whether Python holds a JSON number as an int. JSON.parse cannot tell `1.0` from `1`: an
+ * integral value is taken for an int, except from 1e16 on, where Python's own writers
+ * (`json.dumps`, msgspec) only write floats, in exponent form.
+ */
+export function isPythonInt(value: number): boolean {
+  return Number.isInteger(value) && Math.abs(value) < 1e16;
+}
+
+/**
  * How Python prints a number decoded from JSON: an integral value as an int, any other as
  * `repr(float)` (shortest round-trip digits; exponent form below 1e-4 and from 1e16).
  */
 export function pyFloatOrInt(value: number): string {
   if (!Number.isFinite(value)) return value > 0 ? "inf" : value < 0 ? "-inf" : "nan";
-  if (Number.isInteger(value)) return BigInt(value).toString();
-  return pyFloat(value);
+  return isPythonInt(value) ? String(value) : pyFloat(value);
 }
 
 /** Python's `repr(float)`. */
