@@ -430,6 +430,14 @@ describe("scale-out and long tasks", () => {
     assert.equal(h.events.of("task.failed").length, 0);
   });
 
+  test("with manageStreams off the client binds to the streams another component made", async () => {
+    const client = h.client({ manageStreams: false });
+    await client.connect();
+    await client.start(paymentService());
+    await h.dispatch("PaymentService", "bound", { orderId: "B", amount: 1 });
+    await h.events.wait("task.completed", { task_id: "bound" });
+  });
+
   test("one process hosts several services", async () => {
     const stock = new Service({
       name: "InventoryService",
