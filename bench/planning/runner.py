@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import subprocess
 import time
 from pathlib import Path
@@ -32,12 +31,13 @@ from bench.planning.corpus import (
 )
 from bench.planning.score import Observed, Scorecard, score
 from orra_events import DataField
+from orra_events.plan import find_references
+from orra_events.registrations import definition_hash
 from orra_planner.registry import ServiceCatalog, ServiceSpec
 from orra_planner.strategy import PlanRejected, PlanRequest, finalize
-from orra_sdk import schema_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from orra_planner.strategy import Planner, PlanOutcome
 
@@ -68,29 +68,25 @@ def _fields(cls: type) -> set[str]:
 
 def catalog_for(domain: Domain) -> ServiceCatalog:
     """The catalogue of ``domain``'s project, as the registry would hold it."""
-    has_examples = "examples" in _fields(ServiceSpec)
     specs = []
     for service in domain.services:
-        definition = {
-            "name": service.name,
-            "description": service.description,
-            "input": service.input_schema,
-            "output": service.output_schema,
-            "examples": list(service.examples),
-        }
-        kwargs: dict[str, Any] = {
+        definition: dict[str, Any] = {
             "name": service.name,
             "description": service.description,
             "input_schema": service.input_schema,
             "output_schema": service.output_schema,
-            "project": domain.name,
-            "kind": service.kind,
             "revertible": service.revertible,
-            "schema_hash": schema_hash(definition),
+            "version": "1",
+            "kind": service.kind,
+            "examples": tuple(service.examples),
         }
-        if has_examples:
-            kwargs["examples"] = tuple(service.examples)
-        specs.append(ServiceSpec(**kwargs))
+        specs.append(
+            ServiceSpec(
+                **definition,
+                project=domain.name,
+                schema_hash=definition_hash(**definition),
+            )
+        )
     return ServiceCatalog.of(domain.name, specs)
 
 
@@ -107,30 +103,18 @@ def request_for(case: Case, catalog: ServiceCatalog) -> PlanRequest:
     return PlanRequest(**kwargs)
 
 
-def _find_references() -> Callable[[Any], Iterator[Any]]:
-    """The plan grammar's reference finder (``orra_events.plan`` once it exists)."""
-    for module in ("orra_events.plan", "orra_planner.graph"):
-        try:
-            found: Callable[[Any], Iterator[Any]] = importlib.import_module(module).find_references
-        except (ImportError, AttributeError):
-            continue
-        return found
-    raise ImportError("no plan grammar module with find_references")
-
-
 def observe(outcome: PlanOutcome) -> Observed:
     """What a planner's outcome says, in the scorer's terms."""
     if isinstance(outcome, PlanRejected):
         return Observed(status=outcome.status, reasons=tuple(outcome.reasons))
     plan = outcome.plan
-    find_references = _find_references()
     service_of = {task.id: task.service for task in plan.tasks}
     edges = []
     for task in plan.tasks:
-        for ref in find_references(task.input):
-            source = service_of.get(getattr(ref, "task", ""))
+        for _, ref in find_references(task.input):
+            source = service_of.get(ref.task)
             if source is not None:
-                edges.append((source, task.service, str(getattr(ref, "field", ""))))
+                edges.append((source, task.service, ref.field))
     uncovered = tuple(
         (str(getattr(item, "part", "")), str(getattr(item, "reason", "")))
         for item in getattr(plan, "uncovered", None) or ()

@@ -18,6 +18,7 @@ from bench.procs import ManagedProcess, ProcessSample, Stack, gateway_process
 from bench.stats import Agg, percentile
 from bench.workload import SEED_ACTION, SEED_DATA, Driver, OrchestrationFailedError
 from orra_events import ExecutionMode, OrchestrationAborted, Plan, PlanTask, new_orchestration_id
+from orra_events.plan import dependencies
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -254,13 +255,9 @@ def random_graph(
 def bounds(plan: Plan, durations: dict[str, float]) -> tuple[float, float]:
     """The critical-path bound and the group-by-group bound (sum of each level's longest)."""
     finish: dict[str, float] = {}
+    deps = dependencies(plan.tasks)
     for task in plan.tasks:
-        refs = [
-            str(v)[1:].split(".", 1)[0]
-            for v in task.input.values()
-            if isinstance(v, str) and v.startswith("$")
-        ]
-        finish[task.id] = durations[task.id] + max((finish[r] for r in refs), default=0.0)
+        finish[task.id] = durations[task.id] + max((finish[r] for r in deps[task.id]), default=0.0)
     groups = sum(max(durations[t] for t in g) for g in plan.parallel_groups)
     return max(finish.values()), groups
 

@@ -9,13 +9,9 @@ make it a second dev set.
 
 from __future__ import annotations
 
-import pytest
 from bench.planning.runner import measure
 
 
-@pytest.mark.xfail(
-    strict=True, reason="offline planner below targets until issue 15 coverage lands"
-)
 def test_offline_planner_meets_the_issue_targets_on_dev() -> None:
     card = measure("offline", ("dev",))["cards"]["dev"]
     missed = [f"{t.name}: {t.measured} (target {t.target})" for t in card.targets if not t.met]

@@ -87,15 +87,18 @@ class _Scripted:
 
 
 async def test_runner_validates_like_the_handler_and_records_faults() -> None:
-    valid = Plan(
+    action = DEV["bo-d-01"].action
+    valid = Plan(  # a plan accounts for the action: its one part, served by the one task
         tasks=[
             PlanTask(
                 id="r",
                 service="ReconcileAccount",
                 input={"accountId": "OPS-001", "period": "2026-10"},
+                serves=action,
             )
         ],
         parallel_groups=[["r"]],
+        parts=[action],
     )
     unknown = Plan(
         tasks=[

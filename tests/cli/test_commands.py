@@ -291,6 +291,43 @@ def test_inspect_unknown_id(orra: Any) -> None:
     assert "orra ps" in result.stderr
 
 
+def test_services_ls_shows_examples_and_down_services(orra: Any, gateway: FakeGateway) -> None:
+    gateway.route(
+        "GET",
+        "/services",
+        (
+            200,
+            {
+                "items": [
+                    {
+                        "name": "LoyaltyService",
+                        "kind": "service",
+                        "health": "down",
+                        "version": "1",
+                        "description": "Award loyalty points",
+                        "examples": [],
+                    },
+                    {
+                        "name": "PaymentService",
+                        "kind": "service",
+                        "health": "healthy",
+                        "version": "2",
+                        "description": "Takes payments",
+                        "examples": ["charge the customer", "bill the card"],
+                    },
+                ]
+            },
+        ),
+    )
+    listed = orra("services", "ls")
+    assert listed.exit_code == 0
+    lines = listed.stdout.splitlines()
+    assert lines[1].startswith("LoyaltyService  service  down     1")
+    assert lines[2].startswith("PaymentService  service  healthy  2")
+    assert lines[3] == '  examples: "charge the customer"; "bill the card"'
+    assert "down: no live instance for ORRA_SERVICE_DOWN_AFTER_S" in listed.stderr
+
+
 def test_services_keys_webhooks_abort(orra: Any, gateway: FakeGateway) -> None:
     gateway.route(
         "GET",
@@ -323,7 +360,7 @@ def test_services_keys_webhooks_abort(orra: Any, gateway: FakeGateway) -> None:
         "PaymentService"
     )
     assert json.loads(orra("api-keys", "gen", "--json").stdout)["apiKey"] == "orra_new"
-    assert orra("api-keys", "gen").stdout.strip() == "orra_new"
+    assert orra("api-keys", "gen").stdout.strip() == "orra_new  k_1"
     assert "k_1" in orra("api-keys", "ls").stdout
     assert json.loads(orra("api-keys", "ls", "--json").stdout)["items"][0]["id"] == "k_1"
     added = orra("webhooks", "add", "http://h/x")
@@ -663,3 +700,19 @@ def test_inspect_detailed_shows_the_planners_model_and_tokens(
     plain = orra("inspect", "order123")
     assert "Tokens" not in plain.stdout
     assert "gpt-4o-mini" not in plain.stdout
+
+
+def test_verify_run_allow_partial_sends_it_and_shows_what_was_left_out(
+    orra: Any, gateway: FakeGateway
+) -> None:
+    gap = {"part": "gift-wrap it", "reason": "nothing registered can gift-wrap: 'gift-wrap it'"}
+    gateway.route("POST", "/orchestrations", (201, {**created(), "uncovered": [gap]}))
+    result = orra("verify", "run", "x", "--allow-partial")
+    assert result.exit_code == 0, result.output
+    assert gateway.last("POST", "/orchestrations").body["allowPartial"] is True
+    assert "┌─ Left out" in result.output
+    assert "'gift-wrap it'" in result.output
+    as_json = json.loads(orra("verify", "run", "x", "--allow-partial", "--json").stdout)
+    assert as_json["uncovered"] == [gap]
+    orra("verify", "run", "x")
+    assert "allowPartial" not in gateway.last("POST", "/orchestrations").body

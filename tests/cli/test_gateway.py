@@ -82,7 +82,9 @@ def test_webhooks_rm_and_secret(real_gateway: RealGateway) -> None:
 
 
 def test_api_keys_revoke(real_gateway: RealGateway) -> None:
-    created = json.loads(orra("api-keys", "gen", "--name", "ci", "--json").stdout)
+    created = json.loads(
+        orra("api-keys", "gen", "--name", "ci", "--role", "admin", "--json").stdout
+    )
     key_id = created["id"]
     assert key_id in orra("api-keys", "ls").stdout
 
@@ -103,7 +105,7 @@ def test_api_keys_revoke(real_gateway: RealGateway) -> None:
 
 
 def test_revoking_the_key_in_use_says_so(real_gateway: RealGateway) -> None:
-    created = json.loads(orra("api-keys", "gen", "--json").stdout)
+    created = json.loads(orra("api-keys", "gen", "--role", "admin", "--json").stdout)
     revoked = orra("api-keys", "revoke", created["id"], "--api-key", created["apiKey"], "--json")
     assert revoked.exit_code == 0, revoked.output
     assert json.loads(revoked.stdout) == {"revoked": created["id"]}

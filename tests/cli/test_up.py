@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import selectors
@@ -212,3 +213,61 @@ def test_children_do_not_inherit_one_health_port(
     specs = stack._specs()
     assert {spec.name for spec in specs} >= {"planner", "dispatcher", "gateway", "examples"}
     assert [spec.name for spec in specs if "ORRA_HEALTH_PORT" in spec.env] == []
+
+
+@pytest.mark.e2e
+def test_a_killed_nats_server_is_reaped_and_restarted_on_its_store(tmp_path: Path) -> None:
+    """Issue 16: after kill -9 of its nats-server, ``orra up`` left it <defunct> and never
+    restarted it. The supervisor reaps it and starts it again on the same port and store
+    (the streams are still there), and every child reconnects by itself."""
+    import nats
+
+    from orra_cli.supervisor import Stack
+
+    notices: list[str] = []
+    lines: list[str] = []
+    stack = Stack(
+        tmp_path / "data",
+        port=None,
+        nats_port=None,
+        namespace="",
+        log_sink=lambda name, line: lines.append(f"{name} | {line}"),
+        notice_sink=notices.append,
+        write_cli_config=False,
+    )
+    try:
+        stack.start()
+        before = stack.pids()
+        first = before["nats"]
+        assert first
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not any("nats-server restarted" in n for n in notices):
+            assert time.monotonic() < deadline, notices
+            time.sleep(0.05)
+        assert any("nats-server exited with code -9" in n for n in notices), notices
+        assert not psutil.pid_exists(first) or psutil.Process(first).status() != "zombie"
+        second = stack.pids()["nats"]
+        assert second not in (None, first)
+
+        async def streams() -> list[str]:
+            nc = await nats.connect(stack.nats_url)
+            try:
+                return [s.config.name or "" for s in await nc.jetstream().streams_info()]
+            finally:
+                await nc.close()
+
+        assert "ORRA_EVENTS" in asyncio.run(streams())  # the same store, recovered
+        while not all(
+            sum('"nats reconnected"' in line for line in lines if line.startswith(f"{n} | "))
+            for n in ("planner", "dispatcher", "notifier", "gateway")
+        ):
+            assert time.monotonic() < deadline, "a child did not reconnect"
+            time.sleep(0.1)
+        # they reconnected: none of them was restarted
+        assert {k: v for k, v in stack.pids().items() if k != "nats"} == {
+            k: v for k, v in before.items() if k != "nats"
+        }
+    finally:
+        stack.stop()
+    assert not [n for n in notices if "did not stop" in n], notices

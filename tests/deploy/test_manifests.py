@@ -152,9 +152,11 @@ def test_dockerfile_lints_clean() -> None:
 HEALTH_ENDPOINTS = frozenset({"/healthz", "/readyz", "/metrics"})
 """What :class:`orra_events.health.HealthServer` serves on ``ORRA_HEALTH_PORT``."""
 
-HEALTH_PORT_SERVICES = frozenset({"planner", "dispatcher", "notifier", "examples"})
+HEALTH_PORT_SERVICES = frozenset({"planner", "dispatcher", "notifier", "examples", "gateway"})
 """Images whose process serves ``HEALTH_ENDPOINTS`` when ``ORRA_HEALTH_PORT`` is set: the
-services run by ``orra_events.runtime.run_service`` and the SDK runner (``orra_sdk.run``)."""
+services run by ``orra_events.runtime.run_service``, the SDK runner (``orra_sdk.run``) and
+the gateway (its lifespan; its API port serves ``/healthz`` and ``/readyz`` too, never
+``/metrics``)."""
 
 
 def _gateway_paths() -> set[str]:
@@ -268,3 +270,52 @@ def test_the_gateway_listens_where_probes_and_the_service_reach_it() -> None:
     gateway = dict(_deployments())["orra-gateway"]
     (container,) = gateway["spec"]["template"]["spec"]["containers"]
     assert _container_env(container).get("ORRA_GATEWAY_HOST") == "0.0.0.0"
+
+
+def test_the_gateway_api_port_never_serves_metrics() -> None:
+    assert "/metrics" not in _gateway_paths()
+    assert {"/healthz", "/readyz"} <= _gateway_paths()
+
+
+@pytest.mark.parametrize(("name", "deployment"), _deployments(), ids=[n for n, _ in _deployments()])
+def test_metrics_are_scraped_on_the_internal_port(name: str, deployment: dict[str, Any]) -> None:
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    assert annotations.get("prometheus.io/scrape") == "true", name
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = _container_env(container)
+    assert int(annotations["prometheus.io/port"]) == int(env["ORRA_HEALTH_PORT"]), name
+    if _container_service(container) == "gateway":
+        assert annotations["prometheus.io/port"] != env.get("ORRA_GATEWAY_PORT", "8005")
+        service = next(
+            d
+            for _, d in _core_manifests()
+            if d["kind"] == "Service" and d["metadata"]["name"] == "orra-gateway"
+        )
+        # the Service (what clients reach) exposes the API only, not the metrics port
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def test_compose_prometheus_scrapes_what_each_service_serves() -> None:
+    compose = dict(_compose_services())
+    prometheus = compose["prometheus"]
+    assert prometheus["profiles"] == ["monitoring"]
+    (mount,) = prometheus["volumes"]
+    config = yaml.safe_load((ROOT / mount.split(":", 1)[0]).read_text())
+    targets = [
+        (job.get("metrics_path", "/metrics"), target)
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    ]
+    orra_services = {
+        n for n, s in compose.items() if str(s.get("image", "")).startswith("orra-")
+    } - {"provision"}
+    assert {t.split(":", 1)[0] for _, t in targets} == orra_services
+    for path, target in targets:
+        name, port = target.split(":")
+        service = compose[name]
+        env = {**_image_env(), **{k: str(v) for k, v in service.get("environment", {}).items()}}
+        served = _served(env["ORRA_SERVICE"], env)
+        assert path in served.get(int(port), set()), (target, served)
+        if name == "gateway":
+            assert int(port) != int(env["ORRA_GATEWAY_PORT"])

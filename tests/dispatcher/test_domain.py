@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from orra_dispatcher.domain import (
@@ -14,7 +15,6 @@ from orra_dispatcher.domain import (
     apply,
     dependencies,
     merge_results,
-    references,
     releasable,
     resolve,
     timers_of,
@@ -33,6 +33,7 @@ from orra_events import (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    UncoveredPart,
 )
 from tests.dispatcher.conftest import plan_created, seed_plan
 
@@ -199,10 +200,17 @@ class TestReferences:
         assert resolve("$payment.detail", self.outputs) == {"items": [{"id": "P1"}, {"id": "P2"}]}
 
     @pytest.mark.parametrize(
-        "literal", ["$5.00", "$unknown.field", "plain", "price $payment.status", "$payment"]
+        "literal", ["$5.00", "$ 10", "plain", "price $payment.status", "$payment"]
     )
     def test_literals_stay(self, literal: str) -> None:
         assert resolve(literal, self.outputs) == literal
+
+    def test_escaped_literal_loses_its_escape(self) -> None:
+        assert resolve({"x": ["$$payment.status"]}, self.outputs) == {"x": ["$payment.status"]}
+
+    def test_reference_to_a_task_not_in_the_plan_is_an_error(self) -> None:
+        with pytest.raises(UnresolvedReference, match="no task 'unknown'"):
+            resolve("$unknown.field", self.outputs)
 
     def test_missing_field_is_an_error(self) -> None:
         with pytest.raises(UnresolvedReference, match="status2"):
@@ -214,9 +222,7 @@ class TestReferences:
         with pytest.raises(UnresolvedReference, match="not completed"):
             resolve("$delivery.tracking", self.outputs)
 
-    def test_references_found_anywhere(self) -> None:
-        tasks = ["a", "b", "c"]
-        assert references({"x": ["$a.f", {"y": "$b.g.h"}], "z": "$q.r"}, tasks) == {"a", "b"}
+    def test_dependencies_in_plan_order(self) -> None:
         assert dependencies(SEED_GROUPS) == {
             "payment": [],
             "inventory": [],
@@ -238,7 +244,7 @@ class TestValidatePlan:
             (["a", "a"], [["a"]], "duplicate"),
             (["a"], [["a", "b"]], "unknown task 'b'"),
             (["a", "b"], [["a"]], "no parallel group: b"),
-            (["a"], [["a"], ["a"]], "more than one group"),
+            (["a"], [["a"], ["a"]], "more than one parallel group"),
         ],
     )
     def test_structural_errors(
@@ -246,6 +252,32 @@ class TestValidatePlan:
     ) -> None:
         plan = Plan(tasks=[PlanTask(id=t, service="S") for t in tasks], parallel_groups=groups)
         with pytest.raises(InvalidPlan, match=message):
+            validate_plan(plan)
+
+    def test_coarser_groups_than_the_levels_run(self) -> None:
+        plan = Plan(
+            tasks=[PlanTask(id="a", service="S"), PlanTask(id="b", service="S")],
+            parallel_groups=[["a"], ["b"]],
+        )
+        assert validate_plan(plan) == {"a": [], "b": []}
+
+    @pytest.mark.parametrize(
+        ("value", "kind"),
+        [
+            ("$b.y", "self_reference"),
+            ("$ghost.y", "unknown_reference"),
+            ("$a.items[0].id", "malformed_reference"),
+        ],
+    )
+    def test_reference_issues(self, value: str, kind: str) -> None:
+        plan = Plan(
+            tasks=[
+                PlanTask(id="a", service="S"),
+                PlanTask(id="b", service="S", input={"x": value}),
+            ],
+            parallel_groups=[["a"], ["b"]],
+        )
+        with pytest.raises(InvalidPlan, match=f"{kind}: task 'b': input 'x'"):
             validate_plan(plan)
 
     def test_reference_to_same_or_later_group(self) -> None:
@@ -256,7 +288,7 @@ class TestValidatePlan:
             ],
             parallel_groups=[["a", "b"]],
         )
-        with pytest.raises(InvalidPlan, match="not in an earlier group"):
+        with pytest.raises(InvalidPlan, match=r"forward_reference: .* not in an earlier parallel"):
             validate_plan(plan)
 
 
@@ -595,3 +627,18 @@ class TestFailuresOfThePlan:
         assert isinstance(failure, OrchestrationFailed)
         assert failure.task_id == "notify"
         assert "$payment.status" in failure.error
+
+
+def test_terminal_events_carry_what_a_partial_plan_left_out() -> None:
+    gap = UncoveredPart(part="gift-wrap it", reason="nothing registered can gift-wrap")
+    partial = Plan(tasks=[], parallel_groups=[], uncovered=[gap])
+    [done] = apply(None, plan_created(partial, OID), POLICY, 1.0).emit
+    assert isinstance(done, OrchestrationDone)
+    assert done.uncovered == [gap]
+    state = started(msgspec.structs.replace(seed_plan(), uncovered=[gap]))
+    ended = [
+        e
+        for e in step(state, failed("payment", 1, retryable=False)).emit
+        if isinstance(e, OrchestrationFailed)
+    ]
+    assert [e.uncovered for e in ended] == [[gap]]

@@ -429,3 +429,24 @@ def test_the_happy_path_is_unchanged_with_the_registry() -> None:
     (end,) = of(out, OrchestrationDone)
     assert end.event_id == f"end:{OID}"
     assert not of(out, OrchestrationPaused)
+
+
+# --- versions --------------------------------------------------------------------------------
+
+
+def test_tasks_and_their_compensations_carry_the_version_they_were_planned_against() -> None:
+    """A rolling upgrade changes nothing planned: the version goes with the task."""
+    versioned = Plan(
+        tasks=[
+            PlanTask(id="a", service="A", input={"x": 1}, version="1"),
+            PlanTask(id="b", service="B", input={"y": 2}),
+        ],
+        parallel_groups=[["a", "b"]],
+    )
+    out = step(None, plan_created(versioned, OID))
+    dispatched = {e.task_id: e.version for e in of(out, TaskDispatched)}
+    assert dispatched == {"a": "1", "b": None}
+    out = step(out.state, done("a"))
+    out = step(out.state, fail("b"))
+    (undo,) = of(out, TaskCompensating)
+    assert (undo.task_id, undo.version) == ("a", "1")

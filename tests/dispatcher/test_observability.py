@@ -132,7 +132,8 @@ async def test_malformed_registry_messages_are_parked_and_the_registry_goes_on(
             assert parked.data == data
             headers = parked.headers or {}
             assert headers[HDR_ORIGINAL_SUBJECT] == subject
-            assert headers[HDR_ORIGINAL_STREAM] == t.services_stream
+            stream = t.heartbeats_stream if ".heartbeat." in subject else t.services_stream
+            assert headers[HDR_ORIGINAL_STREAM] == stream
             assert needle in headers[HDR_REASON], headers[HDR_REASON]
         # A replica or a restart that reads them again parks nothing new.
         again = ServiceRegistry(bus, check_s=60.0)
@@ -142,3 +143,28 @@ async def test_malformed_registry_messages_are_parked_and_the_registry_goes_on(
         assert info.state.messages == len(poison)
     finally:
         await registry.stop()
+
+
+def test_revertible_follows_the_registrations_that_count() -> None:
+    """A version that is revertible makes its tasks compensated; a refused one changes nothing."""
+    registry = ServiceRegistry(None, check_s=60.0)  # type: ignore[arg-type]
+
+    def registration(version: str, *, revertible: bool, description: str = "pays") -> object:
+        return ServiceRegistered(
+            event_id=f"reg:Pay:{version}:{description}",
+            service="Pay",
+            description=description,
+            input_schema={},
+            output_schema={},
+            revertible=revertible,
+            version=version,
+        )
+
+    assert registry.observe(registration("1", revertible=True)) is None
+    refused = registry.observe(registration("1", revertible=False, description="other"))
+    assert refused is not None
+    assert "Pay version 1 is already registered" in refused
+    assert registry.revertible == {"Pay"}
+    # version 2 is not revertible, but tasks planned against version 1 still are
+    assert registry.observe(registration("2", revertible=False)) is None
+    assert registry.revertible == {"Pay"}

@@ -74,14 +74,15 @@ async def registered(bus: Bus, *services: str, timeout_s: float = 15.0) -> None:
     topo = bus.topology
     async with asyncio.timeout(timeout_s):
         for service in services:
+            beats = f"{topo.service_subject('service.heartbeat', service, None)}.*"
             while True:
                 try:
-                    await bus.js.get_last_msg(
-                        topo.services_stream, topo.subject("service.heartbeat", service)
-                    )
-                    break
-                except Exception:
-                    await asyncio.sleep(0.05)
+                    info = await bus.js.stream_info(topo.heartbeats_stream, subjects_filter=beats)
+                    if info.state.subjects:
+                        break
+                except Exception:  # not there yet
+                    pass
+                await asyncio.sleep(0.05)
 
 
 async def test_failure_compensates_in_reverse_order_and_keeps_the_failed_one(

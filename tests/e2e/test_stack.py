@@ -143,7 +143,7 @@ def test_seed_basic_action_that_no_service_can_do_exits_1_with_the_reasons(
     assert result.returncode == 1, stack.explain(result)
     assert result.stdout == ""
     assert "could not be planned" in result.stderr
-    reason = "no registered service of project 'default' matches the action"
+    reason = "nothing registered in project 'default' can reconcile: "
     assert result.stderr.count(reason) == 1, result.stderr  # printed once, not twice
     assert "reconcil" in result.stderr
     # with --json a script still gets one object on stdout, and the same exit code
@@ -226,6 +226,45 @@ def test_seed_refund_with_webhook_delivers_a_signed_result(
     assert {"url": hook, "status": "delivered"}.items() <= view["webhooks"][0].items()
 
 
+def test_a_part_nothing_can_do_is_refused_unless_partial_plans_are_allowed(
+    stack: StackHandle, receiver: WebhookReceiver
+) -> None:
+    action = "Estimate order delivery and translate the invoice into French"
+    refused = stack.orra("verify", "run", action, "-d", "orderId:ORD321")
+    assert refused.returncode == 1, stack.explain(refused)
+    assert "can translate: 'translate the invoice into French'" in refused.stderr
+    assert "--allow-partial" in refused.stderr
+    as_json = stack.orra("verify", "run", action, "-d", "orderId:ORD321", "--json")
+    out = json.loads(as_json.stdout)
+    assert out["status"] == "not_actionable"
+    assert out["tasks"] == []
+
+    hook = receiver.url("/webhooks/partial")
+    partial = stack.orra_json(
+        "verify", "run", action, "-d", "orderId:ORD321", "--allow-partial", "-w", hook,
+        "--wait",
+    )  # fmt: skip
+    assert partial["status"] == "completed", partial
+    [gap] = partial["uncovered"]
+    assert gap["part"] == "translate the invoice into French"
+    assert "can translate" in gap["reason"]
+    assert [(t["service"], t["serves"]) for t in partial["tasks"]] == [
+        ("DeliveryAgent", "Estimate order delivery")
+    ]
+    orch = partial["orchestrationId"]
+    view = stack.get(f"/orchestrations/{orch}")
+    assert view["allowPartial"] is True
+    assert view["uncovered"] == [gap]
+    assert view["parts"] == ["Estimate order delivery", "translate the invoice into French"]
+    shown = stack.orra("inspect", "-d", orch)
+    assert "┌─ Left out" in shown.stdout
+    assert "'translate the invoice into French'" in shown.stdout
+    assert "│ Serves: 'Estimate order delivery'" in shown.stdout
+    body = receiver.wait_for(orch, "/webhooks/partial").json
+    assert body["status"] == "completed"
+    assert body["uncovered"] == [gap]
+
+
 def test_seed_ecommerce_order_with_wait_completes_with_the_seeds_results(
     stack: StackHandle, receiver: WebhookReceiver, order: dict[str, Any]
 ) -> None:
@@ -299,10 +338,13 @@ def test_seed_curl_request_answers_201_with_tasks_and_parallel_groups(stack: Sta
     assert created["orchestrationId"].startswith("o_")
     tasks = {t["id"]: t for t in created["tasks"]}
     for task in created["tasks"]:
-        assert set(task) == {"id", "service", "input"}
+        assert set(task) == {"id", "service", "input", "serves"}  # the seed's, + coverage
         assert isinstance(task["input"], dict)
     assert tasks["payment"]["service"] == "PaymentService"
     assert tasks["inventory"]["service"] == "InventoryService"
+    assert tasks["payment"]["serves"] == "Process order payment"
+    assert tasks["inventory"]["serves"] == "update inventory"
+    assert created["uncovered"] == []
     assert tasks["payment"]["input"]["amount"] == 299.99
     assert tasks["inventory"]["input"]["productId"] == "PROD456"
     groups = created["parallel_groups"]
@@ -353,9 +395,13 @@ def test_inspect_draws_the_seeds_layout(stack: StackHandle, order: dict[str, Any
         assert {first, second} == {"payment", "inventory"}
         assert rows[second].endswith(f"# Ran parallel with {first}"), rows[second]
         assert "#" not in rows[first]
+        # the second group, in plan order: the first started after the first group, the
+        # other ran beside it (both serve the order: which is listed first is the plan's)
+        third, fourth = (line.split()[1] for line in lines[10:12])
+        assert {third, fourth} == {"delivery", "notification"}
         assert re.search(r"# Started after (payment & inventory|inventory & payment)$",
-                         rows["delivery"]), rows["delivery"]  # fmt: skip
-        assert rows["notification"].endswith("# Ran parallel with delivery")
+                         rows[third]), rows[third]  # fmt: skip
+        assert rows[fourth].endswith(f"# Ran parallel with {third}")
         for row in rows.values():
             assert re.search(r" completed +\d+(ms|\.\ds) ", row + " "), row
     detailed = stack.orra("inspect", "-d", order["id"]).stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,8 @@ from orra_events import (
     decode,
     encode,
 )
-from orra_events.bus import HDR_ORIGINAL_SUBJECT, HDR_REASON
-from orra_events.embedded import free_port
+from orra_events.bus import BROKER_PATIENCE_S, HDR_ORIGINAL_SUBJECT, HDR_REASON
+from orra_events.embedded import EmbeddedNats, free_port
 from tests.factories import task_completed
 
 
@@ -500,3 +501,39 @@ async def test_ensure_streams_is_idempotent(bus: Bus) -> None:
     names = {c.name for c in bus.topology.stream_configs()}
     for name in names:
         assert (await bus.js.stream_info(name)).config.name == name
+
+
+async def test_close_does_not_wait_for_handlers_while_the_broker_is_gone(
+    tmp_path: Path, namespace: str
+) -> None:
+    """A process must stop within its grace period even while the broker is down: handlers
+    that need it cannot finish, so close() waits for them only BROKER_PATIENCE_S once it is
+    unreachable, not its whole handler timeout."""
+    server = EmbeddedNats(tmp_path / "store").start()
+    try:
+        consumer = await Bus.connect(server.url, Topology(namespace=namespace), name="consumer")
+        await consumer.ensure_streams()
+        gate = Gate()
+        await consume_events(consumer, gate, concurrency=8)
+        await consumer.publish(task_completed(event_id="e0", orchestration_id="o_0"))
+        await wait_until(lambda: gate.running == 1)
+        server.kill()
+        t0 = time.monotonic()
+        await consumer.close(handler_timeout_s=30.0)
+        took = time.monotonic() - t0
+        assert took < BROKER_PATIENCE_S + 2.0, f"close took {took:.1f}s"
+        assert gate.cancelled == ["e0"]
+    finally:
+        server.stop()
+
+
+async def test_waiting_for_broker_work_ends_when_it_finishes_or_its_time_is_up(
+    bus: Bus,
+) -> None:
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.1, done.set_result, None)
+    assert await bus.wait_while_reachable(done, 5.0)
+    never = asyncio.get_running_loop().create_future()
+    t0 = time.monotonic()
+    assert not await bus.wait_while_reachable(never, 0.3)
+    assert 0.25 < time.monotonic() - t0 < 2.0

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 import pytest
 
-from orra_events import ALL_EVENTS, DataField, Plan, PlanTask
+from orra_events import ALL_EVENTS, DataField, Plan, PlanTask, UncoveredPart
 from orra_events.contracts import (
     SCHEMA_DIR,
     compatibility_errors,
@@ -204,6 +204,8 @@ def _with_nested(plan_task: type[Any], data_field: type[Any] = DataField) -> typ
     class Plan(msgspec.Struct, frozen=True, kw_only=True):
         tasks: list[plan_task]  # type: ignore[valid-type]
         parallel_groups: list[list[str]]
+        parts: list[str] = msgspec.field(default_factory=list)
+        uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
     class Done(OrchestrationEvent, frozen=True, kw_only=True, tag="x.done"):
         TYPE: ClassVar[str] = "x.done"
@@ -225,6 +227,8 @@ def test_a_nested_new_required_field_is_incompatible() -> None:
         id: str
         service: str
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
+        serves: str | None = None
         timeout_s: float
 
     assert _check(_with_nested(PlanTask)) == ["x.done: new required field 'plan.tasks[].timeout_s'"]
@@ -235,6 +239,8 @@ def test_a_nested_new_optional_field_is_compatible() -> None:
         id: str
         service: str
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
+        serves: str | None = None
         timeout_s: float | None = None
 
     assert _check(_with_nested(PlanTask)) == []
@@ -244,6 +250,8 @@ def test_a_nested_removed_field_and_changed_type_are_incompatible() -> None:
     class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
         id: int
         input: dict[str, Any] = msgspec.field(default_factory=dict)
+        version: str | None = None
+        serves: str | None = None
 
     class DataField(msgspec.Struct, frozen=True):
         field: str

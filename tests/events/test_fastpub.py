@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import psutil
 import pytest
 
-from orra_events import Bus, decode, encode
+from orra_events import Bus, Topology, decode, encode
+from orra_events.embedded import EmbeddedNats
 from orra_events.errors import OrraEventsError
 from orra_events.fastpub import (
     FastPublisher,
@@ -161,3 +167,43 @@ async def test_it_must_be_started(bus: Bus) -> None:
     publisher = FastPublisher(bus.nc)
     with pytest.raises(OrraEventsError, match="start"):
         publisher.publish("x.y", b"")
+
+
+async def test_writes_on_a_lost_connection_fail_once_it_is_back_not_at_their_timeout(
+    tmp_path: Path,
+) -> None:
+    """A broker that hangs, then dies: what was written to it can never be answered. The
+    batch fails as soon as the client has reconnected (so a caller that keeps a result and
+    retries is not held for the whole timeout, during which another delivery could take its
+    claim over), while a write buffered during the outage is answered after it."""
+    server = EmbeddedNats(tmp_path / "store").start()
+    try:
+        bus = await Bus.connect(server.url, Topology(namespace="lost"), name="test")
+        await bus.ensure_streams()
+        publisher = FastPublisher(bus.nc, timeout_s=60.0)
+        await publisher.start()
+        try:
+            event = task_completed(orchestration_id="o_lost")
+            subject = bus.topology.subject_for(event)
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)  # hangs: the write goes into its socket
+            while psutil.Process(server.pid).status() != psutil.STATUS_STOPPED:
+                await asyncio.sleep(0.01)  # a stop takes effect a moment after the signal
+            lost = publisher.publish(subject, encode(event), msg_id=event.event_id)
+            await asyncio.sleep(0.3)
+            server.kill()
+            while bus.connected:
+                await asyncio.sleep(0.02)
+            buffered = publisher.publish(subject, encode(event), msg_id="buffered")
+            server.start()
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError, match="connection was lost"):
+                await asyncio.wait_for(lost, 10)
+            assert time.monotonic() - t0 < 5.0
+            (ack,) = await asyncio.wait_for(buffered, 10)
+            assert isinstance(ack, PubAck)
+        finally:
+            await publisher.stop()
+            await bus.close()
+    finally:
+        server.stop()

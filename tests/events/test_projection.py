@@ -28,6 +28,7 @@ from orra_events import (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    UncoveredPart,
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
@@ -41,7 +42,6 @@ from orra_events.projection import (
     apply,
     fold,
     is_terminal,
-    references,
     summarize,
     to_builtins,
 )
@@ -419,14 +419,6 @@ def test_json_uses_camel_case_and_parallel_groups() -> None:
     }
 
 
-def test_references() -> None:
-    assert references({"a": "$x.y", "b": ["$z.w", {"c": "$q.r"}], "d": "$nodot", "e": 1}) == {
-        "x",
-        "z",
-        "q",
-    }
-
-
 # --- list lines without full views -------------------------------------------------------------
 
 
@@ -565,3 +557,30 @@ def test_listing_state_agrees_with_the_full_view(steps: list[tuple[str, float]])
     assert state.task_count == (len(PLAN.tasks) if planned_before_end else 0)
     if not view.terminal:  # the plan's tasks (a view also shows tasks only events named)
         assert state.task_count == sum(1 for t in view.tasks if t.group is not None)
+
+
+def test_coverage_is_folded_from_the_action_and_the_plan() -> None:
+    gap = UncoveredPart(part="gift-wrap it", reason="nothing registered can gift-wrap")
+    plan = msgspec.structs.replace(
+        PLAN,
+        tasks=[msgspec.structs.replace(t, serves="Process order") for t in PLAN.tasks],
+        parts=["Process order", "gift-wrap it"],
+        uncovered=[gap],
+    )
+    view = view_of(submitted(allow_partial=True), msgspec.structs.replace(planned(), plan=plan))
+    assert view.allow_partial is True
+    assert view.parts == ["Process order", "gift-wrap it"]
+    assert view.uncovered == [gap]
+    assert {t.serves for t in view.tasks} == {"Process order"}
+    body = msgspec.json.decode(msgspec.json.encode(view))
+    assert body["uncovered"] == [{"part": "gift-wrap it", "reason": gap.reason}]
+    assert body["allowPartial"] is True
+    refused = PlanFailed(
+        event_id=f"p:{OID}",
+        orchestration_id=OID,
+        status="not_actionable",
+        reasons=[gap.reason],
+        planner="offline",
+        uncovered=[gap],
+    )
+    assert view_of(submitted(), refused).uncovered == [gap]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nats.js.api import RetentionPolicy, StorageType
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
 from orra_events import (
     InvalidName,
@@ -65,6 +65,7 @@ def test_namespace_prefixes_everything() -> None:
     assert t.strip("t1.task.completed.o_x") == "task.completed.o_x"  # noqa: B005
     assert t.events_stream == "T1_ORRA_EVENTS"
     assert t.services_stream == "T1_ORRA_SERVICES"
+    assert t.heartbeats_stream == "T1_ORRA_HEARTBEATS"
     assert t.work_stream == "T1_ORRA_WORK"
     assert t.dlq_stream == "T1_ORRA_DLQ"
     assert t.bucket("kv") == "T1_orra_kv"
@@ -77,6 +78,7 @@ def test_stream_definitions() -> None:
     assert set(configs) == {
         "ORRA_EVENTS",
         "ORRA_SERVICES",
+        "ORRA_HEARTBEATS",
         "ORRA_WORK",
         "ORRA_WEBHOOKS",
         "ORRA_DLQ",
@@ -87,7 +89,17 @@ def test_stream_definitions() -> None:
     assert events.retention is RetentionPolicy.LIMITS
     assert configs["ORRA_WORK"].retention is RetentionPolicy.WORK_QUEUE
     assert configs["ORRA_WORK"].subjects == ["work.>"]
-    assert configs["ORRA_SERVICES"].max_msgs_per_subject == 1
+    registrations = configs["ORRA_SERVICES"]
+    assert registrations.subjects == ["service.registered.>"]
+    # one registration per subject, never replaced: the broker refuses a second one
+    assert registrations.max_msgs_per_subject == 1
+    assert registrations.discard is DiscardPolicy.NEW
+    assert registrations.discard_new_per_subject is True
+    assert registrations.max_age in (None, 0, 0.0)
+    heartbeats = configs["ORRA_HEARTBEATS"]
+    assert heartbeats.subjects == ["service.heartbeat.>"]
+    assert heartbeats.max_msgs_per_subject == 1
+    assert heartbeats.discard in (None, DiscardPolicy.OLD)
     assert configs["ORRA_DLQ"].subjects == ["dlq.>"]
     assert configs["ORRA_WEBHOOKS"].retention is RetentionPolicy.WORK_QUEUE
     assert configs["ORRA_WEBHOOKS"].subjects == ["notifier.>"]

@@ -168,7 +168,9 @@ def test_descriptions_name_the_words_of_the_seed_actions() -> None:
 async def wait_registered(bus: Bus, names: list[str], timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
         for name in names:
-            subject = bus.topology.subject("service.registered", name)
+            subject = bus.topology.service_subject(
+                "service.registered", name, SERVICES[name].version
+            )
             while True:
                 try:
                     raw = await bus.js.get_last_msg(bus.topology.services_stream, subject)

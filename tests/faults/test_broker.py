@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import nats
+import psutil
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from orra_events import Bus
 from orra_events.embedded import EmbeddedNats, free_port
@@ -117,6 +122,66 @@ async def test_nats_server_killed_and_restarted_mid_load(
     for name in ("planner", "dispatcher", "notifier"):
         assert stack.procs[name].alive, f"{name} exited instead of reconnecting"
         assert reconnected(stack, name), f"{name} never logged a reconnection"
+
+
+OUTAGE_S = 12.0
+"""Longer than the SDK's publish timeout (10 s) and its claim lease (2 x the 3 s ack wait)."""
+
+
+async def test_a_long_outage_with_tasks_finishing_in_it_repeats_no_side_effect(
+    server: EmbeddedNats,
+    own_bus: Bus,
+    own_stack: Stack,
+    own_env: dict[str, str],
+    receiver: Receiver,
+    rng: random.Random,
+) -> None:
+    """Handlers that finish while the broker is gone keep their results until it is back.
+
+    The broker dies while tasks are running (simulated latencies of hundreds of ms) and
+    stays away longer than the SDK's publish timeout and its idempotency lease, so every
+    handler finishing meanwhile fails to record its result at first. Two replicas of the
+    services run, so a task redelivered after the restart may reach the other one: it must
+    find the recorded result (a replay) instead of running the handler again.
+    """
+    stack = own_stack
+    await asyncio.to_thread(stack.start_many, "planner", "dispatcher", "notifier")
+    slow = {"ORRA_EXAMPLES_LATENCY_SCALE": "1"}
+    await asyncio.to_thread(stack.start_many, "examples1", "examples2", **slow)
+    effects_file = own_env["ORRA_EXAMPLES_EFFECTS_FILE"]
+    load = asyncio.create_task(
+        submit_load(own_bus, LOAD, rng, spread_s=SPREAD_S, webhook=receiver.url())
+    )
+    await asyncio.sleep(rng.uniform(SPREAD_S / 3, 2 * SPREAD_S / 3))
+    # The broker hangs (SIGSTOP: connections stay open, nothing is answered, what the
+    # services write meanwhile is never read), then crashes: every result written during
+    # the outage is lost with the socket buffers, and the services learn of it only then.
+    assert server.pid is not None
+    killed_at = time.time()
+    os.kill(server.pid, signal.SIGSTOP)
+    while psutil.Process(server.pid).status() != psutil.STATUS_STOPPED:
+        await asyncio.sleep(0.01)
+    print(f"nats-server frozen for {OUTAGE_S:g}s, then killed")
+    await asyncio.sleep(OUTAGE_S)
+    await asyncio.to_thread(server.kill)
+    await asyncio.sleep(0.5)
+    restarted_at = time.time()
+    await asyncio.to_thread(server.start)  # same port, same store
+    orchs = await load
+    ended = await wait_terminal(own_bus, orchs, timeout_s=90)
+    await wait_webhooks(receiver, sorted(ended), timeout_s=30)
+    log = await read_log(own_bus)
+    effects = read_effects(effects_file)
+    report = check(orchs, log.events, effects=effects, receipts=receipts_of(receiver))
+    finished_in_outage = [e for e in effects if killed_at <= e["finished_at"] <= restarted_at]
+    print(report.summary())
+    print(f"handlers that finished while the broker was down: {len(finished_in_outage)}")
+    assert finished_in_outage, "no handler finished during the outage: the test proves nothing"
+    assert report.ok, report.summary()
+    assert report.counts["completed"] == LOAD
+    assert report.effect_counts["twice"] == 0
+    for name in ("planner", "dispatcher", "notifier", "examples1", "examples2"):
+        assert stack.procs[name].alive, f"{name} exited instead of reconnecting"
 
 
 async def test_broker_outage_gateway_answers_503_then_recovers(
@@ -293,3 +358,67 @@ async def test_a_three_node_cluster_loses_one_node_mid_load(
                 group.stop_all()
         finally:
             await bus.close()
+
+
+async def test_kill_9_of_nats_server_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    """What a crash of the broker process (not a power loss) can lose, measured.
+
+    A producer appends as fast as it can and a consumer acknowledges what it gets, then
+    nats-server is SIGKILLed and restarted on its store. Every publish it acknowledged is
+    still there (an R1 file store writes each message to the operating system before the
+    ack; only fsync is lazy). The consumer's state is flushed at most every 100 ms, so the
+    acknowledgements of the last moment may be forgotten and delivered again: counted and
+    printed, not asserted (the idempotency rules absorb them).
+    """
+    server = EmbeddedNats(tmp_path / "store", log_file=tmp_path / "nats.log").start()
+    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="CRASH", subjects=["crash.>"]))
+        await js.add_consumer(
+            "CRASH", ConsumerConfig(durable_name="c", ack_policy=AckPolicy.EXPLICIT, ack_wait=60)
+        )
+        sub = await js.pull_subscribe_bind("c", "CRASH")
+        published: list[int] = []
+        consumed: list[int] = []
+        stop = asyncio.Event()
+
+        async def produce() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                with contextlib.suppress(Exception):
+                    await js.publish(f"crash.{n}", b"x", timeout=1.0)
+                    published.append(n)
+
+        async def consume() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):
+                    for msg in await sub.fetch(50, timeout=0.5):
+                        await msg.ack_sync(timeout=1.0)
+                        consumed.append(msg.metadata.sequence.stream)
+
+        tasks = [asyncio.create_task(produce()), asyncio.create_task(consume())]
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(server.kill)
+        acked, acked_deliveries = len(published), set(consumed)
+        stop.set()
+        await asyncio.gather(*tasks)
+        await asyncio.to_thread(server.start)
+        assert await wait_until(lambda: _connected(nc), 10, 0.05)
+        stored = (await js.stream_info("CRASH")).state.last_seq
+        floor = (await js.consumer_info("CRASH", "c")).ack_floor.stream_seq
+        again = sum(1 for seq in acked_deliveries if seq > floor)
+        print(
+            f"kill -9: {acked} acknowledged publishes, {stored} stored after the restart; "
+            f"{len(acked_deliveries)} acknowledged deliveries, {again} delivered again"
+        )
+        assert acked > 0
+        assert stored >= acked, f"{acked - stored} acknowledged publishes lost"
+    finally:
+        await nc.close()
+        server.stop()
+
+
+async def _connected(nc: nats.aio.client.Client) -> bool:
+    return bool(nc.is_connected)

@@ -132,7 +132,9 @@ async def test_unknown_and_other_projects_failures_are_404(
     assert missing.status_code == 404
     no_task = await client.post("/compensation-failures/o_cf2/nothing/resolve")
     assert no_task.status_code == 404
-    created = await client.post("/api-keys", json={"project": "acme", "name": "acme"})
+    created = await client.post(
+        "/api-keys", json={"project": "acme", "name": "acme", "role": "admin"}
+    )
     assert created.status_code == 201, created.text
     async with httpx.AsyncClient(
         base_url=server.url, headers={"Authorization": f"Bearer {created.json()['apiKey']}"}

@@ -44,3 +44,20 @@ def test_a_value_that_is_not_a_number_is_named() -> None:
     run = run_gateway(ORRA_GATEWAY_PORT="eighty")
     assert run.returncode == 2
     assert "ORRA_GATEWAY_PORT='eighty' is not a whole number" in run.stderr
+
+
+def test_metrics_port_and_data_depth_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = GatewaySettings.from_env()
+    assert (defaults.health_port, defaults.max_data_depth) == (0, 32)
+    monkeypatch.setenv("ORRA_HEALTH_PORT", "9464")
+    monkeypatch.setenv("ORRA_GATEWAY_MAX_DATA_DEPTH", "8")
+    settings = GatewaySettings.from_env()
+    assert (settings.health_port, settings.max_data_depth) == (9464, 8)
+
+
+@pytest.mark.parametrize("depth", [0, 257])
+def test_a_data_depth_out_of_range_is_refused(depth: int) -> None:
+    with pytest.raises(SettingsError, match="ORRA_GATEWAY_MAX_DATA_DEPTH is"):
+        GatewaySettings(max_data_depth=depth)

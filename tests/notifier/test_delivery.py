@@ -85,6 +85,7 @@ async def test_a_delivery_is_signed_so_a_standard_verifier_accepts_it(
         "status": "completed",
         "results": results,
         "error": None,
+        "uncovered": [],
     }
     secret = await project_secret(bus)
     assert standard_webhooks_verify(secret, request.headers, request.body)
@@ -193,7 +194,7 @@ async def test_each_attempt_is_logged_503_then_a_timeout_then_200(
     )
     events: list[Event] = []
     try:
-        while len(events) < 2:
+        while not events or not isinstance(events[-1], WebhookDelivered):
             events.append(decode((await sub.next_msg(timeout=5)).data))
     finally:
         await sub.unsubscribe()
@@ -546,6 +547,7 @@ async def test_a_compensation_that_fails_after_a_users_abort_is_reported_by_webh
         "results": None,
         "error": "aborted by user",
         "compensation": {"compensated": ["payment"], "failed": ["inventory"], "skipped": []},
+        "uncovered": [],
     }
     assert len(set(ids)) == len(ids)  # the report has its own webhook-id
     assert report.webhook_id != first.webhook_id

@@ -7,9 +7,11 @@ import pytest
 
 from orra_events import (
     OrchestrationAborted,
+    OrchestrationDone,
     OrchestrationFailed,
     ProjectWebhooks,
     SigningSecretRecord,
+    UncoveredPart,
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
@@ -61,18 +63,21 @@ def test_payload_of_each_terminal_event() -> None:
         "status": "completed",
         "results": {"deliveryTracking": "DLV987"},
         "error": None,
+        "uncovered": [],
     }
     assert build_payload(failed) == {
         "orchestrationId": "o_2",
         "status": "failed",
         "results": None,
         "error": "no stock",
+        "uncovered": [],
     }
     assert build_payload(aborted) == {
         "orchestrationId": "o_3",
         "status": "aborted",
         "results": {"by": "me"},
         "error": "user abort",
+        "uncovered": [],
     }
     assert [status_of(e) for e in (completed, failed, aborted)] == [
         "completed",
@@ -80,6 +85,16 @@ def test_payload_of_each_terminal_event() -> None:
         "aborted",
     ]
     assert encode_payload(build_payload(completed)).startswith(b'{"orchestrationId":"o_1"')
+
+
+def test_the_payload_says_what_a_partial_plan_left_out() -> None:
+    gap = UncoveredPart(part="gift-wrap it", reason="nothing registered can gift-wrap")
+    completed = OrchestrationDone(
+        event_id="end:o_p", orchestration_id="o_p", results={}, outputs={}, uncovered=[gap]
+    )
+    assert build_payload(completed)["uncovered"] == [
+        {"part": "gift-wrap it", "reason": "nothing registered can gift-wrap"}
+    ]
 
 
 def test_targets_keep_order_and_drop_duplicates_and_blanks() -> None:

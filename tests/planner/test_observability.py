@@ -93,6 +93,14 @@ async def test_malformed_registry_messages_are_parked_once_and_the_registry_goes
             encode(msgspec.structs.replace(payment, event_id="reg:elsewhere")),
             f"for {payment.service} on subject",
         ),
+        t.service_subject("service.registered", "Chatty", "1"): (
+            encode(
+                msgspec.structs.replace(
+                    payment, service="Chatty", event_id="reg:chatty", examples=["ok", " "]
+                )
+            ),
+            "registration of Chatty refused: examples[1] is empty",
+        ),
     }
     for subject, (data, _) in poison.items():
         await bus.js.publish(subject, data)
@@ -103,12 +111,14 @@ async def test_malformed_registry_messages_are_parked_once_and_the_registry_goes
         assert await follower.sync(5.0)
         assert "PaymentService" in follower.registry.catalog("default")
         assert "Other" not in follower.registry.catalog("default")
+        assert "Chatty" not in follower.registry.catalog("default")
         for subject, (data, needle) in poison.items():
             parked = await bus.js.get_last_msg(t.dlq_stream, t.dead_letter(subject))
             assert parked.data == data
             headers = parked.headers or {}
             assert headers[HDR_ORIGINAL_SUBJECT] == subject
-            assert headers[HDR_ORIGINAL_STREAM] == t.services_stream
+            stream = t.heartbeats_stream if ".heartbeat." in subject else t.services_stream
+            assert headers[HDR_ORIGINAL_STREAM] == stream
             assert needle in headers[HDR_REASON], headers[HDR_REASON]
         # A replica, or a restart, that reads them again parks nothing new.
         again = RegistryFollower(bus)

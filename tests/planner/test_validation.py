@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from orra_events import Plan
@@ -147,7 +148,7 @@ def test_cycle() -> None:
     assert "'b'" in cycle.message
 
 
-def test_self_reference_is_a_cycle_and_a_forward_reference() -> None:
+def test_self_reference() -> None:
     catalog = catalog_of(
         [
             registered(
@@ -159,7 +160,8 @@ def test_self_reference_is_a_cycle_and_a_forward_reference() -> None:
         ]
     )
     result = validate_plan([task("a", "A", x="$a.x")], catalog, ())
-    assert result.codes() == {IssueCode.CYCLE, IssueCode.FORWARD_REFERENCE}
+    assert [i.code for i in result.issues] == [IssueCode.SELF_REFERENCE]
+    assert "the task itself" in result.issues[0].message
 
 
 def test_unused_data() -> None:
@@ -235,17 +237,29 @@ def test_parse_candidate_reads_json_shapes_and_reports_malformed_parts() -> None
 
 
 def test_finalize_revalidates_and_recomputes_groups() -> None:
-    req = request("x", CATALOG, productId="P", orderId="O")
+    req = request("reserve stock and schedule delivery", CATALOG, productId="P", orderId="O")
     tasks = [
-        task("inventory", "InventoryService", productId="P"),
-        task("delivery", "DeliveryAgent", orderId="O", inStock="$inventory.inStock"),
+        msgspec.structs.replace(
+            task("inventory", "InventoryService", productId="P"), serves="reserve stock"
+        ),
+        msgspec.structs.replace(
+            task("delivery", "DeliveryAgent", orderId="O", inStock="$inventory.inStock"),
+            serves="schedule delivery",
+        ),
     ]
     claimed = Planned(
-        plan=Plan(tasks=tasks, parallel_groups=[["inventory", "delivery"]]), planner="llm"
+        plan=Plan(
+            tasks=tasks,
+            parallel_groups=[["inventory", "delivery"]],
+            parts=["reserve stock", "schedule delivery"],
+        ),
+        planner="llm",
     )
     final = finalize(claimed, req)
     assert isinstance(final, Planned)
     assert final.plan.parallel_groups == [["inventory"], ["delivery"]]
+    assert final.plan.parts == ["reserve stock", "schedule delivery"]
+    assert [t.serves for t in final.plan.tasks] == ["reserve stock", "schedule delivery"]
     bad = Planned(
         plan=Plan(tasks=[task("x", "Nope")], parallel_groups=[["x"]]), planner="llm", attempts=2
     )

@@ -94,6 +94,7 @@ def dispatch(bus: Bus) -> Dispatch:
         attempt: int = 1,
         orchestration_id: str = "o_test",
         event_id: str | None = None,
+        version: str | None = None,
     ) -> TaskDispatched:
         event = TaskDispatched(
             event_id=event_id or f"d:{orchestration_id}:{task_id}:{attempt}",
@@ -104,6 +105,7 @@ def dispatch(bus: Bus) -> Dispatch:
             attempt=attempt,
             idempotency_key=f"{orchestration_id}:{task_id}",
             timeout_s=30.0,
+            version=version,
         )
         await bus.publish(event, subject=bus.topology.work(service))
         return event

@@ -62,9 +62,12 @@ def payment_service(calls: list[Task[PayIn]] | None = None, **kw: Any) -> Servic
 # --- registry ------------------------------------------------------------------------------
 
 
-async def last_registration(bus: Bus, service: str) -> tuple[ServiceRegistered, dict[str, str]]:
+async def last_registration(
+    bus: Bus, service: str, version: str = "1"
+) -> tuple[ServiceRegistered, dict[str, str]]:
     raw = await bus.js.get_last_msg(
-        bus.topology.services_stream, bus.topology.subject("service.registered", service)
+        bus.topology.services_stream,
+        bus.topology.service_subject("service.registered", service, version),
     )
     event = decode(raw.data or b"")
     assert isinstance(event, ServiceRegistered)
@@ -91,19 +94,24 @@ async def test_registration_carries_the_json_schemas(bus: Bus, make_client: Any)
     assert event.kind == "service"
 
 
-async def test_a_changed_schema_registers_again(bus: Bus, make_client: Any) -> None:
+async def test_a_changed_schema_registers_under_a_higher_version(
+    bus: Bus, make_client: Any
+) -> None:
     v1 = payment_service()
     v2 = payment_service(input=PayInV2, version="2")
     assert v1.schema_hash != v2.schema_hash
 
-    for svc in (v1, v2, v1):  # back to v1 within the duplicate window, too
+    for svc in (v1, v2, v1):  # back to v1 (a replica of the old version), too
         client: OrraClient = make_client()
         await client.connect()
         await client.start(svc)
-        current, _ = await last_registration(bus, "PaymentService")
+        current, _ = await last_registration(bus, "PaymentService", svc.version)
         assert current.schema_hash == svc.schema_hash
         assert current.input_schema == svc.input_model.model_json_schema()
         await client.close()
+    # each version keeps its own registration, the first one stored
+    info = await bus.js.stream_info(bus.topology.services_stream)
+    assert info.state.messages == 2
 
 
 async def test_restarting_an_unchanged_service_stores_no_new_registration(
@@ -115,13 +123,13 @@ async def test_restarting_an_unchanged_service_stores_no_new_registration(
         await client.start(payment_service())
         await client.close()
     info = await bus.js.stream_info(bus.topology.services_stream)
-    registered = info.state.subjects or {}
-    assert info.state.last_seq is not None
-    # Two heartbeats (one per start) and one registration were stored.
+    # One registration was stored; the heartbeats went to their own stream.
+    assert info.state.messages == 1
     raw = await bus.js.get_last_msg(
-        bus.topology.services_stream, bus.topology.subject("service.registered", "PaymentService")
+        bus.topology.services_stream,
+        bus.topology.service_subject("service.registered", "PaymentService", "1"),
     )
-    assert raw.seq == 1, registered
+    assert raw.seq == 1
 
 
 async def test_heartbeats_are_sent_periodically(events: EventLog, make_client: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
+import itertools
 import json
 import math
 import signal
@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from orra_cli.client import GatewayClient, PlanRejected
+from orra_cli.client import GatewayClient, GatewayUnreachable, PlanRejected
 from orra_cli.config import Settings, default_data_dir
 from orra_cli.datafields import parse_data_fields
 from orra_cli.errors import EXIT_FAILED, CliError, UsageError
@@ -42,6 +42,8 @@ from orra_cli.render import (
     table_text,
 )
 from orra_events import PREVIOUS_SECRET_GRACE_S
+from orra_events.apikeys import ROLES, api_key_id
+from orra_events.webhook_urls import InvalidWebhookUrl, parse_webhook_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -348,6 +350,14 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
             show_default=False,
         ),
     ] = None,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Run a plan that leaves out parts of the action nothing registered can do "
+            "(they are listed); by default such an action is refused.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -357,6 +367,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     if not action.strip():
         raise UsageError('the action is empty: orra verify run "Process order ORD123"')
     mode = _check_run_options(mode, pause_grace)
+    _check_webhook(webhook, "-w")
     with _client(gateway_url, api_key) as client:
         try:
             _code, created = client.submit(
@@ -366,10 +377,17 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
                 idempotency_key=idempotency_key,
                 mode=mode,
                 pause_grace_s=pause_grace,
+                allow_partial=allow_partial,
             )
         except PlanRejected as exc:
             exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
             _describe_rejection(client, exc)
+            if _only_field(exc, "webhook"):  # the gateway refused -w: a usage error too
+                raise UsageError(
+                    f"-w {webhook} was refused: {exc.data['problem'].get('detail')}",
+                    details=exc.details,
+                    data=exc.data,
+                ) from None
             raise
         orch_id = str(created.get("orchestrationId") or created.get("id"))
         view: dict[str, Any] = created
@@ -410,6 +428,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
         "status": view.get("status"),
         "tasks": view.get("tasks") or [],
         "parallel_groups": view.get("parallel_groups") or [],
+        "uncovered": view.get("uncovered") or [],
     }
     if wait:
         result["results"] = view.get("results")
@@ -429,6 +448,32 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     if wait and view.get("status") != "completed":
         _note(f"orchestration {orch_id} ended {view.get('status')}: {view.get('error')}", "red")
         raise typer.Exit(EXIT_FAILED)
+
+
+def _check_webhook(url: str | None, option: str) -> None:
+    """Refuse a webhook URL the notifier could never send to, before sending it.
+
+    The rule is the gateway's and the notifier's (:mod:`orra_events.webhook_urls`); whether
+    private targets are allowed is the gateway's setting, so it decides that.
+    """
+    if url is None:
+        return
+    try:
+        parse_webhook_url(url)
+    except InvalidWebhookUrl as exc:
+        raise UsageError(
+            f"{option} {url!r} cannot receive webhooks: {exc} "
+            "(e.g. http://localhost:3000/webhooks/orra)"
+        ) from None
+
+
+def _only_field(error: CliError, field: str) -> bool:
+    """Whether the gateway's problem details blame ``field`` and nothing else."""
+    problem = error.data.get("problem")
+    fields = problem.get("errors") if isinstance(problem, dict) else None
+    if not isinstance(fields, list) or not fields:
+        return False
+    return all(isinstance(f, dict) and f.get("field") == field for f in fields)
 
 
 def _check_run_options(mode: str | None, pause_grace: float | None) -> str | None:
@@ -600,9 +645,19 @@ def logs(
     try:
         asyncio.run(_stream_logs(settings, orchestration_id, follow=follow, as_json=as_json))
     except BrokerUnreachable as exc:
-        _note(f"{exc.message}; reading the events from the gateway instead")
         with GatewayClient(settings.gateway_url, settings.require_api_key()) as client:
-            for sse in client.events(orchestration_id):
+            events = client.events(orchestration_id)
+            try:
+                first = next(events, None)
+            except GatewayUnreachable:  # the stack is down: say so once
+                raise CliError(
+                    f"cannot reach NATS at {settings.nats_url} nor the gateway at "
+                    f"{settings.gateway_url}: start the stack with `orra up`, or set "
+                    "ORRA_NATS_URL and ORRA_GATEWAY_URL"
+                ) from None
+            if first is not None:
+                _note(f"{exc.message}; reading the events from the gateway instead")
+            for sse in itertools.chain([first] if first is not None else [], events):
                 try:
                     raw = json.loads(sse.data)
                 except ValueError:
@@ -788,7 +843,11 @@ def _print_rows(headers: list[str], rows: Sequence[Sequence[Text | str]], empty:
 def services_ls(
     as_json: JsonOpt = False, gateway_url: GatewayOpt = None, api_key: ApiKeyOpt = None
 ) -> None:
-    """List registered services and agents with their health."""
+    """List registered services and agents with their health, version and example phrases.
+
+    STATUS is ``down`` for a service with no live instance for
+    ``ORRA_SERVICE_DOWN_AFTER_S``: new plans leave it out until an instance runs again.
+    """
     with _client(gateway_url, api_key) as client:
         items = _items(client.get_json("/services"), "services")
     if as_json:
@@ -805,24 +864,53 @@ def services_ls(
         ]
         for s in items
     ]
-    _print_rows(
-        ["NAME", "KIND", "STATUS", "VERSION", "LAST SEEN", "DESCRIPTION"],
-        rows,
-        "no services registered yet: start yours with the SDK (or `orra up --demo`)",
+    if not rows:
+        _note("no services registered yet: start yours with the SDK (or `orra up --demo`)")
+        return
+    header, *lines = table_text(
+        ["NAME", "KIND", "STATUS", "VERSION", "LAST SEEN", "DESCRIPTION"], rows
     )
+    out = [header]
+    for line, item in zip(lines, items, strict=True):
+        out.append(line)
+        examples = item.get("examples")
+        if isinstance(examples, list) and examples:
+            phrases = "; ".join(json.dumps(str(e), ensure_ascii=False) for e in examples)
+            out.append(Text(f"  examples: {phrases}", style="dim"))
+    _out().print(Text("\n").join(out))
+    if any(_cell(s, "status", "health") == "down" for s in items):
+        _note(
+            "down: no live instance for ORRA_SERVICE_DOWN_AFTER_S; new plans leave it out "
+            "until an instance of it runs again"
+        )
 
 
 @keys_app.command("gen")
 @_handles_errors
 def api_keys_gen(
     name: Annotated[str | None, typer.Option("--name", help="A label for the key.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",
+            metavar="|".join(ROLES),
+            help="admin: manages keys, webhooks and the signing secret; member: submits, "
+            "reads, follows and aborts orchestrations (default: member).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
 ) -> None:
-    """Create a new API key for the project."""
+    """Create a new API key for the project (an admin key is needed)."""
+    if role is not None and role.strip().lower() not in ROLES:
+        raise UsageError(f"unknown --role {role!r}: use {' or '.join(ROLES)}")
+    body: dict[str, str] = {"name": name} if name else {}
+    if role is not None:
+        body["role"] = role.strip().lower()
     with _client(gateway_url, api_key) as client:
-        payload = client.post_json("/api-keys", {"name": name} if name else {})
+        payload = client.post_json("/api-keys", body)
     key = None
     if isinstance(payload, dict):
         key = payload.get("apiKey") or payload.get("key") or payload.get("api_key")
@@ -831,8 +919,12 @@ def api_keys_gen(
     if as_json:
         _emit_json({**payload, "apiKey": key})
         return
-    _out().print(str(key))
-    _note("keep it secret: it is shown once; use it as ORRA_API_KEY or --api-key")
+    key_id = payload.get("id") or api_key_id(str(key))
+    _out().print(f"{key}  {key_id}")
+    _note(
+        f"{payload.get('role') or 'new'} key {key_id} of project {payload.get('project') or '-'}; "
+        "keep it secret: it is shown once; use it as ORRA_API_KEY or --api-key"
+    )
 
 
 @keys_app.command("revoke")
@@ -858,17 +950,12 @@ def api_keys_revoke(
         _emit_json({"revoked": key_id})
     else:
         _out().print(f"API key revoked: {key_id}")
-    if key_id == _key_id_of(key):
+    if key_id == api_key_id(key):
         _note(
             "that was the key this command used: it no longer works; "
             "use another with ORRA_API_KEY or --api-key",
             "yellow",
         )
-
-
-def _key_id_of(key: str) -> str:
-    """The id the gateway gives ``key`` (``k_`` and the start of its SHA-256)."""
-    return "k_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _check_id(value: str, what: str, lister: str) -> None:
@@ -891,12 +978,13 @@ def api_keys_ls(
         [
             _cell(k, "id", "prefix", "keyPrefix"),
             _cell(k, "name"),
+            _cell(k, "role"),
             _cell(k, "project"),
             relative_time(k.get("createdAt")),
         ]
         for k in items
     ]
-    _print_rows(["ID", "NAME", "PROJECT", "CREATED"], rows, "no API keys")
+    _print_rows(["ID", "NAME", "ROLE", "PROJECT", "CREATED"], rows, "no API keys")
 
 
 @webhooks_app.command("add")
@@ -908,8 +996,7 @@ def webhooks_add(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Register a webhook URL for the project."""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"{url!r} is not an http(s) URL: e.g. http://localhost:3000/webhooks")
+    _check_webhook(url, "URL")
     with _client(gateway_url, api_key) as client:
         payload = client.post_json("/webhooks", {"url": url})
     if as_json:

@@ -16,11 +16,15 @@ from orra_cli.errors import CliError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["GatewayClient", "PlanRejected", "SseEvent", "problem_lines"]
+__all__ = ["GatewayClient", "GatewayUnreachable", "PlanRejected", "SseEvent", "problem_lines"]
 
 
 class PlanRejected(CliError):
     """The gateway answered 422: the action could not be planned or the input is invalid."""
+
+
+class GatewayUnreachable(CliError):
+    """No HTTP answer came from the gateway (refused, reset, timed out)."""
 
 
 class SseEvent:
@@ -92,7 +96,7 @@ class GatewayClient:
     # --- transport ----------------------------------------------------------------------
 
     def _unreachable(self, exc: Exception) -> CliError:
-        return CliError(
+        return GatewayUnreachable(
             f"cannot reach the gateway at {self.base_url}: start it with `orra up` "
             f"or set ORRA_GATEWAY_URL ({type(exc).__name__}: {exc})"
         )
@@ -146,7 +150,14 @@ class GatewayClient:
                 data["orchestrationId"] = body["orchestrationId"]
             if isinstance(body.get("reasons"), list):
                 data["reasons"] = body["reasons"]
-        if code in {401, 403}:
+        if code == 403:
+            return CliError(
+                f"the gateway at {self.base_url} refused: "
+                f"{body.get('detail') if isinstance(body, dict) else title}",
+                details=[],
+                data=data,
+            )
+        if code == 401:
             return CliError(
                 f"the gateway at {self.base_url} refused the API key ({code}"
                 f"{': ' + title if title else ''}): run `orra up` to write the local key, "
@@ -206,11 +217,13 @@ class GatewayClient:
         idempotency_key: str | None = None,
         mode: str | None = None,
         pause_grace_s: float | None = None,
+        allow_partial: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """POST /orchestrations; return the status code and the body.
 
         ``mode`` (``groups`` / ``eager``) and ``pause_grace_s`` (``pauseGraceS``) are sent
-        only when given: the gateway's defaults apply otherwise.
+        only when given: the gateway's defaults apply otherwise. ``allow_partial`` sends
+        ``allowPartial: true``.
         """
         body: dict[str, Any] = {"action": {"content": action}, "data": data}
         if webhook:
@@ -219,6 +232,8 @@ class GatewayClient:
             body["mode"] = mode
         if pause_grace_s is not None:
             body["pauseGraceS"] = pause_grace_s
+        if allow_partial:
+            body["allowPartial"] = True
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = self.request("POST", "/orchestrations", json_body=body, headers=headers)
         payload = self._json(resp)

@@ -29,6 +29,7 @@ __all__ = [
     "comp_fail_rows",
     "format_duration",
     "inspect_text",
+    "left_out_lines",
     "parse_time",
     "plan_text",
     "ps_text",
@@ -316,6 +317,7 @@ def inspect_text(
     if reasons:
         lines.append(Text("│ Reasons:"))
         lines.extend(Text(f"│   - {reason}", style="red") for reason in reasons)
+    lines.extend(left_out_lines(orch))
     lines.append(Text(""))
     lines.append(_section("Tasks"))
     tasks = _ordered_tasks(orch)
@@ -397,6 +399,11 @@ def _details(
             lines.append(_line("Group", str(task.get("group"))))
         if task.get("dependsOn"):
             lines.append(_line("Depends on", ", ".join(str(d) for d in task["dependsOn"])))
+        if "serves" in task:
+            serves = task.get("serves")
+            lines.append(
+                _line("Serves", repr(serves) if serves else Text("(data for other tasks)", "dim"))
+            )
         lines.append(_line("Duration", _task_duration(task, now)))
         lines.append(_line("Input", _compact(task.get("input") or {})))
         if task.get("output") is not None:
@@ -444,16 +451,19 @@ def _details(
     lines.append(_section("Webhooks"))
     hooks = [h for h in orch.get("webhooks") or [] if isinstance(h, Mapping)]
     if hooks:
+        pending = any(h.get("status") == "retrying" for h in hooks)
         rows: list[list[Text | str]] = [
             [
                 str(h.get("url") or "-"),
                 _styled(h.get("status")),
                 str(h.get("attempts") if h.get("attempts") is not None else "-"),
                 str(h.get("statusCode") if h.get("statusCode") is not None else "-"),
+                *([_next_try(h, now)] if pending else []),
             ]
             for h in hooks
         ]
-        lines.extend(table_text(["URL", "STATUS", "ATTEMPTS", "CODE"], rows, prefix="│ "))
+        headers = ["URL", "STATUS", "ATTEMPTS", "CODE", *(["NEXT TRY"] if pending else [])]
+        lines.extend(table_text(headers, rows, prefix="│ "))
         for hook in hooks:
             log = _attempt_log(hook)
             if log:
@@ -461,6 +471,15 @@ def _details(
     else:
         lines.append(Text("│ (none)", style="dim"))
     return lines
+
+
+def _next_try(hook: Mapping[str, Any], now: float | None) -> str:
+    """``in 12s`` for a delivery being retried (``due`` once the time has come)."""
+    at = parse_time(hook.get("nextAttemptAt"))
+    if hook.get("status") != "retrying" or at is None:
+        return "-"
+    left = at - (time.time() if now is None else now)
+    return f"in {format_duration(left * 1000)}" if left >= 0.5 else "due"
 
 
 def _attempt_log(hook: Mapping[str, Any]) -> str:
@@ -556,7 +575,24 @@ def plan_text(payload: Mapping[str, Any]) -> Text:
         lines.extend(table_text(["ID", "SERVICE", "GROUP", "INPUT"], rows, prefix="│ "))
     else:
         lines.append(Text("│ (none)", style="dim"))
+    left_out = left_out_lines(payload)
+    if left_out:
+        lines.append(Text(""))
+        lines.extend(left_out[1:])
     return Text("\n").join(lines)
+
+
+def left_out_lines(orch: Mapping[str, Any]) -> list[Text]:
+    """The parts of the action the plan leaves out, with their reasons (none: no lines)."""
+    uncovered = [u for u in orch.get("uncovered") or [] if isinstance(u, Mapping)]
+    if not uncovered:
+        return []
+    lines = [Text(""), _section("Left out")]
+    for entry in uncovered:
+        line = Text(f"│ {entry.get('part')!r}", style="yellow")
+        line.append(f"  {entry.get('reason') or ''}", style="dim")
+        lines.append(line)
+    return lines
 
 
 def _clip(text: str, width: int) -> str:

@@ -75,6 +75,10 @@ class Tick:
     """Nothing new for a while: a chance to refresh a live display."""
 
 
+async def _quiet(_error: Exception) -> None:
+    """nats-py logs every failed connection attempt with a traceback; the CLI says it once."""
+
+
 async def connect(nats_url: str) -> NatsClient:
     """Connect to the broker.
 
@@ -89,6 +93,7 @@ async def connect(nats_url: str) -> NatsClient:
             max_reconnect_attempts=3,
             reconnect_time_wait=0.5,
             allow_reconnect=False,
+            error_cb=_quiet,
         )
     except (NoServersError, OSError, TimeoutError, NatsTimeout) as exc:
         raise BrokerUnreachable(

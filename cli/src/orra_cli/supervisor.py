@@ -7,7 +7,9 @@ example services with ``demo=True``) as separate child processes
 its name, from one reader thread per child. :meth:`Stack.start` returns once every child
 logged its ``"event": "ready"`` line (an SDK process such as the example services:
 ``"serving"``, once its services are registered; the gateway may instead answer
-``/healthz``). A child that exits is reported and restarted with exponential backoff.
+``/healthz``). A child that exits is reported and restarted with exponential backoff, and
+so is nats-server: it is reaped, restarted on the same port and store (JetStream recovers
+its streams and consumers from ``DATA_DIR/nats``), and every child reconnects by itself.
 :meth:`Stack.stop` sends SIGTERM to every child, SIGKILL after a grace period, then stops
 nats-server.
 
@@ -72,6 +74,8 @@ CORE_SERVICES: tuple[tuple[str, str], ...] = (
 
 _MAX_BACKOFF_S = 30.0
 _STABLE_AFTER_S = 30.0
+_NATS_MAX_BACKOFF_S = 5.0
+"""Every process waits for the broker: retry it sooner than a child."""
 
 
 class StackError(Exception):
@@ -284,6 +288,11 @@ class Stack:
         self._stopped = threading.Event()
         self._monitor: threading.Thread | None = None
         self._spawn_lock = threading.Lock()
+        self._nats_lock = threading.Lock()
+        self._nats_backoff_s = 0.0
+        self._nats_restart_at: float | None = None
+        self._nats_started_at = 0.0
+        self._finished = threading.Event()
         self._started = False
 
     # --- facts ---------------------------------------------------------------------------
@@ -376,11 +385,14 @@ class Stack:
             host=self.host,
             log_file=self.data_dir / "logs" / "nats.log",
             server_name="orra",
+            # Restarts come from the monitor thread, which lives until nats-server stops.
+            die_with_parent=True,
         )
         try:
             self.nats.start()
         except EmbeddedNatsError as exc:
             raise StackError(f"{exc} (see {self.data_dir / 'logs' / 'nats.log'})") from None
+        self._nats_started_at = time.monotonic()
         self._notice(f"nats-server ready on {self.nats_url} (store {self.data_dir / 'nats'})")
         for spec in self._specs():
             child = _Child(spec)
@@ -561,11 +573,10 @@ class Stack:
 
     def _watch(self) -> None:
         while not self._stopped.wait(0.2):
-            if self.nats is not None and self.nats.pid is None and not self._stopped.is_set():
-                self._restart_nats()
+            self._watch_nats()
             for child in list(self._children.values()):
                 if self._stopped.is_set():
-                    return
+                    break
                 proc = child.proc
                 if proc is None or proc.poll() is None:
                     continue
@@ -591,27 +602,66 @@ class Stack:
                     self._spawn(child)
                     pid = child.proc.pid if child.proc else "?"
                     self._notice(f"{child.spec.name} restarted (pid {pid})")
+        # A nats-server restarted from this thread is stopped by the kernel when the
+        # thread ends (PR_SET_PDEATHSIG): live until stop() has stopped it itself.
+        self._finished.wait()
 
-    def _restart_nats(self) -> None:
-        assert self.nats is not None
-        proc = getattr(self.nats, "_proc", None)
-        if proc is not None and proc.poll() is None:
+    def _watch_nats(self) -> None:
+        """Reap a nats-server that exited and restart it, with backoff while it fails."""
+        nats = self.nats
+        if nats is None:
             return
-        self._notice("nats-server is down; restarting it")
-        try:
-            self.nats.start()
-        except EmbeddedNatsError as exc:
-            self._notice(f"nats-server did not restart: {exc}")
+        with self._nats_lock:
+            if self._stopped.is_set() or nats.running:  # running: reaps a dead process
+                return
+            if not self.restart:
+                if self._nats_restart_at is None:
+                    self._nats_restart_at = float("inf")  # reported once, never restarted
+                    self._notice(f"nats-server exited with code {nats.returncode}")
+                return
+            now = time.monotonic()
+            if self._nats_restart_at is None:
+                uptime = now - self._nats_started_at
+                self._nats_backoff_s = (
+                    0.5
+                    if uptime > _STABLE_AFTER_S or not self._nats_backoff_s
+                    else min(self._nats_backoff_s * 2, _NATS_MAX_BACKOFF_S)
+                )
+                self._nats_restart_at = now + self._nats_backoff_s
+                self._notice(
+                    f"nats-server exited with code {nats.returncode}; restarting it in "
+                    f"{self._nats_backoff_s:g}s (every process reconnects by itself)"
+                )
+                return
+            if now < self._nats_restart_at:
+                return
+            try:
+                nats.start()
+            except EmbeddedNatsError as exc:
+                self._nats_backoff_s = min(self._nats_backoff_s * 2, _NATS_MAX_BACKOFF_S)
+                self._nats_restart_at = time.monotonic() + self._nats_backoff_s
+                self._notice(
+                    f"nats-server did not restart: {exc}; trying again in {self._nats_backoff_s:g}s"
+                )
+                return
+            self._nats_restart_at = None
+            self._nats_started_at = time.monotonic()
+            self._notice(
+                f"nats-server restarted (pid {nats.pid}) on {self.nats_url} "
+                f"(store {self.data_dir / 'nats'})"
+            )
 
     def stop(self) -> None:
-        """Stop every child (SIGTERM, SIGKILL after the grace period), then nats-server."""
+        """Stop every child (SIGTERM, SIGKILL after the grace period), then nats-server.
+
+        Children stop within the grace period even while nats-server is down (none waits
+        for a broker that is gone); nats-server is not restarted once stopping began.
+        """
         if self._stopped.is_set():
             return
-        with self._spawn_lock:
+        with self._spawn_lock, self._nats_lock:
             self._stopped.set()
         self._stop_requested.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=5)
         running = [c for c in self._children.values() if c.proc and c.proc.poll() is None]
         if running:
             self._notice(f"stopping {', '.join(c.spec.name for c in running)}")
@@ -632,8 +682,12 @@ class Stack:
             if child.reader is not None:
                 child.reader.join(timeout=2)
         if self.nats is not None:
-            self.nats.stop()
+            with self._nats_lock:
+                self.nats.stop()
             self._notice("nats-server stopped")
+        self._finished.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout=5)
         if self._lock_file is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)

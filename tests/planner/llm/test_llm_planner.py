@@ -91,8 +91,17 @@ async def test_valid_plan(llm_server, settings, services, validate):
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["strict"] is True
     schema = fmt["json_schema"]["schema"]
-    assert set(schema["required"]) == {"not_actionable", "reason", "tasks", "parallel_groups"}
+    assert set(schema["required"]) == {
+        "not_actionable",
+        "reason",
+        "parts",
+        "tasks",
+        "uncovered",
+        "parallel_groups",
+    }
     system = request["messages"][0]["content"]
+    assert '"serves"' in system
+    assert '"uncovered"' in system
     assert "$<task id>.<field>" in system
     assert "not_actionable" in system
     assert "parallelism" in system
@@ -394,6 +403,28 @@ async def test_grounding_example_in_prompt(
     assert await remove_grounding(bus, "ecommerce")
     assert not await remove_grounding(bus, "ecommerce")
     assert await list_groundings(bus) == []
+
+
+async def test_service_examples_reach_the_prompt_and_the_grounding(
+    llm_server, settings, services, validate, grounding_store
+):
+    """A service's example phrases teach the model its users' words (issue 15, item 3)."""
+    taught = [
+        msgspec.structs.replace(s, examples=["how upset is the customer", "rate the mood"])
+        if s.service == "InventoryService"
+        else s
+        for s in services
+    ]
+    llm_server.then(json.dumps(GOOD))
+    async with LlmPlanner(settings, grounding=grounding_store) as planner:
+        outcome = await plan(planner, taught, validate, action="Tell me how upset the customer is")
+    assert outcome.ok
+    text = user_text(llm_server.requests[0])
+    assert 'How users ask for it: "how upset is the customer"; "rate the mood"' in text
+    # matched like a grounding's use case: a worked example naming the service
+    assert "Example 1 (service-examples): action 'how upset is the customer'" in text
+    assert "services expected: InventoryService" in text
+    assert "rate the mood'" not in text.split("Worked examples", 1)[1]
 
 
 async def test_strict_grounding_refuses_unmatched_action(

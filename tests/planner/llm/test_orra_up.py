@@ -19,19 +19,28 @@ pytestmark = pytest.mark.e2e
 
 ACTION = "Charge the order, check stock, then arrange delivery"
 PLAN = {
+    "parts": ["Charge the order", "check stock", "arrange delivery"],
     "tasks": [
         {
             "id": "payment",
             "service": "PaymentService",
+            "serves": "Charge the order",
             "input": {"orderId": "ORD123", "amount": 299.99},
         },
-        {"id": "inventory", "service": "InventoryService", "input": {"productId": "PROD456"}},
+        {
+            "id": "inventory",
+            "service": "InventoryService",
+            "serves": "check stock",
+            "input": {"productId": "PROD456"},
+        },
         {
             "id": "delivery",
             "service": "DeliveryAgent",
+            "serves": "arrange delivery",
             "input": {"orderId": "ORD123", "inStock": "$inventory.inStock"},
         },
     ],
+    "uncovered": [],
     "parallel_groups": [["payment", "inventory"], ["delivery"]],
 }
 

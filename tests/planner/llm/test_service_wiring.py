@@ -24,14 +24,22 @@ LLM_ENV = (
 )
 
 PLAN = {
+    "parts": ["Process order payment", "update inventory"],
     "tasks": [
         {
             "id": "payment",
             "service": "PaymentService",
+            "serves": "Process order payment",
             "input": {"orderId": "ORD1", "amount": 12.5},
         },
-        {"id": "inventory", "service": "InventoryService", "input": {"productId": "P1"}},
+        {
+            "id": "inventory",
+            "service": "InventoryService",
+            "serves": "update inventory",
+            "input": {"productId": "P1"},
+        },
     ],
+    "uncovered": [],
     "parallel_groups": [["payment", "inventory"]],
 }
 

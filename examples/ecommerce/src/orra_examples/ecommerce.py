@@ -2,9 +2,13 @@
 """Example e-commerce services: payment, inventory, delivery, notification, fraud, refund.
 
 Each is an ordinary :class:`orra_sdk.Service`; together they let the offline planner plan
-the seed's actions. Field names are chosen so that outputs wire into inputs by name:
-InventoryService's ``inStock`` feeds DeliveryAgent, PaymentService's ``paymentStatus``
-feeds NotificationService, FraudCheck's ``fraudCleared`` feeds RefundService.
+the seed's actions. Each declares a few example phrases (``examples=[...]``): words its
+users use for it, which teach the planner its synonyms. They are version 2: version 1 had
+no examples, and one name and version has one definition (a data directory of an older
+``orra up`` keeps version 1, which version 2 replaces for new plans). Field names are
+chosen so that outputs wire into inputs by name: InventoryService's ``inStock`` feeds
+DeliveryAgent, PaymentService's ``paymentStatus`` feeds NotificationService, FraudCheck's
+``fraudCleared`` feeds RefundService.
 
 Environment (read at each task, so tests can change it):
 
@@ -317,7 +321,12 @@ PaymentService = Service(
     input=PaymentInput,
     output=PaymentOutput,
     revertible=True,
-    version="1",
+    version="2",
+    examples=[
+        "charge the customer",
+        "take payment for the order",
+        "bill the card",
+    ],
 )
 
 
@@ -353,7 +362,12 @@ InventoryService = Service(
     input=InventoryInput,
     output=InventoryOutput,
     revertible=True,
-    version="1",
+    version="2",
+    examples=[
+        "reserve the ordered items",
+        "is the product in stock",
+        "hold the stock for an order",
+    ],
 )
 
 
@@ -387,7 +401,12 @@ DeliveryAgent = Service(
     input=DeliveryInput,
     output=DeliveryOutput,
     revertible=True,
-    version="1",
+    version="2",
+    examples=[
+        "ship the order",
+        "when will the order arrive",
+        "book a courier",
+    ],
     kind="agent",
 )
 
@@ -422,12 +441,17 @@ def _schedule_delivery(task: Task[DeliveryInput]) -> DeliveryOutput:
 NotificationService = Service(
     name="NotificationService",
     description=(
-        "Notify the customer about their order: send an email / SMS notification with the "
-        "order and payment status."
+        "Notify the customer about their new order: send an email / SMS notification with "
+        "the order and payment status."
     ),
     input=NotificationInput,
     output=NotificationOutput,
-    version="1",
+    version="2",
+    examples=[
+        "email the customer",
+        "text the customer an update",
+        "let the customer know",
+    ],
 )
 
 
@@ -451,7 +475,12 @@ FraudCheck = Service(
     ),
     input=FraudInput,
     output=FraudOutput,
-    version="1",
+    version="2",
+    examples=[
+        "is this order legit",
+        "screen the order for fraud",
+        "assess the fraud risk",
+    ],
     kind="agent",
 )
 
@@ -478,7 +507,11 @@ RefundService = Service(
     input=RefundInput,
     output=RefundOutput,
     revertible=False,
-    version="1",
+    version="2",
+    examples=[
+        "give the customer their money back",
+        "reimburse the order",
+    ],
 )
 
 

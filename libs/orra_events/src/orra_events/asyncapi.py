@@ -1,7 +1,7 @@
 """The AsyncAPI 3.0.0 document of Orra's subjects, built from the event catalogue.
 
 Every subject of :class:`~orra_events.topology.Topology` is a channel (``task.completed.
-{orchestrationId}``, ``work.{service}``, ``service.registered.{service}``, ``dlq.>``);
+{orchestrationId}``, ``work.{service}``, ``service.registered.{service}.{version}``, ``dlq.>``);
 every event class is a message whose payload is its msgspec JSON Schema, kept under
 ``components.schemas``; the operations say which Orra part sends and which receives each
 channel (``planner``, ``dispatcher``, ``gateway``, ``notifier``, and ``sdk`` for users'
@@ -72,6 +72,7 @@ PRODUCERS: Final[dict[str, tuple[str, ...]]] = {
     "orchestration.resumed": ("dispatcher",),
     "webhook.delivered": ("notifier",),
     "webhook.failed": ("notifier",),
+    "webhook.retrying": ("notifier",),
     "service.registered": ("sdk",),
     "service.heartbeat": ("sdk",),
     "work": ("dispatcher",),
@@ -95,7 +96,7 @@ SUBSCRIBERS: Final[dict[str, tuple[str, ...]]] = {
     "orchestration.aborted": ("dispatcher", "notifier", "sdk"),
     "orchestration.compensating": ("sdk",),
     "service.registered": ("planner", "gateway", "dispatcher"),
-    "service.heartbeat": ("gateway", "dispatcher"),
+    "service.heartbeat": ("planner", "gateway", "dispatcher"),
     "work": ("sdk",),
     "dlq": (),
 }
@@ -154,6 +155,12 @@ def _parameter(name: str) -> dict[str, Any]:
         return {
             "description": "Name of the registered service or agent (one subject token).",
             "examples": ["PaymentService"],
+        }
+    if name == "version":
+        return {
+            "description": "The service version as one subject token, dots as underscores "
+            "(1.4.2 is 1_4_2); a registration's subject has one message, never replaced.",
+            "examples": ["1", "1_4_2"],
         }
     return {
         "description": "Orchestration id (one subject token), e.g. o_8f2c1a.",
@@ -228,11 +235,11 @@ def build() -> dict[str, Any]:
             operations[op_id] = op
 
     for cls in ALL_EVENTS:
-        param = "service" if issubclass(cls, ServiceEvent) else "orchestrationId"
+        params = ["service", "version"] if issubclass(cls, ServiceEvent) else ["orchestrationId"]
         add(
             channel_id(cls.TYPE),
-            f"{cls.TYPE}.{{{param}}}",
-            params=[param],
+            ".".join([cls.TYPE, *(f"{{{p}}}" for p in params)]),
+            params=params,
             message=cls.__name__,
             description=(cls.__doc__ or cls.TYPE).strip().splitlines()[0],
             family=cls.TYPE,

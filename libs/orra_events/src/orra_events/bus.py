@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from orra_events.topology import Topology
 
 __all__ = [
+    "BROKER_PATIENCE_S",
     "DEFAULT_NATS_URL",
     "DELIVER_PREFIX",
+    "FOLLOW_HEARTBEAT_S",
     "HDR_ORIGINAL_SEQUENCE",
     "HDR_ORIGINAL_STREAM",
     "HDR_ORIGINAL_SUBJECT",
@@ -57,8 +59,17 @@ HDR_ORIGINAL_STREAM: Final = "Orra-Original-Stream"
 HDR_ORIGINAL_SEQUENCE: Final = "Orra-Original-Sequence"
 DELIVER_PREFIX: Final = "_INBOX.orra"
 """Prefix of the deliver subjects of Orra's push consumers (``_INBOX.>`` is commonly allowed)."""
+BROKER_PATIENCE_S: Final = 1.0
+"""While a process stops, how long it still waits for work that needs the broker once the
+broker is unreachable (see :meth:`Bus.wait_while_reachable`)."""
+FOLLOW_HEARTBEAT_S: Final = 1.0
+"""Idle heartbeat of the ordered consumers a process follows a stream with for its whole
+life (the registries). A restarted nats-server has lost these in-memory consumers; nats-py
+recreates one after two missed heartbeats, so this bounds the stall after a restart (with
+nats-py's default of 5 s it lasted about 16 s)."""
 
 log = structlog.get_logger("orra.bus")
+_ERROR_LOG_EVERY_S: Final = 30.0
 
 EventHandler = Callable[["Event", "Msg"], Awaitable[None]]
 """A consumer's handler: the decoded event and its message (for metadata and in-progress)."""
@@ -116,18 +127,34 @@ class Bus:
         Raises:
             BrokerUnavailable: the first connection failed.
         """
+        made: list[Bus] = []
+        # While the broker is away every reconnection attempt (2 a second) fails: log the
+        # first failure of an outage, then one line per _ERROR_LOG_EVERY_S with a count.
+        outage = {"logged_at": 0.0, "unlogged": 0}
 
         async def _on_error(exc: Exception) -> None:
-            log.warning("nats error", error=str(exc), client=name)
-
-        made: list[Bus] = []
+            reconnecting = bool(made) and not made[0].connected
+            if reconnecting:
+                now = time.monotonic()
+                if outage["logged_at"] and now - outage["logged_at"] < _ERROR_LOG_EVERY_S:
+                    outage["unlogged"] += 1
+                    return
+                outage["logged_at"] = now
+            log.warning(
+                "nats error",
+                error=str(exc),
+                client=name,
+                **({"failed_since_last_line": outage["unlogged"]} if outage["unlogged"] else {}),
+            )
+            outage["unlogged"] = 0
 
         async def _on_disconnect() -> None:
             if not (made and made[0].closing):
                 log.warning("nats disconnected", client=name)
 
         async def _on_reconnect() -> None:
-            log.info("nats reconnected", client=name)
+            log.info("nats reconnected", client=name, failed_attempts=outage["unlogged"])
+            outage.update(logged_at=0.0, unlogged=0)
 
         try:
             nc = await nats.connect(
@@ -155,9 +182,25 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def ensure_streams(self) -> None:
-        """Create every stream of the topology, or update it to the current definition."""
-        for config in self.topology.stream_configs():
+        """Create every stream of the topology, or update it to the current definition.
+
+        A services stream of the layout before ``ORRA_HEARTBEATS`` existed (subjects
+        ``service.>``: registrations and heartbeats together) is narrowed to the
+        registrations, which it keeps (they are read from their old subjects), and its
+        heartbeats, which now live in their own stream, are purged.
+        """
+        topology = self.topology
+        legacy = False
+        with contextlib.suppress(NotFoundError):
+            info = await self.js.stream_info(topology.services_stream)
+            legacy = info.config.subjects == [topology.subject("service", ">")]
+        for config in topology.stream_configs():
             await self.ensure_stream(config)
+        if legacy:
+            await self.js.purge_stream(
+                topology.services_stream, subject=topology.heartbeats_filter()
+            )
+            log.info("services stream narrowed to registrations", stream=topology.services_stream)
 
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create one stream, or update it when it exists."""
@@ -474,11 +517,52 @@ class Bus:
         with contextlib.suppress(Exception):
             await self.nc.close()
 
+    async def wait_while_reachable(
+        self, awaitable: Awaitable[Any], timeout_s: float, *, what: str = "running work"
+    ) -> bool:
+        """Wait for ``awaitable`` (work that needs the broker) while stopping; bounded.
+
+        Waits up to ``timeout_s``, but no longer than :data:`BROKER_PATIENCE_S` once the
+        broker is unreachable: that work cannot finish without it, and a process must stop
+        within its grace period even while the broker is down. ``awaitable`` is not
+        cancelled (the caller decides what to do with what did not finish).
+
+        Returns:
+            Whether ``awaitable`` finished.
+        """
+        future = asyncio.ensure_future(awaitable)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        down_since: float | None = None
+        try:
+            while not future.done():
+                now = loop.time()
+                if now >= deadline:
+                    return False
+                if self.connected:
+                    down_since = None
+                elif down_since is None:
+                    down_since = now
+                elif now - down_since >= BROKER_PATIENCE_S:
+                    log.warning("the broker is unreachable: not waiting", waiting_for=what)
+                    return False
+                await asyncio.wait({future}, timeout=min(0.1, deadline - now))
+            return True
+        finally:
+            if not future.done():
+                future.cancel()
+
     async def _finish_handlers(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest."""
+        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest.
+
+        Not longer than :data:`BROKER_PATIENCE_S` while the broker is unreachable.
+        """
         if not self._handlers:
             return
-        _, pending = await asyncio.wait(set(self._handlers), timeout=max(timeout_s, 0.0))
+        await self.wait_while_reachable(
+            asyncio.wait(set(self._handlers)), timeout_s, what="running handlers"
+        )
+        pending = {task for task in self._handlers if not task.done()}
         for task in pending:
             task.cancel()
         if pending:

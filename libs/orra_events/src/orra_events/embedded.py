@@ -99,6 +99,10 @@ class EmbeddedNats:
         extra_args: More command-line arguments (cluster settings, for instance).
         log_file: Where the server's output goes; a temporary file when ``None``.
         server_name: The server's name (``--server_name``).
+        die_with_parent: Have the kernel stop the server when the thread that starts it
+            ends (Linux), so that a killed parent leaves no orphan. ``None`` (the default):
+            only when started from the main thread; ``True`` suits a supervisor thread that
+            outlives the server (``orra up``'s).
     """
 
     def __init__(
@@ -110,8 +114,10 @@ class EmbeddedNats:
         extra_args: list[str] | None = None,
         log_file: Path | None = None,
         server_name: str | None = None,
+        die_with_parent: bool | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
+        self.die_with_parent = die_with_parent
         self.host = host
         self.port = port or free_port(host)
         self.extra_args = extra_args or []
@@ -129,20 +135,26 @@ class EmbeddedNats:
 
     @property
     def pid(self) -> int | None:
-        """Process id while running."""
-        return self._proc.pid if self._proc else None
+        """Process id while running (``None`` once it exited, even before it was reaped)."""
+        return self._proc.pid if self.running and self._proc else None
 
     @property
     def running(self) -> bool:
-        """Whether the server process is alive."""
+        """Whether the server process is alive (a process that exited is reaped here)."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code of a server that exited by itself (or was killed from outside)."""
+        return self._proc.returncode if self._proc is not None else None
 
     def start(self, timeout_s: float = 15.0) -> Self:
         """Start the server and wait until it accepts connections.
 
         Readiness is the server's own ports file (written once its listeners are up), so a
         different process that happens to listen on the port is never taken for it. A
-        second call while running does nothing.
+        second call while running does nothing; a call after the server died (a crash)
+        starts it again on the same port and store, and JetStream recovers its streams.
 
         Raises:
             EmbeddedNatsError: the port is taken, or the server exited or did not answer in
@@ -150,6 +162,9 @@ class EmbeddedNats:
         """
         if self.running:
             return self
+        if self._proc is not None:  # it died: forget the old process and its files
+            self._proc = None
+            self._cleanup()
         if _port_open(self.host, self.port):
             raise EmbeddedNatsError(
                 f"cannot start nats-server on {self.host}:{self.port}: the port is already in "
@@ -180,7 +195,7 @@ class EmbeddedNats:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _can_die_with_parent() else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if self._dies_with_parent() else None,  # noqa: PLW1509
         )
         atexit.register(self.stop)
         ports_file = self._run_dir / f"{Path(cmd[0]).name}_{self._proc.pid}.ports"
@@ -202,6 +217,11 @@ class EmbeddedNats:
         raise EmbeddedNatsError(
             f"nats-server did not listen on {self.url} within {timeout_s}s{tail}"
         )
+
+    def _dies_with_parent(self) -> bool:
+        if self.die_with_parent is None:
+            return _can_die_with_parent()
+        return self.die_with_parent and sys.platform.startswith("linux")
 
     def _log_tail(self, lines: int = 5) -> str:
         if self._log is not None:

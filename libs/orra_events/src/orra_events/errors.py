@@ -5,11 +5,14 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "InvalidName",
+    "InvalidRegistration",
     "InvalidSetting",
+    "InvalidVersion",
     "MalformedEvent",
     "OrraEventsError",
     "SchemaMismatch",
     "UnknownEventType",
+    "UnresolvedReference",
     "UnsupportedVersion",
 ]
 
@@ -20,6 +23,17 @@ class OrraEventsError(Exception):
 
 class InvalidName(OrraEventsError, ValueError):
     """A name cannot be used as a subject token."""
+
+
+class InvalidVersion(OrraEventsError, ValueError):
+    """A service version is not dotted numbers (see :mod:`orra_events.versions`)."""
+
+
+class InvalidRegistration(OrraEventsError, ValueError):
+    """A service registration breaks a rule of the registry.
+
+    See :mod:`orra_events.registrations`.
+    """
 
 
 class InvalidSetting(OrraEventsError, ValueError):
@@ -44,3 +58,7 @@ class UnsupportedVersion(DecodeError):
 
 class SchemaMismatch(DecodeError):
     """The event's fields do not match its schema (missing, extra-typed or ill-typed)."""
+
+
+class UnresolvedReference(OrraEventsError, LookupError):
+    """A plan reference cannot be resolved; the message names it and where its path stops."""

@@ -51,9 +51,11 @@ __all__ = [
     "TaskProgress",
     "TaskRetrying",
     "TaskTimedOut",
+    "UncoveredPart",
     "WebhookAttempt",
     "WebhookDelivered",
     "WebhookFailed",
+    "WebhookRetrying",
     "now",
 ]
 
@@ -115,20 +117,50 @@ class DataField(msgspec.Struct, frozen=True):
 class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
     """One task of a plan.
 
-    ``input`` values are concrete JSON values or ``"$<task id>.<field>"`` references to an
-    earlier task's output.
+    ``input`` values are concrete JSON values or references to an earlier task's output
+    (``"$<task id>.<field>"``, or a nested value: ``"$payment.items.0.id"``); the grammar
+    is :mod:`orra_events.plan`'s.
+
+    Attributes:
+        serves: The part of the action this task serves (the user's own words, one of the
+            plan's ``parts``); ``None`` for a task added only to provide data that another
+            task of the plan needs.
+        version: The service version the task was planned against (canonical; ``None``:
+            any).
     """
 
     id: str
     service: str
     input: dict[str, Any] = msgspec.field(default_factory=dict)
+    version: str | None = None
+    serves: str | None = None
+
+
+class UncoveredPart(msgspec.Struct, frozen=True, kw_only=True):
+    """A part of the action that no task of the plan serves.
+
+    Attributes:
+        part: The part, in the user's own words (one of the plan's ``parts``).
+        reason: Why nothing serves it, quoting the part.
+    """
+
+    part: str
+    reason: str
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """An execution plan: its tasks and their dependency levels."""
+    """An execution plan: its tasks, their dependency levels, and what of the action it covers.
+
+    Attributes:
+        parts: The request parts of the action, in order, each in the user's own words.
+        uncovered: The parts no task serves (only in a plan the caller allowed to be
+            partial; otherwise such a plan is refused).
+    """
 
     tasks: list[PlanTask]
     parallel_groups: list[list[str]]
+    parts: list[str] = msgspec.field(default_factory=list)
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
 
 class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action.submitted"):
@@ -146,6 +178,9 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
     pause_grace_s: float | None = None
     """How long tasks may wait for an unhealthy service before the orchestration fails;
     ``None`` uses the dispatcher's default (5 minutes)."""
+    allow_partial: bool = False
+    """Accept a plan that leaves parts of the action uncovered (they are listed in the plan's
+    ``uncovered``); by default such an action is refused as ``not_actionable``."""
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
@@ -183,6 +218,8 @@ class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed
     latency_ms: float = 0.0
     project: str = "default"
     webhook: str | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """The parts of the action nothing registered serves (each also in ``reasons``)."""
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -202,6 +239,9 @@ class TaskDispatched(OrchestrationEvent, frozen=True, kw_only=True, tag="task.di
     attempt: int
     idempotency_key: str
     timeout_s: float
+    version: str | None = None
+    """The service version the task was planned against; a replica of another version
+    hands it back instead of running it (``None``: any version runs it)."""
 
 
 class TaskCompleted(OrchestrationEvent, frozen=True, kw_only=True, tag="task.completed"):
@@ -309,6 +349,8 @@ class TaskCompensating(OrchestrationEvent, frozen=True, kw_only=True, tag="task.
     idempotency_key: str
     timeout_s: float
     previous_error: str | None = None
+    version: str | None = None
+    """The service version the task ran on; only a replica of it runs the revert."""
 
 
 class TaskCompensated(OrchestrationEvent, frozen=True, kw_only=True, tag="task.compensated"):
@@ -402,6 +444,8 @@ class OrchestrationDone(OrchestrationEvent, frozen=True, kw_only=True, tag="orch
     outputs: dict[str, dict[str, Any]]
     webhook: str | None = None
     project: str = "default"
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out (a partial plan the caller allowed)."""
 
 
 class OrchestrationFailed(
@@ -416,6 +460,8 @@ class OrchestrationFailed(
     webhook: str | None = None
     project: str = "default"
     compensation: CompensationSummary | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out, or that made planning fail."""
 
 
 class OrchestrationAborted(
@@ -431,6 +477,8 @@ class OrchestrationAborted(
     project: str = "default"
     task_id: str | None = None
     compensation: CompensationSummary | None = None
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """Parts of the action the plan left out (a partial plan the caller allowed)."""
 
 
 class OrchestrationCompensating(
@@ -546,11 +594,46 @@ class WebhookFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.
     attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
 
 
+class WebhookRetrying(OrchestrationEvent, frozen=True, kw_only=True, tag="webhook.retrying"):
+    """An attempt to deliver to a webhook failed; the notifier will try again.
+
+    Appended once per failed attempt that is retried (never when the first attempt
+    succeeds), so every view shows a delivery that is still pending: how many attempts it
+    took so far, how the last one went and when the next one starts. The delivery's
+    ``webhook.delivered`` or ``webhook.failed`` follows in the end.
+
+    Attributes:
+        url: Where the result is being delivered.
+        attempt: The attempt that failed (1-based).
+        webhook_id: The ``webhook-id`` header the receiver sees.
+        next_attempt_at: When the next attempt is due (UNIX epoch seconds).
+        status_code: The receiver's HTTP status, ``None`` when no answer came.
+        error: Why no answer came (timeout, connection error), short.
+        attempt_log: The delivery's attempts so far, oldest first (the latest 20).
+    """
+
+    TYPE: ClassVar[str] = "webhook.retrying"
+
+    url: str
+    attempt: int
+    webhook_id: str
+    next_attempt_at: float
+    status_code: int | None = None
+    error: str | None = None
+    attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
+
+
 # --- services ----------------------------------------------------------------------------
 
 
 class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.registered"):
-    """A service or agent declared itself: what it does and its input/output JSON Schemas."""
+    """A service or agent declared itself: what it does and its input/output JSON Schemas.
+
+    Its subject is ``service.registered.<service>.<version token>``: one registration per
+    name and version, never replaced (see :mod:`orra_events.registrations`). ``examples``
+    are phrases of what the service does, in its users' words, that teach the planner the
+    service's synonyms.
+    """
 
     TYPE: ClassVar[str] = "service.registered"
 
@@ -561,15 +644,22 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     version: str = "1"
     kind: Literal["service", "agent"] = "service"
     schema_hash: str = ""
+    examples: list[str] = msgspec.field(default_factory=list)
 
 
 class ServiceHeartbeat(ServiceEvent, frozen=True, kw_only=True, tag="service.heartbeat"):
-    """A running instance of a service is alive."""
+    """A running instance of a service is alive.
+
+    Its subject is ``service.heartbeat.<service>.<version token>`` (the last beat of any
+    instance of that version), or ``service.heartbeat.<service>`` when ``version`` is
+    ``None`` (an SDK older than versioned heartbeats).
+    """
 
     TYPE: ClassVar[str] = "service.heartbeat"
 
     instance_id: str
     interval_s: float
+    version: str | None = None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -597,6 +687,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     OrchestrationResumed,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
     ServiceRegistered,
     ServiceHeartbeat,
 )
@@ -627,6 +718,7 @@ EventType = Literal[
     "orchestration.resumed",
     "webhook.delivered",
     "webhook.failed",
+    "webhook.retrying",
     "service.registered",
     "service.heartbeat",
 ]

@@ -18,6 +18,9 @@ job with less:
 * deadlines without timers: every batch and request gets one (``timeout_s``) and a
   sweeper fails the overdue ones with :class:`TimeoutError` (checked every
   :data:`TICK_S`), so callers await the futures directly;
+* a lost connection fails at once (:class:`TimeoutError`, at the next tick after the
+  client reconnected) what was written on it and is still unanswered: those replies can
+  never come, so a caller that retries need not wait for the whole timeout;
 * the protocol commands are built in one piece (the usual ``Nats-Msg-Id`` header without
   a dictionary) and appended to the connection's pending buffer; nats-py's flusher task
   writes everything pending in one socket write, so publishes made in the same
@@ -29,7 +32,8 @@ Commands are appended to nats-py's pending buffer (``Client._pending``) and its 
 woken through ``Client._flush_queue``, as ``Client.publish`` does; the constructor checks
 that these internals exist (nats-py 2.x) and refuses to run otherwise. While the client
 reconnects, commands are buffered as nats-py buffers them (up to its pending size) and
-sent once it is connected again; replies lost with the old connection end in a timeout.
+sent once it is connected again (and answered then); what was written on a connection
+that was lost ends in a :class:`TimeoutError` once the client has reconnected.
 """
 
 from __future__ import annotations
@@ -265,7 +269,9 @@ class FastPublisher:
         self._prefix_len = 0
         self._counter = 0
         self._waiting: dict[str, tuple[Batch, int] | asyncio.Future[Msg]] = {}
-        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        # (deadline, connection epoch the future was written on or -1, future)
+        self._deadlines: deque[tuple[float, int, asyncio.Future[Any]]] = deque()
+        self._epoch = self._reconnects()
         self._sub: Subscription | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -378,7 +384,13 @@ class FastPublisher:
         batch._remaining += 1
 
     def _track(self, future: asyncio.Future[Any]) -> None:
-        self._deadlines.append((self.loop.time() + self.timeout_s, future))
+        # Written while connected: on that connection; otherwise buffered by nats-py and
+        # sent (then answered) after the reconnection, so not failed by it.
+        epoch = self._reconnects() if self.nc.is_connected else -1
+        self._deadlines.append((self.loop.time() + self.timeout_s, epoch, future))
+
+    def _reconnects(self) -> int:
+        return int(self.nc.stats.get("reconnects", 0))
 
     # --- acknowledgements of consumed messages ------------------------------------------
 
@@ -464,14 +476,24 @@ class FastPublisher:
     def sweep(self) -> int:
         """Fail the batches and requests past their deadline; return how many.
 
-        Also forgets the replies of futures nobody waits for any more (done: resolved,
-        failed or cancelled).
+        Also fails, once the client has reconnected, what was written on the connection
+        that was lost (its replies cannot come), and forgets the replies of futures nobody
+        waits for any more (done: resolved, failed or cancelled).
         """
         now = self.loop.time()
         deadlines = self._deadlines
         expired = 0
-        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
-            _, future = deadlines.popleft()
+        epoch = self._reconnects()
+        if epoch != self._epoch:
+            self._epoch = epoch
+            for _, written_on, future in deadlines:
+                if 0 <= written_on < epoch and not future.done():
+                    future.set_exception(
+                        TimeoutError("no reply from the broker: the connection was lost")
+                    )
+                    expired += 1
+        while deadlines and (deadlines[0][2].done() or deadlines[0][0] <= now):
+            _, _, future = deadlines.popleft()
             if not future.done():
                 future.set_exception(TimeoutError("no reply from the broker in time"))
                 expired += 1

@@ -46,8 +46,9 @@ defensively so that a replayed or late event never corrupts a view):
   :class:`ListingState` (status, the plan's task count, end time), so that a read model
   can keep a line for every orchestration without its full view; an ended line never
   changes again.
-* ``dependsOn`` lists the tasks whose output a task's input references (``"$payment.status"``
-  strings, at any depth of the input); ``group`` is the index of the task's parallel group.
+* ``dependsOn`` lists the other tasks of the plan whose output a task's input references
+  (:func:`orra_events.plan.dependencies`: ``"$payment.status"``, ``"$payment.items.0.id"``,
+  at any depth of the input), sorted; ``group`` is the index of the task's parallel group.
 """
 
 from __future__ import annotations
@@ -83,10 +84,13 @@ from orra_events.events import (
     TaskProgress,
     TaskRetrying,
     TaskTimedOut,
+    UncoveredPart,
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
 )
+from orra_events.plan import dependencies
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -111,7 +115,6 @@ __all__ = [
     "compensation_failures",
     "fold",
     "is_terminal",
-    "references",
     "summarize",
     "to_builtins",
 ]
@@ -221,6 +224,8 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
         progress_at: When it was reported.
         progress_updates: How many updates the task reported.
         compensation: Its compensation, when the orchestration reverts it.
+        serves: The part of the action it serves (the user's words); ``None`` for a task
+            that only provides data another task needs.
     """
 
     id: str
@@ -239,6 +244,7 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     progress_at: float | None = None
     progress_updates: int = 0
     compensation: TaskCompensationView | None = None
+    serves: str | None = None
 
 
 class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
@@ -280,24 +286,26 @@ class WebhookAttemptView(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
-    """Outcome of the delivery of the result to one webhook URL.
+    """The delivery of the result to one webhook URL: pending, or how it ended.
 
     Attributes:
         url: Where the result was sent.
-        status: ``delivered`` or ``failed`` (the notifier gave up).
+        status: ``retrying`` (an attempt failed, another is due at ``next_attempt_at``),
+            ``delivered`` or ``failed`` (the notifier gave up).
         attempts: Attempts made.
         status_code: HTTP status of the last attempt, if any answer came.
-        error: Why delivery failed.
+        error: Why delivery failed (for ``retrying``, why the last attempt did).
         webhook_id: The ``webhook-id`` header the receiver saw.
         at: When the outcome was recorded.
         status_codes: The HTTP status of each attempt in ``attempt_log`` (``None`` where
             no answer came), oldest first.
         attempt_log: The latest attempts (at most 20), oldest first; empty for
             deliveries recorded before attempts were logged.
+        next_attempt_at: When the next attempt is due, while ``retrying``.
     """
 
     url: str
-    status: Literal["delivered", "failed"]
+    status: Literal["delivered", "failed", "retrying"]
     attempts: int
     status_code: int | None = None
     error: str | None = None
@@ -305,6 +313,7 @@ class WebhookDeliveryView(msgspec.Struct, kw_only=True, rename="camel"):
     at: float = 0.0
     status_codes: list[int | None] = msgspec.field(default_factory=list)
     attempt_log: list[WebhookAttemptView] = msgspec.field(default_factory=list)
+    next_attempt_at: float | None = None
 
 
 class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -335,6 +344,10 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         pause_fail_at: When it fails if the pause lasts.
         compensation: Its compensation, once forward execution stopped with completed
             tasks of revertible services.
+        allow_partial: Whether the caller accepted a plan that leaves parts out.
+        parts: The request parts of the action, in the user's words, as the plan lists them.
+        uncovered: The parts of the action the plan leaves out (or that made planning
+            fail), each with its reason; empty when everything is covered.
     """
 
     id: str
@@ -360,6 +373,9 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     paused_at: float | None = None
     pause_fail_at: float | None = None
     compensation: CompensationView | None = None
+    allow_partial: bool = False
+    parts: list[str] = msgspec.field(default_factory=list)
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
     def task(self, task_id: str) -> TaskView | None:
         """The task with id ``task_id``, or ``None``."""
@@ -582,22 +598,6 @@ def to_builtins(view: msgspec.Struct) -> Any:
     return msgspec.to_builtins(view)
 
 
-def references(value: Any) -> set[str]:
-    """Task ids referenced by ``"$<task>.<field>"`` strings anywhere inside ``value``."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item.startswith("$") and "." in item:
-                found.add(item[1:].split(".", 1)[0])
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
 # --- the fold ------------------------------------------------------------------------------
 
 
@@ -621,12 +621,13 @@ def _on_action(view: OrchestrationView, event: ActionSubmitted) -> None:
     view.mode = event.mode
     view.created_at = event.at
     view.idempotency_key = event.idempotency_key
+    view.allow_partial = event.allow_partial
 
 
 def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
     plan = event.plan
     group_of = {tid: index for index, group in enumerate(plan.parallel_groups) for tid in group}
-    ids = {task.id for task in plan.tasks}
+    deps = dependencies(plan.tasks)
     view.parallel_groups = [list(group) for group in plan.parallel_groups]
     view.tasks = [
         TaskView(
@@ -634,10 +635,13 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
             service=task.service,
             group=group_of.get(task.id),
             input=dict(task.input),
-            depends_on=sorted((references(task.input) & ids) - {task.id}),
+            depends_on=sorted(deps.get(task.id, ())),
+            serves=task.serves,
         )
         for task in plan.tasks
     ]
+    view.parts = list(plan.parts)
+    view.uncovered = list(plan.uncovered)
     view.plan = PlanInfo(
         planner=event.planner,
         model=event.model,
@@ -655,6 +659,7 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
 
 def _on_plan_failed(view: OrchestrationView, event: PlanFailed) -> None:
     view.reasons = list(event.reasons)
+    view.uncovered = list(event.uncovered)
     view.plan = PlanInfo(
         planner=event.planner, attempts=event.attempts, latency_ms=event.latency_ms
     )
@@ -892,8 +897,26 @@ def _attempt_view(attempt: WebhookAttempt) -> WebhookAttemptView:
     )
 
 
-def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed) -> None:
-    if isinstance(event, WebhookDelivered):
+def _on_webhook(
+    view: OrchestrationView, event: WebhookDelivered | WebhookFailed | WebhookRetrying
+) -> None:
+    if isinstance(event, WebhookRetrying):
+        current = next((w for w in view.webhooks if w.url == event.url), None)
+        if current is not None and (
+            current.status != "retrying" or current.attempts > event.attempt
+        ):
+            return  # the delivery ended, or this is an older attempt than the one shown
+        delivery = WebhookDeliveryView(
+            url=event.url,
+            status="retrying",
+            attempts=event.attempt,
+            status_code=event.status_code,
+            error=event.error,
+            webhook_id=event.webhook_id,
+            at=event.at,
+            next_attempt_at=event.next_attempt_at,
+        )
+    elif isinstance(event, WebhookDelivered):
         delivery = WebhookDeliveryView(
             url=event.url,
             status="delivered",
@@ -914,6 +937,10 @@ def _on_webhook(view: OrchestrationView, event: WebhookDelivered | WebhookFailed
         )
     delivery.attempt_log = [_attempt_view(a) for a in event.attempt_log]
     delivery.status_codes = [a.status_code for a in event.attempt_log]
+    for index, existing in enumerate(view.webhooks):
+        if existing.url == event.url and existing.status == "retrying":
+            view.webhooks[index] = delivery  # a pending delivery's row keeps its place
+            return
     view.webhooks = [w for w in view.webhooks if w.url != event.url]
     view.webhooks.append(delivery)
 
@@ -988,7 +1015,7 @@ def apply(view: OrchestrationView | None, event: Event) -> OrchestrationView | N
             _on_compensation_resolved(view, event)
         case OrchestrationCompensated():
             _on_orchestration_compensated(view, event)
-        case WebhookDelivered() | WebhookFailed():
+        case WebhookDelivered() | WebhookFailed() | WebhookRetrying():
             _on_webhook(view, event)
         case _:  # a newer event type this code does not know: counted, otherwise ignored
             pass

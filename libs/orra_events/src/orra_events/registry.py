@@ -1,9 +1,12 @@
-"""Reading the services stream safely: which registry messages are malformed, and parking them.
+"""Reading the registry streams safely: which messages are malformed, and parking them.
 
-The planner and the dispatcher both follow ``service.*`` with ordered consumers (no
-acknowledgements). A malformed message there cannot be ``term``-ed or ``nak``-ed; it is
-copied to the dead-letter subject once (:func:`park_registry_message`) and the follower goes
-on. :func:`registry_problem` says what makes a decoded message malformed.
+The planner, the dispatcher and the gateway follow ``service.registered.>`` (stream
+``ORRA_SERVICES``) and ``service.heartbeat.>`` (stream ``ORRA_HEARTBEATS``) with ordered
+consumers (no acknowledgements). A malformed message there cannot be ``term``-ed or
+``nak``-ed; it is copied to the dead-letter subject once (:func:`park_registry_message`) and
+the follower goes on. :func:`registry_problem` says what makes a decoded message malformed;
+a registration that conflicts with an earlier one is refused by
+:class:`~orra_events.registrations.RegistrationBook` and parked the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from orra_events.bus import (
     HDR_ORIGINAL_SUBJECT,
     HDR_REASON,
 )
-from orra_events.errors import InvalidName
+from orra_events.errors import InvalidName, InvalidVersion
 from orra_events.events import ServiceHeartbeat, ServiceRegistered
+from orra_events.registrations import registration_problem
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -37,10 +41,13 @@ _PARK_TIMEOUT_S: Final = 5.0
 
 
 def registry_problem(topology: Topology, event: Event, subject: str) -> str | None:
-    """Why a decoded message of the services stream is malformed (``None``: it is not).
+    """Why a decoded message of a registry stream is malformed (``None``: it is not).
 
     A registry message is a ``service.registered`` or ``service.heartbeat`` event on its
-    own subject, ``<type>.<service>``.
+    own subject: ``<type>.<service>.<version token>``, or ``<type>.<service>`` (the subject
+    of every registration and heartbeat before versions had subjects; still accepted, so
+    registrations stored then are not lost). A registration must also pass
+    :func:`~orra_events.registrations.registration_problem` (its version and examples).
     """
     if not isinstance(event, ServiceRegistered | ServiceHeartbeat):
         return f"expected a service event on {subject}, got {event.TYPE}"
@@ -48,8 +55,13 @@ def registry_problem(topology: Topology, event: Event, subject: str) -> str | No
         expected = topology.subject_for(event)
     except InvalidName as exc:
         return f"{event.TYPE} event with an invalid service name: {exc}"
-    if expected != subject:
+    except InvalidVersion as exc:
+        return f"{event.TYPE} event of {event.service}: {exc}"
+    legacy = f"{topology.subject(event.TYPE, event.service)}"
+    if subject not in (expected, legacy):
         return f"{event.TYPE} event for {event.service} on subject {subject}"
+    if isinstance(event, ServiceRegistered):
+        return registration_problem(event)
     return None
 
 

@@ -20,6 +20,7 @@ from nats.js.api import (
 )
 
 from orra_events.errors import InvalidName
+from orra_events.versions import version_token
 
 if TYPE_CHECKING:
     from orra_events.events import Event
@@ -35,6 +36,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 """What a service name, task id or orchestration id may look like: one subject token."""
 
 EVENT_FAMILIES = ("action", "plan", "task", "orchestration", "webhook")
+
+_VERSIONED_TYPES = frozenset({"service.registered", "service.heartbeat"})
 """First tokens of orchestration event subjects, all stored in the events stream."""
 
 
@@ -95,18 +98,38 @@ class Topology:
     def subject_for(self, event: Event) -> str:
         """Subject on which ``event`` is published.
 
-        The key is the event's ``orchestration_id``, or ``service`` for service events.
+        The key is the event's ``orchestration_id``, or ``service`` for service events. A
+        registration, and a heartbeat that names its version, add the version's token:
+        ``service.registered.PaymentService.2`` (see :meth:`service_subject`).
 
         Raises:
             InvalidName: the key is empty or not one subject token (it contains ``.``, a
                 wildcard or a space), which would publish the event where no consumer of
                 its type listens.
+            InvalidVersion: a service event's version is not a version.
         """
         if hasattr(event, "orchestration_id"):
             kind, key = "orchestration id", event.orchestration_id
         else:
-            kind, key = "service name", getattr(event, "service", "")
+            name = getattr(event, "service", "")
+            if event.TYPE in _VERSIONED_TYPES:
+                return self.service_subject(event.TYPE, name, getattr(event, "version", None))
+            kind, key = "service name", name
         return f"{self._prefix}{event.TYPE}.{check_name(kind, key)}"
+
+    def service_subject(self, event_type: str, service: str, version: str | None) -> str:
+        """Subject of a service's registration or heartbeat at ``version``.
+
+        ``service.registered.<service>.<version token>`` (``1.4`` → ``1_4``);
+        ``<event type>.<service>`` when ``version`` is ``None`` (the subject of every
+        registration and heartbeat before versions had subjects, still read).
+
+        Raises:
+            InvalidName: ``service`` is not one subject token.
+            InvalidVersion: ``version`` is not a version.
+        """
+        base = f"{self._prefix}{event_type}.{check_name('service name', service)}"
+        return base if version is None else f"{base}.{version_token(version)}"
 
     def all_of(self, event_type: str) -> str:
         """Subject filter matching one event type across orchestrations: ``task.completed.*``."""
@@ -146,8 +169,21 @@ class Topology:
 
     @property
     def services_stream(self) -> str:
-        """Stream of service registrations and heartbeats (last one per subject)."""
+        """Stream of service registrations: one per name and version, never replaced."""
         return f"{self._stream_prefix}ORRA_SERVICES"
+
+    @property
+    def heartbeats_stream(self) -> str:
+        """Stream of service heartbeats (the last one per service and version)."""
+        return f"{self._stream_prefix}ORRA_HEARTBEATS"
+
+    def registrations_filter(self) -> str:
+        """Subject filter of every service registration: ``service.registered.>``."""
+        return f"{self._prefix}service.registered.>"
+
+    def heartbeats_filter(self) -> str:
+        """Subject filter of every service heartbeat: ``service.heartbeat.>``."""
+        return f"{self._prefix}service.heartbeat.>"
 
     @property
     def work_stream(self) -> str:
@@ -186,10 +222,26 @@ class Topology:
                 duplicate_window=dup,
                 allow_direct=True,
             ),
+            # One registration per name and version, kept for ever: the broker refuses a
+            # second message on a registration subject (discard new, per subject), so no
+            # publisher can replace a registered definition (orra_events.registrations).
             StreamConfig(
                 name=self.services_stream,
-                description="Orra service registry: registrations and heartbeats",
-                subjects=[f"{self._prefix}service.>"],
+                description="Orra service registry: one registration per name and version",
+                subjects=[self.registrations_filter()],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=self.replicas,
+                max_msgs_per_subject=1,
+                discard=DiscardPolicy.NEW,
+                discard_new_per_subject=True,
+                duplicate_window=dup,
+                allow_direct=True,
+            ),
+            StreamConfig(
+                name=self.heartbeats_stream,
+                description="Orra service heartbeats: the last one per service and version",
+                subjects=[self.heartbeats_filter()],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 num_replicas=self.replicas,

@@ -19,6 +19,8 @@ Example::
         input=PayIn,
         output=PayOut,
         revertible=True,
+        version="1",                                 # raise it to change the definition
+        examples=["charge the card", "take the money for an order"],  # your users' words
     )
 
     @payment.handler
@@ -48,6 +50,7 @@ from orra_sdk.errors import (
     ClientClosed,
     NonRetryableError,
     OrraSdkError,
+    RegistrationConflict,
     ServiceDefinitionError,
 )
 from orra_sdk.runner import health_server, run, serve_until_signal
@@ -61,6 +64,7 @@ __all__ = [
     "NonRetryableError",
     "OrraClient",
     "OrraSdkError",
+    "RegistrationConflict",
     "RevertHandler",
     "RevertTask",
     "Service",

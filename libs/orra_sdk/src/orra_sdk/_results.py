@@ -7,6 +7,13 @@ runs the handler; the other waits for the result. A failure deletes the claim, s
 runs the handler again; a holder that died leaves a claim whose lease expires, and the next
 delivery takes it over.
 
+A lease that ran out is not enough to take a claim over: the holder may be alive and have
+been cut off from the broker (an outage longer than the lease), with a finished result it
+is still trying to record. The next delivery must also have seen the claim unchanged for
+``takeover_after_s`` of its own time (:meth:`ResultStore.claim`); a live holder renews its
+claim or records its result within that time once the broker is back, and the delivery
+then waits for it (and replays the result) instead of running the handler again.
+
 Writes are JetStream publishes to the bucket's subjects (``$KV.<bucket>.<key>``) through
 the connection's :class:`~orra_events.fastpub.FastPublisher`: a create is a publish with
 ``Nats-Expected-Last-Subject-Sequence: 0``, a compare-and-set one with the revision read,
@@ -33,10 +40,11 @@ if TYPE_CHECKING:
 
     from orra_events.fastpub import Batch, FastPublisher
 
-__all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key"]
+__all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key", "record_of"]
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_=-]+(?::[A-Za-z0-9_=-]+)*$")
 _EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
+_SEEN_MEMORY: Final = 10_000
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -53,6 +61,16 @@ class Record(msgspec.Struct, kw_only=True):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Record)
+
+
+def record_of(value: bytes) -> Record | None:
+    """The record a bucket value holds, or ``None`` when it holds none (a delete marker)."""
+    if not value:
+        return None
+    try:
+        return _decoder.decode(value)
+    except msgspec.DecodeError:
+        return None
 
 
 @dataclass(slots=True)
@@ -92,13 +110,25 @@ class ResultStore:
         kv: The bucket (reads, and the subject prefix of its keys).
         holder: This process's instance id, written into its claims.
         publisher: Writes go through it (create, compare-and-set, delete).
+        takeover_after_s: How long another instance's claim must be seen unchanged (as
+            well as past its lease) before this instance takes it over.
     """
 
-    def __init__(self, kv: KeyValue, *, holder: str, publisher: FastPublisher) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        holder: str,
+        publisher: FastPublisher,
+        takeover_after_s: float = 5.0,
+    ) -> None:
         self.kv = kv
         self.holder = holder
         self.publisher = publisher
+        self.takeover_after_s = takeover_after_s
         self._prefix: str = kv._pre
+        # key -> (revision of another instance's claim, when this instance first saw it)
+        self._seen: dict[str, tuple[int, float]] = {}
 
     def subject(self, key: str) -> str:
         """The subject a key's writes are published to."""
@@ -126,8 +156,31 @@ class ResultStore:
             raise result
         return result
 
+    def _unchanged_for(self, key: str, revision: int) -> float:
+        """Seconds this instance has seen ``revision`` as the key's latest (0 the first time)."""
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != revision:
+            if len(self._seen) >= _SEEN_MEMORY:
+                self._seen.clear()  # waiting deliveries record theirs again at the next poll
+            self._seen[key] = (revision, now)
+            return 0.0
+        return now - seen[1]
+
     async def claim(self, key: str, *, attempt: int, lease_s: float) -> Claimed | Done | Busy:
-        """Take the key, or learn that it is done or held by a live instance."""
+        """Take the key, or learn that it is done or held by a live instance.
+
+        Another instance's claim is taken over only once its lease has ended *and* this
+        instance has seen it unchanged for ``takeover_after_s``: a holder cut off from the
+        broker for longer than its lease shows it is alive (renews, or records its result)
+        within that time of the broker's return.
+        """
+        result = await self._claim(key, attempt=attempt, lease_s=lease_s)
+        if not isinstance(result, Busy):
+            self._seen.pop(key, None)
+        return result
+
+    async def _claim(self, key: str, *, attempt: int, lease_s: float) -> Claimed | Done | Busy:
         for _ in range(5):
             try:
                 ack = await self._write(key, self._running(attempt, lease_s), {_EXPECTED: "0"})
@@ -150,11 +203,15 @@ class ResultStore:
                 if record.state == "done":
                     return Done(record)
                 remaining = record.lease_until - time.time()
-                if remaining > 0 and record.holder != self.holder:
+                if record.holder != self.holder and (
+                    remaining > 0
+                    or self._unchanged_for(key, entry.revision) < self.takeover_after_s
+                ):
                     # Poll rather than wait for the whole lease: the holder usually finishes
                     # well before it, and then the next delivery replays its result.
                     return Busy(record.holder, min(max(remaining, 0.1), 0.5))
-                # The holder's lease ran out (it died or hung): take the claim over.
+                # The holder's lease ran out and it showed no sign of life meanwhile (it
+                # died or hung), or the claim is this instance's own: take it over.
                 last = entry.revision
             try:
                 ack = await self._write(
@@ -168,17 +225,37 @@ class ResultStore:
         return Busy("unknown", 1.0)
 
     async def renew(self, claim: Claimed, *, attempt: int, lease_s: float) -> bool:
-        """Extend the lease of a claim; False when another instance took it over."""
-        try:
-            ack = await self._write(
-                claim.key, self._running(attempt, lease_s), {_EXPECTED: str(claim.revision)}
-            )
-        except PublishError as exc:
-            if exc.conflict:
+        """Extend the lease of a claim; False when another instance took it over.
+
+        A conflict may also be this instance's own earlier write, stored although its
+        acknowledgement was lost (a broker restart): the claim is then read back and, if it
+        is still this instance's, renewed from the revision found. A key already done needs
+        no lease (True).
+        """
+        for _ in range(2):
+            try:
+                ack = await self._write(
+                    claim.key, self._running(attempt, lease_s), {_EXPECTED: str(claim.revision)}
+                )
+            except PublishError as exc:
+                if not exc.conflict:
+                    raise
+            else:
+                claim.revision = ack.seq
+                return True
+            try:
+                entry = await self.kv.get(claim.key)
+            except KeyNotFoundError:
                 return False
-            raise
-        claim.revision = ack.seq
-        return True
+            assert entry.value is not None
+            assert entry.revision is not None
+            record = _decoder.decode(entry.value)
+            if record.state == "done":
+                return True
+            if record.holder != self.holder:
+                return False
+            claim.revision = entry.revision
+        return False
 
     def add_complete(
         self,

@@ -44,7 +44,9 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from nats.errors import ConnectionReconnectingError, OutboundBufferLimitError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
 from pydantic import BaseModel, ValidationError
 
 from orra_events import (
@@ -64,7 +66,7 @@ from orra_events.errors import DecodeError
 from orra_events.fastpub import PublishError, delivery
 from orra_events.metrics import observe_event
 from orra_sdk._metrics import IN_FLIGHT_TASKS, count_result, observe_handler, prepare
-from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, released
+from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, record_of, released
 from orra_sdk.errors import AbortOrchestration, NonRetryableError
 from orra_sdk.service import RevertTask, Task
 
@@ -85,6 +87,21 @@ log = structlog.get_logger("orra.sdk")
 
 _STATUS = "Status"
 _STOPPED_MEMORY = 10_000
+_HAND_BACK_S = 0.2
+_HAND_BACK_MAX_S = 2.0
+_RETRY_FIRST_S = 0.2
+_RETRY_MAX_S = 5.0
+"""Backoff between two tries of recording a result the broker did not store."""
+
+
+def _temporary(error: PublishError) -> bool:
+    """Whether the broker may store the write later (unavailable, not refusing it)."""
+    return error.code >= 500 and not error.conflict
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -471,6 +488,17 @@ class ServiceWorker:
             )
             return None
         deliveries, _ = delivery(msg)
+        if event.version is not None and event.version != self.service.version:
+            # Planned against another version (a rolling upgrade): a replica of that
+            # version runs it. Handed back after a short delay, growing with each hand-back.
+            self.publisher.nak(msg, min(_HAND_BACK_S * deliveries, _HAND_BACK_MAX_S))
+            log.debug(
+                "task of another version handed back",
+                task_version=event.version,
+                version=self.service.version,
+                deliveries=deliveries,
+            )
+            return None
         if isinstance(event, TaskCompensating):
             return event.idempotency_key, self._revert(msg, event, deliveries)
         stopped = self._stopped.get(event.orchestration_id)
@@ -479,7 +507,7 @@ class ServiceWorker:
                 msg, event, now(), time.perf_counter(), f"stopped: {stopped}", retryable=False
             )
             return None
-        if deliveries > self.max_deliveries:
+        if deliveries > self.max_deliveries and await self._ran_before(event):
             await self._fail(
                 msg,
                 event,
@@ -491,6 +519,22 @@ class ServiceWorker:
             )
             return None
         return event.idempotency_key, self._run(msg, event, deliveries)
+
+    async def _ran_before(self, event: TaskDispatched) -> bool:
+        """Whether an earlier delivery of this attempt started the handler (and never ended).
+
+        Deliveries also count hand-backs (a replica of another version, a stopping
+        replica), which ran nothing; only a claim of this attempt left behind shows that
+        the handler ran and its process died or hung. Read only past ``max_deliveries``.
+        """
+        try:
+            entry = await self.store.kv.get(kv_key(self.service.name, event.idempotency_key))
+        except KeyNotFoundError:
+            return False
+        if entry.value is None:
+            return False
+        record = record_of(entry.value)
+        return record is not None and record.state == "running" and record.attempt == event.attempt
 
     async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:
         service = self.service
@@ -722,6 +766,7 @@ class ServiceWorker:
                 started_at=started_at,
                 duration_ms=duration_ms,
             ),
+            claim=claim,
         )
 
     def _compensated(
@@ -759,7 +804,7 @@ class ServiceWorker:
             started_at=started_at,
             duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
-        await self._report(msg, result, self._releaser(release))
+        await self._report(msg, result, self._releaser(release), claim=release)
 
     async def _abort(
         self,
@@ -791,7 +836,7 @@ class ServiceWorker:
             started_at=started_at,
             duration_ms=(time.perf_counter() - t0) * 1000.0,
         )
-        await self._report(msg, result, self._releaser(release), progress)
+        await self._report(msg, result, self._releaser(release), progress, claim=release)
 
     def _dump_output(self, result: object) -> dict[str, Any]:
         model = self.service.output_model
@@ -827,9 +872,14 @@ class ServiceWorker:
                     self.publisher.in_progress(msg)
 
     async def _abandon(self, msg: Msg, claim: Claimed) -> None:
-        """The worker stops mid-task: free the key and hand the message to another replica."""
-        with contextlib.suppress(Exception):
-            await self.store.release(claim)
+        """The worker stops mid-task: free the key and hand the message to another replica.
+
+        Best effort and bounded: without a broker the claim simply runs out.
+        """
+        if self.bus.connected:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.store.release(claim)
         with contextlib.suppress(Exception):
             self.publisher.nak(msg)
 
@@ -878,7 +928,7 @@ class ServiceWorker:
                     duration_ms=duration_ms,
                 )
 
-        await self._report(msg, result, writes, progress)
+        await self._report(msg, result, writes, progress, claim=record)
 
     async def _fail(
         self,
@@ -904,7 +954,7 @@ class ServiceWorker:
             duration_ms=(time.perf_counter() - t0) * 1000.0,
             retryable=retryable,
         )
-        await self._report(msg, result, self._releaser(release), progress)
+        await self._report(msg, result, self._releaser(release), progress, claim=release)
 
     async def _report(
         self,
@@ -912,6 +962,8 @@ class ServiceWorker:
         result: TaskCompleted | TaskFailed | TaskAborted | TaskCompensated | TaskCompensationFailed,
         record: Callable[[Batch], None] | None = None,
         progress: _Progress | None = None,
+        *,
+        claim: Claimed | None = None,
     ) -> None:
         """Store the result event, with the idempotency record's write, then ack the task.
 
@@ -921,22 +973,120 @@ class ServiceWorker:
         task; the record then replays the result, or, if the crash came before the record
         was stored, the handler runs again (the documented window, docs/guarantees.md).
         Progress updates published without waiting are awaited here too.
+
+        A broker that does not answer (an outage, a restart, JetStream not ready yet) never
+        makes the worker drop a result: it keeps it and sends the batch again, with backoff,
+        until the broker stores it, keeping the message in progress and ``claim`` alive
+        meanwhile, so no other delivery runs the handler again. Only a worker that stops
+        while the broker is unreachable gives up (the process is going away; see
+        :meth:`stop`).
+
+        Raises:
+            PublishError: the broker refused a write for good (not a conflict, not a
+                temporary unavailability).
         """
-        batch = self.publisher.batch()
-        if record is not None:
-            record(batch)
         observe_event(result)
-        batch.add(self._topology.subject_for(result), encode(result), msg_id=result.event_id)
-        results = await batch.send()  # the publisher times the wait out
+        payload = encode(result)
+        subject = self._topology.subject_for(result)
+        delay = _RETRY_FIRST_S
+        attempts = 0
+        kept_alive = time.monotonic()
+        while True:
+            attempts += 1
+            epoch = self._reconnects()
+            failure = await self._send_result(subject, payload, result.event_id, record)
+            if failure is None:
+                break
+            if self._stopping and not self.bus.connected:
+                log.error(
+                    "result not recorded: the service is stopping while the broker is "
+                    "unreachable; the task will run again when it is redelivered",
+                    event_id=result.event_id,
+                    error=failure,
+                )
+                return
+            if attempts == 1 or attempts % 10 == 0:
+                log.warning(
+                    "result not recorded yet; keeping it and trying again",
+                    event_id=result.event_id,
+                    attempts=attempts,
+                    error=failure,
+                )
+            # Back at once when the connection came back (the broker restarted), so that
+            # the result is recorded (and the claim renewed) well before another delivery
+            # could take the claim over (ResultStore.takeover_after_s).
+            if self._reconnects() == epoch:
+                await self._pause(delay, epoch)
+                delay = min(delay * 2, _RETRY_MAX_S)
+            if self._reconnects() != epoch or time.monotonic() - kept_alive >= self._progress_every:
+                kept_alive = time.monotonic()
+                await self._keep_claim(msg, claim, result.attempt)
+        if attempts > 1:
+            log.info("result recorded", event_id=result.event_id, attempts=attempts)
         if progress is not None:
             await progress.settle()
+        self.publisher.ack(msg)
+        count_result(result)
+
+    async def _send_result(
+        self,
+        subject: str,
+        payload: bytes,
+        event_id: str,
+        record: Callable[[Batch], None] | None,
+    ) -> str | None:
+        """Send the record's write and the result event once; ``None`` once both are stored.
+
+        Returns:
+            Why the broker did not store them this time (to try again).
+
+        Raises:
+            PublishError: a write was refused for good.
+        """
+        batch = self.publisher.batch()
+        try:
+            if record is not None:
+                record(batch)
+            batch.add(subject, payload, msg_id=event_id)
+        except (OutboundBufferLimitError, ConnectionReconnectingError) as exc:
+            # Reconnecting with a full buffer: what was queued times out by itself.
+            if len(batch):
+                batch.send().add_done_callback(_ignore_result)
+            return f"{type(exc).__name__}: {exc}"
+        try:
+            results = await batch.send()  # the publisher times the wait out
+        except TimeoutError as exc:
+            return str(exc)
+        for outcome in results:
+            if isinstance(outcome, PublishError) and _temporary(outcome):
+                return str(outcome)
         *records, stored = results
         for outcome in records:
             released(outcome)  # a release refused as taken over is fine; other errors raise
         if isinstance(stored, PublishError):
             raise stored
-        self.publisher.ack(msg)
-        count_result(result)
+        return None
+
+    def _reconnects(self) -> int:
+        return int(self.bus.nc.stats.get("reconnects", 0))
+
+    async def _pause(self, delay_s: float, epoch: int) -> None:
+        """Sleep ``delay_s``, or less if the client reconnects meanwhile."""
+        for _ in range(max(1, round(delay_s / 0.1))):
+            await asyncio.sleep(0.1)
+            if self._reconnects() != epoch:
+                return
+
+    async def _keep_claim(self, msg: Msg, claim: Claimed | None, attempt: int) -> None:
+        """Keep a task whose result waits for the broker in progress, and its claim alive."""
+        try:
+            self.publisher.in_progress(msg)
+            if claim is not None and not await self.store.renew(
+                claim, attempt=attempt, lease_s=self._lease_s
+            ):
+                log.warning("claim taken over by another instance", key=claim.key)
+        except Exception as exc:  # noqa: BLE001 - the broker is still away; tried again later
+            log.debug("keep-alive failed", error=str(exc))
 
     # --- stopping ------------------------------------------------------------------------
 
@@ -952,7 +1102,12 @@ class ServiceWorker:
                 await self.bus.nc.flush()
             self._sub = None
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout_s)
+            # Results need the broker: while it is unreachable, running tasks are not
+            # waited for beyond a moment (they are redelivered once it is back).
+            await self.bus.wait_while_reachable(
+                asyncio.wait(set(self._tasks)), drain_timeout_s, what="running tasks"
+            )
+            pending = {task for task in self._tasks if not task.done()}
             for task in pending:
                 task.cancel()
             if pending:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from typing import TYPE_CHECKING, Any, Self
 
 import structlog
+from nats.js.errors import APIError, NotFoundError
 
 from orra_events import (
     Bus,
@@ -31,10 +31,18 @@ from orra_events import (
 )
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable
 from orra_events.fastpub import FastPublisher
+from orra_events.registrations import conflict_message, same_definition
+from orra_events.registry import registry_problem
 from orra_events.runtime import env_bool, env_float, env_int
+from orra_events.versions import canonical_version, version_from_token
 from orra_sdk._results import ResultStore
 from orra_sdk._worker import ServiceWorker
-from orra_sdk.errors import ClientClosed, OrraSdkError, ServiceDefinitionError
+from orra_sdk.errors import (
+    ClientClosed,
+    OrraSdkError,
+    RegistrationConflict,
+    ServiceDefinitionError,
+)
 from orra_sdk.service import Service
 
 if TYPE_CHECKING:
@@ -51,6 +59,10 @@ RESULTS_BUCKET = "sdk_results"
 """KV bucket (within the namespace) of task claims and recorded results."""
 
 AnyService = Service[Any, Any]
+
+_SUBJECT_TAKEN = frozenset({10071, 10077})
+"""JetStream errors of a registration whose subject holds one already: wrong last subject
+sequence (the expectation of 0), maximum messages per subject (the stream's own rule)."""
 
 STOP_SIGNALS = ("orchestration.aborted", "orchestration.failed", "orchestration.compensating")
 """Events after which the running tasks of an orchestration are told to stop."""
@@ -197,7 +209,13 @@ class OrraClient:
             raise OrraSdkError(f"cannot prepare JetStream: {exc}") from exc
         self._bus = bus
         self._publisher = publisher
-        self._store = ResultStore(kv, holder=self.instance_id, publisher=publisher)
+        self._store = ResultStore(
+            kv,
+            holder=self.instance_id,
+            publisher=publisher,
+            # At least the holder's renewal interval plus its reconnection after an outage.
+            takeover_after_s=max(self.ack_wait_s, 5.0),
+        )
         self._stopped.clear()
 
     async def __aenter__(self) -> Self:
@@ -239,8 +257,11 @@ class OrraClient:
                 )
         self._starting += 1  # not ready until every service of this call is taking tasks
         try:
+            # Every registration first: a refused one stops the start before any service
+            # of this call takes a task.
             for service in services:
                 await self.register(service)
+            for service in services:
                 worker = ServiceWorker(
                     bus,
                     service,
@@ -317,37 +338,97 @@ class OrraClient:
     # --- registry ------------------------------------------------------------------------
 
     async def register(self, service: AnyService) -> ServiceRegistered:
-        """Publish the service's ``service.registered`` event and return it.
+        """Register the service's name and version with its definition; return the event.
 
-        The event id is ``reg:<service>:<schema hash>``, so restarting replicas of an
-        unchanged service store nothing new, while a changed definition is a new event.
+        One name and version has one definition, and the first registration counts (see
+        :mod:`orra_events.registrations`). The event goes to
+        ``service.registered.<name>.<version>`` only if that subject is empty (expected
+        last subject sequence 0; the stream also refuses a second message there), with
+        the id ``reg:<name>:<schema hash>``. When the subject is taken, the stored
+        definition decides: the same one (another replica, a restart) is fine; another
+        one raises :class:`RegistrationConflict`. Registrations stored before versions had
+        subjects (on ``service.registered.<name>``) count too, as for every follower.
+
+        Raises:
+            RegistrationConflict: the name and version are registered with another
+                definition (the message names both ways out).
         """
         bus = self.bus
         event = _registration(service, self.project, f"reg:{service.name}:{service.schema_hash}")
-        ack = await bus.publish(event)
-        if ack.duplicate:
-            # Switching back to a definition registered within the duplicate window would
-            # be dropped as a duplicate and leave the other definition current.
-            current = await self._current_registration(service.name)
-            if current is not None and current.schema_hash != service.schema_hash:
-                event = _registration(
-                    service,
-                    self.project,
-                    f"reg:{service.name}:{service.schema_hash}:{int(time.time() * 1000)}",
+        stored = await self._registered(event)
+        if stored is None:
+            try:
+                await bus.publish(event, expected_last_subject_seq=0)
+            except APIError as exc:
+                if exc.err_code not in _SUBJECT_TAKEN:
+                    raise
+                stored = await self._registered(event)  # another process won the race
+                if stored is None:
+                    raise OrraSdkError(
+                        f"the broker refused the registration of {service.name} version "
+                        f"{service.version} ({exc.description}) but holds none to compare"
+                    ) from None
+        if stored is not None:
+            registered, problem = stored
+            if problem is not None:
+                raise RegistrationConflict(
+                    f"service {service.name} version {service.version} cannot be registered: "
+                    f"its subject holds a registration that every follower refuses ({problem}). "
+                    "Fix: give this service another name, or raise its version."
                 )
-                await bus.publish(event)
+            if not same_definition(registered, event):
+                raise RegistrationConflict(
+                    conflict_message(registered, event, versions=await self._versions(service))
+                )
+            log.debug("already registered", service=service.name, version=service.version)
         return event
 
-    async def _current_registration(self, name: str) -> ServiceRegistered | None:
+    async def _registered(
+        self, event: ServiceRegistered
+    ) -> tuple[ServiceRegistered, str | None] | None:
+        """The registration that counts for the event's name and version, if any.
+
+        Returns it with its problem (``None`` when followers accept it). The older subject
+        ``service.registered.<name>`` is read first: a registration stored there before
+        versions had subjects is earlier than anything on the versioned subject.
+        """
         bus = self.bus
+        topology = bus.topology
+        legacy = topology.service_subject(event.TYPE, event.service, None)
+        for subject in (legacy, topology.subject_for(event)):
+            try:
+                raw = await bus.js.get_last_msg(topology.services_stream, subject)
+            except NotFoundError:
+                continue
+            try:
+                stored = decode(raw.data or b"")
+            except DecodeError as exc:
+                if subject == legacy:
+                    continue  # parked by the followers; the versioned subject decides
+                return event, f"{type(exc).__name__}: {exc}"
+            problem = registry_problem(topology, stored, subject)
+            if subject == legacy and (
+                problem is not None
+                or not isinstance(stored, ServiceRegistered)
+                or canonical_version(stored.version) != event.version
+            ):
+                continue  # only a valid registration of this very version counts there
+            if not isinstance(stored, ServiceRegistered):
+                return event, problem or f"{stored.TYPE} on {subject}"
+            return stored, problem
+        return None
+
+    async def _versions(self, service: AnyService) -> list[str]:
+        """Every registered version of the service's name (best effort, for the message)."""
+        bus = self.bus
+        topology = bus.topology
+        prefix = topology.service_subject("service.registered", service.name, None)
         try:
-            raw = await bus.js.get_last_msg(
-                bus.topology.services_stream, bus.topology.subject("service.registered", name)
-            )
-            current = decode(raw.data or b"")
-        except Exception:  # noqa: BLE001 - unknown means "publish anyway"
-            return None
-        return current if isinstance(current, ServiceRegistered) else None
+            info = await bus.js.stream_info(topology.services_stream, subjects_filter=f"{prefix}.*")
+        except Exception:  # noqa: BLE001 - only the suggestion of the message needs it
+            return []
+        tokens = [subject.rsplit(".", 1)[-1] for subject in (info.state.subjects or {})]
+        return [v for v in (version_from_token(t) for t in tokens) if v is not None]
 
     async def _beat(self, service: AnyService) -> None:
         await self.bus.publish(
@@ -357,6 +438,7 @@ class OrraClient:
                 project=self.project,
                 instance_id=self.instance_id,
                 interval_s=self.heartbeat_interval_s,
+                version=service.version,
             )
         )
 
@@ -382,4 +464,5 @@ def _registration(service: AnyService, project: str, event_id: str) -> ServiceRe
         version=service.version,
         kind=service.kind,
         schema_hash=service.schema_hash,
+        examples=list(service.examples),
     )

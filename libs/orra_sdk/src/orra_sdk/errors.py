@@ -9,6 +9,7 @@ __all__ = [
     "ClientClosed",
     "NonRetryableError",
     "OrraSdkError",
+    "RegistrationConflict",
     "ServiceDefinitionError",
 ]
 
@@ -19,6 +20,16 @@ class OrraSdkError(Exception):
 
 class ServiceDefinitionError(OrraSdkError, ValueError):
     """A service is declared wrongly (bad name, no handler, non-pydantic schema...)."""
+
+
+class RegistrationConflict(ServiceDefinitionError):
+    """The service's name and version are registered with another definition.
+
+    One name and version has one definition (see :mod:`orra_events.registrations`): the
+    registered one stays, this process must not serve the name. The message names the
+    conflict and the fix (another name, or a higher ``version``); :func:`orra_sdk.run`
+    logs it and exits with status 2 before taking any task.
+    """
 
 
 class ClientClosed(OrraSdkError):

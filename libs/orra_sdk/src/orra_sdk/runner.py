@@ -26,12 +26,13 @@ import structlog
 from orra_events.health import HealthServer
 from orra_events.runtime import configure_logging, env_int
 from orra_sdk.client import OrraClient
-from orra_sdk.errors import OrraSdkError
+from orra_sdk.errors import OrraSdkError, ServiceDefinitionError
 
 if TYPE_CHECKING:
     from orra_sdk.service import Service
 
 __all__ = [
+    "EXIT_DEFINITION",
     "GC_THRESHOLDS",
     "HEALTH_PORT_ENV",
     "health_port_from_env",
@@ -43,6 +44,10 @@ __all__ = [
 
 HEALTH_PORT_ENV = "ORRA_HEALTH_PORT"
 """Port of ``/healthz``, ``/readyz`` and ``/metrics``; unset or 0 serves nothing."""
+
+EXIT_DEFINITION = 2
+"""Exit status of a process whose service cannot be served as declared: its registration
+was refused (another definition holds its name and version) or its definition is wrong."""
 
 GC_THRESHOLDS = (10_000, 20, 20)
 """Collector thresholds of a service process run by :func:`run` (CPython's: 700, 10, 10)."""
@@ -95,6 +100,11 @@ async def serve_until_signal(
 ) -> int:
     """Serve ``services`` on ``client`` until SIGTERM or SIGINT; return an exit code.
 
+    The code is 0 after a signal, 1 when the broker (or the health port) cannot be used,
+    :data:`EXIT_DEFINITION` (2) when a registration is refused (its name and version hold
+    another definition) or a service is declared wrongly; then the reason is logged and
+    printed to stderr, and no task was taken.
+
     Args:
         services: The services to serve.
         client: The client to serve them with (connected here).
@@ -133,7 +143,14 @@ async def serve_until_signal(
             )
             return 1
         try:
-            await client.start(*services)
+            try:
+                await client.start(*services)
+            except ServiceDefinitionError as exc:
+                # A refused registration (RegistrationConflict) or a service declared
+                # wrongly: nothing was taken from the work queue; say why and stop.
+                log.error("cannot start", error=str(exc))
+                print(f"orra: cannot start: {exc}", file=sys.stderr, flush=True)  # noqa: T201
+                return EXIT_DEFINITION
             if tune:
                 tune_gc()
             log.info(

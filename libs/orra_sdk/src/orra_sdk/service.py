@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from orra_events import check_name
-from orra_events.errors import InvalidName
+from orra_events.errors import InvalidName, InvalidVersion
+from orra_events.registrations import definition_hash, example_problems, normalise_examples
+from orra_events.versions import canonical_version
 from orra_sdk.errors import ServiceDefinitionError
 
 __all__ = ["Handler", "RevertHandler", "RevertTask", "Service", "Task"]
@@ -128,14 +128,22 @@ class Service(Generic[InT, OutT]):
         output: Pydantic model of a task's output; its JSON Schema is registered.
         revertible: Whether the service's effects can be undone; give the revert handler
             with :meth:`revert`.
-        version: Version of the service's contract, free text.
+        version: Version of the service's definition: dotted numbers (``"1"``, ``"2"``,
+            ``"1.4.2"``). One name and version has one definition (description,
+            examples, schemas, ``revertible``, ``kind``): to change any of them, raise the
+            version; a higher version replaces the lower one for new plans, and tasks
+            already planned keep the version they were planned against.
         kind: ``"service"`` or ``"agent"``.
         concurrency: Tasks this process runs at once for this service; ``None`` uses the
             client's default.
+        examples: Up to 20 short phrases of what the service does, in its users' words
+            (``["charge the card", "take the money for an order"]``): they teach the
+            planner the words your users use for it.
 
     Raises:
-        ServiceDefinitionError: the name is not a valid token, or a schema is not a
-            pydantic model.
+        ServiceDefinitionError: the name is not a valid token, the version is not dotted
+            numbers, an example phrase is malformed (each problem named), or a schema is
+            not a pydantic model.
     """
 
     def __init__(
@@ -149,11 +157,16 @@ class Service(Generic[InT, OutT]):
         version: str = "1",
         kind: Literal["service", "agent"] = "service",
         concurrency: int | None = None,
+        examples: Sequence[str] = (),
     ) -> None:
         try:
             check_name("service name", name)
-        except InvalidName as exc:
-            raise ServiceDefinitionError(str(exc)) from None
+            canonical = canonical_version(version)
+        except (InvalidName, InvalidVersion) as exc:
+            raise ServiceDefinitionError(f"{name}: {exc}") from None
+        problems = example_problems(examples)
+        if problems:
+            raise ServiceDefinitionError(f"{name}: " + "; ".join(problems))
         for label, model in (("input", input), ("output", output)):
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise ServiceDefinitionError(
@@ -166,23 +179,23 @@ class Service(Generic[InT, OutT]):
         self.input_model = input
         self.output_model = output
         self.revertible = revertible
-        self.version = version
+        self.version = canonical
+        self.examples: tuple[str, ...] = tuple(normalise_examples(examples))
         self.kind: Literal["service", "agent"] = kind
         self.concurrency = concurrency
         self._handler: Handler[InT, OutT] | None = None
         self._revert: RevertHandler[InT, OutT] | None = None
         self.input_schema: dict[str, Any] = input.model_json_schema()
         self.output_schema: dict[str, Any] = output.model_json_schema()
-        self.schema_hash = schema_hash(
-            {
-                "name": name,
-                "description": description,
-                "input_schema": self.input_schema,
-                "output_schema": self.output_schema,
-                "revertible": revertible,
-                "version": version,
-                "kind": kind,
-            }
+        self.schema_hash = definition_hash(
+            name=name,
+            description=description,
+            input_schema=self.input_schema,
+            output_schema=self.output_schema,
+            revertible=revertible,
+            version=canonical,
+            kind=kind,
+            examples=self.examples,
         )
 
     def handler(self, fn: Handler[InT, OutT]) -> Handler[InT, OutT]:
@@ -235,6 +248,10 @@ class Service(Generic[InT, OutT]):
 
 
 def schema_hash(definition: dict[str, Any]) -> str:
-    """A short, stable hash of a service definition (canonical JSON, SHA-256)."""
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    """A short, stable hash of a service definition (canonical JSON, SHA-256).
+
+    ``definition`` holds the keyword arguments of
+    :func:`orra_events.registrations.definition_hash`, which is what the SDK and the
+    registry followers use.
+    """
+    return definition_hash(**definition)

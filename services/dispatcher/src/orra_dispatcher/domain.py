@@ -12,12 +12,14 @@ Rules, in one place:
 * **Release** (:func:`releasable`): ``groups`` releases the tasks of parallel group k+1 only
   when every task of groups 1..k completed; ``eager`` releases each task as soon as every
   task that its input references completed (a task without references starts at once).
-* **References** (:func:`resolve`): a string value that is exactly ``$<task id>.<path>``,
-  where ``<task id>`` is a task of the plan, is replaced by that task's output at ``path``
-  (dot-separated keys; a numeric segment indexes a list). References are found anywhere in
-  the input, nested in lists and objects. A ``$`` string whose first segment is not a task
-  id (``"$5.00"``) stays a literal. A reference to a field the output lacks fails the
-  orchestration (:class:`~orra_dispatcher.errors.UnresolvedReference`).
+* **Plans and references**: the grammar is :mod:`orra_events.plan`'s, the planner's too.
+  :func:`start` refuses a plan with a structural issue (:func:`validate_plan`: bad or
+  duplicate ids, a task in no group or two, a reference that is malformed, unknown, to
+  the task itself or not to an earlier group) by failing the orchestration with every
+  issue. :func:`resolve` replaces each reference (``"$payment.items.0.id"``, at any depth
+  of the input) by the value at that path of the task's output and unescapes ``$$``
+  literals; a path the output lacks fails the orchestration
+  (:class:`~orra_dispatcher.errors.UnresolvedReference`, saying where the path stops).
 * **Retries**: a retryable failure or a timeout of attempt *n* < ``max_attempts`` emits
   ``task.retrying`` and dispatches attempt *n+1* after
   ``min(retry_max_s, retry_base_s * 2**(n-1))``, shortened by a deterministic jitter of
@@ -55,7 +57,6 @@ Rules, in one place:
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -88,9 +89,16 @@ from orra_events import (
     TaskRetrying,
     TaskTimedOut,
 )
+from orra_events.errors import UnresolvedReference as ReferenceNotFound
+from orra_events.liveness import is_unhealthy
+from orra_events.plan import analyse_plan
+from orra_events.plan import dependencies as plan_dependencies
+from orra_events.plan import resolve as resolve_references
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
+
+    from orra_events import PlanTask
 
 __all__ = [
     "ALL_HEALTHY",
@@ -112,7 +120,6 @@ __all__ = [
     "dependencies",
     "is_unhealthy",
     "merge_results",
-    "references",
     "releasable",
     "resolve",
     "start",
@@ -135,9 +142,6 @@ CompStatus = Literal["pending", "running", "retry_wait", "done", "failed"]
 
 ORCHESTRATION_TIMER = ""
 """``Timer.task_id`` of timers about the whole orchestration (pause grace, health)."""
-
-_REF = re.compile(r"\$([A-Za-z0-9_-]{1,128})\.(\S+)")
-
 
 # --- state -------------------------------------------------------------------------------
 
@@ -194,14 +198,6 @@ class Services:
 
 ALL_HEALTHY = Services()
 """No unhealthy service, nothing revertible."""
-
-
-def is_unhealthy(last_beat_at: float, interval_s: float, now: float, factor: float = 3.0) -> bool:
-    """Whether a service whose last heartbeat was at ``last_beat_at`` is unhealthy at ``now``.
-
-    Unhealthy when no heartbeat came for more than ``factor`` announced intervals.
-    """
-    return now - last_beat_at > factor * interval_s
 
 
 class CompState(msgspec.Struct, frozen=True, kw_only=True):
@@ -319,9 +315,13 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
 
     def service_of(self, task_id: str) -> str:
         """The service that runs ``task_id``."""
+        return self.task_of(task_id).service
+
+    def task_of(self, task_id: str) -> PlanTask:
+        """The plan's task ``task_id`` (its service, input and version)."""
         for task in self.plan.tasks:
             if task.id == task_id:
-                return task.service
+                return task
         raise KeyError(task_id)
 
 
@@ -392,78 +392,28 @@ def _noop(state: Orchestration | None, note: str, *, stale: bool = False) -> Out
 # --- references and release --------------------------------------------------------------
 
 
-def _parse_ref(value: str, task_ids: Collection[str]) -> tuple[str, list[str]] | None:
-    if not value.startswith("$"):
-        return None
-    match = _REF.fullmatch(value)
-    if match is None or match.group(1) not in task_ids:
-        return None
-    return match.group(1), match.group(2).split(".")
-
-
-def references(value: Any, task_ids: Collection[str]) -> set[str]:
-    """Ids of the tasks that ``value`` references, searching nested lists and objects."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            ref = _parse_ref(item, task_ids)
-            if ref is not None:
-                found.add(ref[0])
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
-def _lookup(output: Any, path: Sequence[str], ref: str) -> Any:
-    current = output
-    for segment in path:
-        if isinstance(current, dict) and segment in current:
-            current = current[segment]
-        elif isinstance(current, list) and segment.isdigit() and int(segment) < len(current):
-            current = current[int(segment)]
-        else:
-            raise UnresolvedReference(f"{ref}: the output has no {'.'.join(path)!r}")
-    return current
-
-
 def resolve(value: Any, outputs: Mapping[str, Mapping[str, Any] | None]) -> Any:
-    """Replace every ``$task.field`` reference in ``value`` by the referenced output value.
+    """Replace every reference in ``value`` by the referenced output value.
+
+    The grammar and the substitution are :func:`orra_events.plan.resolve`'s.
 
     Args:
         value: A task's input, or any JSON value within it.
-        outputs: Output of each task of the plan by id (``None`` when not completed); its
-            keys are the task ids that references may name.
+        outputs: Output of each task of the plan by id (``None`` when not completed).
 
     Raises:
-        UnresolvedReference: a referenced task has no output, or not that field.
+        UnresolvedReference: a referenced task is not in the plan or has no output, or its
+            output lacks the referenced path.
     """
-    if isinstance(value, str):
-        ref = _parse_ref(value, outputs)
-        if ref is None:
-            return value
-        output = outputs[ref[0]]
-        if output is None:
-            raise UnresolvedReference(f"{value}: task {ref[0]!r} has not completed")
-        return _lookup(output, ref[1], value)
-    if isinstance(value, dict):
-        return {k: resolve(v, outputs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve(v, outputs) for v in value]
-    return value
+    try:
+        return resolve_references(value, outputs)
+    except ReferenceNotFound as exc:
+        raise UnresolvedReference(str(exc)) from None
 
 
 def dependencies(plan: Plan) -> dict[str, list[str]]:
     """Task ids that each task's input references, in plan order, by task id."""
-    ids = [t.id for t in plan.tasks]
-    return {
-        t.id: [d for d in ids if d in refs]
-        for t in plan.tasks
-        for refs in (references(t.input, ids),)
-    }
+    return plan_dependencies(plan.tasks)
 
 
 def releasable(
@@ -496,34 +446,17 @@ def releasable(
 
 
 def validate_plan(plan: Plan) -> dict[str, list[str]]:
-    """Check that the plan can run; return its :func:`dependencies`.
+    """Check that the plan can run (:func:`orra_events.plan.check_plan`); return its deps.
+
+    Groups coarser than the dependency levels are accepted: they run, with less parallelism.
 
     Raises:
-        InvalidPlan: duplicate or unknown task ids, a task in no group or in two, or a
-            reference to a task of the same or a later group.
+        InvalidPlan: every structural issue, ``kind: message`` joined by ``; ``.
     """
-    ids = [t.id for t in plan.tasks]
-    if len(set(ids)) != len(ids):
-        raise InvalidPlan("duplicate task ids")
-    group_of: dict[str, int] = {}
-    for index, group in enumerate(plan.parallel_groups):
-        for task_id in group:
-            if task_id not in ids:
-                raise InvalidPlan(f"group {index + 1} names unknown task {task_id!r}")
-            if task_id in group_of:
-                raise InvalidPlan(f"task {task_id!r} is in more than one group")
-            group_of[task_id] = index
-    missing = [t for t in ids if t not in group_of]
-    if missing:
-        raise InvalidPlan(f"tasks in no parallel group: {', '.join(missing)}")
-    deps = dependencies(plan)
-    for task_id, needed in deps.items():
-        for dep in needed:
-            if group_of[dep] >= group_of[task_id]:
-                raise InvalidPlan(
-                    f"task {task_id!r} references {dep!r}, which is not in an earlier group"
-                )
-    return deps
+    analysis = analyse_plan(plan)
+    if analysis.issues:
+        raise InvalidPlan("; ".join(str(issue) for issue in analysis.issues))
+    return analysis.dependencies
 
 
 def merge_results(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -715,6 +648,9 @@ class _Builder:
     def service(self, task_id: str) -> str:
         return self.state.service_of(task_id)
 
+    def version(self, task_id: str) -> str | None:
+        return self.state.task_of(task_id).version
+
     def complete(self, task_id: str, attempt: int, output: dict[str, Any]) -> None:
         # The input is kept: a compensation hands it back to the service.
         previous = self.tasks[task_id]
@@ -726,7 +662,8 @@ class _Builder:
 
     def dispatch(self, task_id: str, attempt: int, task_input: dict[str, Any]) -> None:
         state = self.state
-        if self.services.unhealthy and self.service(task_id) in self.services.unhealthy:
+        planned = state.task_of(task_id)
+        if self.services.unhealthy and planned.service in self.services.unhealthy:
             # Held until the service is back (or the pause's grace period ends).
             self.set(
                 task_id,
@@ -753,11 +690,12 @@ class _Builder:
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
-                service=self.service(task_id),
+                service=planned.service,
                 input=task_input,
                 attempt=attempt,
                 idempotency_key=f"{state.id}:{task_id}",
                 timeout_s=state.task_timeout_s,
+                version=planned.version,
             )
         )
 
@@ -834,6 +772,7 @@ class _Builder:
                 idempotency_key=f"{state.id}:{task_id}:revert",
                 timeout_s=state.task_timeout_s,
                 previous_error=previous_error,
+                version=self.version(task_id),
             )
         )
 
@@ -906,6 +845,7 @@ class _Builder:
                     task_id=ending.task_id,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     compensation=summary,
                 )
             else:
@@ -917,6 +857,7 @@ class _Builder:
                     payload=ending.payload,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                     task_id=ending.task_id,
                     compensation=summary,
                 )
@@ -942,6 +883,7 @@ class _Builder:
                     outputs=outputs,
                     webhook=state.webhook,
                     project=state.project,
+                    uncovered=list(state.plan.uncovered),
                 )
             )
             return self.outcome(status="done")
@@ -1106,6 +1048,7 @@ def _plan_failed(event: PlanFailed, now: float) -> Outcome:
                 error=f"planning failed ({event.status}): {reasons}",
                 webhook=event.webhook,
                 project=event.project,
+                uncovered=list(event.uncovered),
             )
         ],
     )

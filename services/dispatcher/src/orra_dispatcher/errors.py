@@ -20,11 +20,11 @@ class SettingsError(DispatcherError, ValueError):
 
 
 class InvalidPlan(DispatcherError, ValueError):
-    """A plan cannot be executed (unknown ids, bad groups, forward references)."""
+    """A plan cannot be executed: a structural issue of :func:`orra_events.plan.check_plan`."""
 
 
 class UnresolvedReference(DispatcherError, LookupError):
-    """A ``$task.field`` reference names a field that the task's output does not have."""
+    """A reference cannot be resolved: no such task, not completed, or no such path."""
 
 
 class StateConflict(DispatcherError):

@@ -366,7 +366,9 @@ class Dispatcher:
             handle.cancel()
         self._timers.clear()
         if self._workers:
-            await asyncio.wait(self._workers, timeout=10.0)
+            await self.bus.wait_while_reachable(
+                asyncio.wait(set(self._workers)), 10.0, what="orchestrations being advanced"
+            )
 
     async def sweep(self) -> int:
         """Scan stored snapshots: refresh the cache, arm missing timers; return the count."""

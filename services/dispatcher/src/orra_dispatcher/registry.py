@@ -1,13 +1,21 @@
 """What the dispatcher knows about services: which are revertible, which are unhealthy.
 
-The registry follows the services stream (``service.registered.*`` and
-``service.heartbeat.*``, the last message of each subject, then live) with an ordered
-consumer, and keeps two sets that the pure transitions read directly (see
+The registry follows the registrations (stream ``ORRA_SERVICES``, folded with the rule of
+:class:`~orra_events.registrations.RegistrationBook`: the first definition of a name and
+version counts) and the heartbeats (stream ``ORRA_HEARTBEATS``) with ordered consumers,
+and keeps two sets that the pure transitions read directly (see
 :class:`orra_dispatcher.domain.Services`): ``revertible`` and ``unhealthy``. Nothing is
 awaited per task: dispatching checks membership in a set.
 
+Revertible. A service is revertible when any of its registered versions is: a completed
+task is then compensated, and its compensation goes (like the task) to a replica of the
+version it ran on, whose revert handler answers (a version without one reports the
+compensation failed, for an operator; a version never sent a compensation it cannot do
+would leave an effect in place).
+
 Health. A service is unhealthy when it announced heartbeats (``interval_s``) and none
-came for more than ``factor`` (3) intervals (:func:`~orra_dispatcher.domain.is_unhealthy`);
+came for more than ``factor`` (3, ``ORRA_HEALTH_FACTOR``) intervals
+(:func:`orra_events.liveness.is_unhealthy`);
 a service never seen heartbeating is not unhealthy (it may be a test double, or an old
 SDK). A checker runs every ``check_s`` seconds; a heartbeat of an unhealthy service makes
 it healthy at once. Every transition to healthy calls ``on_healthy(service)``, which the
@@ -30,17 +38,20 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from nats.js.api import DeliverPolicy
 
-from orra_dispatcher.domain import Services, is_unhealthy
+from orra_dispatcher.domain import Services
 from orra_events import (
     DecodeError,
     ServiceHeartbeat,
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
+from orra_events.liveness import is_unhealthy
+from orra_events.registrations import RegistrationBook
 from orra_events.registry import park_registry_message, registry_problem
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from nats.aio.msg import Msg
 
@@ -77,28 +88,39 @@ class ServiceRegistry:
         self.unhealthy: set[str] = set()
         self.beats: dict[str, tuple[float, float]] = {}
         self.services = Services(unhealthy=self.unhealthy, revertible=self.revertible)
-        self._sub: Any = None
+        self.book = RegistrationBook()
+        self._subs: list[Any] = []
         self._checker: asyncio.Task[None] | None = None
-        self._caught_up = asyncio.Event()
 
     async def start(self, timeout_s: float = 30.0) -> None:
         """Read the registry up to now, then follow it and check health periodically."""
         topology = self.bus.topology
-        info = await self.bus.js.stream_info(topology.services_stream)
-        if info.state.messages == 0:
-            self._caught_up.set()
-        self._sub = await self.bus.js.subscribe(
-            topology.subject("service", ">"),
-            stream=topology.services_stream,
-            cb=self._on_message,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
+        loaded: list[asyncio.Event] = []
+        for stream, subjects in (
+            (topology.services_stream, topology.registrations_filter()),
+            (topology.heartbeats_stream, topology.heartbeats_filter()),
+        ):
+            caught_up = asyncio.Event()
+            loaded.append(caught_up)
+            info = await self.bus.js.stream_info(stream)
+            if info.state.messages == 0:
+                caught_up.set()
+            self._subs.append(
+                await self.bus.js.subscribe(
+                    subjects,
+                    stream=stream,
+                    cb=self._follower(caught_up),
+                    ordered_consumer=True,
+                    idle_heartbeat=FOLLOW_HEARTBEAT_S,
+                    deliver_policy=DeliverPolicy.ALL,
+                    pending_msgs_limit=-1,
+                    pending_bytes_limit=-1,
+                )
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
-                await self._caught_up.wait()
+                for caught_up in loaded:
+                    await caught_up.wait()
         self.check()
         self._checker = asyncio.create_task(self._check_loop(), name="orra-dispatcher-health")
 
@@ -109,33 +131,36 @@ class ServiceRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
             self._checker = None
-        if self._sub is not None:
+        for sub in self._subs:
             with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+                await sub.unsubscribe()
+        self._subs.clear()
 
-    async def _on_message(self, msg: Msg) -> None:
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            problem: str | None = f"{type(exc).__name__}: {exc}"
-        else:
-            problem = registry_problem(self.bus.topology, event, msg.subject)
-            if problem is None:
-                self.observe(event)
-        if problem is not None:
-            await park_registry_message(self.bus, msg, problem)
-        if msg.metadata.num_pending == 0:
-            self._caught_up.set()
-
-    def observe(self, event: object) -> None:
-        """Take one registry event into account."""
-        if isinstance(event, ServiceRegistered):
-            if event.revertible:
-                self.revertible.add(event.service)
+    def _follower(self, caught_up: asyncio.Event) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            try:
+                event = decode(msg.data)
+            except DecodeError as exc:
+                problem: str | None = f"{type(exc).__name__}: {exc}"
             else:
-                self.revertible.discard(event.service)
-        elif isinstance(event, ServiceHeartbeat):
+                problem = registry_problem(self.bus.topology, event, msg.subject)
+                if problem is None:
+                    problem = self.observe(event)
+            if problem is not None:
+                await park_registry_message(self.bus, msg, problem)
+            if msg.metadata.num_pending == 0:
+                caught_up.set()
+
+        return on_message
+
+    def observe(self, event: object) -> str | None:
+        """Take one registry event into account; return why it is refused, if it is."""
+        if isinstance(event, ServiceRegistered):
+            verdict = self.book.apply(event)
+            if verdict.accepted and event.revertible:
+                self.revertible.add(event.service)
+            return verdict.reason
+        if isinstance(event, ServiceHeartbeat):
             previous = self.beats.get(event.service)
             if previous is None or event.at >= previous[0]:
                 self.beats[event.service] = (event.at, event.interval_s)
@@ -143,6 +168,7 @@ class ServiceRegistry:
                 event.at, event.interval_s, time.time(), self.factor
             ):
                 self._healthy(event.service)
+        return None
 
     def check(self, now: float | None = None) -> None:
         """Re-evaluate every service's health as of ``now``."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from orra_dispatcher.domain import Policy
 from orra_dispatcher.errors import SettingsError
+from orra_events.liveness import LivenessSettings
 from orra_events.runtime import env_float, env_int
 
 if TYPE_CHECKING:
@@ -46,8 +47,10 @@ class DispatcherSettings:
             before it is abandoned for an operator.
         pause_grace_s: ``ORRA_DISPATCHER_PAUSE_GRACE_S``, how long tasks may wait for an
             unhealthy service before the orchestration fails, unless the action says.
-        health_factor: ``ORRA_DISPATCHER_HEALTH_FACTOR``, missed heartbeat intervals after
-            which a service is unhealthy.
+        health_factor: ``ORRA_HEALTH_FACTOR`` (or its older name
+            ``ORRA_DISPATCHER_HEALTH_FACTOR``), missed heartbeat intervals after which a
+            service is unhealthy; one definition with the planner and the gateway
+            (:mod:`orra_events.liveness`).
         health_check_s: ``ORRA_DISPATCHER_HEALTH_CHECK_S``, how often service health is
             re-evaluated.
         tombstone_ttl_s: ``ORRA_DISPATCHER_TOMBSTONE_TTL_S``, how long the marker of an
@@ -122,7 +125,7 @@ class DispatcherSettings:
                     "ORRA_DISPATCHER_COMP_MAX_ATTEMPTS", cls.comp_max_attempts
                 ),
                 pause_grace_s=env_float("ORRA_DISPATCHER_PAUSE_GRACE_S", cls.pause_grace_s),
-                health_factor=env_float("ORRA_DISPATCHER_HEALTH_FACTOR", cls.health_factor),
+                health_factor=LivenessSettings.from_env().factor,
                 health_check_s=env_float("ORRA_DISPATCHER_HEALTH_CHECK_S", cls.health_check_s),
                 tombstone_ttl_s=env_float("ORRA_DISPATCHER_TOMBSTONE_TTL_S", cls.tombstone_ttl_s),
             )

@@ -1,10 +1,11 @@
 """App factory of the gateway: a Litestar app whose lifespan connects the bus.
 
 ``create_app(settings)`` builds the ASGI app; ``python -m orra_gateway`` serves it with
-uvicorn. At start the lifespan connects to the broker, opens the key-value buckets,
-registers the bootstrap key and starts the read model (its saved list index, then the log
-after it); at shutdown it stops following the log, saves the index and closes the
-connection.
+uvicorn. At start the lifespan serves ``/metrics`` on its own port (``ORRA_HEALTH_PORT``,
+as every Orra process does: an internal scrape port, never the public API's), connects to
+the broker, opens the key-value buckets, registers the bootstrap key and starts the read
+model (its saved list index, then the log after it); at shutdown it stops following the
+log, saves the index and closes the connection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from orra_events.health import HealthServer
+from orra_gateway.bodies import json_request_class
 from orra_gateway.logctx import log_context_middleware
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
 from orra_gateway.problems import EXCEPTION_HANDLERS
@@ -67,6 +70,20 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        def ready() -> bool:
+            gateway: Gateway | None = app.state.get("gateway")
+            return gateway is not None and gateway.ready
+
+        async with contextlib.AsyncExitStack() as stack:
+            if config.health_port:
+                health = HealthServer(config.health_port, ready=ready)
+                await health.start()
+                stack.push_async_callback(health.stop)
+            async with _serving(app):
+                yield
+
+    @contextlib.asynccontextmanager
+    async def _serving(app: Litestar) -> AsyncIterator[None]:
         own_bus = bus is None
         if bus is None:
             connected = await config.broker.connect("orra-gateway")
@@ -84,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             "ready",
             host=config.host,
             port=config.port,
+            metrics_port=config.health_port or None,
             nats_url=config.broker.nats_url,
             namespace=config.broker.namespace,
             rebuild_s=round(gateway.rebuild_s, 3),
@@ -107,5 +125,6 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         middleware=[http_metrics_middleware, log_context_middleware],
         openapi_config=_openapi(),
         request_max_body_size=config.max_body_bytes,
+        request_class=json_request_class(config.max_data_depth),
         debug=False,
     )

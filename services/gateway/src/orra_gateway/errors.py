@@ -7,8 +7,13 @@ exception class to its HTTP status in one table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orra_events import UncoveredPart
 
 __all__ = [
+    "BadRequest",
     "BrokerDown",
     "Conflict",
     "FieldError",
@@ -21,6 +26,7 @@ __all__ = [
     "PlanningFailed",
     "SettingsError",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]
 
 
@@ -70,6 +76,21 @@ class InvalidInput(GatewayError):
         self.errors = errors or []
 
 
+class BadRequest(InvalidInput):
+    """The request cannot be read.
+
+    A body that is not UTF-8 or is nested too deep, a header with characters it may not hold.
+    """
+
+    title = "Bad request"
+
+
+class UnsupportedMediaType(GatewayError):
+    """The body is not JSON (its ``Content-Type`` says something else)."""
+
+    title = "Unsupported media type"
+
+
 class InvalidWebhookUrl(InvalidInput):
     """A webhook URL is not an acceptable delivery target."""
 
@@ -86,7 +107,10 @@ class Unauthorized(GatewayError):
 
 
 class Forbidden(GatewayError):
-    """The key may not do this (a non-admin key acting on another project)."""
+    """The key may not do this.
+
+    A member key on an admin route, or a key acting on a project it may not manage.
+    """
 
     title = "Forbidden"
 
@@ -110,15 +134,23 @@ class PlanningFailed(GatewayError):
         orchestration_id: The orchestration that failed planning.
         status: ``not_actionable`` or ``failed``.
         reasons: The planner's reasons.
+        uncovered: The parts of the action nothing registered serves.
     """
 
     title = "Action could not be planned"
 
-    def __init__(self, orchestration_id: str, status: str, reasons: list[str]) -> None:
+    def __init__(
+        self,
+        orchestration_id: str,
+        status: str,
+        reasons: list[str],
+        uncovered: list[UncoveredPart] | None = None,
+    ) -> None:
         super().__init__("; ".join(reasons) or "the planner could not plan this action")
         self.orchestration_id = orchestration_id
         self.status = status
         self.reasons = reasons
+        self.uncovered = uncovered or []
 
 
 class BrokerDown(GatewayError):

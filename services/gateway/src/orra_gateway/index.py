@@ -354,6 +354,10 @@ class ListingIndex:
             await self._follower.stop()
             self._follower = None
         if self._kv is not None and not self._rebuilding:
+            if not self._bus.connected:
+                # Never wait at shutdown for a broker that is gone.
+                log.warning("list index not saved at stop: the broker is unavailable")
+                return
             try:
                 async with asyncio.timeout(5.0):
                     await self.checkpoint()

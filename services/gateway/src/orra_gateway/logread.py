@@ -149,6 +149,7 @@ class LogFollower:
         self._restart_wanted = False
         self._lock = asyncio.Lock()
         self._watchdog: asyncio.Task[None] | None = None
+        self._restarts: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._failures = 0
         self.restarts = 0
@@ -166,15 +167,22 @@ class LogFollower:
         self._watchdog = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
-        """Stop reading; the consumer is deleted."""
+        """Stop reading; the consumer is deleted.
+
+        Never waits for a broker that is gone: a restart in progress is cancelled, and
+        without a connection the consumer is left to expire by itself (it is ephemeral,
+        in memory, with an inactivity threshold).
+        """
         self._stopped = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        tasks = [t for t in (self._watchdog, *self._restarts) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watchdog
-            self._watchdog = None
+                await task
+        self._watchdog = None
         async with self._lock:
-            await self._close()
+            await self._close(delete=self._bus.connected)
 
     async def _open(self) -> None:
         nc = self._bus.nc
@@ -200,15 +208,19 @@ class LogFollower:
         self._last_activity = time.monotonic()
         await self._pull()
 
-    async def _close(self) -> None:
+    async def _close(self, *, delete: bool = True) -> None:
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            with contextlib.suppress(Exception):
-                await self._bus.js.delete_consumer(self._bus.topology.events_stream, consumer)
+            if delete:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2.0):
+                        await self._bus.js.delete_consumer(
+                            self._bus.topology.events_stream, consumer
+                        )
 
     async def _restart(self) -> None:
         async with self._lock:
@@ -275,6 +287,8 @@ class LogFollower:
             self._restart_wanted = True
             log.warning("log follower will restart", reason=reason, next_seq=self._next_seq)
             task = asyncio.get_running_loop().create_task(self._restart())
+            self._restarts.add(task)
+            task.add_done_callback(self._restarts.discard)
             task.add_done_callback(_log_failure)
 
     def _reconnects(self) -> int:

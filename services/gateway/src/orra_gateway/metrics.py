@@ -1,14 +1,17 @@
 """The gateway's Prometheus metrics: HTTP requests by route and status, and its read side.
 
-``GET /metrics`` renders :data:`orra_events.health.METRICS`, the registry every Orra process
-shares (so the event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
+``/metrics`` on the metrics port (``ORRA_HEALTH_PORT``; never the public API port) renders
+:data:`orra_events.health.METRICS`, the registry every Orra process shares (so the
+event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
 
 * ``orra_gateway_http_requests_total{route,method,status}``: answered requests, by route
   template (``/orchestrations/{orchestration_id:str}``, never the raw path, so ids do not
   multiply series) and status class (``2xx``, ``4xx``, ...);
 * ``orra_gateway_http_request_duration_seconds{route,method}``: time to the response's end
   (for the SSE stream, the time it was open);
-* ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``: the list index;
+* ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``,
+  ``orra_gateway_index_seq``: the list index (the stream sequence it has folded);
+* ``orra_gateway_read_model_seq``: the stream sequence the live views have seen;
 * ``orra_gateway_view_cache_size``: full views held in memory.
 """
 
@@ -85,6 +88,17 @@ def register_gateway_gauges(gateway: Gateway) -> None:
         "orra_gateway_index_caught_up",
         lambda: 1.0 if index.caught_up.is_set() else 0.0,
         help_="1 once the list index has folded the log it found at start",
+    )
+    METRICS.gauge(
+        "orra_gateway_index_seq",
+        lambda: float(index.applied_seq),
+        help_="Stream sequence of the event log the list index has folded",
+    )
+    read_model = gateway.read_model
+    METRICS.gauge(
+        "orra_gateway_read_model_seq",
+        lambda: float(read_model.applied_seq),
+        help_="Stream sequence of the last event the gateway's live views have seen",
     )
     views = gateway.read_model.views
     METRICS.gauge(

@@ -21,8 +21,9 @@ import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from orra_events import BrokerUnavailable
+from orra_events import BrokerUnavailable, UncoveredPart
 from orra_gateway.errors import (
+    BadRequest,
     BrokerDown,
     Conflict,
     Forbidden,
@@ -31,6 +32,7 @@ from orra_gateway.errors import (
     NotFound,
     PlanningFailed,
     Unauthorized,
+    UnsupportedMediaType,
 )
 
 if TYPE_CHECKING:
@@ -51,11 +53,13 @@ log = structlog.get_logger("orra.gateway")
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 
 STATUS_OF: Final[dict[type[GatewayError], tuple[int, str]]] = {
+    BadRequest: (400, "bad-request"),
     InvalidInput: (422, "invalid-input"),
     Unauthorized: (401, "unauthorized"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
+    UnsupportedMediaType: (415, "unsupported-media-type"),
     PlanningFailed: (422, "planning-failed"),
     BrokerDown: (503, "broker-unavailable"),
 }
@@ -87,6 +91,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
         errors: Fields at fault.
         reasons: The planner's reasons (planning failures).
         orchestration_id: The orchestration concerned, when there is one.
+        uncovered: The parts of the action nothing registered serves (planning failures).
     """
 
     type: str
@@ -97,6 +102,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True, rename="camel"):
     errors: list[ProblemField] | None = None
     reasons: list[str] | None = None
     orchestration_id: str | None = None
+    uncovered: list[UncoveredPart] | None = None
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
@@ -133,6 +139,7 @@ def _on_gateway_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if isinstance(exc, PlanningFailed):
         problem.reasons = exc.reasons
         problem.orchestration_id = exc.orchestration_id
+        problem.uncovered = exc.uncovered or None
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="orra"'
     if isinstance(exc, BrokerDown):

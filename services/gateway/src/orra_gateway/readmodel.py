@@ -8,8 +8,9 @@ Three parts, none of which keeps the whole history in memory:
 * :class:`~orra_gateway.views.ViewCache` answers ``GET /orchestrations/{id}`` and everything
   that needs an orchestration's full view: a bounded cache of views folded from each
   orchestration's own history (``*.*.<id>``) on demand, kept live from the end of the log.
-* The service registry (a stream holding the last registration and heartbeat of each
-  service) is folded whole, as before: it is small by construction.
+* The service registry (one registration per service name and version, and the last
+  heartbeat of each) is folded whole by :class:`~orra_gateway.registryview.ServiceRegistryView`:
+  it is small by construction.
 
 Two replicas read the same log and save the same index, so they give the same answers.
 """
@@ -21,32 +22,32 @@ import base64
 import binascii
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 from nats.js.api import DeliverPolicy
 
 from orra_events import (
     ActionSubmitted,
     DecodeError,
-    ServiceHeartbeat,
-    ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.projection import (
     OrchestrationStatus,
     OrchestrationSummary,
     OrchestrationView,
 )
+from orra_events.registry import registry_problem
 from orra_events.topology import NAME_PATTERN
 from orra_gateway.errors import BrokerDown, FieldError, InvalidInput, NotFound
 from orra_gateway.index import ListingIndex
 from orra_gateway.logread import HistoryUnavailable
+from orra_gateway.registryview import ServiceRegistryView, ServiceView
 from orra_gateway.views import ViewCache
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from nats.aio.msg import Msg
 
@@ -54,49 +55,9 @@ if TYPE_CHECKING:
     from orra_gateway.index import IndexEntry
     from orra_gateway.settings import GatewaySettings
 
-__all__ = ["HEALTH_FACTOR", "ReadModel", "ServiceView", "decode_cursor", "encode_cursor"]
+__all__ = ["ReadModel", "ServiceView", "decode_cursor", "encode_cursor"]
 
 log = structlog.get_logger("orra.gateway.readmodel")
-
-HEALTH_FACTOR = 3.0
-"""A service is healthy while its last heartbeat is younger than this many intervals."""
-
-ServiceHealth = Literal["healthy", "unhealthy", "unknown"]
-
-
-class ServiceView(msgspec.Struct, kw_only=True, rename="camel"):
-    """A registered service or agent with its health; one item of ``GET /services``.
-
-    Attributes:
-        name: Service name (its ``work.<name>`` subject).
-        project: Project it registered in.
-        kind: ``service`` or ``agent``.
-        description: What it does (the planner reads it).
-        version: Version it declared.
-        revertible: Whether its effects can be reverted.
-        input_schema: JSON Schema of its input.
-        output_schema: JSON Schema of its output.
-        registered_at: When it last registered.
-        last_heartbeat_at: When an instance last sent a heartbeat.
-        heartbeat_interval_s: The interval that instance announced.
-        instance_id: The instance that sent the last heartbeat.
-        health: ``healthy`` (last heartbeat within 3 intervals), ``unhealthy`` or
-            ``unknown`` (no heartbeat seen).
-    """
-
-    name: str
-    project: str
-    kind: Literal["service", "agent"] = "service"
-    description: str = ""
-    version: str = "1"
-    revertible: bool = False
-    input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
-    output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
-    registered_at: float | None = None
-    last_heartbeat_at: float | None = None
-    heartbeat_interval_s: float | None = None
-    instance_id: str | None = None
-    health: ServiceHealth = "unknown"
 
 
 def encode_cursor(ordinal: int) -> str:
@@ -141,11 +102,10 @@ class ReadModel:
             snapshot_events=settings.snapshot_events,
         )
         self.views = ViewCache(bus, capacity=settings.view_cache)
-        self._services: dict[str, ServiceView] = {}
+        self._services = ServiceRegistryView(settings.liveness)
         self._subs: list[Any] = []
         self.caught_up = asyncio.Event()
         """Set once the gateway can answer: views live, index loaded, registry read."""
-        self._services_caught_up = asyncio.Event()
 
     @property
     def applied_seq(self) -> int:
@@ -168,25 +128,34 @@ class ReadModel:
         topology = self._bus.topology
         js = self._bus.js
         events_info = await js.stream_info(topology.events_stream)
-        services_info = await js.stream_info(topology.services_stream)
         log_end = events_info.state.last_seq
-        if services_info.state.messages == 0:
-            self._services_caught_up.set()
+        registry: list[tuple[str, str, asyncio.Event]] = []
+        for stream, subjects in (
+            (topology.services_stream, topology.registrations_filter()),
+            (topology.heartbeats_stream, topology.heartbeats_filter()),
+        ):
+            loaded = asyncio.Event()
+            if (await js.stream_info(stream)).state.messages == 0:
+                loaded.set()
+            registry.append((stream, subjects, loaded))
         async with asyncio.timeout(timeout_s):
             await self.index.start(log_end)
             await self.views.start(log_end)
-            self._subs.append(
-                await js.subscribe(
-                    topology.subject("service", ">"),
-                    stream=topology.services_stream,
-                    cb=self._on_service,
-                    ordered_consumer=True,
-                    deliver_policy=DeliverPolicy.ALL,
-                    pending_msgs_limit=-1,
-                    pending_bytes_limit=-1,
+            for stream, subjects, loaded in registry:
+                self._subs.append(
+                    await js.subscribe(
+                        subjects,
+                        stream=stream,
+                        cb=self._registry_follower(loaded),
+                        ordered_consumer=True,
+                        idle_heartbeat=FOLLOW_HEARTBEAT_S,
+                        deliver_policy=DeliverPolicy.ALL,
+                        pending_msgs_limit=-1,
+                        pending_bytes_limit=-1,
+                    )
                 )
-            )
-            await self._services_caught_up.wait()
+            for _, _, loaded in registry:
+                await loaded.wait()
         self.caught_up.set()
         elapsed = time.perf_counter() - started
         log.info(
@@ -210,35 +179,23 @@ class ReadModel:
 
     # --- the registry -------------------------------------------------------------------------
 
-    async def _on_service(self, msg: Msg) -> None:
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            log.warning("undecodable registry message skipped", subject=msg.subject, error=str(exc))
-        else:
-            if isinstance(event, ServiceRegistered):
-                view = self._services.get(event.service)
-                if view is None or view.project != event.project:
-                    view = ServiceView(name=event.service, project=event.project)
-                    self._services[event.service] = view
-                view.kind = event.kind
-                view.description = event.description
-                view.version = event.version
-                view.revertible = event.revertible
-                view.input_schema = event.input_schema
-                view.output_schema = event.output_schema
-                view.registered_at = event.at
-            elif isinstance(event, ServiceHeartbeat):
-                view = self._services.get(event.service)
-                if view is None:
-                    view = ServiceView(name=event.service, project=event.project)
-                    self._services[event.service] = view
-                if view.last_heartbeat_at is None or event.at >= view.last_heartbeat_at:
-                    view.last_heartbeat_at = event.at
-                    view.heartbeat_interval_s = event.interval_s
-                    view.instance_id = event.instance_id
-        if msg.metadata.num_pending == 0:
-            self._services_caught_up.set()
+    def _registry_follower(self, loaded: asyncio.Event) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            try:
+                event = decode(msg.data)
+            except DecodeError as exc:
+                problem: str | None = f"{type(exc).__name__}: {exc}"
+            else:
+                problem = registry_problem(self._bus.topology, event, msg.subject)
+                if problem is None:
+                    problem = self._services.apply(event)
+            if problem is not None:
+                # The planner and the dispatcher park it; the gateway only leaves it out.
+                log.warning("registry message skipped", subject=msg.subject, reason=problem)
+            if msg.metadata.num_pending == 0:
+                loaded.set()
+
+        return on_message
 
     # --- orchestrations -----------------------------------------------------------------------
 
@@ -378,15 +335,4 @@ class ReadModel:
 
     def services(self, project: str, *, now: float | None = None) -> list[ServiceView]:
         """``project``'s services by name, each with its health as of ``now``."""
-        at = time.time() if now is None else now
-        out: list[ServiceView] = []
-        for name in sorted(self._services):
-            view = self._services[name]
-            if view.project != project or view.registered_at is None:
-                continue
-            health: ServiceHealth = "unknown"
-            if view.last_heartbeat_at is not None and view.heartbeat_interval_s is not None:
-                fresh = at - view.last_heartbeat_at <= HEALTH_FACTOR * view.heartbeat_interval_s
-                health = "healthy" if fresh else "unhealthy"
-            out.append(msgspec.structs.replace(view, health=health))
-        return out
+        return self._services.services(project, now=now)

@@ -20,7 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events import WebhookRecord
-from orra_events.health import METRICS
+from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
 from orra_gateway.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -60,10 +60,11 @@ SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
 _DESCRIPTIONS = {
     400: "The request does not match the API schema (the field at fault is named)",
     401: "Missing, unknown or revoked API key",
-    403: "The key may not do this",
+    403: "The key may not do this (an admin key is needed)",
     404: "No such resource in the caller's project",
     409: "The resource's state does not allow it",
     413: "The request body is too large",
+    415: "The request body is not JSON",
     422: "The values cannot be accepted (the field at fault is named)",
     503: "The broker is unavailable; retry later",
 }
@@ -99,11 +100,27 @@ async def _principal(
     return await gateway.keys.authenticate(token)
 
 
+async def _admin_principal(
+    request: Request[Any, Any, Any], gateway: NamedDependency[Gateway]
+) -> ApiKeyRecord:
+    principal = await _principal(request, gateway)
+    if not principal.is_admin:
+        raise Forbidden(
+            f"this needs an admin key of project {principal.project!r}; key {principal.id} "
+            f"is a {principal.granted} key (ask an admin for one: `orra api-keys gen --role "
+            "admin`)"
+        )
+    return principal
+
+
 DEPENDENCIES = {
     "gateway": Provide(_gateway),
     "principal": Provide(_principal),
 }
 """Dependencies every route can ask for: the :class:`Gateway` and the caller's key."""
+
+ADMIN_ONLY = {"principal": Provide(_admin_principal)}
+"""Route dependencies of an admin-only route: its ``principal`` must be an admin key (403)."""
 
 
 # --- health ---------------------------------------------------------------------------------
@@ -116,36 +133,25 @@ async def healthz() -> Health:
 
 
 @get(
-    "/metrics",
-    tags=["health"],
-    summary="Prometheus metrics (text exposition format)",
-    media_type="text/plain; version=0.0.4; charset=utf-8",
-)
-async def metrics() -> str:
-    """HTTP requests by route and status, the list index and view cache, event metrics."""
-    return METRICS.render()
-
-
-@get(
     "/readyz",
     tags=["health"],
     summary="The gateway can serve: broker connected, read model caught up",
     responses={503: _problems()[503]},
 )
 async def readyz(gateway: NamedDependency[Gateway]) -> Readiness:
-    """Answer 200 when ready, 503 (problem) when the broker is unreachable."""
+    """Answer 200 when ready, 503 (problem) when the broker is unreachable.
+
+    Nothing about any project's data (no counts, no log positions): those are metrics, on
+    the metrics port.
+    """
     if not gateway.bus.connected:
         raise BrokerDown("not connected to the broker")
     if not gateway.read_model.caught_up.is_set():
         raise BrokerDown("the read model is still starting")
-    index = gateway.read_model.index
     return Readiness(
         status="ready",
         broker="connected",
-        applied_seq=gateway.read_model.applied_seq,
-        orchestrations=index.count(),
-        index_seq=index.applied_seq,
-        index_caught_up=index.caught_up.is_set(),
+        index_caught_up=gateway.read_model.index.caught_up.is_set(),
     )
 
 
@@ -178,9 +184,13 @@ def _submit_response(orchestration_id: str, view: OrchestrationView | None) -> S
         orchestration_id=view.id,
         status=view.status,
         action=view.action,
-        tasks=[PlannedTask(id=t.id, service=t.service, input=t.input) for t in view.tasks],
+        tasks=[
+            PlannedTask(id=t.id, service=t.service, input=t.input, serves=t.serves)
+            for t in view.tasks
+        ],
         parallel_groups=view.parallel_groups,
         created_at=view.created_at,
+        uncovered=list(view.uncovered),
     )
 
 
@@ -200,7 +210,7 @@ def _submit_response(orchestration_id: str, view: OrchestrationView | None) -> S
         202: ResponseSpec(
             data_container=SubmitResponse, description="Accepted; the plan is not ready yet"
         ),
-        **_problems(413, 422),
+        **_problems(413, 415, 422),
     },
 )
 async def submit_orchestration(
@@ -267,7 +277,7 @@ async def get_orchestration(
     summary="Abort an orchestration that has not ended",
     status_code=200,
     security=SECURITY,
-    responses=_problems(404, 409),
+    responses=_problems(404, 409, 413, 415),
 )
 async def abort_orchestration(
     orchestration_id: FromPath[str],
@@ -359,6 +369,7 @@ async def orchestration_events(
         stream=topology.events_stream,
         cb=on_message,
         ordered_consumer=True,
+        idle_heartbeat=FOLLOW_HEARTBEAT_S,
         config=config,
     )
     return ServerSentEvent(
@@ -405,10 +416,11 @@ async def _settle(
 @post(
     "/compensation-failures/{orchestration_id:str}/{task_id:str}/resolve",
     tags=["compensation"],
-    summary="Mark a failed compensation as fixed by hand",
+    summary="Mark a failed compensation as fixed by hand (admin)",
     status_code=200,
     security=SECURITY,
-    responses=_problems(404, 409),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 404, 409, 413, 415),
 )
 async def resolve_compensation_failure(
     orchestration_id: FromPath[str],
@@ -426,10 +438,11 @@ async def resolve_compensation_failure(
 @post(
     "/compensation-failures/{orchestration_id:str}/{task_id:str}/ignore",
     tags=["compensation"],
-    summary="Dismiss a failed compensation: nothing will be done about it",
+    summary="Dismiss a failed compensation: nothing will be done about it (admin)",
     status_code=200,
     security=SECURITY,
-    responses=_problems(404, 409),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 404, 409, 413, 415),
 )
 async def ignore_compensation_failure(
     orchestration_id: FromPath[str],
@@ -457,7 +470,12 @@ async def ignore_compensation_failure(
 async def list_services(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
 ) -> ServiceList:
-    """Registry from the service stream; healthy = heartbeat within 3 intervals."""
+    """Each service at the version new plans use, with its examples, versions and health.
+
+    Health: ``healthy`` (a heartbeat within ``ORRA_HEALTH_FACTOR`` intervals),
+    ``unhealthy``, ``down`` (no live instance for ``ORRA_SERVICE_DOWN_AFTER_S``: left out
+    of new plans) or ``unknown``.
+    """
     return ServiceList(items=gateway.read_model.services(principal.project))
 
 
@@ -471,29 +489,46 @@ def _key_item(record: ApiKeyRecord) -> ApiKeyItem:
         project=record.project,
         name=record.name,
         created_at=record.created_at,
-        admin=record.admin,
+        role=record.granted,
+        admin=record.is_admin,
     )
+
+
+@get(
+    "/me",
+    tags=["api-keys"],
+    summary="The calling key: its id, project and role",
+    security=SECURITY,
+    responses=_problems(),
+)
+async def who_am_i(principal: NamedDependency[ApiKeyRecord]) -> ApiKeyItem:
+    """What the caller's key may do (``role``), for clients that adapt to it."""
+    return _key_item(principal)
 
 
 @post(
     "/api-keys",
     tags=["api-keys"],
-    summary="Create an API key (shown once)",
+    summary="Create an API key (shown once; admin)",
     status_code=201,
     security=SECURITY,
-    responses=_problems(403, 413),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 413, 415),
 )
 async def create_api_key(
     principal: NamedDependency[ApiKeyRecord],
     gateway: NamedDependency[Gateway],
     data: JSONBody[CreateApiKeyRequest | None] = None,
 ) -> ApiKeyCreated:
-    """Create a key in the caller's project (an admin key may name another project)."""
+    """Create a key in the caller's project (an admin of ``default`` may name another)."""
     request = data or CreateApiKeyRequest()
     project = request.project or principal.project
-    if project != principal.project and not principal.admin:
-        raise Forbidden("only an admin key can create keys for another project")
-    key, record = await gateway.keys.create(project=project, name=request.name)
+    if not principal.may_manage(project):
+        raise Forbidden(
+            f"an admin key of project {principal.project!r} cannot create keys for project "
+            f"{project!r}; only admin keys of the 'default' project can"
+        )
+    key, record = await gateway.keys.create(project=project, name=request.name, role=request.role)
     return ApiKeyCreated(
         id=record.id,
         api_key=key,
@@ -501,15 +536,17 @@ async def create_api_key(
         project=record.project,
         name=record.name,
         created_at=record.created_at,
+        role=record.granted,
     )
 
 
 @get(
     "/api-keys",
     tags=["api-keys"],
-    summary="List the project's API keys (never the keys themselves)",
+    summary="List the project's API keys with their roles (never the keys; admin)",
     security=SECURITY,
-    responses=_problems(),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403),
 )
 async def list_api_keys(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
@@ -522,16 +559,20 @@ async def list_api_keys(
 @delete(
     "/api-keys/{key_id:str}",
     tags=["api-keys"],
-    summary="Revoke an API key",
+    summary="Revoke an API key (admin)",
     security=SECURITY,
-    responses=_problems(404),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 404, 409),
 )
 async def revoke_api_key(
     key_id: FromPath[str],
     principal: NamedDependency[ApiKeyRecord],
     gateway: NamedDependency[Gateway],
 ) -> None:
-    """Delete the key; it stops working within a few seconds on every replica."""
+    """Delete the key; it stops working within a few seconds on every replica.
+
+    The project's last admin key cannot be revoked (409).
+    """
     await gateway.keys.revoke(principal.project, key_id)
 
 
@@ -541,10 +582,11 @@ async def revoke_api_key(
 @post(
     "/webhooks",
     tags=["webhooks"],
-    summary="Register a project-level webhook URL",
+    summary="Register a project-level webhook URL (admin)",
     status_code=201,
     security=SECURITY,
-    responses=_problems(409, 413, 422),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 409, 413, 415, 422),
 )
 async def add_webhook(
     data: JSONBody[CreateWebhookRequest],
@@ -562,9 +604,10 @@ async def add_webhook(
 @get(
     "/webhooks",
     tags=["webhooks"],
-    summary="List the project's webhook URLs",
+    summary="List the project's webhook URLs (admin)",
     security=SECURITY,
-    responses=_problems(),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403),
 )
 async def list_webhooks(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
@@ -576,9 +619,10 @@ async def list_webhooks(
 @delete(
     "/webhooks/{webhook_id:str}",
     tags=["webhooks"],
-    summary="Remove a project-level webhook",
+    summary="Remove a project-level webhook (admin)",
     security=SECURITY,
-    responses=_problems(404, 409),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 404, 409),
 )
 async def remove_webhook(
     webhook_id: FromPath[str],
@@ -592,9 +636,10 @@ async def remove_webhook(
 @get(
     "/webhooks/secret",
     tags=["webhooks"],
-    summary="The project's webhook signing secret",
+    summary="The project's webhook signing secret (admin)",
     security=SECURITY,
-    responses=_problems(409),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 409),
 )
 async def get_webhook_secret(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
@@ -607,10 +652,11 @@ async def get_webhook_secret(
 @post(
     "/webhooks/secret/rotate",
     tags=["webhooks"],
-    summary="Replace the project's webhook signing secret",
+    summary="Replace the project's webhook signing secret (admin)",
     status_code=200,
     security=SECURITY,
-    responses=_problems(409),
+    dependencies=ADMIN_ONLY,
+    responses=_problems(403, 409),
 )
 async def rotate_webhook_secret(
     principal: NamedDependency[ApiKeyRecord], gateway: NamedDependency[Gateway]
@@ -623,7 +669,6 @@ async def rotate_webhook_secret(
 ROUTES: "list[ControllerRouterHandler]" = [
     healthz,
     readyz,
-    metrics,
     submit_orchestration,
     list_orchestrations,
     get_orchestration,
@@ -633,6 +678,7 @@ ROUTES: "list[ControllerRouterHandler]" = [
     resolve_compensation_failure,
     ignore_compensation_failure,
     list_services,
+    who_am_i,
     create_api_key,
     list_api_keys,
     revoke_api_key,

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from orra_events import ExecutionMode, WebhookRecord
+from orra_events import ExecutionMode, UncoveredPart, WebhookRecord
+from orra_events.apikeys import DEFAULT_ROLE, Role
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationSummary
 from orra_gateway.readmodel import ServiceView
 
@@ -41,7 +42,8 @@ ProjectName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
     """The action: what the user wants done, in plain language."""
 
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    content: Annotated[str, msgspec.Meta(max_length=10_000)]
+    """What to do; an empty or blank one is refused (422, naming ``action.content``)."""
 
 
 class DataFieldBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +67,9 @@ class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     )
     """How long tasks may wait for an unhealthy service before the orchestration fails
     (seconds; default 300)."""
+    allow_partial: bool = msgspec.field(default=False, name="allowPartial")
+    """Accept a plan that leaves parts of the action out (listed in ``uncovered``); by
+    default an action with a part nothing registered can serve is refused (422)."""
 
 
 class PlannedTask(msgspec.Struct, kw_only=True):
@@ -73,6 +78,8 @@ class PlannedTask(msgspec.Struct, kw_only=True):
     id: str
     service: str
     input: dict[str, Any]
+    serves: str | None = None
+    """The part of the action it serves; ``null`` when it only provides data to another."""
 
 
 class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
@@ -85,6 +92,8 @@ class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
     tasks: list[PlannedTask]
     parallel_groups: list[list[str]] = msgspec.field(name="parallel_groups")
     created_at: float
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    """The parts of the action the plan leaves out (only with ``allowPartial``)."""
 
 
 class OrchestrationList(msgspec.Struct, kw_only=True, rename="camel"):
@@ -128,20 +137,29 @@ class ServiceList(msgspec.Struct, kw_only=True):
 
 
 class CreateApiKeyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Body of ``POST /api-keys``; ``project`` needs an admin key (default: the caller's)."""
+    """Body of ``POST /api-keys``.
+
+    ``project`` defaults to the caller's; another one needs an admin key of the ``default``
+    project. ``role`` defaults to ``member``.
+    """
 
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     project: ProjectName | None = None
+    role: Role = DEFAULT_ROLE
 
 
 class ApiKeyItem(msgspec.Struct, kw_only=True, rename="camel"):
-    """An API key as listed: never the key itself."""
+    """An API key as listed (and the caller's own key, ``GET /me``): never the key itself.
+
+    ``admin`` is ``role == "admin"``, kept for clients written before roles.
+    """
 
     id: str
     prefix: str
     project: str
     name: str | None
     created_at: float
+    role: Role
     admin: bool
 
 
@@ -154,6 +172,7 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True, rename="camel"):
     project: str
     name: str | None
     created_at: float
+    role: Role
 
 
 class ApiKeyList(msgspec.Struct, kw_only=True):
@@ -190,19 +209,16 @@ class Health(msgspec.Struct, kw_only=True):
 class Readiness(msgspec.Struct, kw_only=True, rename="camel"):
     """Answer of ``/readyz``.
 
+    Nothing about any project's data: counts and log positions are metrics, on the
+    metrics port.
+
     Attributes:
         status: ``ready``.
         broker: ``connected``.
-        applied_seq: Stream sequence of the last event the live views have seen.
-        orchestrations: Orchestrations in the list index.
-        index_seq: Stream sequence the list index has folded up to.
         index_caught_up: Whether the list index has replayed the log it found at start
             (until then list requests wait for it).
     """
 
     status: Literal["ready"]
     broker: Literal["connected"]
-    applied_seq: int
-    orchestrations: int
-    index_seq: int = 0
     index_caught_up: bool = True

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -21,6 +22,7 @@ from orra_events import (
     TaskCompensationResolved,
     new_orchestration_id,
 )
+from orra_events.apikeys import ADMIN
 from orra_events.projection import (
     CompensationFailure,
     OrchestrationStatus,
@@ -28,6 +30,7 @@ from orra_events.projection import (
     compensation_failures,
 )
 from orra_gateway.errors import (
+    BadRequest,
     BrokerDown,
     Conflict,
     FieldError,
@@ -38,6 +41,7 @@ from orra_gateway.errors import (
 )
 from orra_gateway.readmodel import ReadModel
 from orra_gateway.stores import (
+    OPERATOR_PROJECT,
     ApiKeyRecord,
     ApiKeyStore,
     IdempotencyStore,
@@ -55,10 +59,11 @@ __all__ = ["DEFAULT_PROJECT", "Gateway", "Submission"]
 
 log = structlog.get_logger("orra.gateway")
 
-DEFAULT_PROJECT = "default"
+DEFAULT_PROJECT = OPERATOR_PROJECT
 """The project of the bootstrap key (the local user of ``orra up``)."""
 
 _MAX_IDEMPOTENCY_KEY = 255
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 class Submission(msgspec.Struct, kw_only=True):
@@ -113,7 +118,7 @@ class Gateway:
         if settings.bootstrap_key:
             try:
                 record = await keys.register(
-                    settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", admin=True
+                    settings.bootstrap_key, project=DEFAULT_PROJECT, name="bootstrap", role=ADMIN
                 )
             except KeyRevoked:
                 log.warning(
@@ -175,6 +180,7 @@ class Gateway:
         Raises:
             InvalidInput: a field is invalid, or the idempotency key was reused with another
                 body.
+            BadRequest: the idempotency key holds characters other than visible ASCII.
             PlanningFailed: the planner could not plan it.
             BrokerDown: the event could not be appended.
         """
@@ -186,6 +192,18 @@ class Gateway:
                 raise InvalidInput(
                     "invalid Idempotency-Key",
                     [FieldError("Idempotency-Key", f"use 1-{_MAX_IDEMPOTENCY_KEY} characters")],
+                )
+            if not _VISIBLE_ASCII.fullmatch(idempotency_key):
+                # Header bytes arrive as Latin-1: a UTF-8 key would be stored garbled.
+                raise BadRequest(
+                    "invalid Idempotency-Key",
+                    [
+                        FieldError(
+                            "Idempotency-Key",
+                            "use visible ASCII characters only (letters, digits, punctuation; "
+                            "no spaces), e.g. a UUID",
+                        )
+                    ],
                 )
             fingerprint = hashlib.sha256(msgspec.json.encode(request)).hexdigest()
             orchestration_id, fresh = await self.idempotency.claim(
@@ -210,6 +228,7 @@ class Gateway:
                 idempotency_key=idempotency_key,
                 mode=request.mode,
                 pause_grace_s=request.pause_grace_s,
+                allow_partial=request.allow_partial,
             )
             try:
                 await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
@@ -228,7 +247,12 @@ class Gateway:
             self.settings.plan_wait_s,
         )
         if view is not None and view.status in {"failed", "not_actionable"} and not view.tasks:
-            raise PlanningFailed(orchestration_id, view.status, view.reasons or [view.error or ""])
+            raise PlanningFailed(
+                orchestration_id,
+                view.status,
+                view.reasons or [view.error or ""],
+                list(view.uncovered),
+            )
         return Submission(orchestration_id=orchestration_id, view=view, replayed=replayed)
 
     async def abort(
@@ -256,6 +280,7 @@ class Gateway:
             reason=reason,
             webhook=view.webhook,
             project=view.project,
+            uncovered=list(view.uncovered),
         )
         try:
             ack = await self.bus.publish(event, timeout=self.settings.publish_timeout_s)

@@ -8,7 +8,7 @@ sees the same state. Values are JSON objects with camelCase fields. Buckets (nam
 bucket              key                             value
 ==================  ==============================  =============================================
 ``apikeys``         SHA-256 hex of the API key      ``{"id", "project", "prefix", "name",
-                                                    "createdAt", "admin"}``
+                                                    "createdAt", "role", "admin"}``
 ``idempotency``     ``<project>.<sha256 hex of      ``{"orchestrationId", "fingerprint",
                     the Idempotency-Key>``          "createdAt"}``; entries expire (TTL)
 ``webhooks``        ``<project>``                   :class:`orra_events.ProjectWebhooks`
@@ -16,7 +16,8 @@ bucket              key                             value
 ==================  ==============================  =============================================
 
 The last two are shared with the notifier and defined once in :mod:`orra_events.records`.
-An API key is never stored: only its SHA-256 hash, which is the bucket key.
+An API key is never stored: only its SHA-256 hash, which is the bucket key. Roles, key ids
+and hashes are defined once in :mod:`orra_events.apikeys` (the CLI uses them too).
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import msgspec
+import structlog
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 
+from orra_events.apikeys import (
+    ADMIN,
+    API_KEY_PREFIX,
+    DEFAULT_ROLE,
+    Role,
+    hash_api_key,
+    key_id_of_hash,
+    role_of,
+)
 from orra_events.records import (
     PREVIOUS_SECRET_GRACE_S,
     ProjectWebhooks,
@@ -57,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_KEY_PREFIX",
+    "OPERATOR_PROJECT",
     "ApiKeyRecord",
     "ApiKeyStore",
     "IdempotencyRecord",
@@ -67,26 +79,20 @@ __all__ = [
     "hash_api_key",
 ]
 
-API_KEY_PREFIX = "orra_"
-"""Every key the gateway generates starts with this."""
+OPERATOR_PROJECT: Final = "default"
+"""The bootstrap key's project. Its admin keys run the installation: they may also create
+keys in other projects (the first admin key of a new project, for instance)."""
 
 _MAX_WEBHOOKS = 20
 _UPDATE_TRIES = 10
 _R = TypeVar("_R")
 
-
-def hash_api_key(key: str) -> str:
-    """SHA-256 hex digest of an API key: what is stored and looked up."""
-    return hashlib.sha256(key.encode()).hexdigest()
+log = structlog.get_logger("orra.gateway")
 
 
 def generate_api_key() -> str:
     """A fresh random API key: ``orra_`` + 43 URL-safe characters (256 bits)."""
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def _key_id(key_hash: str) -> str:
-    return f"k_{key_hash[:16]}"
 
 
 def _prefix(key: str) -> str:
@@ -102,7 +108,12 @@ class ApiKeyRecord(msgspec.Struct, kw_only=True, rename="camel"):
         prefix: First characters of the key, to recognise it.
         name: Free label given at creation.
         created_at: UNIX epoch seconds.
-        admin: Admin keys may create keys for other projects (the bootstrap key is one).
+        role: ``admin`` or ``member`` (:mod:`orra_events.apikeys`); ``None`` in records
+            written before roles existed, whose role :attr:`admin` decides. Read
+            :attr:`granted`, never this field, to decide what a key may do.
+        admin: Before roles, the bootstrap key's flag. Now written true only for admin keys
+            of :data:`OPERATOR_PROJECT`, which is what a gateway of that time let it do
+            (create keys in other projects), so a rolling upgrade grants nothing new.
     """
 
     id: str
@@ -110,7 +121,22 @@ class ApiKeyRecord(msgspec.Struct, kw_only=True, rename="camel"):
     prefix: str
     name: str | None = None
     created_at: float = 0.0
+    role: str | None = None
     admin: bool = False
+
+    @property
+    def granted(self) -> Role:
+        """The key's role: its ``role``, or for an older record its ``admin`` flag."""
+        return role_of(self.role, admin=self.admin)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the key is an admin key of its project."""
+        return self.granted == ADMIN
+
+    def may_manage(self, project: str) -> bool:
+        """Whether this key may manage ``project``'s keys, webhooks and secret."""
+        return self.is_admin and self.project in {project, OPERATOR_PROJECT}
 
 
 class IdempotencyRecord(msgspec.Struct, kw_only=True, rename="camel"):
@@ -157,7 +183,12 @@ class ApiKeyStore:
         return record
 
     async def register(
-        self, key: str, *, project: str, name: str | None = None, admin: bool = False
+        self,
+        key: str,
+        *,
+        project: str,
+        name: str | None = None,
+        role: Role = DEFAULT_ROLE,
     ) -> ApiKeyRecord:
         """Store ``key`` for ``project`` unless it is already stored; return its record.
 
@@ -167,12 +198,13 @@ class ApiKeyStore:
         """
         key_hash = hash_api_key(key)
         record = ApiKeyRecord(
-            id=_key_id(key_hash),
+            id=key_id_of_hash(key_hash),
             project=project,
             prefix=_prefix(key),
             name=name,
             created_at=time.time(),
-            admin=admin,
+            role=role,
+            admin=role == ADMIN and project == OPERATOR_PROJECT,
         )
         try:
             # Not kv.create, which writes over a delete marker: that would revive a revoked key.
@@ -185,10 +217,12 @@ class ApiKeyStore:
             return msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
         return record
 
-    async def create(self, *, project: str, name: str | None = None) -> tuple[str, ApiKeyRecord]:
+    async def create(
+        self, *, project: str, name: str | None = None, role: Role = DEFAULT_ROLE
+    ) -> tuple[str, ApiKeyRecord]:
         """Generate and store a new key; return it (shown once) with its record."""
         key = generate_api_key()
-        return key, await self.register(key, project=project, name=name)
+        return key, await self.register(key, project=project, name=name, role=role)
 
     async def list_keys(self, project: str) -> list[ApiKeyRecord]:
         """Every key record of ``project``, oldest first."""
@@ -209,25 +243,51 @@ class ApiKeyStore:
         return out
 
     async def revoke(self, project: str, key_id: str) -> None:
-        """Delete the key ``key_id`` of ``project``.
+        """Delete the key ``key_id`` of ``project``; never its last admin key.
+
+        Two revocations racing on different replicas could each see the other's key as the
+        remaining admin. So the check is made again after the delete, and a key whose
+        revocation left the project without an admin is put back (and refused).
 
         Raises:
             NotFound: no such key in the project.
+            Conflict: it is the project's last admin key.
         """
         try:
             hashes = await self._kv.keys()
         except NoKeysError:
             hashes = []
         for key_hash in hashes:
-            if _key_id(key_hash) != key_id:
+            if key_id_of_hash(key_hash) != key_id:
                 continue
-            entry = await self._kv.get(key_hash)
-            record = msgspec.json.decode(entry.value or b"", type=ApiKeyRecord)
-            if record.project == project:
-                await self._kv.delete(key_hash)
-                self._cache.pop(key_hash, None)
-                return
+            try:
+                entry = await self._kv.get(key_hash)
+            except KeyNotFoundError:
+                break
+            raw = entry.value or b""
+            record = msgspec.json.decode(raw, type=ApiKeyRecord)
+            if record.project != project:
+                break
+            if record.is_admin and not await self._another_admin(project, key_id):
+                raise self._last_admin(record)
+            await self._kv.delete(key_hash)
+            self._cache.pop(key_hash, None)
+            if record.is_admin and not await self._another_admin(project, key_id):
+                await self._kv.put(key_hash, raw)
+                log.warning("a racing revocation left no admin key: key restored", key_id=key_id)
+                raise self._last_admin(record)
+            return
         raise NotFound(f"no API key {key_id!r}")
+
+    async def _another_admin(self, project: str, key_id: str) -> bool:
+        return any(r.is_admin and r.id != key_id for r in await self.list_keys(project))
+
+    @staticmethod
+    def _last_admin(record: ApiKeyRecord) -> Conflict:
+        return Conflict(
+            f"API key {record.id} is the last admin key of project {record.project!r}: create "
+            "another admin key first (`orra api-keys gen --role admin`)"
+        )
 
 
 class IdempotencyStore:

@@ -13,6 +13,13 @@ backend of the client's connection pool): no second resolution happens between t
 and the connection, so a name whose DNS answer changes (DNS rebinding) cannot slip a
 private address in. TLS still verifies the certificate against the URL's host name (SNI),
 and connections are pooled per host name. A refusal is final (``webhook.failed``).
+
+Unsendable URLs. Before any attempt, the URL goes through the rule the gateway applied when
+it accepted it (:mod:`orra_events.webhook_urls`): a URL the HTTP client cannot send (an IPv4
+address with leading zeros, a host name that cannot resolve, an invalid port) or, unless
+allowed, a private IP address in any spelling (``0x7f.1``, ``2130706433``), is refused for
+good at the first attempt and reported once by ``webhook.failed``, never retried.
+``httpx`` refusing a URL anyway (``InvalidURL``) is treated the same way.
 """
 
 from __future__ import annotations
@@ -26,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
+from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
 from orra_notifier.domain import (
     AttemptResult,
-    check_url_shape,
     non_public_refusal,
     parse_retry_after,
 )
@@ -82,6 +89,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         """Resolve ``host``, refuse it unless every address is public, connect to one."""
         try:
             addresses = await self._resolver(host, port)
+        except UnicodeError as exc:  # the resolver's IDNA codec: this name can never resolve
+            raise UnsafeWebhookUrl(f"host {host!r} cannot be resolved: {exc}") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         refusal = non_public_refusal(host, addresses)
@@ -162,15 +171,23 @@ class Deliverer:
         )
 
     async def check_url(self, url: str) -> AttemptResult | None:
-        """Whether ``url`` is well formed (``None``), or a ``refused`` result (not retried).
+        """Whether ``url`` can be sent (``None``), or a ``refused`` result (not retried).
 
-        Whether its host may be called is decided when the connection opens (see the
-        module): the addresses checked are the ones connected to.
+        Refused: what the HTTP client cannot send, and, unless private targets are allowed,
+        a private IP address in any spelling. Whether a host name may be called is decided
+        when the connection opens (see the module): the addresses checked are the ones
+        connected to.
         """
         try:
-            check_url_shape(url)
-        except UnsafeWebhookUrl as exc:
-            return AttemptResult(kind="refused", error=str(exc))
+            target = parse_webhook_url(url)
+        except InvalidWebhookUrl as exc:
+            return AttemptResult(kind="refused", error=f"webhook URL cannot be sent: {exc}")
+        address = target.address
+        if not self._settings.allow_private and address and is_private_address(address):
+            return AttemptResult(
+                kind="refused",
+                error=non_public_refusal(target.host, [str(address)]),
+            )
         return None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> AttemptResult:
@@ -192,7 +209,7 @@ class Deliverer:
             return AttemptResult(
                 kind="timeout", error=f"no response within {self._settings.timeout_s:g}s"
             )
-        except (httpx.UnsupportedProtocol, UnsafeWebhookUrl) as exc:
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, UnsafeWebhookUrl) as exc:
             return AttemptResult(kind="refused", error=str(exc) or type(exc).__name__)
         except (httpx.TransportError, OSError) as exc:
             return AttemptResult(kind="connection", error=str(exc) or type(exc).__name__)

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -26,7 +25,9 @@ from orra_events import (
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
+    WebhookRetrying,
 )
+from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
 from orra_notifier.errors import UnsafeWebhookUrl
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "non_public_refusal",
     "outcome_event",
     "parse_retry_after",
+    "retrying_event",
     "status_of",
     "target_urls",
     "url_hash",
@@ -110,7 +112,8 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
     ``aborted`` (whose optional abort payload is passed on as ``results``). When the
     dispatcher compensated before ending the orchestration, ``compensation`` says how
     (``compensated``, ``failed`` and ``skipped`` task ids); a ``failed`` entry waits for an
-    operator (``orra comp-fail ls``).
+    operator (``orra comp-fail ls``). ``uncovered`` lists the parts of the action the plan
+    left out (``[{"part", "reason"}]``, empty when it covered everything).
     """
     payload: dict[str, Any] = {"orchestrationId": event.orchestration_id}
     if isinstance(event, OrchestrationDone):
@@ -121,6 +124,7 @@ def build_payload(event: TerminalEvent) -> dict[str, Any]:
         payload.update(status="aborted", results=event.payload, error=event.reason)
     if not isinstance(event, OrchestrationDone) and event.compensation is not None:
         payload["compensation"] = msgspec.to_builtins(event.compensation)
+    payload["uncovered"] = msgspec.to_builtins(event.uncovered)
     return payload
 
 
@@ -199,29 +203,26 @@ def target_urls(event_webhook: str | None, project_webhooks: list[str]) -> list[
 
 
 def check_url_shape(url: str) -> tuple[str, int]:
-    """The host and port of a webhook URL that is well formed.
+    """The host and port of a webhook URL the HTTP client can send.
+
+    The rule is the one the gateway applied when it accepted the URL
+    (:func:`orra_events.webhook_urls.parse_webhook_url`): what it refuses, ``httpx`` could
+    not send either, so retrying it would only fail again.
 
     Raises:
-        UnsafeWebhookUrl: not http(s), no host, or an invalid port.
+        UnsafeWebhookUrl: the URL cannot be sent (saying why).
     """
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UnsafeWebhookUrl(f"webhook URL {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in {"http", "https"}:
-        raise UnsafeWebhookUrl(f"webhook URL {url!r} must use http or https")
-    if not parts.hostname:
-        raise UnsafeWebhookUrl(f"webhook URL {url!r} has no host")
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+        target = parse_webhook_url(url)
+    except InvalidWebhookUrl as exc:
+        raise UnsafeWebhookUrl(f"webhook URL {url!r} cannot be sent: {exc}") from None
+    return target.host, target.port
 
 
 def is_public_address(address: str) -> bool:
     """Whether an IP address is publicly routable (not loopback, private, link-local...)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    return not is_private_address(ip)
 
 
 def non_public_refusal(host: str, addresses: list[str]) -> str | None:
@@ -415,6 +416,37 @@ class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
     at: float
     kind: str = RESULT
     attempt_log: list[WebhookAttempt] = msgspec.field(default_factory=list)
+
+
+def retrying_event(
+    *,
+    orchestration_id: str,
+    url: str,
+    kind: str,
+    result: AttemptResult,
+    attempt: int,
+    attempt_log: list[WebhookAttempt],
+    at: float,
+    next_attempt_at: float,
+) -> WebhookRetrying:
+    """The ``webhook.retrying`` event of a failed attempt that will be retried.
+
+    Its id is deterministic per attempt (``wr:<orch>:<url hash>:<attempt>``), so an attempt
+    repeated after a crash is recorded once.
+    """
+    middle = "" if kind == RESULT else f"{kind}:"
+    return WebhookRetrying(
+        event_id=f"wr:{orchestration_id}:{middle}{url_hash(url)}:{attempt}",
+        at=at,
+        orchestration_id=orchestration_id,
+        url=url,
+        attempt=attempt,
+        webhook_id=webhook_id(orchestration_id, url, kind),
+        next_attempt_at=next_attempt_at,
+        status_code=result.status_code if result.kind == "response" else None,
+        error=None if result.kind == "response" else describe(result),
+        attempt_log=list(attempt_log),
+    )
 
 
 def outcome_event(outcome: DeliveryOutcome) -> WebhookDelivered | WebhookFailed:

@@ -26,18 +26,21 @@ as JetStream hands one message to one consumer instance at a time, two replicas 
 the same attempt. ``msg.metadata.num_delivered`` is the attempt number. While a request
 runs, ``in_progress()`` keeps JetStream from handing the message to another replica.
 
-* 2xx, or a final failure (other 4xx, refused URL, deadline passed): the outcome is put in
+* 2xx, or a final failure (other 4xx, a URL that cannot be sent or is refused, deadline
+  passed): the outcome is put in
   the ``notifier_deliveries`` bucket, ``webhook.delivered`` / ``webhook.failed`` is appended
   (event id ``w:<orch>:<url hash>``), then the message is acked. Each step repeats safely:
   a job that arrives with an outcome already recorded only re-appends the event (stored
   once) and is acked, so a crash after recording never sends the webhook twice.
 * Timeout, connection error, 408, 429, 5xx within the deadline: the attempt's record is
   appended to the delivery's attempt log (key ``<delivery key>.log`` in the same bucket),
-  then ``nak(delay=backoff)`` (or ``Retry-After``) — JetStream redelivers it then, to
-  whichever replica asks. The final attempt joins the log in the outcome and the event's
-  ``attempt_log``, so the history survives redeliveries and restarts at the cost of one
-  KV write per failed attempt (none when the first attempt succeeds); the latest 20
-  attempts are kept.
+  ``webhook.retrying`` is appended (event id ``wr:<orch>:<url hash>:<attempt>``: the
+  attempts so far and when the next one is due, so ``orra inspect -d`` and ``orra logs``
+  show a pending delivery), then ``nak(delay=backoff)`` (or ``Retry-After``) — JetStream
+  redelivers it then, to whichever replica asks. The final attempt joins the log in the
+  outcome and the event's ``attempt_log``, so the history survives redeliveries and
+  restarts at the cost of one KV write and one event per failed attempt (none when the
+  first attempt succeeds); the latest 20 attempts are kept.
 * Undecodable job: parked. Unexpected error (broker away while recording, invalid secret
   record): ``nak`` with the backoff until the deadline, then parked with the reason.
 
@@ -87,6 +90,7 @@ from orra_notifier.domain import (
     log_attempt,
     needs_compensation_report,
     outcome_event,
+    retrying_event,
     target_urls,
     url_hash,
     webhook_id,
@@ -367,6 +371,18 @@ class DeliveryWorker:
         if decision.verdict is Verdict.RETRY:
             log.info("webhook attempt failed; will retry", retry_in_s=decision.delay_s, **fields)
             await self._stores.record_attempts(key, history)
+            await self._bus.publish(
+                retrying_event(
+                    orchestration_id=job.orchestration_id,
+                    url=job.url,
+                    kind=job.kind,
+                    result=result,
+                    attempt=attempt,
+                    attempt_log=history,
+                    at=now,
+                    next_attempt_at=now + decision.delay_s,
+                )
+            )
             await msg.nak(delay=decision.delay_s)
             return
         delivered = decision.verdict is Verdict.DELIVERED

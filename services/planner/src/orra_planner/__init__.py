@@ -5,8 +5,8 @@ The pieces a strategy (offline or LLM) needs::
     from orra_planner import PlanRequest, Planned, PlanRejected, validate_plan, parse_candidate
 """
 
+from orra_events.plan import parallel_groups
 from orra_planner.errors import PlannerError, StrategyError
-from orra_planner.graph import parallel_groups
 from orra_planner.offline import OfflinePlanner
 from orra_planner.registry import Registry, RegistryFollower, ServiceCatalog, ServiceSpec
 from orra_planner.strategy import (

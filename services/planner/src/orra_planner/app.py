@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import structlog
 
+from orra_planner import lexicon
 from orra_planner.handlers import ActionHandler
 from orra_planner.llm import GroundingStore, LlmPlanner, LlmSettings, PlanCache
 from orra_planner.llm.strategy import LlmStrategy
 from orra_planner.offline import OfflinePlanner
-from orra_planner.registry import RegistryFollower
+from orra_planner.registry import Registry, RegistryFollower
 from orra_planner.settings import PlannerSettings
 
 if TYPE_CHECKING:
@@ -57,7 +59,9 @@ async def setup(
     """
     settings = settings or PlannerSettings.from_env()
     strategy = planner or await build_planner(bus, settings)
-    follower = RegistryFollower(bus)
+    # The lexicon loads its tables on first use (about a second): before the first action.
+    await asyncio.to_thread(lexicon.warm)
+    follower = RegistryFollower(bus, Registry(settings.liveness))
     await follower.start(settings.registry_load_timeout_s)
     handler = ActionHandler(bus, follower, strategy, settings)
     await bus.consume(
@@ -81,7 +85,10 @@ async def setup(
         handler.stopping = True
         # Actions being planned finish first (they need the registry and the strategy);
         # new deliveries are sent back meanwhile.
-        if not await handler.wait_idle(_STOP_GRACE_S):
+        # Not longer than a moment while the broker is unreachable: they cannot finish.
+        if not await bus.wait_while_reachable(
+            handler.wait_idle(_STOP_GRACE_S), _STOP_GRACE_S, what="actions being planned"
+        ):
             log.warning("stopping with actions still being planned; they will be redelivered")
         await follower.stop()
         if isinstance(strategy, LlmStrategy):

@@ -47,9 +47,12 @@ from orra_events.bus import (
     HDR_ORIGINAL_SUBJECT,
     HDR_REASON,
 )
+from orra_planner.availability import account_for_down
 from orra_planner.errors import StrategyError
+from orra_planner.offline import OfflinePlanner
 from orra_planner.strategy import (
     Planned,
+    Planner,
     PlanOutcome,
     PlanRejected,
     PlanRequest,
@@ -63,7 +66,6 @@ if TYPE_CHECKING:
     from orra_events import Bus, Event
     from orra_planner.registry import RegistryFollower, ServiceCatalog
     from orra_planner.settings import PlannerSettings
-    from orra_planner.strategy import Planner
 
 __all__ = ["ActionHandler", "plan_event_id", "server_checks_wildcard_subjects"]
 
@@ -124,6 +126,8 @@ class ActionHandler:
             server_checks_wildcard_subjects(bus) if wildcard_checks is None else wildcard_checks
         )
         self.free = side_effect_free(planner)
+        self.oracle: Planner = planner if isinstance(planner, OfflinePlanner) else OfflinePlanner()
+        """Asked whether an action needs a service that is down (see :mod:`.availability`)."""
         self.look_first = not (self.free and self.wildcard_checks)
         """Whether an action is looked up in the log before it is planned."""
         self._running = 0
@@ -225,6 +229,7 @@ class ActionHandler:
             action=event.action,
             data=tuple(event.data),
             catalog=catalog,
+            allow_partial=event.allow_partial,
         )
         # A free strategy answers at once; a slow one keeps the message from redelivery.
         keepalive = None if self.free else asyncio.create_task(self._keep_alive(msg))
@@ -254,7 +259,10 @@ class ActionHandler:
                 keepalive.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keepalive
-        return finalize(outcome, request)
+        outcome = finalize(outcome, request)
+        if catalog.down:
+            outcome = await account_for_down(outcome, request, self.oracle)
+        return outcome
 
     async def _keep_alive(self, msg: Msg) -> None:
         period = max(self.settings.ack_wait_s / 3.0, 0.5)
@@ -315,6 +323,7 @@ class ActionHandler:
             latency_ms=latency_ms,
             project=action.project,
             webhook=action.webhook,
+            uncovered=list(outcome.uncovered),
         )
 
     async def _already_planned(self, orchestration_id: str) -> bool:

@@ -1,174 +1,69 @@
 """The deterministic offline planner: no network, no model, same answer every time.
 
-How it plans, in four explainable steps (each choice is recorded in the outcome's
+How it plans, in five explainable steps (each choice is recorded in the outcome's
 ``notes``):
 
-1. **Select** the services relevant to the action text by lexical match on stems
-   (:mod:`orra_planner.text`). A match on a word of the service *name* is *strong* (the
-   action asks for that service); a match on its *description* is *weak*. Description
-   words that most of a project's services share ("order" in a shop), words that another
-   service's name already accounts for, and the catalogue's data entities ("customer" of
-   ``customerId``) do not count. No match at all → ``not_actionable``.
-2. **Complete from data**: a data field that no selected service takes is a sign of
-   intent too, so the service that takes it (an input of the same name) is added, when its
-   required inputs can be met. With several candidates the one with the fewest required
-   inputs (then by name) wins, a service that *requires* the field first. A field that
-   selected services take only as an optional input still adds a service that requires it.
-3. **Wire** inputs by field name (case and ``_`` insensitive): from the action data first
-   (converting ``"299.99"`` to a number where the schema wants one), else from the output
-   of another selected service as a ``$task.field`` reference, which orders the tasks. A
-   *required* input met neither way can be supplied by adding a service whose output has
-   it. An optional input is filled when available and when it creates no cycle.
-4. **Validate** through the same :func:`~orra_planner.validation.validate_plan` as every
-   strategy.
+1. **Parts.** The action is cut into its request parts, each in the user's own words
+   (:mod:`orra_planner.parts`): "Process order payment and update inventory" asks for
+   "Process order payment" and "update inventory". An action with no request in it (empty,
+   or only words like "the" and "please") is ``not_actionable``.
+2. **Who serves each part.** The services that match a part's head word, scored by the
+   rest of the part and the data (:mod:`orra_planner.matching`); those within the band of
+   the best serve it. When several tie, the data decides: those that can run with the
+   action's data (or the output of services already in the plan) are kept over those that
+   would need more services added, and those over services that cannot run at all. A part
+   no service matches is **uncovered**, with a reason that quotes it ("nothing registered
+   can translate: ...").
+3. **Suppliers.** A required input that neither the data nor a planned task provides is
+   supplied by adding the service whose output has it (its task serves no part: it only
+   provides data). A service serving a part whose required inputs still cannot be met makes
+   the plan ``invalid``, with a ``missing_input`` reason naming the service, the part and
+   every missing field: a requested step is never silently dropped.
+4. **Wire** inputs by field name (case and ``_`` insensitive): from the action data first
+   (converting ``"299.99"`` to a number where the schema wants one), else from the output of
+   another planned service as a ``$task.field`` reference, which orders the tasks. An
+   optional input is filled when available and when it creates no cycle.
+5. **Validate** through the same :func:`~orra_planner.validation.validate_plan` as every
+   strategy. Data the plan does not use is refused (``unused_data``, naming the field and
+   the services that could take it): a field silently ignored would run a plan the user
+   did not ask for.
 
-A service the action names (strong match) whose required input cannot be met makes the
-plan ``invalid`` with a ``missing_input`` reason, rather than quietly planning the rest
-(updating inventory without the payment the action asked for). A weakly matched service
-that cannot run is dropped, with a note.
-
-Data the planner cannot use is **not** relaxed away: DESIGN.md requires every data field
-to be used, and a field silently ignored (``items`` with quantities, say) would run a plan
-the user did not ask for. Such an action fails ``invalid`` with an ``unused_data`` reason
-that names the field and the registered services that could take it, so the fix is clear:
-drop the field, or register a service that accepts it.
+The plan lists its ``parts`` and, for a part nothing serves, an ``uncovered`` entry; the
+service's shared gate (:func:`~orra_planner.strategy.finalize`) refuses such a plan as
+``not_actionable`` unless the caller allowed partial plans. Parts that the same services
+serve are one part of the plan ("check and reserve stock" is one step of one service).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from orra_events import DataField, PlanTask
+import msgspec
+from rapidfuzz import fuzz
+
+from orra_events import DataField, PlanTask, UncoveredPart
+from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
-from orra_planner.graph import TASK_ID_PATTERN, dependency_levels
+from orra_planner.matching import PartMatch, field_key, match_part
+from orra_planner.parts import Part, data_values, request_parts
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
-from orra_planner.text import GENERIC_NAME_WORDS, STOP_WORDS, split_words, stems
+from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
-__all__ = ["OfflinePlanner", "ServiceMatch", "match_services", "task_id_for"]
+__all__ = ["OfflinePlanner", "match_action", "task_id_for", "uncovered_reason"]
 
 _ID_SUFFIXES = frozenset({"service", "svc", "agent", "api"})
 
 
-@dataclass(frozen=True)
-class ServiceMatch:
-    """Why a service was selected for an action.
-
-    Attributes:
-        service: The service name.
-        strong: Whether the action names it (a word of its name matched).
-        terms: The action stems that matched.
-        position: Index of the first matching word in the action (plan order).
-        reason: Why it was selected, for the notes.
-    """
-
-    service: str
-    strong: bool
-    terms: tuple[str, ...]
-    position: int
-    reason: str
-
-
-@lru_cache(maxsize=16_384)
 def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-@dataclass(frozen=True)
-class _Words:
-    """What :func:`match_services` reads off a catalogue, computed once per catalogue.
-
-    Attributes:
-        names: Service name → the stems of its name (generic words left out).
-        descriptions: Service name → the stems of its description.
-        frequency: Stem → how many services' names or descriptions have it.
-        common: A description stem in more services than this does not select any.
-        entities: Stems of every input and output field name (the data entities).
-    """
-
-    names: Mapping[str, frozenset[str]]
-    descriptions: Mapping[str, frozenset[str]]
-    frequency: Mapping[str, int]
-    common: float
-    entities: frozenset[str]
-
-    @classmethod
-    def of(cls, catalog: ServiceCatalog) -> _Words:
-        names = {
-            name: frozenset(stems(name, skip=GENERIC_NAME_WORDS | STOP_WORDS)) for name in catalog
-        }
-        descriptions = {name: frozenset(stems(spec.description)) for name, spec in catalog.items()}
-        frequency: dict[str, int] = {}
-        for name in catalog:
-            for term in names[name] | descriptions[name]:
-                frequency[term] = frequency.get(term, 0) + 1
-        return cls(
-            names=names,
-            descriptions=descriptions,
-            frequency=frequency,
-            common=len(catalog) / 2 if len(catalog) >= 3 else float(len(catalog) + 1),
-            entities=frozenset(
-                t
-                for spec in catalog.values()
-                for field_name in (*spec.inputs, *spec.outputs)
-                for t in stems(field_name, skip=GENERIC_NAME_WORDS | STOP_WORDS)
-            ),
-        )
-
-
-def match_services(action: str, catalog: ServiceCatalog) -> list[ServiceMatch]:
-    """Services of ``catalog`` whose name or description shares a stem with ``action``.
-
-    Returns:
-        The matches in the order their first matching word appears in the action.
-    """
-    action_stems = stems(action)
-    distinct = list(dict.fromkeys(action_stems))
-    words = catalog.derived("offline.words", _Words.of)
-    name_stems, desc_stems, frequency = words.names, words.descriptions, words.frequency
-    # A word that names one service ("payment" → PaymentService) is accounted for: it does
-    # not also select every other service whose description mentions it (a refund service
-    # "refunds an order's payment").
-    named = {t for name in catalog for t in distinct if t in name_stems[name]}
-    # Words that are the catalogue's data entities ("customer" of customerId) say what an
-    # action is about, not what to do: they do not select a service by its description.
-    entities = words.entities
-    matches: list[ServiceMatch] = []
-    for name in catalog:
-        strong_terms = [t for t in distinct if t in name_stems[name]]
-        weak_terms = [
-            t
-            for t in distinct
-            if t in desc_stems[name]
-            and t not in strong_terms
-            and t not in named
-            and t not in entities
-            and frequency[t] <= words.common
-        ]
-        terms = strong_terms + weak_terms
-        if not terms:
-            continue
-        position = min(action_stems.index(t) for t in terms)
-        where = "name" if strong_terms else "description"
-        matches.append(
-            ServiceMatch(
-                service=name,
-                strong=bool(strong_terms),
-                terms=tuple(terms),
-                position=position,
-                reason=f"{name}: action words {', '.join(terms)} match its {where}",
-            )
-        )
-    matches.sort(key=lambda m: (m.position, not m.strong, m.service))
-    return matches
+    return field_key(name)
 
 
 def task_id_for(service: str, taken: set[str]) -> str:
@@ -184,6 +79,29 @@ def task_id_for(service: str, taken: set[str]) -> str:
         task_id, n = f"{base}_{n}", n + 1
     taken.add(task_id)
     return task_id
+
+
+def match_action(
+    action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
+) -> list[PartMatch]:
+    """The request parts of ``action`` and the services that serve each."""
+    keys = frozenset(_key(d.field) for d in data)
+    return [match_part(p, catalog, keys) for p in request_parts(action, data_values(data))]
+
+
+def uncovered_reason(match: PartMatch, project: str) -> str:
+    """Why nothing serves the part of ``match``, quoting it."""
+    part = match.part
+    if match.vague:
+        names = ", ".join(match.vague)
+        return f"{part.text!r} is too vague to choose among {names}: say which step you mean"
+    head = part.head_term
+    where = f"in project {project!r} "
+    if head is None:
+        return f"nothing registered {where}is asked for by {part.text!r}"
+    if head.verb or not head.known:
+        return f"nothing registered {where}can {head.word}: {part.text!r}"
+    return f"nothing registered {where}handles {head.word!r}: {part.text!r}"
 
 
 @dataclass(frozen=True)
@@ -219,28 +137,61 @@ def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
     return {name: _Keys.of(spec) for name, spec in catalog.items()}
 
 
+_CLEARLY_BEST: Final = 1.05
+"""A top-scored service this much ahead is not swapped for a runnable runner-up."""
+_LIKE: Final = 70.0
+_LIKE_MARGIN: Final = 10.0
+
+
+def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list[str]:
+    """The one service of ``names`` whose example phrases read most like ``text``, if clear.
+
+    Whole phrases, function words included ("how upset is the customer" reads like the
+    example "is the customer angry", not like "write a response to the customer"); the
+    best must be close (:data:`_LIKE`) and clearly ahead of the next (:data:`_LIKE_MARGIN`).
+    """
+    lowered = text.lower()
+    scored = sorted(
+        (
+            (
+                max(
+                    (fuzz.token_set_ratio(lowered, e.lower()) for e in catalog[n].examples),
+                    default=0.0,
+                ),
+                n,
+            )
+            for n in names
+        ),
+        reverse=True,
+    )
+    best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
+    if best >= _LIKE and best - runner_up >= _LIKE_MARGIN:
+        return [scored[0][1]]
+    return list(names)
+
+
 @dataclass
 class _Member:
     spec: ServiceSpec
-    strong: bool
     position: float
-    reason: str
     keys: _Keys
+    parts: set[int]
+
+
+def _join_parts(indexes: Sequence[int], parts: Sequence[Part], action: str) -> str:
+    """The text of parts served together: one verbatim slice when they are neighbours."""
+    ordered = sorted(indexes)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return action[parts[ordered[0]].start : parts[ordered[-1]].end].strip()
+    return " … ".join(parts[i].text for i in ordered)
 
 
 class OfflinePlanner:
-    """The deterministic offline planning strategy (see the module docstring).
-
-    Args:
-        complete_from_data: Add a service to use a data field no selected service takes.
-    """
+    """The deterministic offline planning strategy (see the module docstring)."""
 
     name = "offline"
     side_effect_free = True
     """Deterministic, free, no I/O: planning an action again is harmless."""
-
-    def __init__(self, *, complete_from_data: bool = True) -> None:
-        self.complete_from_data = complete_from_data
 
     async def plan(self, request: PlanRequest) -> PlanOutcome:
         """Plan ``request`` (never raises for bad input; see :class:`Planned`)."""
@@ -249,111 +200,208 @@ class OfflinePlanner:
     def plan_now(self, request: PlanRequest) -> PlanOutcome:
         """Plan synchronously (the planner does no I/O)."""
         catalog = request.catalog
+        if not request.action.strip():
+            return self._reject("not_actionable", ["the action is empty: say what to do"], [])
+        matches = match_action(request.action, catalog, request.data)
+        if not matches:
+            return self._reject(
+                "not_actionable",
+                [
+                    (
+                        f"the action {request.action!r} has no words that say what to do "
+                        "(only words like 'the', 'and', 'please', or data values)"
+                    )
+                ],
+                [],
+            )
         if not catalog:
             return self._reject(
                 "not_actionable",
                 [f"project {catalog.project!r} has no registered services"],
                 [],
             )
-        matches = match_services(request.action, catalog)
-        if not matches:
-            looked = ", ".join(dict.fromkeys(stems(request.action))) or "no usable words"
-            return self._reject(
-                "not_actionable",
-                [
-                    (
-                        f"no registered service of project {catalog.project!r} matches the action "
-                        f"{request.action!r} (looked for: {looked})"
-                    )
-                ],
-                [],
-            )
         keys = catalog.derived("offline.keys", _keys_of)
-        members = {
-            m.service: _Member(catalog[m.service], m.strong, m.position, m.reason, keys[m.service])
-            for m in matches
-        }
-        notes = [m.reason for m in matches]
         data = {_key(f.field): f for f in request.data}
-        if self.complete_from_data:
-            self._complete(members, data, catalog, notes)
+        notes: list[str] = []
+        members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
-        failing = [
-            (name, missing)
+        parts = [m.part for m in matches]
+        failing = {
+            name: missing
             for name, missing in self._missing(members, order, data).items()
-            if members[name].strong
+            if members[name].parts
+        }
+        texts = self._part_texts(members, parts, request.action)
+        served = {i for member in members.values() for i in member.parts}
+        uncovered = [
+            UncoveredPart(part=texts[i], reason=uncovered_reason(m, catalog.project))
+            for i, m in enumerate(matches)
+            if i not in served
         ]
         if failing:
             reasons = [
-                f"missing_input: {name} (asked for by the action) needs {field!r}, which is "
-                "neither an action data field nor an output of a service that can run"
-                for name, fields in failing
-                for field in fields
+                f"missing_input: {name} (for {texts[min(members[name].parts)]!r}) needs "
+                + ", ".join(repr(f) for f in fields)
+                + ": neither action data nor the output of a service that can run"
+                for name, fields in failing.items()
             ]
-            return self._reject("invalid", reasons, notes)
-        for name in [n for n in members if n not in order]:
-            notes.append(f"{name} dropped: its required inputs cannot be met")
-            del members[name]
+            reasons.extend(u.reason for u in uncovered)
+            return self._reject("invalid", reasons, notes, uncovered)
         if not order:
-            return self._reject(
-                "not_actionable",
-                ["no matching service can run with the given data"],
-                notes,
-            )
-        tasks = self._wire([members[n] for n in order], data)
+            return self._reject("not_actionable", [u.reason for u in uncovered], notes, uncovered)
+        planned = [members[n] for n in order]
+        tasks = self._wire(planned, data)
+        serves = {
+            name: texts[min(member.parts)] if member.parts else None
+            for name, member in members.items()
+        }
+        tasks = [msgspec.structs.replace(t, serves=serves[t.service]) for t in tasks]
         result = validate_plan(tasks, catalog, request.data)
         if result.plan is None:
-            return self._reject("invalid", result.reasons, notes)
-        return Planned(plan=result.plan, planner=self.name, notes=tuple(notes))
+            return self._reject("invalid", result.reasons, notes, uncovered)
+        plan = msgspec.structs.replace(
+            result.plan, parts=list(dict.fromkeys(texts)), uncovered=uncovered
+        )
+        return Planned(plan=plan, planner=self.name, notes=tuple(notes))
 
-    def _reject(self, status: Any, reasons: Sequence[str], notes: Sequence[str]) -> PlanRejected:
+    @staticmethod
+    def _part_texts(
+        members: Mapping[str, _Member], parts: Sequence[Part], action: str
+    ) -> list[str]:
+        """Each part's text in the plan: parts that share a service are one part."""
+        group = list(range(len(parts)))
+
+        def root(i: int) -> int:
+            while group[i] != i:
+                group[i] = group[group[i]]
+                i = group[i]
+            return i
+
+        for member in members.values():
+            served = sorted(member.parts)
+            for other in served[1:]:
+                group[root(other)] = root(served[0])
+        together: dict[int, list[int]] = {}
+        for i in range(len(parts)):
+            together.setdefault(root(i), []).append(i)
+        return [_join_parts(together[root(i)], parts, action) for i in range(len(parts))]
+
+    def _reject(
+        self,
+        status: Any,
+        reasons: Sequence[str],
+        notes: Sequence[str],
+        uncovered: Sequence[UncoveredPart] = (),
+    ) -> PlanRejected:
         return PlanRejected(
-            status=status, reasons=tuple(reasons), planner=self.name, notes=tuple(notes)
+            status=status,
+            reasons=tuple(reasons),
+            planner=self.name,
+            notes=tuple(notes),
+            uncovered=tuple(uncovered),
         )
 
-    def _complete(
+    def _select(
         self,
-        members: dict[str, _Member],
-        data: Mapping[str, DataField],
+        matches: Sequence[PartMatch],
         catalog: ServiceCatalog,
+        keys: Mapping[str, _Keys],
+        data: Mapping[str, DataField],
         notes: list[str],
-    ) -> None:
-        keys = catalog.derived("offline.keys", _keys_of)
-        for key, data_field in data.items():
-            if any(key in m.keys.required for m in members.values()):
+    ) -> dict[str, _Member]:
+        """The services that serve the parts; ties are settled by the data."""
+        members: dict[str, _Member] = {}
+
+        def add(name: str, index: int, position: float) -> None:
+            member = members.get(name)
+            if member is None:
+                members[name] = _Member(catalog[name], position, keys[name], {index})
+            else:
+                member.parts.add(index)
+
+        for index, match in enumerate(matches):
+            for typo, word in match.corrections:
+                notes.append(f"read {typo!r} as {word!r} in {match.part.text!r}")
+            if len(match.serving) == 1:
+                add(match.serving[0], index, match.part.start)
+        produced = {k for m in members.values() for k in m.keys.outputs}
+        for index, match in enumerate(matches):
+            if len(match.serving) < 2:
                 continue
-            # Used only as an optional input: a service that requires the field is what the
-            # data asks for ("customerId" → the notification, not the payment's receipt).
-            optional_only = any(key in m.keys.inputs for m in members.values())
-            candidates = [
-                spec
-                for name, spec in catalog.items()
-                if name not in members
-                and key in (keys[name].required if optional_only else keys[name].inputs)
-            ]
-            # A service that *requires* the field is the surest reader of it; then the one
-            # that needs the least else.
-            candidates.sort(
-                key=lambda s: (
-                    key not in keys[s.name].required,
-                    len(s.required_inputs),
-                    s.name,
+            tiers: dict[str, int] = {}
+            for name in match.serving:
+                needed = keys[name].required - data.keys() - produced
+                if not needed:
+                    tiers[name] = 0
+                elif all(self._supplier(f, {}, catalog) is not None for f in needed):
+                    tiers[name] = 1
+                else:
+                    tiers[name] = 2
+            best = min(tiers.values())
+            kept = [n for n in match.serving if tiers[n] == best]
+            top, top_score = match.ranked[0]
+            kept_score = max(score for name, score in match.ranked if name in kept)
+            if top not in kept and top_score > _CLEARLY_BEST * kept_score:
+                # the service the words point to, even if it cannot run: it is reported,
+                # not swapped for one that can
+                kept = [top]
+            elif best == 2:
+                kept = kept[:1]
+            dropped = [n for n in match.serving if n not in kept]
+            if dropped:
+                notes.append(
+                    f"{', '.join(kept)} over {', '.join(dropped)} for {match.part.text!r}: "
+                    "the data suits them better"
                 )
-            )
-            for spec in candidates:
-                trial = {
-                    **members,
-                    spec.name: _Member(
-                        spec, strong=False, position=1e9, reason="", keys=keys[spec.name]
-                    ),
-                }
-                if spec.name in self._resolve(trial, data, catalog, []):
-                    reason = f"{spec.name}: added to use data field {data_field.field!r}"
-                    members[spec.name] = _Member(
-                        spec, strong=False, position=1e9, reason=reason, keys=keys[spec.name]
-                    )
-                    notes.append(reason)
-                    break
+            for name in kept:
+                add(name, index, match.part.start)
+                produced.update(keys[name].outputs)
+        self._answer_from_data(matches, members, catalog, keys, data, notes, add)
+        for match in matches:
+            if match.serving:
+                scores = ", ".join(f"{n} {s:.2f}" for n, s in match.ranked[:3])
+                notes.append(
+                    f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
+                )
+        return members
+
+    def _answer_from_data(  # noqa: PLR0917
+        self,
+        matches: Sequence[PartMatch],
+        members: Mapping[str, _Member],
+        catalog: ServiceCatalog,
+        keys: Mapping[str, _Keys],
+        data: Mapping[str, DataField],
+        notes: list[str],
+        add: Callable[[str, int, float], None],
+    ) -> None:
+        """A question is answered by the one service its unused data identifies.
+
+        "Has PROD-1 sold out?" with ``productId``, "Where can I sleep in Vienna?" with
+        ``city``, ``checkIn`` and ``checkOut``: a question asks to read something, and the
+        data the user gave for it says what. Only when exactly one service takes every data
+        field no planned task takes, and it can run.
+        """
+        for index, match in enumerate(matches):
+            if not match.part.question or match.vague:
+                continue
+            used = {k for m in members.values() for k in m.keys.inputs}
+            remaining = set(data) - used
+            if not remaining:
+                continue
+            takers = [n for n in catalog if n not in members and remaining <= keys[n].inputs]
+            if len(takers) > 1:
+                takers = _most_like(match.part.text, takers, catalog)
+            if len(takers) != 1:
+                continue
+            name = takers[0]
+            produced = {k for m in members.values() for k in m.keys.outputs}
+            needed = keys[name].required - data.keys() - produced
+            if any(self._supplier(f, members, catalog) is None for f in needed):
+                continue
+            fields = ", ".join(sorted(data[k].field for k in remaining))
+            notes.append(f"{name} answers {match.part.text!r}: it takes the data {fields}")
+            add(name, index, match.part.start)
 
     def _resolve(
         self,
@@ -366,6 +414,7 @@ class OfflinePlanner:
 
         Adds supplier services for required inputs that nothing else provides.
         """
+        keys = catalog.derived("offline.keys", _keys_of)
         while True:
             order = self._runnable(members, data)
             missing = self._missing(members, order, data)
@@ -374,15 +423,8 @@ class OfflinePlanner:
                 for field in fields:
                     supplier = self._supplier(field, members, catalog)
                     if supplier is not None:
-                        reason = f"{supplier.name}: added to provide {field!r} for {name}"
-                        members[supplier.name] = _Member(
-                            supplier,
-                            strong=False,
-                            position=1e9,
-                            reason=reason,
-                            keys=catalog.derived("offline.keys", _keys_of)[supplier.name],
-                        )
-                        notes.append(reason)
+                        notes.append(f"{supplier.name}: added to provide {field!r} for {name}")
+                        members[supplier.name] = _Member(supplier, 1e9, keys[supplier.name], set())
                         added = True
             if not added:
                 return order
@@ -443,7 +485,7 @@ class OfflinePlanner:
         def providers(field: str, consumer: str) -> list[_Member]:
             wanted = _key(field)
             found = [m for m in members if m.spec.name != consumer and wanted in m.keys.outputs]
-            return sorted(found, key=lambda m: (not m.strong, rank[m.spec.name]))
+            return sorted(found, key=lambda m: (not m.parts, rank[m.spec.name]))
 
         def output_name(member: _Member, field: str) -> str:
             return member.keys.output_named[_key(field)]
@@ -465,7 +507,9 @@ class OfflinePlanner:
             for name in spec.inputs:
                 if _key(name) in data:
                     value = data[_key(name)].value
-                    inputs[spec.name][name] = schema.coerce_to(value, spec.input_types(name))
+                    inputs[spec.name][name] = escape(
+                        schema.coerce_to(value, spec.input_types(name))
+                    )
                 elif name in spec.required_inputs:
                     earlier = [
                         p for p in providers(name, spec.name) if rank[p.spec.name] < rank[spec.name]

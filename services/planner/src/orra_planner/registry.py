@@ -1,9 +1,15 @@
 """The service registry: which services each project has, with their schemas.
 
-:class:`Registry` is pure: it folds ``service.registered`` events into one
-:class:`ServiceCatalog` per project. :class:`RegistryFollower` is its I/O side: an
-ordered push consumer on the ``ORRA_SERVICES`` stream (which keeps the last message per
-subject) that loads every registration at start and then follows live ones.
+:class:`Registry` is pure: it folds ``service.registered`` events (with the rules of
+:mod:`orra_events.registrations`: one definition per name and version, the first counts)
+and ``service.heartbeat`` events (:mod:`orra_events.liveness`) into one
+:class:`ServiceCatalog` per project. A catalogue holds, for each service name, its highest
+version that is not down; a name whose every version is down (no live instance for
+``ORRA_SERVICE_DOWN_AFTER_S``) is left out and listed in :attr:`ServiceCatalog.down`, so a
+plan never uses it and a refusal can say why. :class:`RegistryFollower` is its I/O side:
+ordered push consumers on the ``ORRA_SERVICES`` stream (one registration per name and
+version, never replaced) and the ``ORRA_HEARTBEATS`` stream (the last beat per service and
+version) that load everything at start and then follow live messages.
 
 Before planning an action, the handler calls :meth:`RegistryFollower.sync`, which waits
 until the registry has seen everything the services stream held at that moment, so a
@@ -11,13 +17,14 @@ service registered just before an action is submitted is part of its plan. Actio
 handled at the same time share one look-up of the stream's last sequence: a look-up sent
 after an action arrived covers it.
 
-Malformed messages on ``service.*`` (undecodable, not a service event, or on another
-service's subject) are copied to the dead-letter subject with their reason and skipped;
-the follower keeps going. An ordered consumer does not acknowledge, so nothing is dropped
-from the services stream: the copy is deduplicated by the original stream sequence (a
-``Nats-Msg-Id`` within the duplicate window, and a look at the last parked message
-beyond it), so the planner and the dispatcher, their replicas and their restarts park
-one message once.
+Malformed messages on ``service.*`` (undecodable, not a service event, on another
+service's subject, a bad version or malformed examples) and registrations refused by the
+rule (another definition of a registered name and version) are copied to the dead-letter
+subject with their reason and skipped; the follower keeps going. An ordered consumer does
+not acknowledge, so nothing is dropped from the services stream: the copy is deduplicated
+by the original stream sequence (a ``Nats-Msg-Id`` within the duplicate window, and a
+look at the last parked message beyond it), so the planner and the dispatcher, their
+replicas and their restarts park one message once.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,20 +41,25 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import msgspec
 import structlog
+from nats.js.api import DeliverPolicy
 from nats.js.errors import APIError
 
 from orra_events import (
     DecodeError,
+    ServiceHeartbeat,
     ServiceRegistered,
     decode,
 )
+from orra_events.bus import FOLLOW_HEARTBEAT_S
+from orra_events.liveness import Beat, Liveness, LivenessSettings, down_reason, health_of
+from orra_events.registrations import RegistrationBook, Verdict
 from orra_events.registry import park_registry_message, registry_problem
 from orra_planner import schema
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from orra_events import Bus
+    from orra_events import Bus, Plan
 
 __all__ = [
     "Registry",
@@ -75,7 +88,9 @@ class ServiceSpec:
         project: The project it belongs to.
         kind: ``service`` or ``agent``.
         revertible: Whether it can undo its work.
-        version: Its declared version.
+        version: Its version (canonical: ``"1"``, ``"1.4"``); plans record it per task.
+        schema_hash: The hash of its definition.
+        examples: Phrases of what it does, in its users' words.
     """
 
     name: str
@@ -87,10 +102,11 @@ class ServiceSpec:
     revertible: bool = False
     version: str = "1"
     schema_hash: str = ""
+    examples: tuple[str, ...] = ()
 
     @classmethod
-    def from_event(cls, event: ServiceRegistered) -> ServiceSpec:
-        """Build the spec from a ``service.registered`` event."""
+    def from_event(cls, event: ServiceRegistered, *, version: str | None = None) -> ServiceSpec:
+        """Build the spec from a ``service.registered`` event (``version``: its canonical)."""
         return cls(
             name=event.service,
             description=event.description,
@@ -99,8 +115,9 @@ class ServiceSpec:
             project=event.project,
             kind=event.kind,
             revertible=event.revertible,
-            version=event.version,
+            version=version or event.version,
             schema_hash=event.schema_hash,
+            examples=tuple(event.examples),
         )
 
     def to_event(self) -> ServiceRegistered:
@@ -116,6 +133,7 @@ class ServiceSpec:
             version=self.version,
             kind=self.kind,
             schema_hash=self.schema_hash,
+            examples=list(self.examples),
         )
 
     # A spec is immutable, so what is read off its schemas is computed once.
@@ -179,10 +197,21 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class ServiceCatalog(Mapping[str, ServiceSpec]):
-    """The services of one project, by name: what a plan for that project may use."""
+    """The services of one project, by name: what a plan for that project may use.
+
+    Attributes:
+        project: The project.
+        services: Each usable service name's spec (its highest version not down).
+        down: Services left out because they are down: name → when an instance was
+            last seen (a heartbeat, or the registration); see :meth:`down_reasons`.
+        unavailable: The specs of the services in ``down`` (their highest version), to
+            find out whether an action needs one of them.
+    """
 
     project: str
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    down: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, ServiceSpec] = field(default_factory=dict, repr=False, compare=False)
     _derived: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -201,6 +230,38 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
     def __len__(self) -> int:
         return len(self.services)
 
+    def down_reasons(
+        self, names: list[str] | None = None, *, now: float | None = None
+    ) -> list[str]:
+        """Why ``names`` (every down service by default) are left out of plans, as of ``now``."""
+        at = time.time() if now is None else now
+        return [
+            down_reason(n, self.down[n], at) for n in names or sorted(self.down) if n in self.down
+        ]
+
+    def versioned(self, plan: Plan) -> Plan:
+        """``plan`` with each task's service version recorded in the task (``PlanTask.version``).
+
+        The dispatcher sends it with the task, and only a replica of that version runs it:
+        a rolling upgrade does not change what was planned.
+        """
+        services = self.services
+        stamped = []
+        for task in plan.tasks:
+            spec = services.get(task.service)
+            if spec is None or task.version == spec.version:
+                stamped.append(task)
+            else:
+                stamped.append(msgspec.structs.replace(task, version=spec.version))
+        return msgspec.structs.replace(plan, tasks=stamped)
+
+    def with_unavailable(self) -> ServiceCatalog:
+        """This catalogue with the down services put back (to see whether a plan needs them)."""
+        return self.derived(
+            "with_unavailable",
+            lambda c: ServiceCatalog(c.project, {**c.unavailable, **c.services}),
+        )
+
     def derived(self, key: str, build: Callable[[ServiceCatalog], _T]) -> _T:
         """``build(self)``, computed once per catalogue and ``key``.
 
@@ -216,30 +277,110 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
 
 
 class Registry:
-    """Every project's services, folded from ``service.registered`` events (no I/O)."""
+    """Every project's services, folded from registrations and heartbeats (no I/O).
 
-    def __init__(self) -> None:
-        self._projects: dict[str, dict[str, ServiceSpec]] = {}
-        self._catalogs: dict[str, ServiceCatalog] = {}
+    Args:
+        liveness: When a service is down (``ORRA_SERVICE_DOWN_AFTER_S``); defaults.
+    """
 
-    def apply(self, event: ServiceRegistered) -> None:
-        """Record a registration; a later one of the same project and name replaces it."""
-        spec = ServiceSpec.from_event(event)
-        self._projects.setdefault(spec.project, {})[spec.name] = spec
-        self._catalogs.pop(spec.project, None)
+    def __init__(self, liveness: LivenessSettings | None = None) -> None:
+        self.liveness_settings = liveness or LivenessSettings()
+        self.book = RegistrationBook()
+        self.liveness = Liveness()
+        self._specs: dict[tuple[str, str], ServiceSpec] = {}
+        self._projects: dict[str, list[str]] = {}
+        self._catalogs: dict[str, tuple[tuple[tuple[str, str], ...], ServiceCatalog]] = {}
+        self._valid: dict[str, tuple[float, float]] = {}
+        """Per project, the times between which its cached catalogue holds without news."""
 
-    def catalog(self, project: str) -> ServiceCatalog:
-        """The services of ``project`` only (an immutable snapshot)."""
+    def apply(self, event: ServiceRegistered) -> Verdict:
+        """Take a registration into account (the first of a name and version counts).
+
+        Returns:
+            The verdict: a refused registration changes nothing (park it with its reason).
+        """
+        verdict = self.book.apply(event)
+        if verdict.accepted:
+            registration = self.book.get(event.service, event.version)
+            assert registration is not None
+            spec = ServiceSpec.from_event(event, version=registration.version)
+            self._specs[(spec.name, spec.version)] = spec
+            names = self._projects.setdefault(spec.project, [])
+            if spec.name not in names:
+                names.append(spec.name)
+            self._catalogs.pop(spec.project, None)
+            self._valid.pop(spec.project, None)
+        return verdict
+
+    def observe(self, event: ServiceHeartbeat) -> None:
+        """Take a heartbeat into account (it may bring a down service back)."""
+        self.liveness.observe(event)
+        self._valid.clear()
+
+    def catalog(self, project: str, *, now: float | None = None) -> ServiceCatalog:
+        """The services of ``project`` that plans may use as of ``now`` (an immutable snapshot).
+
+        Each name's highest version that is not down; a name whose every version is down
+        is in :attr:`ServiceCatalog.down` instead. The same snapshot is returned while
+        neither the registrations nor the chosen versions change.
+        """
+        at = time.time() if now is None else now
+        valid = self._valid.get(project)
+        if valid is not None and valid[0] <= at < valid[1]:
+            return self._catalogs[project][1]  # nothing registered, beaten or expired since
+        settings = self.liveness_settings
+        chosen: list[tuple[str, str]] = []
+        down: dict[str, float] = {}
+        until = float("inf")
+        for name in self._projects.get(project, ()):
+            last_seen = 0.0
+            for registration in self.book.versions(name):
+                if registration.event.project != project:
+                    continue
+                beat = self.liveness.last_beat(name, registration.version)
+                health = health_of(
+                    last_beat_at=beat.at if beat is not None else None,
+                    interval_s=beat.interval_s if beat is not None else None,
+                    registered_at=registration.registered_at,
+                    now=at,
+                    settings=settings,
+                )
+                if health != "down":
+                    chosen.append((name, registration.version))
+                    until = min(until, _down_at(beat, registration.registered_at, settings))
+                    break
+                last_seen = max(last_seen, registration.registered_at, beat.at if beat else 0.0)
+            else:
+                down[name] = last_seen
+                chosen.append((name, ""))
+        self._valid[project] = (at, until)
+        key = tuple(chosen)
         cached = self._catalogs.get(project)
-        if cached is None:
-            cached = ServiceCatalog(project, dict(self._projects.get(project, {})))
-            self._catalogs[project] = cached
-        return cached
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        services = {name: self._specs[(name, v)] for name, v in chosen if v}
+        unavailable = {name: self._highest(project, name) for name in down}
+        catalog = ServiceCatalog(project, services, down=down, unavailable=unavailable)
+        self._catalogs[project] = (key, catalog)
+        return catalog
+
+    def _highest(self, project: str, name: str) -> ServiceSpec:
+        for registration in self.book.versions(name):
+            if registration.event.project == project:
+                return self._specs[(name, registration.version)]
+        raise KeyError(name)
 
     @property
     def projects(self) -> list[str]:
         """Projects that have at least one service."""
         return sorted(self._projects)
+
+
+def _down_at(beat: Beat | None, registered_at: float, settings: LivenessSettings) -> float:
+    """When a version last seen so (beat, else registration) is down, barring news."""
+    if beat is None:
+        return registered_at + settings.down_after_s
+    return beat.at + max(settings.down_after_s, settings.factor * beat.interval_s)
 
 
 class _StreamState(msgspec.Struct):
@@ -261,7 +402,7 @@ class _StreamInfo(msgspec.Struct):
 
 
 class RegistryFollower:
-    """Keeps a :class:`Registry` up to date from the services stream of a bus."""
+    """Keeps a :class:`Registry` up to date from the registry streams of a bus."""
 
     def __init__(self, bus: Bus, registry: Registry | None = None) -> None:
         self.bus = bus
@@ -269,6 +410,8 @@ class RegistryFollower:
         self._last_seq = 0
         self._advanced = asyncio.Event()
         self._sub: Any = None
+        self._beats_sub: Any = None
+        self._beats_loaded = asyncio.Event()
         self._next: asyncio.Future[int | None] | None = None
         self._querier: asyncio.Task[None] | None = None
         self.lookups = 0
@@ -280,14 +423,35 @@ class RegistryFollower:
         return self._last_seq
 
     async def start(self, timeout_s: float = 10.0) -> None:
-        """Subscribe from the start of the stream and wait until the backlog is loaded."""
+        """Subscribe from the start of both streams and wait until their backlogs are loaded.
+
+        The heartbeats are loaded before the first plan: without them, every service
+        registered longer ago than ``ORRA_SERVICE_DOWN_AFTER_S`` would look down.
+        """
+        topology = self.bus.topology
+        beats = await self.bus.js.stream_info(topology.heartbeats_stream)
+        if beats.state.messages == 0:
+            self._beats_loaded.set()
+        self._beats_sub = await self.bus.js.subscribe(
+            topology.heartbeats_filter(),
+            stream=topology.heartbeats_stream,
+            cb=self._on_beat,
+            ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
+            deliver_policy=DeliverPolicy.ALL,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
         self._sub = await self.bus.js.subscribe(
-            self.bus.topology.subject("service", ">"),
-            stream=self.bus.topology.services_stream,
+            topology.registrations_filter(),
+            stream=topology.services_stream,
             cb=self._on_message,
             ordered_consumer=True,
+            idle_heartbeat=FOLLOW_HEARTBEAT_S,
         )
         await self.sync(timeout_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._beats_loaded.wait(), timeout_s)
 
     async def _on_message(self, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
@@ -298,12 +462,33 @@ class RegistryFollower:
         else:
             problem = registry_problem(self.bus.topology, event, msg.subject)
             if problem is None and isinstance(event, ServiceRegistered):
-                self.registry.apply(event)
-                log.debug("service registered", service=event.service, project=event.project)
+                verdict = self.registry.apply(event)
+                problem = verdict.reason
+                if verdict.accepted:
+                    log.debug(
+                        "service registered",
+                        service=event.service,
+                        version=event.version,
+                        project=event.project,
+                    )
         if problem is not None:
             await park_registry_message(self.bus, msg, problem)
         self._last_seq = max(self._last_seq, seq)
         self._advanced.set()
+
+    async def _on_beat(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data)
+        except DecodeError as exc:
+            problem: str | None = f"{type(exc).__name__}: {exc}"
+        else:
+            problem = registry_problem(self.bus.topology, event, msg.subject)
+            if problem is None and isinstance(event, ServiceHeartbeat):
+                self.registry.observe(event)
+        if problem is not None:
+            await park_registry_message(self.bus, msg, problem)
+        if msg.metadata.num_pending == 0:
+            self._beats_loaded.set()
 
     async def sync(self, timeout_s: float = 2.0) -> bool:
         """Wait until everything the services stream holds now has been folded in.
@@ -392,10 +577,11 @@ class RegistryFollower:
         if self._next is not None and not self._next.done():
             self._next.cancel()
         self._next = None
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        for sub in (self._sub, self._beats_sub):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        self._sub = self._beats_sub = None
 
 
 def _detached() -> contextvars.Context:

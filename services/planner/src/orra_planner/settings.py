@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from orra_events.liveness import LivenessSettings
 from orra_events.runtime import env_float, env_int
 
 __all__ = ["PlannerSettings"]
@@ -30,6 +31,8 @@ class PlannerSettings:
         concurrency: ``ORRA_PLANNER_CONCURRENCY``; actions one planner process plans at
             once (default 64; 1 plans them one at a time). Each still gets exactly one plan
             event; more mainly helps when planning waits on an LLM or on the broker.
+        liveness: ``ORRA_SERVICE_DOWN_AFTER_S`` (and ``ORRA_HEALTH_FACTOR``): a service
+            with no live instance for that long is left out of new plans.
     """
 
     llm_base_url: str | None = None
@@ -41,6 +44,7 @@ class PlannerSettings:
     registry_load_timeout_s: float = 10.0
     registry_sync_timeout_s: float = 2.0
     concurrency: int = 64
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
 
     @property
     def llm_configured(self) -> bool:
@@ -61,4 +65,5 @@ class PlannerSettings:
             registry_load_timeout_s=env_float("ORRA_PLANNER_REGISTRY_LOAD_TIMEOUT_S", 10.0),
             registry_sync_timeout_s=env_float("ORRA_PLANNER_REGISTRY_SYNC_TIMEOUT_S", 2.0),
             concurrency=max(1, env_int("ORRA_PLANNER_CONCURRENCY", 64)),
+            liveness=LivenessSettings.from_env(),
         )

@@ -26,15 +26,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from orra_planner.validation import validate_plan
+import msgspec
+
+from orra_planner.coverage import check_coverage
+from orra_planner.matching import plain_servers
+from orra_planner.validation import IssueCode, ValidationIssue, validate_plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from orra_events import DataField, Plan
+    from orra_events import DataField, Plan, UncoveredPart
     from orra_planner.registry import ServiceCatalog
 
 __all__ = [
+    "PARTIAL_HINT",
     "FailureStatus",
     "PlanOutcome",
     "PlanRejected",
@@ -42,6 +47,8 @@ __all__ = [
     "Planned",
     "Planner",
     "finalize",
+    "plainly_served",
+    "plan_issues",
     "side_effect_free",
     "validator_for",
 ]
@@ -59,12 +66,15 @@ class PlanRequest:
         action: The action text.
         data: The action's data fields.
         catalog: The services of the action's project — the only ones it may use.
+        allow_partial: Whether a plan may leave parts of the action uncovered (listed in
+            its ``uncovered``); by default such a plan is refused as ``not_actionable``.
     """
 
     orchestration_id: str
     action: str
     data: Sequence[DataField]
     catalog: ServiceCatalog
+    allow_partial: bool = False
 
     @property
     def project(self) -> str:
@@ -106,6 +116,7 @@ class PlanRejected:
         planner: Which strategy tried.
         attempts: Attempts it made.
         notes: Human-readable explanation of choices made (logged).
+        uncovered: The parts of the action nothing registered serves.
     """
 
     status: FailureStatus
@@ -113,6 +124,7 @@ class PlanRejected:
     planner: str
     attempts: int = 1
     notes: tuple[str, ...] = field(default=())
+    uncovered: tuple[UncoveredPart, ...] = field(default=())
 
 
 PlanOutcome = Planned | PlanRejected
@@ -142,26 +154,62 @@ def side_effect_free(planner: Planner) -> bool:
     return getattr(planner, "side_effect_free", False) is True
 
 
-def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:
-    """Validate a strategy's plan once more and give it its computed parallel groups.
+PARTIAL_HINT = (
+    "the other parts of the action can be planned: allow a partial plan (HTTP "
+    "'allowPartial': true, or orra verify run --allow-partial) to run them without the "
+    "parts above"
+)
+"""The last reason of an action refused only because parts of it are uncovered."""
+
+
+def plan_issues(plan: Plan, request: PlanRequest) -> tuple[list[ValidationIssue], Plan | None]:
+    """Every issue of ``plan`` (shared validation and coverage), and the checked plan.
+
+    Each task of the plan also records the version of its service it was planned against
+    (:meth:`~orra_planner.registry.ServiceCatalog.versioned`).
 
     Returns:
-        The outcome with the validated plan, or a :class:`PlanRejected` (``invalid``)
-        listing every validation issue.
+        The issues, and when there is none the plan with its computed parallel groups and
+        its coverage kept.
+    """
+    result = validate_plan(plan.tasks, request.catalog, request.data)
+    issues = [*result.issues, *check_coverage(plan, request.action, request.data)]
+    if issues or result.plan is None:
+        return issues, None
+    return [], msgspec.structs.replace(result.plan, parts=plan.parts, uncovered=plan.uncovered)
+
+
+def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:
+    """Validate a strategy's plan once more, check its coverage, apply the partial policy.
+
+    Returns:
+        The outcome with the validated plan (its computed parallel groups, its parts and
+        uncovered parts), or a :class:`PlanRejected`: ``invalid`` listing every validation
+        and coverage issue, or ``not_actionable`` when parts are uncovered and the caller
+        did not allow a partial plan.
     """
     if isinstance(outcome, PlanRejected):
         return outcome
-    result = validate_plan(outcome.plan.tasks, request.catalog, request.data)
-    if result.plan is None:
+    issues, plan = plan_issues(outcome.plan, request)
+    if plan is None:
         return PlanRejected(
             status="invalid",
-            reasons=tuple(result.reasons),
+            reasons=tuple(str(issue) for issue in issues),
             planner=outcome.planner,
             attempts=outcome.attempts,
             notes=outcome.notes,
         )
+    if plan.uncovered and not request.allow_partial:
+        return PlanRejected(
+            status="not_actionable",
+            reasons=(*(u.reason for u in plan.uncovered), PARTIAL_HINT),
+            planner=outcome.planner,
+            attempts=outcome.attempts,
+            notes=outcome.notes,
+            uncovered=tuple(plan.uncovered),
+        )
     return Planned(
-        plan=result.plan,
+        plan=request.catalog.versioned(plan),
         planner=outcome.planner,
         model=outcome.model,
         attempts=outcome.attempts,
@@ -174,10 +222,30 @@ def finalize(outcome: PlanOutcome, request: PlanRequest) -> PlanOutcome:
 def validator_for(request: PlanRequest) -> Callable[[Plan], list[str]]:
     """The shared validation as ``plan -> reasons`` (empty when valid), for strategies.
 
-    This is the ``validate`` callable that :mod:`orra_planner.llm` asks for.
+    This is the ``validate`` callable that :mod:`orra_planner.llm` asks for. Besides the
+    shared validation and coverage checks, it challenges a part left uncovered that a
+    registered service plainly serves (the offline matcher's judgement).
     """
 
     def validate(plan: Plan) -> list[str]:
-        return validate_plan(plan.tasks, request.catalog, request.data).reasons
+        issues, _ = plan_issues(plan, request)
+        issues.extend(plainly_served(plan, request))
+        return [str(issue) for issue in issues]
 
     return validate
+
+
+def plainly_served(plan: Plan, request: PlanRequest) -> list[ValidationIssue]:
+    """Issues for the uncovered parts of ``plan`` that a registered service plainly serves."""
+    issues: list[ValidationIssue] = []
+    for entry in plan.uncovered:
+        servers = plain_servers(entry.part, request.catalog, request.data)
+        if servers:
+            issues.append(
+                ValidationIssue(
+                    IssueCode.PLAINLY_SERVED,
+                    f"part {entry.part!r} is listed as uncovered, but "
+                    f"{' or '.join(servers)} plainly serves it: plan it",
+                )
+            )
+    return issues

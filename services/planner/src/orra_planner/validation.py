@@ -8,12 +8,15 @@ returns the accepted :class:`~orra_events.Plan` with its ``parallel_groups`` com
 here (a strategy's own groups are never trusted).
 
 The rules (DESIGN.md, "The plan"): every service exists; every input matches the service's
-input schema (names, required fields, JSON types); every ``$task.field`` reference names
-an earlier task and a field that the referenced service's output schema declares; there
-is no cycle; every action data field is used by some task.
+input schema (names, required fields, JSON types); the structure is sound
+(:func:`orra_events.plan.check_tasks`: valid unique ids, every reference well formed and
+naming an earlier task, no cycle); every reference's path (``$order.items.0.id``) exists
+in the referenced service's output schema as far as that schema describes it
+(:mod:`orra_planner.outputs`); every action data field is used by some task.
 
 A data field counts as *used* when its value appears as a concrete input value of some
-task (anywhere in the input, also inside lists and objects), or as that value converted
+task (anywhere in the input, also inside lists and objects; an escaped literal counts as
+the text it stands for), or as that value converted
 to the input's declared type (``"299.99"`` → ``299.99``).
 
 A strategy validates its candidate and :func:`~orra_planner.strategy.finalize` validates
@@ -32,14 +35,15 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from orra_events import DataField, Plan, PlanTask
-from orra_planner import schema
-from orra_planner.graph import (
-    TASK_ID_PATTERN,
-    dependencies,
-    dependency_levels,
+from orra_events.plan import (
+    check_tasks,
     find_references,
+    parallel_groups,
     parse_reference,
+    unescape,
 )
+from orra_planner import schema
+from orra_planner.outputs import check_outputs
 
 if TYPE_CHECKING:
     from orra_planner.registry import ServiceCatalog, ServiceSpec
@@ -66,9 +70,20 @@ class IssueCode(StrEnum):
     INPUT_TYPE_MISMATCH = "input_type_mismatch"
     UNKNOWN_REFERENCE = "unknown_reference"
     FORWARD_REFERENCE = "forward_reference"
+    SELF_REFERENCE = "self_reference"
+    MALFORMED_REFERENCE = "malformed_reference"
     UNKNOWN_OUTPUT_FIELD = "unknown_output_field"
     CYCLE = "cycle"
     UNUSED_DATA = "unused_data"
+    NO_PARTS = "no_parts"
+    PART_NOT_IN_ACTION = "part_not_in_action"
+    DUPLICATE_PART = "duplicate_part"
+    PART_MISSING = "part_missing"
+    SERVES_NOTHING = "serves_nothing"
+    UNKNOWN_PART = "unknown_part"
+    UNCOVERED_SERVED = "uncovered_served"
+    PART_NOT_ACCOUNTED = "part_not_accounted"
+    PLAINLY_SERVED = "plainly_served"
 
 
 @dataclass(frozen=True)
@@ -234,29 +249,15 @@ def _validate(
     issues: list[ValidationIssue] = []
     if not tasks:
         issues.append(ValidationIssue(IssueCode.EMPTY_PLAN, "the plan has no tasks"))
-    position: dict[str, int] = {}
-    for index, task in enumerate(tasks):
-        if not TASK_ID_PATTERN.fullmatch(task.id):
-            issues.append(
-                ValidationIssue(
-                    IssueCode.BAD_TASK_ID,
-                    f"task id {task.id!r} must start with a letter or '_' and use only "
-                    "letters, digits, '_' or '-' (at most 64)",
-                    task=task.id,
-                )
-            )
-        if task.id in position:
-            issues.append(
-                ValidationIssue(
-                    IssueCode.DUPLICATE_TASK_ID,
-                    f"task id {task.id!r} is used by more than one task",
-                    task=task.id,
-                )
-            )
-        else:
-            position[task.id] = index
-    services_by_task = {task.id: task.service for task in tasks}
-    for index, task in enumerate(tasks):
+    # Ids, references and cycles: the shared grammar's checks (orra_events.plan).
+    issues.extend(
+        ValidationIssue(IssueCode(i.kind.value), i.message, task=i.task, field=i.field)
+        for i in check_tasks(tasks)
+    )
+    services_by_task: dict[str, str] = {}
+    for task in tasks:
+        services_by_task.setdefault(task.id, task.service)
+    for task in tasks:
         spec = catalog.get(task.service)
         if spec is None:
             known = ", ".join(catalog) or "none"
@@ -271,31 +272,13 @@ def _validate(
         else:
             issues.extend(_check_inputs(task, spec))
         issues.extend(
-            _check_references(
-                task,
-                index=index,
-                spec=spec,
-                position=position,
-                services_by_task=services_by_task,
-                catalog=catalog,
-            )
-        )
-    deps = dependencies(tasks)
-    order = list(position)
-    levels, blocked = dependency_levels({t: deps[t] for t in order}, order)
-    if blocked:
-        issues.append(
-            ValidationIssue(
-                IssueCode.CYCLE,
-                "tasks " + ", ".join(repr(t) for t in blocked) + " depend on each other in a "
-                "cycle (or on a task in one)",
-                task=blocked[0],
-            )
+            ValidationIssue(IssueCode(p.code), p.message, task=task.id, field=p.field)
+            for p in check_outputs(task, spec, services_by_task, catalog)
         )
     issues.extend(_check_data_used(tasks, catalog, data))
     if issues:
         return ValidationResult(tuple(issues))
-    return ValidationResult((), Plan(tasks=list(tasks), parallel_groups=levels))
+    return ValidationResult((), Plan(tasks=list(tasks), parallel_groups=parallel_groups(tasks)))
 
 
 def _accepts_extra(object_schema: Mapping[str, Any]) -> bool:
@@ -342,7 +325,7 @@ def _check_inputs(task: PlanTask, spec: ServiceSpec) -> Iterator[ValidationIssue
 def _type_problem(value: Any, name: str, spec: ServiceSpec) -> str | None:
     if value is None or isinstance(value, str | int | float):  # bool is an int
         if isinstance(value, str) and parse_reference(value) is not None:
-            return None  # checked against the referenced output in _check_references
+            return None  # checked against the referenced output by check_outputs
         return spec.scalar_input_problem(name, value)
     root = spec.input_schema
     field_schema = spec.inputs[name]
@@ -353,62 +336,6 @@ def _type_problem(value: Any, name: str, spec: ServiceSpec) -> str | None:
             return f"expected {' or '.join(sorted(expected))}, got {actual}"
         return None
     return schema.check_value(value, field_schema, root)
-
-
-def _check_references(
-    task: PlanTask,
-    *,
-    index: int,
-    spec: ServiceSpec | None,
-    position: Mapping[str, int],
-    services_by_task: Mapping[str, str],
-    catalog: ServiceCatalog,
-) -> Iterator[ValidationIssue]:
-    for ref in find_references(task.input):
-        prefix = f"task {task.id!r}: input {ref.path!r} refers to {ref}"
-        if ref.task not in position:
-            yield ValidationIssue(
-                IssueCode.UNKNOWN_REFERENCE,
-                f"{prefix}, but there is no task {ref.task!r}",
-                task=task.id,
-                field=ref.path,
-            )
-            continue
-        if position[ref.task] >= index:
-            what = "itself" if ref.task == task.id else "a later task"
-            yield ValidationIssue(
-                IssueCode.FORWARD_REFERENCE,
-                f"{prefix}, which is {what}; a reference must name an earlier task",
-                task=task.id,
-                field=ref.path,
-            )
-        source = catalog.get(services_by_task[ref.task])
-        if source is None:
-            continue  # its unknown service is reported on that task
-        outputs = source.outputs
-        if ref.field not in outputs:
-            if not _accepts_extra(source.output_schema):
-                declared = ", ".join(sorted(outputs)) or "none"
-                yield ValidationIssue(
-                    IssueCode.UNKNOWN_OUTPUT_FIELD,
-                    f"{prefix}, but {source.name}'s output schema has no field "
-                    f"{ref.field!r} (declared: {declared})",
-                    task=task.id,
-                    field=ref.path,
-                )
-            continue
-        if spec is None or "." in ref.path or "[" in ref.path or ref.path not in spec.inputs:
-            continue
-        produced = source.output_types(ref.field)
-        wanted = spec.input_types(ref.path)
-        if not schema.types_compatible(produced, wanted):
-            yield ValidationIssue(
-                IssueCode.INPUT_TYPE_MISMATCH,
-                f"{prefix}: {source.name} produces {' or '.join(sorted(produced or ()))} but "
-                f"{spec.name} expects {' or '.join(sorted(wanted or ()))}",
-                task=task.id,
-                field=ref.path,
-            )
 
 
 def _values(value: Any) -> Iterator[Any]:
@@ -443,7 +370,7 @@ def _check_data_used(
     tasks: Sequence[PlanTask], catalog: ServiceCatalog, data: Sequence[DataField]
 ) -> Iterator[ValidationIssue]:
     values = [
-        v
+        unescape(v)
         for task in tasks
         for item in task.input.values()
         for v in _values(item)

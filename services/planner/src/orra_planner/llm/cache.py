@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from orra_events import Plan, PlanTask
+from orra_events import Plan, PlanTask, UncoveredPart
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -145,6 +145,8 @@ class CachedPlan(msgspec.Struct, frozen=True, kw_only=True):
     model: str | None = None
     created_at: float = 0.0
     embedding: list[float] | None = None
+    parts: list[str] = msgspec.field(default_factory=list)
+    uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
 
 
 def _canonical(value: Any) -> str:
@@ -201,6 +203,8 @@ def make_template(
         slots=slots,
         model=model,
         created_at=time.time(),
+        parts=list(plan.parts),
+        uncovered=list(plan.uncovered),
     )
 
 
@@ -225,8 +229,13 @@ def fill_template(entry: CachedPlan, data: Sequence[DataField]) -> Plan | None:
         except (KeyError, IndexError, TypeError):
             return None
     return Plan(
-        tasks=[PlanTask(id=t.id, service=t.service, input=inputs[t.id]) for t in entry.tasks],
+        tasks=[
+            PlanTask(id=t.id, service=t.service, input=inputs[t.id], serves=t.serves)
+            for t in entry.tasks
+        ],
         parallel_groups=[list(g) for g in entry.parallel_groups],
+        parts=list(entry.parts),
+        uncovered=list(entry.uncovered),
     )
 
 

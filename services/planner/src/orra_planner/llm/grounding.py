@@ -34,10 +34,11 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import Iterable, Sequence
 
-    from orra_events import Bus
+    from orra_events import Bus, ServiceRegistered
 
 __all__ = [
     "BUCKET",
+    "SERVICE_EXAMPLES",
     "Grounding",
     "GroundingError",
     "GroundingMatch",
@@ -49,6 +50,7 @@ __all__ = [
     "match_groundings",
     "parse_groundings",
     "remove_grounding",
+    "service_examples_grounding",
 ]
 
 BUCKET: Final = "grounding"
@@ -360,10 +362,39 @@ class GroundingStore:
         return True
 
     async def match(
-        self, action: str, field_names: Iterable[str], *, limit: int = 3
+        self,
+        action: str,
+        field_names: Iterable[str],
+        *,
+        limit: int = 3,
+        extra: Sequence[Grounding] = (),
     ) -> GroundingResult:
-        """Match an action against every stored grounding (see :func:`match_groundings`)."""
-        return match_groundings(action, field_names, await self.list(), limit=limit)
+        """Match an action against every stored grounding and ``extra`` ones.
+
+        See :func:`match_groundings`; ``extra`` is typically
+        :func:`service_examples_grounding` of the registered services.
+        """
+        groundings = [*await self.list(), *extra]
+        return match_groundings(action, field_names, groundings, limit=limit)
+
+
+SERVICE_EXAMPLES: Final = "service-examples"
+"""Name of the grounding made of the registered services' example phrases."""
+
+
+def service_examples_grounding(services: Iterable[ServiceRegistered]) -> list[Grounding]:
+    """The services' example phrases as a grounding: each phrase a use case of its service.
+
+    A service registered with ``examples=[...]`` (words its users use for it) then shows
+    the model, as a worked example, which service an action worded that way needs.
+    Empty when no service has examples.
+    """
+    cases = [
+        UseCase(action=phrase, services=[s.service])
+        for s in sorted(services, key=lambda s: s.service)
+        for phrase in s.examples
+    ]
+    return [Grounding(name=SERVICE_EXAMPLES, use_cases=cases)] if cases else []
 
 
 # --- entry points for the CLI ------------------------------------------------------------

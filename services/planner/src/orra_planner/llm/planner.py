@@ -20,6 +20,7 @@ import structlog
 from orra_planner.llm.cache import CacheKey, PlanCache, cache_key, fill_template
 from orra_planner.llm.client import ChatClient, LlmCallError, Usage
 from orra_planner.llm.extract import ExtractError, extract_json
+from orra_planner.llm.grounding import service_examples_grounding
 from orra_planner.llm.prompt import (
     AnswerError,
     NotActionable,
@@ -197,7 +198,10 @@ class LlmPlanner:
         if self.grounding is not None:
             try:
                 result = await self.grounding.match(
-                    action, field_names, limit=self.settings.max_examples
+                    action,
+                    field_names,
+                    limit=self.settings.max_examples,
+                    extra=service_examples_grounding(services),
                 )
             except Exception:
                 log.exception("reading groundings failed; planning without them")

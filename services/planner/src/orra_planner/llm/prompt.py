@@ -6,27 +6,32 @@ The answer is either a plan::
      "parallel_groups": [["payment", "inventory"], ["delivery"]]}
 
 or the refusal ``{"not_actionable": true, "reason": "..."}``. Input values are concrete
-JSON values or ``"$<task id>.<field>"`` references to an earlier task's output.
+JSON values or references to an earlier task's output (``"$<task id>.<field>"``, or a
+nested value such as ``"$payment.items.0.id"``; the grammar is :mod:`orra_events.plan`'s).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from orra_events import Plan, PlanTask
+from orra_events import Plan, PlanTask, UncoveredPart
+from orra_events.plan import (
+    REFERENCE_JSON_PATTERN,
+    dependencies,
+    dependency_levels,
+    find_references,
+)
 from orra_planner.errors import PlannerError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from orra_events import DataField, ServiceRegistered
     from orra_planner.llm.grounding import GroundingMatch
 
 __all__ = [
-    "REFERENCE",
     "Answer",
     "AnswerError",
     "NotActionable",
@@ -36,11 +41,6 @@ __all__ = [
     "repair_message",
     "response_format",
 ]
-
-REFERENCE: Final = re.compile(r"^\$([A-Za-z0-9_-]+)\.([A-Za-z0-9_.\-\[\]]+)$")
-"""A ``$task.field`` reference to an earlier task's output."""
-
-_REFERENCE_PATTERN: Final = r"^\$[A-Za-z0-9_-]+\.[A-Za-z0-9_.\-\[\]]+$"
 
 SYSTEM: Final = """\
 You are the planner of Orra, an orchestration engine. You turn a user's action into an \
@@ -53,7 +53,10 @@ Rules:
 types, no fields the schema does not define.
 3. An input value is either a concrete JSON value (usually one of the action's data values, \
 copied exactly) or a reference "$<task id>.<field>" to a field of an earlier task's output \
-schema. Reference another task only when this task needs that task's output.
+schema (a value nested in it: "$<task id>.<field>.<field or list index>...", such as \
+"$payment.items.0.id"). Reference another task only when this task needs that task's output. \
+A text value that starts with "$" and could be read as a reference (a data value such as \
+"$BRK.B") is written with one more "$": "$$BRK.B".
 4. Use every data field of the action at least once.
 5. Maximise parallelism: tasks that do not need each other's output must not depend on \
 each other. No cycles.
@@ -63,30 +66,45 @@ groups.
 7. Task ids are short, unique, lowercase words (letters, digits, "_"), such as "payment".
 8. When the registered services cannot perform the action, do not make up a plan: answer \
 {"not_actionable": true, "reason": "<why, in one sentence>"}.
+9. Account for the action. "parts" lists what the action asks for, step by step, each part \
+copied word for word from the action (never reworded). Every task says which part it \
+serves in "serves" (exactly one of the parts), or null when it only provides data that \
+another task references. Add no task that serves no part and provides nothing. A part no \
+registered service can do goes to "uncovered" with a reason that quotes it (for example \
+"nothing registered can translate: 'translate the contract'"); never serve it with a \
+service that merely shares a word with it. Every part is either served or uncovered.
 
 Answer with one JSON object and nothing else: no prose, no comments.
 
 Plan format:
-{"tasks": [{"id": "<task id>", "service": "<service name>", "input": {"<field>": <value or \
-"$<task id>.<field>">}}], "parallel_groups": [["<task id>", ...], ...]}
+{"parts": ["<words of the action>", ...], "tasks": [{"id": "<task id>", "service": \
+"<service name>", "serves": "<one of the parts>" or null, "input": {"<field>": <value or \
+"$<task id>.<field>">}}], "uncovered": [{"part": "<one of the parts>", "reason": "<why, \
+quoting it>"}], "parallel_groups": [["<task id>", ...], ...]}
 
-Example (services and fields are illustrative only):
-{"tasks": [
-  {"id": "payment", "service": "PaymentService", "input": {"orderId": "ORD123", \
-"amount": "299.99"}},
-  {"id": "inventory", "service": "InventoryService", "input": {"productId": "PROD456"}},
-  {"id": "delivery", "service": "DeliveryAgent", "input": {"orderId": "ORD123", "inStock": \
-"$inventory.inStock"}},
-  {"id": "notify", "service": "NotificationService", "input": {"customerId": "CUST1", \
-"paymentStatus": "$payment.status"}}],
+Example (services and fields are illustrative only), for the action "Process order payment \
+and update inventory, then arrange delivery and notify the customer":
+{"parts": ["Process order payment", "update inventory", "arrange delivery", \
+"notify the customer"],
+ "tasks": [
+  {"id": "payment", "service": "PaymentService", "serves": "Process order payment", \
+"input": {"orderId": "ORD123", "amount": "299.99"}},
+  {"id": "inventory", "service": "InventoryService", "serves": "update inventory", \
+"input": {"productId": "PROD456"}},
+  {"id": "delivery", "service": "DeliveryAgent", "serves": "arrange delivery", \
+"input": {"orderId": "ORD123", "inStock": "$inventory.inStock"}},
+  {"id": "notify", "service": "NotificationService", "serves": "notify the customer", \
+"input": {"customerId": "CUST1", "paymentStatus": "$payment.status"}}],
+ "uncovered": [],
  "parallel_groups": [["payment", "inventory"], ["delivery", "notify"]]}
 """
 
 STRUCTURED_NOTE: Final = """
-The answer's JSON schema always has the keys "not_actionable", "reason", "tasks" and \
-"parallel_groups": for a plan, set "not_actionable" to false, "reason" to "" and fill the \
-tasks; to refuse, set "not_actionable" to true, give the reason, and leave "tasks" and \
-"parallel_groups" empty. Set optional input fields you do not need to null."""
+The answer's JSON schema always has the keys "not_actionable", "reason", "parts", "tasks", \
+"uncovered" and "parallel_groups": for a plan, set "not_actionable" to false, "reason" to "" \
+and fill the parts, the tasks and the uncovered parts; to refuse, set "not_actionable" to \
+true, give the reason, and leave the lists empty. Set optional input fields you do not need \
+to null."""
 
 
 class AnswerError(PlannerError, ValueError):
@@ -112,10 +130,17 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
+def _service_examples(s: ServiceRegistered) -> str:
+    if not s.examples:
+        return ""
+    return "How users ask for it: " + "; ".join(_dump(e) for e in s.examples) + "\n"
+
+
 def _services_text(services: Sequence[ServiceRegistered]) -> str:
     blocks = [
         f"### {s.service} ({s.kind})\n"
         f"Description: {s.description.strip() or '(none)'}\n"
+        f"{_service_examples(s)}"
         f"Input schema: {_dump(s.input_schema)}\n"
         f"Output schema: {_dump(s.output_schema)}"
         for s in sorted(services, key=lambda s: s.service)
@@ -210,6 +235,13 @@ class _NotStrict(Exception):
 
 
 _SCALARS: Final = {"string", "number", "integer", "boolean", "null"}
+_SERVES: Final = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_UNCOVERED: Final = {
+    "type": "object",
+    "properties": {"part": {"type": "string"}, "reason": {"type": "string"}},
+    "required": ["part", "reason"],
+    "additionalProperties": False,
+}
 
 
 def _strict_value(schema: Any, depth: int = 0) -> dict[str, Any]:
@@ -243,7 +275,7 @@ def _strict_object(schema: dict[str, Any], depth: int = 0) -> dict[str, Any]:
         value = _strict_value(sub, depth)
         options = value.get("anyOf", [value])
         if depth == 1 and not any(o.get("type") == "string" and "enum" not in o for o in options):
-            options = [*options, {"type": "string", "pattern": _REFERENCE_PATTERN}]
+            options = [*options, {"type": "string", "pattern": REFERENCE_JSON_PATTERN}]
         if name not in required and not any(o.get("type") == "null" for o in options):
             options = [*options, {"type": "null"}]
         out[name] = options[0] if len(options) == 1 else {"anyOf": options}
@@ -270,9 +302,10 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
                 "properties": {
                     "id": {"type": "string"},
                     "service": {"type": "string", "enum": [s.service]},
+                    "serves": _SERVES,
                     "input": _strict_object(s.input_schema, 1),
                 },
-                "required": ["id", "service", "input"],
+                "required": ["id", "service", "serves", "input"],
                 "additionalProperties": False,
             }
             for s in sorted(services, key=lambda s: s.service)
@@ -287,9 +320,10 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "service": {"type": "string", "enum": names} if names else {"type": "string"},
+                "serves": _SERVES,
                 "input": {"type": "object"},
             },
-            "required": ["id", "service", "input"],
+            "required": ["id", "service", "serves", "input"],
         }
         strict = False
     schema = {
@@ -297,13 +331,22 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
         "properties": {
             "not_actionable": {"type": "boolean"},
             "reason": {"type": "string"},
+            "parts": {"type": "array", "items": {"type": "string"}},
             "tasks": {"type": "array", "items": task},
+            "uncovered": {"type": "array", "items": _UNCOVERED},
             "parallel_groups": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "string"}},
             },
         },
-        "required": ["not_actionable", "reason", "tasks", "parallel_groups"],
+        "required": [
+            "not_actionable",
+            "reason",
+            "parts",
+            "tasks",
+            "uncovered",
+            "parallel_groups",
+        ],
         "additionalProperties": False,
     }
     return {
@@ -315,19 +358,6 @@ def response_format(services: Sequence[ServiceRegistered]) -> dict[str, Any]:
 # --- reading the answer ------------------------------------------------------------------
 
 
-def _references(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        m = REFERENCE.match(value)
-        if m:
-            yield m.group(1)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _references(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _references(v)
-
-
 def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]] | None:
     """The dependency levels of the tasks, from their ``$task.field`` references.
 
@@ -336,24 +366,13 @@ def parallel_groups(tasks: Sequence[PlanTask]) -> list[list[str]] | None:
         duplicate id, a reference to an unknown task or a cycle (validation reports it).
     """
     ids = [t.id for t in tasks]
-    if len(set(ids)) != len(ids):
+    known = set(ids)
+    if len(known) != len(ids) or any(
+        ref.task not in known for t in tasks for _, ref in find_references(t.input)
+    ):
         return None
-    deps = {t.id: set(_references(t.input)) for t in tasks}
-    if any(d not in deps for ds in deps.values() for d in ds):
-        return None
-    level: dict[str, int] = {}
-    remaining = dict(deps)
-    while remaining:
-        ready = [t for t, ds in remaining.items() if all(d in level for d in ds)]
-        if not ready:
-            return None
-        for t in ready:
-            level[t] = 1 + max((level[d] for d in remaining[t]), default=-1)
-            del remaining[t]
-    groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for t in ids:
-        groups[level[t]].append(t)
-    return groups
+    levels, blocked = dependency_levels(dependencies(tasks), ids)
+    return None if blocked else levels
 
 
 def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] = ()) -> Answer:
@@ -399,7 +418,10 @@ def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] =
             raise AnswerError(f'task {task_id!r}: "input" must be an object')
         keep = required.get(service, set())
         inputs = {k: v for k, v in inputs.items() if v is not None or k in keep}
-        tasks.append(PlanTask(id=task_id, service=service, input=inputs))
+        serves = raw.get("serves")
+        if serves is not None and not isinstance(serves, str):
+            raise AnswerError(f'task {task_id!r}: "serves" must be one of the parts or null')
+        tasks.append(PlanTask(id=task_id, service=service, input=inputs, serves=serves or None))
     groups = parallel_groups(tasks)
     if groups is None:
         raw_groups = answer.get("parallel_groups")
@@ -409,4 +431,29 @@ def parse_answer(answer: dict[str, Any], services: Sequence[ServiceRegistered] =
             groups = [list(g) for g in raw_groups]
         else:
             groups = [[t.id for t in tasks]]
-    return Plan(tasks=tasks, parallel_groups=groups)
+    parts, uncovered = _coverage(answer)
+    return Plan(tasks=tasks, parallel_groups=groups, parts=parts, uncovered=uncovered)
+
+
+def _coverage(answer: dict[str, Any]) -> tuple[list[str], list[UncoveredPart]]:
+    """The answer's ``parts`` and ``uncovered`` (their consistency is validation's to judge).
+
+    Raises:
+        AnswerError: they do not have the asked shape.
+    """
+    raw_parts = answer.get("parts") or []
+    if not isinstance(raw_parts, list) or not all(isinstance(p, str) for p in raw_parts):
+        raise AnswerError('"parts" must be a list of the action\'s parts, each its own words')
+    raw_uncovered = answer.get("uncovered") or []
+    if not isinstance(raw_uncovered, list):
+        raise AnswerError('"uncovered" must be a list of {"part", "reason"} objects')
+    uncovered: list[UncoveredPart] = []
+    for item in raw_uncovered:
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("part"), str)
+            and isinstance(item.get("reason"), str)
+        ):
+            raise AnswerError('each "uncovered" entry must be {"part": str, "reason": str}')
+        uncovered.append(UncoveredPart(part=item["part"], reason=item["reason"]))
+    return list(raw_parts), uncovered

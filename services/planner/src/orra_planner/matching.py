@@ -1,0 +1,391 @@
+"""Which registered services serve which part of an action.
+
+A catalogue's :class:`Vocabulary` (built once per catalogue) holds, for every service, the
+words of its **name**, its **example phrases**, its **description** and, weakly, its field
+names, each as lemmas and word families (:mod:`orra_planner.lexicon`). A word of the action
+matches a service's word
+
+* exactly (same lemma): full strength;
+* through another reading (``booking`` the noun and ``book`` the verb) or through its word
+  family (``notify`` and ``notification``): :data:`WEAK` of it;
+* after a typo is corrected: a word the lexicon does not know, within a small edit distance
+  (one edit up to 7 letters, two from 8) of exactly one word of the catalogue, counts as
+  that word at :data:`TYPO` of its strength.
+
+Where it matched weighs too: name 1, examples 0.9, description 0.6, field names 0.3 (a
+field name never makes a service serve a part: "order" of ``orderId`` is what an action is
+about, not what to do).
+
+:func:`match_part` scores the services that match a part's **head** (only those can serve
+it): the sum over the part's words of strength x weight of the word's role (head 2,
+modifier 0.5, other 1, borrowed 0.5) x how rare the word is among the services (a word
+every service has says little: ``ln(1 + N / services having it)``), plus a little for each
+data field the service takes. The services within :data:`BAND` of the best score serve the
+part: a word shared by several services selects among them by the rest of the part and the
+data, never all of them by itself. When the band holds more than half of the catalogue's
+services, the part says too little to choose ("process the order" where every service
+handles orders): it is *vague*, and nothing serves it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import extract
+
+from orra_planner.lexicon import GENERIC_NOUNS, Term, term
+from orra_planner.parts import Part, data_values, request_parts, split_action
+from orra_planner.text import GENERIC_NAME_WORDS, split_words
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from orra_events import DataField
+    from orra_planner.registry import ServiceCatalog, ServiceSpec
+
+__all__ = [
+    "BAND",
+    "TYPO",
+    "WEAK",
+    "PartMatch",
+    "ServiceWords",
+    "Vocabulary",
+    "field_key",
+    "match_part",
+    "plain_servers",
+    "vocabulary",
+]
+
+WEAK: Final = 0.6
+"""Strength of a match through another reading or the word family."""
+TYPO: Final = 0.9
+"""Factor on the strength of a match of a corrected typo."""
+BAND: Final = 0.8
+"""Services scoring at least this fraction of the best serve the part with it."""
+
+_NAME: Final = 1.0
+_EXAMPLES: Final = 0.9
+_DESCRIPTION: Final = 0.6
+_FIELDS: Final = 0.3
+_ROLE_HEAD: Final = 2.0
+_ROLE_MODIFIER: Final = 0.5
+_ROLE_OTHER: Final = 1.0
+_ROLE_BORROWED: Final = 0.5
+_DATA_BONUS: Final = 0.1
+_FIELD_NOISE: Final = frozenset({"id", "ids", "key", "uuid", "ref", "no", "num"})
+_MIN_TYPO_LEN: Final = 4
+_LONG_WORD: Final = 8
+_VAGUE_FROM: Final = 3
+_MEMO: Final = 16_384
+
+
+def field_key(name: str) -> str:
+    """A field name compared case-, ``_``- and ``-``-insensitively (``order_id`` = ``orderId``)."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class ServiceWords:
+    """What one service says it does, as lemmas and families with their strengths.
+
+    Attributes:
+        name: The service.
+        lemmas: Lemma → strength, from its name, examples and description.
+        families: Word family → strength, from the same.
+        fields: Lemma or family → strength, from its input and output field names.
+        inputs: Its input field names, as :func:`field_key` compares them.
+        action: The verb its name starts with when its description starts with it too
+            (``CancelBooking``, "Cancels a booking"): what it does to what it names.
+    """
+
+    name: str
+    lemmas: Mapping[str, float]
+    families: Mapping[str, float]
+    fields: Mapping[str, float]
+    inputs: frozenset[str]
+    action: str | None = None
+
+    def strength(self, word: Term, *, claims_only: bool = False) -> float:
+        """How strongly ``word`` matches this service (0: not at all).
+
+        Args:
+            word: A word of the action.
+            claims_only: Count only what the service says it does (name, examples,
+                description), not its field names.
+        """
+        best = self.lemmas.get(word.lemma, 0.0)
+        for alt in word.alts:
+            best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
+        best = max(best, self.families.get(word.family, 0.0) * WEAK)
+        if not claims_only:
+            best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
+        return best
+
+
+def _add(into: dict[str, float], key: str, strength: float) -> None:
+    if strength > into.get(key, 0.0):
+        into[key] = strength
+
+
+def _text_terms(text: str) -> Iterable[Term]:
+    for part in split_action(text):
+        yield from part.terms
+
+
+def _name_terms(name: str) -> Iterable[Term]:
+    words = [w for w in split_words(name) if w not in GENERIC_NAME_WORDS]
+    for index, word in enumerate(words):
+        found = term(word, verb_position=index == 0)
+        if found is not None:
+            yield found
+
+
+def _service_words(spec: ServiceSpec) -> ServiceWords:
+    lemmas: dict[str, float] = {}
+    families: dict[str, float] = {}
+    sources: list[tuple[Iterable[Term], float]] = [
+        (_name_terms(spec.name), _NAME),
+        *((_text_terms(example), _EXAMPLES) for example in spec.examples),
+        (_text_terms(spec.description), _DESCRIPTION),
+    ]
+    for terms, weight in sources:
+        for found in terms:
+            if found.lemma in GENERIC_NOUNS and weight < _NAME:
+                continue  # "a support request" says nothing; RequestLeave's name does
+            _add(lemmas, found.lemma, weight)
+            for alt in found.alts:
+                _add(lemmas, alt, weight * WEAK)
+            _add(families, found.family, weight)
+    fields: dict[str, float] = {}
+    for field_name in (*spec.inputs, *spec.outputs):
+        for word in split_words(field_name):
+            field_term = term(word)
+            if field_term is None or word in _FIELD_NOISE:
+                continue
+            _add(fields, field_term.lemma, _FIELDS)
+            _add(fields, field_term.family, _FIELDS * WEAK)
+    return ServiceWords(
+        name=spec.name,
+        lemmas=lemmas,
+        families=families,
+        fields=fields,
+        inputs=frozenset(field_key(n) for n in spec.inputs),
+        action=_action_verb(spec),
+    )
+
+
+def _action_verb(spec: ServiceSpec) -> str | None:
+    names = list(_name_terms(spec.name))
+    said = next(iter(_text_terms(spec.description)), None)
+    if len(names) < 2 or said is None or not said.verb or not names[0].verb:
+        return None
+    return said.lemma if said.lemma == names[0].lemma else None
+
+
+class Vocabulary:
+    """Every service's words, and the catalogue's words for typo correction.
+
+    Built once per catalogue (:func:`vocabulary`); what it learns about a word (its
+    correction) is remembered for the catalogue's lifetime.
+    """
+
+    def __init__(self, catalog: ServiceCatalog) -> None:
+        self.services: dict[str, ServiceWords] = {
+            name: _service_words(spec) for name, spec in catalog.items()
+        }
+        by_word: dict[str, str] = {}
+        for words in self.services.values():
+            for lemma in (*words.lemmas, *words.families):
+                if len(lemma) >= _MIN_TYPO_LEN:
+                    by_word.setdefault(lemma, lemma)
+        for name, spec in catalog.items():
+            for text in (name, spec.description, *spec.examples):
+                for word in split_words(text):
+                    if len(word) >= _MIN_TYPO_LEN and term(word) is not None:
+                        by_word.setdefault(word, word)
+        self._words = sorted(by_word)
+        self._known = frozenset(
+            key for words in self.services.values() for key in (*words.lemmas, *words.families)
+        )
+        self._corrections: dict[str, Term | None] = {}
+        self._rarity: dict[Term, float] = {}
+
+    def rarity(self, word: Term) -> float:
+        """How rare ``word`` is among the services: ``ln(1 + N / services having it)``."""
+        try:
+            return self._rarity[word]
+        except KeyError:
+            having = sum(1 for w in self.services.values() if w.strength(word) > 0.0)
+            if len(self._rarity) >= _MEMO:
+                self._rarity.clear()
+            value = self._rarity[word] = math.log(1.0 + len(self.services) / max(having, 1))
+            return value
+
+    def knows(self, word: Term) -> bool:
+        """Whether a service of the catalogue has ``word`` (its lemma or family)."""
+        return (
+            word.lemma in self._known
+            or word.family in self._known
+            or any(alt in self._known for alt in word.alts)
+        )
+
+    def corrected(self, word: Term) -> Term | None:
+        """The catalogue word that ``word`` is a typo of, if exactly one is close enough.
+
+        Only a word the lexicon does not know and the catalogue does not have is corrected;
+        the allowed edits grow with its length (one up to 7 letters, two from 8).
+        """
+        if word.known or self.knows(word) or len(word.word) < _MIN_TYPO_LEN:
+            return None
+        if word.word in self._corrections:
+            return self._corrections[word.word]
+        limit = 1 if len(word.word) < _LONG_WORD else 2
+        found = extract(word.word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=3)
+        best: Term | None = None
+        if found:
+            closest = min(score for _, score, _ in found)
+            nearest = [choice for choice, score, _ in found if score == closest]
+            if len(nearest) == 1:
+                best = term(nearest[0])
+        if len(self._corrections) >= _MEMO:
+            self._corrections.clear()
+        self._corrections[word.word] = best
+        return best
+
+
+def vocabulary(catalog: ServiceCatalog) -> Vocabulary:
+    """The catalogue's :class:`Vocabulary`, built once per catalogue."""
+    return catalog.derived("matching.vocabulary", Vocabulary)
+
+
+@dataclass(frozen=True)
+class PartMatch:
+    """The services that can serve one part, best first.
+
+    Attributes:
+        part: The part.
+        ranked: ``(service, score)`` of every service that matches the part's head,
+            best first (ties by name).
+        serving: The services within :data:`BAND` of the best: those that serve it.
+        corrections: ``(typo, word)`` pairs of typos corrected in the part.
+        vague: The services within the band when they are more than half of a catalogue
+            of three or more: the part says too little to choose, and nothing serves it.
+    """
+
+    part: Part
+    ranked: tuple[tuple[str, float], ...]
+    serving: tuple[str, ...]
+    corrections: tuple[tuple[str, str], ...] = ()
+    vague: tuple[str, ...] = ()
+
+    @property
+    def covered(self) -> bool:
+        """Whether some service serves the part."""
+        return bool(self.serving)
+
+
+def _resolve(
+    words: Sequence[Term], vocab: Vocabulary
+) -> tuple[list[tuple[Term, float]], list[tuple[str, str]]]:
+    out: list[tuple[Term, float]] = []
+    fixed: list[tuple[str, str]] = []
+    for word in words:
+        corrected = vocab.corrected(word)
+        if corrected is not None:
+            out.append((corrected, TYPO))
+            fixed.append((word.word, corrected.word))
+        else:
+            out.append((word, 1.0))
+    return out, fixed
+
+
+def match_part(
+    part: Part, catalog: ServiceCatalog, data_keys: frozenset[str] = frozenset()
+) -> PartMatch:
+    """Score the catalogue's services for ``part`` (see the module docstring).
+
+    Args:
+        part: A request part (its ``head`` is set).
+        catalog: The services that may serve it.
+        data_keys: The action's data field names, as :func:`field_key` compares them.
+    """
+    vocab = vocabulary(catalog)
+    words, fixed = _resolve(part.terms, vocab)
+    borrowed, fixed_borrowed = _resolve(part.context, vocab)
+    fixed.extend(fixed_borrowed)
+    if part.head is None:
+        return PartMatch(part, (), (), tuple(fixed))
+    head, head_factor = words[part.head]
+    services = vocab.services
+    total = len(services)
+    rare = vocab.rarity
+
+    roles = [
+        _ROLE_HEAD if i == part.head else _ROLE_MODIFIER if w.modifier else _ROLE_OTHER
+        for i, (w, _) in enumerate(words)
+    ]
+    objects = [words[i][0] for i in part.objects]
+    ranked: list[tuple[str, float]] = []
+    for name, service in services.items():
+        if service.strength(head, claims_only=True) * head_factor <= 0.0:
+            continue
+        if any(service.strength(o) <= 0.0 for o in objects):
+            continue  # "post an update": a service that knows no update does not serve it
+        score = sum(
+            role * factor * service.strength(w) * rare(w)
+            for role, (w, factor) in zip(roles, words, strict=True)
+        )
+        score += sum(
+            _ROLE_BORROWED * factor * service.strength(w) * rare(w) for w, factor in borrowed
+        )
+        score += _DATA_BONUS * len(service.inputs & data_keys)
+        ranked.append((name, score))
+    if not (part.head == 0 and head.verb):
+        # A request that names no action ("everything under booking BK-1") is not served
+        # by a service whose name and description say it does one (CancelBooking).
+        said = {w.lemma for w, _ in (*words, *borrowed)} | {w.family for w, _ in words}
+        said |= {alt for w, _ in words for alt in w.alts}
+        ranked = [
+            (name, score)
+            for name, score in ranked
+            if services[name].action is None or services[name].action in said
+        ]
+    ranked.sort(key=lambda item: (-item[1], item[0]))
+    serving: tuple[str, ...] = ()
+    vague: tuple[str, ...] = ()
+    if ranked:
+        best = ranked[0][1]
+        serving = tuple(name for name, score in ranked if score >= BAND * best)
+        if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
+            serving, vague = (), serving
+    return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
+
+
+PLAIN: Final = 0.6
+"""Head strength from which a service *plainly* serves a part: the head word itself is in
+its name, examples or description, or its name has the word's family."""
+
+
+def plain_servers(text: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()) -> list[str]:
+    """The services that plainly serve the request in ``text`` (empty: none does).
+
+    The check of a part another planner (a language model) left uncovered: a service
+    whose own words have the part's head word serves it plainly.
+    """
+    keys = frozenset(field_key(d.field) for d in data)
+    vocab = vocabulary(catalog)
+    found: list[str] = []
+    for part in request_parts(text, data_values(data)):
+        match = match_part(part, catalog, keys)
+        head = part.head_term
+        if head is None or match.corrections:
+            continue
+        found.extend(
+            name
+            for name in match.serving
+            if vocab.services[name].strength(head, claims_only=True) >= PLAIN and name not in found
+        )
+    return found
