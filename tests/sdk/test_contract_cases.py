@@ -9,6 +9,7 @@ record alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from orra_events import Bus, TaskCompensated, TaskCompleted, TaskFailed
+from orra_events.registrations import definition_hash
+from orra_events.versions import canonical_version
 from orra_sdk import RevertTask, Service, Task, schema_hash
 from orra_sdk._results import kv_key
 from tests.sdk.conftest import EventLog, work_left
@@ -36,7 +39,12 @@ def payload(case: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize("case", RULES["schema_hash"], ids=lambda c: c["definition"]["name"])
 def test_canonical_json_and_schema_hash(case: dict[str, Any]) -> None:
     definition = case["definition"]
-    assert json.dumps(definition, sort_keys=True, separators=(",", ":")) == case["canonical"]
+    hashed = {k: v for k, v in definition.items() if k != "examples" or v}
+    hashed["version"] = canonical_version(definition["version"])
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
+    assert canonical == case["canonical"]
+    assert hashlib.sha256(canonical.encode()).hexdigest()[:16] == case["hash"]
+    assert definition_hash(**definition) == case["hash"]
     assert schema_hash(definition) == case["hash"]
 
 

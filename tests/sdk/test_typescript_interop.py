@@ -161,7 +161,8 @@ async def test_one_definition_one_consumer_and_the_tasks_split(
     beats = await events.wait(ServiceHeartbeat, count=2, service=NAME)
     assert len({b.instance_id for b in beats}) == 2
     raw = await bus.js.get_last_msg(
-        bus.topology.services_stream, bus.topology.subject("service.registered", NAME)
+        bus.topology.services_stream,
+        bus.topology.service_subject("service.registered", NAME, "1"),
     )
     assert raw.seq == 1, "the Node replica registered the very same definition"
     assert (raw.headers or {})["Nats-Msg-Id"] == f"reg:{NAME}:{svc.schema_hash}"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from orra_events import decode
 from orra_events.errors import DecodeError
-from orra_sdk import schema_hash
+from orra_events.registrations import definition_hash
 from orra_sdk._results import kv_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +55,11 @@ _json = st.recursive(
     max_leaves=6,
 )
 _schemas = st.dictionaries(_text, _json, max_size=3)
+_versions = st.builds(
+    lambda prefix, numbers: prefix + ".".join(str(n) for n in numbers),
+    st.sampled_from(["", "v"]),
+    st.lists(st.integers(0, 999), min_size=1, max_size=4),
+)
 _definitions = st.fixed_dictionaries(
     {
         "name": _text,
@@ -62,8 +67,9 @@ _definitions = st.fixed_dictionaries(
         "input_schema": _schemas,
         "output_schema": _schemas,
         "revertible": st.booleans(),
-        "version": _text,
+        "version": _versions,
         "kind": st.sampled_from(["service", "agent"]),
+        "examples": st.lists(_text, max_size=3),
     }
 )
 _keys = st.text(alphabet=st.sampled_from("ab:._=-Z9 é:"), max_size=10) | _text
@@ -142,8 +148,7 @@ _SETTINGS = settings(
 def test_both_sdks_hash_a_definition_alike(definitions: list[dict[str, Any]]) -> None:
     answers = _ask([{"kind": "hash", "definition": d} for d in definitions])
     for definition, answer in zip(definitions, answers, strict=True):
-        canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-        assert answer == {"canonical": canonical, "hash": schema_hash(definition)}
+        assert answer["hash"] == definition_hash(**definition), answer["canonical"]
 
 
 @_SETTINGS

@@ -9,7 +9,7 @@ import { deliveryOf } from "./bus.js";
 import { taskProgress, type TaskDispatched } from "./events.js";
 import { describeError } from "./errors.js";
 import { log } from "./log.js";
-import type { Claimed } from "./results.js";
+import type { Claimed, ResultStore } from "./results.js";
 import { toJson } from "./schema.js";
 import type { ProgressOptions } from "./service.js";
 
@@ -153,5 +153,61 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
     return await Promise.race([promise.then(() => true), timedOut]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Keep-alives of running handlers: an in-progress ack and a claim renewal every
+ * `everyS` (a third of the ack wait), fired by the worker's ticker, not a timer per task.
+ */
+export class KeepAlive {
+  readonly #store: ResultStore;
+  readonly #everyS: number;
+  readonly #leaseS: number;
+  readonly #beats = new Map<number, Beat>();
+  #ids = 0;
+
+  constructor(store: ResultStore, everyS: number, leaseS: number) {
+    this.#store = store;
+    this.#everyS = everyS;
+    this.#leaseS = leaseS;
+  }
+
+  /** Keep a running handler's message in progress and its claim alive; returns its id. */
+  watch(msg: WorkMessage, claim: Claimed, attempt: number): number {
+    this.#ids += 1;
+    this.#beats.set(this.#ids, { msg, claim, attempt, due: Date.now() + this.#everyS * 1000, running: undefined });
+    return this.#ids;
+  }
+
+  /** Stop the keep-alives of a handler that returned (after a beat in flight). */
+  async unwatch(id: number): Promise<void> {
+    const beat = this.#beats.get(id);
+    this.#beats.delete(id);
+    if (beat?.running !== undefined) await beat.running;
+  }
+
+  /** Fire the beats that are due (called by the worker's ticker). */
+  due(): void {
+    const nowMs = Date.now();
+    for (const beat of this.#beats.values()) {
+      if (beat.due <= nowMs && beat.running === undefined) {
+        beat.due = nowMs + this.#everyS * 1000;
+        beat.running = this.#beat(beat).finally(() => {
+          beat.running = undefined;
+        });
+      }
+    }
+  }
+
+  async #beat(beat: Beat): Promise<void> {
+    try {
+      beat.msg.inProgress();
+      if (!(await this.#store.renew(beat.claim, beat.attempt, this.#leaseS))) {
+        log.warning("claim taken over by another instance", { key: beat.claim.key });
+      }
+    } catch (error) {
+      log.warning("keep-alive failed", { key: beat.claim.key, error: describeError(error) });
+    }
   }
 }

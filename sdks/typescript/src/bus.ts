@@ -26,6 +26,12 @@ export const HDR_ORIGINAL_SUBJECT = "Orra-Original-Subject";
 export const HDR_ORIGINAL_STREAM = "Orra-Original-Stream";
 export const HDR_ORIGINAL_SEQUENCE = "Orra-Original-Sequence";
 
+/**
+ * While a process stops, how long it still waits for work that needs the broker once the
+ * broker is unreachable (`orra_events.bus.BROKER_PATIENCE_S`).
+ */
+export const BROKER_PATIENCE_S = 1.0;
+
 /** The broker cannot be reached, or the streams are missing. */
 export class BrokerUnavailable extends OrraSdkError {
   override name = "BrokerUnavailable";
@@ -86,6 +92,7 @@ export class Bus {
   readonly jsm: JetStreamManager;
   readonly topology: Topology;
   #connected = true;
+  #reconnects = 0;
   closing = false;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, topology: Topology, name: string) {
@@ -133,6 +140,7 @@ export class Bus {
         if (!this.closing) log.warning("nats disconnected", { client: name });
       } else if (status.type === "reconnect") {
         this.#connected = true;
+        this.#reconnects += 1;
         log.info("nats reconnected", { client: name });
       } else if (status.type === "error") {
         log.warning("nats error", { client: name, error: status.error.message });
@@ -145,9 +153,54 @@ export class Bus {
     return this.#connected && !this.nc.isClosed();
   }
 
-  /** Create every stream of the topology, or bring the settings Orra owns to its definition. */
+  /** How many times the connection came back (a new value: the broker restarted or returned). */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  /**
+   * Wait for `work` (work that needs the broker) while stopping; bounded: up to
+   * `timeoutS`, but no longer than {@link BROKER_PATIENCE_S} once the broker is
+   * unreachable (that work cannot finish without it, and a process must stop within its
+   * grace period even while the broker is down). Resolves to whether `work` finished.
+   */
+  async waitWhileReachable(work: Promise<unknown>, timeoutS: number, what = "running work"): Promise<boolean> {
+    let finished = false;
+    void work.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    const deadline = Date.now() + Math.max(timeoutS, 0) * 1000;
+    let downSince: number | undefined;
+    while (!finished) {
+      const now = Date.now();
+      if (now >= deadline) return false;
+      if (this.connected) downSince = undefined;
+      else if (downSince === undefined) downSince = now;
+      else if (now - downSince >= BROKER_PATIENCE_S * 1000) {
+        log.warning("the broker is unreachable: not waiting", { waiting_for: what });
+        return false;
+      }
+      await sleep(Math.min(100, deadline - now));
+    }
+    return true;
+  }
+
+  /**
+   * Create every stream of the topology, or bring the settings Orra owns to its definition.
+   * A services stream of the layout before `ORRA_HEARTBEATS` existed (`service.>`) is
+   * narrowed to the registrations, and its heartbeats are purged (as `orra_events.Bus`).
+   */
   async ensureStreams(): Promise<void> {
-    for (const config of this.topology.streamConfigs()) {
+    const topology = this.topology;
+    let legacy = false;
+    try {
+      const info = await this.jsm.streams.info(topology.servicesStream);
+      legacy = JSON.stringify(info.config.subjects) === JSON.stringify([topology.subject("service", ">")]);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError)) throw error;
+    }
+    for (const config of topology.streamConfigs()) {
       try {
         await this.jsm.streams.add(config);
       } catch (error) {
@@ -159,6 +212,10 @@ export class Bus {
         );
         if (differs) await this.jsm.streams.update(config.name, { ...current, ...wanted });
       }
+    }
+    if (legacy) {
+      await this.jsm.streams.purge(topology.servicesStream, { filter: topology.heartbeatsFilter });
+      log.info("services stream narrowed to registrations", { stream: topology.servicesStream });
     }
   }
 

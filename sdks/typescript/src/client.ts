@@ -10,9 +10,13 @@
  */
 import type { Subscription } from "@nats-io/nats-core";
 import { Bus, BrokerUnavailable } from "./bus.js";
-import { decode } from "./codec.js";
-import { serviceHeartbeat, serviceRegistered, type ServiceRegistered } from "./events.js";
-import { ClientClosed, OrraSdkError, ServiceDefinitionError, describeError } from "./errors.js";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { decode, encode } from "./codec.js";
+import { serviceHeartbeat, serviceRegistered, type OrraEvent, type ServiceRegistered } from "./events.js";
+import { ClientClosed, OrraSdkError, RegistrationConflict, ServiceDefinitionError, describeError } from "./errors.js";
+import { conflictMessage, registrationProblem, sameDefinition } from "./registrations.js";
+import { canonicalVersion, InvalidVersion, versionFromToken } from "./versions.js";
+import { InvalidName, type Topology as TopologyType } from "./topology.js";
 import { newEventId, registrationId } from "./ids.js";
 import { log } from "./log.js";
 import { ResultStore } from "./results.js";
@@ -23,6 +27,28 @@ import { ServiceWorker } from "./worker.js";
 
 /** KV bucket (within the namespace) of task claims and recorded results, shared with `orra_sdk`. */
 export const RESULTS_BUCKET = "sdk_results";
+
+/** JetStream errors of a registration whose subject holds one already: wrong last subject
+ * sequence (the expectation of 0), maximum messages per subject (the stream's own rule). */
+const SUBJECT_TAKEN = new Set([10071, 10077]);
+
+/** Why a decoded message of the registry stream is malformed (`orra_events.registry.registry_problem`). */
+function registryProblem(topology: TopologyType, event: OrraEvent, subject: string): string | undefined {
+  if (event.type !== "service.registered" && event.type !== "service.heartbeat") {
+    return `expected a service event on ${subject}, got ${event.type}`;
+  }
+  let expected: string;
+  try {
+    expected = topology.subjectFor(event);
+  } catch (error) {
+    if (error instanceof InvalidVersion) return `${event.type} event of ${event.service}: ${error.message}`;
+    if (error instanceof InvalidName) return `${event.type} event with an invalid service name: ${error.message}`;
+    throw error;
+  }
+  const legacy = topology.serviceSubject(event.type, event.service, null);
+  if (subject !== expected && subject !== legacy) return `${event.type} event for ${event.service} on subject ${subject}`;
+  return event.type === "service.registered" ? registrationProblem(event) : undefined;
+}
 
 /** Events after which the running tasks of an orchestration are told to stop. */
 export const STOP_SIGNALS = ["orchestration.aborted", "orchestration.failed", "orchestration.compensating"] as const;
@@ -208,8 +234,10 @@ export class OrraClient {
     }
     this.#starting += 1; // not ready until every service of this call is taking tasks
     try {
+      // Every registration first: a refused one stops the start before any service of
+      // this call takes a task.
+      for (const service of services) await this.register(service);
       for (const service of services) {
-        await this.register(service);
         const worker = new ServiceWorker(bus, service, store, {
           concurrency: service.concurrency ?? this.concurrency,
           ackWaitS: this.ackWaitS,
@@ -289,23 +317,46 @@ export class OrraClient {
   // --- registry --------------------------------------------------------------------------
 
   /**
-   * Publish the service's `service.registered` event and return it.
+   * Register the service's name and version with its definition; return the event.
    *
-   * The event id is `reg:<service>:<schema hash>`, so restarting replicas of an unchanged
-   * service store nothing new, while a changed definition is a new event.
+   * One name and version has one definition, and the first registration counts (see
+   * `orra_events.registrations`). The event goes to `service.registered.<name>.<version>`
+   * only if that subject is empty (expected last subject sequence 0; the stream also refuses
+   * a second message there), with the id `reg:<name>:<schema hash>`. When the subject is
+   * taken, the stored definition decides: the same one (another replica, Python or Node, a
+   * restart) is fine; another one throws {@link RegistrationConflict}. Registrations stored
+   * before versions had subjects (on `service.registered.<name>`) count too.
+   *
+   * @throws {RegistrationConflict} the name and version hold another definition (the
+   *   message names both ways out).
    */
   async register(service: AnyService): Promise<ServiceRegistered> {
     const bus = this.bus;
-    let event = this.#registration(service, registrationId(service.name, service.schemaHash));
-    const ack = await bus.publish(event);
-    if (ack.duplicate) {
-      // Switching back to a definition registered within the duplicate window would be
-      // dropped as a duplicate and leave the other definition current.
-      const current = await this.#currentRegistration(service.name);
-      if (current !== undefined && current.schema_hash !== service.schemaHash) {
-        event = this.#registration(service, `${registrationId(service.name, service.schemaHash)}:${Date.now()}`);
-        await bus.publish(event);
+    const event = this.#registration(service, registrationId(service.name, service.schemaHash));
+    let stored = await this.#registered(event);
+    if (stored === undefined) {
+      try {
+        await bus.js.publish(bus.topology.subjectFor(event), encode(event), {
+          msgID: event.event_id,
+          expect: { lastSubjectSequence: 0 },
+        });
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError) || !SUBJECT_TAKEN.has(error.code)) throw error;
+        stored = await this.#registered(event); // another process won the race
       }
+    }
+    if (stored !== undefined) {
+      const [registered, problem] = stored;
+      if (problem !== undefined) {
+        throw new RegistrationConflict(
+          `service ${service.name} version ${service.version} cannot be registered: its subject holds a ` +
+            `registration that every follower refuses (${problem}). Fix: give this service another name, or raise its version.`,
+        );
+      }
+      if (!sameDefinition(registered, event)) {
+        throw new RegistrationConflict(conflictMessage(registered, event, await this.#versions(service)));
+      }
+      log.debug("already registered", { service: service.name, version: service.version });
     }
     return event;
   }
@@ -321,26 +372,60 @@ export class OrraClient {
       version: service.version,
       kind: service.kind,
       schema_hash: service.schemaHash,
+      examples: [...service.examples],
     });
   }
 
-  async #currentRegistration(name: string): Promise<ServiceRegistered | undefined> {
+  /**
+   * The registration that counts for the event's name and version, with its problem
+   * (`undefined` when followers accept it), or `undefined` when there is none. The older
+   * subject `service.registered.<name>` is read first.
+   */
+  async #registered(event: ServiceRegistered): Promise<[ServiceRegistered, string | undefined] | undefined> {
     const bus = this.bus;
-    try {
-      const stored = await bus.jsm.streams.getMessage(bus.topology.servicesStream, {
-        last_by_subj: bus.topology.subject("service.registered", name),
+    const topology = bus.topology;
+    const legacy = topology.serviceSubject(event.type, event.service, null);
+    for (const subject of [legacy, topology.subjectFor(event)]) {
+      const raw = await bus.jsm.streams.getMessage(topology.servicesStream, { last_by_subj: subject }).catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.code === 10037) return null; // no message
+        throw error;
       });
-      if (stored === null) return undefined;
-      const event = decode(stored.data);
-      return event.type === "service.registered" ? event : undefined;
+      if (raw === null) continue;
+      let stored: OrraEvent;
+      try {
+        stored = decode(raw.data);
+      } catch (error) {
+        if (subject === legacy) continue; // parked by the followers; the versioned subject decides
+        return [event, describeError(error)];
+      }
+      const problem = registryProblem(topology, stored, subject);
+      if (subject === legacy) {
+        if (problem !== undefined || stored.type !== "service.registered" || canonicalVersion(stored.version ?? "1") !== event.version) {
+          continue; // only a valid registration of this very version counts there
+        }
+      }
+      if (stored.type !== "service.registered") return [event, problem ?? `${stored.type} on ${subject}`];
+      return [stored, problem];
+    }
+    return undefined;
+  }
+
+  /** Every registered version of the service's name (best effort, for the message). */
+  async #versions(service: AnyService): Promise<string[]> {
+    const topology = this.bus.topology;
+    const prefix = topology.serviceSubject("service.registered", service.name, null);
+    try {
+      const info = await this.bus.jsm.streams.info(topology.servicesStream, { subjects_filter: `${prefix}.*` });
+      const subjects = Object.keys(info.state.subjects ?? {});
+      return subjects.map((s) => versionFromToken(s.slice(s.lastIndexOf(".") + 1))).filter((v): v is string => v !== undefined);
     } catch {
-      return undefined; // unknown means "publish anyway"
+      return [];
     }
   }
 
   async #beat(service: AnyService): Promise<void> {
     await this.bus.publish(
-      serviceHeartbeat(newEventId("hb"), service.name, this.project, this.instanceId, this.heartbeatIntervalS),
+      serviceHeartbeat(newEventId("hb"), service.name, this.project, this.instanceId, this.heartbeatIntervalS, service.version),
     );
   }
 

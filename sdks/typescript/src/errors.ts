@@ -13,6 +13,16 @@ export class ServiceDefinitionError extends OrraSdkError {
   override name = "ServiceDefinitionError";
 }
 
+/**
+ * The service's name and version are registered with another definition. The registered
+ * one stays; this process must not serve the name. The message names the conflict and the
+ * fix (another name, or a higher `version`); `run()` logs it and exits with status 2
+ * before taking any task.
+ */
+export class RegistrationConflict extends ServiceDefinitionError {
+  override name = "RegistrationConflict";
+}
+
 /** The client is not connected: it was never started, or it was closed. */
 export class ClientClosed extends OrraSdkError {
   override name = "ClientClosed";

@@ -181,6 +181,7 @@ export function serviceHeartbeat(
   project: string,
   instanceId: string,
   intervalS: number,
+  version: string,
 ): ServiceHeartbeat {
   return {
     type: "service.heartbeat",
@@ -191,6 +192,7 @@ export function serviceHeartbeat(
     project,
     instance_id: instanceId,
     interval_s: intervalS,
+    version,
   };
 }
 
@@ -205,6 +207,7 @@ export interface Registration {
   version: string;
   kind: "service" | "agent";
   schema_hash: string;
+  examples: string[];
 }
 
 /** `service.registered`: a service declared itself. */
@@ -223,5 +226,6 @@ export function serviceRegistered(eventId: string, registration: Registration): 
     version: registration.version,
     kind: registration.kind,
     schema_hash: registration.schema_hash,
+    examples: registration.examples,
   };
 }

@@ -31,6 +31,7 @@ export {
   MalformedEvent,
   NonRetryableError,
   OrraSdkError,
+  RegistrationConflict,
   SchemaMismatch,
   ServiceDefinitionError,
   UnknownEventType,
@@ -41,7 +42,8 @@ export { canonicalJson, kvKey, schemaHash } from "./canonical.js";
 export { HealthServer } from "./health.js";
 export { configureLogging, log, withLogContext } from "./log.js";
 export { METRICS, Metrics } from "./metrics.js";
-export { healthServer, run, serveUntilSignal, type ServeOptions } from "./runner.js";
+export { EXIT_DEFINITION, healthServer, run, serveUntilSignal, type ServeOptions } from "./runner.js";
+export { InvalidVersion, canonicalVersion, parseVersion } from "./versions.js";
 export {
   jsonSchema,
   type Accepted,

@@ -54,6 +54,15 @@ export interface Busy {
 
 const encoder = new TextEncoder();
 
+/** The record a KV value holds, or `undefined` when it holds none. */
+export function recordOf(value: Uint8Array): ResultRecord | undefined {
+  try {
+    return decodeRecord(value);
+  } catch {
+    return undefined;
+  }
+}
+
 function decodeRecord(value: Uint8Array): ResultRecord {
   const raw = JSON.parse(new TextDecoder().decode(value)) as Partial<ResultRecord>;
   if (raw.state !== "running" && raw.state !== "done") throw new Error("not an idempotency record");

@@ -7,11 +7,17 @@
  * 503 from SIGTERM on, while the process drains) and `/metrics` (Prometheus text).
  */
 import { OrraClient, type ClientOptions } from "./client.js";
-import { OrraSdkError, describeError } from "./errors.js";
+import { OrraSdkError, ServiceDefinitionError, describeError } from "./errors.js";
 import { HealthServer } from "./health.js";
 import { configureLogging, log } from "./log.js";
 import type { AnyService } from "./service.js";
 import { HEALTH_PORT_ENV, healthPortFromEnv } from "./settings.js";
+
+/**
+ * Exit status of a process whose service cannot be served as declared: its registration was
+ * refused (another definition holds its name and version) or its definition is wrong.
+ */
+export const EXIT_DEFINITION = 2;
 
 /** The probe and metrics server of a process that serves services with `client`. */
 export function healthServer(client: OrraClient, port: number, host = "0.0.0.0"): HealthServer {
@@ -28,7 +34,11 @@ export interface ServeOptions {
   until?: Promise<void>;
 }
 
-/** Serve `services` on a client until SIGTERM or SIGINT; resolve to an exit code. */
+/**
+ * Serve `services` on a client until SIGTERM or SIGINT; resolve to an exit code: 0 after a
+ * signal, 1 when the broker (or the health port) cannot be used, {@link EXIT_DEFINITION}
+ * (2) when a registration is refused or a service is declared wrongly (no task was taken).
+ */
 export async function serveUntilSignal(services: AnyService[], options: ServeOptions): Promise<number> {
   const { client } = options;
   const port = options.healthPort ?? healthPortFromEnv();
@@ -64,9 +74,12 @@ export async function serveUntilSignal(services: AnyService[], options: ServeOpt
       try {
         await client.start(...services);
       } catch (error) {
-        if (!(error instanceof OrraSdkError)) throw error;
-        log.error("cannot start", { error: describeError(error) });
-        return 1;
+        if (!(error instanceof ServiceDefinitionError)) throw error;
+        // A refused registration (RegistrationConflict) or a service declared wrongly:
+        // nothing was taken from the work queue; say why and stop.
+        log.error("cannot start", { error: error.message });
+        process.stderr.write(`orra: cannot start: ${error.message}\n`);
+        return EXIT_DEFINITION;
       }
       log.info("ready", {
         services: services.map((s) => s.name),

@@ -2,10 +2,11 @@
  * Declaring a service or agent: its name, description, schemas and handlers (the Python
  * SDK's `orra_sdk.service`).
  */
-import { schemaHash } from "./canonical.js";
 import { ServiceDefinitionError } from "./errors.js";
+import { definitionHash, exampleProblems, normaliseExamples } from "./registrations.js";
 import { compileSchema, type Accepted, type Parsed, type SchemaSpec, type Validator } from "./schema.js";
 import { checkName } from "./topology.js";
+import { canonicalVersion } from "./versions.js";
 
 /** Options of {@link Task.progress}. */
 export interface ProgressOptions {
@@ -91,8 +92,19 @@ export interface ServiceOptions<I extends SchemaSpec, O extends SchemaSpec> {
   output: O;
   /** Whether the service's effects can be undone; give the revert handler with {@link Service.revert}. */
   revertible?: boolean;
-  /** Version of the service's contract, free text (`"1"`). */
+  /**
+   * Version of the service's definition: dotted numbers (`"1"`, `"2"`, `"1.4.2"`). One name
+   * and version has one definition (description, examples, schemas, revertible, kind): to
+   * change any of them, raise the version; a higher version replaces a lower one for new
+   * plans, and tasks already planned keep the version they were planned against.
+   */
   version?: string;
+  /**
+   * Up to 20 short phrases of what the service does, in its users' words
+   * (`["charge the card", "take the money for an order"]`): they teach the planner the
+   * words your users use for it.
+   */
+  examples?: readonly string[];
   /** `"service"` or `"agent"`. */
   kind?: "service" | "agent";
   /** Tasks this process runs at once for this service; the client's default when unset. */
@@ -120,6 +132,8 @@ export class Service<I extends SchemaSpec = SchemaSpec, O extends SchemaSpec = S
   readonly version: string;
   readonly kind: "service" | "agent";
   readonly concurrency: number | undefined;
+  /** The example phrases, spacing normalised. */
+  readonly examples: readonly string[];
   /** The registered JSON Schema of inputs. */
   readonly inputSchema: Record<string, unknown>;
   /** The registered JSON Schema of outputs. */
@@ -133,10 +147,22 @@ export class Service<I extends SchemaSpec = SchemaSpec, O extends SchemaSpec = S
   #handler: Handler<Parsed<I>, Accepted<O>> | undefined;
   #revert: RevertHandler<Parsed<I>, Parsed<O>> | undefined;
 
-  /** @throws {ServiceDefinitionError} the name is not one token, a schema is unusable, or concurrency < 1. */
+  /**
+   * @throws {ServiceDefinitionError} the name is not one token, the version not dotted
+   *   numbers, an example phrase malformed (each problem named), a schema unusable, or
+   *   concurrency < 1.
+   */
   constructor(options: ServiceOptions<I, O>) {
     const { name, description } = options;
-    checkName("service name", name);
+    let version: string;
+    try {
+      checkName("service name", name);
+      version = canonicalVersion(options.version ?? "1");
+    } catch (error) {
+      throw new ServiceDefinitionError(`${name}: ${(error as Error).message}`);
+    }
+    const problems = exampleProblems(options.examples ?? []);
+    if (problems.length) throw new ServiceDefinitionError(`${name}: ${problems.join("; ")}`);
     const kind = options.kind ?? "service";
     if (kind !== "service" && kind !== "agent") {
       throw new ServiceDefinitionError(`${name}: kind must be "service" or "agent", got ${String(kind)}`);
@@ -147,21 +173,23 @@ export class Service<I extends SchemaSpec = SchemaSpec, O extends SchemaSpec = S
     this.name = name;
     this.description = description;
     this.revertible = options.revertible ?? false;
-    this.version = options.version ?? "1";
+    this.version = version;
+    this.examples = normaliseExamples(options.examples ?? []);
     this.kind = kind;
     this.concurrency = options.concurrency;
     this.inputValidator = compileSchema<Parsed<I>>(options.input, "input", `${name}: input`);
     this.outputValidator = compileSchema<Parsed<O>>(options.output, "output", `${name}: output`);
     this.inputSchema = this.inputValidator.jsonSchema;
     this.outputSchema = this.outputValidator.jsonSchema;
-    this.schemaHash = schemaHash({
+    this.schemaHash = definitionHash({
       name,
       description,
       input_schema: this.inputSchema,
       output_schema: this.outputSchema,
       revertible: this.revertible,
-      version: this.version,
+      version,
       kind,
+      examples: this.examples,
     });
   }
 

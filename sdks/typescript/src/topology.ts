@@ -10,6 +10,9 @@ import type { StreamConfig } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { ServiceDefinitionError } from "./errors.js";
 import { reprString } from "./pyrepr.js";
+import { versionToken } from "./versions.js";
+
+const VERSIONED_TYPES = new Set(["service.registered", "service.heartbeat"]);
 
 /** What a service name, task id or orchestration id may look like: one subject token. */
 export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -60,12 +63,40 @@ export class Topology {
     return `${this.#prefix}${eventType}.${token("subject key", key)}`;
   }
 
-  /** Subject on which an event is published: its orchestration id, or its service for service events. */
-  subjectFor(event: { type: string; orchestration_id?: string; service?: string }): string {
+  /**
+   * Subject on which an event is published: its orchestration id, or its service for
+   * service events; a registration, and a heartbeat that names its version, add the
+   * version's token (`service.registered.PaymentService.2`).
+   */
+  subjectFor(event: { type: string; orchestration_id?: string; service?: string; version?: string | null }): string {
     if (event.orchestration_id !== undefined) {
       return `${this.#prefix}${event.type}.${checkName("orchestration id", event.orchestration_id)}`;
     }
+    if (VERSIONED_TYPES.has(event.type)) {
+      const version = event.type === "service.registered" ? (event.version ?? "1") : (event.version ?? null);
+      return this.serviceSubject(event.type, event.service ?? "", version);
+    }
     return `${this.#prefix}${event.type}.${checkName("service name", event.service ?? "")}`;
+  }
+
+  /**
+   * Subject of a service's registration or heartbeat at `version`:
+   * `<type>.<service>.<version token>`; `<type>.<service>` when `version` is null (the
+   * subject of every registration and heartbeat before versions had subjects, still read).
+   */
+  serviceSubject(eventType: string, service: string, version: string | null): string {
+    const base = `${this.#prefix}${eventType}.${checkName("service name", service)}`;
+    return version === null ? base : `${base}.${versionToken(version)}`;
+  }
+
+  /** Every service registration: `service.registered.>`. */
+  get registrationsFilter(): string {
+    return `${this.#prefix}service.registered.>`;
+  }
+
+  /** Every service heartbeat: `service.heartbeat.>`. */
+  get heartbeatsFilter(): string {
+    return `${this.#prefix}service.heartbeat.>`;
   }
 
   /** One event type across orchestrations: `task.completed.*`. */
@@ -99,6 +130,10 @@ export class Topology {
 
   get servicesStream(): string {
     return `${this.#streamPrefix}ORRA_SERVICES`;
+  }
+
+  get heartbeatsStream(): string {
+    return `${this.#streamPrefix}ORRA_HEARTBEATS`;
   }
 
   get workStream(): string {
@@ -140,10 +175,25 @@ export class Topology {
         duplicate_window: dup,
         allow_direct: true,
       },
+      // One registration per name and version, kept for ever: the broker refuses a second
+      // message on a registration subject (discard new, per subject).
       {
         name: this.servicesStream,
-        description: "Orra service registry: registrations and heartbeats",
-        subjects: [`${this.#prefix}service.>`],
+        description: "Orra service registry: one registration per name and version",
+        subjects: [this.registrationsFilter],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: this.replicas,
+        max_msgs_per_subject: 1,
+        discard: DiscardPolicy.New,
+        discard_new_per_subject: true,
+        duplicate_window: dup,
+        allow_direct: true,
+      },
+      {
+        name: this.heartbeatsStream,
+        description: "Orra service heartbeats: the last one per service and version",
+        subjects: [this.heartbeatsFilter],
         retention: RetentionPolicy.Limits,
         storage: StorageType.File,
         num_replicas: this.replicas,

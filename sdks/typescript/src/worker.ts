@@ -27,8 +27,8 @@
 import type { Msg } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import {
-  type Beat,
   type Interruption,
+  KeepAlive,
   KeyLocks,
   type Outcome,
   Progress,
@@ -38,6 +38,7 @@ import {
 } from "./attempt.js";
 import type { Bus } from "./bus.js";
 import { Puller } from "./pull.js";
+import { Reporter } from "./report.js";
 import { kvKey } from "./canonical.js";
 import { decode } from "./codec.js";
 import {
@@ -53,13 +54,17 @@ import {
 } from "./events.js";
 import { AbortOrchestration, DecodeError, NonRetryableError, describeError } from "./errors.js";
 import { log, withLogContext } from "./log.js";
-import { addInFlight, countResult, observeHandler, observeResult, prepareMetrics } from "./metrics.js";
+import { addInFlight, observeHandler, prepareMetrics } from "./metrics.js";
 import { pyRepr } from "./pyrepr.js";
-import type { Busy, Claimed, Done, ResultStore } from "./results.js";
+import { type Busy, type Claimed, type Done, type ResultStore, recordOf } from "./results.js";
 import { toJson } from "./schema.js";
 import type { AnyService, RevertTask, Task } from "./service.js";
 
 const STOPPED_MEMORY = 10_000;
+/** Hand-back delay of a task of another version, per delivery, and its cap (seconds). */
+const HAND_BACK_S = 0.2;
+const HAND_BACK_MAX_S = 2.0;
+
 
 /** How a worker is tuned (the client's settings). */
 export interface WorkerOptions {
@@ -79,11 +84,11 @@ export class ServiceWorker {
   readonly subject: string;
   readonly #progressEveryS: number;
   readonly #leaseS: number;
+  readonly #reporter: Reporter;
   #inflight = 0;
   readonly #tasks = new Set<Promise<void>>();
   readonly #locks = new KeyLocks();
-  readonly #beats = new Map<number, Beat>();
-  #beatIds = 0;
+  readonly #beats: KeepAlive;
   #stopping = false;
   #shuttingDown = false;
   #puller: Puller | undefined;
@@ -103,6 +108,12 @@ export class ServiceWorker {
     this.subject = bus.topology.work(service.name);
     this.#progressEveryS = options.ackWaitS / 3;
     this.#leaseS = Math.max(options.ackWaitS * 2, 2);
+    this.#beats = new KeepAlive(store, this.#progressEveryS, this.#leaseS);
+    this.#reporter = new Reporter(bus, store, {
+      progressEveryS: this.#progressEveryS,
+      leaseS: this.#leaseS,
+      stopping: () => this.#stopping,
+    });
   }
 
   /** Tasks received and not finished yet. */
@@ -164,45 +175,8 @@ export class ServiceWorker {
   }
 
   #tick(): void {
-    this.#keepAlive();
+    this.#beats.due();
     if (!this.#stopping) this.#puller?.tick();
-  }
-
-  // --- keep-alives -----------------------------------------------------------------------
-
-  #watch(msg: WorkMessage, claim: Claimed, attempt: number): number {
-    this.#beatIds += 1;
-    this.#beats.set(this.#beatIds, { msg, claim, attempt, due: Date.now() + this.#progressEveryS * 1000, running: undefined });
-    return this.#beatIds;
-  }
-
-  async #unwatch(id: number): Promise<void> {
-    const beat = this.#beats.get(id);
-    this.#beats.delete(id);
-    if (beat?.running !== undefined) await beat.running;
-  }
-
-  #keepAlive(): void {
-    const nowMs = Date.now();
-    for (const beat of this.#beats.values()) {
-      if (beat.due <= nowMs && beat.running === undefined) {
-        beat.due = nowMs + this.#progressEveryS * 1000;
-        beat.running = this.#beat(beat).finally(() => {
-          beat.running = undefined;
-        });
-      }
-    }
-  }
-
-  async #beat(beat: Beat): Promise<void> {
-    try {
-      beat.msg.inProgress();
-      if (!(await this.store.renew(beat.claim, beat.attempt, this.#leaseS))) {
-        log.warning("claim taken over by another instance", { key: beat.claim.key });
-      }
-    } catch (error) {
-      log.warning("keep-alive failed", { key: beat.claim.key, error: describeError(error) });
-    }
   }
 
   // --- stop signals ----------------------------------------------------------------------
@@ -295,6 +269,17 @@ export class ServiceWorker {
       return undefined;
     }
     const deliveries = msg.deliveries;
+    if (event.version !== undefined && event.version !== null && event.version !== this.service.version) {
+      // Planned against another version (a rolling upgrade): a replica of that version runs
+      // it. Handed back after a short delay, growing with each hand-back.
+      msg.nak(Math.min(HAND_BACK_S * deliveries, HAND_BACK_MAX_S));
+      log.debug("task of another version handed back", {
+        task_version: event.version,
+        version: this.service.version,
+        deliveries,
+      });
+      return undefined;
+    }
     if (event.type === "task.compensating") {
       return [event.idempotency_key, () => this.#revert(msg, event, deliveries)];
     }
@@ -303,7 +288,7 @@ export class ServiceWorker {
       await this.#fail(msg, event, now(), performance.now(), `stopped: ${stopped}`, false);
       return undefined;
     }
-    if (deliveries > this.options.maxDeliveries) {
+    if (deliveries > this.options.maxDeliveries && (await this.#ranBefore(event))) {
       await this.#fail(
         msg,
         event,
@@ -316,6 +301,19 @@ export class ServiceWorker {
       return undefined;
     }
     return [event.idempotency_key, () => this.#run(msg, event, deliveries)];
+  }
+
+  /**
+   * Whether an earlier delivery of this attempt started the handler (and never ended).
+   * Deliveries also count hand-backs (a replica of another version, a stopping replica),
+   * which ran nothing; only a claim of this attempt left behind shows that the handler ran
+   * and its process died or hung. Read only past `maxDeliveries`.
+   */
+  async #ranBefore(event: TaskDispatched): Promise<boolean> {
+    const entry = await this.store.kv.get(kvKey(this.service.name, event.idempotency_key));
+    if (entry === null || entry.operation !== "PUT") return false;
+    const record = recordOf(entry.value);
+    return record !== undefined && record.state === "running" && record.attempt === event.attempt;
   }
 
   async #run(msg: WorkMessage, event: TaskDispatched, deliveries: number): Promise<void> {
@@ -361,7 +359,7 @@ export class ServiceWorker {
       signal: controller.signal,
       progress: (update, options) => progress.publish(update, options),
     };
-    const beat = this.#watch(msg, claim, event.attempt);
+    const beat = this.#beats.watch(msg, claim, event.attempt);
     const running = this.#running.get(event.orchestration_id) ?? new Set<AbortController>();
     this.#running.set(event.orchestration_id, running);
     running.add(controller);
@@ -380,7 +378,7 @@ export class ServiceWorker {
     let output: Record<string, unknown> = {};
     switch (outcome.kind) {
       case "shutdown":
-        await this.#unwatch(beat);
+        await this.#beats.unwatch(beat);
         await this.#abandon(msg, claim);
         return;
       case "stopped":
@@ -391,7 +389,7 @@ export class ServiceWorker {
       case "threw":
         if (outcome.error instanceof AbortOrchestration) {
           observeHandler(service.name, "aborted", (performance.now() - h0) / 1000);
-          await this.#unwatch(beat);
+          await this.#beats.unwatch(beat);
           await this.#abort(msg, event, startedAt, t0, outcome.error, claim, progress);
           return;
         }
@@ -414,7 +412,7 @@ export class ServiceWorker {
       }
     }
     observeHandler(service.name, error !== undefined ? "failed" : "completed", (performance.now() - h0) / 1000);
-    await this.#unwatch(beat);
+    await this.#beats.unwatch(beat);
     const durationMs = performance.now() - t0;
     if (error !== undefined) {
       await this.#fail(msg, event, startedAt, t0, error, retryable, claim, progress);
@@ -425,6 +423,7 @@ export class ServiceWorker {
       taskCompleted(event, service.name, output, { startedAt, durationMs }, false),
       () => this.store.complete(claim, { output, attempt: event.attempt, startedAt, durationMs }),
       progress,
+      claim,
     );
   }
 
@@ -488,7 +487,7 @@ export class ServiceWorker {
       timeoutS: event.timeout_s,
       signal: controller.signal,
     };
-    const beat = this.#watch(msg, claim, event.attempt);
+    const beat = this.#beats.watch(msg, claim, event.attempt);
     this.#controllers.add(controller);
     const h0 = performance.now();
     let outcome: Outcome<void>;
@@ -498,7 +497,7 @@ export class ServiceWorker {
       this.#controllers.delete(controller);
     }
     if (outcome.kind === "shutdown" || outcome.kind === "stopped") {
-      await this.#unwatch(beat);
+      await this.#beats.unwatch(beat);
       await this.#abandon(msg, claim);
       return;
     }
@@ -510,14 +509,18 @@ export class ServiceWorker {
       error = describeError(outcome.error);
     }
     observeHandler(service.name, error !== undefined ? "compensation_failed" : "compensated", (performance.now() - h0) / 1000);
-    await this.#unwatch(beat);
+    await this.#beats.unwatch(beat);
     const durationMs = performance.now() - t0;
     if (error !== undefined) {
       await this.#compFailed(msg, event, startedAt, t0, error, retryable, claim);
       return;
     }
-    await this.#report(msg, taskCompensated(event, service.name, { startedAt, durationMs }), () =>
-      this.store.complete(claim, { output: {}, attempt: event.attempt, startedAt, durationMs }),
+    await this.#report(
+      msg,
+      taskCompensated(event, service.name, { startedAt, durationMs }),
+      () => this.store.complete(claim, { output: {}, attempt: event.attempt, startedAt, durationMs }),
+      undefined,
+      claim,
     );
   }
 
@@ -531,7 +534,7 @@ export class ServiceWorker {
     release?: Claimed,
   ): Promise<void> {
     const result = taskCompensationFailed(event, this.service.name, error, { startedAt, durationMs: performance.now() - t0 }, retryable);
-    await this.#report(msg, result, release ? () => this.store.release(release) : undefined);
+    await this.#report(msg, result, release ? () => this.store.release(release) : undefined, undefined, release);
   }
 
   async #abort(
@@ -551,7 +554,7 @@ export class ServiceWorker {
     });
     const payload = error.payload === null ? null : (toJson(error.payload) as Record<string, unknown>);
     const result = taskAborted(event, this.service.name, error.reason, payload, { startedAt, durationMs: performance.now() - t0 });
-    await this.#report(msg, result, () => this.store.release(release), progress);
+    await this.#report(msg, result, () => this.store.release(release), progress, release);
   }
 
   /**
@@ -578,11 +581,8 @@ export class ServiceWorker {
 
   /** The worker stops mid-task: free the key and hand the message to another replica. */
   async #abandon(msg: WorkMessage, claim: Claimed): Promise<void> {
-    try {
-      await this.store.release(claim);
-    } catch {
-      // the claim's lease ends by itself
-    }
+    // Best effort and bounded: without a broker the claim simply runs out.
+    if (this.bus.connected) await within(this.store.release(claim).catch(() => undefined), 2000);
     msg.nak();
   }
 
@@ -599,28 +599,11 @@ export class ServiceWorker {
     progress?: Progress,
   ): Promise<void> {
     const result = taskFailed(event, this.service.name, error, { startedAt, durationMs: performance.now() - t0 }, retryable);
-    await this.#report(msg, result, release ? () => this.store.release(release) : undefined, progress);
+    await this.#report(msg, result, release ? () => this.store.release(release) : undefined, progress, release);
   }
 
-  /**
-   * Store the result event, with the idempotency record's write, then ack the task.
-   *
-   * Both writes go out together and are awaited together (one round trip): the record
-   * (the result, or the release of the claim after a failure) and the event. The work
-   * message is acked only once both are stored, so a crash in between redelivers the task;
-   * the record then replays the result, or, if the crash came before the record was
-   * stored, the handler runs again (the documented window, docs/guarantees.md). Progress
-   * updates published without waiting are awaited here too.
-   */
-  async #report(msg: WorkMessage, result: TaskResult, record?: () => Promise<void>, progress?: Progress): Promise<void> {
-    observeResult(result);
-    const writes: Array<Promise<unknown>> = [record ? record() : Promise.resolve(), this.bus.publish(result)];
-    const [stored, published] = await Promise.allSettled(writes);
-    if (progress !== undefined) await progress.settle();
-    if (stored?.status === "rejected") throw stored.reason;
-    if (published?.status === "rejected") throw published.reason;
-    msg.ack();
-    countResult(result);
+  #report(msg: WorkMessage, result: TaskResult, record?: () => Promise<void>, progress?: Progress, claim?: Claimed): Promise<void> {
+    return this.#reporter.report(msg, result, record, progress, claim);
   }
 
   // --- stopping --------------------------------------------------------------------------
@@ -631,13 +614,15 @@ export class ServiceWorker {
     // Drop the inbox first: a task abandoned below goes to another replica, not to us.
     await this.#puller?.stop();
     if (this.#tasks.size) {
-      const drained = await within(Promise.allSettled([...this.#tasks]), drainTimeoutS * 1000);
+      // Results need the broker: while it is unreachable, running tasks are not waited for
+      // beyond a moment (they are redelivered once it is back).
+      const drained = await this.bus.waitWhileReachable(Promise.allSettled([...this.#tasks]), drainTimeoutS, "running tasks");
       if (!drained) {
         this.#shuttingDown = true;
         log.warning("abandoned running tasks", { service: this.service.name, count: this.#tasks.size });
         for (const controller of this.#controllers) controller.abort({ kind: "shutdown" } satisfies Interruption);
         // Bounded: a write may hang while the broker is away.
-        await within(Promise.allSettled([...this.#tasks]), Math.max(drainTimeoutS, 1) * 1000);
+        await this.bus.waitWhileReachable(Promise.allSettled([...this.#tasks]), Math.max(drainTimeoutS, 1), "abandoned tasks");
       }
     }
     if (this.#ticker !== undefined) {

@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { canonicalJson, kvKey, schemaHash } from "../src/canonical.js";
+import { definitionHash } from "../src/registrations.js";
+import { canonicalVersion } from "../src/versions.js";
 import { decode } from "../src/codec.js";
 import { DecodeError } from "../src/errors.js";
 import { Service, jsonSchema } from "../src/index.js";
@@ -39,8 +41,6 @@ function bytesOf(c: WorkCase): string {
 describe("sdk rules", () => {
   test("canonical JSON and schema hashes are the Python SDK's", () => {
     for (const { definition, canonical, hash } of rules.schema_hash) {
-      assert.equal(canonicalJson(definition), canonical);
-      assert.equal(schemaHash(definition), hash);
       const d = definition as {
         name: string;
         description: string;
@@ -49,7 +49,13 @@ describe("sdk rules", () => {
         revertible: boolean;
         version: string;
         kind: "service" | "agent";
+        examples?: string[];
       };
+      const { examples, ...rest } = d;
+      const hashed = { ...rest, version: canonicalVersion(d.version), ...(examples?.length ? { examples } : {}) };
+      assert.equal(canonicalJson(hashed), canonical);
+      assert.equal(schemaHash(hashed), hash);
+      assert.equal(definitionHash(d), hash);
       const service = new Service({
         name: d.name,
         description: d.description,
@@ -58,6 +64,7 @@ describe("sdk rules", () => {
         revertible: d.revertible,
         version: d.version,
         kind: d.kind,
+        examples: d.examples ?? [],
       });
       assert.equal(service.schemaHash, hash, `a service declared with ${d.name}'s JSON Schemas`);
     }

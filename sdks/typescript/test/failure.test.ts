@@ -216,3 +216,46 @@ describe("stop signals", () => {
     await h.events.wait("task.compensated", { task_id: "a" });
   });
 });
+
+describe("broker outage", () => {
+  test("a result finished while the broker is down is kept and recorded once it is back", async () => {
+    const svc = service();
+    let runs = 0;
+    let started!: () => void;
+    const startedP = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let finish!: () => void;
+    const finishP = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    svc.handler(async () => {
+      runs += 1;
+      started();
+      await finishP;
+      return { transactionId: "TX-outage" };
+    });
+    const client = h.client({ ackWaitS: 2 });
+    await client.connect();
+    await client.start(svc);
+    await h.dispatch("PaymentService", "pay", { orderId: "ORD1" }, { orchestrationId: "o_out" });
+    await startedP;
+    await server.kill();
+    finish(); // the handler returns while the broker is away
+    await sleep(1500);
+    assert.equal(client.ready, false);
+    await server.restart();
+    const [done] = await h.events.wait("task.completed", { task_id: "pay" }, { timeoutMs: 20_000 });
+    assert.equal(done?.output.transactionId, "TX-outage");
+    assert.equal(done?.replayed, false);
+    assert.equal(runs, 1, "the handler ran once");
+    assert.equal(await h.workLeft(10_000), 0);
+    assert.ok(h.logs.some((l) => l.event === "result not recorded yet; keeping it and trying again"));
+    assert.ok(h.logs.some((l) => l.event === "result recorded"));
+    // the record is there: a retry of the task replays it
+    await h.dispatch("PaymentService", "pay", { orderId: "ORD1" }, { orchestrationId: "o_out", attempt: 2 });
+    const [replay] = await h.events.wait("task.completed", { task_id: "pay", attempt: 2 });
+    assert.equal(replay?.replayed, true);
+    assert.equal(runs, 1);
+  });
+});

@@ -48,7 +48,7 @@ async function answers(port: number): Promise<boolean> {
 export class NatsServer {
   readonly url: string;
   readonly port: number;
-  readonly #proc: ChildProcess;
+  #proc: ChildProcess;
   readonly #store: string;
 
   private constructor(port: number, proc: ChildProcess, store: string) {
@@ -61,6 +61,22 @@ export class NatsServer {
   static async start(): Promise<NatsServer> {
     const port = await freePort();
     const store = mkdtempSync(join(tmpdir(), "orra-ts-nats-"));
+    return new NatsServer(port, await NatsServer.#spawn(port, store), store);
+  }
+
+  /** Kill the server (a crash), keeping its store. */
+  async kill(): Promise<void> {
+    const exited = new Promise((r) => this.#proc.once("exit", r));
+    this.#proc.kill("SIGKILL");
+    await exited;
+  }
+
+  /** Start the server again on its port and store (after {@link kill}). */
+  async restart(): Promise<void> {
+    this.#proc = await NatsServer.#spawn(this.port, this.#store);
+  }
+
+  static async #spawn(port: number, store: string): Promise<ChildProcess> {
     const proc = spawn(natsServerBinary(), ["--jetstream", "--store_dir", store, "--addr", "127.0.0.1", "--port", String(port)], {
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -76,7 +92,7 @@ export class NatsServer {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    return new NatsServer(port, proc, store);
+    return proc;
   }
 
   async stop(): Promise<void> {

@@ -222,6 +222,22 @@ describe("runner", () => {
     assert.equal(line?.hint, "is nats-server running? see ORRA_NATS_URL");
   });
 
+  test("a refused registration exits with status 2 before taking a task, saying why", async () => {
+    const name = uniqueName();
+    const first = h.client();
+    await first.connect();
+    await first.start(echoService(name));
+    await first.close();
+    const other = new Service({ name, description: "Another definition", input: In, output: Out });
+    other.handler(async (task) => ({ key: task.input.key }));
+    const client = h.client();
+    const code = await serveUntilSignal([other], { client, healthPort: 0, until: sleep(5000) });
+    assert.equal(code, 2);
+    const line = h.logs.find((l) => l.event === "cannot start");
+    assert.match(String(line?.error), new RegExp(`^service ${name} version 1 is already registered with another definition \\(description differs\\)`));
+    assert.equal(h.logs.some((l) => l.event === "ready"), false);
+  });
+
   test("it serves until told to stop, logging ready and stopped", async () => {
     const client = h.client();
     const stop = gate();

@@ -3,11 +3,12 @@
  * questions on stdin and writes the answers of @orra/sdk as a JSON array on stdout, so a
  * Python property test can check that both SDKs agree on generated inputs.
  *
- * - `{"kind": "hash", "definition": {...}}` → `{"canonical", "hash"}`
+ * - `{"kind": "hash", "definition": {...}}` → `{"canonical", "hash"}` (the definition hash)
  * - `{"kind": "kv", "service", "key"}` → `{"kv_key"}`
  * - `{"kind": "decode", "raw": "..."}` → `{"type"}` or `{"error": "<Name>: <message>"}`
  */
-import { canonicalJson, kvKey, schemaHash } from "../src/canonical.js";
+import { canonicalJson, kvKey } from "../src/canonical.js";
+import { type Definition, definitionHash } from "../src/registrations.js";
 import { decode } from "../src/codec.js";
 import { DecodeError } from "../src/errors.js";
 
@@ -19,7 +20,7 @@ type Question =
 function answer(q: Question): Record<string, unknown> {
   switch (q.kind) {
     case "hash":
-      return { canonical: canonicalJson(q.definition), hash: schemaHash(q.definition) };
+      return { canonical: canonicalJson(q.definition), hash: definitionHash(q.definition as unknown as Definition) };
     case "kv":
       return { kv_key: kvKey(q.service, q.key) };
     case "decode":

@@ -48,7 +48,7 @@ describe("registry", () => {
     const svc = paymentService();
     await client.start(svc);
     const stored = await h.bus.jsm.streams.getMessage(h.topology.servicesStream, {
-      last_by_subj: h.topology.subject("service.registered", "PaymentService"),
+      last_by_subj: h.topology.serviceSubject("service.registered", "PaymentService", "1"),
     });
     assert.ok(stored);
     const event = decode(stored.data);
@@ -89,9 +89,9 @@ describe("tasks", () => {
   });
 });
 
-async function lastRegistration(name: string) {
+async function lastRegistration(name: string, version = "1") {
   const stored = await h.bus.jsm.streams.getMessage(h.topology.servicesStream, {
-    last_by_subj: h.topology.subject("service.registered", name),
+    last_by_subj: h.topology.serviceSubject("service.registered", name, version),
   });
   assert.ok(stored);
   const event = decode(stored.data);
@@ -100,29 +100,90 @@ async function lastRegistration(name: string) {
 }
 
 describe("registry, continued", () => {
-  test("a changed schema registers again, and so does going back within the duplicate window", async () => {
+  test("one name and version has one definition: another one is refused, a new version registers", async () => {
     const v1 = paymentService();
-    const v2 = new Service({
-      name: "PaymentService",
-      description: "Charge the payment of an order",
-      input: PayIn.extend({ currency: z.string().default("EUR") }),
-      output: PayOut,
-      revertible: true,
-      version: "2",
+    const changed = (version: string) => {
+      const svc = new Service({
+        name: "PaymentService",
+        description: "Charge the payment of an order",
+        input: PayIn.extend({ currency: z.string().default("EUR") }),
+        output: PayOut,
+        revertible: true,
+        version,
+        examples: ["charge the card", "take  the money "],
+      });
+      svc.handler(async () => ({ paymentStatus: "confirmed", transactionId: "T" }));
+      return svc;
+    };
+    const first = h.client();
+    await first.connect();
+    await first.start(v1);
+    await first.close();
+    const refused = h.client();
+    await refused.connect();
+    await assert.rejects(refused.start(changed("1.0")), (error: Error) => {
+      assert.equal(error.name, "RegistrationConflict");
+      assert.equal(
+        error.message,
+        "service PaymentService version 1 is already registered with another definition (input schema and " +
+          "examples differ); one name and version has one definition, so this registration is refused and the " +
+          'registered one stays. Fix: give this service another name, or raise its version above every registered ' +
+          'one (version="2") to replace it for new plans.',
+      );
+      return true;
     });
-    v2.handler(async () => ({ paymentStatus: "confirmed", transactionId: "T" }));
-    assert.notEqual(v1.schemaHash, v2.schemaHash);
-    for (const svc of [v1, v2, v1]) {
-      const client = h.client();
-      await client.connect();
-      await client.start(svc);
-      const { event } = await lastRegistration("PaymentService");
-      assert.equal(event.schema_hash, svc.schemaHash);
-      assert.deepEqual(event.input_schema, svc.inputSchema);
-      await client.close();
-    }
-    const { msgId } = await lastRegistration("PaymentService");
-    assert.match(msgId, new RegExp(`^reg:PaymentService:${v1.schemaHash}:\\d+$`));
+    assert.equal(refused.ready, false);
+    const v2 = changed("v2.0");
+    assert.equal(v2.version, "2");
+    assert.deepEqual(v2.examples, ["charge the card", "take the money"]);
+    const second = h.client();
+    await second.connect();
+    await second.start(v2);
+    const stored = await lastRegistration("PaymentService", "2");
+    assert.equal(stored.event.schema_hash, v2.schemaHash);
+    assert.deepEqual(stored.event.examples, ["charge the card", "take the money"]);
+    assert.deepEqual(stored.event.input_schema, v2.inputSchema);
+    assert.equal((await lastRegistration("PaymentService", "1")).event.schema_hash, v1.schemaHash);
+    const [beat] = await h.events.wait("service.heartbeat", { service: "PaymentService", version: "2" });
+    assert.equal(beat?.instance_id, second.instanceId);
+  });
+
+  test("a task planned against another version is handed back to a replica of it", async () => {
+    const runs: string[] = [];
+    const replica = (version: string) => {
+      const svc = new Service({ name: "Versioned", description: "d", input: PayIn, output: PayOut, version });
+      svc.handler(async () => {
+        runs.push(version);
+        return { paymentStatus: "ok", transactionId: version };
+      });
+      return svc;
+    };
+    const old = h.client();
+    await old.connect();
+    await old.start(replica("1"));
+    await h.bus.publish(
+      {
+        type: "task.dispatched",
+        event_id: "d:o_v:t:1",
+        orchestration_id: "o_v",
+        task_id: "t",
+        service: "Versioned",
+        input: { orderId: "O", amount: 1 },
+        attempt: 1,
+        idempotency_key: "o_v:t",
+        timeout_s: 30,
+        version: "2",
+      },
+      h.topology.work("Versioned"),
+    );
+    await sleep(500);
+    assert.deepEqual(runs, [], "version 1 does not run a task planned against version 2");
+    const upgraded = h.client();
+    await upgraded.connect();
+    await upgraded.start(replica("2"));
+    const [done] = await h.events.wait("task.completed", { task_id: "t" });
+    assert.equal(done?.output.transactionId, "2");
+    assert.deepEqual(runs, ["2"]);
   });
 
   test("restarting an unchanged service stores no new registration", async () => {
@@ -157,6 +218,11 @@ describe("registry, continued", () => {
     );
     assert.throws(() => new Service({ ...base, name: "S", input: { type: "nope" } }), /S: input is not a valid JSON Schema/);
     assert.throws(() => new Service({ ...base, name: "S" }).handle, /S has no handler/);
+    assert.throws(() => new Service({ ...base, name: "S", version: "beta" }), /S: version 'beta' is not a version: use dotted numbers/);
+    assert.throws(
+      () => new Service({ ...base, name: "S", examples: ["ok", "", "OK", "line\nbreak"] }),
+      /S: examples\[1\] is empty; examples\[2\] repeats examples\[0\] \('OK'\); examples\[3\] contains a line break/,
+    );
   });
 
   test("a service without a handler is refused at start", async () => {

@@ -30,13 +30,15 @@ export type OrraEvent =
   | TaskRetrying
   | TaskTimedOut
   | WebhookDelivered
-  | WebhookFailed;
+  | WebhookFailed
+  | WebhookRetrying;
 
 /**
  * A user asked for an action to be orchestrated.
  */
 export interface ActionSubmitted {
   action: string;
+  allow_partial?: boolean;
   at?: number;
   data?: DataField[];
   event_id: string;
@@ -72,6 +74,7 @@ export interface OrchestrationAborted {
   reason: string;
   task_id?: string | null;
   type: "orchestration.aborted";
+  uncovered?: UncoveredPart[];
   v?: number;
   webhook?: string | null;
 }
@@ -87,6 +90,17 @@ export interface CompensationSummary {
   compensated?: string[];
   failed?: string[];
   skipped?: string[];
+}
+/**
+ * A part of the action that no task of the plan serves.
+ *
+ *     Attributes:
+ *         part: The part, in the user's own words (one of the plan's ``parts``).
+ *         reason: Why nothing serves it, quoting the part.
+ */
+export interface UncoveredPart {
+  part: string;
+  reason: string;
 }
 /**
  * Every compensation of an orchestration finished (reverted or abandoned).
@@ -138,6 +152,7 @@ export interface OrchestrationDone {
     [k: string]: unknown;
   };
   type: "orchestration.done";
+  uncovered?: UncoveredPart[];
   v?: number;
   webhook?: string | null;
 }
@@ -153,6 +168,7 @@ export interface OrchestrationFailed {
   project?: string;
   task_id?: string | null;
   type: "orchestration.failed";
+  uncovered?: UncoveredPart[];
   v?: number;
   webhook?: string | null;
 }
@@ -212,24 +228,41 @@ export interface PlanCreated {
   webhook?: string | null;
 }
 /**
- * An execution plan: its tasks and their dependency levels.
+ * An execution plan: its tasks, their dependency levels, and what of the action it covers.
+ *
+ *     Attributes:
+ *         parts: The request parts of the action, in order, each in the user's own words.
+ *         uncovered: The parts no task serves (only in a plan the caller allowed to be
+ *             partial; otherwise such a plan is refused).
  */
 export interface Plan {
   parallel_groups: string[][];
+  parts?: string[];
   tasks: PlanTask[];
+  uncovered?: UncoveredPart[];
 }
 /**
  * One task of a plan.
  *
- *     ``input`` values are concrete JSON values or ``"$<task id>.<field>"`` references to an
- *     earlier task's output.
+ *     ``input`` values are concrete JSON values or references to an earlier task's output
+ *     (``"$<task id>.<field>"``, or a nested value: ``"$payment.items.0.id"``); the grammar
+ *     is :mod:`orra_events.plan`'s.
+ *
+ *     Attributes:
+ *         serves: The part of the action this task serves (the user's own words, one of the
+ *             plan's ``parts``); ``None`` for a task added only to provide data that another
+ *             task of the plan needs.
+ *         version: The service version the task was planned against (canonical; ``None``:
+ *             any).
  */
 export interface PlanTask {
   id: string;
   input?: {
     [k: string]: unknown;
   };
+  serves?: string | null;
   service: string;
+  version?: string | null;
 }
 /**
  * The planner could not produce a valid plan.
@@ -245,11 +278,16 @@ export interface PlanFailed {
   reasons: string[];
   status: "error" | "invalid" | "not_actionable";
   type: "plan.failed";
+  uncovered?: UncoveredPart[];
   v?: number;
   webhook?: string | null;
 }
 /**
  * A running instance of a service is alive.
+ *
+ *     Its subject is ``service.heartbeat.<service>.<version token>`` (the last beat of any
+ *     instance of that version), or ``service.heartbeat.<service>`` when ``version`` is
+ *     ``None`` (an SDK older than versioned heartbeats).
  */
 export interface ServiceHeartbeat {
   at?: number;
@@ -260,14 +298,21 @@ export interface ServiceHeartbeat {
   service: string;
   type: "service.heartbeat";
   v?: number;
+  version?: string | null;
 }
 /**
  * A service or agent declared itself: what it does and its input/output JSON Schemas.
+ *
+ *     Its subject is ``service.registered.<service>.<version token>``: one registration per
+ *     name and version, never replaced (see :mod:`orra_events.registrations`). ``examples``
+ *     are phrases of what the service does, in its users' words, that teach the planner the
+ *     service's synonyms.
  */
 export interface ServiceRegistered {
   at?: number;
   description: string;
   event_id: string;
+  examples?: string[];
   input_schema: {
     [k: string]: unknown;
   };
@@ -347,6 +392,7 @@ export interface TaskCompensating {
   timeout_s: number;
   type: "task.compensating";
   v?: number;
+  version?: string | null;
 }
 /**
  * The dispatcher gave up compensating a task: an operator must look at it.
@@ -442,6 +488,7 @@ export interface TaskDispatched {
   timeout_s: number;
   type: "task.dispatched";
   v?: number;
+  version?: string | null;
 }
 /**
  * A service could not finish a task.
@@ -565,6 +612,37 @@ export interface WebhookFailed {
   v?: number;
   webhook_id: string;
 }
+/**
+ * An attempt to deliver to a webhook failed; the notifier will try again.
+ *
+ *     Appended once per failed attempt that is retried (never when the first attempt
+ *     succeeds), so every view shows a delivery that is still pending: how many attempts it
+ *     took so far, how the last one went and when the next one starts. The delivery's
+ *     ``webhook.delivered`` or ``webhook.failed`` follows in the end.
+ *
+ *     Attributes:
+ *         url: Where the result is being delivered.
+ *         attempt: The attempt that failed (1-based).
+ *         webhook_id: The ``webhook-id`` header the receiver sees.
+ *         next_attempt_at: When the next attempt is due (UNIX epoch seconds).
+ *         status_code: The receiver's HTTP status, ``None`` when no answer came.
+ *         error: Why no answer came (timeout, connection error), short.
+ *         attempt_log: The delivery's attempts so far, oldest first (the latest 20).
+ */
+export interface WebhookRetrying {
+  at?: number;
+  attempt: number;
+  attempt_log?: WebhookAttempt[];
+  error?: string | null;
+  event_id: string;
+  next_attempt_at: number;
+  orchestration_id: string;
+  status_code?: number | null;
+  type: "webhook.retrying";
+  url: string;
+  v?: number;
+  webhook_id: string;
+}
 
 /** Every event interface by its `type`. */
 export interface EventsByType {
@@ -594,6 +672,7 @@ export interface EventsByType {
   "task.timed_out": TaskTimedOut;
   "webhook.delivered": WebhookDelivered;
   "webhook.failed": WebhookFailed;
+  "webhook.retrying": WebhookRetrying;
 }
 
 /** An event type, such as `"task.completed"`. */

@@ -110,6 +110,10 @@ export const EVENT_TYPES: { readonly [type: string]: { readonly root: string; re
   "webhook.failed": {
     "root": "WebhookFailed",
     "version": 1
+  },
+  "webhook.retrying": {
+    "root": "WebhookRetrying",
+    "version": 1
   }
 };
 
@@ -119,6 +123,10 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
     "properties": {
       "action": {
         "type": "string"
+      },
+      "allow_partial": {
+        "default": false,
+        "type": "boolean"
       },
       "at": {
         "type": "number"
@@ -312,6 +320,13 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
           "orchestration.aborted"
         ]
       },
+      "uncovered": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/UncoveredPart"
+        },
+        "type": "array"
+      },
       "v": {
         "default": 1,
         "type": "integer"
@@ -450,6 +465,13 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
           "orchestration.done"
         ]
       },
+      "uncovered": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/UncoveredPart"
+        },
+        "type": "array"
+      },
       "v": {
         "default": 1,
         "type": "integer"
@@ -519,6 +541,13 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         "enum": [
           "orchestration.failed"
         ]
+      },
+      "uncovered": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/UncoveredPart"
+        },
+        "type": "array"
       },
       "v": {
         "default": 1,
@@ -644,9 +673,23 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         },
         "type": "array"
       },
+      "parts": {
+        "default": [],
+        "items": {
+          "type": "string"
+        },
+        "type": "array"
+      },
       "tasks": {
         "items": {
           "$ref": "#/$defs/PlanTask"
+        },
+        "type": "array"
+      },
+      "uncovered": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/UncoveredPart"
         },
         "type": "array"
       }
@@ -825,6 +868,13 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
           "plan.failed"
         ]
       },
+      "uncovered": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/UncoveredPart"
+        },
+        "type": "array"
+      },
       "v": {
         "default": 1,
         "type": "integer"
@@ -860,8 +910,30 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         "default": {},
         "type": "object"
       },
+      "serves": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "service": {
         "type": "string"
+      },
+      "version": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
       }
     },
     "required": [
@@ -899,6 +971,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "v": {
         "default": 1,
         "type": "integer"
+      },
+      "version": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
       }
     },
     "required": [
@@ -920,6 +1003,13 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       },
       "event_id": {
         "type": "string"
+      },
+      "examples": {
+        "default": [],
+        "items": {
+          "type": "string"
+        },
+        "type": "array"
       },
       "input_schema": {
         "type": "object"
@@ -1142,6 +1232,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "v": {
         "default": 1,
         "type": "integer"
+      },
+      "version": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
       }
     },
     "required": [
@@ -1433,6 +1534,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "v": {
         "default": 1,
         "type": "integer"
+      },
+      "version": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
       }
     },
     "required": [
@@ -1640,6 +1752,21 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
     ],
     "type": "object"
   },
+  "UncoveredPart": {
+    "properties": {
+      "part": {
+        "type": "string"
+      },
+      "reason": {
+        "type": "string"
+      }
+    },
+    "required": [
+      "part",
+      "reason"
+    ],
+    "type": "object"
+  },
   "WebhookAttempt": {
     "properties": {
       "at": {
@@ -1791,6 +1918,79 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "status_code",
       "error",
       "webhook_id"
+    ],
+    "type": "object"
+  },
+  "WebhookRetrying": {
+    "properties": {
+      "at": {
+        "type": "number"
+      },
+      "attempt": {
+        "type": "integer"
+      },
+      "attempt_log": {
+        "default": [],
+        "items": {
+          "$ref": "#/$defs/WebhookAttempt"
+        },
+        "type": "array"
+      },
+      "error": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
+      "event_id": {
+        "type": "string"
+      },
+      "next_attempt_at": {
+        "type": "number"
+      },
+      "orchestration_id": {
+        "type": "string"
+      },
+      "status_code": {
+        "anyOf": [
+          {
+            "type": "integer"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
+      "type": {
+        "enum": [
+          "webhook.retrying"
+        ]
+      },
+      "url": {
+        "type": "string"
+      },
+      "v": {
+        "default": 1,
+        "type": "integer"
+      },
+      "webhook_id": {
+        "type": "string"
+      }
+    },
+    "required": [
+      "type",
+      "event_id",
+      "orchestration_id",
+      "url",
+      "attempt",
+      "webhook_id",
+      "next_attempt_at"
     ],
     "type": "object"
   }
