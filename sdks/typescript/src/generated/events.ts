@@ -99,7 +99,13 @@ export interface CompensationSummary {
  *         reason: Why nothing serves it, quoting the part.
  */
 export interface UncoveredPart {
+  /**
+   * The words of the action that were left out.
+   */
   part: string;
+  /**
+   * Why no registered service could serve them.
+   */
   reason: string;
 }
 /**
@@ -135,8 +141,9 @@ export interface OrchestrationCompensating {
 /**
  * Every task completed.
  *
- *     ``results`` merges the outputs of all tasks; a field that two tasks both produce with
- *     different values is kept once per task, under the task id.
+ *     ``outputs`` holds each task's output by task id, in plan order; ``results`` merges them
+ *     (:func:`orra_events.webhooks.flat_results`: a field that several tasks return takes the
+ *     value of the last of them in plan order).
  */
 export interface OrchestrationDone {
   at?: number;
