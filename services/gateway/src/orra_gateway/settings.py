@@ -8,10 +8,25 @@ from dataclasses import dataclass, field
 from orra_events.runtime import BrokerSettings, env_bool, env_float, env_int
 from orra_gateway.errors import SettingsError
 
-__all__ = ["MIN_BOOTSTRAP_KEY_CHARS", "GatewaySettings"]
+__all__ = [
+    "DEFAULT_RETENTION_MAX_AGE_S",
+    "DEFAULT_RETENTION_MAX_BYTES",
+    "DEFAULT_SUMMARY_MAX_AGE_S",
+    "MIN_BOOTSTRAP_KEY_CHARS",
+    "GatewaySettings",
+]
 
 MIN_BOOTSTRAP_KEY_CHARS = 32
 """A bootstrap key is an admin key: anything shorter is refused at start."""
+
+DEFAULT_RETENTION_MAX_AGE_S = 7 * 24 * 3600.0
+"""Events of an ended orchestration are kept a week (longer than the notifier's retries)."""
+
+DEFAULT_RETENTION_MAX_BYTES = 1 << 30
+"""1 GiB of events at most: the laptop default of ``orra up`` (docs/configuration.md)."""
+
+DEFAULT_SUMMARY_MAX_AGE_S = 30 * 24 * 3600.0
+"""Summaries of orchestrations whose events were removed are kept 30 days."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,17 @@ class GatewaySettings:
         index_wait_s: ``ORRA_GATEWAY_INDEX_WAIT_S``; how long a list request waits for the
             index to catch up with the log (after a start without a usable snapshot) before
             answering 503.
+        retention_max_age_s: ``ORRA_RETENTION_MAX_AGE_S``; the events of an orchestration
+            are removed from the log once it ended this long ago (0: no age limit). See
+            :mod:`orra_gateway.retention`.
+        retention_max_bytes: ``ORRA_RETENTION_MAX_BYTES``; above this size of the events
+            stream, the events of the oldest ended orchestrations are removed sooner (0: no
+            size limit).
+        retention_interval_s: ``ORRA_RETENTION_INTERVAL_S``; seconds between retention
+            passes.
+        summary_max_age_s: ``ORRA_RETENTION_SUMMARY_MAX_AGE_S``; how long the compact
+            summary of an orchestration whose events were removed is kept (TTL of the
+            ``summaries`` bucket; 0: forever).
     """
 
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -66,6 +92,10 @@ class GatewaySettings:
     snapshot_interval_s: float = 5.0
     snapshot_events: int = 20_000
     index_wait_s: float = 10.0
+    retention_max_age_s: float = DEFAULT_RETENTION_MAX_AGE_S
+    retention_max_bytes: int = DEFAULT_RETENTION_MAX_BYTES
+    retention_interval_s: float = 60.0
+    summary_max_age_s: float = DEFAULT_SUMMARY_MAX_AGE_S
 
     def __post_init__(self) -> None:
         key = self.bootstrap_key
@@ -75,6 +105,17 @@ class GatewaySettings:
                 f"{MIN_BOOTSTRAP_KEY_CHARS}: it would be an easily guessed admin key. Generate "
                 "one with `python -c "
                 """"import secrets; print('orra_' + secrets.token_urlsafe(32))"`"""
+            )
+        for name, value in (
+            ("ORRA_RETENTION_MAX_AGE_S", self.retention_max_age_s),
+            ("ORRA_RETENTION_MAX_BYTES", self.retention_max_bytes),
+            ("ORRA_RETENTION_SUMMARY_MAX_AGE_S", self.summary_max_age_s),
+        ):
+            if value < 0:
+                raise SettingsError(f"{name}={value} is negative: use 0 for no limit")
+        if self.retention_interval_s <= 0:
+            raise SettingsError(
+                f"ORRA_RETENTION_INTERVAL_S={self.retention_interval_s} must be above 0"
             )
 
     @classmethod
@@ -94,4 +135,10 @@ class GatewaySettings:
             snapshot_interval_s=max(0.1, env_float("ORRA_GATEWAY_SNAPSHOT_INTERVAL_S", 5.0)),
             snapshot_events=max(1, env_int("ORRA_GATEWAY_SNAPSHOT_EVENTS", 20_000)),
             index_wait_s=max(0.0, env_float("ORRA_GATEWAY_INDEX_WAIT_S", 10.0)),
+            retention_max_age_s=env_float("ORRA_RETENTION_MAX_AGE_S", DEFAULT_RETENTION_MAX_AGE_S),
+            retention_max_bytes=env_int("ORRA_RETENTION_MAX_BYTES", DEFAULT_RETENTION_MAX_BYTES),
+            retention_interval_s=env_float("ORRA_RETENTION_INTERVAL_S", 60.0),
+            summary_max_age_s=env_float(
+                "ORRA_RETENTION_SUMMARY_MAX_AGE_S", DEFAULT_SUMMARY_MAX_AGE_S
+            ),
         )
