@@ -13,6 +13,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -37,7 +38,7 @@ from orra_events import (
 from orra_gateway import GatewaySettings
 from orra_gateway.readmodel import ReadModel
 from orra_gateway.retention import PassOutcome, Retention
-from tests.gateway.conftest import SEED_PLAN
+from tests.gateway.conftest import SEED_PLAN, gateway_settings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,7 +46,7 @@ LATER = 3600.0
 """Passes run this far in the future see every event as older than their max age."""
 
 
-def settings(**overrides: Any) -> GatewaySettings:
+def model_settings(**overrides: Any) -> GatewaySettings:
     fields: dict[str, Any] = {
         "snapshot_interval_s": 3600.0,
         "index_wait_s": 20.0,
@@ -104,7 +105,7 @@ async def append(bus: Bus, events: list[Event]) -> list[int]:
 
 
 async def started(bus: Bus, **overrides: Any) -> ReadModel:
-    model = ReadModel(bus, settings(**overrides))
+    model = ReadModel(bus, model_settings(**overrides))
     await model.start()
     return model
 
@@ -472,3 +473,56 @@ async def test_a_truncated_action_of_an_expired_line_is_listed_from_the_line(bus
             await bus.js.get_msg(bus.topology.events_stream, seq=1)
     finally:
         await model.stop()
+
+
+@pytest.fixture
+def settings(nats_url: str, namespace: str) -> GatewaySettings:
+    """The HTTP tests' gateway, with a retention of one second checked every 0.2 s."""
+    return gateway_settings(
+        nats_url,
+        namespace,
+        retention_max_age_s=1.0,
+        retention_interval_s=0.2,
+        snapshot_interval_s=0.2,
+    )
+
+
+@pytest.mark.usefixtures("planner")
+async def test_over_http_an_expired_orchestration_is_its_summary_and_is_never_run_again(
+    bus: Bus, client: httpx.AsyncClient
+) -> None:
+    headers = {"Idempotency-Key": "order-ORD1"}
+    body = {"action": {"content": "ship the order"}, "data": [{"field": "orderId", "value": "1"}]}
+    first = await client.post("/orchestrations", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    oid = first.json()["id"]
+    await append(bus, [done(oid)])
+    deadline = time.monotonic() + 20
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = (await client.get(f"/orchestrations/{oid}")).json()
+        if view.get("expired"):
+            break
+        await asyncio.sleep(0.2)
+    assert view.get("expired"), view
+    assert view["status"] == "completed"
+    assert view["taskCount"] == 4
+    assert view["tasks"] == []
+    assert view["expiredAt"] >= view["finishedAt"] + 1.0
+    assert await history(bus, oid) == []
+    listing = (await client.get("/orchestrations")).json()
+    assert [(i["id"], i["expired"]) for i in listing["items"]] == [(oid, True)]
+
+    # The same request again: answered from the summary, not submitted a second time.
+    again = await client.post("/orchestrations", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (again.json()["id"], again.json()["status"]) == (oid, "completed")
+    await asyncio.sleep(0.5)
+    assert await history(bus, oid) == []
+    info = await bus.js.stream_info(bus.topology.events_stream)
+    assert info.state.messages == 0
+
+    # An expired orchestration has ended: it cannot be aborted.
+    abort = await client.post(f"/orchestrations/{oid}/abort", json={})
+    assert abort.status_code == 409, abort.text
