@@ -1,8 +1,9 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
 Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile (full runs only unless named with ``--only``). A
-section that cannot run (a service not installed, a peer that cannot be set up) is
+recovery, makespan, memory, profile (full runs only unless named with ``--only``),
+retention. ``--splice`` replaces only this run's sections in an existing report. A section
+that cannot run (a service not installed, a peer that cannot be set up) is
 reported as skipped or failed with the reason; the report is written regardless. The raw
 results are also saved as JSON under ``bench/results/`` (gitignored).
 """
@@ -23,7 +24,7 @@ from typing import Any
 from bench.config import SECTIONS, Config, full, quick
 from bench.machine import machine_info
 from bench.procs import REPO, ServiceMissingError, ServiceStartError, Stack
-from bench.report import render
+from bench.report import render, splice
 from bench.sections import Result, error, skipped
 
 MAIN_STACK = ("overhead", "throughput", "makespan", "profile", "memory")
@@ -125,6 +126,14 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
                 results["sections"]["peers"] = run_peers(cfg, log=log)
             except Exception as exc:
                 results["sections"]["peers"] = _failure(exc)
+    if "retention" in sections:
+        log("section retention")
+        from bench.sections.retention import run_retention
+
+        try:
+            results["sections"]["retention"] = run_retention(cfg)
+        except Exception as exc:
+            results["sections"]["retention"] = _failure(exc)
     if "recovery" in sections:
         log("section recovery")
         from bench.sections.recovery import run_recovery
@@ -170,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 if a section failed or was skipped"
     )
+    parser.add_argument(
+        "--splice",
+        action="store_true",
+        help="replace only this run's sections in the existing report (with --only)",
+    )
     args = parser.parse_args(argv)
     if args.render:
         args.out.write_text(render(json.loads(args.render.read_text())))
@@ -194,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         order = {name: i for i, name in enumerate(SECTIONS)}
         merged = {**kept, **results["sections"]}
         results["sections"] = dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))
-    report = render(results)
+    if args.splice and args.out.exists():
+        report = splice(args.out.read_text(), results)
+    else:
+        report = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     raw = args.json or REPO / "bench" / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -22,8 +22,9 @@ MIN_BOOTSTRAP_KEY_CHARS = 32
 DEFAULT_RETENTION_MAX_AGE_S = 7 * 24 * 3600.0
 """Events of an ended orchestration are kept a week (longer than the notifier's retries)."""
 
-DEFAULT_RETENTION_MAX_BYTES = 1 << 30
-"""1 GiB of events at most: the laptop default of ``orra up`` (docs/configuration.md)."""
+DEFAULT_RETENTION_MAX_BYTES = 512 << 20
+"""512 MiB of events at most (about 75,000 orchestrations of the seed's shape): the laptop
+default of ``orra up``; deployments set their own (docs/configuration.md)."""
 
 DEFAULT_SUMMARY_MAX_AGE_S = 30 * 24 * 3600.0
 """Summaries of orchestrations whose events were removed are kept 30 days."""
