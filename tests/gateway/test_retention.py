@@ -36,6 +36,7 @@ from orra_events import (
     encode,
 )
 from orra_gateway import GatewaySettings
+from orra_gateway.index import HEAD_KEY, INDEX_BUCKET, HeadRecord
 from orra_gateway.readmodel import ReadModel
 from orra_gateway.retention import PassOutcome, Retention
 from tests.gateway.conftest import SEED_PLAN, gateway_settings
@@ -526,3 +527,27 @@ async def test_over_http_an_expired_orchestration_is_its_summary_and_is_never_ru
     # An expired orchestration has ended: it cannot be aborted.
     abort = await client.post(f"/orchestrations/{oid}/abort", json={})
     assert abort.status_code == 409, abort.text
+
+
+async def test_an_index_rebuilt_on_a_trimmed_log_does_not_go_back_to_the_head_it_replaces(
+    bus: Bus,
+) -> None:
+    await append(bus, [*completed("o_1"), *completed("o_2"), submitted("o_3"), planned("o_3")])
+    model = await started(bus)
+    await settled(model)
+    await model.stop()
+    kv = await bus.kv(INDEX_BUCKET)
+    head = msgspec.json.decode((await kv.get(HEAD_KEY)).value or b"", type=HeadRecord)
+    # o_1 expired; then a page of the saved index turns out unreadable.
+    await bus.js.purge_stream(bus.topology.events_stream, seq=4)
+    (victim,) = head.active["acme"]
+    await kv.put(f"{head.generation}.acme.{victim}", b"{not json")
+
+    again = await started(bus)
+    try:
+        lines = await listed(again)
+        assert list(lines) == ["o_3", "o_2"]
+        assert again.index._generation != head.generation
+        assert not again.index.rebuilding
+    finally:
+        await again.stop()

@@ -530,7 +530,9 @@ class ListingIndex:
             with contextlib.suppress(Exception):
                 head, _, _ = await self._read_head()
             covers = self.applied_seq
-            if head is not None and head.covers_seq >= gap - 1:
+            # Not the generation a rebuild replaces: that one is why we rebuild.
+            usable = head is not None and head.generation != self._replaces
+            if head is not None and usable and head.covers_seq >= gap - 1:
                 try:
                     self._clear()
                     await self._adopt(head)

@@ -216,6 +216,7 @@ class Retention:
         if floor < bound:
             bound, held = floor, f"consumer {floor_holder} has not acknowledged {floor}"
         passed: list[tuple[str, int, IndexEntry]] = []
+        operator = {oid for oid, _ in self._index.compensation_failed}
         for project in self._index.projects():
             ordinal = await self._cursor(project, first)
             count = self._index.count(project)
@@ -230,7 +231,9 @@ class Retention:
                 if len(passed) >= self.max_per_pass:
                     bound, held = entry.seq, None  # the rest in the next pass
                     break
-                reason = await self._must_stay(entry, now, floor, entry.seq < pressure_until)
+                reason = await self._must_stay(
+                    entry, now, floor, pressure=entry.seq < pressure_until, operator=operator
+                )
                 if reason is not None:
                     bound, held = entry.seq, f"orchestration {entry.id} {reason}"
                     break
@@ -344,9 +347,17 @@ class Retention:
         return lo
 
     async def _must_stay(
-        self, entry: IndexEntry, now: float, floor: int, pressure: bool
+        self, entry: IndexEntry, now: float, floor: int, *, pressure: bool, operator: set[str]
     ) -> str | None:
-        """Why an orchestration's events must stay, or ``None`` when they may go."""
+        """Why an orchestration's events must stay, or ``None`` when they may go.
+
+        Args:
+            entry: Its list line.
+            now: The time of the pass.
+            floor: The first sequence some durable consumer has not acknowledged.
+            pressure: Whether the size cap wants it gone whatever its age.
+            operator: Orchestrations that had a compensation abandoned to an operator.
+        """
         state = entry.state
         if not state.terminal:
             return f"is {state.status}"
@@ -364,16 +375,13 @@ class Retention:
                     return "is being compensated"
                 if kind == "orchestration.compensated" and seq >= floor:
                     return "ended its compensation in an event not processed yet"
-        if entry.id in self._comp_failed_ids():
+        if entry.id in operator:
             view = await self._find_view(entry.id)
             if view is not None and not view.expired:
                 for task in view.tasks:
                     if task.compensation is not None and task.compensation.status == "failed":
                         return "has a compensation waiting for an operator"
         return None
-
-    def _comp_failed_ids(self) -> set[str]:
-        return {oid for oid, _ in self._index.compensation_failed}
 
     async def _last_orchestration_event(self, orchestration_id: str) -> tuple[str, int] | None:
         """Type and sequence of the orchestration's last ``orchestration.*`` event."""
