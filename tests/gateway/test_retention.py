@@ -35,6 +35,7 @@ from orra_events import (
     TaskCompensationResolved,
     encode,
 )
+from orra_events.health import METRICS
 from orra_gateway import GatewaySettings
 from orra_gateway.index import HEAD_KEY, INDEX_BUCKET, HeadRecord
 from orra_gateway.readmodel import ReadModel
@@ -527,6 +528,8 @@ async def test_over_http_an_expired_orchestration_is_its_summary_and_is_never_ru
     # An expired orchestration has ended: it cannot be aborted.
     abort = await client.post(f"/orchestrations/{oid}/abort", json={})
     assert abort.status_code == 409, abort.text
+    # The gateway's gauges count it (the registry its /metrics renders).
+    assert "orra_gateway_retention_expired 1.0" in METRICS.render()
 
 
 async def test_an_index_rebuilt_on_a_trimmed_log_does_not_go_back_to_the_head_it_replaces(
