@@ -48,6 +48,8 @@ class Config:
         retention_settle_s: Seconds it waits at each checkpoint (a retention pass or two).
         retention_attribution: Synthetic orchestrations per isolated memory measurement
             (0: none).
+        retention_idle_s: Seconds both stacks then stay idle before a last sample (longer
+            than the 10-minute duplicate window, whose entries then expire; 0: none).
     """
 
     quick: bool
@@ -73,6 +75,7 @@ class Config:
     retention_max_age_s: float = 30.0
     retention_settle_s: float = 12.0
     retention_attribution: int = 100_000
+    retention_idle_s: float = 660.0
 
 
 def full() -> Config:
@@ -126,4 +129,5 @@ def quick() -> Config:
         retention_max_age_s=2.0,
         retention_settle_s=8.0,
         retention_attribution=0,
+        retention_idle_s=0.0,
     )

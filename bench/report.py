@@ -728,12 +728,15 @@ def _retention(rt: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         rows = [(c["completed"], v["name"], c) for v in variants for c in v["checkpoints"]]
-        for completed, name, c in sorted(rows, key=lambda r: (r[0], r[1] != "off")):
+        rows.sort(key=lambda r: (r[0], bool(r[2].get("idle_s")), r[1] != "off"))
+        for completed, name, c in rows:
             ev = c["streams"].get("ORRA_EVENTS", {})
             res = c["streams"].get("KV_orra_sdk_results", {})
             removed = c["retention"]["removed"]
+            idle = f", then {c['idle_s'] / 60:.0f} min idle" if c.get("idle_s") else ""
             lines.append(
-                f"| {completed:,} | {name} | {c['nats_rss_mb']:.0f} MB | {c['disk_mb']:.0f} MB | "
+                f"| {completed:,}{idle} | {name} | {c['nats_rss_mb']:.0f} MB | "
+                f"{c['disk_mb']:.0f} MB | "
                 f"{ev.get('messages', 0):,} | {ev.get('bytes', 0) / 2**20:.0f} | "
                 f"{ev.get('subjects', 0):,} | {res.get('subjects', 0):,} | {removed:,} | "
                 f"{c['gateway_rss_mb']:.0f} MB |"
@@ -794,7 +797,7 @@ def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
     off, on = by_name.get("off"), by_name.get("on")
     if off is None or not off["checkpoints"]:
         return ""
-    last = off["checkpoints"][-1]
+    last = [c for c in off["checkpoints"] if not c.get("idle_s")][-1]
     scale = 100_000 / last["completed"]
     ev = last["streams"].get("ORRA_EVENTS", {})
     text = (
@@ -804,7 +807,7 @@ def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
         f"{ev.get('bytes', 0) / 2**20 * scale:.0f} MB."
     )
     if on is not None and on["checkpoints"]:
-        end = on["checkpoints"][-1]
+        end = [c for c in on["checkpoints"] if not c.get("idle_s")][-1]
         kept = end["streams"].get("ORRA_EVENTS", {})
         text += (
             f" With a {on['env'].get('ORRA_RETENTION_MAX_AGE_S')} s maximum age, after "
@@ -813,6 +816,17 @@ def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
             "the orchestrations of the last maximum age), the store "
             f"{end['disk_mb']:.0f} MB, nats-server {end['nats_rss_mb']:.0f} MB resident."
         )
+        idle_off = [c for c in off["checkpoints"] if c.get("idle_s")]
+        idle_on = [c for c in on["checkpoints"] if c.get("idle_s")]
+        if idle_off and idle_on:
+            text += (
+                " Within the run both stay close: every event id of the last 10 minutes (the "
+                "duplicate window: the whole run) and the SDK's task records are held with or "
+                f"without retention. After {idle_on[-1]['idle_s'] / 60:.0f} idle minutes, once "
+                "the duplicate window's entries have expired, nats-server holds "
+                f"{idle_off[-1]['nats_rss_mb']:.0f} MB without retention and "
+                f"{idle_on[-1]['nats_rss_mb']:.0f} MB with it."
+            )
     return text
 
 

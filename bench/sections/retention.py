@@ -5,7 +5,8 @@ services, gateway, notifier), each running the seed orchestration through the pl
 the same checkpoints: first with the event log's retention off (``ORRA_RETENTION_MAX_AGE_S``
 and ``ORRA_RETENTION_MAX_BYTES`` 0), then with a short maximum age so that the steady state
 shows within the run. At each checkpoint: nats-server's resident memory, the store's size
-on disk, and each stream's messages, bytes and distinct subjects.
+on disk, and each stream's messages, bytes and distinct subjects; a last sample after the
+stack stayed idle longer than the duplicate window (whose entries then expire).
 
 Then where nats-server's memory goes, measured on isolated servers: the same N synthetic
 orchestrations (:mod:`bench.synth`, 11 events each) written with their ``Nats-Msg-Id``
@@ -126,14 +127,18 @@ async def _variant(cfg: Config, name: str, env: dict[str, str]) -> dict[str, Any
             idle = psutil.Process(nats_pid).memory_info().rss / _MB
             checkpoints: list[dict[str, Any]] = []
             done, t0 = 0, time.perf_counter()
-            for target in cfg.retention_completed:
+            targets = [(t, 0.0) for t in cfg.retention_completed]
+            if cfg.retention_idle_s > 0 and targets:
+                targets.append((targets[-1][0], cfg.retention_idle_s))
+            for target, idle_s in targets:
                 failed = await _run_count(driver, target - done, cfg.concurrency)
                 done = target
                 stack.alive_check()
-                await asyncio.sleep(cfg.retention_settle_s)
+                await asyncio.sleep(idle_s or cfg.retention_settle_s)
                 checkpoints.append(
                     {
                         "completed": target,
+                        "idle_s": idle_s,
                         "failed": failed,
                         "elapsed_s": time.perf_counter() - t0,
                         "nats_rss_mb": psutil.Process(nats_pid).memory_info().rss / _MB,
