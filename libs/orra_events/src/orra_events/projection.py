@@ -475,7 +475,8 @@ def _end_listing(
     state.status = status
     state.finished_at = at
     state.paused_at = None
-    state.error = error[:LISTING_ERROR_CHARS] if error else None
+    if error is not None:
+        state.error = error[:LISTING_ERROR_CHARS]
     return True
 
 
@@ -531,6 +532,7 @@ def advance_listing(state: ListingState, event: Event) -> bool:
         case OrchestrationCompensating():
             state.status = "compensating"
             state.paused_at = None
+            state.error = event.reason[:LISTING_ERROR_CHARS]
             return True
         case _:
             return False
