@@ -703,6 +703,10 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} MB"
+
+
 def _retention(rt: dict[str, Any]) -> list[str]:
     lines = ["## 8. Retention: the broker's memory and disk per completed orchestration", ""]
     variants = rt.get("variants") or []
@@ -714,16 +718,19 @@ def _retention(rt: dict[str, Any]) -> list[str]:
                 "planner, dispatcher, instant example services, gateway, notifier): retention "
                 "off (`ORRA_RETENTION_MAX_AGE_S=0`, `ORRA_RETENTION_MAX_BYTES=0`), then on with "
                 f"a maximum age of {rt['max_age_s']:.0f} s (a pass every 5 s) so that the "
-                "steady state shows within the run. “events” is the `ORRA_EVENTS` stream; "
-                "“task records” the SDK's `sdk_results` bucket (kept 7 days whatever the "
-                "retention); “subjects” counts distinct subjects, which nats-server indexes "
-                "in memory."
+                "steady state shows within the run; last, both stacks idle past the 10-minute "
+                "duplicate window. “live heap” is nats-server's Go heap in use right after a "
+                "forced garbage collection (its profiling endpoint's `HeapAlloc`): what it "
+                "holds, whereas resident memory keeps freed pages until Go returns them. "
+                "“events” is the `ORRA_EVENTS` stream; “task records” the SDK's `sdk_results` "
+                "bucket (kept 7 days whatever the retention); “subjects” counts distinct "
+                "subjects, which nats-server indexes in memory."
             ),
             "",
             (
-                "| completed | retention | nats-server RSS | store on disk | events: messages "
-                "| events: MB | events: subjects | task records: keys | removed so far | "
-                "gateway RSS |"
+                "| completed | retention | nats-server live heap | nats-server RSS | store on "
+                "disk | events: messages | events: MB | events: subjects | task records: keys "
+                "| removed so far |"
             ),
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -735,11 +742,10 @@ def _retention(rt: dict[str, Any]) -> list[str]:
             removed = c["retention"]["removed"]
             idle = f", then {c['idle_s'] / 60:.0f} min idle" if c.get("idle_s") else ""
             lines.append(
-                f"| {completed:,}{idle} | {name} | {c['nats_rss_mb']:.0f} MB | "
-                f"{c['disk_mb']:.0f} MB | "
+                f"| {completed:,}{idle} | {name} | {_mb(c.get('nats_heap_mb'))} | "
+                f"{_mb(c['nats_rss_mb'])} | {_mb(c['disk_mb'])} | "
                 f"{ev.get('messages', 0):,} | {ev.get('bytes', 0) / 2**20:.0f} | "
-                f"{ev.get('subjects', 0):,} | {res.get('subjects', 0):,} | {removed:,} | "
-                f"{c['gateway_rss_mb']:.0f} MB |"
+                f"{ev.get('subjects', 0):,} | {res.get('subjects', 0):,} | {removed:,} |"
             )
         per = _retention_per_100k(variants)
         if per:
@@ -747,49 +753,58 @@ def _retention(rt: dict[str, Any]) -> list[str]:
         lines.append("")
     attr = rt.get("attribution") or {}
     if attr:
-        n = rt["attribution_n"]
-        scale = 100_000 / n
-        events, no_ids = attr["events"], attr["no_ids"]
-        few, results = attr["few_subjects"], attr["results"]
-        lines += [
-            (
-                f"Where nats-server's memory goes: {n:,} synthetic completed orchestrations "
-                "(11 events each, as the recovery section writes them) on an isolated server "
-                "each time, memory growth scaled to 100,000 orchestrations:"
-            ),
-            "",
-            "| what is stored | nats-server RSS per 100k | on disk per 100k |",
-            "|---|---|---|",
-            (
-                f"| the events as Orra writes them (one subject per event type and "
-                f"orchestration, `Nats-Msg-Id`, 10-minute duplicate window) | "
-                f"{events['rss_mb'] * scale:.0f} MB | {events['disk_mb'] * scale:.0f} MB |"
-            ),
-            (
-                f"| the same without `Nats-Msg-Id` (no duplicate-window entries) | "
-                f"{no_ids['rss_mb'] * scale:.0f} MB | {no_ids['disk_mb'] * scale:.0f} MB |"
-            ),
-            (
-                f"| the same on 11 subjects in all (no per-subject index) | "
-                f"{few['rss_mb'] * scale:.0f} MB | {few['disk_mb'] * scale:.0f} MB |"
-            ),
-            (
-                f"| the SDK's task records (4 keys per orchestration) | "
-                f"{results['rss_mb'] * scale:.0f} MB | {results['disk_mb'] * scale:.0f} MB |"
-            ),
-            "",
-            (
-                "So, per 100,000 orchestrations: the duplicate window's message ids "
-                f"≈ {(events['rss_mb'] - no_ids['rss_mb']) * scale:.0f} MB (held 10 minutes "
-                "after each write, so bounded by the rate, not by history), the per-subject "
-                f"index ≈ {(no_ids['rss_mb'] - few['rss_mb']) * scale:.0f} MB (held while the "
-                "events are: what retention bounds), the messages themselves "
-                f"≈ {few['rss_mb'] * scale:.0f} MB, and the SDK's task records "
-                f"≈ {results['rss_mb'] * scale:.0f} MB (kept 7 days)."
-            ),
-            "",
-        ]
+        lines += _attribution(rt["attribution_n"], attr)
     return [*lines, *_notes(rt), ""]
+
+
+def _attribution(n: int, attr: dict[str, Any]) -> list[str]:
+    scale = 100_000 / n
+    events, no_ids = attr["events"], attr["no_ids"]
+    few, results = attr["few_subjects"], attr["results"]
+
+    def heap(d: dict[str, Any]) -> float:
+        return float(d.get("heap_mb", d["rss_mb"])) * scale
+
+    def row(what: str, d: dict[str, Any]) -> str:
+        return (
+            f"| {what} | {heap(d):.0f} MB | {d['rss_mb'] * scale:.0f} MB | "
+            f"{d['disk_mb'] * scale:.0f} MB |"
+        )
+
+    lines = [
+        (
+            f"Where nats-server's memory goes: {n:,} synthetic completed orchestrations (11 "
+            "events each, as the recovery section writes them) on an isolated server each "
+            "time; growth scaled to 100,000 orchestrations:"
+        ),
+        "",
+        "| what is stored | live heap per 100k | RSS per 100k | on disk per 100k |",
+        "|---|---|---|---|",
+        row(
+            "the events as Orra writes them (one subject per event type and orchestration, "
+            "`Nats-Msg-Id`, 10-minute duplicate window)",
+            events,
+        ),
+        row("the same without `Nats-Msg-Id` (no duplicate-window entries)", no_ids),
+        row("the same on 11 subjects in all (no per-subject index)", few),
+        row("the SDK's task records (4 keys per orchestration)", results),
+        "",
+        (
+            "So, per 100,000 orchestrations: the duplicate window's message ids "
+            f"≈ {heap(events) - heap(no_ids):.0f} MB of heap (held 10 minutes after each "
+            "write: bounded by the rate, not by history), the per-subject index "
+            f"≈ {heap(no_ids) - heap(few):.0f} MB (held as long as the events are: what "
+            f"retention bounds), the messages themselves ≈ {heap(few):.0f} MB, and the SDK's "
+            f"task records ≈ {heap(results):.0f} MB (kept 7 days)."
+        ),
+    ]
+    if "purged_heap_mb" in no_ids:
+        lines[-1] += (
+            " Purging those events, as a retention pass does, leaves "
+            f"{no_ids['purged_heap_mb'] * scale:.0f} MB of heap and "
+            f"{no_ids['purged_disk_mb'] * scale:.0f} MB on disk."
+        )
+    return [*lines, ""]
 
 
 def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
@@ -802,8 +817,12 @@ def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
     ev = last["streams"].get("ORRA_EVENTS", {})
     text = (
         f"Without retention, per 100,000 completed orchestrations: nats-server "
-        f"+{(last['nats_rss_mb'] - off['idle_nats_mb']) * scale:.0f} MB resident, "
-        f"{last['disk_mb'] * scale:.0f} MB on disk, of which the event log "
+        f"+{(last['nats_rss_mb'] - off['idle_nats_mb']) * scale:.0f} MB resident"
+    )
+    if last.get("nats_heap_mb") is not None and off.get("idle_nats_heap_mb") is not None:
+        text += f" (+{(last['nats_heap_mb'] - off['idle_nats_heap_mb']) * scale:.0f} MB live heap)"
+    text += (
+        f", {last['disk_mb'] * scale:.0f} MB on disk, of which the event log "
         f"{ev.get('bytes', 0) / 2**20 * scale:.0f} MB."
     )
     if on is not None and on["checkpoints"]:
@@ -813,19 +832,18 @@ def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
             f" With a {on['env'].get('ORRA_RETENTION_MAX_AGE_S')} s maximum age, after "
             f"{end['completed']:,}: the event log holds {kept.get('messages', 0):,} events "
             f"({kept.get('bytes', 0) / 2**20:.0f} MB, {kept.get('subjects', 0):,} subjects: "
-            "the orchestrations of the last maximum age), the store "
-            f"{end['disk_mb']:.0f} MB, nats-server {end['nats_rss_mb']:.0f} MB resident."
+            f"the orchestrations of the last maximum age), the store {_mb(end['disk_mb'])}."
         )
         idle_off = [c for c in off["checkpoints"] if c.get("idle_s")]
         idle_on = [c for c in on["checkpoints"] if c.get("idle_s")]
         if idle_off and idle_on:
+            a, b = idle_off[-1], idle_on[-1]
             text += (
-                " Within the run both stay close: every event id of the last 10 minutes (the "
-                "duplicate window: the whole run) and the SDK's task records are held with or "
-                f"without retention. After {idle_on[-1]['idle_s'] / 60:.0f} idle minutes, once "
-                "the duplicate window's entries have expired, nats-server holds "
-                f"{idle_off[-1]['nats_rss_mb']:.0f} MB without retention and "
-                f"{idle_on[-1]['nats_rss_mb']:.0f} MB with it."
+                f" Once idle for {b['idle_s'] / 60:.0f} minutes (the duplicate window's "
+                f"entries expired), nats-server holds {_mb(a.get('nats_heap_mb'))} of live heap "
+                f"without retention and {_mb(b.get('nats_heap_mb'))} with it (resident: "
+                f"{_mb(a['nats_rss_mb'])} and {_mb(b['nats_rss_mb'])}; Go keeps freed pages "
+                "for reuse, so the resident figure falls later, if at all)."
             )
     return text
 

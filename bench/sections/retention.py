@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ from bench.procs import ManagedProcess, Stack, gateway_process
 from bench.synth import orchestration_events
 from bench.workload import Driver, OrchestrationFailedError
 from orra_events import Bus, Topology, encode, new_orchestration_id
-from orra_events.embedded import EmbeddedNats
+from orra_events.embedded import EmbeddedNats, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -44,6 +46,28 @@ if TYPE_CHECKING:
 __all__ = ["run_retention"]
 
 _MB = 2**20
+
+
+def _profiled_nats(store: Path) -> tuple[EmbeddedNats, int]:
+    """A nats-server with Go's profiling endpoint on a free port (for its live heap)."""
+    port = free_port()
+    return EmbeddedNats(store, extra_args=["--profile", str(port)]), port
+
+
+def _heap_mb(port: int) -> float:
+    """nats-server's live heap after a garbage collection (Go's ``HeapAlloc``).
+
+    Resident memory says little about what a Go process still holds: freed memory is
+    returned to the system lazily and reused first. The heap profile's statistics, read
+    right after a forced collection, do.
+    """
+    url = f"http://127.0.0.1:{port}/debug/pprof/heap?debug=1&gc=1"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        text = answer.read().decode()
+    match = re.search(r"^# HeapAlloc = (\d+)$", text, flags=re.MULTILINE)
+    if match is None:
+        raise RuntimeError("nats-server's heap profile has no HeapAlloc line")
+    return int(match.group(1)) / _MB
 
 
 def _disk_mb(path: Path) -> float:
@@ -108,7 +132,19 @@ def _removals(gateway: ManagedProcess) -> dict[str, Any]:
 
 async def _variant(cfg: Config, name: str, env: dict[str, str]) -> dict[str, Any]:
     """One stack, the seed orchestration up to every checkpoint."""
-    with Stack() as stack:
+    with tempfile.TemporaryDirectory(prefix="orra-bench-retention-") as tmp:
+        nats, port = _profiled_nats(Path(tmp) / "store")
+        nats.start()
+        try:
+            return await _variant_on(cfg, name, env, nats, port)
+        finally:
+            nats.stop()
+
+
+async def _variant_on(
+    cfg: Config, name: str, env: dict[str, str], nats: EmbeddedNats, port: int
+) -> dict[str, Any]:
+    with Stack(nats=nats) as stack:
         gateway = gateway_process()
         gateway.env.update(env)
         stack.start(
@@ -125,6 +161,7 @@ async def _variant(cfg: Config, name: str, env: dict[str, str]) -> dict[str, Any
         try:
             await asyncio.sleep(1.0)
             idle = psutil.Process(nats_pid).memory_info().rss / _MB
+            idle_heap = _heap_mb(port)
             checkpoints: list[dict[str, Any]] = []
             done, t0 = 0, time.perf_counter()
             targets = [(t, 0.0) for t in cfg.retention_completed]
@@ -142,6 +179,7 @@ async def _variant(cfg: Config, name: str, env: dict[str, str]) -> dict[str, Any
                         "failed": failed,
                         "elapsed_s": time.perf_counter() - t0,
                         "nats_rss_mb": psutil.Process(nats_pid).memory_info().rss / _MB,
+                        "nats_heap_mb": _heap_mb(port),
                         "gateway_rss_mb": psutil.Process(gateway.pid).memory_info().rss / _MB,
                         "disk_mb": _disk_mb(store),
                         "streams": await _streams(driver.bus),
@@ -150,7 +188,13 @@ async def _variant(cfg: Config, name: str, env: dict[str, str]) -> dict[str, Any
                 )
         finally:
             await driver.close()
-    return {"name": name, "env": env, "idle_nats_mb": idle, "checkpoints": checkpoints}
+    return {
+        "name": name,
+        "env": env,
+        "idle_nats_mb": idle,
+        "idle_nats_heap_mb": idle_heap,
+        "checkpoints": checkpoints,
+    }
 
 
 async def _write(bus: Bus, n: int, *, ids: bool, distinct: bool) -> None:
@@ -189,7 +233,9 @@ async def _write_results(bus: Bus, n: int) -> None:
 async def _isolated(kind: str, n: int) -> dict[str, float]:
     """nats-server's memory growth for ``n`` synthetic orchestrations of one kind."""
     with tempfile.TemporaryDirectory(prefix="orra-bench-attr-") as store:
-        server = EmbeddedNats(Path(store) / "store").start()
+        server, port = _profiled_nats(Path(store) / "store")
+        server.start()
+        out: dict[str, float] = {}
         try:
             topo = Topology(namespace="attr")
             bus = await Bus.connect(server.url, topo, name="orra-bench-attribution")
@@ -198,19 +244,26 @@ async def _isolated(kind: str, n: int) -> dict[str, float]:
                     await bus.ensure_stream(topo.stream_configs()[0])
                 assert server.pid is not None
                 proc = psutil.Process(server.pid)
-                before = proc.memory_info().rss / _MB
+                before, heap_before = proc.memory_info().rss / _MB, _heap_mb(port)
                 if kind == "results":
                     await _write_results(bus, n)
                 else:
                     await _write(bus, n, ids=kind == "events", distinct=kind != "few_subjects")
                 await asyncio.sleep(2.0)
-                after = proc.memory_info().rss / _MB
-                disk = _disk_mb(Path(store) / "store")
+                out["rss_mb"] = proc.memory_info().rss / _MB - before
+                out["heap_mb"] = _heap_mb(port) - heap_before
+                out["disk_mb"] = _disk_mb(Path(store) / "store")
+                if kind == "no_ids":
+                    # What the retention's purge gives back.
+                    await bus.js.purge_stream(topo.events_stream)
+                    await asyncio.sleep(2.0)
+                    out["purged_heap_mb"] = _heap_mb(port) - heap_before
+                    out["purged_disk_mb"] = _disk_mb(Path(store) / "store")
             finally:
                 await bus.close()
         finally:
             server.stop()
-    return {"rss_mb": after - before, "disk_mb": disk}
+    return out
 
 
 def run_retention(cfg: Config) -> Result:
