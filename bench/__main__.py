@@ -1,8 +1,8 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
 Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile (full runs only unless named with ``--only``),
-retention. ``--splice`` replaces only this run's sections in an existing report. A section
+recovery, makespan, memory, profile and retention (these two: full runs only unless named
+with ``--only``). ``--splice`` replaces only this run's sections in an existing report. A section
 that cannot run (a service not installed, a peer that cannot be set up) is
 reported as skipped or failed with the reason; the report is written regardless. The raw
 results are also saved as JSON under ``bench/results/`` (gitignored).
@@ -193,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         sections = list(dict.fromkeys(args.only))
     else:
-        sections = [s for s in SECTIONS if not (s == "profile" and cfg.profile_s <= 0)]
+        sections = [
+            s
+            for s in SECTIONS
+            if not (s == "profile" and cfg.profile_s <= 0) and not (s == "retention" and cfg.quick)
+        ]
     if args.memory_completed:
         points = tuple(sorted(int(x) for x in args.memory_completed.split(",") if x.strip()))
         cfg = dataclasses.replace(cfg, memory_completed=points)
