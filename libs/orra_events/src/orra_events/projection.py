@@ -43,7 +43,7 @@ defensively so that a replayed or late event never corrupts a view):
 * Progress: ``task.progress`` keeps the task's last update (``progress``), its time and the
   number of updates.
 * List lines: :func:`advance_listing` applies the status rules alone to a small
-  :class:`ListingState` (status, the plan's task count, end time), so that a read model
+  :class:`ListingState` (status, the plan's task count, end time, error), so that a read model
   can keep a line for every orchestration without its full view; an ended line never
   changes again.
 * ``dependsOn`` lists the other tasks of the plan whose output a task's input references
@@ -96,6 +96,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "LISTING_ERROR_CHARS",
     "LISTING_EVENT_TYPES",
     "TERMINAL_STATUSES",
     "CompensationFailure",
@@ -350,6 +351,12 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         parts: The request parts of the action, in the user's words, as the plan lists them.
         uncovered: The parts of the action the plan leaves out (or that made planning
             fail), each with its reason; empty when everything is covered.
+        expired: Whether its events were removed by the event log's retention: the view
+            is then its compact summary (id, project, action, status, times, error and
+            ``taskCount``) and every detail (data, plan, tasks, results, webhooks) is gone.
+        expired_at: When its events were removed (expired views only).
+        task_count: Number of planned tasks, on an expired view (whose ``tasks`` are gone);
+            ``None`` otherwise.
     """
 
     id: str
@@ -378,6 +385,9 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     allow_partial: bool = False
     parts: list[str] = msgspec.field(default_factory=list)
     uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
+    expired: bool = False
+    expired_at: float | None = None
+    task_count: int | None = None
 
     def task(self, task_id: str) -> TaskView | None:
         """The task with id ``task_id``, or ``None``."""
@@ -402,6 +412,8 @@ class OrchestrationSummary(msgspec.Struct, kw_only=True, rename="camel"):
         task_count: Number of planned tasks.
         created_at: When the action was submitted.
         finished_at: When it reached a terminal status.
+        expired: Whether its events were removed by the event log's retention (its full
+            view is then a compact summary).
     """
 
     id: str
@@ -410,6 +422,7 @@ class OrchestrationSummary(msgspec.Struct, kw_only=True, rename="camel"):
     task_count: int
     created_at: float
     finished_at: float | None = None
+    expired: bool = False
 
 
 def summarize(view: OrchestrationView) -> OrchestrationSummary:
@@ -439,12 +452,15 @@ class ListingState(msgspec.Struct, kw_only=True, rename="camel"):
         task_count: Tasks of the plan.
         finished_at: When it reached a terminal status.
         paused_at: When the current pause began (to ignore the end of an earlier pause).
+        error: Why it failed, was aborted or is not actionable, as the full view's
+            ``error``, cut to :data:`LISTING_ERROR_CHARS` characters.
     """
 
     status: OrchestrationStatus = "planning"
     task_count: int = 0
     finished_at: float | None = None
     paused_at: float | None = None
+    error: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -467,10 +483,18 @@ LISTING_EVENT_TYPES: Final[frozenset[str]] = frozenset(
 """Types of the events that can change a :class:`ListingState` (besides its creation)."""
 
 
-def _end_listing(state: ListingState, status: OrchestrationStatus, at: float) -> bool:
+LISTING_ERROR_CHARS: Final = 500
+"""Characters of the error kept in a :class:`ListingState`."""
+
+
+def _end_listing(
+    state: ListingState, status: OrchestrationStatus, at: float, error: str | None = None
+) -> bool:
     state.status = status
     state.finished_at = at
     state.paused_at = None
+    if error is not None:
+        state.error = error[:LISTING_ERROR_CHARS]
     return True
 
 
@@ -501,13 +525,14 @@ def advance_listing(state: ListingState, event: Event) -> bool:
             failed: OrchestrationStatus = (
                 "not_actionable" if event.status == "not_actionable" else "failed"
             )
-            return _end_listing(state, failed, event.at)
+            error = "; ".join(event.reasons) or f"planning {event.status}"
+            return _end_listing(state, failed, event.at, error)
         case OrchestrationDone():
             return _end_listing(state, "completed", event.at)
         case OrchestrationFailed():
-            return _end_listing(state, "failed", event.at)
+            return _end_listing(state, "failed", event.at, event.error)
         case OrchestrationAborted():
-            return _end_listing(state, "aborted", event.at)
+            return _end_listing(state, "aborted", event.at, event.reason)
         case OrchestrationPaused():
             if state.status not in ("running", "paused"):
                 return False
@@ -525,6 +550,7 @@ def advance_listing(state: ListingState, event: Event) -> bool:
         case OrchestrationCompensating():
             state.status = "compensating"
             state.paused_at = None
+            state.error = event.reason[:LISTING_ERROR_CHARS]
             return True
         case _:
             return False
