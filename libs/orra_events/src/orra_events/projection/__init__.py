@@ -2,7 +2,7 @@
 
 The gateway answers ``GET /orchestrations/{id}`` from it and the CLI reuses it for
 ``orra inspect -f`` (it folds the events it reads from the event stream itself), so both
-show the same thing. The module does no I/O: give it events, in log order, and it gives
+show the same thing. The package does no I/O: give it events, in log order, and it gives
 back views.
 
 Usage::
