@@ -21,6 +21,7 @@ handful of verbs and nouns so general that they never say which service an actio
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,10 +34,12 @@ __all__ = [
     "GENERIC_NOUNS",
     "GENERIC_VERBS",
     "Term",
+    "as_verb",
     "can_be_verb",
     "family",
     "is_known",
     "only_modifier",
+    "phrasal",
     "readings",
     "term",
     "warm",
@@ -130,6 +133,8 @@ _DERIVATIONS: Final = (
     ("ing", ""),
     ("ing", "e"),
     ("ery", "er"),
+    ("ure", ""),
+    ("ure", "e"),
     ("y", ""),
 )
 _MIN_BASE: Final = 3
@@ -252,6 +257,24 @@ def term(word: str, *, verb_position: bool = False) -> Term | None:
         modifier=set(found) <= _MODIFIER_TAGS,
         known=True,
     )
+
+
+def as_verb(found: Term) -> Term:
+    """``found`` read as a verb: a noun opening an instruction ("text the customer")."""
+    return dataclasses.replace(found, verb=True)
+
+
+def phrasal(verb: Term, particle: str) -> Term | None:
+    """The phrasal verb of ``verb`` and ``particle``, one word (``look up`` → ``lookup``).
+
+    A phrasal verb means something of its own: "pay back" is not "pay", "look up" is what
+    an ``InvoiceLookup`` does. ``None`` when the verb is too general to say anything
+    ("pull up", "find out": the object says what is asked).
+    """
+    if verb.lemma in GENERIC_VERBS:
+        return None
+    lemma = verb.lemma + particle
+    return Term(f"{verb.word} {particle}", lemma, (), lemma, verb=True, modifier=False, known=True)
 
 
 def warm() -> None:

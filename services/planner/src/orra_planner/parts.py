@@ -36,7 +36,9 @@ from orra_planner.lexicon import (
     GENERIC_NOUNS,
     GENERIC_VERBS,
     Term,
+    as_verb,
     is_known,
+    phrasal,
     readings,
     term,
 )
@@ -93,9 +95,20 @@ _QUESTION_AUX: Final = frozenset(
 )
 _ADDRESSEE: Final = frozenset({"you", "we", "i"})
 _MODALS: Final = frozenset(
-    "can could should must may might shall will would need needs needed".split()  # noqa: SIM905
+    "can could should must may might shall will would need needs needed want wants wanted "
+    "wish wishes".split()  # noqa: SIM905
 )
 _BE: Final = frozenset({"is", "are", "was", "were"})
+_MONTHS: Final = frozenset(
+    "January February March April May June July August September October November "
+    "December".split()  # noqa: SIM905
+)
+"""Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
+_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over"})
+"""Particles that make one verb of the verb before them ("look up", "pay back")."""
+_CLAUSE_SUBJECTS: Final = frozenset(
+    "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
+)
 _WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
 _OPENING_WORDS: Final = frozenset(w for phrase in _OPENERS for w in phrase[:1]) | frozenset(
     {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
@@ -167,7 +180,7 @@ class _Piece:
 
 def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
     lower = text.lower()
-    if lower in values or any(ch.isdigit() for ch in text):
+    if lower in values or any(ch.isdigit() for ch in text) or (not first and text in _MONTHS):
         return True
     if first or not text[0].isupper() or (text.isupper() and len(text) <= 5):
         return False
@@ -195,12 +208,19 @@ def _pieces(action: str) -> list[_Piece]:
             tokens.append((m.group("word"), m.start(), m.end()))
     pieces: list[_Piece] = []
     current: _Piece | None = None
+    aside: _Piece | None = None  # the clause an aside in parentheses interrupts
     joined = False
     i = 0
     while i < len(tokens):
         text, start, end = tokens[i]
         if text == "\0":
-            current, joined = None, True
+            mark = action[start:end].strip()
+            if mark == "(" and current is not None and current.words:
+                aside, current, joined = current, None, True  # the aside is a piece
+            elif mark == ")" and aside is not None:
+                current, aside = aside, None  # the clause it interrupted goes on
+            else:
+                aside, current, joined = None, None, True
             i += 1
             continue
         lowered = text.lower()
@@ -245,9 +265,64 @@ class _Read:
     asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
     question: bool = False  # a yes/no question ("Is the customer frustrated?")
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
+    content: list[Term] = field(default_factory=list)  # a "that" clause: what to say
 
 
-def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> _Read:
+def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
+    """Indexes of the words of proper names: runs of capitalised words with an unknown one.
+
+    "Dana Ruiz (EMP-2213) is leaving", "approver Tomás Ruiz", "supplier Nordlicht GmbH": a
+    person or a company is an argument, never a request, even first in the action. A run
+    that opens the action counts only when its second word is unknown too ("Escalte Ticket
+    T-1" is a typo of a verb, then a noun).
+    """
+    found: set[int] = set()
+    index = 0
+    while index < len(words):
+        run = index
+        while run < len(words) and _capitalised(words[run].text):
+            run += 1
+        if run - index >= 2:  # noqa: PLR2004
+            unknown = [not is_known(w.text.lower()) for w in words[index:run]]
+            if (unknown[1] if index == 0 else any(unknown)) or all(
+                w.text.lower() in values for w in words[index:run]
+            ):
+                found.update(range(index, run))
+        index = max(run, index + 1)
+    return found
+
+
+def _capitalised(text: str) -> bool:
+    return text[:1].isupper() and not text.isupper() and text.isalpha()
+
+
+def _finite(word: str) -> bool:
+    """Whether ``word`` is an inflected verb form ("went", "arrived", "works")."""
+    found = readings(word)
+    verb = found.get("VERB")
+    return verb is not None and verb != word and not word.endswith("ing")
+
+
+def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
+    """Whether the noun opening a clause is used as a verb ("Text customer CUS-1 that ...").
+
+    English makes verbs of nouns at the start of an instruction; it is one when a noun
+    phrase follows directly (a determiner or a noun, not a preposition or an argument).
+    """
+    if index + 1 >= len(words):
+        return False
+    following = words[index + 1].text.lower()
+    if following in _DETERMINERS - {"that", "this", "these", "those"}:
+        return True
+    if following in FUNCTION_WORDS or _is_argument(words[index + 1].text, False, values):
+        return False
+    found = readings(following)
+    return "NOUN" in found and "VERB" not in found
+
+
+def _terms(  # noqa: C901, PLR0912, PLR0915
+    piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]
+) -> _Read:
     """Content words of a piece, where each stands, and what a question asks."""
     read = _Read([], [], [])
     words = piece.words
@@ -257,58 +332,96 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
     # subject; "Can you refund ..." is a request.
     read.question = first in _QUESTION_AUX and second not in _ADDRESSEE
     skip = 2 if first in _QUESTION_AUX and second in _ADDRESSEE else 0
+    names = _names(words, values)
     after_determiner = False
     first_content = True
     previous_content = False
     after_how = after_modal = after_need = False
-    plain_be = imperative = preposition = after_number = False
+    plain_be = finite = imperative = preposition = after_number = clause = False
+    subject = False  # a subject stands before: an argument or a noun
+    last_verb: int | None = None  # index in ``words`` of a verb head just read
     for index, word in enumerate(words):
         if index < skip:
             continue
         lower = word.text.lower().replace("\u2019", "'")
         lower = lower.removesuffix("'s")
+        if (
+            last_verb == index - 1
+            and lower in _PARTICLES
+            and read.terms
+            and (compound := phrasal(read.terms[-1], lower)) is not None
+        ):
+            read.terms[-1] = compound  # "look up", "pay back": one verb
+            last_verb = None
+            continue
+        last_verb = None
         if lower in _MODALS and index > 0 and word.text.islower():
             after_modal = True
-            after_need = lower.startswith("need")
+            after_need = lower.startswith(("need", "want", "wish"))
             if read.verbish:
                 read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
                 imperative = False
             previous_content = False
             continue
         if lower in _BE and index > 0 and not after_modal:
-            plain_be = plain_be or not first_content
+            plain_be = plain_be or not first_content or subject
+        if (
+            lower == "that"
+            and read.terms
+            and index + 1 < len(words)
+            and words[index + 1].text.lower() in _CLAUSE_SUBJECTS
+        ):
+            # "tell the customer that their order has shipped": what to say, not a request
+            clause = True
+            continue
         if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
             if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
                 preposition = True
             after_number = False
             after_determiner = lower in _DETERMINERS or (after_determiner and lower == "own")
-            after_how = lower == "how"
+            after_how = lower in {"how", "which", "what"}
+            if lower in _WH_WORDS and not read.terms and index > 0:
+                read.question = True  # "find out which account manager ...": a question
             previous_content = False
             continue
         inside = any(start <= word.start and word.end <= end for start, end in spans)
-        if inside or _is_argument(word.text, index == skip, values):
+        if inside or index in names or _is_argument(word.text, index == skip, values):
             after_determiner = after_how = previous_content = False
             after_number = any(ch.isdigit() for ch in word.text)
+            subject = subject or first_content
             continue
-        position = first_content and not after_determiner
+        if clause:
+            if (found := term(lower)) is not None:
+                read.content.append(found)
+            continue
+        position = first_content and not after_determiner and not subject
         found = term(lower, verb_position=position or after_modal)
         after_determiner = False
         if found is None:
             after_how = previous_content = False
             continue
+        if position and found.known and not found.verb and _verbed(words, index, values):
+            found = as_verb(found)
+        if not position and not first_content and not after_modal and _finite(lower):
+            finite = True  # "the conference went virtual"
         if position and (found.verb or not found.known):
             imperative = True
-        if position and found.lemma in GENERIC_VERBS:
+        if (position or after_modal) and found.lemma in GENERIC_VERBS:
             # "process the refund": the object says what is asked, and its first word is
-            # not in verb position ("process order payment" is about a payment).
+            # not in verb position ("process order payment" is about a payment);
+            # "wants to go on holiday" asks for the holiday.
             first_content = False
             previous_content = False
+            after_need = after_need or after_modal
+            after_modal = False
             continue
         if (after_how or after_need or (after_modal and found.verb)) and read.asked is None:
             read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
         after_need = False
         if after_modal and found.verb:
             after_modal = False
+        if position and found.verb:
+            last_verb = index
         read.terms.append(found)
         # a word the lexicon does not know, where a verb stands, is taken for one (a typo
         # of a verb must stay the part's head, not hand it to the object)
@@ -321,9 +434,10 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
         previous_content = True
         after_how = False
     opened = bool(words) and (first in _OPENING_WORDS or first in _CONDITIONS)
-    # "the fix is deployed": a statement of fact, context of the request beside it
-    read.statement = plain_be and not read.question and not opened and not imperative
-    read.statement = read.statement and read.asked is None
+    # "the fix is deployed", "the conference went virtual": a statement of fact, context
+    # of the request beside it
+    read.statement = (plain_be or finite) and not read.question and not opened
+    read.statement = read.statement and not imperative and read.asked is None
     return read
 
 
@@ -344,11 +458,16 @@ def _objects(read: _Read, head: int | None) -> tuple[int, ...]:
         if not read.glued[i] and current is not None:
             heads.append(current)
             current = None
-        if not terms[i].modifier and terms[i].lemma not in GENERIC_NOUNS and not read.unit[i]:
+        if not _describes(terms[i]) and terms[i].lemma not in GENERIC_NOUNS and not read.unit[i]:
             current = i
     if current is not None:
         heads.append(current)
     return tuple(heads)
+
+
+def _describes(found: Term) -> bool:
+    """Whether ``found`` can describe a thing ("best", "cheapest", "new"): never an object."""
+    return found.modifier or "ADJ" in readings(found.word)
 
 
 def _head(read: _Read) -> int | None:
@@ -413,7 +532,7 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
-        context: list[Term] = []
+        context: list[Term] = list(read.content)
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
             for earlier in reversed(parts):
@@ -422,12 +541,12 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
                         context.append(earlier.head_term)
                     context.extend(t for t in earlier.context if t.verb)
                     break
-        if request and head is not None and verbish[0] and all(t.verb or t.modifier for t in terms):
+        if request and head is not None and verbish[0] and all(t.verb or _describes(t) for t in terms):
             # "... then book the cheapest": a verb without an object of its own means the
             # object of the request before it
             for earlier in reversed(parts):
                 if earlier.request:
-                    context.extend(t for t in earlier.terms if not t.verb and not t.modifier)
+                    context.extend(t for t in earlier.terms if not t.verb and not _describes(t))
                     break
         if request and len(terms) == 1 and terms[0].verb and index + 1 < len(raw):
             # a bare verb before "and" ("check and reserve stock") shares the next object
@@ -446,13 +565,18 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
                 question=read.question or first in _WH_WORDS,
             )
         )
-    # Conditions and context lend their words to the request before them.
-    out: list[Part] = []
-    for part in parts:
-        if not part.request and out and part.terms:
-            last = out[-1]
-            out[-1] = dataclasses.replace(last, context=last.context + part.terms)
-        out.append(part)
+    # Conditions and context lend their words to the request before them (or, first in
+    # the action, to the request after them: "Dana is leaving us, process her departure").
+    out = list(parts)
+    for index, part in enumerate(parts):
+        if part.request or not part.terms:
+            continue
+        before = [i for i in range(index) if out[i].request]
+        after = [i for i in range(index + 1, len(out)) if out[i].request]
+        target = before[-1] if before else after[0] if after else None
+        if target is not None:
+            lent = out[target].context + part.terms
+            out[target] = dataclasses.replace(out[target], context=lent)
     return tuple(out)
 
 
@@ -462,9 +586,14 @@ def request_parts(action: str, values: frozenset[str] = frozenset()) -> tuple[Pa
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:
-    """The action's scalar data values, lower-case: words of an action that are arguments."""
-    return frozenset(
-        str(d.value).lower()
-        for d in data
-        if isinstance(d.value, str | int | float) and not isinstance(d.value, bool)
-    )
+    """The action's scalar data values, lower-case: words of an action that are arguments.
+
+    The items of a list count too ("give them access to Jira and Slack" with
+    ``applications: [jira, slack]``: Slack is an application, not a verb).
+    """
+    found: set[str] = set()
+    for d in data:
+        for value in d.value if isinstance(d.value, list) else [d.value]:
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                found.add(str(value).lower())
+    return frozenset(found)
