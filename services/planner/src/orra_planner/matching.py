@@ -30,18 +30,20 @@ handles orders): it is *vague*, and nothing serves it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
 from orra_planner.lexicon import GENERIC_NOUNS, Term, term
 from orra_planner.parts import Part, data_values, request_parts, split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
+from collections.abc import Mapping
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
     from orra_events import DataField
     from orra_planner.registry import ServiceCatalog, ServiceSpec
@@ -97,6 +99,11 @@ class ServiceWords:
         families: Word family → strength, from the same.
         fields: Lemma or family → strength, from its input and output field names.
         inputs: Its input field names, as :func:`field_key` compares them.
+        answers: Lemma or family → strength, from what its output says: field names, the
+            values of enumerations ("paid"), descriptions. A question is answered by a
+            service whose output has the asked word.
+        does: The verb its name opens with (``PaySupplier`` → ``pay``): the thing it does,
+            which a question about that thing ("has it been paid?") does not ask to do.
         action: The verb its name starts with when its description starts with it too
             (``CancelBooking``, "Cancels a booking"): what it does to what it names.
     """
@@ -107,6 +114,8 @@ class ServiceWords:
     fields: Mapping[str, float]
     inputs: frozenset[str]
     action: str | None = None
+    answers: Mapping[str, float] = field(default_factory=dict)
+    does: str | None = None
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -122,6 +131,14 @@ class ServiceWords:
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
         if not claims_only:
             best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
+        return best
+
+
+    def answer(self, word: Term) -> float:
+        """How strongly the output of this service tells ``word`` (0: not at all)."""
+        best = max(self.answers.get(word.lemma, 0.0), self.answers.get(word.family, 0.0) * WEAK)
+        for alt in word.alts:
+            best = max(best, self.answers.get(alt, 0.0) * WEAK)
         return best
 
 
@@ -174,7 +191,45 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         fields=fields,
         inputs=frozenset(field_key(n) for n in spec.inputs),
         action=_action_verb(spec),
+        answers=_answer_words(spec),
+        does=_does(spec),
     )
+
+
+def _does(spec: ServiceSpec) -> str | None:
+    """The verb opening ``spec``'s name when its description or an example opens with it.
+
+    ``PaySupplier`` ("pay the supplier") does pay; ``InvoiceLookup`` does not invoice,
+    though "invoice" can be a verb: none of its phrases says so.
+    """
+    names = list(_name_terms(spec.name))
+    if len(names) < 2 or not names[0].verb:  # noqa: PLR2004
+        return None
+    for text in (spec.description, *spec.examples):
+        opening = next(iter(_text_terms(text)), None)
+        if opening is not None and opening.verb and opening.lemma == names[0].lemma:
+            return opening.lemma
+    return None
+
+
+def _answer_words(spec: ServiceSpec) -> dict[str, float]:
+    """What the output of ``spec`` tells: its field names, enumerated values, descriptions."""
+    found: dict[str, float] = {}
+    for name, node in spec.outputs.items():
+        texts = [" ".join(split_words(name))]
+        if isinstance(node, Mapping):
+            texts.extend(str(v) for v in node.get("enum", ()) if isinstance(v, str))
+            if isinstance(node.get("description"), str):
+                texts.append(node["description"])
+        for text in texts:
+            for found_term in _text_terms(text):
+                if found_term.lemma in GENERIC_NOUNS or found_term.word in _FIELD_NOISE:
+                    continue
+                _add(found, found_term.lemma, _NAME)
+                _add(found, found_term.family, _NAME * WEAK)
+                for alt in found_term.alts:
+                    _add(found, alt, _NAME * WEAK)
+    return found
 
 
 def _action_verb(spec: ServiceSpec) -> str | None:
@@ -243,11 +298,17 @@ class Vocabulary:
         if word.word in self._corrections:
             return self._corrections[word.word]
         limit = 1 if len(word.word) < _LONG_WORD else 2
-        found = extract(word.word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=3)
+        found = extract(word.word, self._words, scorer=OSA.distance, score_cutoff=limit, limit=5)
         best: Term | None = None
         if found:
             closest = min(score for _, score, _ in found)
             nearest = [choice for choice, score, _ in found if score == closest]
+            if len(nearest) > 1:
+                # a letter left out or typed twice is likelier than a wrong letter:
+                # "ofboard" is "offboard", not "onboard"
+                indel = {choice: Indel.distance(word.word, choice) for choice in nearest}
+                fewest = min(indel.values())
+                nearest = [choice for choice in nearest if indel[choice] == fewest]
             if len(nearest) == 1:
                 best = term(nearest[0])
         if len(self._corrections) >= _MEMO:
@@ -328,14 +389,26 @@ def match_part(
         for i, (w, _) in enumerate(words)
     ]
     objects = [words[i][0] for i in part.objects]
+    asked = {head.lemma, head.family, *head.alts}
     ranked: list[tuple[str, float]] = []
     for name, service in services.items():
-        if service.strength(head, claims_only=True) * head_factor <= 0.0:
+        if part.question:
+            if service.does in asked:
+                continue  # "has it been paid?" asks whether, not to pay
+
+            def strength(w: Term, service: ServiceWords = service) -> float:
+                return max(service.strength(w), service.answer(w))
+
+            said = max(service.strength(head, claims_only=True), service.answer(head))
+        else:
+            strength = service.strength
+            said = service.strength(head, claims_only=True)
+        if said * head_factor <= 0.0:
             continue
         if any(service.strength(o) <= 0.0 for o in objects):
             continue  # "post an update": a service that knows no update does not serve it
         score = sum(
-            role * factor * service.strength(w) * rare(w)
+            role * factor * strength(w) * rare(w)
             for role, (w, factor) in zip(roles, words, strict=True)
         )
         score += sum(

@@ -328,6 +328,15 @@ class OfflinePlanner:
         for index, match in enumerate(matches):
             if len(match.serving) < 2:
                 continue
+            fitting = self._fit(match.serving, members, keys, data)
+            if fitting is not None:
+                notes.append(
+                    f"{fitting} for {match.part.text!r}: of "
+                    f"{', '.join(match.serving)}, only it takes the data given for it"
+                )
+                add(fitting, index, match.part.start)
+                produced.update(keys[fitting].outputs)
+                continue
             tiers: dict[str, int] = {}
             for name in match.serving:
                 needed = keys[name].required - data.keys() - produced
@@ -364,6 +373,31 @@ class OfflinePlanner:
                     f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
                 )
         return members
+
+    @staticmethod
+    def _fit(
+        serving: Sequence[str],
+        members: Mapping[str, _Member],
+        keys: Mapping[str, _Keys],
+        data: Mapping[str, DataField],
+    ) -> str | None:
+        """The one service of ``serving`` that the data given says is meant, if one.
+
+        "Tell customer CUS-1 that their order has shipped" with ``customerId`` and
+        ``message``: several services know customers, one takes the message. The one that
+        takes the most of the data no planned service takes, when it alone takes some of it.
+        """
+        used = {k for m in members.values() for k in m.keys.inputs}
+        remaining = set(data) - used
+        if not remaining:
+            return None
+        fit = {name: len(remaining & keys[name].inputs) for name in serving}
+        best = max(fit.values())
+        top = [name for name in serving if fit[name] == best]
+        if best == 0 or len(top) != 1:
+            return None
+        others = {k for name in serving if name != top[0] for k in keys[name].inputs}
+        return top[0] if remaining & keys[top[0]].inputs - others else None
 
     def _answer_from_data(  # noqa: PLR0917
         self,
