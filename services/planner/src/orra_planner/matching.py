@@ -29,6 +29,7 @@ handles orders): it is *vague*, and nothing serves it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -37,7 +38,7 @@ from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
 from orra_planner.lexicon import GENERIC_NOUNS, Term, term
-from orra_planner.parts import Part, data_values, request_parts, split_action
+from orra_planner.parts import Part, data_fields, data_values, request_parts, split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAND",
+    "TAUGHT",
     "TYPO",
     "WEAK",
     "PartMatch",
@@ -65,6 +67,8 @@ WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 TYPO: Final = 0.9
 """Factor on the strength of a match of a corrected typo."""
+TAUGHT: Final = 0.5
+"""Strength of a verb the catalogue's examples teach for what a service does."""
 BAND: Final = 0.8
 """Services scoring at least this fraction of the best serve the part with it."""
 
@@ -240,6 +244,45 @@ def _action_verb(spec: ServiceSpec) -> str | None:
     return said.lemma if said.lemma == names[0].lemma else None
 
 
+def _capability(spec: ServiceSpec, words: ServiceWords) -> str | None:
+    """What ``spec`` does, in one word: the verb its name opens with, else its last word.
+
+    ``CancelBooking`` → cancel, ``FlightSearch`` → search, ``InvoiceLookup`` → lookup.
+    """
+    if words.does is not None:
+        return words.does
+    names = list(_name_terms(spec.name))
+    return names[-1].lemma if names else None
+
+
+def _taught(services: dict[str, ServiceWords], catalog: ServiceCatalog) -> dict[str, ServiceWords]:
+    """Every service with the verbs that the catalogue's examples teach for what it does.
+
+    When the examples of two services or more that do the same thing open with the same
+    verb ("look for a plane ticket" of ``FlightSearch``, "look for accommodation" of
+    ``HotelSearch``), their authors teach that the verb means that thing: every service
+    that does it (``CarRentalSearch``) has the verb, at :data:`TAUGHT` strength.
+    """
+    capability = {name: _capability(catalog[name], words) for name, words in services.items()}
+    teachers: dict[tuple[str, str], set[str]] = {}
+    for name, spec in catalog.items():
+        does = capability[name]
+        for example in spec.examples:
+            opening = next(iter(_text_terms(example)), None)
+            if does is None or opening is None or not opening.verb or opening.lemma == does:
+                continue
+            teachers.setdefault((opening.lemma, does), set()).add(name)
+    out = dict(services)
+    for (verb, does), taught_by in teachers.items():
+        if len(taught_by) < 2:  # noqa: PLR2004
+            continue
+        for name, words in services.items():
+            if capability[name] == does and words.lemmas.get(verb, 0.0) < TAUGHT:
+                lemmas = {**out[name].lemmas, verb: TAUGHT}
+                out[name] = dataclasses.replace(out[name], lemmas=lemmas)
+    return out
+
+
 class Vocabulary:
     """Every service's words, and the catalogue's words for typo correction.
 
@@ -248,9 +291,9 @@ class Vocabulary:
     """
 
     def __init__(self, catalog: ServiceCatalog) -> None:
-        self.services: dict[str, ServiceWords] = {
-            name: _service_words(spec) for name, spec in catalog.items()
-        }
+        self.services: dict[str, ServiceWords] = _taught(
+            {name: _service_words(spec) for name, spec in catalog.items()}, catalog
+        )
         by_word: dict[str, str] = {}
         for words in self.services.values():
             for lemma in (*words.lemmas, *words.families):
@@ -451,7 +494,7 @@ def plain_servers(text: str, catalog: ServiceCatalog, data: Sequence[DataField] 
     keys = frozenset(field_key(d.field) for d in data)
     vocab = vocabulary(catalog)
     found: list[str] = []
-    for part in request_parts(text, data_values(data)):
+    for part in request_parts(text, data_values(data), data_fields(data)):
         match = match_part(part, catalog, keys)
         head = part.head_term
         if head is None or match.corrections:

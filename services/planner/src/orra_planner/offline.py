@@ -47,7 +47,7 @@ from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.matching import PartMatch, field_key, match_part
-from orra_planner.parts import Part, data_values, request_parts
+from orra_planner.parts import Part, data_fields, data_values, request_parts
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -86,7 +86,7 @@ def match_action(
 ) -> list[PartMatch]:
     """The request parts of ``action`` and the services that serve each."""
     keys = frozenset(_key(d.field) for d in data)
-    return [match_part(p, catalog, keys) for p in request_parts(action, data_values(data))]
+    return [match_part(p, catalog, keys) for p in request_parts(action, data_values(data), data_fields(data))]
 
 
 def uncovered_reason(match: PartMatch, project: str) -> str:
@@ -417,7 +417,11 @@ class OfflinePlanner:
         field no planned task takes, and it can run.
         """
         for index, match in enumerate(matches):
-            if not match.part.question or match.vague:
+            head = match.part.head_term
+            unread = (  # "Greenlight invoice INV-1": a verb the planner cannot read
+                head is not None and not head.known and not match.serving and not match.corrections
+            )
+            if not (match.part.question or unread) or match.vague:
                 continue
             used = {k for m in members.values() for k in m.keys.inputs}
             remaining = set(data) - used

@@ -48,11 +48,12 @@ if TYPE_CHECKING:
 
     from orra_events import DataField
 
-__all__ = ["Part", "Word", "data_values", "request_parts", "split_action"]
+__all__ = ["Part", "Word", "data_fields", "data_values", "request_parts", "split_action"]
 
 _TOKEN: Final = re.compile(
     r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
+_FIELD_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
 _JOINERS: Final = (
     ("and", "then"),
@@ -505,12 +506,16 @@ def _head(read: _Read) -> int | None:
 
 
 @lru_cache(maxsize=4096)
-def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Part, ...]:
+def split_action(
+    action: str, values: frozenset[str] = frozenset(), fields: frozenset[str] = frozenset()
+) -> tuple[Part, ...]:
     """Every piece of ``action``, requests and context, in order (see the module docstring).
 
     Args:
         action: The action text.
         values: The action's data values, lower-case (they are arguments, not requests).
+        fields: The words of the action's data field names (:func:`data_fields`): a piece
+            that only names a field and gives its value (", approver Tomás Ruiz") is data.
     """
     lower = action.lower()
     spans: list[tuple[int, int]] = []
@@ -532,6 +537,8 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
+        if request and piece.joined and all(t.word in fields for t in terms):
+            request = False  # ", approver Tomás Ruiz": a field and its value
         context: list[Term] = list(read.content)
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
@@ -580,9 +587,17 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
     return tuple(out)
 
 
-def request_parts(action: str, values: frozenset[str] = frozenset()) -> tuple[Part, ...]:
+def request_parts(
+    action: str, values: frozenset[str] = frozenset(), fields: frozenset[str] = frozenset()
+) -> tuple[Part, ...]:
     """The request parts of ``action`` only (what a plan must account for)."""
-    return tuple(p for p in split_action(action, values) if p.request)
+    return tuple(p for p in split_action(action, values, fields) if p.request)
+
+
+def data_fields(data: Sequence[DataField]) -> frozenset[str]:
+    """The words of the action's data field names, lower-case (``targetCurrency`` → target,
+    currency)."""
+    return frozenset(word.lower() for d in data for word in _FIELD_WORD.findall(d.field))
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:
