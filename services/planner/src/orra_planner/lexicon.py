@@ -22,9 +22,11 @@ handful of verbs and nouns so general that they never say which service an actio
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 from typing import Final
 
 import lemminflect
@@ -41,6 +43,7 @@ __all__ = [
     "only_modifier",
     "phrasal",
     "readings",
+    "synonyms",
     "term",
     "warm",
 ]
@@ -277,7 +280,30 @@ def phrasal(verb: Term, particle: str) -> Term | None:
     return Term(f"{verb.word} {particle}", lemma, (), lemma, verb=True, modifier=False, known=True)
 
 
+@cache
+def _synonym_table() -> dict[str, tuple[str, ...]]:
+    raw = files("orra_planner").joinpath("data/synonyms.txt.gz").read_bytes()
+    table: dict[str, tuple[str, ...]] = {}
+    for line in gzip.decompress(raw).decode().splitlines():
+        if line and not line.startswith("#"):
+            word, *others = line.split(" ")
+            table[word] = tuple(others)
+    return table
+
+
+def synonyms(lemma: str) -> tuple[str, ...]:
+    """The other words of ``lemma``'s most frequent sense, from WordNet 3.0.
+
+    ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
+    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
+    The table (``orra_planner/data/synonyms.txt.gz``, built by
+    ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
+    """
+    return _synonym_table().get(lemma, ())
+
+
 def warm() -> None:
     """Load the lexicon's tables now (they load on first use otherwise, about a second)."""
     readings("warm")
     lemminflect.getAllInflections("warm")
+    _synonym_table()

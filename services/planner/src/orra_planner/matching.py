@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
 from orra_planner.parts import Part, data_fields, data_values, request_parts, split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAND",
+    "SYNONYM",
     "TAUGHT",
     "TYPO",
     "WEAK",
@@ -67,6 +68,8 @@ WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 TYPO: Final = 0.9
 """Factor on the strength of a match of a corrected typo."""
+SYNONYM: Final = 0.5
+"""Factor on the strength of a match through a synonym (:func:`~orra_planner.lexicon.synonyms`)."""
 TAUGHT: Final = 0.5
 """Strength of a verb the catalogue's examples teach for what a service does."""
 BAND: Final = 0.8
@@ -106,6 +109,9 @@ class ServiceWords:
         answers: Lemma or family → strength, from what its output says: field names, the
             values of enumerations ("paid"), descriptions. A question is answered by a
             service whose output has the asked word.
+        named: Lemma → strength, from its name and examples only: the words its author
+            chose to say what it does. A synonym matches these, never the description,
+            whose "Returns a ticket's status" is not a refund.
         does: The verb its name opens with (``PaySupplier`` → ``pay``): the thing it does,
             which a question about that thing ("has it been paid?") does not ask to do.
         action: The verb its name starts with when its description starts with it too
@@ -120,6 +126,7 @@ class ServiceWords:
     action: str | None = None
     answers: Mapping[str, float] = field(default_factory=dict)
     does: str | None = None
+    named: Mapping[str, float] = field(default_factory=dict)
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -130,6 +137,8 @@ class ServiceWords:
                 description), not its field names.
         """
         best = self.lemmas.get(word.lemma, 0.0)
+        for synonym in synonyms(word.lemma):
+            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         for alt in word.alts:
             best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
@@ -172,11 +181,14 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         *((_text_terms(example), _EXAMPLES) for example in spec.examples),
         (_text_terms(spec.description), _DESCRIPTION),
     ]
+    named: dict[str, float] = {}
     for terms, weight in sources:
         for found in terms:
             if found.lemma in GENERIC_NOUNS and weight < _NAME:
                 continue  # "a support request" says nothing; RequestLeave's name does
             _add(lemmas, found.lemma, weight)
+            if weight >= _EXAMPLES:
+                _add(named, found.lemma, weight)
             for alt in found.alts:
                 _add(lemmas, alt, weight * WEAK)
             _add(families, found.family, weight)
@@ -196,6 +208,7 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         inputs=frozenset(field_key(n) for n in spec.inputs),
         action=_action_verb(spec),
         answers=_answer_words(spec),
+        named=named,
         does=_does(spec),
     )
 

@@ -170,6 +170,18 @@ def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list
     return list(names)
 
 
+_NEAR: Final = 0.5
+"""Services scoring this fraction of a part's best may be chosen by the data given."""
+
+
+def _near(match: PartMatch) -> list[str]:
+    """The services that score at least :data:`_NEAR` of the best for ``match``'s part."""
+    if not match.ranked or not match.serving:
+        return list(match.serving)
+    floor = _NEAR * match.ranked[0][1]
+    return [name for name, score in match.ranked if score >= floor]
+
+
 @dataclass
 class _Member:
     spec: ServiceSpec
@@ -322,17 +334,18 @@ class OfflinePlanner:
         for index, match in enumerate(matches):
             for typo, word in match.corrections:
                 notes.append(f"read {typo!r} as {word!r} in {match.part.text!r}")
-            if len(match.serving) == 1:
+            if len(match.serving) == 1 and len(_near(match)) == 1:
                 add(match.serving[0], index, match.part.start)
         produced = {k for m in members.values() for k in m.keys.outputs}
         for index, match in enumerate(matches):
-            if len(match.serving) < 2:
+            if not match.serving or (len(match.serving) == 1 and len(_near(match)) == 1):
                 continue
-            fitting = self._fit(match.serving, members, keys, data)
+            elsewhere = {n for other in matches if other is not match for n, _ in other.ranked}
+            fitting = self._fit(match, elsewhere, members, keys, data)
             if fitting is not None:
                 notes.append(
                     f"{fitting} for {match.part.text!r}: of "
-                    f"{', '.join(match.serving)}, only it takes the data given for it"
+                    f"{', '.join(_near(match))}, only it takes the data given for it"
                 )
                 add(fitting, index, match.part.start)
                 produced.update(keys[fitting].outputs)
@@ -375,28 +388,42 @@ class OfflinePlanner:
         return members
 
     @staticmethod
-    def _fit(
-        serving: Sequence[str],
+    def _fit(  # noqa: PLR0917
+        match: PartMatch,
+        elsewhere_serving: set[str],
         members: Mapping[str, _Member],
         keys: Mapping[str, _Keys],
         data: Mapping[str, DataField],
     ) -> str | None:
-        """The one service of ``serving`` that the data given says is meant, if one.
+        """The one service the words point to that the data given says is meant, if one.
 
         "Tell customer CUS-1 that their order has shipped" with ``customerId`` and
-        ``message``: several services know customers, one takes the message. The one that
-        takes the most of the data no planned service takes, when it alone takes some of it.
+        ``message``: several services know customers, one takes the message. "EMP-1 wants
+        to go on holiday from 10 to 21 August" with ``startDate`` and ``endDate``: the
+        holiday balance has the word, the leave request (a synonym: vacation) takes the
+        dates. Among the services scoring at least :data:`_NEAR` of the best, the one that
+        takes the most of the data no planned service takes, when it alone takes some of
+        the data that the best-scored ones would leave unused.
         """
         used = {k for m in members.values() for k in m.keys.inputs}
         remaining = set(data) - used
+        near = _near(match)
         if not remaining:
             return None
-        fit = {name: len(remaining & keys[name].inputs) for name in serving}
+        fit = {name: len(remaining & keys[name].inputs) for name in near}
         best = max(fit.values())
-        top = [name for name in serving if fit[name] == best]
+        top = [name for name in near if fit[name] == best]
         if best == 0 or len(top) != 1:
             return None
-        others = {k for name in serving if name != top[0] for k in keys[name].inputs}
+        others = {k for name in match.serving if name != top[0] for k in keys[name].inputs}
+        if top[0] not in match.serving:
+            # beyond the band, only when the best-scored ones run on the data alone (no
+            # supplier of theirs could take the data they leave) and no other part's
+            # services take it either
+            needs = {k for name in match.serving for k in keys[name].required} - set(data)
+            elsewhere = {k for name in elsewhere_serving for k in keys[name].inputs}
+            if needs or remaining & keys[top[0]].inputs <= elsewhere:
+                return None
         return top[0] if remaining & keys[top[0]].inputs - others else None
 
     def _answer_from_data(  # noqa: PLR0917
