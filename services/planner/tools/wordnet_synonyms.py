@@ -44,7 +44,7 @@ def _word(lemma: str) -> str | None:
     pieces = lemma.split("_")
     if len(pieces) == 1:
         return lemma
-    if len(pieces) == 2 and pieces[1] in _PARTICLES:  # noqa: PLR2004
+    if len(pieces) == 2 and pieces[1] in _PARTICLES:
         return "".join(pieces)
     return None
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -40,8 +41,6 @@ from rapidfuzz.process import extract
 from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
 from orra_planner.parts import Part, data_fields, data_values, request_parts, split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
-
-from collections.abc import Mapping
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -146,7 +145,6 @@ class ServiceWords:
             best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
         return best
 
-
     def answer(self, word: Term) -> float:
         """How strongly the output of this service tells ``word`` (0: not at all)."""
         best = max(self.answers.get(word.lemma, 0.0), self.answers.get(word.family, 0.0) * WEAK)
@@ -220,7 +218,7 @@ def _does(spec: ServiceSpec) -> str | None:
     though "invoice" can be a verb: none of its phrases says so.
     """
     names = list(_name_terms(spec.name))
-    if len(names) < 2 or not names[0].verb:  # noqa: PLR2004
+    if len(names) < 2 or not names[0].verb:
         return None
     for text in (spec.description, *spec.examples):
         opening = next(iter(_text_terms(text)), None)
@@ -287,7 +285,7 @@ def _taught(services: dict[str, ServiceWords], catalog: ServiceCatalog) -> dict[
             teachers.setdefault((opening.lemma, does), set()).add(name)
     out = dict(services)
     for (verb, does), taught_by in teachers.items():
-        if len(taught_by) < 2:  # noqa: PLR2004
+        if len(taught_by) < 2:
             continue
         for name, words in services.items():
             if capability[name] == does and words.lemmas.get(verb, 0.0) < TAUGHT:
@@ -419,6 +417,11 @@ def _resolve(
     return out, fixed
 
 
+def _strength(service: ServiceWords, word: Term, *, answers: bool) -> float:
+    found = service.strength(word)
+    return max(found, service.answer(word)) if answers else found
+
+
 def match_part(
     part: Part, catalog: ServiceCatalog, data_keys: frozenset[str] = frozenset()
 ) -> PartMatch:
@@ -448,23 +451,17 @@ def match_part(
     asked = {head.lemma, head.family, *head.alts}
     ranked: list[tuple[str, float]] = []
     for name, service in services.items():
-        if part.question:
-            if service.does in asked:
-                continue  # "has it been paid?" asks whether, not to pay
-
-            def strength(w: Term, service: ServiceWords = service) -> float:
-                return max(service.strength(w), service.answer(w))
-
-            said = max(service.strength(head, claims_only=True), service.answer(head))
-        else:
-            strength = service.strength
-            said = service.strength(head, claims_only=True)
-        if said * head_factor <= 0.0:
+        if part.question and service.does in asked:
+            continue  # "has it been paid?" asks whether, not to pay
+        claimed = service.strength(head, claims_only=True)
+        if part.question:  # a question is answered by what a service returns, too
+            claimed = max(claimed, service.answer(head))
+        if claimed * head_factor <= 0.0:
             continue
         if any(service.strength(o) <= 0.0 for o in objects):
             continue  # "post an update": a service that knows no update does not serve it
         score = sum(
-            role * factor * strength(w) * rare(w)
+            role * factor * _strength(service, w, answers=part.question) * rare(w)
             for role, (w, factor) in zip(roles, words, strict=True)
         )
         score += sum(

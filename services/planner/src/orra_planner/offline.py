@@ -36,6 +36,7 @@ serve are one part of the plan ("check and reserve stock" is one step of one ser
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -86,7 +87,10 @@ def match_action(
 ) -> list[PartMatch]:
     """The request parts of ``action`` and the services that serve each."""
     keys = frozenset(_key(d.field) for d in data)
-    return [match_part(p, catalog, keys) for p in request_parts(action, data_values(data), data_fields(data))]
+    return [
+        match_part(p, catalog, keys)
+        for p in request_parts(action, data_values(data), data_fields(data))
+    ]
 
 
 def uncovered_reason(match: PartMatch, project: str) -> str:
@@ -338,6 +342,11 @@ class OfflinePlanner:
                 add(match.serving[0], index, match.part.start)
         produced = {k for m in members.values() for k in m.keys.outputs}
         for index, match in enumerate(matches):
+            if match.vague:
+                # too vague to choose by its words: the data may still say which
+                match = dataclasses.replace(match, serving=match.vague, vague=())  # noqa: PLW2901
+                if self._fit(match, set(), members, keys, data) is None:
+                    continue
             if not match.serving or (len(match.serving) == 1 and len(_near(match)) == 1):
                 continue
             elsewhere = {n for other in matches if other is not match for n, _ in other.ranked}
@@ -388,7 +397,7 @@ class OfflinePlanner:
         return members
 
     @staticmethod
-    def _fit(  # noqa: PLR0917
+    def _fit(
         match: PartMatch,
         elsewhere_serving: set[str],
         members: Mapping[str, _Member],

@@ -96,13 +96,29 @@ _QUESTION_AUX: Final = frozenset(
 )
 _ADDRESSEE: Final = frozenset({"you", "we", "i"})
 _MODALS: Final = frozenset(
-    "can could should must may might shall will would need needs needed want wants wanted "
-    "wish wishes".split()  # noqa: SIM905
+    [
+        "can",
+        "could",
+        "should",
+        "must",
+        "may",
+        "might",
+        "shall",
+        "will",
+        "would",
+        "need",
+        "needs",
+        "needed",
+        "want",
+        "wants",
+        "wanted",
+        "wish",
+        "wishes",
+    ]
 )
 _BE: Final = frozenset({"is", "are", "was", "were"})
 _MONTHS: Final = frozenset(
-    "January February March April May June July August September October November "
-    "December".split()  # noqa: SIM905
+    "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
 """Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
 _PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over"})
@@ -266,7 +282,8 @@ class _Read:
     asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
     question: bool = False  # a yes/no question ("Is the customer frustrated?")
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
-    content: list[Term] = field(default_factory=list)  # a "that" clause: what to say
+    content: list[Term] = field(default_factory=list)  # a "that" clause
+    clause_object: bool = False  # the clause follows the verb: it is what the verb acts on
 
 
 def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
@@ -283,7 +300,7 @@ def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
         run = index
         while run < len(words) and _capitalised(words[run].text):
             run += 1
-        if run - index >= 2:  # noqa: PLR2004
+        if run - index >= 2:
             unknown = [not is_known(w.text.lower()) for w in words[index:run]]
             if (unknown[1] if index == 0 else any(unknown)) or all(
                 w.text.lower() in values for w in words[index:run]
@@ -315,15 +332,15 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
     following = words[index + 1].text.lower()
     if following in _DETERMINERS - {"that", "this", "these", "those"}:
         return True
-    if following in FUNCTION_WORDS or _is_argument(words[index + 1].text, False, values):
+    if following in FUNCTION_WORDS or _is_argument(
+        words[index + 1].text, first=False, values=values
+    ):
         return False
     found = readings(following)
     return "NOUN" in found and "VERB" not in found
 
 
-def _terms(  # noqa: C901, PLR0912, PLR0915
-    piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]
-) -> _Read:
+def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> _Read:
     """Content words of a piece, where each stands, and what a question asks."""
     read = _Read([], [], [])
     words = piece.words
@@ -340,6 +357,7 @@ def _terms(  # noqa: C901, PLR0912, PLR0915
     after_how = after_modal = after_need = False
     plain_be = finite = imperative = preposition = after_number = clause = False
     subject = False  # a subject stands before: an argument or a noun
+    generic = 0  # general verbs read ("process", "tell"): not terms, but words all the same
     last_verb: int | None = None  # index in ``words`` of a verb head just read
     for index, word in enumerate(words):
         if index < skip:
@@ -372,8 +390,10 @@ def _terms(  # noqa: C901, PLR0912, PLR0915
             and index + 1 < len(words)
             and words[index + 1].text.lower() in _CLAUSE_SUBJECTS
         ):
-            # "tell the customer that their order has shipped": what to say, not a request
+            # "tell the customer that their order has shipped": what to say, not a request;
+            # "check that we have it in stock": what to check, the verb's object
             clause = True
+            read.clause_object = len(read.terms) + generic == 1
             continue
         if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
             if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
@@ -395,7 +415,8 @@ def _terms(  # noqa: C901, PLR0912, PLR0915
             if (found := term(lower)) is not None:
                 read.content.append(found)
             continue
-        position = first_content and not after_determiner and not subject
+        # in "Has invoice INV-1 been paid?" the first word is the subject, not a verb
+        position = first_content and not after_determiner and not subject and not read.question
         found = term(lower, verb_position=position or after_modal)
         after_determiner = False
         if found is None:
@@ -413,6 +434,7 @@ def _terms(  # noqa: C901, PLR0912, PLR0915
             # "wants to go on holiday" asks for the holiday.
             first_content = False
             previous_content = False
+            generic += 1
             after_need = after_need or after_modal
             after_modal = False
             continue
@@ -539,7 +561,7 @@ def split_action(
         request = head is not None and not read.statement and (not piece.condition or step)
         if request and piece.joined and all(t.word in fields for t in terms):
             request = False  # ", approver Tomás Ruiz": a field and its value
-        context: list[Term] = list(read.content)
+        context: list[Term] = list(read.content) if read.clause_object else []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
             for earlier in reversed(parts):
@@ -548,7 +570,12 @@ def split_action(
                         context.append(earlier.head_term)
                     context.extend(t for t in earlier.context if t.verb)
                     break
-        if request and head is not None and verbish[0] and all(t.verb or _describes(t) for t in terms):
+        if (
+            request
+            and head is not None
+            and verbish[0]
+            and all(t.verb or _describes(t) for t in terms)
+        ):
             # "... then book the cheapest": a verb without an object of its own means the
             # object of the request before it
             for earlier in reversed(parts):
@@ -595,8 +622,7 @@ def request_parts(
 
 
 def data_fields(data: Sequence[DataField]) -> frozenset[str]:
-    """The words of the action's data field names, lower-case (``targetCurrency`` → target,
-    currency)."""
+    """The words of the action's data field names, lower-case (target, currency)."""
     return frozenset(word.lower() for d in data for word in _FIELD_WORD.findall(d.field))
 
 
