@@ -108,6 +108,10 @@ class ServiceWords:
         answers: Lemma or family → strength, from what its output says: field names, the
             values of enumerations ("paid"), descriptions. A question is answered by a
             service whose output has the asked word.
+        mentions: Verbs its description mentions after its first word and that its name,
+            examples and description never have as anything else ("paid" in "so that it
+            can be paid").
+        taught: Verbs the catalogue's examples teach for what it does (:func:`_taught`).
         named: Lemma → strength, from its name and examples only: the words its author
             chose to say what it does. A synonym matches these, never the description,
             whose "Returns a ticket's status" is not a refund.
@@ -126,6 +130,8 @@ class ServiceWords:
     answers: Mapping[str, float] = field(default_factory=dict)
     does: str | None = None
     named: Mapping[str, float] = field(default_factory=dict)
+    taught: frozenset[str] = frozenset()
+    mentions: frozenset[str] = frozenset()
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -144,6 +150,17 @@ class ServiceWords:
         if not claims_only:
             best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
         return best
+
+    def may_do(self, head: Term, *, verb: bool) -> bool:
+        """Whether this service may serve a request whose head is ``head``.
+
+        A service whose name says what it does (``ApproveInvoice``) does not do an action
+        its description only mentions ("so that it can be paid"); what it makes ("Sends a
+        bank transfer") or what its name and examples say it does, it does.
+        """
+        if not verb or self.does is None or head.lemma == self.does:
+            return True
+        return head.lemma not in self.mentions
 
     def answer(self, word: Term) -> float:
         """How strongly the output of this service tells ``word`` (0: not at all)."""
@@ -180,6 +197,10 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         (_text_terms(spec.description), _DESCRIPTION),
     ]
     named: dict[str, float] = {}
+    described = list(_text_terms(spec.description))
+    verbs = {t.lemma for t in described[1:] if t.verb}
+    others = {t.lemma for t in described if not t.verb} | {t.lemma for t in described[:1]}
+    mentions = verbs - others
     for terms, weight in sources:
         for found in terms:
             if found.lemma in GENERIC_NOUNS and weight < _NAME:
@@ -207,6 +228,7 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         action=_action_verb(spec),
         answers=_answer_words(spec),
         named=named,
+        mentions=frozenset(m for m in mentions if m not in named),
         does=_does(spec),
     )
 
@@ -290,7 +312,8 @@ def _taught(services: dict[str, ServiceWords], catalog: ServiceCatalog) -> dict[
         for name, words in services.items():
             if capability[name] == does and words.lemmas.get(verb, 0.0) < TAUGHT:
                 lemmas = {**out[name].lemmas, verb: TAUGHT}
-                out[name] = dataclasses.replace(out[name], lemmas=lemmas)
+                taught = out[name].taught | {verb}
+                out[name] = dataclasses.replace(out[name], lemmas=lemmas, taught=taught)
     return out
 
 
@@ -449,6 +472,7 @@ def match_part(
     ]
     objects = [words[i][0] for i in part.objects]
     asked = {head.lemma, head.family, *head.alts}
+    head_is_verb = part.head == 0 and head.verb
     ranked: list[tuple[str, float]] = []
     for name, service in services.items():
         if part.question and service.does in asked:
@@ -456,7 +480,7 @@ def match_part(
         claimed = service.strength(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
             claimed = max(claimed, service.answer(head))
-        if claimed * head_factor <= 0.0:
+        if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
             continue
         if any(service.strength(o) <= 0.0 for o in objects):
             continue  # "post an update": a service that knows no update does not serve it

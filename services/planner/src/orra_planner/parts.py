@@ -255,7 +255,12 @@ def _pieces(action: str) -> list[_Piece]:
             if lowered in _OPENER_STARTS
             else None
         )
-        condition = lowered in _CONDITIONS
+        # "when the payment clears" is a condition; "When is invoice INV-1 due?" a question
+        condition = lowered in _CONDITIONS and not (
+            lowered in _WH_WORDS
+            and i + 1 < len(tokens)
+            and tokens[i + 1][0].lower() in _QUESTION_AUX
+        )
         if (opener is not None or condition) and current is not None and current.words:
             current = None
         if current is None:
@@ -357,6 +362,8 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
     after_how = after_modal = after_need = False
     plain_be = finite = imperative = preposition = after_number = clause = False
     subject = False  # a subject stands before: an argument or a noun
+    named_after_first = False  # an argument follows the first content word ("X ID-1 ...")
+    after_argument = False  # the word before was an argument
     generic = 0  # general verbs read ("process", "tell"): not terms, but words all the same
     last_verb: int | None = None  # index in ``words`` of a verb head just read
     for index, word in enumerate(words):
@@ -396,6 +403,7 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
             read.clause_object = len(read.terms) + generic == 1
             continue
         if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
+            after_argument = False
             if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
                 preposition = True
             after_number = False
@@ -410,7 +418,10 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
             after_determiner = after_how = previous_content = False
             after_number = any(ch.isdigit() for ch in word.text)
             subject = subject or first_content
+            named_after_first = named_after_first or len(read.terms) == 1
+            after_argument = True
             continue
+        right_after_argument, after_argument = after_argument, False
         if clause:
             if (found := term(lower)) is not None:
                 read.content.append(found)
@@ -426,6 +437,14 @@ def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int
             found = as_verb(found)
         if not position and not first_content and not after_modal and _finite(lower):
             finite = True  # "the conference went virtual"
+            if (
+                right_after_argument
+                and named_after_first
+                and len(read.terms) == 1
+                and read.verbish[0]
+            ):
+                # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
+                read.verbish[0] = imperative = False
         if position and (found.verb or not found.known):
             imperative = True
         if (position or after_modal) and found.lemma in GENERIC_VERBS:
