@@ -83,6 +83,8 @@ _ROLE_MODIFIER: Final = 0.5
 _ROLE_OTHER: Final = 1.0
 _ROLE_BORROWED: Final = 0.5
 _DATA_BONUS: Final = 0.1
+_VERB_EVIDENCE: Final = _DESCRIPTION * WEAK + 0.01
+"""A verb asked for is served only on more evidence than a related word of a description."""
 _FIELD_NOISE: Final = frozenset({"id", "ids", "key", "uuid", "ref", "no", "num"})
 _MIN_TYPO_LEN: Final = 4
 _LONG_WORD: Final = 8
@@ -108,6 +110,8 @@ class ServiceWords:
         answers: Lemma or family → strength, from what its output says: field names, the
             values of enumerations ("paid"), descriptions. A question is answered by a
             service whose output has the asked word.
+        outputs: Lemmas of its output field names that are values, not ids
+            (``trackingNumber``: tracking, number; not ``customerId``).
         mentions: Verbs its description mentions after its first word and that its name,
             examples and description never have as anything else ("paid" in "so that it
             can be paid").
@@ -132,6 +136,7 @@ class ServiceWords:
     named: Mapping[str, float] = field(default_factory=dict)
     taught: frozenset[str] = frozenset()
     mentions: frozenset[str] = frozenset()
+    outputs: frozenset[str] = frozenset()
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -229,6 +234,13 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         answers=_answer_words(spec),
         named=named,
         mentions=frozenset(m for m in mentions if m not in named),
+        outputs=frozenset(
+            t.lemma
+            for name in spec.outputs
+            if split_words(name)[-1:] and split_words(name)[-1] not in _FIELD_NOISE
+            for word in split_words(name)
+            if (t := term(word)) is not None
+        ),
         does=_does(spec),
     )
 
@@ -343,7 +355,19 @@ class Vocabulary:
             key for words in self.services.values() for key in (*words.lemmas, *words.families)
         )
         self._corrections: dict[str, Term | None] = {}
+        self._passed: dict[str, frozenset[str]] | None = None
         self._rarity: dict[Term, float] = {}
+
+    @property
+    def passed_on(self) -> Mapping[str, frozenset[str]]:
+        """Service → the lemmas of the outputs of every other service of the catalogue."""
+        if self._passed is None:
+            every = [w.outputs for w in self.services.values()]
+            self._passed = {
+                name: frozenset().union(*(o for o in every if o is not w.outputs))
+                for name, w in self.services.items()
+            }
+        return self._passed
 
     def rarity(self, word: Term) -> float:
         """How rare ``word`` is among the services: ``ln(1 + N / services having it)``."""
@@ -473,6 +497,7 @@ def match_part(
     objects = [words[i][0] for i in part.objects]
     asked = {head.lemma, head.family, *head.alts}
     head_is_verb = part.head == 0 and head.verb
+    passed = vocab.passed_on
     ranked: list[tuple[str, float]] = []
     for name, service in services.items():
         if part.question and service.does in asked:
@@ -482,8 +507,12 @@ def match_part(
             claimed = max(claimed, service.answer(head))
         if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
             continue
-        if any(service.strength(o) <= 0.0 for o in objects):
-            continue  # "post an update": a service that knows no update does not serve it
+        if head_is_verb and claimed < _VERB_EVIDENCE:
+            continue  # "ship" is not what FraudCheck does for its "shipping address"
+        if any(service.strength(o) <= 0.0 and o.lemma not in passed[name] for o in objects):
+            # "post an update": a service that knows no update does not serve it; "text
+            # the customer the tracking number" passes on what another service returns
+            continue
         score = sum(
             role * factor * _strength(service, w, answers=part.question) * rare(w)
             for role, (w, factor) in zip(roles, words, strict=True)
