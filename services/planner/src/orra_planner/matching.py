@@ -115,6 +115,10 @@ class ServiceWords:
         mentions: Verbs its description mentions after its first word and that its name,
             examples and description never have as anything else ("paid" in "so that it
             can be paid").
+        acts: Lemma or family → strength, from what it says it does: its name, its
+            examples, and its description's opening verb and that verb's objects ("Sends
+            a bank transfer"); not the rest of its description ("the shipping address").
+            A verb asked for is matched against these.
         taught: Verbs the catalogue's examples teach for what it does (:func:`_taught`).
         named: Lemma → strength, from its name and examples only: the words its author
             chose to say what it does. A synonym matches these, never the description,
@@ -135,6 +139,7 @@ class ServiceWords:
     does: str | None = None
     named: Mapping[str, float] = field(default_factory=dict)
     taught: frozenset[str] = frozenset()
+    acts: Mapping[str, float] = field(default_factory=dict)
     mentions: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
 
@@ -154,6 +159,17 @@ class ServiceWords:
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
         if not claims_only:
             best = max(best, self.fields.get(word.lemma, 0.0), self.fields.get(word.family, 0.0))
+        return best
+
+    def acting(self, word: Term) -> float:
+        """How strongly the verb ``word`` is what this service says it does (0: not)."""
+        best = max(self.acts.get(word.lemma, 0.0), self.acts.get(word.family, 0.0) * WEAK)
+        for alt in word.alts:
+            best = max(best, self.acts.get(alt, 0.0) * WEAK)
+        if word.lemma in self.taught:
+            best = max(best, TAUGHT)
+        for synonym in synonyms(word.lemma):
+            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         return best
 
     def may_do(self, head: Term, *, verb: bool) -> bool:
@@ -185,6 +201,20 @@ def _text_terms(text: str) -> Iterable[Term]:
         yield from part.terms
 
 
+def _opening_clause(description: str) -> list[Term]:
+    """What a description says a service does: the head of each of its clauses, and a
+    verb's objects ("Checks product stock and reserves inventory" → check, stock, reserve,
+    inventory; not the "shipping address" it scores a risk from)."""
+    found: list[Term] = []
+    for piece in split_action(description):
+        head = piece.head_term
+        if head is None:
+            continue
+        found.append(head)
+        found.extend(piece.terms[i] for i in piece.objects)
+    return found
+
+
 def _name_terms(name: str) -> Iterable[Term]:
     words = [w for w in split_words(name) if w not in GENERIC_NAME_WORDS]
     for index, word in enumerate(words):
@@ -202,6 +232,17 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         (_text_terms(spec.description), _DESCRIPTION),
     ]
     named: dict[str, float] = {}
+    acts: dict[str, float] = {}
+    for terms, weight in [
+        (_name_terms(spec.name), _NAME),
+        *((_text_terms(example), _EXAMPLES) for example in spec.examples),
+        (_opening_clause(spec.description), _DESCRIPTION),
+    ]:
+        for found in terms:
+            _add(acts, found.lemma, weight)
+            _add(acts, found.family, weight * WEAK)
+            for alt in found.alts:
+                _add(acts, alt, weight * WEAK)
     described = list(_text_terms(spec.description))
     verbs = {t.lemma for t in described[1:] if t.verb}
     others = {t.lemma for t in described if not t.verb} | {t.lemma for t in described[:1]}
@@ -233,6 +274,7 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
         action=_action_verb(spec),
         answers=_answer_words(spec),
         named=named,
+        acts=acts,
         mentions=frozenset(m for m in mentions if m not in named),
         outputs=frozenset(
             t.lemma
@@ -502,7 +544,7 @@ def match_part(
     for name, service in services.items():
         if part.question and service.does in asked:
             continue  # "has it been paid?" asks whether, not to pay
-        claimed = service.strength(head, claims_only=True)
+        claimed = service.acting(head) if head_is_verb else service.strength(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
             claimed = max(claimed, service.answer(head))
         if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
