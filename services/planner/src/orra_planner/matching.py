@@ -201,10 +201,12 @@ def _text_terms(text: str) -> Iterable[Term]:
         yield from part.terms
 
 
-def _opening_clause(description: str) -> list[Term]:
-    """What a description says a service does: the head of each of its clauses, and a
-    verb's objects ("Checks product stock and reserves inventory" → check, stock, reserve,
-    inventory; not the "shipping address" it scores a risk from)."""
+def _said_to_do(description: str) -> list[Term]:
+    """What a description says a service does: its clauses' heads and verbs' objects.
+
+    "Checks product stock and reserves inventory" → check, stock, reserve, inventory; not
+    the "shipping address" a fraud check scores a risk from.
+    """
     found: list[Term] = []
     for piece in split_action(description):
         head = piece.head_term
@@ -236,7 +238,7 @@ def _service_words(spec: ServiceSpec) -> ServiceWords:
     for terms, weight in [
         (_name_terms(spec.name), _NAME),
         *((_text_terms(example), _EXAMPLES) for example in spec.examples),
-        (_opening_clause(spec.description), _DESCRIPTION),
+        (_said_to_do(spec.description), _DESCRIPTION),
     ]:
         for found in terms:
             _add(acts, found.lemma, weight)
