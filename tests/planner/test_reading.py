@@ -218,3 +218,46 @@ def test_the_catalogues_examples_teach_a_verb_for_what_services_do() -> None:
     )  # fmt: skip
     result = outcome(travel, "Look for a rental car in Faro", pickupLocation="FAO")
     assert services(result) == ["CarRentalSearch"]
+
+
+def test_a_question_opening_with_when_is_not_a_condition() -> None:
+    result = outcome(invoices(), "When is invoice INV-1 due?", invoiceId="INV-1")
+    assert services(result) == ["InvoiceLookup"]
+
+
+def test_a_subject_with_an_id_and_a_finite_verb_is_a_statement() -> None:
+    action = "Onboard the new starter: candidate CAND-1 starts on 2027-04-01"
+    assert parts(action, candidateId="CAND-1") == ["Onboard the new starter"]
+
+
+def test_a_verb_is_served_only_by_what_a_service_says_it_does() -> None:
+    shop = catalog_of(
+        [
+            service(
+                "FraudCheck",
+                "Scores the fraud risk of an order from the shipping address",
+                {"orderId": string()},
+                {"riskScore": {"type": "number"}},
+                examples=("screen the order for fraud",),
+            ),
+            service(
+                "ApproveOrder",
+                "Records a manager's approval of an order so that it can be shipped",
+                {"orderId": string()},
+                {"approved": {"type": "boolean"}},
+                examples=("approve an order",),
+            ),
+        ]
+    )
+    for action in ("Ship a replacement screen for order ORD-2", "Ship order ORD-2"):
+        refused = outcome(shop, action, orderId="ORD-2")
+        assert isinstance(refused, PlanRejected), action
+        assert refused.reasons[0].endswith(f"can ship: {action!r}")
+
+
+def test_a_data_field_named_with_another_reference_word_is_the_input() -> None:
+    result = outcome(invoices(), "Look up invoice INV-7", invoiceRef="INV-7")
+    assert isinstance(result, Planned)
+    assert [(t.service, t.input) for t in result.plan.tasks] == [
+        ("InvoiceLookup", {"invoiceId": "INV-7"})
+    ]

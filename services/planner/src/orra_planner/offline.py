@@ -141,6 +141,33 @@ def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
     return {name: _Keys.of(spec) for name, spec in catalog.items()}
 
 
+_REFERENCE_WORDS: Final = frozenset({"id", "ref", "reference", "number", "no", "num", "code"})
+
+
+def _aliased(
+    data: Sequence[DataField], keys: Mapping[str, _Keys], notes: list[str]
+) -> dict[str, DataField]:
+    """The action's data by field key, a field named like one input under another word for
+    "reference" read as that input (``orderRef``, ``orderNumber`` → ``orderId``).
+
+    Only when no service takes the field as named and exactly one input name of the
+    catalogue is the same thing with another reference word.
+    """
+    inputs = {k for entry in keys.values() for k in entry.inputs}
+    found: dict[str, DataField] = {}
+    for item in data:
+        key = _key(item.field)
+        words = split_words(item.field)
+        if key not in inputs and len(words) > 1 and words[-1] in _REFERENCE_WORDS:
+            stem = _key("".join(words[:-1]))
+            same = sorted(k for k in inputs if k in {stem + w for w in _REFERENCE_WORDS})
+            if len(same) == 1 and same[0] not in found:
+                notes.append(f"read data field {item.field!r} as the input {same[0]!r}")
+                key = same[0]
+        found.setdefault(key, item)
+    return found
+
+
 _CLEARLY_BEST: Final = 1.05
 """A top-scored service this much ahead is not swapped for a runnable runner-up."""
 _LIKE: Final = 70.0
@@ -237,8 +264,8 @@ class OfflinePlanner:
                 [],
             )
         keys = catalog.derived("offline.keys", _keys_of)
-        data = {_key(f.field): f for f in request.data}
         notes: list[str] = []
+        data = _aliased(request.data, keys, notes)
         members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
         parts = [m.part for m in matches]
