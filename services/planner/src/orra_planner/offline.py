@@ -147,10 +147,9 @@ _REFERENCE_WORDS: Final = frozenset({"id", "ref", "reference", "number", "no", "
 def _aliased(
     data: Sequence[DataField], keys: Mapping[str, _Keys], notes: list[str]
 ) -> dict[str, DataField]:
-    """The action's data by field key, a field named like one input under another word for
-    "reference" read as that input (``orderRef``, ``orderNumber`` → ``orderId``).
+    """The action's data by field key; ``orderRef`` or ``orderNumber`` read as ``orderId``.
 
-    Only when no service takes the field as named and exactly one input name of the
+    A field is read as an input named like it with another word for a reference only when no service takes the field as named and exactly one input name of the
     catalogue is the same thing with another reference word.
     """
     inputs = {k for entry in keys.values() for k in entry.inputs}
