@@ -47,6 +47,7 @@ from rapidfuzz import fuzz
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
+from orra_planner.fields import ServiceFields, aliased, fields_of
 from orra_planner.matching import PartMatch, field_key, match_part
 from orra_planner.parts import Part, data_fields, data_values, request_parts
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
@@ -108,65 +109,6 @@ def uncovered_reason(match: PartMatch, project: str) -> str:
     return f"nothing registered {where}handles {head.word!r}: {part.text!r}"
 
 
-@dataclass(frozen=True)
-class _Keys:
-    """A service's field names as :func:`_key` normalises them (computed once per catalogue).
-
-    Attributes:
-        inputs: Keys of every input.
-        required: Keys of the required inputs.
-        outputs: Keys of every output.
-        output_named: Output key → the output's declared name (the first one, if several).
-    """
-
-    inputs: frozenset[str]
-    required: frozenset[str]
-    outputs: frozenset[str]
-    output_named: Mapping[str, str]
-
-    @classmethod
-    def of(cls, spec: ServiceSpec) -> _Keys:
-        output_named: dict[str, str] = {}
-        for name in spec.outputs:
-            output_named.setdefault(_key(name), name)
-        return cls(
-            inputs=frozenset(_key(n) for n in spec.inputs),
-            required=frozenset(_key(n) for n in spec.required_inputs),
-            outputs=frozenset(output_named),
-            output_named=output_named,
-        )
-
-
-def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
-    return {name: _Keys.of(spec) for name, spec in catalog.items()}
-
-
-_REFERENCE_WORDS: Final = frozenset({"id", "ref", "reference", "number", "no", "num", "code"})
-
-
-def _aliased(
-    data: Sequence[DataField], keys: Mapping[str, _Keys], notes: list[str]
-) -> dict[str, DataField]:
-    """The action's data by field key; ``orderRef`` or ``orderNumber`` read as ``orderId``.
-
-    A field is read as an input named like it with another word for a reference only when no service takes the field as named and exactly one input name of the
-    catalogue is the same thing with another reference word.
-    """
-    inputs = {k for entry in keys.values() for k in entry.inputs}
-    found: dict[str, DataField] = {}
-    for item in data:
-        key = _key(item.field)
-        words = split_words(item.field)
-        if key not in inputs and len(words) > 1 and words[-1] in _REFERENCE_WORDS:
-            stem = _key("".join(words[:-1]))
-            same = sorted(k for k in inputs if k in {stem + w for w in _REFERENCE_WORDS})
-            if len(same) == 1 and same[0] not in found:
-                notes.append(f"read data field {item.field!r} as the input {same[0]!r}")
-                key = same[0]
-        found.setdefault(key, item)
-    return found
-
-
 _CLEARLY_BEST: Final = 1.05
 """A top-scored service this much ahead is not swapped for a runnable runner-up."""
 _LIKE: Final = 70.0
@@ -216,7 +158,7 @@ def _near(match: PartMatch) -> list[str]:
 class _Member:
     spec: ServiceSpec
     position: float
-    keys: _Keys
+    keys: ServiceFields
     parts: set[int]
 
 
@@ -262,9 +204,9 @@ class OfflinePlanner:
                 [f"project {catalog.project!r} has no registered services"],
                 [],
             )
-        keys = catalog.derived("offline.keys", _keys_of)
+        keys = catalog.derived("offline.keys", fields_of)
         notes: list[str] = []
-        data = _aliased(request.data, keys, notes)
+        data = aliased(request.data, keys, notes)
         members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
         parts = [m.part for m in matches]
@@ -347,7 +289,7 @@ class OfflinePlanner:
         self,
         matches: Sequence[PartMatch],
         catalog: ServiceCatalog,
-        keys: Mapping[str, _Keys],
+        keys: Mapping[str, ServiceFields],
         data: Mapping[str, DataField],
         notes: list[str],
     ) -> dict[str, _Member]:
@@ -427,7 +369,7 @@ class OfflinePlanner:
         match: PartMatch,
         elsewhere_serving: set[str],
         members: Mapping[str, _Member],
-        keys: Mapping[str, _Keys],
+        keys: Mapping[str, ServiceFields],
         data: Mapping[str, DataField],
     ) -> str | None:
         """The one service the words point to that the data given says is meant, if one.
@@ -466,7 +408,7 @@ class OfflinePlanner:
         matches: Sequence[PartMatch],
         members: Mapping[str, _Member],
         catalog: ServiceCatalog,
-        keys: Mapping[str, _Keys],
+        keys: Mapping[str, ServiceFields],
         data: Mapping[str, DataField],
         notes: list[str],
         add: Callable[[str, int, float], None],
@@ -514,7 +456,7 @@ class OfflinePlanner:
 
         Adds supplier services for required inputs that nothing else provides.
         """
-        keys = catalog.derived("offline.keys", _keys_of)
+        keys = catalog.derived("offline.keys", fields_of)
         while True:
             order = self._runnable(members, data)
             missing = self._missing(members, order, data)
@@ -533,7 +475,7 @@ class OfflinePlanner:
     def _supplier(
         field: str, members: Mapping[str, _Member], catalog: ServiceCatalog
     ) -> ServiceSpec | None:
-        keys = catalog.derived("offline.keys", _keys_of)
+        keys = catalog.derived("offline.keys", fields_of)
         wanted = _key(field)
         candidates = [
             spec
