@@ -380,7 +380,8 @@ class OfflinePlanner:
         holiday balance has the word, the leave request (a synonym: vacation) takes the
         dates. Among the services scoring at least :data:`_NEAR` of the best, the one that
         takes the most of the data no planned service takes, when it alone takes some of
-        the data that the best-scored ones would leave unused.
+        the data that the best-scored ones would leave unused and none of the others can
+        run on the data.
         """
         used = {k for m in members.values() for k in m.keys.inputs}
         remaining = set(data) - used
@@ -401,6 +402,10 @@ class OfflinePlanner:
             elsewhere = {k for name in elsewhere_serving for k in keys[name].inputs}
             if needs or remaining & keys[top[0]].inputs <= elsewhere:
                 return None
+        elif any(keys[name].required <= data.keys() for name in match.serving if name != top[0]):
+            # another of the best-scored runs on the data too: both may be meant ("Process
+            # new order" is a payment and a stock reservation)
+            return None
         return top[0] if remaining & keys[top[0]].inputs - others else None
 
     def _answer_from_data(  # noqa: PLR0917
