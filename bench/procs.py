@@ -284,6 +284,9 @@ class Stack:
                 "ORRA_LOG_FORMAT": "json",
                 "ORRA_LOG_LEVEL": "INFO",
                 "ORRA_EXAMPLES_LATENCY_SCALE": "0",
+                # Sections other than "retention" measure a log that is never trimmed.
+                "ORRA_RETENTION_MAX_AGE_S": "0",
+                "ORRA_RETENTION_MAX_BYTES": "0",
                 "PYTHONPATH": str(REPO),
                 "PYTHONUNBUFFERED": "1",
             }

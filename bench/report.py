@@ -701,6 +701,7 @@ def render(results: dict[str, Any]) -> str:
         "memory": _memory,
         "profile": _profile,
         "planning": _planning,
+        "retention": _retention,
     }
     for name, fn in renderers.items():
         if name in s:
@@ -708,4 +709,177 @@ def render(results: dict[str, Any]) -> str:
     analysis = _analysis(results)
     if analysis:
         out += ["## Why targets are missed, and what would close them", "", *analysis, ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} MB"
+
+
+def _retention(rt: dict[str, Any]) -> list[str]:
+    lines = ["## 8. Retention: the broker's memory and disk per completed orchestration", ""]
+    variants = rt.get("variants") or []
+    if variants:
+        lines += [
+            (
+                "The seed orchestration through the planner, "
+                f"{rt.get('concurrency', 0)} in flight, on two fresh stacks (nats-server, "
+                "planner, dispatcher, instant example services, gateway, notifier): retention "
+                "off (`ORRA_RETENTION_MAX_AGE_S=0`, `ORRA_RETENTION_MAX_BYTES=0`), then on with "
+                f"a maximum age of {rt['max_age_s']:.0f} s (a pass every 5 s) so that the "
+                "steady state shows within the run; last, both stacks idle past the 10-minute "
+                "duplicate window. “live heap” is nats-server's Go heap in use right after a "
+                "forced garbage collection (its profiling endpoint's `HeapAlloc`): what it "
+                "holds, whereas resident memory keeps freed pages until Go returns them. "
+                "“events” is the `ORRA_EVENTS` stream; “task records” the SDK's `sdk_results` "
+                "bucket (kept 7 days whatever the retention); “subjects” counts distinct "
+                "subjects, which nats-server indexes in memory."
+            ),
+            "",
+            (
+                "| completed | retention | nats-server live heap | nats-server RSS | store on "
+                "disk | events: messages | events: MB | events: subjects | task records: keys "
+                "| removed so far |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows = [(c["completed"], v["name"], c) for v in variants for c in v["checkpoints"]]
+        rows.sort(key=lambda r: (r[0], bool(r[2].get("idle_s")), r[1] != "off"))
+        for completed, name, c in rows:
+            ev = c["streams"].get("ORRA_EVENTS", {})
+            res = c["streams"].get("KV_orra_sdk_results", {})
+            removed = c["retention"]["removed"]
+            idle = f", then {c['idle_s'] / 60:.0f} min idle" if c.get("idle_s") else ""
+            lines.append(
+                f"| {completed:,}{idle} | {name} | {_mb(c.get('nats_heap_mb'))} | "
+                f"{_mb(c['nats_rss_mb'])} | {_mb(c['disk_mb'])} | "
+                f"{ev.get('messages', 0):,} | {ev.get('bytes', 0) / 2**20:.0f} | "
+                f"{ev.get('subjects', 0):,} | {res.get('subjects', 0):,} | {removed:,} |"
+            )
+        per = _retention_per_100k(variants)
+        if per:
+            lines += ["", per]
+        lines.append("")
+    attr = rt.get("attribution") or {}
+    if attr:
+        lines += _attribution(rt["attribution_n"], attr)
+    return [*lines, *_notes(rt), ""]
+
+
+def _attribution(n: int, attr: dict[str, Any]) -> list[str]:
+    scale = 100_000 / n
+    events, no_ids = attr["events"], attr["no_ids"]
+    few, results = attr["few_subjects"], attr["results"]
+
+    def heap(d: dict[str, Any]) -> float:
+        return float(d.get("heap_mb", d["rss_mb"])) * scale
+
+    def row(what: str, d: dict[str, Any]) -> str:
+        return (
+            f"| {what} | {heap(d):.0f} MB | {d['rss_mb'] * scale:.0f} MB | "
+            f"{d['disk_mb'] * scale:.0f} MB |"
+        )
+
+    lines = [
+        (
+            f"Where nats-server's memory goes: {n:,} synthetic completed orchestrations (11 "
+            "events each, as the recovery section writes them) on an isolated server each "
+            "time; growth scaled to 100,000 orchestrations:"
+        ),
+        "",
+        "| what is stored | live heap per 100k | RSS per 100k | on disk per 100k |",
+        "|---|---|---|---|",
+        row(
+            "the events as Orra writes them (one subject per event type and orchestration, "
+            "`Nats-Msg-Id`, 10-minute duplicate window)",
+            events,
+        ),
+        row("the same without `Nats-Msg-Id` (no duplicate-window entries)", no_ids),
+        row("the same on 11 subjects in all (no per-subject index)", few),
+        row("the SDK's task records (4 keys per orchestration)", results),
+        "",
+        (
+            "So, per 100,000 orchestrations: the duplicate window's message ids "
+            f"≈ {heap(events) - heap(no_ids):.0f} MB of heap (held 10 minutes after each "
+            "write: bounded by the rate, not by history), the per-subject index "
+            f"≈ {heap(no_ids) - heap(few):.0f} MB (held as long as the events are: what "
+            f"retention bounds), the messages themselves ≈ {heap(few):.0f} MB, and the SDK's "
+            f"task records ≈ {heap(results):.0f} MB (kept 7 days)."
+        ),
+    ]
+    if "purged_heap_mb" in no_ids:
+        lines[-1] += (
+            " Purging those events, as a retention pass does, leaves "
+            f"{no_ids['purged_heap_mb'] * scale:.0f} MB of heap and "
+            f"{no_ids['purged_disk_mb'] * scale:.0f} MB on disk."
+        )
+    return [*lines, ""]
+
+
+def _retention_per_100k(variants: list[dict[str, Any]]) -> str:
+    by_name = {v["name"]: v for v in variants}
+    off, on = by_name.get("off"), by_name.get("on")
+    if off is None or not off["checkpoints"]:
+        return ""
+    last = [c for c in off["checkpoints"] if not c.get("idle_s")][-1]
+    scale = 100_000 / last["completed"]
+    ev = last["streams"].get("ORRA_EVENTS", {})
+    text = (
+        f"Without retention, per 100,000 completed orchestrations: nats-server "
+        f"+{(last['nats_rss_mb'] - off['idle_nats_mb']) * scale:.0f} MB resident"
+    )
+    if last.get("nats_heap_mb") is not None and off.get("idle_nats_heap_mb") is not None:
+        text += f" (+{(last['nats_heap_mb'] - off['idle_nats_heap_mb']) * scale:.0f} MB live heap)"
+    text += (
+        f", {last['disk_mb'] * scale:.0f} MB on disk, of which the event log "
+        f"{ev.get('bytes', 0) / 2**20 * scale:.0f} MB."
+    )
+    if on is not None and on["checkpoints"]:
+        end = [c for c in on["checkpoints"] if not c.get("idle_s")][-1]
+        kept = end["streams"].get("ORRA_EVENTS", {})
+        text += (
+            f" With a {on['env'].get('ORRA_RETENTION_MAX_AGE_S')} s maximum age, after "
+            f"{end['completed']:,}: the event log holds {kept.get('messages', 0):,} events "
+            f"({kept.get('bytes', 0) / 2**20:.0f} MB, {kept.get('subjects', 0):,} subjects: "
+            f"the orchestrations of the last maximum age), the store {_mb(end['disk_mb'])}."
+        )
+        idle_off = [c for c in off["checkpoints"] if c.get("idle_s")]
+        idle_on = [c for c in on["checkpoints"] if c.get("idle_s")]
+        if idle_off and idle_on:
+            a, b = idle_off[-1], idle_on[-1]
+            text += (
+                f" Once idle for {b['idle_s'] / 60:.0f} minutes (the duplicate window's "
+                f"entries expired), nats-server holds {_mb(a.get('nats_heap_mb'))} of live heap "
+                f"without retention and {_mb(b.get('nats_heap_mb'))} with it (resident: "
+                f"{_mb(a['nats_rss_mb'])} and {_mb(b['nats_rss_mb'])}; Go keeps freed pages "
+                "for reuse, so the resident figure falls later, if at all)."
+            )
+    return text
+
+
+def splice(report: str, results: dict[str, Any]) -> str:
+    """``report`` with this run's sections replaced (or added), the rest left as it is."""
+    renderers = {"recovery": _recovery, "makespan": _makespan, "memory": _memory}
+    renderers["retention"] = _retention
+    out = report.rstrip("\n").split("\n")
+    for name, section in results["sections"].items():
+        fn = renderers.get(name)
+        if fn is None:
+            raise ValueError(f"section {name!r} cannot be spliced into a report")
+        block = fn(section)
+        block.insert(
+            2,
+            f"Run on {results['started']} with `python -m bench --only {name} --splice` "
+            "(the machine as above); the other sections come from the run above.\n",
+        )
+        heading = block[0].split(":", 1)[0]
+        start = next((i for i, line in enumerate(out) if line.startswith(heading)), None)
+        if start is None:
+            why = next(
+                (i for i, line in enumerate(out) if line.startswith("## Why targets")), len(out)
+            )
+            out[why:why] = block
+            continue
+        end = next((i for i in range(start + 1, len(out)) if out[i].startswith("## ")), len(out))
+        out[start:end] = block
     return "\n".join(out).rstrip() + "\n"

@@ -7,6 +7,8 @@ planner's public API (:mod:`bench.planning.runner`) and the report
 harness (``python -m bench``) writes its "Planning fidelity" section to ``BENCHMARKS.md``.
 
 The corpus has a **dev** set (``corpus/dev/``), which the planner's authors may read and
-tune on, and a **held-out** set (``corpus/held_out/``), which they must not read: its
-score measures how the planner generalises.
+tune on, a **held-out** set (``corpus/held_out/``), which they must not read, and a
+**fresh** set (``corpus/fresh/``), written once both others had been used to tune the
+offline planner, by an author who read neither them nor the planner's matching code: its
+score is the honest measure of how the planner generalises.
 """

@@ -5,6 +5,8 @@ Layout::
     corpus/catalogs/<domain>.yaml   the services a project of that domain registers
     corpus/dev/<domain>.yaml        dev cases (planner authors may tune on them)
     corpus/held_out/<domain>.yaml   held-out cases (planner authors must not read them)
+    corpus/fresh/<domain>.yaml      fresh cases, by an author who read neither other set
+                                    nor the planner (nobody reads or tunes on them)
 
 A case is an action text with its data and either an expected plan (the services that
 must run, each with the words of the action it serves, ``null`` for a service added only
@@ -27,6 +29,7 @@ __all__ = [
     "CATEGORIES",
     "CORPUS_DIR",
     "SETS",
+    "UNREAD_SETS",
     "Case",
     "CorpusError",
     "Domain",
@@ -42,9 +45,17 @@ __all__ = [
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 """Where the corpus lives."""
 
-SetName = Literal["dev", "held-out"]
-SETS: dict[SetName, str] = {"dev": "dev", "held-out": "held_out"}
-"""Case set name → its directory under :data:`CORPUS_DIR`."""
+SetName = Literal["dev", "held-out", "fresh"]
+SETS: dict[SetName, str] = {"dev": "dev", "held-out": "held_out", "fresh": "fresh"}
+"""Case set name → its directory under :data:`CORPUS_DIR`.
+
+``fresh`` was written after ``dev`` and ``held-out`` had both been used to tune the
+offline planner, by an author who read neither them nor the planner's matching code: it
+is the set that still measures generalisation.
+"""
+
+UNREAD_SETS: frozenset[SetName] = frozenset({"held-out", "fresh"})
+"""Sets whose failing cases reports give only as counts, so that they stay unread."""
 
 CATEGORIES = (
     "plain",
@@ -315,7 +326,7 @@ def _case(raw: Any, where: str, set_name: SetName, domain: str) -> Case:
 
 
 def load_cases(set_name: SetName, root: Path = CORPUS_DIR) -> list[Case]:
-    """Every case of ``set_name`` (``dev`` or ``held-out``), in file and corpus order."""
+    """Every case of ``set_name`` (a key of :data:`SETS`), in file and corpus order."""
     if set_name not in SETS:
         raise CorpusError(f"unknown set {set_name!r} (known: {sorted(SETS)})")
     cases: list[Case] = []

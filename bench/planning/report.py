@@ -4,16 +4,17 @@
 Both read the JSON-able section dict that :func:`section` builds (what the harness stores
 under ``sections.planning``), so a report can be rendered again from saved results.
 
-The markdown lists the dev set's failing cases with what differed, but only counts for
-the held-out set: its cases must stay unread by the planner's authors, and the failure
-details quote them. ``python -m bench planning --set held-out`` prints them.
+The markdown lists the dev set's failing cases with what differed, but only counts per
+category for the held-out and fresh sets (:data:`~bench.planning.corpus.UNREAD_SETS`):
+their cases must stay unread by the planner's authors, and the failure details quote
+them. ``python -m bench planning --set fresh`` prints them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bench.planning.corpus import CATEGORIES, SETS, load_cases, load_domains
+from bench.planning.corpus import CATEGORIES, SETS, UNREAD_SETS, load_cases, load_domains
 from bench.planning.runner import PlannerUnavailableError, commit, measure
 from bench.planning.score import TARGETS
 
@@ -202,9 +203,10 @@ def render_markdown(result: dict[str, Any]) -> list[str]:
             "A node is a service in the plan, an edge a dependency between two planned services; "
             "both F1 are micro-averaged over the cases that expect a plan. A *silent divergence* "
             "is an accepted plan that misses a requested part or adds a service serving none, "
-            "without declaring the part uncovered. Both sets have been read while the offline "
-            "planner was improved (its held-out failing cases are not listed here); a set "
-            "written without reading the planner is the honest measure of generalisation."
+            "without declaring the part uncovered. The dev and held-out sets were read while "
+            "the offline planner was improved; the fresh set, written last by an author who "
+            "read neither the other sets nor the planner, is the honest measure of "
+            "generalisation. Held-out and fresh failing cases are only counted here."
         ),
         "",
     ]
@@ -247,23 +249,24 @@ def render_markdown(result: dict[str, Any]) -> list[str]:
                     + "; ".join(f["differences"])[:400]
                 )
             lines.append("")
-        held = sets.get("held-out")
-        if held and held["failures"]:
-            by_cat: dict[str, int] = {}
-            for f in held["failures"]:
-                by_cat[f["category"]] = by_cat.get(f["category"], 0) + 1
-            order = {c: i for i, c in enumerate(CATEGORIES)}
-            lines += [
-                f"Failing held-out cases ({name} planner): "
-                + ", ".join(
-                    f"{c} {n}" for c, n in sorted(by_cat.items(), key=lambda kv: order[kv[0]])
-                )
-                + ".",
-                "",
-            ]
+        for set_name in (s for s in measured if s in UNREAD_SETS):
+            failures = sets[set_name]["failures"]
+            if failures:
+                lines += [f"Failing {set_name} cases ({name} planner): {_counts(failures)}.", ""]
     for note in result.get("notes", []):
         lines.append(f"- {note}")
     return [*lines, ""]
+
+
+def _counts(failures: list[dict[str, Any]]) -> str:
+    """``category n, …`` in report order: how many cases of each category failed."""
+    by_cat: dict[str, int] = {}
+    for failure in failures:
+        by_cat[failure["category"]] = by_cat.get(failure["category"], 0) + 1
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return ", ".join(
+        f"{c} {n}" for c, n in sorted(by_cat.items(), key=lambda kv: order.get(kv[0], 99))
+    )
 
 
 def splice(report: str, markdown: list[str]) -> str:

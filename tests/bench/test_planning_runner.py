@@ -180,32 +180,44 @@ def _result() -> dict[str, object]:
         ],
     }
     held = {**card, "failures": [{**card["failures"][0], "case": "x-h-09"}]}  # type: ignore[index]
+    fresh = {
+        **card,
+        "failures": [
+            {**card["failures"][0], "case": "x-f-03", "category": "typo"},  # type: ignore[index]
+            {**card["failures"][0], "case": "x-f-07", "category": "typo"},  # type: ignore[index]
+            {**card["failures"][0], "case": "x-f-11", "category": "chain"},  # type: ignore[index]
+        ],
+    }
     return {
         "status": "ok",
         "notes": [],
         "commit": "abc123",
         "command": "python -m bench planning",
-        "corpus": {"domains": ["x"], "cases": {"dev": 2, "held-out": 2}},
+        "corpus": {"domains": ["x"], "cases": {"dev": 2, "held-out": 2, "fresh": 3}},
         "planners": {
             "offline": {
                 "status": "ok",
                 "seconds": 0.1,
-                "cases": 4,
-                "sets": {"dev": card, "held-out": held},
+                "cases": 7,
+                "sets": {"dev": card, "held-out": held, "fresh": fresh},
             },
             "llm": {"status": "skipped", "reason": "not configured"},
         },
     }
 
 
-def test_markdown_lists_dev_failures_but_not_held_out_ones() -> None:
+def test_markdown_lists_dev_failures_but_only_counts_unread_ones() -> None:
     text = "\n".join(render_markdown(_result()))
     assert text.startswith(HEADING)
     assert "`abc123`" in text
     assert "x-d-01" in text
     assert "refused without quoting 'fax'" in text
-    assert "x-h-09" not in text
-    assert "impossible 1" in text
+    assert "Failing held-out cases (offline planner): impossible 1." in text
+    assert "Failing fresh cases (offline planner): typo 2, chain 1." in text
+    for unread in ("x-h-09", "x-f-03", "x-f-07", "x-f-11"):
+        assert unread not in text
+    assert text.count("refused without quoting 'fax'") == 1  # the dev failure only
+    assert "*fresh*" in text  # its per-category table
     assert "llm planner: skipped" in text
 
 

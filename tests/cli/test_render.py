@@ -192,3 +192,53 @@ def test_detailed_inspect_lists_the_attempts_of_a_retried_webhook() -> None:
         "#4 200 8ms"
     ) in text
     assert "http://localhost:3000/once:" not in text  # a first-attempt success adds nothing
+
+
+EXPIRED = """\
+┌─ Orchestration Details
+│ ID: o_gone
+│ Status: failed
+│ Action: Refund order ORD9
+│ Created: 9d ago
+│ Error: PaymentService failed: card declined
+│ Expired: events removed 2d ago by the event log's retention; this summary is what is kept
+
+┌─ Tasks
+│ (4 tasks; their details expired)"""
+
+
+def test_an_expired_orchestration_shows_its_summary_and_says_the_details_expired() -> None:
+    now = time.time()
+    view = {
+        "id": "o_gone",
+        "status": "failed",
+        "action": "Refund order ORD9",
+        "createdAt": now - 9 * 86400,
+        "finishedAt": now - 9 * 86400 + 3,
+        "error": "PaymentService failed: card declined",
+        "tasks": [],
+        "expired": True,
+        "expiredAt": now - 2 * 86400,
+        "taskCount": 4,
+    }
+    assert inspect_text(view, now=now).plain == EXPIRED
+    # -d has no details to add: they expired with the events.
+    assert inspect_text(view, detailed=True, now=now).plain == EXPIRED
+
+
+def test_ps_marks_expired_orchestrations() -> None:
+    now = time.time()
+    items = [
+        {"id": "o_new", "action": "a", "status": "running", "taskCount": 2, "createdAt": now},
+        {
+            "id": "o_old",
+            "action": "b",
+            "status": "completed",
+            "taskCount": 4,
+            "createdAt": now - 86400 * 9,
+            "expired": True,
+        },
+    ]
+    lines = ps_text(items, now=now).plain.splitlines()
+    assert "completed (expired)" in lines[2]
+    assert "(expired)" not in lines[1]

@@ -319,3 +319,22 @@ def test_compose_prometheus_scrapes_what_each_service_serves() -> None:
         assert path in served.get(int(port), set()), (target, served)
         if name == "gateway":
             assert int(port) != int(env["ORRA_GATEWAY_PORT"])
+
+
+def test_production_sets_a_retention_of_the_event_log_the_gateway_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orra_gateway.settings import DEFAULT_RETENTION_MAX_BYTES, GatewaySettings
+
+    config = next(d for _, d in _core_manifests() if d["kind"] == "ConfigMap")["data"]
+    for key, value in config.items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings.from_env()
+    assert settings.retention_max_age_s == 7 * 24 * 3600
+    # Larger than the laptop default, and bounded.
+    assert DEFAULT_RETENTION_MAX_BYTES < settings.retention_max_bytes <= 16 << 30
+    assert settings.summary_max_age_s > settings.retention_max_age_s
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    gateway_env = compose["services"]["gateway"]["environment"]
+    assert "ORRA_RETENTION_MAX_AGE_S" in gateway_env
+    assert "ORRA_RETENTION_MAX_BYTES" in gateway_env

@@ -53,6 +53,8 @@ class StackHandle:
     cli_config: Path
     extra_env: dict[str, str]
     stack: Any = None
+    children: list[tuple[str, list[str]]] | None = None
+    """More processes the stack supervises; by default (demo) the slow ArchiveVault."""
     lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=400))
 
     def start(self, *, demo: bool = True) -> StackHandle:
@@ -66,6 +68,8 @@ class StackHandle:
             log.flush()
 
         children = [("archive", [sys.executable, str(Path(__file__).resolve())])] if demo else []
+        if self.children is not None:
+            children = list(self.children)
         self.stack = Stack(
             self.data_dir,
             port=free_port(),

@@ -416,6 +416,7 @@ def test_json_uses_camel_case_and_parallel_groups() -> None:
         "taskCount": 3,
         "createdAt": 100.0,
         "finishedAt": None,
+        "expired": False,
     }
 
 
@@ -553,6 +554,7 @@ def test_listing_state_agrees_with_the_full_view(steps: list[tuple[str, float]])
     summary = summarize(view)
     assert state.status == summary.status
     assert state.finished_at == summary.finished_at
+    assert state.error == view.error  # what an expired orchestration's summary keeps
     assert state.terminal == view.terminal
     assert state.task_count == (len(PLAN.tasks) if planned_before_end else 0)
     if not view.terminal:  # the plan's tasks (a view also shows tasks only events named)

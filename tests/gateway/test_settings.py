@@ -61,3 +61,24 @@ def test_metrics_port_and_data_depth_come_from_the_environment(
 def test_a_data_depth_out_of_range_is_refused(depth: int) -> None:
     with pytest.raises(SettingsError, match="ORRA_GATEWAY_MAX_DATA_DEPTH is"):
         GatewaySettings(max_data_depth=depth)
+
+
+def test_retention_settings_are_read_and_refused_when_negative(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = GatewaySettings()
+    assert (defaults.retention_max_age_s, defaults.retention_max_bytes) == (7 * 86400, 512 << 20)
+    monkeypatch.setenv("ORRA_RETENTION_MAX_AGE_S", "3600")
+    monkeypatch.setenv("ORRA_RETENTION_MAX_BYTES", "0")
+    monkeypatch.setenv("ORRA_RETENTION_INTERVAL_S", "2.5")
+    monkeypatch.setenv("ORRA_RETENTION_SUMMARY_MAX_AGE_S", "0")
+    read = GatewaySettings.from_env()
+    assert (read.retention_max_age_s, read.retention_max_bytes) == (3600, 0)
+    assert (read.retention_interval_s, read.summary_max_age_s) == (2.5, 0)
+    with pytest.raises(SettingsError, match="ORRA_RETENTION_MAX_BYTES=-1 is negative"):
+        GatewaySettings(retention_max_bytes=-1)
+    with pytest.raises(SettingsError, match="ORRA_RETENTION_INTERVAL_S=0"):
+        GatewaySettings(retention_interval_s=0)
+    run = run_gateway(ORRA_RETENTION_MAX_AGE_S="-5")
+    assert run.returncode == 2
+    assert "ORRA_RETENTION_MAX_AGE_S=-5.0 is negative" in run.stderr

@@ -21,6 +21,7 @@ def _catalog() -> ServiceCatalog:
             description=svc.description,
             input_schema=svc.input_model.model_json_schema(),
             output_schema=svc.output_model.model_json_schema(),
+            examples=tuple(svc.examples),
         )
         for svc in vars(ecommerce).values()
         if isinstance(svc, Service)

@@ -580,8 +580,18 @@ def inspect(  # noqa: PLR0917 - a Typer command's options
 ) -> None:
     """Show an orchestration: its details and tasks (`-f` follows it live until it ends)."""
     if follow:
+        from orra_cli.stream import NoEvents
+
         settings = _settings(gateway_url, api_key)
-        view = asyncio.run(_follow(settings, orchestration_id, detailed=detailed, quiet=as_json))
+        try:
+            view = asyncio.run(
+                _follow(settings, orchestration_id, detailed=detailed, quiet=as_json)
+            )
+        except NoEvents as exc:
+            # Expired (its events were removed): its summary is all there is to show.
+            view = _expired_view(settings, orchestration_id, exc)
+            if not as_json:
+                _out().print(inspect_text(view, detailed=detailed))
         if as_json:
             _emit_json(view)
         if view.get("status") != "completed":
@@ -639,11 +649,19 @@ def logs(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Print an orchestration's raw events in order (from the event stream)."""
-    from orra_cli.stream import BrokerUnreachable
+    from orra_cli.stream import BrokerUnreachable, NoEvents
 
     settings = _settings(gateway_url, api_key)
     try:
         asyncio.run(_stream_logs(settings, orchestration_id, follow=follow, as_json=as_json))
+    except NoEvents as exc:
+        view = _expired_view(settings, orchestration_id, exc)
+        raise CliError(
+            f"the events of {orchestration_id} have expired: the event log's retention "
+            f"removed them {relative_time(view.get('expiredAt'))}; `orra inspect "
+            f"{orchestration_id}` shows its summary ({view.get('status')})",
+            data={"orchestrationId": orchestration_id, "status": view.get("status")},
+        ) from None
     except BrokerUnreachable as exc:
         with GatewayClient(settings.gateway_url, settings.require_api_key()) as client:
             events = client.events(orchestration_id)
@@ -670,6 +688,22 @@ def logs(
                     "orchestration.aborted",
                 }:
                     break
+
+
+def _expired_view(settings: Settings, orchestration_id: str, missing: CliError) -> dict[str, Any]:
+    """The gateway's view of an orchestration whose events are not in the stream.
+
+    Raises:
+        CliError: ``missing`` when the gateway does not know it as expired either.
+    """
+    try:
+        with GatewayClient(settings.gateway_url, settings.require_api_key()) as client:
+            view = client.orchestration(orchestration_id)
+    except CliError:
+        raise missing from None
+    if not view.get("expired"):
+        raise missing
+    return view
 
 
 async def _stream_logs(settings: Settings, orch_id: str, *, follow: bool, as_json: bool) -> None:

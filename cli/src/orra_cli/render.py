@@ -302,6 +302,19 @@ def inspect_text(
     ]
     if orch.get("error"):
         lines.append(_line("Error", Text(str(orch["error"]), style="red")))
+    expired = bool(orch.get("expired"))
+    if expired:
+        removed = relative_time(orch.get("expiredAt"), now)
+        lines.append(
+            _line(
+                "Expired",
+                Text(
+                    f"events removed {removed} by the event log's retention; "
+                    "this summary is what is kept",
+                    style="yellow",
+                ),
+            )
+        )
     if orch.get("status") == "paused" and orch.get("pausedServices"):
         held = Text(", ".join(str(s) for s in orch["pausedServices"]), style="yellow")
         held.append(" unhealthy (no heartbeat)")
@@ -321,7 +334,11 @@ def inspect_text(
     lines.append(Text(""))
     lines.append(_section("Tasks"))
     tasks = _ordered_tasks(orch)
-    if not tasks:
+    if not tasks and expired:
+        count = orch.get("taskCount")
+        counted = f"{count} task{'' if count == 1 else 's'}" if count is not None else "tasks"
+        lines.append(Text(f"│ ({counted}; their details expired)", style="dim"))
+    elif not tasks:
         waiting = orch.get("status") == "planning"
         lines.append(Text("│ (planning…)" if waiting else "│ (no tasks)", style="dim"))
     else:
@@ -351,7 +368,7 @@ def inspect_text(
                 header_extra=[0, 1, 0, 0],  # the seed's header is one space wider here
             )
         )
-    if detailed:
+    if detailed and not expired:
         lines.extend(_details(orch, tasks, now))
     return Text("\n").join(lines)
 
@@ -600,13 +617,20 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _ps_status(item: Mapping[str, Any]) -> Text:
+    status = _styled(item.get("status"))
+    if item.get("expired"):
+        status.append(" (expired)", style="dim")
+    return status
+
+
 def ps_text(items: Sequence[Mapping[str, Any]], *, now: float | None = None) -> Text:
     """The ``orra ps`` table: ID, ACTION, STATUS, TASKS, CREATED."""
     rows: list[list[Text | str]] = [
         [
             str(item.get("id") or item.get("orchestrationId") or "-"),
             _clip(_action(item), 48),
-            _styled(item.get("status")),
+            _ps_status(item),
             str(item.get("taskCount") if item.get("taskCount") is not None else "-"),
             relative_time(item.get("createdAt"), now),
         ]

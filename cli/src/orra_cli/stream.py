@@ -32,6 +32,7 @@ __all__ = [
     "COMPENSATION_GRACE_S",
     "TERMINAL_EVENT_TYPES",
     "BrokerUnreachable",
+    "NoEvents",
     "StreamedEvent",
     "Tick",
     "connect",
@@ -49,6 +50,10 @@ COMPENSATION_GRACE_S = 1.0
 
 class BrokerUnreachable(CliError):
     """NATS cannot be reached."""
+
+
+class NoEvents(CliError):
+    """The event stream has no events of the orchestration (unknown id, or expired)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ async def orchestration_events(
         tick_s: Yield a :class:`Tick` after this long without an event (when following).
 
     Raises:
-        CliError: the broker is unreachable or the orchestration has no events.
+        BrokerUnreachable: the broker is unreachable.
+        NoEvents: the orchestration has no events (unknown, or removed by the retention).
     """
     topology = Topology(namespace=namespace)
     nc = await connect(nats_url)
@@ -133,7 +139,7 @@ async def orchestration_events(
         try:
             await js.get_last_msg(stream, topology.subject("action.submitted", orchestration_id))
         except NotFoundError:
-            raise CliError(
+            raise NoEvents(
                 f"orchestration {orchestration_id} has no events in stream {stream} at "
                 f"{nats_url}: check the id with `orra ps` (and ORRA_NAMESPACE="
                 f"{namespace!r})"

@@ -10,7 +10,9 @@ against a fake worker, over a real nats-server.
 from __future__ import annotations
 
 import json
+import time
 
+import msgspec
 import pytest
 
 from orra_dispatcher import setup as dispatcher_setup
@@ -98,7 +100,9 @@ async def test_a_dotted_path_reference_is_planned_in_order_and_resolved_by_the_d
     stop_dispatcher = await dispatcher_setup(dbus, FAST)
     try:
         for event in (ORDERS, CATALOGUE):
-            await bus.publish(event)
+            # Registered now: built at import, they would be older than the down time
+            # (ORRA_SERVICE_DOWN_AFTER_S) in a long run, and the services would count as down.
+            await bus.publish(msgspec.structs.replace(event, at=time.time()))
         await bus.publish(
             ActionSubmitted(
                 event_id="a:o_dotted",

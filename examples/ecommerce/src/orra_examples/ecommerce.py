@@ -451,6 +451,7 @@ NotificationService = Service(
         "email the customer",
         "text the customer an update",
         "let the customer know",
+        "confirm a new order to the customer",
     ],
 )
 

@@ -39,6 +39,14 @@ the same way. The gateway answers meanwhile; only list requests wait, up to
 Lines are in log order, which is the order the orchestrations were created in as the
 broker saw them (``createdAt`` is the submitting gateway's clock). A line whose
 orchestration ended never changes again (see :class:`~orra_events.projection.ListingState`).
+
+Removed events (:mod:`orra_gateway.retention`). The retention never removes an event that
+the saved head does not cover, so a process that restarts from the head finds every event
+it needs. A replica that lags behind the saved head may find that the events after its
+position are gone (a gap in the stream sequences it reads): it then loads the saved head
+again, which covers them, and goes on from there. A gap that no head covers (the index was
+first built, or rebuilt, on a log whose oldest events had already expired) is accepted:
+those orchestrations have no list line, only their summaries.
 """
 
 from __future__ import annotations
@@ -120,6 +128,8 @@ class IndexEntry(msgspec.Struct, kw_only=True, rename="camel"):
         action: The action's text, cut to :data:`ACTION_CHARS` characters.
         action_truncated: Whether ``action`` was cut (the full text is in the log at ``seq``).
         state: Status, task count and end, folded from its events.
+        end_seq: Stream sequence of the event that ended it (0: not ended, or unknown in
+            a page saved by an earlier version).
     """
 
     id: str
@@ -128,6 +138,7 @@ class IndexEntry(msgspec.Struct, kw_only=True, rename="camel"):
     action: str
     action_truncated: bool = False
     state: ListingState = msgspec.field(default_factory=ListingState)
+    end_seq: int = 0
 
 
 class PageRecord(msgspec.Struct, kw_only=True, rename="camel"):
@@ -241,6 +252,7 @@ class ListingIndex:
         self._follower: LogFollower | None = None
         self._epoch = 0
         self._rebuilding = False
+        self._gap_accepted = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._checkpointer: asyncio.Task[None] | None = None
         self._checkpoint_lock = asyncio.Lock()
@@ -376,6 +388,10 @@ class ListingIndex:
 
     async def _on_event(self, msg: Msg) -> None:
         seq, pending = position(msg)
+        if seq > self.applied_seq + 1 and seq - 1 > self._gap_accepted:
+            # Events after our position were removed by the retention: see the module doc.
+            self._start_rebuild(f"events {self.applied_seq + 1} to {seq - 1} are gone", gap=seq)
+            return
         event_type, _, orchestration_id = msg.subject[self._prefix_len :].rpartition(".")
         try:
             if event_type == ActionSubmitted.TYPE:
@@ -461,6 +477,7 @@ class ListingIndex:
         page.version = seq
         self._dirty.add(page.key)
         if entry.state.terminal:
+            entry.end_seq = seq
             page.active -= 1
             del self._live[orchestration_id]
 
@@ -480,12 +497,15 @@ class ListingIndex:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 
-    def _start_rebuild(self, reason: str) -> None:
+    def _start_rebuild(self, reason: str, *, gap: int = 0) -> None:
         if self._rebuilding:
             return
-        log.error("list index contradicts the event log; rebuilding it", reason=reason)
+        if gap:
+            log.info("events removed before the list index read them", reason=reason)
+        else:
+            log.error("list index contradicts the event log; rebuilding it", reason=reason)
         self._rebuilding = True
-        task = asyncio.create_task(self._rebuild())
+        task = asyncio.create_task(self._reload(gap) if gap else self._rebuild())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -503,6 +523,42 @@ class ListingIndex:
             self._started_at = time.perf_counter()
             self._rebuilding = False
             await self._subscribe(0)
+
+    async def _reload(self, gap: int) -> None:
+        """After a gap before ``gap``: load a saved head that covers it, else accept it."""
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
+        async with self._checkpoint_lock:
+            head = None
+            with contextlib.suppress(Exception):
+                head, _, _ = await self._read_head()
+            covers = self.applied_seq
+            # Not the generation a rebuild replaces: that one is why we rebuild.
+            usable = head is not None and head.generation != self._replaces
+            if head is not None and usable and head.covers_seq >= gap - 1:
+                try:
+                    self._clear()
+                    await self._adopt(head)
+                    covers = head.covers_seq
+                    log.info("list index reloaded from its saved head", covers_seq=covers)
+                except IndexCorrupt as exc:
+                    log.error("saved list index is corrupt; rebuilding it", error=str(exc))
+                    self._rebuilding = False
+                    self._start_rebuild(str(exc))
+                    return
+            else:
+                self._gap_accepted = gap - 1
+                log.warning(
+                    "events removed before any list index covered them: their "
+                    "orchestrations are not listed (their summaries remain)",
+                    first_missing=self.applied_seq + 1,
+                    last_missing=gap - 1,
+                )
+            saved = self._saved_seq if covers == self.applied_seq else covers
+            self._rebuilding = False
+            await self._subscribe(covers)
+            self._saved_seq = saved  # accepting a gap saves nothing
 
     # --- pages --------------------------------------------------------------------------------
 
@@ -725,6 +781,29 @@ class ListingIndex:
         raise RuntimeError(f"page {key} kept changing under us")
 
     # --- queries ------------------------------------------------------------------------------
+
+    async def stored_covers(self) -> int:
+        """The stream sequence the head stored in the bucket covers (0: no usable head).
+
+        What a process that starts now would replay from, whatever replica saved it.
+        """
+        head, _, _ = await self._read_head()
+        return head.covers_seq if head is not None else 0
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether the index is being rebuilt or reloaded (its lines are incomplete)."""
+        return self._rebuilding
+
+    def projects(self) -> list[str]:
+        """The projects that have orchestrations."""
+        return list(self._counts)
+
+    async def entry(self, project: str, ordinal: int) -> IndexEntry | None:
+        """The list line at ``ordinal`` of ``project`` (read from the bucket if needed)."""
+        page = await self._load_page(project, ordinal // PAGE_SIZE)
+        pos = ordinal % PAGE_SIZE
+        return page.entries[pos] if pos < len(page.entries) else None
 
     def count(self, project: str | None = None) -> int:
         """Orchestrations indexed (of one project, or of all)."""

@@ -12,7 +12,10 @@ event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
 * ``orra_gateway_index_orchestrations``, ``orra_gateway_index_caught_up``,
   ``orra_gateway_index_seq``: the list index (the stream sequence it has folded);
 * ``orra_gateway_read_model_seq``: the stream sequence the live views have seen;
-* ``orra_gateway_view_cache_size``: full views held in memory.
+* ``orra_gateway_view_cache_size``: full views held in memory;
+* ``orra_gateway_retention_expired``, ``orra_gateway_retention_held``: orchestrations whose
+  events this process removed, and 1 while the last retention pass stopped short of the
+  limits (its log line ``retention held back`` says why).
 """
 
 from __future__ import annotations
@@ -105,4 +108,23 @@ def register_gateway_gauges(gateway: Gateway) -> None:
         "orra_gateway_view_cache_size",
         lambda: float(len(views)),
         help_="Full orchestration views held in memory",
+    )
+    model = gateway.read_model
+
+    def expired() -> float:
+        return float(model.retention.expired_total) if model.retention is not None else 0.0
+
+    def held() -> float:
+        last = model.retention.last if model.retention is not None else None
+        return 1.0 if last is not None and last.held_by is not None else 0.0
+
+    METRICS.gauge(
+        "orra_gateway_retention_expired",
+        expired,
+        help_="Orchestrations whose events this gateway removed (retention) since it started",
+    )
+    METRICS.gauge(
+        "orra_gateway_retention_held",
+        held,
+        help_="1 while the last retention pass stopped short of the limits",
     )

@@ -12,6 +12,13 @@ Three parts, none of which keeps the whole history in memory:
   heartbeat of each) is folded whole by :class:`~orra_gateway.registryview.ServiceRegistryView`:
   it is small by construction.
 
+Expired orchestrations. :class:`~orra_gateway.retention.Retention` removes the events of
+orchestrations that ended long ago and keeps a compact summary of each
+(:mod:`orra_gateway.summaries`): :meth:`ReadModel.find` answers it, as a view with
+``expired: true``, when the log no longer has the orchestration's ``action.submitted``;
+list lines whose ``action.submitted`` is older than the log's first event say
+``expired: true``.
+
 Two replicas read the same log and save the same index, so they give the same answers.
 """
 
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from orra_events import (
     ActionSubmitted,
@@ -44,6 +52,8 @@ from orra_gateway.errors import BrokerDown, FieldError, InvalidInput, NotFound
 from orra_gateway.index import ListingIndex
 from orra_gateway.logread import HistoryUnavailable
 from orra_gateway.registryview import ServiceRegistryView, ServiceView
+from orra_gateway.retention import Retention
+from orra_gateway.summaries import SummaryStore
 from orra_gateway.views import ViewCache
 
 if TYPE_CHECKING:
@@ -103,6 +113,10 @@ class ReadModel:
         )
         self.views = ViewCache(bus, capacity=settings.view_cache)
         self._services = ServiceRegistryView(settings.liveness)
+        self._settings = settings
+        self.summaries: SummaryStore | None = None
+        self.retention: Retention | None = None
+        self._first_seq = 0
         self._subs: list[Any] = []
         self.caught_up = asyncio.Event()
         """Set once the gateway can answer: views live, index loaded, registry read."""
@@ -129,6 +143,19 @@ class ReadModel:
         js = self._bus.js
         events_info = await js.stream_info(topology.events_stream)
         log_end = events_info.state.last_seq
+        self._first_seq = events_info.state.first_seq
+        settings = self._settings
+        self.summaries = await SummaryStore.open(self._bus, settings.summary_max_age_s)
+        self.retention = retention = Retention(
+            self._bus,
+            self.index,
+            self.summaries,
+            self.find,
+            self.views.forget,
+            max_age_s=settings.retention_max_age_s,
+            max_bytes=settings.retention_max_bytes,
+            interval_s=settings.retention_interval_s,
+        )
         registry: list[tuple[str, str, asyncio.Event]] = []
         for stream, subjects in (
             (topology.services_stream, topology.registrations_filter()),
@@ -157,6 +184,7 @@ class ReadModel:
             for _, _, loaded in registry:
                 await loaded.wait()
         self.caught_up.set()
+        retention.start()
         elapsed = time.perf_counter() - started
         log.info(
             "read model started",
@@ -170,6 +198,8 @@ class ReadModel:
 
     async def stop(self) -> None:
         """Stop following the streams; save the index."""
+        if self.retention is not None:
+            await self.retention.stop()
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -206,15 +236,25 @@ class ReadModel:
     async def find(self, orchestration_id: str) -> OrchestrationView | None:
         """The view of an orchestration of any project, or ``None``.
 
+        An orchestration whose events the retention removed has its summary as view
+        (``expired`` true).
+
         Raises:
-            BrokerDown: its history could not be read from the log.
+            BrokerDown: its history (or summary) could not be read.
         """
         if not NAME_PATTERN.fullmatch(orchestration_id):
             return None  # not an id we could have made: no subject carries it
         try:
-            return await self.views.get(orchestration_id)
+            view = await self.views.get(orchestration_id)
         except HistoryUnavailable as exc:
             raise BrokerDown(str(exc)) from exc
+        if view is not None or self.summaries is None:
+            return view
+        try:
+            summary = await self.summaries.get(orchestration_id)
+        except Exception as exc:
+            raise BrokerDown(f"the summary of {orchestration_id} could not be read") from exc
+        return summary.view() if summary is not None else None
 
     async def get(self, project: str, orchestration_id: str) -> OrchestrationView:
         """The view of one of ``project``'s orchestrations.
@@ -263,6 +303,7 @@ class ReadModel:
                 async with asyncio.timeout(1.0):
                     info = await self._bus.js.stream_info(self._bus.topology.events_stream)
                 target = max(target, info.state.last_seq)
+                self._first_seq = info.state.first_seq
         if not await self.index.wait_applied(target, self._index_wait_s):
             raise BrokerDown(
                 "the orchestration list is still being built from the event log "
@@ -302,11 +343,16 @@ class ReadModel:
 
     async def _summary(self, entry: IndexEntry) -> OrchestrationSummary:
         action = entry.action
-        if entry.action_truncated:
-            msg = await self._bus.js.get_msg(self._bus.topology.events_stream, seq=entry.seq)
-            event = decode(msg.data or b"")
-            if isinstance(event, ActionSubmitted):
-                action = event.action
+        expired = entry.seq < self._first_seq
+        if entry.action_truncated and not expired:
+            try:
+                msg = await self._bus.js.get_msg(self._bus.topology.events_stream, seq=entry.seq)
+            except NotFoundError:  # removed meanwhile: the line's text is all there is
+                expired = True
+            else:
+                event = decode(msg.data or b"")
+                if isinstance(event, ActionSubmitted):
+                    action = event.action
         state = entry.state
         return OrchestrationSummary(
             id=entry.id,
@@ -315,6 +361,7 @@ class ReadModel:
             task_count=state.task_count,
             created_at=entry.created_at,
             finished_at=state.finished_at,
+            expired=expired,
         )
 
     async def compensation_failed(self, project: str) -> list[OrchestrationView]:

@@ -215,7 +215,11 @@ class Gateway:
             replayed = not fresh
         if not replayed:
             self.read_model.expect(orchestration_id)
-        if not replayed or await self.read_model.find(orchestration_id) is None:
+        found = await self.read_model.find(orchestration_id) if replayed else None
+        if found is not None and found.expired:
+            # Its events were removed by the retention: answer its summary, never run it again.
+            return Submission(orchestration_id=orchestration_id, view=found, replayed=True)
+        if not replayed or found is None:
             # A replay whose first attempt may have failed to append publishes the same
             # event id again: JetStream stores it at most once.
             event = ActionSubmitted(

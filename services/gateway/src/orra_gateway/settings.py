@@ -9,7 +9,14 @@ from orra_events.liveness import LivenessSettings
 from orra_events.runtime import BrokerSettings, env_bool, env_float, env_int
 from orra_gateway.errors import SettingsError
 
-__all__ = ["MAX_DATA_DEPTH", "MIN_BOOTSTRAP_KEY_CHARS", "GatewaySettings"]
+__all__ = [
+    "DEFAULT_RETENTION_MAX_AGE_S",
+    "DEFAULT_RETENTION_MAX_BYTES",
+    "DEFAULT_SUMMARY_MAX_AGE_S",
+    "MAX_DATA_DEPTH",
+    "MIN_BOOTSTRAP_KEY_CHARS",
+    "GatewaySettings",
+]
 
 MIN_BOOTSTRAP_KEY_CHARS = 32
 """A bootstrap key is an admin key: anything shorter is refused at start."""
@@ -17,6 +24,15 @@ MIN_BOOTSTRAP_KEY_CHARS = 32
 MAX_DATA_DEPTH = 256
 """Highest ``ORRA_GATEWAY_MAX_DATA_DEPTH``: deeper JSON risks the recursion limits of the
 parts that read data values (the planner's prompt, the dispatcher's references)."""
+DEFAULT_RETENTION_MAX_AGE_S = 7 * 24 * 3600.0
+"""Events of an ended orchestration are kept a week (longer than the notifier's retries)."""
+
+DEFAULT_RETENTION_MAX_BYTES = 512 << 20
+"""512 MiB of events at most (about 75,000 orchestrations of the seed's shape): the laptop
+default of ``orra up``; deployments set their own (docs/configuration.md)."""
+
+DEFAULT_SUMMARY_MAX_AGE_S = 30 * 24 * 3600.0
+"""Summaries of orchestrations whose events were removed are kept 30 days."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,17 @@ class GatewaySettings:
         liveness: ``ORRA_HEALTH_FACTOR`` and ``ORRA_SERVICE_DOWN_AFTER_S``: when
             ``GET /services`` shows a service ``unhealthy`` or ``down`` (the planner and the
             dispatcher read the same settings; :mod:`orra_events.liveness`).
+        retention_max_age_s: ``ORRA_RETENTION_MAX_AGE_S``; the events of an orchestration
+            are removed from the log once it ended this long ago (0: no age limit). See
+            :mod:`orra_gateway.retention`.
+        retention_max_bytes: ``ORRA_RETENTION_MAX_BYTES``; above this size of the events
+            stream, the events of the oldest ended orchestrations are removed sooner (0: no
+            size limit).
+        retention_interval_s: ``ORRA_RETENTION_INTERVAL_S``; seconds between retention
+            passes.
+        summary_max_age_s: ``ORRA_RETENTION_SUMMARY_MAX_AGE_S``; how long the compact
+            summary of an orchestration whose events were removed is kept (TTL of the
+            ``summaries`` bucket; 0: forever).
     """
 
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -82,6 +109,10 @@ class GatewaySettings:
     snapshot_events: int = 20_000
     index_wait_s: float = 10.0
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
+    retention_max_age_s: float = DEFAULT_RETENTION_MAX_AGE_S
+    retention_max_bytes: int = DEFAULT_RETENTION_MAX_BYTES
+    retention_interval_s: float = 60.0
+    summary_max_age_s: float = DEFAULT_SUMMARY_MAX_AGE_S
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_data_depth <= MAX_DATA_DEPTH:
@@ -97,6 +128,17 @@ class GatewaySettings:
                 f"{MIN_BOOTSTRAP_KEY_CHARS}: it would be an easily guessed admin key. Generate "
                 "one with `python -c "
                 """"import secrets; print('orra_' + secrets.token_urlsafe(32))"`"""
+            )
+        for name, value in (
+            ("ORRA_RETENTION_MAX_AGE_S", self.retention_max_age_s),
+            ("ORRA_RETENTION_MAX_BYTES", self.retention_max_bytes),
+            ("ORRA_RETENTION_SUMMARY_MAX_AGE_S", self.summary_max_age_s),
+        ):
+            if value < 0:
+                raise SettingsError(f"{name}={value} is negative: use 0 for no limit")
+        if self.retention_interval_s <= 0:
+            raise SettingsError(
+                f"ORRA_RETENTION_INTERVAL_S={self.retention_interval_s} must be above 0"
             )
 
     @classmethod
@@ -119,4 +161,10 @@ class GatewaySettings:
             snapshot_events=max(1, env_int("ORRA_GATEWAY_SNAPSHOT_EVENTS", 20_000)),
             index_wait_s=max(0.0, env_float("ORRA_GATEWAY_INDEX_WAIT_S", 10.0)),
             liveness=LivenessSettings.from_env(),
+            retention_max_age_s=env_float("ORRA_RETENTION_MAX_AGE_S", DEFAULT_RETENTION_MAX_AGE_S),
+            retention_max_bytes=env_int("ORRA_RETENTION_MAX_BYTES", DEFAULT_RETENTION_MAX_BYTES),
+            retention_interval_s=env_float("ORRA_RETENTION_INTERVAL_S", 60.0),
+            summary_max_age_s=env_float(
+                "ORRA_RETENTION_SUMMARY_MAX_AGE_S", DEFAULT_SUMMARY_MAX_AGE_S
+            ),
         )

@@ -190,6 +190,16 @@ class ViewCache:
         for key in victims:
             del self._slots[key]
 
+    def forget(self, orchestration_ids: list[str]) -> None:
+        """Drop the cached views of orchestrations whose events were removed from the log.
+
+        Views a request is waiting on stay until it is done.
+        """
+        for orchestration_id in orchestration_ids:
+            slot = self._slots.get(orchestration_id)
+            if slot is not None and slot.pins == 0:
+                del self._slots[orchestration_id]
+
     # --- queries --------------------------------------------------------------------------------
 
     async def get(self, orchestration_id: str) -> OrchestrationView | None:

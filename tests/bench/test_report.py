@@ -1,0 +1,114 @@
+"""The report's retention section and ``--splice`` (no benchmark run: results are given)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import splice
+
+EXISTING = """\
+# Orra benchmarks
+
+## 6. Memory (resident set size)
+
+old memory text
+
+## 7. Profile of the hot path (py-spy, at saturation)
+
+profile text
+
+## Why targets are missed, and what would close them
+
+- why text
+"""
+
+
+def _checkpoint(
+    completed: int, events: int, heap: float, removed: int, idle_s: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "completed": completed,
+        "idle_s": idle_s,
+        "nats_rss_mb": heap + 40,
+        "nats_heap_mb": heap,
+        "disk_mb": events / 1000,
+        "streams": {
+            "ORRA_EVENTS": {"messages": events, "bytes": events * 600, "subjects": events // 2},
+            "KV_orra_sdk_results": {
+                "messages": completed * 4,
+                "bytes": 1,
+                "subjects": completed * 4,
+            },
+        },
+        "retention": {"removed": removed},
+    }
+
+
+def _results() -> dict[str, Any]:
+    variants = [
+        {
+            "name": "off",
+            "env": {"ORRA_RETENTION_MAX_AGE_S": "0"},
+            "idle_nats_mb": 20.0,
+            "idle_nats_heap_mb": 2.0,
+            "checkpoints": [
+                _checkpoint(50_000, 600_000, 300.0, 0),
+                _checkpoint(50_000, 600_000, 150.0, 0, idle_s=660.0),
+            ],
+        },
+        {
+            "name": "on",
+            "env": {"ORRA_RETENTION_MAX_AGE_S": "30"},
+            "idle_nats_mb": 20.0,
+            "idle_nats_heap_mb": 2.0,
+            "checkpoints": [
+                _checkpoint(50_000, 30_000, 200.0, 570_000),
+                _checkpoint(50_000, 0, 60.0, 600_000, idle_s=660.0),
+            ],
+        },
+    ]
+    attribution = {
+        "events": {"rss_mb": 210.0, "heap_mb": 200.0, "disk_mb": 290.0},
+        "no_ids": {
+            "rss_mb": 110.0,
+            "heap_mb": 100.0,
+            "disk_mb": 260.0,
+            "purged_heap_mb": 1.0,
+            "purged_disk_mb": 0.5,
+        },
+        "few_subjects": {"rss_mb": 15.0, "heap_mb": 10.0, "disk_mb": 250.0},
+        "results": {"rss_mb": 75.0, "heap_mb": 70.0, "disk_mb": 28.0},
+    }
+    section = {
+        "status": "ok",
+        "notes": [],
+        "max_age_s": 30.0,
+        "concurrency": 200,
+        "variants": variants,
+        "attribution_n": 50_000,
+        "attribution": attribution,
+    }
+    return {"started": "2026-12-03 12:00 UTC", "sections": {"retention": section}}
+
+
+def test_splice_adds_the_retention_section_before_the_analysis_and_keeps_the_rest() -> None:
+    report = splice(EXISTING, _results())
+    assert report.index("## 7. Profile") < report.index("## 8. Retention")
+    assert report.index("## 8. Retention") < report.index("## Why targets")
+    assert "old memory text" in report
+    assert "profile text" in report
+    assert "`python -m bench --only retention --splice`" in report
+    # figures scaled to 100,000 orchestrations
+    assert "+596 MB live heap" in report  # (300 - 2) * 2
+    assert "the duplicate window's message ids ≈ 200 MB of heap" in report
+    assert "the per-subject index ≈ 180 MB" in report
+    assert "leaves 2 MB of heap and 1 MB on disk" in report
+    assert "| 50,000, then 11 min idle | on | 60 MB |" in report
+    assert "holds 150 MB of live heap without retention and 60 MB with it" in report
+
+
+def test_splice_replaces_a_section_that_is_there() -> None:
+    once = splice(EXISTING, _results())
+    twice = splice(once, _results())
+    assert twice == once
+    assert twice.count("## 8. Retention") == 1
