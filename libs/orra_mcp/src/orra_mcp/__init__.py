@@ -1,0 +1,1 @@
+"""Orra and MCP."""
