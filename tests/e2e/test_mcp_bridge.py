@@ -204,7 +204,7 @@ async def test_a_destructive_tool_that_times_out_is_not_retried_but_left_for_an_
         failed.error,
     ), failed.error
     assert not watcher.of(orch, TaskRetrying)
-    assert len([e for e in watcher.of(orch, TaskDispatched)]) == 1
+    assert len(list(watcher.of(orch, TaskDispatched))) == 1
     (left,) = watcher.of(orch, TaskCompensationAbandoned)
     assert isinstance(left, TaskCompensationAbandoned)
     assert left.service == "tools-send_voucher"
@@ -249,7 +249,8 @@ async def test_the_planner_sees_the_tool_list_change_and_bad_tools_are_skipped(
     failed = await watcher.terminal(bad)
     assert isinstance(failed, OrchestrationFailed)
     (task_failed,) = watcher.of(bad, TaskFailed)
-    assert isinstance(task_failed, TaskFailed) and not task_failed.retryable
+    assert isinstance(task_failed, TaskFailed)
+    assert not task_failed.retryable
     assert "7 is not of type 'string'" in task_failed.error, task_failed.error
 
 
@@ -292,7 +293,8 @@ async def test_an_http_mcp_server_killed_mid_task_fails_the_task_and_its_service
         failed = await watcher.wait_for(orch, TaskFailed, timeout_s=10)
         assert time.monotonic() - killed_at < 5, "the task failure took too long"
         assert isinstance(failed, TaskFailed)
-        assert not failed.retryable and failed.outcome_unknown
+        assert not failed.retryable
+        assert failed.outcome_unknown
         assert "MCP server 'tools' closed the connection during the call" in failed.error, (
             failed.error
         )
