@@ -77,9 +77,7 @@ def mcp_app(authenticate: Authenticate, self_url: str) -> McpApp:
     )
 
     async def check(scope: dict[str, Any]) -> None:
-        headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-        }
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         token = _bearer(headers.get("authorization"))
         if token is None:
             raise ApiError(401, "missing 'Authorization: Bearer <api key>' header")
