@@ -52,6 +52,7 @@ class StackHandle:
     data_dir: Path
     cli_config: Path
     extra_env: dict[str, str]
+    mcp_config: Path | None = None
     stack: Any = None
     lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=400))
 
@@ -80,6 +81,7 @@ class StackHandle:
             write_cli_config=True,
             extra_env=self.extra_env,
             extra_children=children,
+            mcp_config=self.mcp_config,
         )
         self._log = log
         started = time.monotonic()

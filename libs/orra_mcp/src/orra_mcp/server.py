@@ -77,6 +77,7 @@ def build_server(api_for: ApiFor) -> MCPServer:
         instructions=INSTRUCTIONS,
         subscriptions=bus,
         middleware=[watchers.middleware],
+        log_level="WARNING",
     )
 
     def api(ctx: Context) -> GatewayApi:
@@ -127,6 +128,7 @@ def build_server(api_for: ApiFor) -> MCPServer:
         path = f"/orchestrations/{orchestration_id}"
         view = await _call(client.request("GET", path))
         if view.get("status") in TERMINAL_STATUSES:
+            view["waitTimedOut"] = False
             return view
         timed_out = False
         try:
