@@ -144,9 +144,9 @@ async def test_orra_mcp_over_http_runs_the_seed_order_and_streams_events(
         async with client.listen(resource_subscriptions=[uri]) as sub:
 
             async def collect() -> None:
-                async for event in sub:
+                async for event in sub:  # each update as it comes (the task is cancelled)
                     if isinstance(event, ResourceUpdated):
-                        updates.append(event.uri)
+                        updates.append(event.uri)  # noqa: PERF401
 
             follower = asyncio.create_task(collect())
             done = data(
