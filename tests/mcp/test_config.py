@@ -64,7 +64,7 @@ def test_stdio_and_http_servers_with_variables_from_the_environment() -> None:
     ],
 )
 def test_a_wrong_value_is_refused_naming_the_key(servers: object, message: str) -> None:
-    with pytest.raises(ConfigError, match="mcp.yaml") as info:
+    with pytest.raises(ConfigError, match=r"mcp\.yaml") as info:
         parse_config({"mcpServers": servers}, source="mcp.yaml", environ={})
     assert message in str(info.value)
 
@@ -76,7 +76,7 @@ def test_yaml_json_and_toml_files_are_read(tmp_path: Path) -> None:
     for name in ("a.yaml", "a.json", "a.toml"):
         assert load_config(tmp_path / name).servers[0].command == "tool"
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(ConfigError, match="bad.json: not valid json"):
+    with pytest.raises(ConfigError, match=r"bad\.json: not valid json"):
         load_config(tmp_path / "bad.json")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")

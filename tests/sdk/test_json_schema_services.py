@@ -64,7 +64,7 @@ def test_a_draft_7_schema_is_checked_as_draft_7() -> None:
 
 
 def test_service_keeps_wanting_pydantic_models() -> None:
-    with pytest.raises(ServiceDefinitionError, match="use Service.from_json_schema"):
+    with pytest.raises(ServiceDefinitionError, match=r"use Service\.from_json_schema"):
         Service(name="X", description="x", input=IN, output=OUT)  # type: ignore[arg-type]
 
 
