@@ -1,4 +1,7 @@
-"""Run the MCP bridge as a process: ``orra mcp bridge --config FILE`` or ``orra-mcp-bridge``.
+"""Run the MCP bridge as a process: ``orra mcp bridge --config FILE``.
+
+Also ``python -m orra_mcp --config FILE`` (what ``orra up --mcp-config`` runs) and
+``orra-mcp`` (the image's entry point, ``ORRA_MCP_CONFIG``).
 
 The process connects to the broker (``ORRA_NATS_URL``, ``ORRA_NAMESPACE``), starts the
 :class:`~orra_mcp.bridge.Bridge` and serves until SIGTERM or SIGINT, then withdraws its
@@ -108,12 +111,12 @@ def run_bridge(config_path: str | None) -> int:
 
 
 def main() -> None:
-    """``orra-mcp-bridge [--config FILE]``."""
+    """``orra-mcp [--config FILE]``: the image's entry point."""
     args = sys.argv[1:]
     path: str | None = None
     if args[:1] == ["--config"] and len(args) == 2:
         path = args[1]
     elif args:
-        print("usage: orra-mcp-bridge [--config FILE]", file=sys.stderr)  # noqa: T201
+        print("usage: orra-mcp [--config FILE]", file=sys.stderr)  # noqa: T201
         sys.exit(2)
     sys.exit(run_bridge(path))
