@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 import httpx
 
@@ -89,7 +90,7 @@ class GatewayApi:
         if after:
             headers["Last-Event-ID"] = str(after)
         timeout = httpx.Timeout(self._timeout, read=None)
-        url = f"{self.base_url}/orchestrations/{orchestration_id}/events"
+        url = f"{self.base_url}/orchestrations/{quote(orchestration_id, safe='')}/events"
         try:
             async with (
                 httpx.AsyncClient(timeout=timeout) as client,

@@ -36,6 +36,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import structlog
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -114,7 +115,7 @@ def build_server(api_for: ApiFor) -> MCPServer:
     @mcp.tool(title="Get an orchestration", annotations=ToolAnnotations(read_only_hint=True))
     async def get_orchestration(orchestration_id: str, ctx: Context) -> dict[str, Any]:
         """An orchestration's status, tasks (with inputs, outputs, errors) and results."""
-        return await _call(api(ctx).request("GET", f"/orchestrations/{orchestration_id}"))
+        return await _call(api(ctx).request("GET", _path(orchestration_id)))
 
     @mcp.tool(title="Wait for an orchestration", annotations=ToolAnnotations(read_only_hint=True))
     async def wait_for_orchestration(
@@ -125,7 +126,7 @@ def build_server(api_for: ApiFor) -> MCPServer:
         The answer is `get_orchestration`'s; `waitTimedOut` is true when it had not ended.
         """
         client = api(ctx)
-        path = f"/orchestrations/{orchestration_id}"
+        path = _path(orchestration_id)
         view = await _call(client.request("GET", path))
         if view.get("status") in TERMINAL_STATUSES:
             view["waitTimedOut"] = False
@@ -149,12 +150,12 @@ def build_server(api_for: ApiFor) -> MCPServer:
         ctx: Context, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> dict[str, Any]:
         """The project's orchestrations, newest first; pass `nextCursor` as `cursor` for more."""
-        query = f"?limit={max(1, min(limit, 100))}"
+        params: dict[str, str | int] = {"limit": max(1, min(limit, 100))}
         if status:
-            query += f"&status={status}"
+            params["status"] = status
         if cursor:
-            query += f"&cursor={cursor}"
-        return await _call(api(ctx).request("GET", f"/orchestrations{query}"))
+            params["cursor"] = cursor
+        return await _call(api(ctx).request("GET", f"/orchestrations?{urlencode(params)}"))
 
     @mcp.tool(title="List services", annotations=ToolAnnotations(read_only_hint=True))
     async def list_services(ctx: Context) -> dict[str, Any]:
@@ -170,20 +171,22 @@ def build_server(api_for: ApiFor) -> MCPServer:
     ) -> dict[str, Any]:
         """Stop an orchestration that has not ended; what completed is compensated."""
         body = {"reason": reason} if reason else None
-        return await _call(
-            api(ctx).request("POST", f"/orchestrations/{orchestration_id}/abort", body)
-        )
+        return await _call(api(ctx).request("POST", _path(orchestration_id, "/abort"), body))
 
     @mcp.resource(EVENTS_URI, mime_type="application/json", title="Orchestration events")
     async def orchestration_events(orchestration_id: str, ctx: Context) -> str:
         """Every event of the orchestration so far, in log order."""
         try:
-            history = await api(ctx).request("GET", f"/orchestrations/{orchestration_id}/history")
+            history = await api(ctx).request("GET", _path(orchestration_id, "/history"))
         except ApiError as exc:
             raise ResourceError(_refusal(exc)) from None
         return json.dumps({"orchestrationId": orchestration_id, "events": history["items"]})
 
     return mcp
+
+
+def _path(orchestration_id: str, suffix: str = "") -> str:
+    return f"/orchestrations/{quote(orchestration_id, safe='')}{suffix}"
 
 
 async def _call(request: Awaitable[Any]) -> dict[str, Any]:
@@ -231,7 +234,7 @@ class _Watchers:
             for uri in uris:
                 match = _EVENTS.fullmatch(uri)
                 assert match is not None
-                history = await api.request("GET", f"/orchestrations/{match.group(1)}/history")
+                history = await api.request("GET", _path(match.group(1), "/history"))
                 items = history.get("items") or []
                 starts[uri] = (match.group(1), int(items[-1]["seq"]) if items else 0)
         except ApiError as exc:
