@@ -253,6 +253,15 @@ async def test_the_planner_sees_the_tool_list_change_and_bad_tools_are_skipped(
     assert not task_failed.retryable
     assert "7 is not of type 'string'" in task_failed.error, task_failed.error
 
+    # isError fails the task with the tool's text; a read-only tool is retried freely.
+    unknown = await submit(bus, "Look up the customer", {"customerId": "UNKNOWN"})
+    assert isinstance(await watcher.terminal(unknown), OrchestrationFailed)
+    failures = [e for e in watcher.of(unknown, TaskFailed) if isinstance(e, TaskFailed)]
+    assert len(failures) == 3  # ORRA_DISPATCHER_MAX_ATTEMPTS
+    assert all(f.retryable for f in failures)
+    assert "reported an error: no customer UNKNOWN" in failures[0].error, failures[0].error
+    assert len(watcher.of(unknown, TaskRetrying)) == 2
+
 
 def _skipped(bridge: Proc, tool: str) -> str:
     for line in bridge.lines:
