@@ -162,7 +162,14 @@ class ServerLink:
                     )
                 )
                 transport = streamable_http_client(str(self.spec.url), http_client=http)
-            client = Client(transport, message_handler=self._on_message, cache=None)
+            # Listing tools and other requests time out like the connection (a hung server is
+            # a lost one); tool calls pass their own timeout.
+            client = Client(
+                transport,
+                message_handler=self._on_message,
+                cache=None,
+                read_timeout_seconds=_CONNECT_TIMEOUT_S,
+            )
             async with asyncio.timeout(_CONNECT_TIMEOUT_S):
                 await stack.enter_async_context(client)
             self._client = client
