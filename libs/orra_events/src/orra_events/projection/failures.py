@@ -59,7 +59,9 @@ class CompensationFailure(msgspec.Struct, kw_only=True, rename="camel"):
 def compensation_failures(view: OrchestrationView) -> list[CompensationFailure]:
     """The failed (open, resolved or ignored) compensations of an orchestration."""
     out: list[CompensationFailure] = []
-    reason = view.compensation.reason if view.compensation is not None else ""
+    # A task left for an operator without any compensation (its outcome is unknown: see
+    # docs/architecture.md, "Unknown outcomes") has the orchestration's failure as reason.
+    reason = view.compensation.reason if view.compensation is not None else (view.error or "")
     for task in view.tasks:
         comp = task.compensation
         if comp is None or comp.status not in ("failed", "resolved", "ignored"):
