@@ -1,12 +1,13 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
-Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile (full runs only unless named with ``--only``),
-planning (planning fidelity, in-process; ``python -m bench planning --help`` runs it
-alone with its own options, see :mod:`bench.planning.cli`). A
-section that cannot run (a service not installed, a peer that cannot be set up) is
-reported as skipped or failed with the reason; the report is written regardless. The raw
-results are also saved as JSON under ``bench/results/`` (gitignored).
+Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, frontdoor
+(``POST /orchestrations`` → signed webhook, on a stack of its own), peers, recovery,
+makespan, memory, profile (full runs only unless named with ``--only``), planning
+(planning fidelity, in-process; ``python -m bench planning --help`` runs it alone with its
+own options, see :mod:`bench.planning.cli`). A section that cannot run (a service not
+installed, a peer that cannot be set up) is reported as skipped or failed with the reason;
+the report is written regardless. The raw results are also saved as JSON under
+``bench/results/`` (gitignored).
 """
 
 from __future__ import annotations
@@ -116,10 +117,26 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
     on_stack = [s for s in MAIN_STACK if s in sections]
     if on_stack:
         results["sections"].update(asyncio.run(_main_stack(cfg, on_stack)))
+    if "frontdoor" in sections:
+        log("section frontdoor")
+        from bench.sections.frontdoor import run_frontdoor
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["frontdoor"] = asyncio.run(run_frontdoor(cfg, log=log))
+        except Exception as exc:
+            results["sections"]["frontdoor"] = _failure(exc)
+        results["sections"]["frontdoor"]["seconds"] = time.perf_counter() - t0
+        log(f"section frontdoor: {results['sections']['frontdoor']['status']}")
     if "peers" in sections:
         log("section peers")
         if not cfg.peers:
-            results["sections"]["peers"] = skipped("peers are not run in --quick mode")
+            results["sections"]["peers"] = skipped(
+                "peers are not run in --quick mode: each installs its own environment on "
+                "first use (Celery with a Redis server, DBOS, Prefect, Temporal's CLI and "
+                "SDK, Restate's server from npm: several hundred MB) and runs for minutes; "
+                "`make bench` runs them"
+            )
         else:
             from bench.sections.peers import run_peers
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import report_frontdoor
 from bench.stats import Agg
 
 __all__ = ["TARGETS", "render"]
@@ -171,6 +172,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
     mem = s.get("memory", {})
     if mem.get("completed"):
         rows.append(("Memory after completed orchestrations", "bounded", _bounded(mem), ""))
+    rows.extend(report_frontdoor.summary_rows(results))
     lines = [
         "| figure | target | measured (median, min–max) | what the measurements show |",
         "|---|---|---|---|",
@@ -376,6 +378,9 @@ def _peers(pe: dict[str, Any], results: dict[str, Any]) -> list[str]:
                 "| 1 | 1 | JetStream file storage (fsync lazy: nats-server default), every event "
                 "stored before it is acted on |"
             )
+        front = report_frontdoor.peers_row(results)
+        if front:
+            lines.append(front)
         for name, e in peers.items():
             p50 = _agg(e.get("p50_ms"))
             tp = _agg(e.get("throughput_per_s"))
@@ -389,9 +394,16 @@ def _peers(pe: dict[str, Any], results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             (
-                "Peers run with their scripts' settings (Celery: 2 worker processes, 8 "
-                "submitter threads; DBOS: child workflows; Prefect 3: thread-pool task runner, "
-                "local server on SQLite). “Orra p50 ratio” is the peer's p50 over Orra's."
+                "Peers run with their scripts' settings (Celery: 2 worker processes; DBOS: "
+                "child workflows; Prefect 3: thread-pool task runner, local server on SQLite; "
+                "Temporal: `temporal server start-dev` on SQLite, one worker process, regular "
+                "activities, the Python SDK's defaults; Restate: `restate-server` defaults, "
+                "the handlers served by Hypercorn in one process, called through the HTTP "
+                "ingress), each driven by 8 submitter threads. A peer is timed from its "
+                "client's call to the result in that client (Temporal: `execute_workflow` over "
+                "gRPC; Restate: a POST to the ingress), so the “Orra, HTTP front door” row is "
+                "the like-for-like one. “Orra p50 ratio” is the peer's p50 over Orra's bus "
+                "path p50."
             ),
             "",
         ]
@@ -701,11 +713,12 @@ def render(results: dict[str, Any]) -> str:
         "memory": _memory,
         "profile": _profile,
         "planning": _planning,
+        "frontdoor": report_frontdoor.section,
     }
     for name, fn in renderers.items():
         if name in s:
             out += fn(s[name])
-    analysis = _analysis(results)
+    analysis = _analysis(results) + report_frontdoor.analysis(results)
     if analysis:
         out += ["## Why targets are missed, and what would close them", "", *analysis, ""]
     return "\n".join(out).rstrip() + "\n"
