@@ -118,6 +118,7 @@ class Receiver:
         self.refused = 0
         self.connections = 0
         self._server: asyncio.Server | None = None
+        self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._decoder = msgspec.json.Decoder(_Payload)
         self.port = 0
 
@@ -132,15 +133,23 @@ class Receiver:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        """Stop listening and close every connection."""
+        """Stop listening, close every open connection and wait for their handlers."""
         if self._server is not None:
             self._server.close()
+        for writer in self._open.values():
+            writer.close()
+        if self._open:
+            await asyncio.wait(set(self._open), timeout=2.0)
+        if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         fresh = True
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = writer
         try:
             while True:
                 try:
@@ -179,6 +188,8 @@ class Receiver:
                 if closing:
                     return
         finally:
+            if task is not None:
+                self._open.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psutil  # type: ignore[import-untyped]
 
-from bench.httpclient import HttpConnection
+from bench.httpclient import HttpConnection, HttpError
 from bench.procs import ManagedProcess, Stack
 from bench.receiver import Arrival, Mode, Receiver
 from bench.sections.orra import _cpu_share, _machine_busy
@@ -234,9 +234,12 @@ async def instants(driver: Driver, sample: Sample, jobs: JobTimes) -> dict[str, 
     js, topo = driver.bus.js, driver.topology
     found: dict[str, Any] = {}
     for event_type in ("action.submitted", "plan.created", "orchestration.done"):
-        msg = await js.get_last_msg(
-            topo.events_stream, topo.subject(event_type, sample.orchestration_id)
-        )
+        try:
+            msg = await js.get_last_msg(
+                topo.events_stream, topo.subject(event_type, sample.orchestration_id)
+            )
+        except Exception:  # not found (or the broker is away): no breakdown for this one
+            return None
         found[event_type] = decode(msg.data or b"")
     delivered = None
     for _ in range(50):  # appended just after the receiver answered
@@ -347,7 +350,7 @@ async def _one_at_a_time(
     for _ in range(n):
         try:
             samples.append(await front.run_one(conn))
-        except FrontDoorError:
+        except (FrontDoorError, HttpError, OSError):
             failed += 1
     return samples, failed
 
@@ -376,7 +379,7 @@ async def _closed_loop(front: FrontDoor, concurrency: int, duration_s: float) ->
             while time.time() < deadline:
                 try:
                     sample = await front.run_one(conn, timeout_s=60.0)
-                except (FrontDoorError, OSError):
+                except (FrontDoorError, HttpError, OSError):
                     failed += 1
                     continue
                 assert sample.arrival is not None

@@ -129,3 +129,13 @@ async def test_an_unsigned_delivery_is_refused_and_not_reported() -> None:
         await receiver.stop()
     assert receiver.refused == 2
     assert got == []
+
+
+async def test_stop_ends_the_handlers_of_idle_keep_alive_connections() -> None:
+    receiver, got = await _receiver("keep-alive")
+    async with httpx.AsyncClient() as client:
+        body = payload()
+        assert (await client.post(receiver.url, content=body, headers=signed(body))).status_code
+        await receiver.stop()  # the client still holds its connection open
+        assert receiver._open == {}
+    assert len(got) == 1
