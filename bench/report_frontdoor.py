@@ -228,7 +228,8 @@ def _latency(paths: dict[str, Any]) -> list[str]:
         )
         if c:
             text += (
-                f"; a receiver that closes its connections costs {c.median - k.median:.1f} ms more"
+                f"; with a receiver that closes its connections the p50 is {c.median:.1f} ms "
+                f"({c.median - k.median:+.1f} ms)"
             )
         if conns and keep_conns:
             text += (

@@ -104,7 +104,7 @@ def test_the_report_shows_paths_breakdown_and_closed_loop() -> None:
     assert "| POST → webhook verified, keep-alive receiver | 8.00 ms | 16.00 ms | 40 |" in text
     assert "| POST → webhook verified, closing receiver | 10.00 ms |" in text
     assert "The gateway and the notifier add 4.5 ms (p50) to the bus path's 3.5 ms" in text
-    assert "costs 2.0 ms more" in text
+    assert "closes its connections the p50 is 10.0 ms (+2.0 ms)" in text
     assert "| dispatch path |" in text
     assert "**8.10 ms**" in text  # the sum of the parts' p50s
     assert "| 500 | 200.0 ms | 400.0 ms | 100.0 ms | 200.0 ms | 190% of 200% |" in text
