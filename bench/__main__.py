@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 import time
 import traceback
@@ -36,6 +37,16 @@ def log(message: str) -> None:
     """Progress on stderr."""
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
+
+
+LOAD_AT_START: dict[str, float] = {}
+"""The machine's 1-minute load average when each section started (the machine is shared)."""
+
+
+def section_starts(name: str) -> None:
+    """Log that section ``name`` starts and note the load average."""
+    LOAD_AT_START[name] = round(os.getloadavg()[0], 2)
+    log(f"section {name} (load average {LOAD_AT_START[name]})")
 
 
 def _failure(exc: BaseException) -> Result:
@@ -77,7 +88,7 @@ async def _main_stack(cfg: Config, wanted: list[str]) -> dict[str, Result]:
         plan = None
         try:
             for name in wanted:
-                log(f"section {name}")
+                section_starts(name)
                 t0 = time.perf_counter()
                 try:
                     if name == "overhead":
@@ -118,7 +129,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
     if on_stack:
         results["sections"].update(asyncio.run(_main_stack(cfg, on_stack)))
     if "frontdoor" in sections:
-        log("section frontdoor")
+        section_starts("frontdoor")
         from bench.sections.frontdoor import run_frontdoor
 
         t0 = time.perf_counter()
@@ -129,7 +140,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
         results["sections"]["frontdoor"]["seconds"] = time.perf_counter() - t0
         log(f"section frontdoor: {results['sections']['frontdoor']['status']}")
     if "peers" in sections:
-        log("section peers")
+        section_starts("peers")
         if not cfg.peers:
             results["sections"]["peers"] = skipped(
                 "peers are not run in --quick mode: each installs its own environment on "
@@ -145,7 +156,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             except Exception as exc:
                 results["sections"]["peers"] = _failure(exc)
     if "planning" in sections:
-        log("section planning")
+        section_starts("planning")
         from bench.planning.report import section as planning_section
 
         t0 = time.perf_counter()
@@ -155,7 +166,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             results["sections"]["planning"] = _failure(exc)
         results["sections"]["planning"]["seconds"] = time.perf_counter() - t0
     if "recovery" in sections:
-        log("section recovery")
+        section_starts("recovery")
         from bench.sections.recovery import run_recovery
 
         try:
@@ -165,6 +176,8 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started
+    results["load_at_section_start"] = dict(LOAD_AT_START)
+    results["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -225,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         earlier = json.loads(args.merge.read_text())
         kept = {k: v for k, v in earlier["sections"].items() if k not in results["sections"]}
         results["merged"] = dict.fromkeys(kept, earlier["started"])
+        earlier_loads = earlier.get("load_at_section_start") or {}
+        results["load_at_section_start"] = {
+            **{k: v for k, v in earlier_loads.items() if k in kept},
+            **results.get("load_at_section_start", {}),
+        }
         order = {name: i for i, name in enumerate(SECTIONS)}
         merged = {**kept, **results["sections"]}
         results["sections"] = dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))

@@ -265,7 +265,12 @@ def _bounded(mem: dict[str, Any]) -> str:
 
 
 def _machine(
-    m: dict[str, Any], cfg: dict[str, Any], elapsed: float, merged: dict[str, str]
+    m: dict[str, Any],
+    cfg: dict[str, Any],
+    elapsed: float,
+    merged: dict[str, str],
+    section_loads: dict[str, float] | None = None,
+    results_end: list[float] | None = None,
 ) -> list[str]:
     pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     peers = "; ".join(f"{k}: {v}" for k, v in m.get("peers", {}).items())
@@ -279,6 +284,15 @@ def _machine(
         (
             f"- Load average when the run started: {m['load_avg_at_start']} "
             "(the machine is shared; figures vary ±15–30% between runs)"
+        ),
+        *(
+            [
+                "- 1-minute load average when each section started: "
+                + ", ".join(f"{k} {v}" for k, v in loads.items())
+                + (f"; at the end: {end}" if (end := results_end) else "")
+            ]
+            if (loads := section_loads)
+            else []
         ),
         (
             f"- Mode: {'--quick (smoke sizes, one run each)' if cfg['quick'] else 'full'}; "
@@ -399,7 +413,8 @@ def _peers(pe: dict[str, Any], results: dict[str, Any]) -> list[str]:
                 "Temporal: `temporal server start-dev` on SQLite, one worker process, regular "
                 "activities, the Python SDK's defaults; Restate: `restate-server` defaults, "
                 "the handlers served by Hypercorn in one process, called through the HTTP "
-                "ingress), each driven by 8 submitter threads. A peer is timed from its "
+                "ingress), each driven by 8 submitter threads (Orra's closed loops keep "
+                "200 in flight, §2 and §9). A peer is timed from its "
                 "client's call to the result in that client (Temporal: `execute_workflow` over "
                 "gRPC; Restate: a POST to the ingress), so the “Orra, HTTP front door” row is "
                 "the like-for-like one. “Orra p50 ratio” is the peer's p50 over Orra's bus "
@@ -702,6 +717,8 @@ def render(results: dict[str, Any]) -> str:
             results["config"],
             results.get("elapsed_s", 0.0),
             results.get("merged") or {},
+            results.get("load_at_section_start"),
+            results.get("load_avg_at_end"),
         ),
     ]
     renderers = {

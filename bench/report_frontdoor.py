@@ -257,21 +257,32 @@ def _breakdown(breakdown: dict[str, Any]) -> list[str]:
             "parts do not add up exactly to the median of the whole."
         ),
         "",
-        "| part | from → to | keep-alive p50 | p99 | closing p50 | p99 |",
-        "|---|---|---|---|---|---|",
+        ("| part | from → to | keep-alive p50 | p99 | closing p50 | p99 | closed loop p50 | p99 |"),
+        "|---|---|---|---|---|---|---|---|",
     ]
-    kw, cw = keep.get("webhook") or {}, closing.get("webhook") or {}
+    load = breakdown.get("at_load") or {}
+    columns = [
+        keep.get("webhook") or {},
+        closing.get("webhook") or {},
+        load.get("webhook") or {},
+    ]
     for key, label, span in PARTS:
-        lines.append(
-            f"| {label} | {span} | {_ms(kw.get(key), 'p50_ms')} | {_ms(kw.get(key), 'p99_ms')} "
-            f"| {_ms(cw.get(key), 'p50_ms')} | {_ms(cw.get(key), 'p99_ms')} |"
+        cells = " | ".join(
+            f"{_ms(c.get(key), 'p50_ms')} | {_ms(c.get(key), 'p99_ms')}" for c in columns
         )
-    total_k = sum(v["p50_ms"] for v in kw.values())
-    total_c = sum(v["p50_ms"] for v in cw.values()) if cw else None
-    lines.append(
-        f"| **sum of the p50s** | POST → webhook verified | **{total_k:.2f} ms** | "
-        f"| {'–' if total_c is None else f'**{total_c:.2f} ms**'} | |"
-    )
+        lines.append(f"| {label} | {span} | {cells} |")
+    totals = []
+    for c in columns:
+        totals += [f"**{sum(v['p50_ms'] for v in c.values()):.2f} ms**" if c else "–", ""]
+    lines.append(f"| **sum of the p50s** | POST → webhook verified | {' | '.join(totals)} |")
+    if load.get("samples"):
+        lines += [
+            "",
+            (
+                f"Closed loop: {load['samples']} orchestrations taken evenly over the closed-loop "
+                "runs (keep-alive receiver), the same instants."
+            ),
+        ]
     answer = (keep.get("answer") or {}).get("answer")
     lines += [
         "",

@@ -28,6 +28,7 @@ import os
 import secrets
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -336,23 +337,28 @@ async def _secret(front: FrontDoor, conn: HttpConnection) -> str:
     while True:
         try:
             return str((await front.get(conn, "/webhooks/secret"))["secret"])
-        except (FrontDoorError, OSError):
+        except (FrontDoorError, HttpError, OSError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
 
 
+def _reason(exc: BaseException) -> str:
+    """A failure's kind, without the orchestration id, for counting alike failures."""
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join("o_…" if word.startswith("o_") else word for word in text.split())[:160]
+
+
 async def _one_at_a_time(
-    front: FrontDoor, conn: HttpConnection, n: int
-) -> tuple[list[Sample], int]:
+    front: FrontDoor, conn: HttpConnection, n: int, reasons: Counter[str]
+) -> list[Sample]:
     samples: list[Sample] = []
-    failed = 0
     for _ in range(n):
         try:
             samples.append(await front.run_one(conn))
-        except (FrontDoorError, HttpError, OSError):
-            failed += 1
-    return samples, failed
+        except (FrontDoorError, HttpError, OSError) as exc:
+            reasons[_reason(exc)] += 1
+    return samples
 
 
 async def _breakdown(
@@ -366,40 +372,52 @@ async def _breakdown(
     return rows
 
 
-async def _closed_loop(front: FrontDoor, concurrency: int, duration_s: float) -> dict[str, Any]:
-    webhook: list[float] = []
-    answer: list[float] = []
-    failed = 0
+async def _closed_loop(
+    front: FrontDoor, concurrency: int, duration_s: float
+) -> tuple[dict[str, Any], list[Sample]]:
+    """Keep ``concurrency`` in flight for ``duration_s``; figures and the completed samples."""
+    done: list[Sample] = []
+    reasons: Counter[str] = Counter()
     deadline = time.time() + duration_s
 
     async def worker() -> None:
-        nonlocal failed
         conn = front.connection()
         try:
             while time.time() < deadline:
                 try:
                     sample = await front.run_one(conn, timeout_s=60.0)
-                except (FrontDoorError, HttpError, OSError):
-                    failed += 1
+                except (FrontDoorError, HttpError, OSError) as exc:
+                    reasons[_reason(exc)] += 1
+                    await asyncio.sleep(0.05)  # a refusing gateway must not make this spin
                     continue
                 assert sample.arrival is not None
                 if sample.arrival.verified_at <= deadline:
-                    webhook.append(sample.webhook_ms)
-                    answer.append(sample.answer_ms)
+                    done.append(sample)
         finally:
             await conn.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     nan = [float("nan")]
+    webhook = [s.webhook_ms for s in done]
+    answer = [s.answer_ms for s in done]
     return {
         "orch_per_s": len(webhook) / duration_s,
         "completed": len(webhook),
-        "failed": failed,
+        "failed": sum(reasons.values()),
+        "failures": dict(reasons.most_common(5)),
         "load_p50_ms": percentile(webhook or nan, 50),
         "load_p99_ms": percentile(webhook or nan, 99),
         "answer_p50_ms": percentile(answer or nan, 50),
         "answer_p99_ms": percentile(answer or nan, 99),
-    }
+    }, done
+
+
+def _spread(samples: list[Sample], n: int) -> list[Sample]:
+    """At most ``n`` samples taken evenly over the run."""
+    if len(samples) <= n:
+        return samples
+    step = len(samples) / n
+    return [samples[int(i * step)] for i in range(n)]
 
 
 async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
@@ -427,9 +445,10 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
             groups = [len(g) for g in plan.get("parallel_groups", [])]
             if groups != [2, 2]:
                 notes.append(f"the plan's groups are {groups}, not the seed's 2+2")
+            reasons: Counter[str] = Counter()
             for mode in ("keep-alive", "closing"):
                 receiver.mode = mode
-                await _one_at_a_time(front, conn, cfg.warmup)
+                await _one_at_a_time(front, conn, cfg.warmup, Counter())
             for _ in range(cfg.warmup):
                 await driver.submit_action()
             paths: dict[str, _Runs] = {
@@ -439,7 +458,6 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
                 "bus": _Runs(),
             }
             rows: dict[str, list[dict[str, float]]] = {"keep_alive": [], "closing": []}
-            failures = 0
             for run in range(cfg.runs):
                 log(f"  front door run {run + 1}/{cfg.runs}: one at a time")
                 modes: tuple[tuple[str, Mode], ...] = (
@@ -449,8 +467,7 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
                 for key, mode in modes:
                     receiver.mode = mode
                     before = receiver.connections
-                    samples, failed = await _one_at_a_time(front, conn, cfg.latency_n)
-                    failures += failed
+                    samples = await _one_at_a_time(front, conn, cfg.latency_n, reasons)
                     if not samples:
                         raise FrontDoorError(f"every orchestration failed ({mode} receiver)")
                     paths[key].add(
@@ -462,8 +479,11 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
                     rows[key].extend(await _breakdown(driver, samples, jobs))
                 bus = [await driver.submit_action() for _ in range(cfg.latency_n)]
                 paths["bus"].add(bus)
-            if failures:
-                notes.append(f"{failures} one-at-a-time orchestrations failed or timed out")
+            if reasons:
+                notes.append(
+                    f"{sum(reasons.values())} one-at-a-time orchestrations failed: "
+                    + "; ".join(f"{r} ({n})" for r, n in reasons.most_common(3))
+                )
             opened = sum(r["connections"] for r in paths["keep_alive"].runs)
             delivered = sum(r["n"] for r in paths["keep_alive"].runs)
             if opened >= 0.9 * delivered:
@@ -476,22 +496,29 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
                     "therefore pay a TCP connect per delivery (reading the body before the "
                     "stream closes keeps one connection: measured 1 connection for 50 posts)"
                 )
-            await jobs.stop()
             receiver.mode = "keep-alive"
             log(f"  front door closed loop: {cfg.concurrency} in flight")
             await _closed_loop(front, cfg.concurrency, min(3.0, cfg.throughput_s))  # warm
             load_runs = []
+            at_load: list[Sample] = []
             for _ in range(cfg.runs):
                 before, machine_before = stack.samples(), psutil.cpu_times()
                 t0 = time.perf_counter()
-                result = await _closed_loop(front, cfg.concurrency, cfg.throughput_s)
+                result, done = await _closed_loop(front, cfg.concurrency, cfg.throughput_s)
                 elapsed = time.perf_counter() - t0
                 result["cpu_pct"] = _cpu_share(before, stack.samples(), elapsed)
                 result["machine_busy_pct"] = _machine_busy(machine_before, psutil.cpu_times())
                 stack.alive_check()
                 load_runs.append(result)
+                at_load.extend(_spread(done, 100))
                 if result["failed"]:
-                    notes.append(f"closed loop: {result['failed']} orchestrations failed")
+                    notes.append(
+                        f"closed loop: {result['failed']} orchestrations failed: "
+                        + "; ".join(f"{r} ({n})" for r, n in result["failures"].items())
+                    )
+            await asyncio.sleep(1.0)  # the last outcomes are appended after the answers
+            rows["at_load"] = await _breakdown(driver, at_load, jobs)
+            await jobs.stop()
         except OrchestrationFailedError as exc:
             raise FrontDoorError(f"bus path: {exc}") from None
         finally:
