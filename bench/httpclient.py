@@ -5,7 +5,8 @@ tens to hundreds of microseconds of Python per request on features a benchmark d
 This one writes a request in one ``write`` and reads the answer with two or three stream
 reads: the status line and headers up to the blank line, then ``Content-Length`` bytes (or
 the chunks of a chunked body). One :class:`HttpConnection` carries one request at a time and
-reconnects when the server closed it.
+reconnects when the server closed it (before a request, when the server's close of an idle
+connection has already arrived; after an answer with ``Connection: close``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class HttpConnection:
         self.connects = 0
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is not None and self._reader.at_eof():
+            # The server closed the idle connection (uvicorn after its keep-alive timeout):
+            # reconnect rather than race a request against the close, as HTTP clients do.
+            await self.close()
         if self._reader is None or self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
             self.connects += 1

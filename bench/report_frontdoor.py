@@ -330,6 +330,30 @@ def _load(fd: dict[str, Any]) -> list[str]:
     ]
     for name, value in sorted((load.get("cpu_pct") or {}).items()):
         lines.append(f"| {name} | {_f(value, '%', 0)} |")
+    backlog = load.get("backlog") or {}
+    if backlog:
+        lines += [
+            "",
+            (
+                "The notifier's two durable consumers during the closed loop (consumer info "
+                "every 0.5 s): *waiting* = stored, not yet handed to the notifier; *handed "
+                "out* = fetched by the notifier, not yet acknowledged (its handlers at work or "
+                "queued in it). Median of each run's median, and the largest sample."
+            ),
+            "",
+            "| consumer | waiting p50 | waiting max | handed out p50 | handed out max |",
+            "|---|---|---|---|---|",
+        ]
+        names = {
+            "fanout": "`notifier` (terminal events → jobs)",
+            "delivery": "`notifier_delivery` (jobs → HTTP)",
+        }
+        for key, m in backlog.items():
+            lines.append(
+                f"| {names.get(key, key)} | {_f(m.get('waiting_p50'), '', 0)} "
+                f"| {_f(m.get('waiting_max'), '', 0)} | {_f(m.get('unacked_p50'), '', 0)} "
+                f"| {_f(m.get('unacked_max'), '', 0)} |"
+            )
     return [*lines, ""]
 
 

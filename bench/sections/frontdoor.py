@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import psutil  # type: ignore[import-untyped]
 
+from bench.frontdoor import FrontDoor, FrontDoorError, Sample
 from bench.httpclient import HttpConnection, HttpError
 from bench.procs import ManagedProcess, Stack
-from bench.receiver import Arrival, Mode, Receiver
+from bench.receiver import Mode, Receiver
 from bench.sections.orra import _cpu_share, _machine_busy
 from bench.stats import Agg, percentile
-from bench.workload import SEED_ACTION, SEED_DATA, Driver, OrchestrationFailedError
+from bench.workload import Driver, OrchestrationFailedError
 from orra_events import OrchestrationDone, PlanCreated, WebhookDelivered, decode
 from orra_events.embedded import free_port
 from orra_events.jobs import decode_delivery_job
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from bench.config import Config
     from bench.sections import Result
 
-__all__ = ["SEGMENTS", "FrontDoor", "FrontDoorError", "run_frontdoor", "segments"]
+__all__ = ["ANSWER_SEGMENTS", "SEGMENTS", "run_frontdoor", "segments"]
 
 SEGMENTS: tuple[tuple[str, str, str], ...] = (
     ("gateway", "posted", "submitted"),
@@ -70,136 +71,6 @@ ANSWER_SEGMENTS: tuple[tuple[str, str, str], ...] = (
     ("answer", "planned", "answered"),
 )
 """The consecutive parts of POST → ``201`` read by the client."""
-
-
-class FrontDoorError(RuntimeError):
-    """A request was refused, or its webhook did not come in time."""
-
-
-@dataclass
-class Sample:
-    """One orchestration submitted through the front door.
-
-    Attributes:
-        orchestration_id: From the answer's ``Location``.
-        posted: When the request was written (epoch seconds).
-        answered: When the whole answer had been read.
-        arrival: The delivery, once verified.
-    """
-
-    orchestration_id: str
-    posted: float
-    answered: float
-    arrival: Arrival | None = None
-
-    @property
-    def answer_ms(self) -> float:
-        """POST → ``201`` read."""
-        return (self.answered - self.posted) * 1000.0
-
-    @property
-    def webhook_ms(self) -> float:
-        """POST → webhook verified."""
-        assert self.arrival is not None
-        return (self.arrival.verified_at - self.posted) * 1000.0
-
-
-class FrontDoor:
-    """Submits the seed action over HTTP and pairs each orchestration with its webhook.
-
-    Args:
-        host: The gateway's address.
-        port: The gateway's port.
-        api_key: A key of the ``default`` project.
-        receiver: Where webhooks arrive; its :attr:`Receiver.on_arrival` is set here.
-    """
-
-    def __init__(self, host: str, port: int, api_key: str, receiver: Receiver) -> None:
-        self.host = host
-        self.port = port
-        self.receiver = receiver
-        receiver.on_arrival = self._on_arrival
-        self._headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Content-Type": "application/json",
-        }
-        self._body = msgspec.json.encode(
-            {
-                "action": {"content": SEED_ACTION},
-                "data": [{"field": k, "value": v} for k, v in SEED_DATA],
-                "webhook": receiver.url,
-            }
-        )
-        self._early: dict[str, Arrival] = {}
-        self._waiting: dict[str, asyncio.Future[Arrival]] = {}
-
-    def _on_arrival(self, orchestration_id: str, arrival: Arrival) -> None:
-        fut = self._waiting.pop(orchestration_id, None)
-        if fut is None:
-            self._early[orchestration_id] = arrival  # before the 201 was read
-        elif not fut.done():
-            fut.set_result(arrival)
-
-    def connection(self) -> HttpConnection:
-        """A new keep-alive connection to the gateway."""
-        return HttpConnection(self.host, self.port)
-
-    async def get(self, conn: HttpConnection, path: str) -> Any:
-        """GET ``path`` and decode its JSON.
-
-        Raises:
-            FrontDoorError: the answer is not 200.
-        """
-        response = await conn.request("GET", path, self._headers)
-        if response.status != 200:
-            raise FrontDoorError(f"GET {path}: {response.status} {response.body[:300]!r}")
-        return msgspec.json.decode(response.body)
-
-    async def submit(self, conn: HttpConnection) -> tuple[Sample, bytes]:
-        """POST the seed action; return the sample (not yet delivered) and the body.
-
-        Raises:
-            FrontDoorError: the answer is neither 201 nor 202.
-        """
-        posted = time.time()
-        response = await conn.request("POST", "/orchestrations", self._headers, self._body)
-        answered = time.time()
-        if response.status not in (201, 202):
-            raise FrontDoorError(f"POST /orchestrations: {response.status} {response.body[:300]!r}")
-        orchestration_id = response.headers.get("location", "").rsplit("/", 1)[-1]
-        return Sample(orchestration_id, posted, answered), response.body
-
-    async def run_one(self, conn: HttpConnection, timeout_s: float = 30.0) -> Sample:
-        """Submit, then wait for the orchestration's verified webhook.
-
-        Raises:
-            FrontDoorError: refused, or no webhook within ``timeout_s``.
-        """
-        sample, _ = await self.submit(conn)
-        sample.arrival = await self.wait(sample.orchestration_id, timeout_s)
-        return sample
-
-    async def wait(self, orchestration_id: str, timeout_s: float) -> Arrival:
-        """The orchestration's delivery (it may already have come).
-
-        Raises:
-            FrontDoorError: none within ``timeout_s``, or not ``completed``.
-        """
-        arrival = self._early.pop(orchestration_id, None)
-        if arrival is None:
-            fut: asyncio.Future[Arrival] = asyncio.get_running_loop().create_future()
-            self._waiting[orchestration_id] = fut
-            try:
-                arrival = await asyncio.wait_for(fut, timeout_s)
-            except TimeoutError:
-                raise FrontDoorError(
-                    f"no webhook for {orchestration_id} within {timeout_s:.0f}s"
-                ) from None
-            finally:
-                self._waiting.pop(orchestration_id, None)
-        if arrival.status != "completed":
-            raise FrontDoorError(f"{orchestration_id} ended {arrival.status!r}")
-        return arrival
 
 
 # --- where the time goes -------------------------------------------------------------------
@@ -372,6 +243,43 @@ async def _breakdown(
     return rows
 
 
+NOTIFIER_CONSUMERS = (
+    ("fanout", "events_stream", "notifier"),
+    ("delivery", "webhooks_stream", "notifier_delivery"),
+)
+"""The notifier's durable consumers: (key, Topology attribute of the stream, name)."""
+
+
+async def _sample_backlog(
+    driver: Driver, stop: asyncio.Event, out: dict[str, list[tuple[int, int]]]
+) -> None:
+    """Every 0.5 s, each notifier consumer's (waiting, handed out and unacknowledged)."""
+    while not stop.is_set():
+        for key, stream, name in NOTIFIER_CONSUMERS:
+            with contextlib.suppress(Exception):
+                info = await driver.bus.js.consumer_info(getattr(driver.topology, stream), name)
+                out.setdefault(key, []).append(
+                    (int(info.num_pending or 0), int(info.num_ack_pending or 0))
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+def _backlog_summary(samples: dict[str, list[tuple[int, int]]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key, values in samples.items():
+        waiting = [v[0] for v in values]
+        unacked = [v[1] for v in values]
+        out[key] = {
+            "waiting_p50": statistics.median(waiting),
+            "waiting_max": max(waiting),
+            "unacked_p50": statistics.median(unacked),
+            "unacked_max": max(unacked),
+            "samples": len(values),
+        }
+    return out
+
+
 async def _closed_loop(
     front: FrontDoor, concurrency: int, duration_s: float
 ) -> tuple[dict[str, Any], list[Sample]]:
@@ -504,8 +412,13 @@ async def run_frontdoor(cfg: Config, log: Any = print) -> Result:
             for _ in range(cfg.runs):
                 before, machine_before = stack.samples(), psutil.cpu_times()
                 t0 = time.perf_counter()
+                stop, backlog = asyncio.Event(), {}
+                sampler = asyncio.create_task(_sample_backlog(driver, stop, backlog))
                 result, done = await _closed_loop(front, cfg.concurrency, cfg.throughput_s)
                 elapsed = time.perf_counter() - t0
+                stop.set()
+                await sampler
+                result["backlog"] = _backlog_summary(backlog)
                 result["cpu_pct"] = _cpu_share(before, stack.samples(), elapsed)
                 result["machine_busy_pct"] = _machine_busy(machine_before, psutil.cpu_times())
                 stack.alive_check()
@@ -560,7 +473,16 @@ def _aggregate_load(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "machine_busy_pct",
     )
     names = sorted({n for r in runs for n in r["cpu_pct"]})
+    consumers = sorted({k for r in runs for k in r.get("backlog", {})})
+    metrics = ("waiting_p50", "waiting_max", "unacked_p50", "unacked_max")
     return {
+        "backlog": {
+            k: {
+                m: Agg.dict_of((r.get("backlog", {}).get(k) or {}).get(m) for r in runs)
+                for m in metrics
+            }
+            for k in consumers
+        },
         "runs": runs,
         **{k: Agg.dict_of(r[k] for r in runs) for k in keys},
         "cpu_pct": {n: Agg.dict_of(r["cpu_pct"].get(n) for r in runs) for n in names},

@@ -16,6 +16,7 @@ ANSWERS = {
     b"3\r\nhel\r\n2;ext=1\r\nlo\r\n0\r\n\r\n",
     b"/close": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
     b"/garbage": b"SPDY/3 200 OK\r\n\r\n",
+    b"/idle-close": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 }
 
 
@@ -36,8 +37,8 @@ class Server:
                 self.requests.append((head, body))
                 writer.write(ANSWERS[path])
                 await writer.drain()
-                if path == b"/close":
-                    break
+                if path in (b"/close", b"/idle-close"):
+                    break  # /idle-close: as a server closes a keep-alive connection left idle
         except asyncio.IncompleteReadError:
             pass
         finally:
@@ -87,6 +88,17 @@ async def test_a_closed_connection_is_reopened_for_the_next_request(server: Serv
     conn = HttpConnection("127.0.0.1", server.port)
     try:
         assert (await conn.request("GET", "/close", {})).body == b"ok"
+        assert (await conn.request("GET", "/length", {})).body == b"hello"
+    finally:
+        await conn.close()
+    assert server.connections == 2
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(server: Server) -> None:
+    conn = HttpConnection("127.0.0.1", server.port)
+    try:
+        assert (await conn.request("GET", "/idle-close", {})).body == b"ok"
+        await asyncio.sleep(0.05)  # the server's close arrives while the connection is idle
         assert (await conn.request("GET", "/length", {})).body == b"hello"
     finally:
         await conn.close()
