@@ -110,7 +110,7 @@ def test_the_report_shows_paths_breakdown_and_closed_loop() -> None:
     assert "| 500 | 200.0 ms | 400.0 ms | 100.0 ms | 200.0 ms | 190% of 200% |" in text
     assert "| gateway | 50% |" in text
     assert "8.0 ms ❌ missed (1.3×)" in text
-    assert "- **Front door** (p50 8.0 ms, target 6 ms" in text
+    assert "- **Front door, one at a time** (p50 8.0 ms, target 6 ms" in text
 
 
 def test_a_met_target_is_said_so_and_not_analysed() -> None:
