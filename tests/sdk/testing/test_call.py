@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -187,3 +189,15 @@ async def test_a_revert_without_a_revert_handler_says_so() -> None:
         await call_revert(
             service, {"orderId": "O1", "amount": 1}, {"paymentStatus": "a", "transactionId": "b"}
         )
+
+
+def test_the_sdk_and_call_need_none_of_the_testing_extra() -> None:
+    code = (
+        "import sys, orra_sdk, orra_sdk.testing\n"
+        "extra = {'orra_dispatcher', 'orra_planner', 'pytest', 'pytest_asyncio'}\n"
+        "print(sorted(extra & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -88,7 +88,7 @@ async def test_a_plan_runs_to_its_results_with_data_passed_between_tasks(orra: O
     assert outcome.plan is not None
     assert outcome.plan.parallel_groups == [["payment"], ["notify"]]
     dispatched = outcome.of(TaskDispatched)
-    assert [e.task_id for e in dispatched] == ["payment", "notify"]  # type: ignore[attr-defined]
+    assert [e.task_id for e in dispatched] == ["payment", "notify"]
 
 
 async def test_plan_tasks_and_services_by_object_are_accepted(orra: Orra) -> None:
@@ -123,7 +123,7 @@ async def test_a_failure_compensates_the_completed_revertible_tasks(orra: Orra) 
     assert outcome.compensation.compensated == ["payment"]
     assert len(outcome.of(TaskCompensated)) == 1
     assert reverted == [f"O1: {outcome.error}"]
-    assert [e.retryable for e in outcome.of(TaskFailed)] == [False]  # type: ignore[attr-defined]
+    assert [e.retryable for e in outcome.of(TaskFailed)] == [False]
 
 
 async def test_a_retryable_failure_is_retried_by_the_dispatcher(orra: Orra) -> None:

@@ -19,7 +19,7 @@ import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from orra_events import (
     ActionSubmitted,
@@ -54,6 +54,8 @@ __all__ = ["HarnessError", "OrchestrationTimeout", "Orra", "Outcome", "TaskSpec"
 
 TaskSpec = tuple["str | Service[Any, Any]", "Mapping[str, Any]"]
 """One task given to :meth:`Orra.run` by id: ``(service or its name, input)``."""
+
+E = TypeVar("E", bound=Event)
 
 _TERMINAL = (OrchestrationDone, OrchestrationFailed, OrchestrationAborted)
 
@@ -100,7 +102,7 @@ class Outcome:
             e.update for e in self.events if isinstance(e, TaskProgress) and e.task_id == task_id
         ]
 
-    def of(self, cls: type[Event]) -> list[Event]:
+    def of(self, cls: type[E]) -> list[E]:
         """The orchestration's events of one type, in order."""
         return [e for e in self.events if isinstance(e, cls)]
 
