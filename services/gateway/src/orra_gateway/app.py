@@ -17,6 +17,7 @@ import structlog
 from litestar import Litestar
 
 from orra_events.health import HealthServer
+from orra_gateway.auth import ApiKeyAuthentication
 from orra_gateway.bodies import json_request_class
 from orra_gateway.logctx import log_context_middleware
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
@@ -100,7 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[http_metrics_middleware, log_context_middleware],
+        middleware=[http_metrics_middleware, log_context_middleware, ApiKeyAuthentication()],
         openapi_config=openapi_config(),
         request_max_body_size=config.max_body_bytes,
         request_class=json_request_class(config.max_data_depth),
