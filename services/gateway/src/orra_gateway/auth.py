@@ -8,7 +8,7 @@ it as ``request.user`` (:data:`Caller`). Every route is authenticated unless its
 says ``opt={PUBLIC: True}`` (the health probes) or it is the OpenAPI document
 (``/schema``): a route that forgets to ask for the caller is still authenticated. An ASGI
 app mounted under the gateway is authenticated the same way (``scope["user"]``) unless it
-opts out.
+opts out, as ``/mcp`` does (it checks the key itself; see :mod:`orra_gateway.app`).
 
 :func:`admin_only` is the guard of the routes that manage a project (API keys, webhooks,
 the signing secret, settling failed compensations): a member key gets 403.

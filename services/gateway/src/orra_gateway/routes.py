@@ -11,7 +11,7 @@ from litestar.di import Provide
 
 from orra_gateway.handlers.api_keys import ApiKeyController, MeController
 from orra_gateway.handlers.compensation import CompensationFailureController
-from orra_gateway.handlers.events import EventStreamController
+from orra_gateway.handlers.events import EventController
 from orra_gateway.handlers.health import HealthController
 from orra_gateway.handlers.orchestrations import OrchestrationController
 from orra_gateway.handlers.services import ServiceController
@@ -35,7 +35,7 @@ DEPENDENCIES: Final = {"gateway": Provide(_gateway)}
 ROUTES: Final["list[ControllerRouterHandler]"] = [
     HealthController,
     OrchestrationController,
-    EventStreamController,
+    EventController,
     CompensationFailureController,
     ServiceController,
     MeController,

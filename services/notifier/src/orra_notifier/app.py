@@ -87,11 +87,12 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     topology = bus.topology
     stores = await Stores.open(bus, deadline_s=settings.deadline_s)
     deliverer = Deliverer(settings)
+    worker = DeliveryWorker(bus, stores, deliverer, settings)
     delivery = PullConsumer(
         bus,
         stream=jobs_stream(topology),
         config=delivery_consumer_config(topology, settings),
-        handler=DeliveryWorker(bus, stores, deliverer, settings),
+        handler=worker,
         concurrency=settings.concurrency,
         poll_s=settings.poll_s,
     )
@@ -113,6 +114,7 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
 
     async def stop() -> None:
         await fanout.stop(grace_s=_FANOUT_GRACE_S)
+        worker.stopping = True
         await delivery.stop(grace_s=settings.timeout_s + 1.0)
         await deliverer.aclose()
 

@@ -1,7 +1,9 @@
-"""``/orchestrations/{id}/events``: an orchestration's events as Server-Sent Events.
+"""An orchestration's events: ``/orchestrations/{id}/events`` and ``.../history``.
 
-History first, then live, from an ordered consumer on the orchestration's subjects
-(``Topology.history_of``); ``Last-Event-ID`` resumes after a stream sequence.
+``/events`` streams them as Server-Sent Events, history first, then live, from an ordered
+consumer on the orchestration's subjects (``Topology.history_of``); ``Last-Event-ID``
+resumes after a stream sequence. ``/history`` answers the events stored so far as JSON
+(:func:`orra_gateway.logread.read_history`).
 """
 
 import asyncio
@@ -9,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
+import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
@@ -17,14 +20,16 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_gateway.auth import SECURITY, Caller
-from orra_gateway.errors import FieldError, InvalidInput
+from orra_gateway.errors import BrokerDown, FieldError, InvalidInput
+from orra_gateway.logread import HistoryUnavailable, read_history
 from orra_gateway.problems import problem_responses
+from orra_gateway.schemas import History, HistoryEvent
 from orra_gateway.service import Gateway
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-__all__ = ["EventStreamController"]
+__all__ = ["EventController"]
 
 
 def _event_type(gateway: Gateway, subject: str) -> str:
@@ -73,15 +78,15 @@ async def _sse_messages(
             await sub.unsubscribe()
 
 
-class EventStreamController(Controller):
-    """The live event stream of one orchestration."""
+class EventController(Controller):
+    """The events of one orchestration: a live stream, or those stored so far."""
 
-    path = "/orchestrations/{orchestration_id:str}/events"
+    path = "/orchestrations/{orchestration_id:str}"
     tags = ["orchestrations"]
     security = SECURITY
 
     @get(
-        "/",
+        "/events",
         summary="The orchestration's events as Server-Sent Events: history, then live",
         description=(
             "Each message has `id:` = the event's stream sequence, `event:` = its type and "
@@ -126,3 +131,38 @@ class EventStreamController(Controller):
             _sse_messages(gateway, sub, queue),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @get(
+        "/history",
+        summary="The orchestration's events so far, as JSON",
+        description=(
+            "Every event stored so far, in log order: `seq` (its stream sequence, the SSE "
+            "stream's `id:`), `type` and the event. Follow on with "
+            "`GET /orchestrations/{id}/events` and `Last-Event-ID` set to the last `seq`."
+        ),
+        responses=problem_responses(404),
+    )
+    async def orchestration_history(
+        self, orchestration_id: FromPath[str], request: Caller, gateway: NamedDependency[Gateway]
+    ) -> History:
+        """The orchestration's events so far."""
+        await gateway.orchestration(request.user, orchestration_id)
+        try:
+            msgs = await read_history(gateway.bus, orchestration_id)
+        except HistoryUnavailable as exc:
+            raise BrokerDown(str(exc)) from None
+        items: list[HistoryEvent] = []
+        for msg in msgs:
+            try:
+                event = msgspec.json.decode(msg.data)
+            except msgspec.DecodeError:
+                continue  # parked by the consumers; not an event
+            if isinstance(event, dict):
+                items.append(
+                    HistoryEvent(
+                        seq=msg.metadata.sequence.stream,
+                        type=_event_type(gateway, msg.subject),
+                        event=event,
+                    )
+                )
+        return History(items=items)
