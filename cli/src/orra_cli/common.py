@@ -19,14 +19,35 @@ from rich.text import Text
 from orra_cli.client import GatewayClient
 from orra_cli.config import Settings
 from orra_cli.errors import CliError, UsageError
-from orra_cli.render import (
-    table_text,
-)
+from orra_cli.render import table_text
 from orra_events.webhook_urls import InvalidWebhookUrl, parse_webhook_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+
+__all__ = [
+    "GLOBAL_OPTIONS",
+    "ApiKeyOpt",
+    "GatewayOpt",
+    "JsonOpt",
+    "cell_text",
+    "check_id",
+    "check_webhook",
+    "client_for",
+    "emit_json",
+    "err",
+    "fail",
+    "handles_errors",
+    "items_of",
+    "note",
+    "out",
+    "print_rows",
+    "quiet_library_logs",
+    "resolve_settings",
+    "utc_time",
+    "with_bus",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -24,10 +24,10 @@ from orra_cli.common import (
     resolve_settings,
 )
 from orra_cli.errors import CliError, UsageError
-from orra_cli.render import (
-    relative_time,
-)
+from orra_cli.render import relative_time
 from orra_events.apikeys import ROLES, api_key_id
+
+__all__ = ["api_keys_gen", "api_keys_ls", "api_keys_revoke", "keys_app"]
 
 keys_app = typer.Typer(help="API keys of the project.", no_args_is_help=True)
 

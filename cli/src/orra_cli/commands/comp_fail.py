@@ -18,9 +18,16 @@ from orra_cli.common import (
     print_rows,
 )
 from orra_cli.errors import UsageError
-from orra_cli.render import (
-    comp_fail_rows,
-)
+from orra_cli.render import comp_fail_rows
+
+__all__ = [
+    "FailureId",
+    "NoteOpt",
+    "comp_fail_app",
+    "comp_fail_ignore",
+    "comp_fail_ls",
+    "comp_fail_resolve",
+]
 
 comp_fail_app = typer.Typer(
     help="Compensations that finally failed: settle them once handled.", no_args_is_help=True

@@ -19,6 +19,8 @@ from orra_cli.common import (
 )
 from orra_cli.errors import CliError, UsageError
 
+__all__ = ["grounding_app", "grounding_apply", "grounding_ls", "grounding_rm"]
+
 grounding_app = typer.Typer(
     help="Domain grounding: worked examples and constraints for the LLM planner.",
     no_args_is_help=True,

@@ -12,16 +12,6 @@ import typer
 from rich.text import Text
 
 from orra_cli.client import GatewayClient, GatewayUnreachable
-from orra_cli.errors import EXIT_FAILED, CliError, UsageError
-from orra_cli.render import (
-    ORCHESTRATION_STATUSES,
-    inspect_text,
-    ps_text,
-    relative_time,
-)
-
-if TYPE_CHECKING:
-    from orra_cli.config import Settings
 from orra_cli.common import (
     ApiKeyOpt,
     GatewayOpt,
@@ -34,8 +24,16 @@ from orra_cli.common import (
     out,
     resolve_settings,
 )
+from orra_cli.errors import EXIT_FAILED, CliError, UsageError
+from orra_cli.render import ORCHESTRATION_STATUSES, inspect_text, ps_text, relative_time
+
+if TYPE_CHECKING:
+    from orra_cli.config import Settings
 
 # --- orra ps / inspect / logs / abort ------------------------------------------------------
+
+
+__all__ = ["abort", "inspect", "logs", "ps"]
 
 
 @handles_errors

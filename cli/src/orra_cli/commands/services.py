@@ -19,10 +19,9 @@ from orra_cli.common import (
     note,
     out,
 )
-from orra_cli.render import (
-    relative_time,
-    table_text,
-)
+from orra_cli.render import relative_time, table_text
+
+__all__ = ["services_app", "services_ls"]
 
 services_app = typer.Typer(help="Registered services and agents.", no_args_is_help=True)
 

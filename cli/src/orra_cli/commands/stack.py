@@ -10,17 +10,14 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from orra_cli.common import (
-    JsonOpt,
-    emit_json,
-    handles_errors,
-    note,
-    out,
-)
+from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out
 from orra_cli.config import default_data_dir
 from orra_cli.errors import CliError
 
 # --- orra up -------------------------------------------------------------------------------
+
+
+__all__ = ["up"]
 
 
 @handles_errors

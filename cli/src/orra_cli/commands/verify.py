@@ -12,16 +12,6 @@ import typer
 from rich.text import Text
 
 from orra_cli.client import GatewayClient, PlanRejected
-from orra_cli.datafields import parse_data_fields
-from orra_cli.errors import EXIT_FAILED, CliError, UsageError
-from orra_cli.render import (
-    TERMINAL_STATUSES,
-    inspect_text,
-    plan_text,
-)
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 from orra_cli.common import (
     ApiKeyOpt,
     GatewayOpt,
@@ -33,6 +23,14 @@ from orra_cli.common import (
     note,
     out,
 )
+from orra_cli.datafields import parse_data_fields
+from orra_cli.errors import EXIT_FAILED, CliError, UsageError
+from orra_cli.render import TERMINAL_STATUSES, inspect_text, plan_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["EXECUTION_MODES", "MAX_PAUSE_GRACE_S", "verify_app", "verify_run"]
 
 verify_app = typer.Typer(help="Try actions against the control plane.", no_args_is_help=True)
 

@@ -24,11 +24,10 @@ from orra_cli.common import (
     utc_time,
 )
 from orra_cli.errors import CliError
-from orra_cli.render import (
-    parse_time,
-    relative_time,
-)
+from orra_cli.render import parse_time, relative_time
 from orra_events import PREVIOUS_SECRET_GRACE_S
+
+__all__ = ["webhooks_add", "webhooks_app", "webhooks_ls", "webhooks_rm", "webhooks_secret"]
 
 webhooks_app = typer.Typer(
     help="Webhooks that receive orchestration results.", no_args_is_help=True
