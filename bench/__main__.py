@@ -1,13 +1,14 @@
 """``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
-Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, peers,
-recovery, makespan, memory, profile and retention (these two: full runs only unless named
-with ``--only``), planning (planning fidelity, in-process; ``python -m bench planning
---help`` runs it alone with its own options, see :mod:`bench.planning.cli`). ``--splice``
-replaces only this run's sections in an existing report. A section that cannot run (a
-service not installed, a peer that cannot be set up) is
-reported as skipped or failed with the reason; the report is written regardless. The raw
-results are also saved as JSON under ``bench/results/`` (gitignored).
+Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, frontdoor
+(``POST /orchestrations`` → signed webhook, on a stack of its own), peers, recovery,
+makespan, memory, profile and retention (these two: full runs only unless named with
+``--only``), planning (planning fidelity, in-process; ``python -m bench planning --help``
+runs it alone with its own options, see :mod:`bench.planning.cli`). ``--splice`` replaces
+only this run's sections in an existing report. A section that cannot run (a service not
+installed, a peer that cannot be set up) is reported as skipped or failed with the reason;
+the report is written regardless. The raw results are also saved as JSON under
+``bench/results/`` (gitignored).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import os
 import sys
 import time
 import traceback
@@ -36,6 +38,16 @@ def log(message: str) -> None:
     """Progress on stderr."""
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
+
+
+LOAD_AT_START: dict[str, float] = {}
+"""The machine's 1-minute load average when each section started (the machine is shared)."""
+
+
+def section_starts(name: str) -> None:
+    """Log that section ``name`` starts and note the load average."""
+    LOAD_AT_START[name] = round(os.getloadavg()[0], 2)
+    log(f"section {name} (load average {LOAD_AT_START[name]})")
 
 
 def _failure(exc: BaseException) -> Result:
@@ -77,7 +89,7 @@ async def _main_stack(cfg: Config, wanted: list[str]) -> dict[str, Result]:
         plan = None
         try:
             for name in wanted:
-                log(f"section {name}")
+                section_starts(name)
                 t0 = time.perf_counter()
                 try:
                     if name == "overhead":
@@ -117,10 +129,26 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
     on_stack = [s for s in MAIN_STACK if s in sections]
     if on_stack:
         results["sections"].update(asyncio.run(_main_stack(cfg, on_stack)))
+    if "frontdoor" in sections:
+        section_starts("frontdoor")
+        from bench.sections.frontdoor import run_frontdoor
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["frontdoor"] = asyncio.run(run_frontdoor(cfg, log=log))
+        except Exception as exc:
+            results["sections"]["frontdoor"] = _failure(exc)
+        results["sections"]["frontdoor"]["seconds"] = time.perf_counter() - t0
+        log(f"section frontdoor: {results['sections']['frontdoor']['status']}")
     if "peers" in sections:
-        log("section peers")
+        section_starts("peers")
         if not cfg.peers:
-            results["sections"]["peers"] = skipped("peers are not run in --quick mode")
+            results["sections"]["peers"] = skipped(
+                "peers are not run in --quick mode: each installs its own environment on "
+                "first use (Celery with a Redis server, DBOS, Prefect, Temporal's CLI and "
+                "SDK, Restate's server from npm: several hundred MB) and runs for minutes; "
+                "`make bench` runs them"
+            )
         else:
             from bench.sections.peers import run_peers
 
@@ -129,7 +157,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             except Exception as exc:
                 results["sections"]["peers"] = _failure(exc)
     if "planning" in sections:
-        log("section planning")
+        section_starts("planning")
         from bench.planning.report import section as planning_section
 
         t0 = time.perf_counter()
@@ -147,7 +175,7 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
         except Exception as exc:
             results["sections"]["retention"] = _failure(exc)
     if "recovery" in sections:
-        log("section recovery")
+        section_starts("recovery")
         from bench.sections.recovery import run_recovery
 
         try:
@@ -157,6 +185,8 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started
+    results["load_at_section_start"] = dict(LOAD_AT_START)
+    results["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 
@@ -226,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         earlier = json.loads(args.merge.read_text())
         kept = {k: v for k, v in earlier["sections"].items() if k not in results["sections"]}
         results["merged"] = dict.fromkeys(kept, earlier["started"])
+        earlier_loads = earlier.get("load_at_section_start") or {}
+        results["load_at_section_start"] = {
+            **{k: v for k, v in earlier_loads.items() if k in kept},
+            **results.get("load_at_section_start", {}),
+        }
         order = {name: i for i, name in enumerate(SECTIONS)}
         merged = {**kept, **results["sections"]}
         results["sections"] = dict(sorted(merged.items(), key=lambda kv: order[kv[0]]))

@@ -9,6 +9,7 @@ __all__ = ["SECTIONS", "Config", "full", "quick"]
 SECTIONS = (
     "overhead",
     "throughput",
+    "frontdoor",
     "peers",
     "recovery",
     "makespan",
@@ -88,7 +89,7 @@ def full() -> Config:
         latency_n=300,
         throughput_s=15.0,
         concurrency=200,
-        peers=("celery", "dbos", "prefect"),
+        peers=("celery", "dbos", "prefect", "temporal", "restate"),
         peer_latency_n=100,
         peer_throughput_s=10.0,
         peer_concurrency=8,

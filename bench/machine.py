@@ -70,7 +70,11 @@ def machine_info() -> dict[str, Any]:
     peers = {}
     peers_dir = Path(__file__).parent / "peers"
     for req in sorted(peers_dir.glob("requirements-*.txt")):
-        pins = [ln.strip() for ln in req.read_text().splitlines() if ln.strip()]
+        pins = [
+            ln.strip().removeprefix("# ")
+            for ln in req.read_text().splitlines()
+            if ln.strip() and (not ln.startswith("#") or ln.startswith("# npm:"))
+        ]
         peers[req.stem.removeprefix("requirements-")] = ", ".join(pins)
     return {
         "cpus": os.cpu_count(),

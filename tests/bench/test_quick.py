@@ -20,7 +20,15 @@ import pytest
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK_SECTIONS = ("overhead", "throughput", "recovery", "makespan", "memory", "planning")
+QUICK_SECTIONS = (
+    "overhead",
+    "throughput",
+    "frontdoor",
+    "recovery",
+    "makespan",
+    "memory",
+    "planning",
+)
 HEADINGS = (
     "# Orra benchmarks",
     "## Summary against the targets (issue 11)",
@@ -32,6 +40,7 @@ HEADINGS = (
     "## 5. Makespan",
     "## 6. Memory",
     "## 8. Planning fidelity (issue 15)",
+    "## 9. The front door",
 )
 
 
@@ -64,3 +73,20 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
         if section["status"] != "ok":
             assert section["notes"], f"{name} is {section['status']} without a reason"
     assert results["sections"]["peers"]["status"] == "skipped"
+    assert "--quick" in results["sections"]["peers"]["notes"][0]
+    front = results["sections"]["frontdoor"]
+    assert front["status"] == "ok", front["notes"]
+    for mode in ("keep_alive", "closing"):
+        parts = front["breakdown"][mode]["webhook"]
+        assert set(parts) == {
+            "gateway",
+            "planning",
+            "dispatch",
+            "fanout",
+            "pickup",
+            "http",
+            "receive",
+        }
+        # One clock for every process: no part of a trip can end before it starts.
+        assert all(part["p50_ms"] >= 0 for part in parts.values()), parts
+    assert front["load"]["orch_per_s"]["median"] > 0

@@ -152,11 +152,13 @@ def test_dockerfile_lints_clean() -> None:
 HEALTH_ENDPOINTS = frozenset({"/healthz", "/readyz", "/metrics"})
 """What :class:`orra_events.health.HealthServer` serves on ``ORRA_HEALTH_PORT``."""
 
-HEALTH_PORT_SERVICES = frozenset({"planner", "dispatcher", "notifier", "examples", "gateway"})
+HEALTH_PORT_SERVICES = frozenset(
+    {"planner", "dispatcher", "notifier", "examples", "gateway", "mcp"}
+)
 """Images whose process serves ``HEALTH_ENDPOINTS`` when ``ORRA_HEALTH_PORT`` is set: the
 services run by ``orra_events.runtime.run_service``, the SDK runner (``orra_sdk.run``) and
 the gateway (its lifespan; its API port serves ``/healthz`` and ``/readyz`` too, never
-``/metrics``)."""
+``/metrics``), and the MCP bridge (``orra_mcp.runner``)."""
 
 
 def _gateway_paths() -> set[str]:

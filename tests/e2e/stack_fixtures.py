@@ -52,6 +52,7 @@ class StackHandle:
     data_dir: Path
     cli_config: Path
     extra_env: dict[str, str]
+    mcp_config: Path | None = None
     stack: Any = None
     children: list[tuple[str, list[str]]] | None = None
     """More processes the stack supervises; by default (demo) the slow ArchiveVault."""
@@ -84,6 +85,7 @@ class StackHandle:
             write_cli_config=True,
             extra_env=self.extra_env,
             extra_children=children,
+            mcp_config=self.mcp_config,
         )
         self._log = log
         started = time.monotonic()

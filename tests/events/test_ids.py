@@ -58,6 +58,7 @@ DETERMINISTIC: list[Callable[..., str]] = [
     ids.compensation_result_id,
     ids.compensation_abandoned_id,
     ids.compensation_resolved_id,
+    ids.unknown_outcome_id,
     ids.webhook_outcome_id,
     ids.webhook_retry_id,
     ids.webhook_job_id,

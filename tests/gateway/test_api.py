@@ -240,6 +240,7 @@ async def test_projects_never_see_each_other(
     ) as acme:
         assert_problem(await acme.get(f"/orchestrations/{mine}"), 404)
         assert_problem(await acme.get(f"/orchestrations/{mine}/events"), 404)
+        assert_problem(await acme.get(f"/orchestrations/{mine}/history"), 404)
         assert_problem(await acme.post(f"/orchestrations/{mine}/abort"), 404)
         assert (await acme.get("/orchestrations")).json()["items"] == []
         assert (await acme.get("/services")).json()["items"] == []
@@ -396,6 +397,17 @@ async def test_events_stream_history_live_and_resume(client: httpx.AsyncClient, 
         "Last-Event-ID",
     )
     assert_problem(await client.get("/orchestrations/o_missing/events"), 404)
+    # The same events as JSON, with the stream's ids as seq (issue 20's history route).
+    history_json = (await client.get(f"/orchestrations/{orch}/history")).json()["items"]
+    assert [e["type"] for e in history_json] == [
+        "action.submitted",
+        "plan.created",
+        "task.dispatched",
+        "task.completed",
+    ]
+    assert [str(e["seq"]) for e in history_json[:2]] == [h["id"] for h in history]
+    assert history_json[3]["event"]["output"] == {"status": "confirmed"}
+    assert_problem(await client.get("/orchestrations/o_missing/history"), 404)
 
 
 @pytest.mark.usefixtures("planner")

@@ -582,3 +582,29 @@ async def test_an_outcome_that_cannot_be_recorded_at_once_is_retried_without_pos
     assert failures == 0
     assert isinstance(outcome, WebhookDelivered)
     assert outcome.attempt == 1
+
+
+async def test_an_outcome_unrecordable_for_longer_than_the_ack_wait_is_kept_not_posted_again(
+    bus: Bus, start_notifier: StartNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage longer than the ack wait: the outcome is kept and the job kept in progress."""
+    ack_wait_s = 1.0
+    real_record = Stores.record
+    broken_until = 0.0
+
+    async def failing_record(self: Stores, key: str, outcome: Any) -> None:
+        if time.monotonic() < broken_until:
+            raise TimeoutError("the broker is away")
+        await real_record(self, key, outcome)
+
+    monkeypatch.setattr(Stores, "record", failing_record)
+    async with Receiver() as receiver:
+        await start_notifier(ack_wait_s=ack_wait_s)
+        broken_until = time.monotonic() + 2.5 * ack_wait_s
+        await bus.publish(done("o_rec2", receiver.url()))
+        [outcome] = await outcomes(bus, "o_rec2", timeout=10)
+        await asyncio.sleep(ack_wait_s * 1.5)  # a redelivered job would have posted again
+        assert len(receiver.requests) == 1
+    assert time.monotonic() >= broken_until
+    assert isinstance(outcome, WebhookDelivered)
+    assert outcome.attempt == 1

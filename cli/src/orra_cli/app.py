@@ -30,6 +30,7 @@ from orra_cli.client import GatewayClient, GatewayUnreachable, PlanRejected
 from orra_cli.config import Settings, default_data_dir
 from orra_cli.datafields import parse_data_fields
 from orra_cli.errors import EXIT_FAILED, CliError, UsageError
+from orra_cli.mcp import mcp_app
 from orra_cli.render import (
     ORCHESTRATION_STATUSES,
     TERMINAL_STATUSES,
@@ -80,6 +81,7 @@ grounding_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(grounding_app, name="grounding")
+app.add_typer(mcp_app, name="mcp")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 GatewayOpt = Annotated[
@@ -239,7 +241,7 @@ def _main(
 
 @app.command()
 @_handles_errors
-def up(
+def up(  # noqa: PLR0917 - a Typer command's options
     demo: Annotated[bool, typer.Option("--demo", help="Also run the example services.")] = False,
     data_dir: Annotated[
         Path | None,
@@ -249,12 +251,22 @@ def up(
     nats_port: Annotated[
         int, typer.Option("--nats-port", help="nats-server port.", min=1, max=65535)
     ] = 4222,
+    mcp_config: Annotated[
+        Path | None,
+        typer.Option("--mcp-config", help="Also run the MCP bridge with this configuration."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole stack here: nats-server, planner, dispatcher, notifier, gateway."""
     from orra_cli.supervisor import Stack, StackError
 
-    stack = Stack(data_dir or default_data_dir(), port=port, nats_port=nats_port, demo=demo)
+    stack = Stack(
+        data_dir or default_data_dir(),
+        port=port,
+        nats_port=nats_port,
+        demo=demo,
+        mcp_config=mcp_config,
+    )
 
     def _on_signal(_signum: int, _frame: object) -> None:
         stack.request_stop()

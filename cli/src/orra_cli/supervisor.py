@@ -244,6 +244,8 @@ class Stack:
         write_cli_config: Whether to update the CLI config file at all.
         extra_env: More environment variables for every child.
         extra_children: More processes to supervise (name, argv), e.g. a test service.
+        mcp_config: Also run the MCP bridge (``python -m orra_mcp``) with this
+            configuration file (:mod:`orra_mcp.config`), as the child ``mcp-bridge``.
     """
 
     def __init__(
@@ -264,7 +266,9 @@ class Stack:
         write_cli_config: bool = True,
         extra_env: dict[str, str] | None = None,
         extra_children: list[tuple[str, list[str]]] | None = None,
+        mcp_config: str | Path | None = None,
     ) -> None:
+        self.mcp_config = Path(mcp_config).expanduser().resolve() if mcp_config else None
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
         self.port = port or _free_port(host)
@@ -478,6 +482,15 @@ class Stack:
                     "examples",
                     [sys.executable, "-m", "orra_examples"],
                     demo_env,
+                    required=False,
+                )
+            )
+        if self.mcp_config is not None:
+            specs.append(
+                ChildSpec(
+                    "mcp-bridge",
+                    [sys.executable, "-m", "orra_mcp", "--config", str(self.mcp_config)],
+                    dict(env),
                     required=False,
                 )
             )

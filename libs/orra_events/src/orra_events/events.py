@@ -260,7 +260,13 @@ class TaskCompleted(OrchestrationEvent, frozen=True, kw_only=True, tag="task.com
 
 
 class TaskFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="task.failed"):
-    """A service could not finish a task."""
+    """A service could not finish a task.
+
+    ``outcome_unknown`` (with ``retryable`` false) says the task may have taken effect
+    before it failed (its handler was interrupted, a remote call got no answer): the
+    dispatcher does not run it again and leaves it for an operator, as for a timed-out
+    task of a service registered with ``retry_on_timeout`` false.
+    """
 
     TYPE: ClassVar[str] = "task.failed"
 
@@ -272,6 +278,7 @@ class TaskFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="task.failed
     started_at: float
     duration_ms: float
     retryable: bool = True
+    outcome_unknown: bool = False
 
 
 class TaskRetrying(OrchestrationEvent, frozen=True, kw_only=True, tag="task.retrying"):
@@ -633,7 +640,10 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     Its subject is ``service.registered.<service>.<version token>``: one registration per
     name and version, never replaced (see :mod:`orra_events.registrations`). ``examples``
     are phrases of what the service does, in its users' words, that teach the planner the
-    service's synonyms.
+    service's synonyms. ``retry_on_timeout`` false says that a task of the service that
+    timed out must not be run again (its effect may have happened and a repeat would do it
+    twice): the dispatcher fails it for good and leaves it for an operator instead of
+    retrying it (see docs/architecture.md, "Retries and timeouts").
     """
 
     TYPE: ClassVar[str] = "service.registered"
@@ -646,6 +656,7 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     kind: Literal["service", "agent"] = "service"
     schema_hash: str = ""
     examples: list[str] = msgspec.field(default_factory=list)
+    retry_on_timeout: bool = True
 
 
 class ServiceHeartbeat(ServiceEvent, frozen=True, kw_only=True, tag="service.heartbeat"):

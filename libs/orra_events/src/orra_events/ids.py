@@ -47,6 +47,7 @@ __all__ = [
     "retry_id",
     "revert_key",
     "timeout_id",
+    "unknown_outcome_id",
     "url_hash",
     "webhook_job_id",
     "webhook_outcome_id",
@@ -170,6 +171,15 @@ def compensation_abandoned_id(orchestration_id: str, task_id: str) -> str:
 def compensation_resolved_id(orchestration_id: str, task_id: str) -> str:
     """``cres:<orch>:<task>``: ``task.compensation_resolved`` (an operator's settlement)."""
     return f"cres:{orchestration_id}:{task_id}"
+
+
+def unknown_outcome_id(orchestration_id: str, task_id: str) -> str:
+    """``uk:<orch>:<task>``: ``task.compensation_abandoned`` of a task whose outcome is unknown.
+
+    The dispatcher fails such a task (it may have taken effect, and is not run again) and
+    asks an operator to settle it; see "Unknown outcomes" in docs/architecture.md.
+    """
+    return f"uk:{orchestration_id}:{task_id}"
 
 
 # --- webhooks ---------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 **One definition per name and version.** A service's *definition* is everything a plan
 relies on: its description, example phrases, input and output schemas, ``revertible``,
-``kind`` and project. The first registration of a (name, version) is the one that counts;
-a later registration of the same name and version with another definition is refused,
-whoever sends it and whenever:
+``retry_on_timeout``, ``kind`` and project. The first registration of a (name, version) is
+the one that counts; a later registration of the same name and version with another
+definition is refused, whoever sends it and whenever:
 
 * the broker keeps one message per registration subject,
   ``service.registered.<name>.<version token>``, and refuses a second one (the
@@ -130,13 +130,14 @@ def definition_hash(
     version: str,
     kind: str,
     examples: Iterable[str] = (),
+    retry_on_timeout: bool = True,
 ) -> str:
     """A short, stable hash of a service definition (canonical JSON, SHA-256).
 
     The SDK sends it as ``schema_hash``; followers recompute it from the registration
     itself and never trust the one sent. ``version`` is hashed in its canonical form;
-    ``examples`` only when there are some, so a definition without examples hashes as it
-    did before examples existed.
+    ``examples`` only when there are some, and ``retry_on_timeout`` only when false, so a
+    definition without them hashes as it did before they existed.
 
     Raises:
         InvalidVersion: ``version`` is not a version.
@@ -153,6 +154,8 @@ def definition_hash(
     phrases = list(examples)
     if phrases:
         definition["examples"] = phrases
+    if not retry_on_timeout:
+        definition["retry_on_timeout"] = False
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -172,6 +175,7 @@ def registration_hash(event: ServiceRegistered) -> str:
         version=event.version,
         kind=event.kind,
         examples=event.examples,
+        retry_on_timeout=event.retry_on_timeout,
     )
 
 
@@ -207,6 +211,7 @@ def definition_differences(a: ServiceRegistered, b: ServiceRegistered) -> list[s
         ("revertible", a.revertible, b.revertible),
         ("kind", a.kind, b.kind),
         ("examples", a.examples, b.examples),
+        ("retry on timeout", a.retry_on_timeout, b.retry_on_timeout),
     )
     return [label for label, x, y in fields if x != y]
 

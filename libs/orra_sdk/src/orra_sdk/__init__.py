@@ -48,22 +48,35 @@ from orra_sdk.client import RESULTS_BUCKET, OrraClient
 from orra_sdk.errors import (
     AbortOrchestration,
     ClientClosed,
+    InvalidData,
     NonRetryableError,
     OrraSdkError,
+    OutcomeUnknown,
     RegistrationConflict,
     ServiceDefinitionError,
 )
 from orra_sdk.runner import health_server, run, serve_until_signal
-from orra_sdk.service import Handler, RevertHandler, RevertTask, Service, Task, schema_hash
+from orra_sdk.service import (
+    Handler,
+    JsonObject,
+    RevertHandler,
+    RevertTask,
+    Service,
+    Task,
+    schema_hash,
+)
 
 __all__ = [
     "RESULTS_BUCKET",
     "AbortOrchestration",
     "ClientClosed",
     "Handler",
+    "InvalidData",
+    "JsonObject",
     "NonRetryableError",
     "OrraClient",
     "OrraSdkError",
+    "OutcomeUnknown",
     "RegistrationConflict",
     "RevertHandler",
     "RevertTask",

@@ -75,10 +75,15 @@ def record_of(value: bytes) -> Record | None:
 
 @dataclass(slots=True)
 class Claimed:
-    """This instance holds the key and must run the handler."""
+    """This instance holds the key and must run the handler.
+
+    ``interrupted`` is true when the key was taken over from a claim whose handler was
+    running and never ended (its process died or hung): the handler may have taken effect.
+    """
 
     key: str
     revision: int
+    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,7 @@ class ResultStore:
 
     async def _claim(self, key: str, *, attempt: int, lease_s: float) -> Claimed | Done | Busy:
         for _ in range(5):
+            interrupted = False
             try:
                 ack = await self._write(key, self._running(attempt, lease_s), {_EXPECTED: "0"})
             except PublishError as exc:
@@ -213,6 +219,7 @@ class ResultStore:
                 # The holder's lease ran out and it showed no sign of life meanwhile (it
                 # died or hung), or the claim is this instance's own: take it over.
                 last = entry.revision
+                interrupted = True
             try:
                 ack = await self._write(
                     key, self._running(attempt, lease_s), {_EXPECTED: str(last)}
@@ -221,7 +228,7 @@ class ResultStore:
                 if not exc.conflict:
                     raise
                 continue
-            return Claimed(key, ack.seq)
+            return Claimed(key, ack.seq, interrupted=interrupted)
         return Busy("unknown", 1.0)
 
     async def renew(self, claim: Claimed, *, attempt: int, lease_s: float) -> bool:

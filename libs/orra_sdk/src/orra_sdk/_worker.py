@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from nats.errors import ConnectionReconnectingError, OutboundBufferLimitError
 from nats.js.errors import KeyNotFoundError
-from pydantic import BaseModel, ValidationError
 
 from orra_events import (
     TaskAborted,
@@ -66,8 +65,8 @@ from orra_events.metrics import observe_event
 from orra_events.publishing import PublishError
 from orra_sdk._metrics import IN_FLIGHT_TASKS, count_result, observe_handler, prepare
 from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, record_of, released
-from orra_sdk.errors import AbortOrchestration, NonRetryableError
-from orra_sdk.service import RevertTask, Task
+from orra_sdk.errors import AbortOrchestration, InvalidData, NonRetryableError, OutcomeUnknown
+from orra_sdk.service import RevertTask, Task, describe_validation_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
@@ -99,15 +98,6 @@ def _temporary(error: PublishError) -> bool:
 def _ignore_result(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming every invalid field: ``amount: Input should be a valid number``."""
-    parts = []
-    for error in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in error["loc"]) or "<root>"
-        parts.append(f"{field}: {error['msg']}")
-    return "; ".join(parts)
 
 
 class _KeyLocks:
@@ -458,14 +448,14 @@ class ServiceWorker:
         started_at = now()
         t0 = time.perf_counter()
         try:
-            data = service.input_model.model_validate(event.input)
-        except ValidationError as exc:
+            data = service.parse_input(event.input)
+        except InvalidData as exc:
             await self._fail(
                 msg,
                 event,
                 started_at,
                 t0,
-                f"invalid input for {service.name}: {describe_validation_error(exc)}",
+                f"invalid input for {service.name}: {exc}",
                 retryable=False,
             )
             return
@@ -492,6 +482,22 @@ class ServiceWorker:
             # Another instance runs this key and this worker is stopping: hand it back.
             self.publisher.nak(msg, claim.retry_after_s)
             return
+        if claim.interrupted and not service.retry_on_timeout:
+            # The handler ran for this key in a process that died (or hung) before it
+            # recorded a result; this service must not run a task twice.
+            await self._fail(
+                msg,
+                event,
+                started_at,
+                t0,
+                f"{service.name} was interrupted while running this task (its process "
+                "stopped before recording a result), and it is registered with "
+                "retry_on_timeout=False, so it is not run again",
+                retryable=False,
+                outcome_unknown=True,
+                release=claim,
+            )
+            return
         progress = _Progress(self.publisher, self._topology, event)
         task = Task(
             input=data,
@@ -507,6 +513,7 @@ class ServiceWorker:
         beat = self._watch(msg, claim, event.attempt)
         error: str | None = None
         retryable = True
+        unknown = False
         output: dict[str, Any] = {}
         current = asyncio.current_task()
         assert current is not None
@@ -529,6 +536,8 @@ class ServiceWorker:
             await self._unwatch(beat)
             await self._abort(msg, event, started_at, t0, exc, release=claim, progress=progress)
             return
+        except OutcomeUnknown as exc:
+            error, retryable, unknown = f"{type(exc).__name__}: {exc}", False, True
         except NonRetryableError as exc:
             error, retryable = f"{type(exc).__name__}: {exc}", False
         except Exception as exc:  # noqa: BLE001 - every handler error becomes task.failed
@@ -538,9 +547,9 @@ class ServiceWorker:
             error = f"{type(exc).__name__}: {exc}"
         else:
             try:
-                output = self._dump_output(result)
-            except ValidationError as exc:
-                error = f"invalid output from {service.name}: {describe_validation_error(exc)}"
+                output = service.dump_output(result)
+            except InvalidData as exc:
+                error = f"invalid output from {service.name}: {exc}"
                 retryable = False
         finally:
             running.discard(current)
@@ -560,6 +569,7 @@ class ServiceWorker:
                 t0,
                 error,
                 retryable=retryable,
+                outcome_unknown=unknown,
                 release=claim,
                 progress=progress,
             )
@@ -603,16 +613,16 @@ class ServiceWorker:
             )
             return
         try:
-            data = service.input_model.model_validate(event.input)
-            output = service.output_model.model_validate(event.output)
-        except ValidationError as exc:
+            data = service.parse_input(event.input)
+            output = service.parse_output(event.output)
+        except InvalidData as exc:
             await self._comp_failed(
                 msg,
                 event,
                 started_at,
                 t0,
                 f"cannot revert: the task's input or output no longer matches {service.name}'s "
-                f"schema: {describe_validation_error(exc)}",
+                f"schema: {exc}",
                 retryable=False,
             )
             return
@@ -759,18 +769,6 @@ class ServiceWorker:
         )
         await self._report(msg, result, self._releaser(release), progress, claim=release)
 
-    def _dump_output(self, result: object) -> dict[str, Any]:
-        model = self.service.output_model
-        validated: BaseModel
-        if isinstance(result, model):
-            validated = result
-        elif isinstance(result, BaseModel):
-            validated = model.model_validate(result.model_dump())
-        else:
-            validated = model.model_validate(result)
-        dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
-        return dumped
-
     async def _claim(self, msg: Msg, key: str, attempt: int) -> Claimed | Done | Busy:
         """Claim ``key``; while another instance holds it, wait here instead of a nak.
 
@@ -860,6 +858,7 @@ class ServiceWorker:
         error: str,
         *,
         retryable: bool,
+        outcome_unknown: bool = False,
         release: Claimed | None = None,
         progress: _Progress | None = None,
     ) -> None:
@@ -874,6 +873,7 @@ class ServiceWorker:
             started_at=started_at,
             duration_ms=(time.perf_counter() - t0) * 1000.0,
             retryable=retryable,
+            outcome_unknown=outcome_unknown,
         )
         await self._report(msg, result, self._releaser(release), progress, claim=release)
 

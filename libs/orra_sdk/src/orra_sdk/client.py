@@ -281,6 +281,57 @@ class OrraClient:
         finally:
             self._starting -= 1
 
+    @property
+    def services(self) -> dict[str, AnyService]:
+        """The services this client serves now, by name (a copy)."""
+        return dict(self._services)
+
+    async def withdraw(self, *names: str) -> None:
+        """Stop serving the named services; the others carry on.
+
+        Their workers stop pulling tasks (running ones finish, or are abandoned after the
+        drain timeout and redelivered to another replica) and their heartbeats stop, so
+        without another instance the services turn unhealthy (their tasks wait), then
+        ``down`` after ``ORRA_SERVICE_DOWN_AFTER_S`` (left out of new plans). Registrations
+        stay: a service withdrawn can be started again with :meth:`start`. Names not
+        served are ignored. Used by processes whose services come and go at run time (the
+        MCP bridge, as tools appear and disappear).
+        """
+        workers = []
+        for name in names:
+            self._services.pop(name, None)
+            worker = self._workers.pop(name, None)
+            if worker is not None:
+                workers.append(worker)
+        if workers:
+            await asyncio.gather(*(w.stop(self.drain_timeout_s) for w in workers))
+            log.info("services withdrawn", services=[w.service.name for w in workers])
+
+    async def registrations(self, name: str) -> dict[str, ServiceRegistered]:
+        """Every registration of ``name`` that counts, by canonical version.
+
+        Read from the registry stream (one message per name and version); a registration
+        that followers refuse is left out. Lets a process choose the version of a
+        definition known only at run time: the version that holds the same definition, or
+        one above every registered one.
+        """
+        bus = self.bus
+        topology = bus.topology
+        out: dict[str, ServiceRegistered] = {}
+        for version in await self._versions_of(name):
+            subject = topology.service_subject("service.registered", name, version)
+            try:
+                raw = await bus.js.get_last_msg(topology.services_stream, subject)
+                stored = decode(raw.data or b"")
+            except (NotFoundError, DecodeError):
+                continue
+            if (
+                isinstance(stored, ServiceRegistered)
+                and registry_problem(topology, stored, subject) is None
+            ):
+                out[canonical_version(stored.version)] = stored
+        return out
+
     async def serve(self, *services: AnyService) -> None:
         """Start ``services`` (see :meth:`start`) and run until :meth:`stop` or cancellation."""
         await self.start(*services)
@@ -418,13 +469,17 @@ class OrraClient:
 
     async def _versions(self, service: AnyService) -> list[str]:
         """Every registered version of the service's name (best effort, for the message)."""
-        bus = self.bus
-        topology = bus.topology
-        prefix = topology.service_subject("service.registered", service.name, None)
         try:
-            info = await bus.js.stream_info(topology.services_stream, subjects_filter=f"{prefix}.*")
+            return await self._versions_of(service.name)
         except Exception:  # noqa: BLE001 - only the suggestion of the message needs it
             return []
+
+    async def _versions_of(self, name: str) -> list[str]:
+        """Every version of ``name`` with a message on its registration subject."""
+        bus = self.bus
+        topology = bus.topology
+        prefix = topology.service_subject("service.registered", name, None)
+        info = await bus.js.stream_info(topology.services_stream, subjects_filter=f"{prefix}.*")
         tokens = [subject.rsplit(".", 1)[-1] for subject in (info.state.subjects or {})]
         return [v for v in (version_from_token(t) for t in tokens) if v is not None]
 
@@ -463,4 +518,5 @@ def _registration(service: AnyService, project: str, event_id: str) -> ServiceRe
         kind=service.kind,
         schema_hash=service.schema_hash,
         examples=list(service.examples),
+        retry_on_timeout=service.retry_on_timeout,
     )

@@ -7,8 +7,10 @@ from typing import Any
 __all__ = [
     "AbortOrchestration",
     "ClientClosed",
+    "InvalidData",
     "NonRetryableError",
     "OrraSdkError",
+    "OutcomeUnknown",
     "RegistrationConflict",
     "ServiceDefinitionError",
 ]
@@ -32,6 +34,13 @@ class RegistrationConflict(ServiceDefinitionError):
     """
 
 
+class InvalidData(OrraSdkError, ValueError):
+    """A task's input or a handler's output does not match the service's schema.
+
+    The message names every field at fault (``amount: Input should be a valid number``).
+    """
+
+
 class ClientClosed(OrraSdkError):
     """The client is not connected: it was never started, or it was closed."""
 
@@ -47,6 +56,21 @@ class NonRetryableError(OrraSdkError):
 
         if card.expired:
             raise NonRetryableError("card expired")
+    """
+
+
+class OutcomeUnknown(NonRetryableError):
+    """Raise from a handler when the task may or may not have taken effect.
+
+    For instance a remote call that got no answer (the connection dropped mid-call) to a
+    system whose operation must not be repeated. The task is reported as not retryable
+    with ``outcome_unknown``: the dispatcher does not run it again, fails the
+    orchestration and leaves the task for an operator (``orra comp-fail ls``).
+
+    Example::
+
+        except ConnectionLost as exc:
+            raise OutcomeUnknown(f"the bank hung up during the transfer: {exc}") from exc
     """
 
 

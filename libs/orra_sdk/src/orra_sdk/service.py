@@ -1,23 +1,38 @@
-"""Declaring a service or agent: its name, description, schemas and handler."""
+"""Declaring a service or agent: its name, description, schemas and handler.
+
+A service's schemas are pydantic models (``Service(input=PayIn, output=PayOut)``: the
+handler gets a ``PayIn``), or JSON Schema documents for services whose schemas are only
+known at run time (``Service.from_json_schema(...)``: the handler gets the input as a
+``dict``, validated against the schema with :mod:`jsonschema`, and returns a ``dict``,
+validated the same way). The MCP bridge (:mod:`orra_mcp`) declares each MCP tool so.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
-from pydantic import BaseModel
+from jsonschema import Draft202012Validator, SchemaError
+from jsonschema.validators import validator_for
+from pydantic import BaseModel, ValidationError
 
 from orra_events import check_name
 from orra_events.errors import InvalidName, InvalidVersion
 from orra_events.registrations import definition_hash, example_problems, normalise_examples
 from orra_events.versions import canonical_version
-from orra_sdk.errors import ServiceDefinitionError
+from orra_sdk.errors import InvalidData, ServiceDefinitionError
 
-__all__ = ["Handler", "RevertHandler", "RevertTask", "Service", "Task"]
+__all__ = ["Handler", "JsonObject", "RevertHandler", "RevertTask", "Service", "Task"]
 
-InT = TypeVar("InT", bound=BaseModel)
-OutT = TypeVar("OutT", bound=BaseModel)
+JsonObject = dict[str, Any]
+"""A task's input or output of a service declared with JSON Schema."""
+
+InT = TypeVar("InT", bound=BaseModel | JsonObject)
+OutT = TypeVar("OutT", bound=BaseModel | JsonObject)
+
+_MAX_SCHEMA_ERRORS = 10
+"""JSON Schema errors named in one message (the rest are counted)."""
 
 Handler = Callable[["Task[InT]"], Awaitable["OutT | dict[str, Any]"]]
 """An async function that runs one task and returns its output (model or plain dict)."""
@@ -139,6 +154,12 @@ class Service(Generic[InT, OutT]):
         examples: Up to 20 short phrases of what the service does, in its users' words
             (``["charge the card", "take the money for an order"]``): they teach the
             planner the words your users use for it.
+        retry_on_timeout: ``False`` for a service whose task must never run twice when
+            its outcome is unknown (it may have taken effect, and a repeat would do it
+            again): a task that times out is failed for good, and the dispatcher leaves it
+            for an operator (``orra comp-fail ls``) instead of retrying it; a task
+            redelivered after this process died while running it is failed the same way
+            instead of being run again. Default ``True``: timeouts are retried.
 
     Raises:
         ServiceDefinitionError: the name is not a valid token, the version is not dotted
@@ -158,6 +179,102 @@ class Service(Generic[InT, OutT]):
         kind: Literal["service", "agent"] = "service",
         concurrency: int | None = None,
         examples: Sequence[str] = (),
+        retry_on_timeout: bool = True,
+    ) -> None:
+        for label, model in (("input", input), ("output", output)):
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise ServiceDefinitionError(
+                    f"{name}: {label} must be a pydantic BaseModel subclass, got {model!r} "
+                    "(for JSON Schema documents, use Service.from_json_schema)"
+                )
+        input_model = cast("type[BaseModel]", input)
+        output_model = cast("type[BaseModel]", output)
+        self._setup(
+            name=name,
+            description=description,
+            input_model=input_model,
+            output_model=output_model,
+            input_schema=input_model.model_json_schema(),
+            output_schema=output_model.model_json_schema(),
+            revertible=revertible,
+            version=version,
+            kind=kind,
+            concurrency=concurrency,
+            examples=examples,
+            retry_on_timeout=retry_on_timeout,
+        )
+
+    @classmethod
+    def from_json_schema(
+        cls,
+        *,
+        name: str,
+        description: str,
+        input_schema: Mapping[str, Any],
+        output_schema: Mapping[str, Any],
+        revertible: bool = False,
+        version: str = "1",
+        kind: Literal["service", "agent"] = "service",
+        concurrency: int | None = None,
+        examples: Sequence[str] = (),
+        retry_on_timeout: bool = True,
+    ) -> Service[JsonObject, JsonObject]:
+        """A service whose input and output are declared as JSON Schema documents.
+
+        The handler gets ``task.input`` as a ``dict`` that matches ``input_schema`` and
+        returns a ``dict`` that must match ``output_schema`` (else the task fails, not
+        retried, naming every field at fault). Both schemas are checked against their
+        metaschema (``$schema``, else JSON Schema 2020-12) and must describe a JSON
+        object (a root ``type``, when given, must be ``"object"``).
+
+        Args:
+            name: As for :class:`Service`.
+            description: As for :class:`Service`.
+            input_schema: JSON Schema of a task's input.
+            output_schema: JSON Schema of a task's output.
+            revertible: As for :class:`Service`.
+            version: As for :class:`Service`.
+            kind: As for :class:`Service`.
+            concurrency: As for :class:`Service`.
+            examples: As for :class:`Service`.
+            retry_on_timeout: As for :class:`Service`.
+
+        Raises:
+            ServiceDefinitionError: as for :class:`Service`, or a schema is not a valid
+                JSON Schema of an object (the message says what is wrong).
+        """
+        service = cast("Service[JsonObject, JsonObject]", object.__new__(cls))
+        service._setup(
+            name=name,
+            description=description,
+            input_model=None,
+            output_model=None,
+            input_schema=_checked_schema(name, "input", input_schema),
+            output_schema=_checked_schema(name, "output", output_schema),
+            revertible=revertible,
+            version=version,
+            kind=kind,
+            concurrency=concurrency,
+            examples=examples,
+            retry_on_timeout=retry_on_timeout,
+        )
+        return service
+
+    def _setup(
+        self,
+        *,
+        name: str,
+        description: str,
+        input_model: type[BaseModel] | None,
+        output_model: type[BaseModel] | None,
+        input_schema: dict[str, Any],
+        output_schema: dict[str, Any],
+        revertible: bool,
+        version: str,
+        kind: Literal["service", "agent"],
+        concurrency: int | None,
+        examples: Sequence[str],
+        retry_on_timeout: bool,
     ) -> None:
         try:
             check_name("service name", name)
@@ -167,26 +284,24 @@ class Service(Generic[InT, OutT]):
         problems = example_problems(examples)
         if problems:
             raise ServiceDefinitionError(f"{name}: " + "; ".join(problems))
-        for label, model in (("input", input), ("output", output)):
-            if not (isinstance(model, type) and issubclass(model, BaseModel)):
-                raise ServiceDefinitionError(
-                    f"{name}: {label} must be a pydantic BaseModel subclass, got {model!r}"
-                )
         if concurrency is not None and concurrency < 1:
             raise ServiceDefinitionError(f"{name}: concurrency must be at least 1")
         self.name = name
         self.description = description
-        self.input_model = input
-        self.output_model = output
+        self.input_model = input_model
+        self.output_model = output_model
         self.revertible = revertible
+        self.retry_on_timeout = retry_on_timeout
         self.version = canonical
         self.examples: tuple[str, ...] = tuple(normalise_examples(examples))
         self.kind: Literal["service", "agent"] = kind
         self.concurrency = concurrency
         self._handler: Handler[InT, OutT] | None = None
         self._revert: RevertHandler[InT, OutT] | None = None
-        self.input_schema: dict[str, Any] = input.model_json_schema()
-        self.output_schema: dict[str, Any] = output.model_json_schema()
+        self.input_schema: dict[str, Any] = input_schema
+        self.output_schema: dict[str, Any] = output_schema
+        self._input_validator = None if input_model else _validator(input_schema)
+        self._output_validator = None if output_model else _validator(output_schema)
         self.schema_hash = definition_hash(
             name=name,
             description=description,
@@ -196,7 +311,54 @@ class Service(Generic[InT, OutT]):
             version=canonical,
             kind=kind,
             examples=self.examples,
+            retry_on_timeout=retry_on_timeout,
         )
+
+    # --- data ----------------------------------------------------------------------------
+
+    def parse_input(self, data: Mapping[str, Any]) -> InT:
+        """A task's input as the handler gets it.
+
+        Raises:
+            InvalidData: it does not match the input schema (every field at fault named).
+        """
+        return cast("InT", _parse(self.input_model, self._input_validator, data))
+
+    def parse_output(self, data: Mapping[str, Any]) -> OutT:
+        """A recorded output as a revert handler gets it.
+
+        Raises:
+            InvalidData: it does not match the output schema.
+        """
+        return cast("OutT", _parse(self.output_model, self._output_validator, data))
+
+    def dump_output(self, result: object) -> dict[str, Any]:
+        """A handler's result as the task's output (JSON), checked against the output schema.
+
+        Raises:
+            InvalidData: it does not match the output schema.
+        """
+        model = self.output_model
+        if model is None:
+            if isinstance(result, BaseModel):
+                result = result.model_dump(mode="json", by_alias=True)
+            if not isinstance(result, Mapping):
+                raise InvalidData(f"<root>: {type(result).__name__} is not a JSON object")
+            data = dict(result)
+            assert self._output_validator is not None
+            _check(self._output_validator, data)
+            return data
+        try:
+            if isinstance(result, model):
+                validated = result
+            elif isinstance(result, BaseModel):
+                validated = model.model_validate(result.model_dump())
+            else:
+                validated = model.model_validate(result)
+        except ValidationError as exc:
+            raise InvalidData(describe_validation_error(exc)) from None
+        dumped: dict[str, Any] = validated.model_dump(mode="json", by_alias=True)
+        return dumped
 
     def handler(self, fn: Handler[InT, OutT]) -> Handler[InT, OutT]:
         """Decorator that sets the service's handler; returns ``fn`` unchanged."""
@@ -245,6 +407,69 @@ class Service(Generic[InT, OutT]):
 
     def __repr__(self) -> str:
         return f"Service(name={self.name!r}, version={self.version!r}, hash={self.schema_hash})"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every invalid field: ``amount: Input should be a valid number``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in error["loc"]) or "<root>"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _checked_schema(name: str, label: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(schema, Mapping):
+        raise ServiceDefinitionError(
+            f"{name}: the {label} schema must be a JSON object, got {type(schema).__name__}"
+        )
+    document = dict(schema)
+    cls = validator_for(document, default=Draft202012Validator)
+    try:
+        cls.check_schema(document)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "<root>"
+        raise ServiceDefinitionError(
+            f"{name}: the {label} schema is not valid JSON Schema: at {where}: {exc.message}"
+        ) from None
+    root = document.get("type", "object")
+    if root != "object" and not (isinstance(root, list) and "object" in root):
+        raise ServiceDefinitionError(
+            f"{name}: the {label} schema must describe a JSON object (its type is {root!r})"
+        )
+    return document
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    cls = validator_for(schema, default=Draft202012Validator)
+    return cls(schema)
+
+
+def _check(validator: Any, data: Mapping[str, Any]) -> None:
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return
+    parts = [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+        for error in errors[:_MAX_SCHEMA_ERRORS]
+    ]
+    if len(errors) > _MAX_SCHEMA_ERRORS:
+        parts.append(f"and {len(errors) - _MAX_SCHEMA_ERRORS} more")
+    raise InvalidData("; ".join(parts))
+
+
+def _parse(
+    model: type[BaseModel] | None, validator: Any, data: Mapping[str, Any]
+) -> BaseModel | JsonObject:
+    if model is not None:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidData(describe_validation_error(exc)) from None
+    if not isinstance(data, Mapping):
+        raise InvalidData(f"<root>: {type(data).__name__} is not a JSON object")
+    _check(validator, data)
+    return dict(data)
 
 
 def schema_hash(definition: dict[str, Any]) -> str:

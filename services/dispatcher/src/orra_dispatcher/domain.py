@@ -26,6 +26,13 @@ Rules, in one place:
   up to ``retry_jitter`` of itself (derived from the idempotency key, so a replay computes
   the same delay). A non-retryable failure, or the failure of the last attempt, fails the
   orchestration naming the task and the cause.
+* **Unknown outcomes**: a timeout of a task whose service is registered with
+  ``retry_on_timeout`` false (:attr:`Services.no_timeout_retry`), or a failure reported
+  with ``outcome_unknown``, is never retried: the task may have taken effect, and running
+  it again could do it twice. The orchestration fails (and compensates what completed),
+  and the task is left for an operator with ``task.compensation_abandoned`` (event id
+  ``uk:<orch>:<task>``; listed by ``orra comp-fail ls``, settled with ``resolve`` or
+  ``ignore``) whose ``error`` says what happened.
 * **Stale and duplicate inputs** are no-ops: the completion of a completed task, the
   failure of an older attempt, a timer for an attempt that already ended, anything for an
   ended orchestration. A **late success of an earlier attempt is a success**: all attempts
@@ -192,10 +199,13 @@ class Services:
         unhealthy: Services whose heartbeats stopped; their tasks are held (paused). A
             service never seen heartbeating is not in it (it may be a test double).
         revertible: Services registered with ``revertible=True``.
+        no_timeout_retry: Services registered with ``retry_on_timeout=False``: a task
+            of theirs that timed out is not retried but left for an operator.
     """
 
     unhealthy: Collection[str] = frozenset()
     revertible: Collection[str] = frozenset()
+    no_timeout_retry: Collection[str] = frozenset()
 
 
 ALL_HEALTHY = Services()
@@ -872,6 +882,33 @@ class _Builder:
             if ts.status == "paused" and self.service(task_id) not in self.services.unhealthy:
                 self.dispatch(task_id, ts.attempt + 1, ts.input or {})
 
+    def fail_unknown(self, task_id: str, what: str) -> Outcome:
+        """A task that may have taken effect ended without a result: fail, ask an operator."""
+        ts = self.tasks[task_id]
+        service = self.service(task_id)
+        state = self.state
+        error = (
+            f"task {task_id!r} ({service}) {what} on attempt {ts.attempt} and is not run "
+            f"again: whether it took effect is unknown; an operator must check {service} "
+            "and resolve it (orra comp-fail)"
+        )
+        self.emit.append(
+            TaskCompensationAbandoned(
+                event_id=ids.unknown_outcome_id(state.id, task_id),
+                at=self.now,
+                orchestration_id=state.id,
+                task_id=task_id,
+                service=service,
+                input=ts.input or {},
+                output={},
+                reason=error,
+                error=f"{what}; not retried, its outcome is unknown",
+                attempts=ts.attempt,
+                project=state.project,
+            )
+        )
+        return self.fail(error, task_id)
+
     def fail_attempt(self, task_id: str, reason: str, *, retryable: bool) -> Outcome:
         ts = self.tasks[task_id]
         service = self.service(task_id)
@@ -1058,6 +1095,8 @@ def _on_result(
         )
     if event.attempt < ts.attempt or ts.status != "running":
         return _noop(state, "failure of an attempt that already ended")
+    if event.outcome_unknown and not event.retryable:
+        return builder.fail_unknown(event.task_id, f"failed ({event.error})")
     return builder.fail_attempt(event.task_id, event.error, retryable=event.retryable)
 
 
@@ -1157,6 +1196,12 @@ def _on_timer(
                 timeout_s=state.task_timeout_s,
             )
         )
+        if state.service_of(timer.task_id) in services.no_timeout_retry:
+            return builder.fail_unknown(
+                timer.task_id,
+                f"timed out after {state.task_timeout_s:g}s (its service is registered "
+                "with retry_on_timeout=False)",
+            )
         return builder.fail_attempt(
             timer.task_id, f"timed out after {state.task_timeout_s:g}s", retryable=True
         )

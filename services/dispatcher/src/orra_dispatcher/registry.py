@@ -3,15 +3,18 @@
 The registry follows the registrations (stream ``ORRA_SERVICES``, folded with the rule of
 :class:`~orra_events.registrations.RegistrationBook`: the first definition of a name and
 version counts) and the heartbeats (stream ``ORRA_HEARTBEATS``) with ordered consumers,
-and keeps two sets that the pure transitions read directly (see
-:class:`orra_dispatcher.domain.Services`): ``revertible`` and ``unhealthy``. Nothing is
+and keeps the sets that the pure transitions read directly (see
+:class:`orra_dispatcher.domain.Services`): ``revertible``, ``no_timeout_retry`` and
+``unhealthy``. Nothing is
 awaited per task: dispatching checks membership in a set.
 
 Revertible. A service is revertible when any of its registered versions is: a completed
 task is then compensated, and its compensation goes (like the task) to a replica of the
 version it ran on, whose revert handler answers (a version without one reports the
 compensation failed, for an operator; a version never sent a compensation it cannot do
-would leave an effect in place).
+would leave an effect in place). Likewise a service is in ``no_timeout_retry`` when any of
+its versions is registered with ``retry_on_timeout`` false (a task that must not run twice):
+a timed-out task of it is failed for good and left for an operator, never run again.
 
 Health. A service is unhealthy when it announced heartbeats (``interval_s``) and none
 came for more than ``factor`` (3, ``ORRA_HEALTH_FACTOR``) intervals
@@ -85,9 +88,14 @@ class ServiceRegistry:
         self.check_s = check_s
         self.on_healthy = on_healthy
         self.revertible: set[str] = set()
+        self.no_timeout_retry: set[str] = set()
         self.unhealthy: set[str] = set()
         self.beats: dict[str, tuple[float, float]] = {}
-        self.services = Services(unhealthy=self.unhealthy, revertible=self.revertible)
+        self.services = Services(
+            unhealthy=self.unhealthy,
+            revertible=self.revertible,
+            no_timeout_retry=self.no_timeout_retry,
+        )
         self.book = RegistrationBook()
         self._subs: list[Any] = []
         self._checker: asyncio.Task[None] | None = None
@@ -159,6 +167,8 @@ class ServiceRegistry:
             verdict = self.book.apply(event)
             if verdict.accepted and event.revertible:
                 self.revertible.add(event.service)
+            if verdict.accepted and not event.retry_on_timeout:
+                self.no_timeout_retry.add(event.service)
             return verdict.reason
         if isinstance(event, ServiceHeartbeat):
             previous = self.beats.get(event.service)

@@ -6,6 +6,9 @@ as every Orra process does: an internal scrape port, never the public API's), co
 the broker, opens the key-value buckets, registers the bootstrap key and starts the read
 model (its saved list index, then the log after it); at shutdown it stops following the
 log, saves the index and closes the connection.
+
+``/mcp`` is Orra's MCP server over streamable HTTP (:mod:`orra_mcp.asgi`), mounted as an
+ASGI app: the API key as bearer, its tools calling this gateway's own HTTP API.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 from litestar import Litestar
+from litestar.handlers import asgi
 
 from orra_events.health import HealthServer
 from orra_gateway.bodies import json_request_class
+from orra_gateway.errors import Unauthorized
 from orra_gateway.logctx import log_context_middleware
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
 from orra_gateway.openapi import openapi_config
@@ -25,9 +30,13 @@ from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
 from orra_gateway.settings import GatewaySettings
+from orra_mcp.asgi import mcp_app
+from orra_mcp.errors import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from litestar.types import Receive, Scope, Send
 
     from orra_events import Bus
 
@@ -45,6 +54,24 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             from ``settings.broker`` when ``None``.
     """
     config = settings or GatewaySettings.from_env()
+    state: dict[str, Gateway] = {}
+
+    async def authenticate(token: str) -> None:
+        gateway = state.get("gateway")
+        if gateway is None:
+            raise ApiError(503, "the gateway is starting")
+        try:
+            await gateway.keys.authenticate(token)
+        except Unauthorized as exc:
+            raise ApiError(401, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the key store is unreachable
+            raise ApiError(503, f"the API key could not be checked: {exc}") from None
+
+    mcp = mcp_app(authenticate, _self_url(config))
+
+    @asgi("/mcp", is_mount=True, copy_scope=True)
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await mcp.app(dict(scope), receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -57,7 +84,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
                 health = HealthServer(config.health_port, ready=ready)
                 await health.start()
                 stack.push_async_callback(health.stop)
-            async with _serving(app):
+            async with _serving(app), mcp.lifespan():
                 yield
 
     @contextlib.asynccontextmanager
@@ -74,6 +101,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
                 await connected.close()
             raise
         app.state.gateway = gateway
+        state["gateway"] = gateway
         register_gateway_gauges(gateway)
         log.info(
             "ready",
@@ -96,7 +124,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             log.info("stopped")
 
     return Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, mcp_endpoint],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
@@ -106,3 +134,15 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         request_class=json_request_class(config.max_data_depth),
         debug=False,
     )
+
+
+def _self_url(config: GatewaySettings) -> str:
+    """Where this gateway's HTTP API answers from inside its own process."""
+    host = config.host
+    if host in ("", "0.0.0.0"):  # noqa: S104 - a wildcard address, not a bind
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"

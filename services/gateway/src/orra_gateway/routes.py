@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -23,6 +24,7 @@ from orra_events import WebhookRecord
 from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationView
 from orra_gateway.errors import BrokerDown, FieldError, Forbidden, InvalidInput, Unauthorized
+from orra_gateway.logread import HistoryUnavailable, read_history
 from orra_gateway.problems import PROBLEM_MEDIA_TYPE, Problem
 from orra_gateway.schemas import (
     AbortRequest,
@@ -35,6 +37,8 @@ from orra_gateway.schemas import (
     CreateApiKeyRequest,
     CreateWebhookRequest,
     Health,
+    History,
+    HistoryEvent,
     OrchestrationList,
     PlannedTask,
     Readiness,
@@ -378,6 +382,46 @@ async def orchestration_events(
     )
 
 
+@get(
+    "/orchestrations/{orchestration_id:str}/history",
+    tags=["orchestrations"],
+    summary="The orchestration's events so far, as JSON",
+    description=(
+        "Every event stored so far, in log order: `seq` (its stream sequence, the SSE "
+        "stream's `id:`), `type` and the event. Follow on with "
+        "`GET /orchestrations/{id}/events` and `Last-Event-ID` set to the last `seq`."
+    ),
+    security=SECURITY,
+    responses=_problems(404),
+)
+async def orchestration_history(
+    orchestration_id: FromPath[str],
+    principal: NamedDependency[ApiKeyRecord],
+    gateway: NamedDependency[Gateway],
+) -> History:
+    """The orchestration's events so far."""
+    await gateway.orchestration(principal, orchestration_id)
+    try:
+        msgs = await read_history(gateway.bus, orchestration_id)
+    except HistoryUnavailable as exc:
+        raise BrokerDown(str(exc)) from None
+    items: list[HistoryEvent] = []
+    for msg in msgs:
+        try:
+            event = msgspec.json.decode(msg.data)
+        except msgspec.DecodeError:
+            continue  # parked by the consumers; not an event
+        if isinstance(event, dict):
+            items.append(
+                HistoryEvent(
+                    seq=msg.metadata.sequence.stream,
+                    type=_event_type(gateway, msg.subject),
+                    event=event,
+                )
+            )
+    return History(items=items)
+
+
 # --- compensation failures ----------------------------------------------------------------
 
 
@@ -674,6 +718,7 @@ ROUTES: "list[ControllerRouterHandler]" = [
     get_orchestration,
     abort_orchestration,
     orchestration_events,
+    orchestration_history,
     list_compensation_failures,
     resolve_compensation_failure,
     ignore_compensation_failure,

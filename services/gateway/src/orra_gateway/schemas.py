@@ -26,6 +26,8 @@ __all__ = [
     "CreateWebhookRequest",
     "DataFieldBody",
     "Health",
+    "History",
+    "HistoryEvent",
     "OrchestrationList",
     "PlannedTask",
     "Readiness",
@@ -116,6 +118,20 @@ class AbortResponse(msgspec.Struct, kw_only=True, rename="camel"):
     orchestration_id: str
     status: OrchestrationStatus
     reason: str
+
+
+class HistoryEvent(msgspec.Struct, kw_only=True):
+    """One event of an orchestration's history."""
+
+    seq: int
+    type: str
+    event: dict[str, Any]
+
+
+class History(msgspec.Struct, kw_only=True):
+    """An orchestration's events so far, in log order."""
+
+    items: list[HistoryEvent]
 
 
 class CompensationFailureList(msgspec.Struct, kw_only=True):

@@ -80,11 +80,12 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     topology = bus.topology
     stores = await Stores.open(bus, deadline_s=settings.deadline_s)
     deliverer = Deliverer(settings)
+    worker = DeliveryWorker(bus, stores, deliverer, settings)
     # Handlers decide every redelivery themselves (Retry with their delay, Park).
     delivery = PullConsumer(
         bus,
         delivery_durable(topology, settings),
-        DeliveryWorker(bus, stores, deliverer, settings),
+        worker,
         concurrency=settings.concurrency,
         expires_s=settings.poll_s,
         decoder=decode_delivery_job,
@@ -108,6 +109,9 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
 
     async def stop() -> None:
         await fanout.stop(timeout_s=_FANOUT_GRACE_S)
+        # Set before the consumer stops: an outcome the broker cannot take is then given
+        # up (the job is redelivered later) instead of retried until the outage ends.
+        worker.stopping = True
         await delivery.stop(timeout_s=settings.timeout_s + 1.0)
         await deliverer.aclose()
 

@@ -295,6 +295,8 @@ class DeliveryWorker:
         self._settings = settings
         self._clock = clock
         self._rand = rand
+        self.stopping = False
+        """Set when the notifier stops: an outcome the broker cannot take is then given up."""
         self._policy = RetryPolicy(
             base_s=settings.backoff_base_s,
             max_s=settings.backoff_max_s,
@@ -401,33 +403,55 @@ class DeliveryWorker:
         await self._finish_soon(msg, key, outcome)
 
     async def _finish_soon(self, msg: Msg, key: str, outcome: DeliveryOutcome) -> None:
-        """Record a final outcome, retrying in place while the broker is away.
+        """Record a final outcome, retrying in place for as long as the broker is away.
 
-        The HTTP request has been made: if recording failed and the job were redelivered,
-        the receiver would get the same delivery again. So a failed write is retried here
-        (the message kept in progress) for up to two thirds of the ack wait before giving
-        up to the redelivery. The first try costs nothing more than :meth:`_finish`.
+        The HTTP request has been made: if the job were redelivered without its outcome
+        recorded, the receiver would get the same delivery again. So a failed write is
+        kept and retried here, the message kept in progress (at once when the connection
+        comes back, so that JetStream does not redeliver it meanwhile), however long the
+        outage lasts. Only a notifier stopping while the broker is unreachable gives up:
+        the job is then redelivered and the receiver may see that ``webhook-id`` again
+        (docs/guarantees.md). The first try costs nothing more than :meth:`_finish`.
         """
-        deadline = time.monotonic() + self._settings.ack_wait_s * 2 / 3
         try:
             await self._finish(key, outcome, record=True)
-        except Exception:
-            log.warning("recording a delivery outcome failed; retrying", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - kept and retried below
+            log.warning("recording a delivery outcome failed; retrying", error=str(exc))
         else:
             return
-        pause = 0.05
+        pause, tries = 0.05, 1
         async with self._keep_alive(msg):
             while True:
-                await asyncio.sleep(pause)
+                epoch = self._reconnects()
+                await self._pause(pause, epoch)
+                if self._reconnects() != epoch:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
                 try:
                     await self._finish(key, outcome, record=True)
-                except Exception:
-                    pause = min(pause * 2, 1.0)
-                    if time.monotonic() + pause > deadline:
+                except Exception as exc:
+                    tries += 1
+                    if self.stopping and not self._bus.connected:
                         raise
-                    log.warning("recording a delivery outcome failed; retrying", exc_info=True)
+                    pause = min(pause * 2, 1.0)
+                    if tries % 10 == 0:
+                        log.warning(
+                            "delivery outcome not recorded yet; keeping it and trying again",
+                            tries=tries,
+                            error=str(exc),
+                        )
                 else:
                     return
+
+    def _reconnects(self) -> int:
+        return int(self._bus.nc.stats.get("reconnects", 0))
+
+    async def _pause(self, delay_s: float, epoch: int) -> None:
+        """Sleep ``delay_s``, or less if the client reconnects or the notifier stops."""
+        for _ in range(max(1, round(delay_s / 0.05))):
+            await asyncio.sleep(0.05)
+            if self._reconnects() != epoch or self.stopping:
+                return
 
     async def _finish(self, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
         if record:

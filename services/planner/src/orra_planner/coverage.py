@@ -23,7 +23,7 @@ import re
 from typing import TYPE_CHECKING, Final
 
 from orra_events.plan import find_references
-from orra_planner.parts import data_values, request_parts
+from orra_planner.parts import data_fields, data_values, request_parts
 from orra_planner.validation import IssueCode, ValidationIssue
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def check_coverage(
             )
         seen.add(part)
     listed = [normalise(p) for p in parts]
-    for asked in request_parts(action, data_values(data)):
+    for asked in request_parts(action, data_values(data), data_fields(data)):
         wanted = normalise(asked.text)
         if not any(wanted in text or (text and text in wanted) for text in listed):
             issues.append(

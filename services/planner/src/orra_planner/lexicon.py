@@ -21,9 +21,12 @@ handful of verbs and nouns so general that they never say which service an actio
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 from typing import Final
 
 import lemminflect
@@ -33,11 +36,14 @@ __all__ = [
     "GENERIC_NOUNS",
     "GENERIC_VERBS",
     "Term",
+    "as_verb",
     "can_be_verb",
     "family",
     "is_known",
     "only_modifier",
+    "phrasal",
     "readings",
+    "synonyms",
     "term",
     "warm",
 ]
@@ -130,6 +136,8 @@ _DERIVATIONS: Final = (
     ("ing", ""),
     ("ing", "e"),
     ("ery", "er"),
+    ("ure", ""),
+    ("ure", "e"),
     ("y", ""),
 )
 _MIN_BASE: Final = 3
@@ -254,7 +262,48 @@ def term(word: str, *, verb_position: bool = False) -> Term | None:
     )
 
 
+def as_verb(found: Term) -> Term:
+    """``found`` read as a verb: a noun opening an instruction ("text the customer")."""
+    return dataclasses.replace(found, verb=True)
+
+
+def phrasal(verb: Term, particle: str) -> Term | None:
+    """The phrasal verb of ``verb`` and ``particle``, one word (``look up`` → ``lookup``).
+
+    A phrasal verb means something of its own: "pay back" is not "pay", "look up" is what
+    an ``InvoiceLookup`` does. ``None`` when the verb is too general to say anything
+    ("pull up", "find out": the object says what is asked).
+    """
+    if verb.lemma in GENERIC_VERBS:
+        return None
+    lemma = verb.lemma + particle
+    return Term(f"{verb.word} {particle}", lemma, (), lemma, verb=True, modifier=False, known=True)
+
+
+@cache
+def _synonym_table() -> dict[str, tuple[str, ...]]:
+    raw = files("orra_planner").joinpath("data/synonyms.txt.gz").read_bytes()
+    table: dict[str, tuple[str, ...]] = {}
+    for line in gzip.decompress(raw).decode().splitlines():
+        if line and not line.startswith("#"):
+            word, *others = line.split(" ")
+            table[word] = tuple(others)
+    return table
+
+
+def synonyms(lemma: str) -> tuple[str, ...]:
+    """The other words of ``lemma``'s most frequent sense, from WordNet 3.0.
+
+    ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
+    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
+    The table (``orra_planner/data/synonyms.txt.gz``, built by
+    ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
+    """
+    return _synonym_table().get(lemma, ())
+
+
 def warm() -> None:
     """Load the lexicon's tables now (they load on first use otherwise, about a second)."""
     readings("warm")
     lemminflect.getAllInflections("warm")
+    _synonym_table()

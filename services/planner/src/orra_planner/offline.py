@@ -36,6 +36,7 @@ serve are one part of the plan ("check and reserve stock" is one step of one ser
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -46,8 +47,9 @@ from rapidfuzz import fuzz
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
+from orra_planner.fields import ServiceFields, aliased, fields_of
 from orra_planner.matching import PartMatch, field_key, match_part
-from orra_planner.parts import Part, data_values, request_parts
+from orra_planner.parts import Part, data_fields, data_values, request_parts
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -86,7 +88,10 @@ def match_action(
 ) -> list[PartMatch]:
     """The request parts of ``action`` and the services that serve each."""
     keys = frozenset(_key(d.field) for d in data)
-    return [match_part(p, catalog, keys) for p in request_parts(action, data_values(data))]
+    return [
+        match_part(p, catalog, keys)
+        for p in request_parts(action, data_values(data), data_fields(data))
+    ]
 
 
 def uncovered_reason(match: PartMatch, project: str) -> str:
@@ -102,39 +107,6 @@ def uncovered_reason(match: PartMatch, project: str) -> str:
     if head.verb or not head.known:
         return f"nothing registered {where}can {head.word}: {part.text!r}"
     return f"nothing registered {where}handles {head.word!r}: {part.text!r}"
-
-
-@dataclass(frozen=True)
-class _Keys:
-    """A service's field names as :func:`_key` normalises them (computed once per catalogue).
-
-    Attributes:
-        inputs: Keys of every input.
-        required: Keys of the required inputs.
-        outputs: Keys of every output.
-        output_named: Output key → the output's declared name (the first one, if several).
-    """
-
-    inputs: frozenset[str]
-    required: frozenset[str]
-    outputs: frozenset[str]
-    output_named: Mapping[str, str]
-
-    @classmethod
-    def of(cls, spec: ServiceSpec) -> _Keys:
-        output_named: dict[str, str] = {}
-        for name in spec.outputs:
-            output_named.setdefault(_key(name), name)
-        return cls(
-            inputs=frozenset(_key(n) for n in spec.inputs),
-            required=frozenset(_key(n) for n in spec.required_inputs),
-            outputs=frozenset(output_named),
-            output_named=output_named,
-        )
-
-
-def _keys_of(catalog: ServiceCatalog) -> dict[str, _Keys]:
-    return {name: _Keys.of(spec) for name, spec in catalog.items()}
 
 
 _CLEARLY_BEST: Final = 1.05
@@ -170,11 +142,23 @@ def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list
     return list(names)
 
 
+_NEAR: Final = 0.5
+"""Services scoring this fraction of a part's best may be chosen by the data given."""
+
+
+def _near(match: PartMatch) -> list[str]:
+    """The services that score at least :data:`_NEAR` of the best for ``match``'s part."""
+    if not match.ranked or not match.serving:
+        return list(match.serving)
+    floor = _NEAR * match.ranked[0][1]
+    return [name for name, score in match.ranked if score >= floor]
+
+
 @dataclass
 class _Member:
     spec: ServiceSpec
     position: float
-    keys: _Keys
+    keys: ServiceFields
     parts: set[int]
 
 
@@ -220,9 +204,9 @@ class OfflinePlanner:
                 [f"project {catalog.project!r} has no registered services"],
                 [],
             )
-        keys = catalog.derived("offline.keys", _keys_of)
-        data = {_key(f.field): f for f in request.data}
+        keys = catalog.derived("offline.keys", fields_of)
         notes: list[str] = []
+        data = aliased(request.data, keys, notes)
         members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
         parts = [m.part for m in matches]
@@ -305,7 +289,7 @@ class OfflinePlanner:
         self,
         matches: Sequence[PartMatch],
         catalog: ServiceCatalog,
-        keys: Mapping[str, _Keys],
+        keys: Mapping[str, ServiceFields],
         data: Mapping[str, DataField],
         notes: list[str],
     ) -> dict[str, _Member]:
@@ -322,11 +306,26 @@ class OfflinePlanner:
         for index, match in enumerate(matches):
             for typo, word in match.corrections:
                 notes.append(f"read {typo!r} as {word!r} in {match.part.text!r}")
-            if len(match.serving) == 1:
+            if len(match.serving) == 1 and len(_near(match)) == 1:
                 add(match.serving[0], index, match.part.start)
         produced = {k for m in members.values() for k in m.keys.outputs}
         for index, match in enumerate(matches):
-            if len(match.serving) < 2:
+            if match.vague:
+                # too vague to choose by its words: the data may still say which
+                match = dataclasses.replace(match, serving=match.vague, vague=())  # noqa: PLW2901
+                if self._fit(match, set(), members, keys, data) is None:
+                    continue
+            if not match.serving or (len(match.serving) == 1 and len(_near(match)) == 1):
+                continue
+            elsewhere = {n for other in matches if other is not match for n, _ in other.ranked}
+            fitting = self._fit(match, elsewhere, members, keys, data)
+            if fitting is not None:
+                notes.append(
+                    f"{fitting} for {match.part.text!r}: of "
+                    f"{', '.join(_near(match))}, only it takes the data given for it"
+                )
+                add(fitting, index, match.part.start)
+                produced.update(keys[fitting].outputs)
                 continue
             tiers: dict[str, int] = {}
             for name in match.serving:
@@ -365,12 +364,56 @@ class OfflinePlanner:
                 )
         return members
 
+    @staticmethod
+    def _fit(
+        match: PartMatch,
+        elsewhere_serving: set[str],
+        members: Mapping[str, _Member],
+        keys: Mapping[str, ServiceFields],
+        data: Mapping[str, DataField],
+    ) -> str | None:
+        """The one service the words point to that the data given says is meant, if one.
+
+        "Tell customer CUS-1 that their order has shipped" with ``customerId`` and
+        ``message``: several services know customers, one takes the message. "EMP-1 wants
+        to go on holiday from 10 to 21 August" with ``startDate`` and ``endDate``: the
+        holiday balance has the word, the leave request (a synonym: vacation) takes the
+        dates. Among the services scoring at least :data:`_NEAR` of the best, the one that
+        takes the most of the data no planned service takes, when it alone takes some of
+        the data that the best-scored ones would leave unused and none of the others can
+        run on the data.
+        """
+        used = {k for m in members.values() for k in m.keys.inputs}
+        remaining = set(data) - used
+        near = _near(match)
+        if not remaining:
+            return None
+        fit = {name: len(remaining & keys[name].inputs) for name in near}
+        best = max(fit.values())
+        top = [name for name in near if fit[name] == best]
+        if best == 0 or len(top) != 1:
+            return None
+        others = {k for name in match.serving if name != top[0] for k in keys[name].inputs}
+        if top[0] not in match.serving:
+            # beyond the band, only when the best-scored ones run on the data alone (no
+            # supplier of theirs could take the data they leave) and no other part's
+            # services take it either
+            needs = {k for name in match.serving for k in keys[name].required} - set(data)
+            elsewhere = {k for name in elsewhere_serving for k in keys[name].inputs}
+            if needs or remaining & keys[top[0]].inputs <= elsewhere:
+                return None
+        elif any(keys[name].required <= data.keys() for name in match.serving if name != top[0]):
+            # another of the best-scored runs on the data too: both may be meant ("Process
+            # new order" is a payment and a stock reservation)
+            return None
+        return top[0] if remaining & keys[top[0]].inputs - others else None
+
     def _answer_from_data(  # noqa: PLR0917
         self,
         matches: Sequence[PartMatch],
         members: Mapping[str, _Member],
         catalog: ServiceCatalog,
-        keys: Mapping[str, _Keys],
+        keys: Mapping[str, ServiceFields],
         data: Mapping[str, DataField],
         notes: list[str],
         add: Callable[[str, int, float], None],
@@ -383,7 +426,11 @@ class OfflinePlanner:
         field no planned task takes, and it can run.
         """
         for index, match in enumerate(matches):
-            if not match.part.question or match.vague:
+            head = match.part.head_term
+            unread = (  # "Greenlight invoice INV-1": a verb the planner cannot read
+                head is not None and not head.known and not match.serving and not match.corrections
+            )
+            if not (match.part.question or unread) or match.vague:
                 continue
             used = {k for m in members.values() for k in m.keys.inputs}
             remaining = set(data) - used
@@ -414,7 +461,7 @@ class OfflinePlanner:
 
         Adds supplier services for required inputs that nothing else provides.
         """
-        keys = catalog.derived("offline.keys", _keys_of)
+        keys = catalog.derived("offline.keys", fields_of)
         while True:
             order = self._runnable(members, data)
             missing = self._missing(members, order, data)
@@ -433,7 +480,7 @@ class OfflinePlanner:
     def _supplier(
         field: str, members: Mapping[str, _Member], catalog: ServiceCatalog
     ) -> ServiceSpec | None:
-        keys = catalog.derived("offline.keys", _keys_of)
+        keys = catalog.derived("offline.keys", fields_of)
         wanted = _key(field)
         candidates = [
             spec

@@ -27,96 +27,39 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import (
-    FUNCTION_WORDS,
-    GENERIC_NOUNS,
-    GENERIC_VERBS,
-    Term,
-    is_known,
-    readings,
-    term,
+from orra_planner.reading import (
+    CONDITIONS,
+    JOINERS,
+    OPENERS,
+    QUESTION_AUX,
+    WH_WORDS,
+    Piece,
+    Word,
+    describes,
+    head_of,
+    objects_of,
+    read_piece,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from orra_events import DataField
+    from orra_planner.lexicon import Term
 
-__all__ = ["Part", "Word", "data_values", "request_parts", "split_action"]
+__all__ = ["Part", "Word", "data_fields", "data_values", "request_parts", "split_action"]
 
 _TOKEN: Final = re.compile(
     r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
+_FIELD_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
-_JOINERS: Final = (
-    ("and", "then"),
-    ("as", "well", "as"),
-    ("followed", "by"),
-    ("after", "that"),
-    ("and",),
-    ("then",),
-    ("plus",),
-    ("afterwards",),
-    ("but",),
-    ("also",),
-)
-"""Words that join two requests; they belong to neither part."""
-
-_OPENERS: Final = (
-    ("to", "make", "sure"),
-    ("to", "ensure"),
-    ("making", "sure"),
-    ("make", "sure"),
-    ("ensuring",),
-    ("ensure",),
-    ("so", "that"),
-)
-"""Words that open a request of their own, kept in its text ("ensuring it is not ...")."""
-
-_JOINER_STARTS: Final = frozenset(p[0] for p in _JOINERS)
-_OPENER_STARTS: Final = frozenset(p[0] for p in _OPENERS)
-_CONDITIONS: Final = frozenset(
-    {"after", "before", "once", "when", "whenever", "if", "unless", "until", "while"}
-)
-"""Words that open a condition: context, unless a step follows ("before notifying ...")."""
-
-_DETERMINERS: Final = frozenset(
-    "a an the this that these those my our your their his her its each every some any".split()  # noqa: SIM905
-)
-_EXTRA_FUNCTION: Final = frozenset({"sure", "etc", "asap", "e.g", "i.e", "much", "many"})
-_QUESTION_AUX: Final = frozenset(
-    "is are was were has have had does do did will would should can could".split()  # noqa: SIM905
-)
-_ADDRESSEE: Final = frozenset({"you", "we", "i"})
-_MODALS: Final = frozenset(
-    "can could should must may might shall will would need needs needed".split()  # noqa: SIM905
-)
-_BE: Final = frozenset({"is", "are", "was", "were"})
-_WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
-_OPENING_WORDS: Final = frozenset(w for phrase in _OPENERS for w in phrase[:1]) | frozenset(
-    {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """A word of the action.
-
-    Attributes:
-        text: As written.
-        start: Offset of its first character in the action.
-        end: Offset after its last character.
-        term: What the matcher compares; ``None`` for a function word or an argument.
-    """
-
-    text: str
-    start: int
-    end: int
-    term: Term | None
+_JOINER_STARTS: Final = frozenset(p[0] for p in JOINERS)
+_OPENER_STARTS: Final = frozenset(p[0] for p in OPENERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,31 +99,13 @@ class Part:
         return None if self.head is None else self.terms[self.head]
 
 
-@dataclass
-class _Piece:
-    start: int
-    end: int
-    words: list[Word]
-    joined: bool  # follows a joiner or a comma
-    condition: bool  # opened by a condition word
-
-
-def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
-    lower = text.lower()
-    if lower in values or any(ch.isdigit() for ch in text):
-        return True
-    if first or not text[0].isupper() or (text.isupper() and len(text) <= 5):
-        return False
-    return not is_known(lower)
-
-
 def _match_phrase(tokens: list[tuple[str, int, int]], i: int, phrase: tuple[str, ...]) -> bool:
     if i + len(phrase) > len(tokens):
         return False
     return all(tokens[i + k][0].lower() == w for k, w in enumerate(phrase))
 
 
-def _pieces(action: str) -> list[_Piece]:
+def _pieces(action: str) -> list[Piece]:
     tokens: list[tuple[str, int, int]] = []  # (text, start, end); separators as "\0"
     for m in _TOKEN.finditer(action):
         if m.group("sep") is not None:
@@ -193,19 +118,26 @@ def _pieces(action: str) -> list[_Piece]:
                 offset += len(piece) + 1
         else:
             tokens.append((m.group("word"), m.start(), m.end()))
-    pieces: list[_Piece] = []
-    current: _Piece | None = None
+    pieces: list[Piece] = []
+    current: Piece | None = None
+    aside: Piece | None = None  # the clause an aside in parentheses interrupts
     joined = False
     i = 0
     while i < len(tokens):
         text, start, end = tokens[i]
         if text == "\0":
-            current, joined = None, True
+            mark = action[start:end].strip()
+            if mark == "(" and current is not None and current.words:
+                aside, current, joined = current, None, True  # the aside is a piece
+            elif mark == ")" and aside is not None:
+                current, aside = aside, None  # the clause it interrupted goes on
+            else:
+                aside, current, joined = None, None, True
             i += 1
             continue
         lowered = text.lower()
         joiner = (
-            next((p for p in _JOINERS if _match_phrase(tokens, i, p)), None)
+            next((p for p in JOINERS if _match_phrase(tokens, i, p)), None)
             if lowered in _JOINER_STARTS
             else None
         )
@@ -214,15 +146,18 @@ def _pieces(action: str) -> list[_Piece]:
             i += len(joiner)
             continue
         opener = (
-            next((p for p in _OPENERS if _match_phrase(tokens, i, p)), None)
+            next((p for p in OPENERS if _match_phrase(tokens, i, p)), None)
             if lowered in _OPENER_STARTS
             else None
         )
-        condition = lowered in _CONDITIONS
+        # "when the payment clears" is a condition; "When is invoice INV-1 due?" a question
+        condition = lowered in CONDITIONS and not (
+            lowered in WH_WORDS and i + 1 < len(tokens) and tokens[i + 1][0].lower() in QUESTION_AUX
+        )
         if (opener is not None or condition) and current is not None and current.words:
             current = None
         if current is None:
-            current = _Piece(start, end, [], joined=joined, condition=condition)
+            current = Piece(start, end, [], joined=joined, condition=condition)
             pieces.append(current)
             joined = False
         for k in range(len(opener) if opener else 1):
@@ -233,165 +168,17 @@ def _pieces(action: str) -> list[_Piece]:
     return pieces
 
 
-@dataclass
-class _Read:
-    """What :func:`_terms` reads of a piece."""
-
-    terms: list[Term]
-    verbish: list[bool]  # stands where a verb would
-    glued: list[bool]  # follows the previous content word with nothing between
-    direct: list[bool] = field(default_factory=list)  # no preposition since the first word
-    unit: list[bool] = field(default_factory=list)  # right after a number ("45 euros")
-    asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
-    question: bool = False  # a yes/no question ("Is the customer frustrated?")
-    statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
-
-
-def _terms(piece: _Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> _Read:
-    """Content words of a piece, where each stands, and what a question asks."""
-    read = _Read([], [], [])
-    words = piece.words
-    first = words[0].text.lower() if words else ""
-    second = words[1].text.lower() if len(words) > 1 else ""
-    # "Is the customer frustrated?", "Has PROD-1 sold out?" ask about what follows the
-    # subject; "Can you refund ..." is a request.
-    read.question = first in _QUESTION_AUX and second not in _ADDRESSEE
-    skip = 2 if first in _QUESTION_AUX and second in _ADDRESSEE else 0
-    after_determiner = False
-    first_content = True
-    previous_content = False
-    after_how = after_modal = after_need = False
-    plain_be = imperative = preposition = after_number = False
-    for index, word in enumerate(words):
-        if index < skip:
-            continue
-        lower = word.text.lower().replace("\u2019", "'")
-        lower = lower.removesuffix("'s")
-        if lower in _MODALS and index > 0 and word.text.islower():
-            after_modal = True
-            after_need = lower.startswith("need")
-            if read.verbish:
-                read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
-                imperative = False
-            previous_content = False
-            continue
-        if lower in _BE and index > 0 and not after_modal:
-            plain_be = plain_be or not first_content
-        if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
-            if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
-                preposition = True
-            after_number = False
-            after_determiner = lower in _DETERMINERS or (after_determiner and lower == "own")
-            after_how = lower == "how"
-            previous_content = False
-            continue
-        inside = any(start <= word.start and word.end <= end for start, end in spans)
-        if inside or _is_argument(word.text, index == skip, values):
-            after_determiner = after_how = previous_content = False
-            after_number = any(ch.isdigit() for ch in word.text)
-            continue
-        position = first_content and not after_determiner
-        found = term(lower, verb_position=position or after_modal)
-        after_determiner = False
-        if found is None:
-            after_how = previous_content = False
-            continue
-        if position and (found.verb or not found.known):
-            imperative = True
-        if position and found.lemma in GENERIC_VERBS:
-            # "process the refund": the object says what is asked, and its first word is
-            # not in verb position ("process order payment" is about a payment).
-            first_content = False
-            previous_content = False
-            continue
-        if (after_how or after_need or (after_modal and found.verb)) and read.asked is None:
-            read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
-        after_need = False
-        if after_modal and found.verb:
-            after_modal = False
-        read.terms.append(found)
-        # a word the lexicon does not know, where a verb stands, is taken for one (a typo
-        # of a verb must stay the part's head, not hand it to the object)
-        read.verbish.append(position and (found.verb or not found.known))
-        read.glued.append(previous_content)
-        read.direct.append(not preposition)
-        read.unit.append(after_number)
-        after_number = False
-        first_content = False
-        previous_content = True
-        after_how = False
-    opened = bool(words) and (first in _OPENING_WORDS or first in _CONDITIONS)
-    # "the fix is deployed": a statement of fact, context of the request beside it
-    read.statement = plain_be and not read.question and not opened and not imperative
-    read.statement = read.statement and read.asked is None
-    return read
-
-
-def _objects(read: _Read, head: int | None) -> tuple[int, ...]:
-    """Head nouns of the noun phrases right after a verb head, before any preposition.
-
-    "send the customer a gift card" → customer, card; "post an update on the status page"
-    → update. A service that serves such a part must know each of them.
-    """
-    if head != 0 or not read.verbish or not read.verbish[0]:
-        return ()
-    terms = read.terms
-    heads: list[int] = []
-    current: int | None = None
-    for i in range(1, len(terms)):
-        if not read.direct[i]:
-            break
-        if not read.glued[i] and current is not None:
-            heads.append(current)
-            current = None
-        if not terms[i].modifier and terms[i].lemma not in GENERIC_NOUNS and not read.unit[i]:
-            current = i
-    if current is not None:
-        heads.append(current)
-    return tuple(heads)
-
-
-def _head(read: _Read) -> int | None:
-    terms = read.terms
-    if not terms:
-        return None
-    if read.verbish[0] and terms[0].lemma not in GENERIC_VERBS:
-        return 0
-    if read.asked is not None:
-        return read.asked  # "how upset is the customer" asks how upset
-    if read.question:
-        # the predicate after the subject: "is the customer ... frustrated"
-        predicates = [
-            i
-            for i, t in enumerate(terms)
-            if t.verb or t.modifier or {"VERB", "ADJ"} & set(readings(t.word))
-        ]
-        if predicates:
-            return predicates[-1]
-    # A noun phrase: its head is the last noun of its first run of words ("order payment"
-    # → payment); a word too general to say anything ("request") is skipped, and a lone
-    # modifier ("fraudulent") is the head when there is nothing else.
-    general = GENERIC_NOUNS | GENERIC_VERBS
-    nouns = [i for i, t in enumerate(terms) if not t.modifier and t.lemma not in general]
-    if nouns:
-        last = nouns[0]
-        for i in range(nouns[0] + 1, len(terms)):
-            if not read.glued[i]:
-                break
-            if i in nouns:
-                last = i
-        return last
-    others = [i for i, t in enumerate(terms) if t.lemma not in general]
-    return others[0] if others else None
-
-
 @lru_cache(maxsize=4096)
-def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Part, ...]:
+def split_action(
+    action: str, values: frozenset[str] = frozenset(), fields: frozenset[str] = frozenset()
+) -> tuple[Part, ...]:
     """Every piece of ``action``, requests and context, in order (see the module docstring).
 
     Args:
         action: The action text.
         values: The action's data values, lower-case (they are arguments, not requests).
+        fields: The words of the action's data field names (:func:`data_fields`): a piece
+            that only names a field and gives its value (", approver Tomás Ruiz") is data.
     """
     lower = action.lower()
     spans: list[tuple[int, int]] = []
@@ -403,17 +190,19 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
         while at >= 0:
             spans.append((at, at + len(needle)))
             at = lower.find(needle, at + 1)
-    raw = [(piece, _terms(piece, values, spans)) for piece in _pieces(action)]
+    raw = [(piece, read_piece(piece, values, spans)) for piece in _pieces(action)]
     parts: list[Part] = []
     for index, (piece, read) in enumerate(raw):
         terms, verbish = read.terms, read.verbish
         text = action[piece.start : piece.end].strip()
-        head = _head(read)
+        head = head_of(read)
         # "once the refund is done" is a condition, context of the request before it;
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
-        context: list[Term] = []
+        if request and piece.joined and all(t.word in fields for t in terms):
+            request = False  # ", approver Tomás Ruiz": a field and its value
+        context: list[Term] = list(read.content) if read.clause_object else []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
             for earlier in reversed(parts):
@@ -422,12 +211,17 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
                         context.append(earlier.head_term)
                     context.extend(t for t in earlier.context if t.verb)
                     break
-        if request and head is not None and verbish[0] and all(t.verb or t.modifier for t in terms):
+        if (
+            request
+            and head is not None
+            and verbish[0]
+            and all(t.verb or describes(t) for t in terms)
+        ):
             # "... then book the cheapest": a verb without an object of its own means the
             # object of the request before it
             for earlier in reversed(parts):
                 if earlier.request:
-                    context.extend(t for t in earlier.terms if not t.verb and not t.modifier)
+                    context.extend(t for t in earlier.terms if not t.verb and not describes(t))
                     break
         if request and len(terms) == 1 and terms[0].verb and index + 1 < len(raw):
             # a bare verb before "and" ("check and reserve stock") shares the next object
@@ -442,29 +236,46 @@ def split_action(action: str, values: frozenset[str] = frozenset()) -> tuple[Par
                 head=head if request else None,
                 context=tuple(context),
                 request=request,
-                objects=_objects(read, head) if request else (),
-                question=read.question or first in _WH_WORDS,
+                objects=objects_of(read, head) if request else (),
+                question=read.question or first in WH_WORDS,
             )
         )
-    # Conditions and context lend their words to the request before them.
-    out: list[Part] = []
-    for part in parts:
-        if not part.request and out and part.terms:
-            last = out[-1]
-            out[-1] = dataclasses.replace(last, context=last.context + part.terms)
-        out.append(part)
+    # Conditions and context lend their words to the request before them (or, first in
+    # the action, to the request after them: "Dana is leaving us, process her departure").
+    out = list(parts)
+    for index, part in enumerate(parts):
+        if part.request or not part.terms:
+            continue
+        before = [i for i in range(index) if out[i].request]
+        after = [i for i in range(index + 1, len(out)) if out[i].request]
+        target = before[-1] if before else after[0] if after else None
+        if target is not None:
+            lent = out[target].context + part.terms
+            out[target] = dataclasses.replace(out[target], context=lent)
     return tuple(out)
 
 
-def request_parts(action: str, values: frozenset[str] = frozenset()) -> tuple[Part, ...]:
+def request_parts(
+    action: str, values: frozenset[str] = frozenset(), fields: frozenset[str] = frozenset()
+) -> tuple[Part, ...]:
     """The request parts of ``action`` only (what a plan must account for)."""
-    return tuple(p for p in split_action(action, values) if p.request)
+    return tuple(p for p in split_action(action, values, fields) if p.request)
+
+
+def data_fields(data: Sequence[DataField]) -> frozenset[str]:
+    """The words of the action's data field names, lower-case (target, currency)."""
+    return frozenset(word.lower() for d in data for word in _FIELD_WORD.findall(d.field))
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:
-    """The action's scalar data values, lower-case: words of an action that are arguments."""
-    return frozenset(
-        str(d.value).lower()
-        for d in data
-        if isinstance(d.value, str | int | float) and not isinstance(d.value, bool)
-    )
+    """The action's scalar data values, lower-case: words of an action that are arguments.
+
+    The items of a list count too ("give them access to Jira and Slack" with
+    ``applications: [jira, slack]``: Slack is an application, not a verb).
+    """
+    found: set[str] = set()
+    for d in data:
+        for value in d.value if isinstance(d.value, list) else [d.value]:
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                found.add(str(value).lower())
+    return frozenset(found)

@@ -1,0 +1,427 @@
+"""How one piece of an action reads: its content words, its head, its objects.
+
+:func:`read_piece` reads the words of one piece that :mod:`orra_planner.parts` cut from
+an action: which are arguments (data values, ids, numbers, months, proper names), which
+stand where a verb would, what a question asks, whether the piece states a fact rather
+than asks for something, and what a "that" clause says. :func:`head_of` and
+:func:`objects_of` find the word that says what is asked and the nouns a verb acts on.
+The word lists here are grammar (determiners, modals, particles), not vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from orra_planner.lexicon import (
+    FUNCTION_WORDS,
+    GENERIC_NOUNS,
+    GENERIC_VERBS,
+    Term,
+    as_verb,
+    is_known,
+    phrasal,
+    readings,
+    term,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "CONDITIONS",
+    "JOINERS",
+    "OPENERS",
+    "QUESTION_AUX",
+    "WH_WORDS",
+    "Piece",
+    "Read",
+    "Word",
+    "describes",
+    "head_of",
+    "objects_of",
+    "read_piece",
+]
+
+JOINERS: Final = (
+    ("and", "then"),
+    ("as", "well", "as"),
+    ("followed", "by"),
+    ("after", "that"),
+    ("and",),
+    ("then",),
+    ("plus",),
+    ("afterwards",),
+    ("but",),
+    ("also",),
+)
+"""Words that join two requests; they belong to neither part."""
+
+OPENERS: Final = (
+    ("to", "make", "sure"),
+    ("to", "ensure"),
+    ("making", "sure"),
+    ("make", "sure"),
+    ("ensuring",),
+    ("ensure",),
+    ("so", "that"),
+)
+"""Words that open a request of their own, kept in its text ("ensuring it is not ...")."""
+
+CONDITIONS: Final = frozenset(
+    {"after", "before", "once", "when", "whenever", "if", "unless", "until", "while"}
+)
+"""Words that open a condition: context, unless a step follows ("before notifying ...")."""
+
+_DETERMINERS: Final = frozenset(
+    "a an the this that these those my our your their his her its each every some any".split()  # noqa: SIM905
+)
+_EXTRA_FUNCTION: Final = frozenset({"sure", "etc", "asap", "e.g", "i.e", "much", "many"})
+QUESTION_AUX: Final = frozenset(
+    "is are was were has have had does do did will would should can could".split()  # noqa: SIM905
+)
+_ADDRESSEE: Final = frozenset({"you", "we", "i"})
+_MODALS: Final = frozenset(
+    [
+        "can",
+        "could",
+        "should",
+        "must",
+        "may",
+        "might",
+        "shall",
+        "will",
+        "would",
+        "need",
+        "needs",
+        "needed",
+        "want",
+        "wants",
+        "wanted",
+        "wish",
+        "wishes",
+    ]
+)
+_BE: Final = frozenset({"is", "are", "was", "were"})
+_MONTHS: Final = frozenset(
+    "January February March April May June July August September October November December".split()  # noqa: SIM905
+)
+"""Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
+_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over"})
+"""Particles that make one verb of the verb before them ("look up", "pay back")."""
+_CLAUSE_SUBJECTS: Final = frozenset(
+    "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
+)
+WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
+_OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) | frozenset(
+    {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A word of the action.
+
+    Attributes:
+        text: As written.
+        start: Offset of its first character in the action.
+        end: Offset after its last character.
+        term: What the matcher compares; ``None`` for a function word or an argument.
+    """
+
+    text: str
+    start: int
+    end: int
+    term: Term | None
+
+
+@dataclass
+class Piece:
+    """A piece of an action between separators and joiners (:mod:`orra_planner.parts`)."""
+
+    start: int
+    end: int
+    words: list[Word]
+    joined: bool  # follows a joiner or a comma
+    condition: bool  # opened by a condition word
+
+
+def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
+    lower = text.lower()
+    if lower in values or any(ch.isdigit() for ch in text) or (not first and text in _MONTHS):
+        return True
+    if first or not text[0].isupper() or (text.isupper() and len(text) <= 5):
+        return False
+    return not is_known(lower)
+
+
+@dataclass
+class Read:
+    """What :func:`_terms` reads of a piece."""
+
+    terms: list[Term]
+    verbish: list[bool]  # stands where a verb would
+    glued: list[bool]  # follows the previous content word with nothing between
+    direct: list[bool] = field(default_factory=list)  # no preposition since the first word
+    unit: list[bool] = field(default_factory=list)  # right after a number ("45 euros")
+    asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
+    question: bool = False  # a yes/no question ("Is the customer frustrated?")
+    statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
+    content: list[Term] = field(default_factory=list)  # a "that" clause
+    clause_object: bool = False  # the clause follows the verb: it is what the verb acts on
+
+
+def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
+    """Indexes of the words of proper names: runs of capitalised words with an unknown one.
+
+    "Dana Ruiz (EMP-2213) is leaving", "approver Tomás Ruiz", "supplier Nordlicht GmbH": a
+    person or a company is an argument, never a request, even first in the action. A run
+    that opens the action counts only when its second word is unknown too ("Escalte Ticket
+    T-1" is a typo of a verb, then a noun).
+    """
+    found: set[int] = set()
+    index = 0
+    while index < len(words):
+        run = index
+        while run < len(words) and _capitalised(words[run].text):
+            run += 1
+        if run - index >= 2:
+            unknown = [not is_known(w.text.lower()) for w in words[index:run]]
+            if (unknown[1] if index == 0 else any(unknown)) or all(
+                w.text.lower() in values for w in words[index:run]
+            ):
+                found.update(range(index, run))
+        index = max(run, index + 1)
+    return found
+
+
+def _capitalised(text: str) -> bool:
+    return text[:1].isupper() and not text.isupper() and text.isalpha()
+
+
+def _finite(word: str) -> bool:
+    """Whether ``word`` is an inflected verb form ("went", "arrived", "works")."""
+    found = readings(word)
+    verb = found.get("VERB")
+    return verb is not None and verb != word and not word.endswith("ing")
+
+
+def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
+    """Whether the noun opening a clause is used as a verb ("Text customer CUS-1 that ...").
+
+    English makes verbs of nouns at the start of an instruction; it is one when a noun
+    phrase follows directly (a determiner or a noun, not a preposition or an argument).
+    """
+    if index + 1 >= len(words):
+        return False
+    following = words[index + 1].text.lower()
+    if following in _DETERMINERS - {"that", "this", "these", "those"}:
+        return True
+    if following in FUNCTION_WORDS or _is_argument(
+        words[index + 1].text, first=False, values=values
+    ):
+        return False
+    found = readings(following)
+    return "NOUN" in found and "VERB" not in found
+
+
+def read_piece(piece: Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> Read:
+    """Content words of a piece, where each stands, and what a question asks."""
+    read = Read([], [], [])
+    words = piece.words
+    first = words[0].text.lower() if words else ""
+    second = words[1].text.lower() if len(words) > 1 else ""
+    # "Is the customer frustrated?", "Has PROD-1 sold out?" ask about what follows the
+    # subject; "Can you refund ..." is a request.
+    read.question = first in QUESTION_AUX and second not in _ADDRESSEE
+    skip = 2 if first in QUESTION_AUX and second in _ADDRESSEE else 0
+    names = _names(words, values)
+    after_determiner = False
+    first_content = True
+    previous_content = False
+    after_how = after_modal = after_need = False
+    plain_be = finite = imperative = preposition = after_number = clause = False
+    subject = False  # a subject stands before: an argument or a noun
+    named_after_first = False  # an argument follows the first content word ("X ID-1 ...")
+    after_argument = False  # the word before was an argument
+    generic = 0  # general verbs read ("process", "tell"): not terms, but words all the same
+    last_verb: int | None = None  # index in ``words`` of a verb head just read
+    for index, word in enumerate(words):
+        if index < skip:
+            continue
+        lower = word.text.lower().replace("\u2019", "'")
+        lower = lower.removesuffix("'s")
+        if (
+            last_verb == index - 1
+            and lower in _PARTICLES
+            and read.terms
+            and (compound := phrasal(read.terms[-1], lower)) is not None
+        ):
+            read.terms[-1] = compound  # "look up", "pay back": one verb
+            last_verb = None
+            continue
+        last_verb = None
+        if lower in _MODALS and index > 0 and word.text.islower():
+            after_modal = True
+            after_need = lower.startswith(("need", "want", "wish"))
+            if read.verbish:
+                read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
+                imperative = False
+            previous_content = False
+            continue
+        if lower in _BE and index > 0 and not after_modal:
+            plain_be = plain_be or not first_content or subject
+        if (
+            lower == "that"
+            and read.terms
+            and index + 1 < len(words)
+            and words[index + 1].text.lower() in _CLAUSE_SUBJECTS
+        ):
+            # "tell the customer that their order has shipped": what to say, not a request;
+            # "check that we have it in stock": what to check, the verb's object
+            clause = True
+            read.clause_object = len(read.terms) + generic == 1
+            continue
+        if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
+            after_argument = False
+            if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
+                preposition = True
+            after_number = False
+            after_determiner = lower in _DETERMINERS or (after_determiner and lower == "own")
+            after_how = lower in {"how", "which", "what"}
+            if lower in WH_WORDS and not read.terms and index > 0:
+                read.question = True  # "find out which account manager ...": a question
+            previous_content = False
+            continue
+        inside = any(start <= word.start and word.end <= end for start, end in spans)
+        if inside or index in names or _is_argument(word.text, index == skip, values):
+            after_determiner = after_how = previous_content = False
+            after_number = any(ch.isdigit() for ch in word.text)
+            subject = subject or first_content
+            named_after_first = named_after_first or len(read.terms) == 1
+            after_argument = True
+            continue
+        right_after_argument, after_argument = after_argument, False
+        if clause:
+            if (found := term(lower)) is not None:
+                read.content.append(found)
+            continue
+        # in "Has invoice INV-1 been paid?" the first word is the subject, not a verb
+        position = first_content and not after_determiner and not subject and not read.question
+        found = term(lower, verb_position=position or after_modal)
+        after_determiner = False
+        if found is None:
+            after_how = previous_content = False
+            continue
+        if position and found.known and not found.verb and _verbed(words, index, values):
+            found = as_verb(found)
+        if not position and not first_content and not after_modal and _finite(lower):
+            finite = True  # "the conference went virtual"
+            if (
+                right_after_argument
+                and named_after_first
+                and len(read.terms) == 1
+                and read.verbish[0]
+            ):
+                # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
+                read.verbish[0] = imperative = False
+        if position and (found.verb or not found.known):
+            imperative = True
+        if (position or after_modal) and found.lemma in GENERIC_VERBS:
+            # "process the refund": the object says what is asked, and its first word is
+            # not in verb position ("process order payment" is about a payment);
+            # "wants to go on holiday" asks for the holiday.
+            first_content = False
+            previous_content = False
+            generic += 1
+            after_need = after_need or after_modal
+            after_modal = False
+            continue
+        if (after_how or after_need or (after_modal and found.verb)) and read.asked is None:
+            read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
+        after_need = False
+        if after_modal and found.verb:
+            after_modal = False
+        if position and found.verb:
+            last_verb = index
+        read.terms.append(found)
+        # a word the lexicon does not know, where a verb stands, is taken for one (a typo
+        # of a verb must stay the part's head, not hand it to the object)
+        read.verbish.append(position and (found.verb or not found.known))
+        read.glued.append(previous_content)
+        read.direct.append(not preposition)
+        read.unit.append(after_number)
+        after_number = False
+        first_content = False
+        previous_content = True
+        after_how = False
+    opened = bool(words) and (first in _OPENING_WORDS or first in CONDITIONS)
+    # "the fix is deployed", "the conference went virtual": a statement of fact, context
+    # of the request beside it
+    read.statement = (plain_be or finite) and not read.question and not opened
+    read.statement = read.statement and not imperative and read.asked is None
+    return read
+
+
+def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
+    """Head nouns of the noun phrases right after a verb head, before any preposition.
+
+    "send the customer a gift card" → customer, card; "post an update on the status page"
+    → update. A service that serves such a part must know each of them.
+    """
+    if head != 0 or not read.verbish or not read.verbish[0]:
+        return ()
+    terms = read.terms
+    heads: list[int] = []
+    current: int | None = None
+    for i in range(1, len(terms)):
+        if not read.direct[i]:
+            break
+        if not read.glued[i] and current is not None:
+            heads.append(current)
+            current = None
+        if not describes(terms[i]) and terms[i].lemma not in GENERIC_NOUNS and not read.unit[i]:
+            current = i
+    if current is not None:
+        heads.append(current)
+    return tuple(heads)
+
+
+def describes(found: Term) -> bool:
+    """Whether ``found`` can describe a thing ("best", "cheapest", "new"): never an object."""
+    return found.modifier or "ADJ" in readings(found.word)
+
+
+def head_of(read: Read) -> int | None:
+    """Index in ``read.terms`` of the word that says what the piece asks (``None``: none)."""
+    terms = read.terms
+    if not terms:
+        return None
+    if read.verbish[0] and terms[0].lemma not in GENERIC_VERBS:
+        return 0
+    if read.asked is not None:
+        return read.asked  # "how upset is the customer" asks how upset
+    if read.question:
+        # the predicate after the subject: "is the customer ... frustrated"
+        predicates = [
+            i
+            for i, t in enumerate(terms)
+            if t.verb or t.modifier or {"VERB", "ADJ"} & set(readings(t.word))
+        ]
+        if predicates:
+            return predicates[-1]
+    # A noun phrase: its head is the last noun of its first run of words ("order payment"
+    # → payment); a word too general to say anything ("request") is skipped, and a lone
+    # modifier ("fraudulent") is the head when there is nothing else.
+    general = GENERIC_NOUNS | GENERIC_VERBS
+    nouns = [i for i, t in enumerate(terms) if not t.modifier and t.lemma not in general]
+    if nouns:
+        last = nouns[0]
+        for i in range(nouns[0] + 1, len(terms)):
+            if not read.glued[i]:
+                break
+            if i in nouns:
+                last = i
+        return last
+    others = [i for i, t in enumerate(terms) if t.lemma not in general]
+    return others[0] if others else None
