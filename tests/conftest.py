@@ -14,7 +14,7 @@ from orra_events import Bus, Topology
 from orra_events.embedded import EmbeddedNats
 from tests import webhook_contract
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.factories", "orra_sdk.testing.plugin"]
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,12 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def orra_nats_url(nats_server: EmbeddedNats) -> str:
+    """The test kit's harness (``orra`` fixture) uses the session's server too."""
+    return nats_server.url
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from nats.js.errors import NotFoundError
 
 from orra_events import Bus, ServiceRegistered, TaskCompleted, TaskFailed, decode
 from orra_examples import SERVICES
+from orra_sdk import InvalidData, NonRetryableError
+from orra_sdk.testing import Orra, call, call_revert
 from tests.sdk.conftest import EventLog
 
 
@@ -28,42 +30,23 @@ def instant(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORRA_EXAMPLES_EFFECTS_FILE", raising=False)
 
 
-@pytest.fixture
-async def all_services(instant: None, make_client: Any) -> None:
-    client = make_client()
-    await client.connect()
-    await client.start(*SERVICES.values())
-
-
-async def run_task(
-    events: EventLog, dispatch: Any, service: str, task_id: str, data: dict[str, Any]
-) -> Any:
-    await dispatch(service, task_id, data)
-    done = await events.wait(TaskCompleted, task_id=task_id)
-    return done[0].output
-
-
-@pytest.mark.usefixtures("all_services")
-async def test_the_seed_order_flow_gives_seed_like_outputs(events: EventLog, dispatch: Any) -> None:
-    payment = await run_task(
-        events, dispatch, "PaymentService", "payment", {"orderId": "ORD123", "amount": "299.99"}
+@pytest.mark.usefixtures("instant")
+async def test_the_seed_order_flow_gives_seed_like_outputs(orra: Orra) -> None:
+    await orra.serve(*SERVICES.values())
+    outcome = await orra.run(
+        {
+            "payment": ("PaymentService", {"orderId": "ORD123", "amount": "299.99"}),
+            "inventory": ("InventoryService", {"productId": "PROD456"}),
+            "delivery": ("DeliveryAgent", {"orderId": "ORD123", "inStock": "$inventory.inStock"}),
+            "notify": (
+                "NotificationService",
+                {"customerId": "CUST1", "paymentStatus": "$payment.paymentStatus"},
+            ),
+        }
     )
-    inventory = await run_task(
-        events, dispatch, "InventoryService", "inventory", {"productId": "PROD456"}
-    )
-    delivery = await run_task(
-        events,
-        dispatch,
-        "DeliveryAgent",
-        "delivery",
-        {"orderId": "ORD123", "inStock": inventory["inStock"]},
-    )
-    notify = await run_task(
-        events,
-        dispatch,
-        "NotificationService",
-        "notify",
-        {"customerId": "CUST1", "paymentStatus": payment["paymentStatus"]},
+    assert outcome.status == "done", outcome.error
+    payment, inventory, delivery, notify = (
+        outcome.outputs[t] for t in ("payment", "inventory", "delivery", "notify")
     )
 
     assert payment["paymentStatus"] == "confirmed"
@@ -76,28 +59,41 @@ async def test_the_seed_order_flow_gives_seed_like_outputs(events: EventLog, dis
     assert delivery["deliveryStatus"] == "scheduled"
     assert notify["orderStatus"] == "processed"
     assert notify["notificationStatus"] == "sent"
+    assert outcome.progress("delivery") == [{"step": "choosing carrier"}]
 
 
-@pytest.mark.usefixtures("all_services")
-async def test_orders_by_items_refunds_and_fraud(events: EventLog, dispatch: Any) -> None:
+@pytest.mark.usefixtures("instant")
+async def test_a_seed_action_is_planned_offline_and_compensated_when_delivery_aborts(
+    orra: Orra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORRA_EXAMPLES_ABORT", "DeliveryAgent")
+    await orra.serve(*SERVICES.values())
+    outcome = await orra.submit(
+        "Process the payment for the order, update the inventory and estimate the delivery",
+        {"orderId": "ORD123", "amount": 299.99, "productId": "PROD456"},
+    )
+    assert outcome.status == "aborted", outcome.error
+    assert outcome.results == {"orderId": "ORD123", "by": "DeliveryAgent"}
+    assert outcome.compensation is not None
+    assert sorted(outcome.compensation.compensated) == ["inventory", "payment"]
+
+
+async def _output(service: str, data: dict[str, Any]) -> dict[str, Any]:
+    return (await call(SERVICES[service], data)).output
+
+
+@pytest.mark.usefixtures("instant")
+async def test_orders_by_items_refunds_and_fraud() -> None:
     items = [{"id": "PROD789", "quantity": 2}]
-    payment = await run_task(
-        events, dispatch, "PaymentService", "pay", {"orderId": "ORD1", "items": items}
+    payment = await _output("PaymentService", {"orderId": "ORD1", "items": items})
+    stock = await _output("InventoryService", {"items": items})
+    missing = await _output("InventoryService", {"productId": "OOS-1"})
+    fraud = await _output("FraudCheck", {"orderId": "ORD789"})
+    refund = await _output(
+        "RefundService", {"orderId": "ORD789", "fraudCleared": fraud["fraudCleared"]}
     )
-    stock = await run_task(events, dispatch, "InventoryService", "stock", {"items": items})
-    missing = await run_task(events, dispatch, "InventoryService", "oos", {"productId": "OOS-1"})
-    fraud = await run_task(events, dispatch, "FraudCheck", "fraud", {"orderId": "ORD789"})
-    refund = await run_task(
-        events,
-        dispatch,
-        "RefundService",
-        "refund",
-        {"orderId": "ORD789", "fraudCleared": fraud["fraudCleared"]},
-    )
-    suspicious = await run_task(events, dispatch, "FraudCheck", "bad", {"orderId": "FRAUD1"})
-    rejected = await run_task(
-        events, dispatch, "RefundService", "no", {"orderId": "FRAUD1", "fraudCleared": False}
-    )
+    suspicious = await _output("FraudCheck", {"orderId": "FRAUD1"})
+    rejected = await _output("RefundService", {"orderId": "FRAUD1", "fraudCleared": False})
 
     assert payment["amountCharged"] > 0
     assert stock["reservedItems"] == 2
@@ -108,14 +104,26 @@ async def test_orders_by_items_refunds_and_fraud(events: EventLog, dispatch: Any
     assert rejected == {"refundStatus": "rejected", "refundId": None, "refundAmount": 0.0}
 
 
-@pytest.mark.usefixtures("all_services")
-async def test_an_unusable_input_is_a_clear_non_retryable_failure(
-    events: EventLog, dispatch: Any
-) -> None:
-    await dispatch("PaymentService", "pay", {"orderId": "ORD1"})
-    (failed,) = await events.wait(TaskFailed, task_id="pay")
-    assert failed.retryable is False
-    assert "give the amount, or the items to charge for" in failed.error
+@pytest.mark.usefixtures("instant")
+async def test_an_unusable_input_or_an_excessive_charge_is_refused_for_good() -> None:
+    with pytest.raises(InvalidData, match="give the amount, or the items to charge for"):
+        await call(SERVICES["PaymentService"], {"orderId": "ORD1"})
+    with pytest.raises(NonRetryableError, match="exceeds the card limit"):
+        await call(SERVICES["PaymentService"], {"orderId": "ORD1", "amount": 200_000})
+
+
+@pytest.mark.usefixtures("instant")
+async def test_a_payment_is_refunded_with_its_transaction(tmp_path: Path, monkeypatch: Any) -> None:
+    effects = tmp_path / "effects.jsonl"
+    monkeypatch.setenv("ORRA_EXAMPLES_EFFECTS_FILE", str(effects))
+    payment = SERVICES["PaymentService"]
+    done = await call(payment, {"orderId": "ORD1", "amount": 5})
+    await call_revert(payment, {"orderId": "ORD1", "amount": 5}, done.output, reason="no stock")
+    lines = [json.loads(line) for line in effects.read_text().splitlines()]
+    assert [(e["outcome"], e.get("reason")) for e in lines] == [
+        ("completed", None),
+        ("reverted", "no stock"),
+    ]
 
 
 async def test_injected_failures_and_recorded_side_effects(

@@ -42,6 +42,10 @@ or simply ``orra_sdk.run(payment)``, which also serves ``/healthz``, ``/readyz``
 that embeds a client starts :func:`health_server` itself). While a task is handled, its
 ``orchestration_id``, ``task_id``, ``attempt`` and ``service`` are bound to structlog's
 context variables, so the handler's own structlog lines carry them.
+
+To test a service, :mod:`orra_sdk.testing` runs its handler without a broker
+(``call``) or serves it with the real dispatcher on an embedded nats-server (the ``orra``
+pytest fixture; ``pip install 'orra-sdk[testing]'``).
 """
 
 from orra_sdk.client import RESULTS_BUCKET, OrraClient
