@@ -111,8 +111,8 @@ async def test_publish_async_still_leaves_a_refused_publish_unanswered(bus: Bus)
     """nats.py#985: ``publish_async``'s future of a publish the broker refuses never ends.
 
     When this fails, nats-py resolves that future: the pipelined publisher's reason to
-    exist for compare-and-set writes is gone, and ``_fastpub`` may be reconsidered (the
-    benchmark's ``publish`` section says whether it is still faster).
+    exist for compare-and-set writes is gone, and ``_fastpub`` may be reconsidered (after
+    measuring both against each other in one benchmark run).
     """
     event = task_completed()
     future = await bus.js.publish_async(

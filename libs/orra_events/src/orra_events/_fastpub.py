@@ -3,8 +3,7 @@
 Private to ``orra_events``: it writes into nats-py's connection internals (see below), so
 nothing outside Orra's own packages should use it; they reach it as ``Bus.publisher`` and
 read its answers through :mod:`orra_events.publishing`. ``tests/events/test_fastpub_canary.py``
-fails loudly when a nats-py upgrade changes the internals it relies on, and the benchmark's
-``publish`` section compares it with nats-py's ``publish_async`` in the same run.
+fails loudly when a nats-py upgrade changes the internals it relies on.
 
 nats-py's ``publish_async`` costs, per message, a random token (an ``os.urandom`` call),
 a semaphore wait, a future with a done callback, a ``json.loads`` and a ``PubAck``
