@@ -5,8 +5,9 @@ Import events, the codec and the topology from here::
     from orra_events import TaskCompleted, Topology, decode, encode
 """
 
-from orra_events.bus import BrokerUnavailable, Bus, Retry
+from orra_events.bus import BrokerUnavailable, Bus
 from orra_events.codec import EVENT_TYPES, decode, decode_as, encode
+from orra_events.consumers import Park, Retry
 from orra_events.errors import (
     DecodeError,
     InvalidName,
@@ -100,6 +101,7 @@ __all__ = [
     "OrchestrationPaused",
     "OrchestrationResumed",
     "OrraEventsError",
+    "Park",
     "Plan",
     "PlanCreated",
     "PlanFailed",

@@ -1,10 +1,11 @@
 """Runs one service's tasks: pulls ``work.<service>``, validates, calls the handler, reports.
 
 The work stream is read through the durable pull consumer ``svc_<service>`` that every
-replica shares. Pulling is callback driven: the worker subscribes a private inbox and sends
-``$JS.API.CONSUMER.MSG.NEXT`` requests to it, asking for as many messages as it has free
-slots, so it keeps pull semantics (replicas split the work, nobody takes more than it can
-run) at push-consumer speed (see PERFORMANCE-NOTES.md).
+replica shares, with :class:`orra_events.consumers.PullConsumer`: callback driven, asking
+for as many messages as the worker has free slots, so it keeps pull semantics (replicas
+split the work, nobody takes more than it can run) at push-consumer speed. The consumer
+parks what is not a task (``manual_ack``: the worker acks a task once its result is
+stored).
 
 The work subject carries two kinds of message: ``task.dispatched`` runs the handler;
 ``task.compensating`` runs the revert handler (compensation), with the same idempotency
@@ -13,7 +14,7 @@ record (key ``<orch>:<task>:revert``), keep-alives and reporting
 
 Reporting. The idempotency record (the result, or the release of the claim after a
 failure) and the result event (``task.completed``...) are published together, in one
-batch of the connection's :class:`~orra_events.fastpub.FastPublisher`, and their acks
+batch of the connection's pipelined publisher (``Bus.publisher``), and their acks
 awaited together: one round trip instead of two in sequence. The work message is acked
 once both are stored. Keep-alives of running handlers (in-progress acks and claim
 renewals) are fired by the worker's ticker, not by a timer per task.
@@ -38,14 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from nats.errors import ConnectionReconnectingError, OutboundBufferLimitError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 
 from orra_events import (
@@ -57,13 +56,13 @@ from orra_events import (
     TaskDispatched,
     TaskFailed,
     TaskProgress,
-    decode,
+    ids,
     now,
 )
 from orra_events.codec import encode
-from orra_events.errors import DecodeError
-from orra_events.fastpub import PublishError, delivery
+from orra_events.consumers import Durable, Park, PullConsumer, delivery
 from orra_events.metrics import observe_event
+from orra_events.publishing import PublishError
 from orra_sdk._metrics import IN_FLIGHT_TASKS, count_result, observe_handler, prepare
 from orra_sdk._results import Busy, Claimed, Done, ResultStore, kv_key, record_of, released
 from orra_sdk.errors import AbortOrchestration, InvalidData, NonRetryableError, OutcomeUnknown
@@ -74,17 +73,15 @@ if TYPE_CHECKING:
     from contextvars import Token
 
     from nats.aio.msg import Msg
-    from nats.aio.subscription import Subscription
 
-    from orra_events import Bus, Topology
-    from orra_events.fastpub import Batch, FastPublisher
+    from orra_events import Bus, Event, Topology
+    from orra_events._fastpub import Batch, FastPublisher
     from orra_sdk.service import Service
 
 __all__ = ["ServiceWorker", "describe_validation_error"]
 
 log = structlog.get_logger("orra.sdk")
 
-_STATUS = "Status"
 _STOPPED_MEMORY = 10_000
 _HAND_BACK_S = 0.2
 _HAND_BACK_MAX_S = 2.0
@@ -180,7 +177,9 @@ class _Progress:
         self.seq += 1
         event = self.event
         progress = TaskProgress(
-            event_id=f"pg:{event.orchestration_id}:{event.task_id}:{event.attempt}:{self.seq}",
+            event_id=ids.progress_id(
+                event.orchestration_id, event.task_id, event.attempt, self.seq
+            ),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=event.service,
@@ -247,19 +246,28 @@ class ServiceWorker:
         self._topology = bus.topology
         self._progress_every = ack_wait_s / 3
         self._lease_s = max(ack_wait_s * 2, 2.0)
-        self._refill_at = max(1, concurrency // 4)
-        self._outstanding = 0
-        self._last_deadline = 0.0
-        self._inflight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
         self._locks = _KeyLocks()
         self._beats: dict[int, _Beat] = {}
         self._beat_ids = 0
         self._stopping = False
-        self._sub: Subscription | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._next_subject = ""
-        self._inbox = ""
+        self._consumer = PullConsumer(
+            bus,
+            Durable(
+                stream=bus.topology.work_stream,
+                name=self.durable,
+                filter_subjects=(self.subject,),
+                ack_wait_s=ack_wait_s,
+                max_ack_pending=100_000,
+                description=f"Orra SDK: replicas of {service.name}",
+            ),
+            self._process,
+            concurrency=concurrency,
+            expires_s=pull_expires_s,
+            max_waiting=4096,
+            manual_ack=True,  # acked once the task's result is stored
+            max_deliver=None,  # the poison guard is the worker's (see _accept)
+        )
         self._running: dict[str, set[asyncio.Task[Any]]] = {}
         self._stops: dict[asyncio.Task[Any], str] = {}
         self._stopped: OrderedDict[str, str] = OrderedDict()
@@ -267,53 +275,18 @@ class ServiceWorker:
     @property
     def inflight(self) -> int:
         """Tasks received and not finished yet."""
-        return self._inflight
+        return self._consumer.inflight
 
     @property
     def bound(self) -> bool:
         """Whether the worker is bound to its consumer and takes tasks (started, not stopping)."""
-        return self._sub is not None and not self._stopping
+        return self._consumer.bound and not self._stopping
 
     async def start(self) -> None:
         """Create (or update) the shared consumer and start pulling."""
-        stream = self.bus.topology.work_stream
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            description=f"Orra SDK: replicas of {self.service.name}",
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=self.ack_wait_s,
-            max_deliver=-1,
-            max_ack_pending=100_000,
-            max_waiting=4096,
-            filter_subject=self.subject,
-        )
-        await self.bus.js.add_consumer(stream, config)
         prepare(self.service.name, revertible=self.service.revertible)
-        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{self.durable}"
-        self._inbox = self.bus.nc.new_inbox()
-        self._sub = await self.bus.nc.subscribe(self._inbox, cb=self._on_message)
-        await self._pull()
+        await self._consumer.start()
         self._ticker = asyncio.create_task(self._tick(), name=f"orra-sdk-{self.service.name}")
-
-    # --- pulling -------------------------------------------------------------------------
-
-    async def _pull(self) -> None:
-        if self._stopping:
-            return
-        free = self.concurrency - self._inflight - self._outstanding
-        if free <= 0 or (self._outstanding > 0 and free < self._refill_at):
-            return
-        request = {"batch": free, "expires": int(self.pull_expires_s * 1e9)}
-        self._outstanding += free
-        self._last_deadline = time.monotonic() + self.pull_expires_s
-        try:
-            await self.bus.nc.publish(
-                self._next_subject, json.dumps(request).encode(), reply=self._inbox
-            )
-        except Exception as exc:  # noqa: BLE001 - the ticker pulls again
-            self._outstanding -= free
-            log.warning("pull request failed", service=self.service.name, error=str(exc))
 
     async def _tick(self) -> None:
         # Often enough that a keep-alive is never more than half an interval late. It
@@ -322,41 +295,6 @@ class ServiceWorker:
         while True:
             await asyncio.sleep(interval)
             self._keep_alive()
-            if self._stopping:
-                continue
-            # A request whose expiry passed without its 408 (a broker restart, a lost
-            # status message) no longer counts; otherwise the worker would starve.
-            if self._outstanding and time.monotonic() > self._last_deadline + 1.0:
-                self._outstanding = 0
-            await self._pull()
-
-    async def _on_message(self, msg: Msg) -> None:
-        if msg.reply:
-            self._outstanding = max(0, self._outstanding - 1)
-            if self._stopping:
-                with contextlib.suppress(Exception):
-                    self.publisher.nak(msg)
-                return
-            self._inflight += 1
-            IN_FLIGHT_TASKS.add(self.service.name, 1)
-            task = asyncio.create_task(self._process(msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return
-        status = msg.headers.get(_STATUS) if msg.headers else None
-        if status == "408":
-            pending = int(msg.headers.get("Nats-Pending-Messages", "0")) if msg.headers else 0
-            self._outstanding = max(0, self._outstanding - pending)
-            await self._pull()
-        elif status == "409":
-            # The server dropped our pull requests (consumer deleted, leadership change,
-            # too many waiting requests): forget them; the ticker asks again.
-            log.warning(
-                "pull request ended by the server",
-                service=self.service.name,
-                description=msg.headers.get("Description") if msg.headers else None,
-            )
-            self._outstanding = 0
 
     # --- keep-alives ---------------------------------------------------------------------
 
@@ -415,14 +353,16 @@ class ServiceWorker:
 
     # --- running a task ------------------------------------------------------------------
 
-    async def _process(self, msg: Msg) -> None:
+    async def _process(self, decoded: Event, msg: Msg) -> None:
         # Runs in its own asyncio task (a copy of the context): what is bound here is seen
-        # by this task's logs only, and by the tasks its handler starts.
+        # by this task's logs only, and by the tasks its handler starts. An exception goes
+        # to the consumer: logged, and the message redelivered after a second.
+        if not isinstance(decoded, TaskDispatched | TaskCompensating):
+            raise Park(f"{decoded.TYPE} is not a task for a service")
+        event = decoded
+        IN_FLIGHT_TASKS.add(self.service.name, 1)
         bound: Mapping[str, Token[Any]] = {}
         try:
-            event = await self._decode(msg)
-            if event is None:
-                return
             bound = structlog.contextvars.bind_contextvars(
                 orchestration_id=event.orchestration_id,
                 task_id=event.task_id,
@@ -443,40 +383,17 @@ class ServiceWorker:
                     await run
                 finally:
                     self._locks.release(key)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task processing failed; redelivering", service=self.service.name)
-            with contextlib.suppress(Exception):
-                self.publisher.nak(msg, 1.0)
         finally:
             if bound:
                 structlog.contextvars.reset_contextvars(**bound)
-            self._inflight -= 1
             IN_FLIGHT_TASKS.add(self.service.name, -1)
-            await self._pull()
-
-    async def _decode(self, msg: Msg) -> TaskDispatched | TaskCompensating | None:
-        """The task of a work message; ``None`` (the message parked) when it is none."""
-        try:
-            decoded = decode(msg.data)
-        except DecodeError as exc:
-            await self.bus.park(msg, f"{type(exc).__name__}: {exc}")
-            return None
-        if not isinstance(decoded, TaskDispatched | TaskCompensating):
-            await self.bus.park(msg, f"{decoded.TYPE} is not a task for a service")
-            return None
-        return decoded
 
     async def _accept(
         self, msg: Msg, event: TaskDispatched | TaskCompensating
     ) -> tuple[str, Coroutine[Any, Any, None]] | None:
         """Check a task; return the run to do under its key's lock."""
         if event.service != self.service.name:
-            await self.bus.park(
-                msg, f"task for service {event.service!r} arrived on {self.subject}"
-            )
-            return None
+            raise Park(f"task for service {event.service!r} arrived on {self.subject}")
         deliveries, _ = delivery(msg)
         if event.version is not None and event.version != self.service.version:
             # Planned against another version (a rolling upgrade): a replica of that
@@ -783,7 +700,9 @@ class ServiceWorker:
         self, event: TaskCompensating, started_at: float, duration_ms: float
     ) -> TaskCompensated:
         return TaskCompensated(
-            event_id=f"cr:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            event_id=ids.compensation_result_id(
+                event.orchestration_id, event.task_id, event.attempt
+            ),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=self.service.name,
@@ -804,7 +723,9 @@ class ServiceWorker:
         release: Claimed | None = None,
     ) -> None:
         result = TaskCompensationFailed(
-            event_id=f"cr:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            event_id=ids.compensation_result_id(
+                event.orchestration_id, event.task_id, event.attempt
+            ),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=self.service.name,
@@ -835,7 +756,7 @@ class ServiceWorker:
             reason=exc.reason,
         )
         result = TaskAborted(
-            event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            event_id=ids.result_id(event.orchestration_id, event.task_id, event.attempt),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=self.service.name,
@@ -901,7 +822,7 @@ class ServiceWorker:
         progress: _Progress | None = None,
     ) -> None:
         result = TaskCompleted(
-            event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            event_id=ids.result_id(event.orchestration_id, event.task_id, event.attempt),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=self.service.name,
@@ -942,7 +863,7 @@ class ServiceWorker:
         progress: _Progress | None = None,
     ) -> None:
         result = TaskFailed(
-            event_id=f"r:{event.orchestration_id}:{event.task_id}:{event.attempt}",
+            event_id=ids.result_id(event.orchestration_id, event.task_id, event.attempt),
             orchestration_id=event.orchestration_id,
             task_id=event.task_id,
             service=self.service.name,
@@ -1091,31 +1012,15 @@ class ServiceWorker:
     # --- stopping ------------------------------------------------------------------------
 
     async def stop(self, drain_timeout_s: float) -> None:
-        """Stop pulling, let running tasks finish for ``drain_timeout_s``, abandon the rest."""
+        """Stop pulling, let running tasks finish for ``drain_timeout_s``, abandon the rest.
+
+        The consumer drops its inbox first, so a task abandoned here (its claim released,
+        the message handed back) is redelivered to another replica. Results need the
+        broker: while it is unreachable, running tasks are not waited for beyond a moment
+        (they are redelivered once it is back).
+        """
         self._stopping = True
-        # Drop the inbox first: the broker then discards our open pull requests, so a task
-        # abandoned below is redelivered to another replica, not to us. Acks do not use
-        # the inbox, so running tasks still report.
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-                await self.bus.nc.flush()
-            self._sub = None
-        if self._tasks:
-            # Results need the broker: while it is unreachable, running tasks are not
-            # waited for beyond a moment (they are redelivered once it is back).
-            await self.bus.wait_while_reachable(
-                asyncio.wait(set(self._tasks)), drain_timeout_s, what="running tasks"
-            )
-            pending = {task for task in self._tasks if not task.done()}
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning(
-                    "abandoned running tasks", service=self.service.name, count=len(pending)
-                )
-                # Bounded: a handler may swallow its cancellation.
-                await asyncio.wait(pending, timeout=max(drain_timeout_s, 1.0))
+        await self._consumer.stop(drain_timeout_s)
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.wait({self._ticker})

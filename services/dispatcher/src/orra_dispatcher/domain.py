@@ -95,6 +95,7 @@ from orra_events import (
     TaskFailed,
     TaskRetrying,
     TaskTimedOut,
+    ids,
 )
 from orra_events.errors import UnresolvedReference as ReferenceNotFound
 from orra_events.liveness import is_unhealthy
@@ -662,14 +663,14 @@ class _Builder:
         )
         self.emit.append(
             TaskDispatched(
-                event_id=f"d:{state.id}:{task_id}:{attempt}",
+                event_id=ids.dispatch_id(state.id, task_id, attempt),
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
                 service=planned.service,
                 input=task_input,
                 attempt=attempt,
-                idempotency_key=f"{state.id}:{task_id}",
+                idempotency_key=ids.idempotency_key(state.id, task_id),
                 timeout_s=state.task_timeout_s,
                 version=planned.version,
             )
@@ -699,7 +700,7 @@ class _Builder:
         self.comps = {t: CompState() for t in order}
         self.emit.append(
             OrchestrationCompensating(
-                event_id=f"cs:{state.id}",
+                event_id=ids.compensating_id(state.id),
                 at=self.now,
                 orchestration_id=state.id,
                 cause=ending.kind,
@@ -736,7 +737,7 @@ class _Builder:
         )
         self.emit.append(
             TaskCompensating(
-                event_id=f"c:{state.id}:{task_id}:{attempt}",
+                event_id=ids.compensation_id(state.id, task_id, attempt),
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
@@ -745,7 +746,7 @@ class _Builder:
                 output=ts.output or {},
                 reason=self.ending.reason,
                 attempt=attempt,
-                idempotency_key=f"{state.id}:{task_id}:revert",
+                idempotency_key=ids.revert_key(state.id, task_id),
                 timeout_s=state.task_timeout_s,
                 previous_error=previous_error,
                 version=self.version(task_id),
@@ -760,7 +761,7 @@ class _Builder:
         comp = self.comps[task_id]
         n = comp.attempt
         if retryable and n < self.policy.comp_max_attempts:
-            delay = self.policy.backoff(n, f"{self.state.id}:{task_id}:revert")
+            delay = self.policy.backoff(n, ids.revert_key(self.state.id, task_id))
             self.set_comp(
                 task_id,
                 CompState(status="retry_wait", attempt=n, deadline=self.now + delay, error=error),
@@ -771,7 +772,7 @@ class _Builder:
         assert self.ending is not None
         self.emit.append(
             TaskCompensationAbandoned(
-                event_id=f"cf:{self.state.id}:{task_id}",
+                event_id=ids.compensation_abandoned_id(self.state.id, task_id),
                 at=self.now,
                 orchestration_id=self.state.id,
                 task_id=task_id,
@@ -800,7 +801,7 @@ class _Builder:
             )
             self.emit.append(
                 OrchestrationCompensated(
-                    event_id=f"ce:{state.id}",
+                    event_id=ids.compensated_id(state.id),
                     at=self.now,
                     orchestration_id=state.id,
                     compensation=summary,
@@ -814,7 +815,7 @@ class _Builder:
             terminal: Event
             if ending.kind == "failed":
                 terminal = OrchestrationFailed(
-                    event_id=f"end:{state.id}",
+                    event_id=ids.end_id(state.id),
                     at=self.now,
                     orchestration_id=state.id,
                     error=reason,
@@ -826,7 +827,7 @@ class _Builder:
                 )
             else:
                 terminal = OrchestrationAborted(
-                    event_id=f"end:{state.id}",
+                    event_id=ids.end_id(state.id),
                     at=self.now,
                     orchestration_id=state.id,
                     reason=reason,
@@ -852,7 +853,7 @@ class _Builder:
             outputs = {t.id: self.tasks[t.id].output or {} for t in state.plan.tasks}
             self.emit.append(
                 OrchestrationDone(
-                    event_id=f"end:{state.id}",
+                    event_id=ids.end_id(state.id),
                     at=self.now,
                     orchestration_id=state.id,
                     results=merge_results(outputs),
@@ -893,7 +894,7 @@ class _Builder:
         )
         self.emit.append(
             TaskCompensationAbandoned(
-                event_id=f"uk:{state.id}:{task_id}",
+                event_id=ids.unknown_outcome_id(state.id, task_id),
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
@@ -925,7 +926,7 @@ class _Builder:
                 task_id,
             )
         state = self.state
-        delay = self.policy.backoff(n, f"{state.id}:{task_id}")
+        delay = self.policy.backoff(n, ids.idempotency_key(state.id, task_id))
         self.set(
             task_id,
             msgspec.structs.replace(
@@ -934,7 +935,7 @@ class _Builder:
         )
         self.emit.append(
             TaskRetrying(
-                event_id=f"rt:{state.id}:{task_id}:{n + 1}",
+                event_id=ids.retry_id(state.id, task_id, n + 1),
                 at=self.now,
                 orchestration_id=state.id,
                 task_id=task_id,
@@ -958,7 +959,7 @@ class _Builder:
             services = sorted({self.service(t) for t in held})
             self.emit.append(
                 OrchestrationPaused(
-                    event_id=f"pa:{state.id}:{self.pauses}",
+                    event_id=ids.pause_id(state.id, self.pauses),
                     at=self.now,
                     orchestration_id=state.id,
                     services=services,
@@ -971,7 +972,7 @@ class _Builder:
             was_held = [k for k, v in state.tasks.items() if v.status == "paused"]
             self.emit.append(
                 OrchestrationResumed(
-                    event_id=f"re:{state.id}:{self.pauses}",
+                    event_id=ids.resume_id(state.id, self.pauses),
                     at=self.now,
                     orchestration_id=state.id,
                     services=sorted({self.service(t) for t in was_held}),
@@ -1045,7 +1046,7 @@ def _plan_failed(event: PlanFailed, now: float) -> Outcome:
         None,
         [
             OrchestrationFailed(
-                event_id=f"end:{event.orchestration_id}",
+                event_id=ids.end_id(event.orchestration_id),
                 at=now,
                 orchestration_id=event.orchestration_id,
                 error=f"planning failed ({event.status}): {reasons}",
@@ -1187,7 +1188,7 @@ def _on_timer(
             return _noop(state, "timeout of an attempt that already ended")
         builder.emit.append(
             TaskTimedOut(
-                event_id=f"to:{state.id}:{timer.task_id}:{ts.attempt}",
+                event_id=ids.timeout_id(state.id, timer.task_id, ts.attempt),
                 at=now,
                 orchestration_id=state.id,
                 task_id=timer.task_id,

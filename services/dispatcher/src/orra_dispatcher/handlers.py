@@ -51,13 +51,15 @@ triggers a reload. Timer firings always reload the snapshot first, so a stale re
 not time out a task that already completed. A periodic sweep re-arms the timers of every
 stored snapshot, so a dead replica's timeouts and retries are taken over.
 
-Concurrency. nats-py runs a subscription's callback one message at a time, so the callback
-only decodes and hands the input to its orchestration's mailbox; each mailbox is drained by
+Concurrency. The intake is a push consumer
+(:class:`~orra_events.consumers.PushConsumer`, ``manual_ack``: an input is acked once
+stored, see below) whose callback runs one message at a time, so it only decodes and hands
+the input to its orchestration's mailbox; each mailbox is drained by
 its own task, at most ``concurrency`` at once. One orchestration's inputs are therefore
 applied in order, while different orchestrations proceed concurrently and their publishes
-and KV writes are pipelined on the connection (through a
-:class:`~orra_events.fastpub.FastPublisher`). Task results that queued up for one
-orchestration are applied together (one batch of publishes).
+and KV writes are pipelined on the connection (through its pipelined publisher,
+``Bus.publisher``). Task results that queued up for one orchestration are applied together
+(one batch of publishes).
 
 A plan's first transition skips the read: it writes with revision 0 (create only), which
 fails on an existing snapshot or marker; the dispatcher then reloads and finds the
@@ -77,8 +79,9 @@ Compensation messages. A ``task.compensating`` event is published to the event l
 like ``task.dispatched``, to ``work.<service>``, where the SDK runs the revert handler and
 answers ``task.compensated`` / ``task.compensation_failed``.
 
-Bad input. Undecodable bytes, an event type this consumer does not handle, or a subject
-that does not match the event are parked at once on the dead-letter subject. An event for
+Bad input. Undecodable bytes (the consumer parks them), an event type this consumer does
+not handle, or a subject that does not match the event are parked at once on the
+dead-letter subject. An event for
 an orchestration that was never started, or ahead of every stored state, is retried with a
 growing delay (it may race with another replica's write) and parked after ``max_deliver``
 deliveries. Per-message logs are at DEBUG.
@@ -96,15 +99,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import dataclasses
 import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import structlog
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from orra_dispatcher.domain import (
     ORCHESTRATION_TIMER,
@@ -118,7 +118,6 @@ from orra_dispatcher.errors import DispatcherError, StateConflict
 from orra_dispatcher.registry import ServiceRegistry
 from orra_dispatcher.store import Found, Snapshot, SnapshotStore
 from orra_events import (
-    DecodeError,
     Event,
     OrchestrationAborted,
     OrchestrationDone,
@@ -132,11 +131,11 @@ from orra_events import (
     TaskCompleted,
     TaskDispatched,
     TaskFailed,
-    decode,
     encode,
 )
-from orra_events.fastpub import FastPublisher, delivery, raise_first_error
+from orra_events.consumers import Durable, PushConsumer, delivery
 from orra_events.metrics import observe_event
+from orra_events.publishing import raise_first_error
 from orra_events.topology import NAME_PATTERN
 
 if TYPE_CHECKING:
@@ -146,7 +145,8 @@ if TYPE_CHECKING:
 
     from orra_dispatcher.settings import DispatcherSettings
     from orra_events import Bus
-    from orra_events.fastpub import Result
+    from orra_events._fastpub import FastPublisher
+    from orra_events.publishing import Result
 
 __all__ = ["CONSUMED", "DURABLE", "REPLAY_AGE_S", "Dispatcher", "NotYet"]
 
@@ -287,7 +287,7 @@ class Dispatcher:
         self._workers: set[asyncio.Task[None]] = set()
         self._timers: dict[tuple[str, str], tuple[asyncio.TimerHandle, Timer]] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._sub: Any = None
+        self._consumer: PushConsumer[Event] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
         self.registry = ServiceRegistry(
@@ -311,53 +311,29 @@ class Dispatcher:
         loaded = await self.sweep()
         log.info("dispatcher state loaded", in_flight=loaded)
         topo = self._topology
-        config = ConsumerConfig(
-            durable_name=DURABLE,
-            deliver_group=DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.settings.ack_wait_s,
-            max_deliver=-1,
-            max_ack_pending=self.settings.max_ack_pending,
-            deliver_policy=DeliverPolicy.ALL,
-            filter_subjects=[topo.all_of(t) for t in CONSUMED],
+        self._consumer = PushConsumer(
+            self.bus,
+            Durable(
+                stream=topo.events_stream,
+                name=DURABLE,
+                filter_subjects=tuple(topo.all_of(t) for t in CONSUMED),
+                ack_wait_s=self.settings.ack_wait_s,
+                max_ack_pending=self.settings.max_ack_pending,
+            ),
+            self._on_event,
+            manual_ack=True,  # acked once its outputs and snapshot are stored
+            max_deliver=self.settings.max_deliver,
         )
-        await self._update_filters(config)
-        self._sub = await self.bus.js.subscribe(
-            "",
-            queue=DURABLE,
-            durable=DURABLE,
-            stream=topo.events_stream,
-            cb=self._on_message,
-            manual_ack=True,
-            config=config,
-        )
+        await self._consumer.start()
         if self.settings.sweep_interval_s > 0:
             self._sweeper = asyncio.create_task(self._sweep_loop())
-
-    async def _update_filters(self, config: ConsumerConfig) -> None:
-        """Give an existing durable consumer the event types of this version."""
-        stream = self._topology.events_stream
-        try:
-            info = await self.bus.js.consumer_info(stream, DURABLE)
-        except NotFoundError:
-            return
-        wanted = sorted(config.filter_subjects or [])
-        if sorted(info.config.filter_subjects or []) != wanted:
-            updated = dataclasses.replace(info.config, filter_subjects=wanted, filter_subject=None)
-            await self.bus.js.add_consumer(stream, updated)
-            log.info("dispatcher consumer filters updated", filters=wanted)
 
     async def stop(self) -> None:
         """Stop consuming, finish the inputs already received, disarm the timers."""
         self._stopping = True
         await self.registry.stop()
-        if self._sub is not None:
-            try:
-                await self._sub.drain()
-            except Exception:  # noqa: BLE001 - closed connection or subscription
-                with contextlib.suppress(Exception):
-                    await self._sub.unsubscribe()
-            self._sub = None
+        if self._consumer is not None:
+            await self._consumer.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -446,13 +422,8 @@ class Dispatcher:
 
     # --- intake --------------------------------------------------------------------------
 
-    async def _on_message(self, msg: Msg) -> None:
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            await self.bus.park(msg, f"{type(exc).__name__}: {exc}")
-            return
-        # nats-py calls this in one long-lived task: the ids are reset after each message.
+    async def _on_event(self, event: Event, msg: Msg) -> None:
+        # Called in one long-lived task: the ids are reset after each message.
         tokens = structlog.contextvars.bind_contextvars(**_log_ids(event))
         try:
             await self._intake(event, msg)
@@ -461,14 +432,14 @@ class Dispatcher:
 
     async def _intake(self, event: Event, msg: Msg) -> None:
         if not isinstance(event, _HANDLED):
-            await self.bus.park(msg, f"the dispatcher does not handle {event.TYPE} events")
+            await self._park(msg, f"the dispatcher does not handle {event.TYPE} events")
             return
         orchestration_id = event.orchestration_id
         if not NAME_PATTERN.fullmatch(orchestration_id):
-            await self.bus.park(msg, f"invalid orchestration id {orchestration_id!r}")
+            await self._park(msg, f"invalid orchestration id {orchestration_id!r}")
             return
         if msg.subject != self._topology.subject_for(event):
-            await self.bus.park(
+            await self._park(
                 msg, f"{event.TYPE} event for {orchestration_id} on subject {msg.subject}"
             )
             return
@@ -800,16 +771,15 @@ class Dispatcher:
             return verdicts
         raise StateConflict(f"snapshot of {orchestration_id} kept changing")
 
+    async def _park(self, msg: Msg, reason: str) -> None:
+        """Park an input now (in the caller's log context, which names the input)."""
+        assert self._consumer is not None
+        await self._consumer.park(msg, reason)
+
     async def _retry_or_park(self, msg: Msg, reason: str, delay_s: float) -> None:
-        try:
-            if msg.metadata.num_delivered >= self.settings.max_deliver:
-                await self.bus.park(
-                    msg, f"gave up after {self.settings.max_deliver} deliveries: {reason}"
-                )
-            else:
-                self.publisher.nak(msg, delay_s)
-        except Exception:
-            log.warning("nak failed", subject=msg.subject, exc_info=True)
+        """Redeliver an input after ``delay_s``, or park it after ``max_deliver`` deliveries."""
+        assert self._consumer is not None
+        await self._consumer.retry(msg, reason, delay_s)
 
     async def _process(self, event: Event, msg: Msg, *, again: bool = False) -> None:
         assert isinstance(event, _HANDLED)

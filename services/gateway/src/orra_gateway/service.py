@@ -19,6 +19,7 @@ from orra_events import (
     DataField,
     OrchestrationAborted,
     TaskCompensationResolved,
+    ids,
     new_orchestration_id,
 )
 from orra_events.apikeys import ADMIN
@@ -182,7 +183,7 @@ class Gateway:
             # A replay whose first attempt may have failed to append publishes the same
             # event id again: JetStream stores it at most once.
             event = ActionSubmitted(
-                event_id=f"a:{orchestration_id}",
+                event_id=ids.action_id(orchestration_id),
                 orchestration_id=orchestration_id,
                 action=request.action.content,
                 data=[DataField(field=item.field, value=item.value) for item in request.data],
@@ -238,7 +239,7 @@ class Gateway:
                 f"orchestration {orchestration_id} already stopped: it is being compensated"
             )
         event = OrchestrationAborted(
-            event_id=f"end:{orchestration_id}",
+            event_id=ids.end_id(orchestration_id),
             orchestration_id=orchestration_id,
             reason=reason,
             webhook=view.webhook,
@@ -316,7 +317,7 @@ class Gateway:
         if current.status != "failed":
             raise Conflict(f"compensation {current.id} is already {current.status}")
         event = TaskCompensationResolved(
-            event_id=f"cres:{orchestration_id}:{task_id}",
+            event_id=ids.compensation_resolved_id(orchestration_id, task_id),
             orchestration_id=orchestration_id,
             task_id=task_id,
             resolution=resolution,

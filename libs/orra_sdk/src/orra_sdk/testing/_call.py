@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from orra_events import TaskProgress
 from orra_events.codec import encode
+from orra_events.ids import progress_id
 from orra_sdk.errors import InvalidData, ServiceDefinitionError
 from orra_sdk.service import RevertTask, Task
 
@@ -45,7 +46,7 @@ class ProgressRecorder:
         seq = len(self.updates) + 1
         encode(
             TaskProgress(
-                event_id=f"pg:{orchestration_id}:{task_id}:{attempt}:{seq}",
+                event_id=progress_id(orchestration_id, task_id, attempt, seq),
                 orchestration_id=orchestration_id,
                 task_id=task_id,
                 service=service,
