@@ -327,31 +327,7 @@ class OfflinePlanner:
                 add(fitting, index, match.part.start)
                 produced.update(keys[fitting].outputs)
                 continue
-            tiers: dict[str, int] = {}
-            for name in match.serving:
-                needed = keys[name].required - data.keys() - produced
-                if not needed:
-                    tiers[name] = 0
-                elif all(self._supplier(f, {}, catalog) is not None for f in needed):
-                    tiers[name] = 1
-                else:
-                    tiers[name] = 2
-            best = min(tiers.values())
-            kept = [n for n in match.serving if tiers[n] == best]
-            top, top_score = match.ranked[0]
-            kept_score = max(score for name, score in match.ranked if name in kept)
-            if top not in kept and top_score > _CLEARLY_BEST * kept_score:
-                # the service the words point to, even if it cannot run: it is reported,
-                # not swapped for one that can
-                kept = [top]
-            elif best == 2:
-                kept = kept[:1]
-            dropped = [n for n in match.serving if n not in kept]
-            if dropped:
-                notes.append(
-                    f"{', '.join(kept)} over {', '.join(dropped)} for {match.part.text!r}: "
-                    "the data suits them better"
-                )
+            kept = self._by_data(match, catalog, keys, data, produced=produced, notes=notes)
             for name in kept:
                 add(name, index, match.part.start)
                 produced.update(keys[name].outputs)
@@ -363,6 +339,44 @@ class OfflinePlanner:
                     f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
                 )
         return members
+
+    def _by_data(
+        self,
+        match: PartMatch,
+        catalog: ServiceCatalog,
+        keys: Mapping[str, ServiceFields],
+        data: Mapping[str, DataField],
+        *,
+        produced: set[str],
+        notes: list[str],
+    ) -> list[str]:
+        """Of the services that serve a part, those the data (given or produced) suits best."""
+        tiers: dict[str, int] = {}
+        for name in match.serving:
+            needed = keys[name].required - data.keys() - produced
+            if not needed:
+                tiers[name] = 0
+            elif all(self._supplier(f, {}, catalog) is not None for f in needed):
+                tiers[name] = 1
+            else:
+                tiers[name] = 2
+        best = min(tiers.values())
+        kept = [n for n in match.serving if tiers[n] == best]
+        top, top_score = match.ranked[0]
+        kept_score = max(score for name, score in match.ranked if name in kept)
+        if top not in kept and top_score > _CLEARLY_BEST * kept_score:
+            # the service the words point to, even if it cannot run: it is reported,
+            # not swapped for one that can
+            kept = [top]
+        elif best == 2:
+            kept = kept[:1]
+        dropped = [n for n in match.serving if n not in kept]
+        if dropped:
+            notes.append(
+                f"{', '.join(kept)} over {', '.join(dropped)} for {match.part.text!r}: "
+                "the data suits them better"
+            )
+        return kept
 
     @staticmethod
     def _fit(
