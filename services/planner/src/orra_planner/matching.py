@@ -66,8 +66,10 @@ __all__ = [
     "ServiceWords",
     "Vocabulary",
     "field_key",
+    "match_action",
     "match_part",
     "plain_servers",
+    "uncovered_reason",
     "vocabulary",
 ]
 
@@ -325,3 +327,29 @@ def plain_servers(text: str, catalog: ServiceCatalog, data: Sequence[DataField] 
             if vocab.services[name].strength(head, claims_only=True) >= PLAIN and name not in found
         )
     return found
+
+
+def match_action(
+    action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
+) -> list[PartMatch]:
+    """The request parts of ``action`` and the services that serve each."""
+    keys = frozenset(field_key(d.field) for d in data)
+    return [
+        match_part(p, catalog, keys)
+        for p in request_parts(action, data_values(data), data_fields(data))
+    ]
+
+
+def uncovered_reason(match: PartMatch, project: str) -> str:
+    """Why nothing serves the part of ``match``, quoting it."""
+    part = match.part
+    if match.vague:
+        names = ", ".join(match.vague)
+        return f"{part.text!r} is too vague to choose among {names}: say which step you mean"
+    head = part.head_term
+    where = f"in project {project!r} "
+    if head is None:
+        return f"nothing registered {where}is asked for by {part.text!r}"
+    if head.verb or not head.known:
+        return f"nothing registered {where}can {head.word}: {part.text!r}"
+    return f"nothing registered {where}handles {head.word!r}: {part.text!r}"

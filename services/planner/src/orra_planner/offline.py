@@ -48,8 +48,7 @@ from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.fields import ServiceFields, aliased, fields_of
-from orra_planner.matching import PartMatch, field_key, match_part
-from orra_planner.parts import Part, data_fields, data_values, request_parts
+from orra_planner.matching import PartMatch, field_key, match_action, uncovered_reason
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -57,6 +56,7 @@ from orra_planner.validation import validate_plan
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from orra_planner.parts import Part
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = ["OfflinePlanner", "match_action", "task_id_for", "uncovered_reason"]
@@ -81,32 +81,6 @@ def task_id_for(service: str, taken: set[str]) -> str:
         task_id, n = f"{base}_{n}", n + 1
     taken.add(task_id)
     return task_id
-
-
-def match_action(
-    action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
-) -> list[PartMatch]:
-    """The request parts of ``action`` and the services that serve each."""
-    keys = frozenset(_key(d.field) for d in data)
-    return [
-        match_part(p, catalog, keys)
-        for p in request_parts(action, data_values(data), data_fields(data))
-    ]
-
-
-def uncovered_reason(match: PartMatch, project: str) -> str:
-    """Why nothing serves the part of ``match``, quoting it."""
-    part = match.part
-    if match.vague:
-        names = ", ".join(match.vague)
-        return f"{part.text!r} is too vague to choose among {names}: say which step you mean"
-    head = part.head_term
-    where = f"in project {project!r} "
-    if head is None:
-        return f"nothing registered {where}is asked for by {part.text!r}"
-    if head.verb or not head.known:
-        return f"nothing registered {where}can {head.word}: {part.text!r}"
-    return f"nothing registered {where}handles {head.word!r}: {part.text!r}"
 
 
 _CLEARLY_BEST: Final = 1.05
