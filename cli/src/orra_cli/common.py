@@ -20,7 +20,6 @@ from orra_cli.client import GatewayClient
 from orra_cli.config import Settings
 from orra_cli.errors import CliError, UsageError
 from orra_cli.render import table_text
-from orra_events.webhook_urls import InvalidWebhookUrl, parse_webhook_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -185,6 +184,8 @@ def check_webhook(url: str | None, option: str) -> None:
     """
     if url is None:
         return
+    from orra_events.webhook_urls import InvalidWebhookUrl, parse_webhook_url
+
     try:
         parse_webhook_url(url)
     except InvalidWebhookUrl as exc:

@@ -25,7 +25,7 @@ from orra_cli.common import (
     resolve_settings,
 )
 from orra_cli.errors import EXIT_FAILED, CliError, UsageError
-from orra_cli.render import ORCHESTRATION_STATUSES, inspect_text, ps_text, relative_time
+from orra_cli.render import inspect_text, ps_text, relative_time
 
 if TYPE_CHECKING:
     from orra_cli.config import Settings
@@ -47,6 +47,9 @@ def ps(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """List orchestrations, newest first."""
+    # Imported here: the statuses come from the projection, which a plain `ps` never needs.
+    from orra_cli.render import ORCHESTRATION_STATUSES
+
     if status is not None and status not in ORCHESTRATION_STATUSES:
         raise UsageError(
             f"unknown status {status!r}: use one of {', '.join(sorted(ORCHESTRATION_STATUSES))}"
