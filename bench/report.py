@@ -747,7 +747,7 @@ def _mb(value: float | None) -> str:
 
 
 def _retention(rt: dict[str, Any]) -> list[str]:
-    lines = ["## 8. Retention: the broker's memory and disk per completed orchestration", ""]
+    lines = ["## 10. Retention: the broker's memory and disk per completed orchestration", ""]
     variants = rt.get("variants") or []
     if variants:
         lines += [

@@ -35,6 +35,7 @@ from orra_events import (
     TaskCompleted,
     TaskDispatched,
     encode,
+    ids,
     new_orchestration_id,
 )
 from orra_events.bus import DELIVER_PREFIX
@@ -89,7 +90,7 @@ def orchestration_events(orchestration_id: str, at: float) -> list[Event]:
     o = orchestration_id
     events: list[Event] = [
         ActionSubmitted(
-            event_id=f"a:{o}",
+            event_id=ids.action_id(o),
             orchestration_id=o,
             at=at,
             action="Process order payment, check inventory, arrange delivery and notify",
@@ -101,34 +102,34 @@ def orchestration_events(orchestration_id: str, at: float) -> list[Event]:
             ],
         ),
         PlanCreated(
-            event_id=f"p:{o}", orchestration_id=o, at=at, plan=SEED_PLAN, planner="offline"
+            event_id=ids.plan_id(o), orchestration_id=o, at=at, plan=SEED_PLAN, planner="offline"
         ),
     ]
     for group in SEED_PLAN.parallel_groups:
         events.extend(
             TaskDispatched(
-                event_id=f"d:{o}:{task}:1",
+                event_id=ids.dispatch_id(o, task, 1),
                 orchestration_id=o,
                 at=at,
                 task_id=task,
                 service=_SERVICE[task],
                 input=_RESOLVED[task],
                 attempt=1,
-                idempotency_key=f"{o}:{task}",
+                idempotency_key=ids.idempotency_key(o, task),
                 timeout_s=30.0,
             )
             for task in group
         )
         events.extend(
             TaskCompleted(
-                event_id=f"r:{o}:{task}:1",
+                event_id=ids.result_id(o, task, 1),
                 orchestration_id=o,
                 at=at,
                 task_id=task,
                 service=_SERVICE[task],
                 output=_OUTPUTS[task],
                 attempt=1,
-                idempotency_key=f"{o}:{task}",
+                idempotency_key=ids.idempotency_key(o, task),
                 started_at=at,
                 duration_ms=0.1,
             )
@@ -139,7 +140,7 @@ def orchestration_events(orchestration_id: str, at: float) -> list[Event]:
         results.update(out)
     events.append(
         OrchestrationDone(
-            event_id=f"end:{o}", orchestration_id=o, at=at, results=results, outputs=_OUTPUTS
+            event_id=ids.end_id(o), orchestration_id=o, at=at, results=results, outputs=_OUTPUTS
         )
     )
     return events
@@ -296,9 +297,9 @@ def _consumer_specs() -> tuple[_ConsumerSpec, _ConsumerSpec, list[str]]:
 
 def _notifier_config(bus: Bus) -> ConsumerConfig:
     try:
-        from orra_notifier.app import fanout_consumer_config
+        from orra_notifier.app import fanout_durable
 
-        return fanout_consumer_config(bus.topology)
+        return fanout_durable(bus.topology).config(push=False)
     except Exception:
         topo = bus.topology
         return ConsumerConfig(

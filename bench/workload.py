@@ -26,6 +26,7 @@ from orra_events import (
     PlanCreated,
     Topology,
     decode,
+    ids,
     new_orchestration_id,
 )
 
@@ -173,7 +174,7 @@ class Driver:
         """
         orchestration_id = new_orchestration_id()
         event = ActionSubmitted(
-            event_id=f"a:{orchestration_id}",
+            event_id=ids.action_id(orchestration_id),
             orchestration_id=orchestration_id,
             action=action,
             data=[DataField(k, v) for k, v in data],
@@ -211,7 +212,7 @@ class Driver:
     ) -> PlanCreated:
         """A ``plan.created`` event as the planner would append it."""
         return PlanCreated(
-            event_id=f"p:{orchestration_id}",
+            event_id=ids.plan_id(orchestration_id),
             orchestration_id=orchestration_id,
             plan=plan,
             planner="bench",
@@ -252,7 +253,7 @@ class Driver:
         end = self._expect(orchestration_id)
         await self.bus.publish(
             ActionSubmitted(
-                event_id=f"a:{orchestration_id}",
+                event_id=ids.action_id(orchestration_id),
                 orchestration_id=orchestration_id,
                 action=action,
                 data=[DataField(k, v) for k, v in data],

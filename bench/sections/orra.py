@@ -17,7 +17,14 @@ import psutil  # type: ignore[import-untyped]
 from bench.procs import ManagedProcess, ProcessSample, Stack, gateway_process
 from bench.stats import Agg, percentile
 from bench.workload import SEED_ACTION, SEED_DATA, Driver, OrchestrationFailedError
-from orra_events import ExecutionMode, OrchestrationAborted, Plan, PlanTask, new_orchestration_id
+from orra_events import (
+    ExecutionMode,
+    OrchestrationAborted,
+    Plan,
+    PlanTask,
+    ids,
+    new_orchestration_id,
+)
 from orra_events.plan import dependencies
 
 if TYPE_CHECKING:
@@ -344,11 +351,8 @@ async def run_memory(cfg: Config, stack: Stack, driver: Driver) -> Result:
     # K orchestrations in flight: their first group is dispatched to a service nobody serves.
     k = cfg.memory_in_flight
     plan = parked_plan()
-    ids = []
-    for _ in range(k):
-        o = new_orchestration_id()
-        ids.append(o)
-        await driver.bus.publish_nowait(driver.plan_event(o, plan, task_timeout_s=3600.0))
+    orchs = [new_orchestration_id() for _ in range(k)]
+    await driver.bus.publish_all(driver.plan_event(o, plan, task_timeout_s=3600.0) for o in orchs)
     deadline = time.monotonic() + 60
     dispatched = 0
     while time.monotonic() < deadline:
@@ -364,10 +368,10 @@ async def run_memory(cfg: Config, stack: Stack, driver: Driver) -> Result:
         name: 1024.0 * (in_flight[name] - idle[name]) / k for name in in_flight if name in idle
     }
     # End them (as a user's abort would), and drop their parked work.
-    for o in ids:
-        await driver.bus.publish_nowait(
-            OrchestrationAborted(event_id=f"end:{o}", orchestration_id=o, reason="bench cleanup")
-        )
+    await driver.bus.publish_all(
+        OrchestrationAborted(event_id=ids.end_id(o), orchestration_id=o, reason="bench cleanup")
+        for o in orchs
+    )
     await driver.bus.nc.flush()
     await asyncio.sleep(1.0)
     try:

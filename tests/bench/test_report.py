@@ -93,8 +93,8 @@ def _results() -> dict[str, Any]:
 
 def test_splice_adds_the_retention_section_before_the_analysis_and_keeps_the_rest() -> None:
     report = splice(EXISTING, _results())
-    assert report.index("## 7. Profile") < report.index("## 8. Retention")
-    assert report.index("## 8. Retention") < report.index("## Why targets")
+    assert report.index("## 7. Profile") < report.index("## 10. Retention")
+    assert report.index("## 10. Retention") < report.index("## Why targets")
     assert "old memory text" in report
     assert "profile text" in report
     assert "`python -m bench --only retention --splice`" in report
@@ -111,4 +111,4 @@ def test_splice_replaces_a_section_that_is_there() -> None:
     once = splice(EXISTING, _results())
     twice = splice(once, _results())
     assert twice == once
-    assert twice.count("## 8. Retention") == 1
+    assert twice.count("## 10. Retention") == 1

@@ -162,9 +162,9 @@ the gateway (its lifespan; its API port serves ``/healthz`` and ``/readyz`` too,
 
 
 def _gateway_paths() -> set[str]:
-    from orra_gateway.routes import ROUTES
+    from orra_gateway import GatewaySettings, create_app
 
-    return {path for route in ROUTES for path in getattr(route, "paths", ())}
+    return {route.path for route in create_app(GatewaySettings()).routes}
 
 
 def _image_env() -> dict[str, str]:

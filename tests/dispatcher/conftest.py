@@ -27,7 +27,6 @@ from orra_events import (
     decode_as,
     new_orchestration_id,
 )
-from orra_events.fastpub import FastPublisher
 
 
 def seed_plan() -> Plan:
@@ -288,11 +287,8 @@ async def start_dispatcher(bus: Bus, nats_url: str, topology: Topology) -> Async
 
 
 @pytest.fixture
-async def snapshots(bus: Bus) -> AsyncIterator[SnapshotStore]:
+async def snapshots(bus: Bus) -> SnapshotStore:
     """The dispatcher's snapshot bucket, to look at what it stored."""
-    publisher = FastPublisher(bus.nc)
+    publisher = bus.publisher
     await publisher.start()
-    try:
-        yield SnapshotStore(await bus.kv(BUCKET), publisher)
-    finally:
-        await publisher.stop()
+    return SnapshotStore(await bus.kv(BUCKET), publisher)

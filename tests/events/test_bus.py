@@ -23,6 +23,7 @@ from orra_events import (
 )
 from orra_events.bus import BROKER_PATIENCE_S, HDR_ORIGINAL_SUBJECT, HDR_REASON
 from orra_events.embedded import EmbeddedNats, free_port
+from orra_events.publishing import PublishError
 from tests.factories import task_completed
 
 
@@ -94,22 +95,30 @@ async def test_a_retried_publish_is_stored_once(bus: Bus) -> None:
     event = task_completed(event_id="r:o_1:payment:1", orchestration_id="o_1")
     first = await bus.publish(event)
     again = await bus.publish(event)
-    nowait = await (await bus.publish_nowait(event))
+    (together,) = await bus.publish_all([event])
     assert not first.duplicate
     assert again.duplicate
-    assert nowait.duplicate
+    assert together.duplicate
     assert again.seq == first.seq
     info = await bus.js.stream_info(bus.topology.events_stream)
     assert info.state.messages == 1
 
 
-async def test_publish_nowait_acks(bus: Bus) -> None:
-    futures = [
-        await bus.publish_nowait(task_completed(event_id=f"e{i}", orchestration_id="o_1"))
-        for i in range(20)
-    ]
-    acks = await asyncio.gather(*futures)
-    assert sorted(a.seq for a in acks) == list(range(1, 21))
+async def test_publish_all_appends_every_event_in_order(bus: Bus) -> None:
+    events = [task_completed(event_id=f"e{i}", orchestration_id="o_1") for i in range(20)]
+    acks = await bus.publish_all(events)
+    assert [a.seq for a in acks] == list(range(1, 21))
+    stored = await bus.js.get_msg(bus.topology.events_stream, 7)
+    assert stored.headers is not None
+    assert stored.headers["Nats-Msg-Id"] == "e6"
+
+
+async def test_publish_all_raises_when_the_broker_stores_nothing(bus: Bus) -> None:
+    # A namespace without streams: nobody stores the events (no responders).
+    elsewhere = Bus(bus.nc, Topology(namespace="nostreams"), name="elsewhere")
+    with pytest.raises(PublishError) as info:
+        await elsewhere.publish_all([task_completed(event_id="e1", orchestration_id="o_1")])
+    assert info.value.code == 503
 
 
 async def test_expected_last_subject_seq_refuses_a_stale_write(bus: Bus) -> None:

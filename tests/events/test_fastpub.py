@@ -13,15 +13,11 @@ import psutil
 import pytest
 
 from orra_events import Bus, Topology, decode, encode
+from orra_events._fastpub import FastPublisher
+from orra_events.consumers import delivery
 from orra_events.embedded import EmbeddedNats
 from orra_events.errors import OrraEventsError
-from orra_events.fastpub import (
-    FastPublisher,
-    PubAck,
-    PublishError,
-    delivery,
-    raise_first_error,
-)
+from orra_events.publishing import PubAck, PublishError, raise_first_error
 from tests.factories import task_completed
 
 

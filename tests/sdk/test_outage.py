@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from orra_events import Bus, TaskCompleted
-from orra_events.fastpub import FastPublisher
+from orra_events._fastpub import FastPublisher
 from orra_sdk import Service, Task
 from orra_sdk._results import Busy, Claimed, Record, ResultStore, kv_key
 from orra_sdk.client import RESULTS_BUCKET

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from orra_events import Bus, TaskCompleted, TaskFailed
-from orra_events.fastpub import FastPublisher
+from orra_events._fastpub import FastPublisher
 from orra_sdk import OutcomeUnknown, Service, Task
 from orra_sdk._results import Claimed, ResultStore, kv_key
 from orra_sdk.client import RESULTS_BUCKET

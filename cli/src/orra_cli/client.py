@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from orra_cli.errors import CliError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import httpx
 
 __all__ = ["GatewayClient", "GatewayUnreachable", "PlanRejected", "SseEvent", "problem_lines"]
 
@@ -81,6 +81,8 @@ class GatewayClient:
         headers = {"Accept": "application/json", "User-Agent": "orra-cli"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
+        import httpx  # here, not at import: `orra --help` does not load it
+
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
@@ -125,6 +127,8 @@ class GatewayClient:
             PlanRejected: the gateway answered 422.
             CliError: the gateway is unreachable or answered another error.
         """
+        import httpx
+
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             resp = self._http.request(
@@ -253,6 +257,8 @@ class GatewayClient:
 
     def events(self, orchestration_id: str) -> Iterator[SseEvent]:
         """Stream GET /orchestrations/{id}/events (Server-Sent Events) until it closes."""
+        import httpx
+
         path = f"/orchestrations/{orchestration_id}/events"
         try:
             with self._http.stream(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ __all__ = [
     "Settings",
     "cli_config_path",
     "default_data_dir",
+    "generate_api_key",
+    "load_or_create_api_key",
     "read_json_config",
     "write_json_config",
 ]
@@ -140,3 +143,21 @@ class Settings:
                 f"{self.config_path}), or set ORRA_API_KEY, or pass --api-key"
             )
         return self.api_key
+
+
+def generate_api_key() -> str:
+    """A new local API key: ``orra_`` and 32 random bytes, URL-safe."""
+    return "orra_" + secrets.token_urlsafe(32)
+
+
+def load_or_create_api_key(data_dir: Path) -> str:
+    """The API key kept in ``DATA_DIR/config.json``, created on first use."""
+    config = read_json_config(data_dir / "config.json")
+    key = config.get("apiKey")
+    if isinstance(key, str) and key:
+        return key
+    key = generate_api_key()
+    config["apiKey"] = key
+    config.setdefault("project", "default")
+    write_json_config(data_dir / "config.json", config)
+    return key

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.js.client import JetStreamContext
 
 __all__ = [
     "COMPENSATION_GRACE_S",
@@ -134,75 +136,109 @@ async def orchestration_events(
     topology = Topology(namespace=namespace)
     nc = await connect(nats_url)
     try:
-        js = nc.jetstream()
-        stream = topology.events_stream
-        try:
-            await js.get_last_msg(stream, topology.subject("action.submitted", orchestration_id))
-        except NotFoundError:
-            raise NoEvents(
-                f"orchestration {orchestration_id} has no events in stream {stream} at "
-                f"{nats_url}: check the id with `orra ps` (and ORRA_NAMESPACE="
-                f"{namespace!r})"
-            ) from None
-        sub = await js.subscribe(
-            topology.history_of(orchestration_id),
-            stream=stream,
-            ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
-            idle_heartbeat=2.0,
-        )
+        sub = await _subscribe(nc, topology, nats_url, orchestration_id)
         loop = asyncio.get_running_loop()
-        # After a user's abort the terminal event comes first and the dispatcher may then
-        # compensate: follow on for a short while, and to the end of a compensation.
-        grace_until: float | None = None
-        compensating = False
+        ending = _Ending(tick_s)
         try:
             while True:
                 try:
-                    msg = await sub.next_msg(timeout=tick_s)
+                    msg = await sub.next_msg(timeout=ending.tick_s)
                 except (TimeoutError, NatsTimeout):
-                    if grace_until is not None and not compensating and loop.time() > grace_until:
+                    if ending.idle_over(loop.time()):
                         return
                     yield Tick()
                     continue
-                meta = msg.metadata
-                caught_up = meta.num_pending == 0
-                try:
-                    raw = json.loads(msg.data)
-                except ValueError:
-                    raw = {"type": "<malformed>", "data": msg.data.decode(errors="replace")}
-                try:
-                    event: Event | None = decode(msg.data)
-                except DecodeError:
-                    event = None
-                yield StreamedEvent(
-                    seq=meta.sequence.stream,
-                    subject=topology.strip(msg.subject),
-                    raw=raw if isinstance(raw, dict) else {"value": raw},
-                    event=event,
-                    caught_up=caught_up,
-                )
-                kind = raw.get("type") if isinstance(raw, dict) else None
+                streamed = _streamed(topology, msg)
+                yield streamed
                 if not follow:
-                    if caught_up:
+                    if streamed.caught_up:
                         return
                     continue
-                if kind == "orchestration.compensating":
-                    compensating = True
-                elif kind == "orchestration.compensated":
-                    compensating = False
-                    if grace_until is not None:
-                        return
-                elif kind in TERMINAL_EVENT_TYPES:
-                    compensated = isinstance(raw, dict) and raw.get("compensation") is not None
-                    if kind != "orchestration.aborted" or compensated:
-                        return
-                    grace_until = loop.time() + COMPENSATION_GRACE_S
-                    if not compensating:
-                        tick_s = min(tick_s, COMPENSATION_GRACE_S)
+                if ending.ends_with(streamed.raw, loop.time()):
+                    return
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
     finally:
         with contextlib.suppress(Exception):
             await nc.close()
+
+
+async def _subscribe(
+    nc: NatsClient, topology: Topology, nats_url: str, orchestration_id: str
+) -> JetStreamContext.PushSubscription:
+    """An ordered consumer of the orchestration's events, from the first.
+
+    Raises:
+        NoEvents: the stream has no ``action.submitted`` event of the orchestration.
+    """
+    js = nc.jetstream()
+    stream = topology.events_stream
+    try:
+        await js.get_last_msg(stream, topology.subject("action.submitted", orchestration_id))
+    except NotFoundError:
+        raise NoEvents(
+            f"orchestration {orchestration_id} has no events in stream {stream} at "
+            f"{nats_url}: check the id with `orra ps` (and ORRA_NAMESPACE="
+            f"{topology.namespace!r})"
+        ) from None
+    return await js.subscribe(
+        topology.history_of(orchestration_id),
+        stream=stream,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+        idle_heartbeat=2.0,
+    )
+
+
+def _streamed(topology: Topology, msg: Msg) -> StreamedEvent:
+    """The stored event of a message: as stored, and decoded when this CLI can."""
+    meta = msg.metadata
+    try:
+        raw = json.loads(msg.data)
+    except ValueError:
+        raw = {"type": "<malformed>", "data": msg.data.decode(errors="replace")}
+    try:
+        event: Event | None = decode(msg.data)
+    except DecodeError:
+        event = None
+    return StreamedEvent(
+        seq=meta.sequence.stream,
+        subject=topology.strip(msg.subject),
+        raw=raw if isinstance(raw, dict) else {"value": raw},
+        event=event,
+        caught_up=meta.num_pending == 0,
+    )
+
+
+class _Ending:
+    """When following ends: at a terminal event, except after a user's abort.
+
+    After a user's abort the terminal event comes first and the dispatcher may then
+    compensate: follow on for a short while, and to the end of a compensation.
+    """
+
+    def __init__(self, tick_s: float) -> None:
+        self.tick_s = tick_s
+        self._grace_until: float | None = None
+        self._compensating = False
+
+    def idle_over(self, now: float) -> bool:
+        """Whether the grace after an abort ran out with no compensation under way."""
+        return self._grace_until is not None and not self._compensating and now > self._grace_until
+
+    def ends_with(self, raw: dict[str, Any], now: float) -> bool:
+        """Whether the event ``raw`` (just delivered) is the last one to follow."""
+        kind = raw.get("type")
+        if kind == "orchestration.compensating":
+            self._compensating = True
+        elif kind == "orchestration.compensated":
+            self._compensating = False
+            return self._grace_until is not None
+        elif kind in TERMINAL_EVENT_TYPES:
+            if kind != "orchestration.aborted" or raw.get("compensation") is not None:
+                return True
+            self._grace_until = now + COMPENSATION_GRACE_S
+            if not self._compensating:
+                self.tick_s = min(self.tick_s, COMPENSATION_GRACE_S)
+        return False

@@ -13,6 +13,10 @@ its streams and consumers from ``DATA_DIR/nats``), and every child reconnects by
 :meth:`Stack.stop` sends SIGTERM to every child, SIGKILL after a grace period, then stops
 nats-server.
 
+The module is split by role: the children's specs and state are in
+:mod:`orra_cli.children`, the output lines and notices in :mod:`orra_cli.stack_output`
+(their names are re-exported here), the local API key in :mod:`orra_cli.config`.
+
 The local API key is generated on first start (``orra_`` + ``secrets.token_urlsafe``),
 kept in ``DATA_DIR/config.json`` (mode 0600, reused on every later start) and handed to
 the gateway as ``ORRA_GATEWAY_BOOTSTRAP_KEY``; the CLI's config file gets the gateway URL,
@@ -24,27 +28,35 @@ the key and the NATS URL. Usable in-process, e.g. by end-to-end tests::
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import ctypes
 import fcntl
-import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
 import httpx
 
-from orra_cli.config import cli_config_path, read_json_config, write_json_config
+from orra_cli.children import Child, ChildSpec, die_with_parent, free_port, port_free
+from orra_cli.config import (
+    cli_config_path,
+    generate_api_key,
+    load_or_create_api_key,
+    read_json_config,
+    write_json_config,
+)
+from orra_cli.stack_output import (
+    LogSink,
+    NoticeSink,
+    default_log_sink,
+    default_notice_sink,
+    format_log_line,
+)
+from orra_cli.stack_output import is_ready_line as _is_ready_line
 from orra_events.embedded import EmbeddedNats, EmbeddedNatsError
 
 __all__ = [
@@ -58,11 +70,6 @@ __all__ = [
     "generate_api_key",
     "load_or_create_api_key",
 ]
-
-LogSink = Callable[[str, str], None]
-"""Receives ``(process name, output line)`` from the reader threads."""
-NoticeSink = Callable[[str], None]
-"""Receives the supervisor's own messages (crashes, restarts, shutdown)."""
 
 CORE_SERVICES: tuple[tuple[str, str], ...] = (
     ("planner", "orra_planner"),
@@ -80,148 +87,6 @@ _NATS_MAX_BACKOFF_S = 5.0
 
 class StackError(Exception):
     """The stack could not start; the message says why and what to do."""
-
-
-def generate_api_key() -> str:
-    """A new local API key: ``orra_`` and 32 random bytes, URL-safe."""
-    return "orra_" + secrets.token_urlsafe(32)
-
-
-def load_or_create_api_key(data_dir: Path) -> str:
-    """The API key kept in ``DATA_DIR/config.json``, created on first use."""
-    config = read_json_config(data_dir / "config.json")
-    key = config.get("apiKey")
-    if isinstance(key, str) and key:
-        return key
-    key = generate_api_key()
-    config["apiKey"] = key
-    config.setdefault("project", "default")
-    write_json_config(data_dir / "config.json", config)
-    return key
-
-
-def format_log_line(line: str) -> str:
-    """A structlog JSON line made readable (``info  ready nats_url=...``); others as is."""
-    if not line.startswith("{"):
-        return line
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(record, dict) or "event" not in record:
-        return line
-    level = str(record.pop("level", "info"))
-    event = str(record.pop("event"))
-    for noise in ("timestamp", "service", "logger"):
-        record.pop(noise, None)
-    exc = record.pop("exception", None)
-    extras = " ".join(
-        f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v)}"
-        for k, v in record.items()
-    )
-    text = f"{level:<7} {event}" + (f"  {extras}" if extras else "")
-    if exc:
-        text += "\n" + str(exc)
-    return text
-
-
-_READY_EVENTS = frozenset({"ready", "serving"})
-"""Log events that mean a child is ready: the control plane's ``ready``
-(``orra_events.runtime``), the SDK runner's ``serving`` (``orra_sdk.runner``)."""
-
-
-def _is_ready_line(line: str) -> bool:
-    if '"ready"' not in line and '"serving"' not in line:
-        return False
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and record.get("event") in _READY_EVENTS
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel send SIGTERM to the child if the supervisor dies."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """How to run one child process.
-
-    Attributes:
-        name: Short name, used as the output prefix.
-        argv: Command line.
-        env: Environment of the process.
-        required: Whether start fails when it does not become ready.
-        health_url: A URL whose 200 also means ready.
-    """
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    required: bool = True
-    health_url: str | None = None
-
-
-@dataclass
-class _Child:
-    spec: ChildSpec
-    proc: subprocess.Popen[bytes] | None = None
-    reader: threading.Thread | None = None
-    ready: threading.Event = field(default_factory=threading.Event)
-    started_at: float = 0.0
-    restarts: int = 0
-    backoff_s: float = 0.0
-    restart_at: float | None = None
-    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
-
-
-def _default_log_sink() -> LogSink:
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(stderr=True, soft_wrap=True, highlight=False)
-    colors = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta"]
-    assigned: dict[str, str] = {}
-
-    def sink(name: str, line: str) -> None:
-        style = assigned.setdefault(name, colors[len(assigned) % len(colors)])
-        text = Text(f"{name:<10} | ", style=style)
-        text.append(format_log_line(line))
-        console.print(text)
-
-    return sink
-
-
-def _default_notice_sink() -> NoticeSink:
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(stderr=True, soft_wrap=True, highlight=False)
-
-    def sink(message: str) -> None:
-        console.print(Text(f"{'orra':<10} | {message}", style="bold"))
-
-    return sink
 
 
 class Stack:
@@ -271,8 +136,8 @@ class Stack:
         self.mcp_config = Path(mcp_config).expanduser().resolve() if mcp_config else None
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.host = host
-        self.port = port or _free_port(host)
-        self.nats_port = nats_port or _free_port(host)
+        self.port = port or free_port(host)
+        self.nats_port = nats_port or free_port(host)
         self.demo = demo
         self.namespace = os.environ.get("ORRA_NAMESPACE", "") if namespace is None else namespace
         self.restart = restart
@@ -282,11 +147,11 @@ class Stack:
         self.write_cli_config = write_cli_config
         self.extra_env = dict(extra_env or {})
         self.extra_children = list(extra_children or [])
-        self._log = log_sink or _default_log_sink()
-        self._notice = notice_sink or _default_notice_sink()
+        self._log = log_sink or default_log_sink()
+        self._notice = notice_sink or default_notice_sink()
         self.api_key = ""
         self.nats: EmbeddedNats | None = None
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, Child] = {}
         self._lock_file: IO[str] | None = None
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
@@ -376,7 +241,7 @@ class Stack:
             ("the gateway", self.port, "--port"),
             ("nats-server", self.nats_port, "--nats-port"),
         ):
-            if not _port_free(self.host, port):
+            if not port_free(self.host, port):
                 raise StackError(
                     f"port {port} on {self.host} (for {what}) is in use: stop what uses it "
                     f"or pass {flag}"
@@ -399,7 +264,7 @@ class Stack:
         self._nats_started_at = time.monotonic()
         self._notice(f"nats-server ready on {self.nats_url} (store {self.data_dir / 'nats'})")
         for spec in self._specs():
-            child = _Child(spec)
+            child = Child(spec)
             self._children[spec.name] = child
             self._spawn(child)
         self._wait_ready()
@@ -499,7 +364,7 @@ class Stack:
         )
         return specs
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self, child: Child) -> None:
         with self._spawn_lock:
             if self._stopped.is_set():
                 return
@@ -512,7 +377,7 @@ class Stack:
                 env=child.spec.env,
                 cwd=self.data_dir,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
             child.started_at = time.monotonic()
             child.restart_at = None
@@ -524,7 +389,7 @@ class Stack:
             )
             child.reader.start()
 
-    def _read(self, child: _Child, proc: subprocess.Popen[bytes]) -> None:
+    def _read(self, child: Child, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -708,7 +573,7 @@ class Stack:
             self._lock_file = None
 
     @staticmethod
-    def _signal(child: _Child, sig: signal.Signals) -> None:
+    def _signal(child: Child, sig: signal.Signals) -> None:
         if child.proc is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,12 +1,12 @@
-"""The JetStream side of Orra: connect, declare streams, publish events, consume, park.
+"""The JetStream side of Orra: connect, declare streams, publish events, park.
 
 Every service talks to the broker through a :class:`Bus`. It publishes every event with a
 ``Nats-Msg-Id`` header equal to the event id, so a retried publish within the stream's
-duplicate window is stored once. Consumers built with :meth:`Bus.consume` decode each
-message, park undecodable ones on the dead-letter subject with their reason, and choose
-their acknowledgement on purpose: ack after the handler succeeded, ``nak`` with a delay
-when it raised, park after too many deliveries. By default a consumer handles one message
-at a time; ``concurrency=N`` runs up to N handlers at once, with the same acknowledgements.
+duplicate window is stored once. Consuming is done by the two primitives of
+:mod:`orra_events.consumers` (:meth:`Bus.consume` starts a push consumer of events); they
+park what they cannot handle with :meth:`Bus.park`, and :meth:`Bus.close` stops those still
+running. :attr:`Bus.publisher` is the connection's pipelined publisher (acknowledgements,
+batches, compare-and-set writes).
 """
 
 from __future__ import annotations
@@ -14,27 +14,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import nats
 import structlog
 from nats.errors import NoServersError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from orra_events.codec import decode, encode
-from orra_events.errors import DecodeError, OrraEventsError
+from orra_events._fastpub import FastPublisher
+from orra_events.codec import encode
+from orra_events.consumers import DELIVER_PREFIX, Durable, PushConsumer, Retry
+from orra_events.deadletter import (
+    HDR_ORIGINAL_SEQUENCE,
+    HDR_ORIGINAL_STREAM,
+    HDR_ORIGINAL_SUBJECT,
+    HDR_REASON,
+    dead_letter_headers,
+)
+from orra_events.errors import OrraEventsError
 from orra_events.metrics import observe_event
+from orra_events.publishing import raise_first_error
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
-    from nats.js.api import ConsumerInfo, PubAck
+    from nats.js.api import PubAck, StreamConfig
     from nats.js.kv import KeyValue
 
+    from orra_events.consumers import Consumer
     from orra_events.events import Event
+    from orra_events.publishing import PubAck as StoredAck
     from orra_events.topology import Topology
 
 __all__ = [
@@ -53,12 +66,6 @@ __all__ = [
 ]
 
 DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
-HDR_REASON: Final = "Orra-Dead-Letter-Reason"
-HDR_ORIGINAL_SUBJECT: Final = "Orra-Original-Subject"
-HDR_ORIGINAL_STREAM: Final = "Orra-Original-Stream"
-HDR_ORIGINAL_SEQUENCE: Final = "Orra-Original-Sequence"
-DELIVER_PREFIX: Final = "_INBOX.orra"
-"""Prefix of the deliver subjects of Orra's push consumers (``_INBOX.>`` is commonly allowed)."""
 BROKER_PATIENCE_S: Final = 1.0
 """While a process stops, how long it still waits for work that needs the broker once the
 broker is unreachable (see :meth:`Bus.wait_while_reachable`)."""
@@ -79,14 +86,6 @@ class BrokerUnavailable(OrraEventsError):
     """The broker cannot be reached."""
 
 
-class Retry(OrraEventsError):
-    """Raised by a handler to have its message redelivered after ``delay_s``."""
-
-    def __init__(self, reason: str, delay_s: float = 1.0) -> None:
-        super().__init__(reason)
-        self.delay_s = delay_s
-
-
 class Bus:
     """A connection to JetStream bound to one :class:`~orra_events.topology.Topology`."""
 
@@ -95,8 +94,8 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=20_000)
         self.topology = topology
         self.name = name
-        self._subs: list[Any] = []
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._consumers: list[Consumer[Any]] = []
+        self._publisher: FastPublisher | None = None
         self.closing = False
 
     @classmethod
@@ -180,6 +179,17 @@ class Bus:
     def connected(self) -> bool:
         """Whether the connection to the broker is up now."""
         return bool(self.nc.is_connected)
+
+    @property
+    def publisher(self) -> FastPublisher:
+        """The connection's pipelined publisher (one per connection, made on first use).
+
+        Acknowledgements and core publishes need nothing more; batches, single publishes
+        and requests need ``await bus.publisher.start()`` first (idempotent).
+        """
+        if self._publisher is None:
+            self._publisher = FastPublisher(self.nc)
+        return self._publisher
 
     async def ensure_streams(self) -> None:
         """Create every stream of the topology, or update it to the current definition.
@@ -266,41 +276,35 @@ class Bus:
             headers=self._headers(event, extra),
         )
 
-    async def publish_nowait(
-        self, event: Event, *, subject: str | None = None
-    ) -> asyncio.Future[PubAck]:
-        """Append an event without waiting for its ack; await the returned future for it."""
-        observe_event(event)
-        return await self.js.publish_async(
-            subject or self.topology.subject_for(event),
-            encode(event),
-            headers=self._headers(event, None),
-        )
+    async def publish_all(self, events: Iterable[Event]) -> list[StoredAck]:
+        """Append events together (one pipelined batch) and wait for every acknowledgement.
+
+        Raises:
+            PublishError: the broker refused one of them (the first refusal is raised).
+            TimeoutError: the acknowledgements did not all come in time.
+        """
+        publisher = self.publisher
+        await publisher.start()
+        batch = publisher.batch()
+        subject_for = self.topology.subject_for
+        for event in events:
+            observe_event(event)
+            batch.add(subject_for(event), encode(event), msg_id=event.event_id)
+        return raise_first_error(await batch.send())
 
     async def park(self, msg: Msg, reason: str) -> None:
         """Move a message to the dead-letter subject with its reason, then drop the original.
 
-        The parked copy keeps the payload and the application headers, and gains
-        ``Orra-Dead-Letter-Reason``, ``Orra-Original-Subject`` and, for a JetStream
-        message, ``Orra-Original-Stream`` / ``Orra-Original-Sequence``. The broker's own
-        ``Nats-*`` headers of the original (its message id, optimistic-concurrency
-        expectations) are dropped: they would be re-applied to the dead-letter stream. A
-        message parked twice (the process died between parking and dropping it) is stored
-        once, deduplicated by its original stream and sequence.
+        The parked copy keeps the payload and gains the headers of
+        :func:`orra_events.deadletter.dead_letter_headers` (the reason, where it came from;
+        a message parked twice is stored once).
         """
         original = msg.subject
-        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
-        headers[HDR_REASON] = reason[:2000]
-        headers[HDR_ORIGINAL_SUBJECT] = original
-        with contextlib.suppress(Exception):  # a plain NATS message has no metadata
-            meta = msg.metadata
-            headers[HDR_ORIGINAL_STREAM] = meta.stream
-            headers[HDR_ORIGINAL_SEQUENCE] = str(meta.sequence.stream)
-            headers["Nats-Msg-Id"] = f"dlq:{meta.stream}:{meta.sequence.stream}"
+        headers = dead_letter_headers(msg, reason)
         await self.js.publish(self.topology.dead_letter(original), msg.data, headers=headers)
         log.error("message parked on dead-letter subject", subject=original, reason=reason)
         with contextlib.suppress(Exception):
-            await msg.term()
+            self.publisher.term(msg)
 
     # --- consuming -----------------------------------------------------------------------
 
@@ -317,22 +321,16 @@ class Bus:
         deliver_new_only: bool = False,
         retry_delay_s: float = 1.0,
         concurrency: int = 1,
-    ) -> None:
-        """Start a durable, shared (queue-group) consumer that calls ``handler`` per event.
+    ) -> PushConsumer[Event]:
+        """Start a durable push consumer of events (:class:`orra_events.consumers.PushConsumer`).
 
         Several processes calling this with the same ``durable`` share the messages; they
         may start at the same moment. The message is acked when ``handler`` returns; on
-        :class:`Retry` or another exception it is redelivered after a delay; after
-        ``max_deliver`` deliveries, or when it cannot be decoded, it is parked on the
-        dead-letter subject. If the durable consumer exists with other filters, ack wait
-        or max ack pending (a new version of the service), it is updated to these.
-
-        With ``concurrency`` 1 (the default) messages are handled one at a time, in
-        delivery order. With N > 1 each message is handled in a task of its own, at most N
-        at once (the subscription waits for a free slot before taking the next message),
-        so handlers must not rely on order; acknowledgements are the same. :meth:`close`
-        waits for running handlers, then cancels those still running (their messages are
-        redelivered after ``ack_wait_s``).
+        :class:`~orra_events.consumers.Retry` or another exception it is redelivered after
+        a delay; on :class:`~orra_events.consumers.Park`, after ``max_deliver`` deliveries,
+        or when it cannot be decoded, it is parked on the dead-letter subject. An existing
+        durable consumer with other filters, ack wait or max ack pending is updated.
+        :meth:`close` stops it.
 
         Args:
             stream: Stream to consume, e.g. ``topology.events_stream``.
@@ -349,139 +347,32 @@ class Bus:
         Raises:
             ValueError: ``concurrency`` is below 1.
         """
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        config = ConsumerConfig(
-            durable_name=durable,
-            deliver_group=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=ack_wait_s,
-            max_deliver=-1,
-            max_ack_pending=max_ack_pending,
-            deliver_policy=DeliverPolicy.NEW if deliver_new_only else DeliverPolicy.ALL,
-            filter_subjects=list(filter_subjects),
+        consumer: PushConsumer[Event] = PushConsumer(
+            self,
+            Durable(
+                stream=stream,
+                name=durable,
+                filter_subjects=tuple(filter_subjects),
+                ack_wait_s=ack_wait_s,
+                max_ack_pending=max_ack_pending,
+                deliver_new_only=deliver_new_only,
+            ),
+            handler,
+            max_deliver=max_deliver,
+            retry_delay_s=retry_delay_s,
+            concurrency=concurrency,
         )
-        info = await self._ensure_consumer(stream, config)
+        await consumer.start()
+        return consumer
 
-        async def _on_message(msg: Msg) -> None:
-            await self._dispatch(msg, handler, max_deliver, retry_delay_s)
+    def attach(self, consumer: Consumer[Any]) -> None:
+        """Have :meth:`close` stop ``consumer`` (a started consumer calls it)."""
+        self._consumers.append(consumer)
 
-        callback = _on_message if concurrency == 1 else self._concurrent(_on_message, concurrency)
-        sub = await self.js.subscribe_bind(
-            stream=stream,
-            config=info.config,
-            consumer=durable,
-            cb=callback,
-            manual_ack=True,
-        )
-        self._subs.append(sub)
-
-    def _concurrent(
-        self, on_message: Callable[[Msg], Coroutine[Any, Any, None]], limit: int
-    ) -> Callable[[Msg], Awaitable[None]]:
-        """Wrap a subscription callback to run it in a task, at most ``limit`` at once."""
-        slots = asyncio.Semaphore(limit)
-        handlers = self._handlers
-
-        def _done(task: asyncio.Task[None]) -> None:
-            handlers.discard(task)
-            slots.release()
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                log.warning("message handling failed", error=f"{type(exc).__name__}: {exc}")
-
-        async def _schedule(msg: Msg) -> None:
-            await slots.acquire()
-            task = asyncio.create_task(on_message(msg))
-            handlers.add(task)
-            task.add_done_callback(_done)
-
-        return _schedule
-
-    async def _ensure_consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
-        """Create the durable push consumer, or bring an existing one to ``config``.
-
-        Its deliver subject is derived from the stream and durable names, so replicas that
-        start at the same moment create the very same consumer instead of racing with two
-        different inboxes. An existing consumer whose filters, ack wait or max ack pending
-        differ from ``config`` (a new version of the service) is updated.
-        """
-        durable = config.durable_name
-        assert durable is not None
-        try:
-            info: ConsumerInfo | None = await self.js.consumer_info(stream, durable)
-        except NotFoundError:
-            info = None
-        if info is None:
-            try:
-                return await self.js.add_consumer(
-                    stream, config.evolve(deliver_subject=f"{DELIVER_PREFIX}.{stream}.{durable}")
-                )
-            except BadRequestError:  # created meanwhile by another replica
-                info = await self.js.consumer_info(stream, durable)
-        current = info.config
-        if not current.deliver_subject or current.deliver_group != config.deliver_group:
-            raise OrraEventsError(
-                f"consumer {durable} of {stream} exists but is not a push consumer with deliver "
-                f"group {config.deliver_group!r}; delete it or use another durable name"
-            )
-        filters = current.filter_subjects or (
-            [current.filter_subject] if current.filter_subject else []
-        )
-        wanted = list(config.filter_subjects or [])
-        if (
-            sorted(filters) != sorted(wanted)
-            or abs((current.ack_wait or 0.0) - (config.ack_wait or 0.0)) > 1e-3
-            or current.max_ack_pending != config.max_ack_pending
-        ):
-            log.info("updating consumer", stream=stream, consumer=durable, filters=wanted)
-            info = await self.js.add_consumer(
-                stream,
-                current.evolve(
-                    filter_subject=None,
-                    filter_subjects=wanted,
-                    ack_wait=config.ack_wait,
-                    max_ack_pending=config.max_ack_pending,
-                ),
-            )
-        return info
-
-    async def _dispatch(
-        self, msg: Msg, handler: EventHandler, max_deliver: int, retry_delay_s: float
-    ) -> None:
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            await self._park_or_retry(msg, f"{type(exc).__name__}: {exc}", retry_delay_s)
-            return
-        try:
-            await handler(event, msg)
-        except Retry as exc:
-            await self._retry_or_park(msg, str(exc), exc.delay_s, max_deliver)
-            return
-        except Exception as exc:
-            log.exception("handler failed", subject=msg.subject, event_type=event.TYPE)
-            await self._retry_or_park(
-                msg, f"{type(exc).__name__}: {exc}", retry_delay_s, max_deliver
-            )
-            return
-        await msg.ack()
-
-    async def _retry_or_park(self, msg: Msg, reason: str, delay_s: float, max_deliver: int) -> None:
-        if msg.metadata.num_delivered >= max_deliver:
-            await self._park_or_retry(
-                msg, f"gave up after {max_deliver} deliveries: {reason}", delay_s
-            )
-        else:
-            await msg.nak(delay=delay_s)
-
-    async def _park_or_retry(self, msg: Msg, reason: str, delay_s: float) -> None:
-        """Park ``msg``; if even that fails (broker trouble), have it redelivered later."""
-        try:
-            await self.park(msg, reason)
-        except Exception as exc:  # noqa: BLE001 - losing the message is the one bad outcome
-            log.warning("cannot park message, will retry", subject=msg.subject, error=str(exc))
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=delay_s)
+    def detach(self, consumer: Consumer[Any]) -> None:
+        """Forget ``consumer`` (it stops by itself)."""
+        with contextlib.suppress(ValueError):
+            self._consumers.remove(consumer)
 
     # --- key-value -----------------------------------------------------------------------
 
@@ -499,19 +390,21 @@ class Bus:
             )
 
     async def close(self, handler_timeout_s: float = 10.0) -> None:
-        """Stop consuming, let running handlers finish, and close the connection.
+        """Stop the consumers still running, let their handlers finish, close the connection.
 
         Args:
-            handler_timeout_s: How long handlers of concurrent consumers (see
-                :meth:`consume`) may still run; those still running then are cancelled,
-                and their messages are redelivered.
+            handler_timeout_s: How long running handlers may still run; those still running
+                then are cancelled, and their messages are redelivered.
         """
         self.closing = True
-        for sub in self._subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        self._subs.clear()
-        await self._finish_handlers(handler_timeout_s)
+        consumers, self._consumers = list(self._consumers), []
+        if consumers:
+            await asyncio.gather(
+                *(consumer.stop(handler_timeout_s) for consumer in consumers),
+                return_exceptions=True,
+            )
+        if self._publisher is not None:
+            await self._publisher.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         with contextlib.suppress(Exception):
@@ -551,20 +444,3 @@ class Bus:
         finally:
             if not future.done():
                 future.cancel()
-
-    async def _finish_handlers(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for running handler tasks, then cancel the rest.
-
-        Not longer than :data:`BROKER_PATIENCE_S` while the broker is unreachable.
-        """
-        if not self._handlers:
-            return
-        await self.wait_while_reachable(
-            asyncio.wait(set(self._handlers)), timeout_s, what="running handlers"
-        )
-        pending = {task for task in self._handlers if not task.done()}
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.warning("cancelled running handlers at close", count=len(pending))
-            await asyncio.wait(pending)

@@ -16,12 +16,7 @@ from typing import TYPE_CHECKING, Final
 import structlog
 from nats.js.errors import NotFoundError
 
-from orra_events.bus import (
-    HDR_ORIGINAL_SEQUENCE,
-    HDR_ORIGINAL_STREAM,
-    HDR_ORIGINAL_SUBJECT,
-    HDR_REASON,
-)
+from orra_events.deadletter import HDR_ORIGINAL_SEQUENCE, HDR_ORIGINAL_STREAM, dead_letter_headers
 from orra_events.errors import InvalidName, InvalidVersion
 from orra_events.events import ServiceHeartbeat, ServiceRegistered
 from orra_events.registrations import registration_problem
@@ -70,8 +65,9 @@ async def park_registry_message(bus: Bus, msg: Msg, reason: str) -> bool:
 
     The registry is read by ordered consumers, which do not acknowledge: the original stays
     in the stream (until a newer message on its subject replaces it) and the follower goes
-    on. The copy has the headers of :meth:`orra_events.Bus.park` and ``Nats-Msg-Id``
-    ``dlq:<stream>:<sequence>``, so two followers parking it at once store it once; one
+    on. The copy has the headers of every parked message
+    (:func:`orra_events.deadletter.dead_letter_headers`, with ``Nats-Msg-Id``
+    ``dlq:<stream>:<sequence>``), so two followers parking it at once store it once; one
     that finds it already parked (the last message of its dead-letter subject, e.g. after
     a restart past the duplicate window) does not park it again. Never raises: a follower
     that cannot park logs it and goes on.
@@ -95,12 +91,7 @@ async def park_registry_message(bus: Bus, msg: Msg, reason: str) -> bool:
             ):
                 log.debug("registry message already parked", subject=msg.subject, sequence=seq)
                 return False
-        copy = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
-        copy[HDR_REASON] = reason[:2000]
-        copy[HDR_ORIGINAL_SUBJECT] = msg.subject
-        copy[HDR_ORIGINAL_STREAM] = stream
-        copy[HDR_ORIGINAL_SEQUENCE] = seq
-        copy["Nats-Msg-Id"] = f"dlq:{stream}:{seq}"
+        copy = dead_letter_headers(msg, reason)
         await bus.js.publish(dead, msg.data, headers=copy, timeout=_PARK_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the registry must keep following
         log.warning(

@@ -12,17 +12,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nats.js.api import (
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
-
 from orra_events.errors import InvalidName
 from orra_events.versions import version_token
 
 if TYPE_CHECKING:
+    from nats.js.api import StreamConfig
+
     from orra_events.events import Event
 
 __all__ = [
@@ -210,6 +205,9 @@ class Topology:
 
     def stream_configs(self) -> list[StreamConfig]:
         """Definitions of every stream; the one place that decides their settings."""
+        # nats-py is imported here, not at module level: the CLI names subjects without it.
+        from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
         dup = self.duplicate_window_s
         return [
             StreamConfig(

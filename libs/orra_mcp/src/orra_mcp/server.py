@@ -84,6 +84,18 @@ def build_server(api_for: ApiFor) -> MCPServer:
     def api(ctx: Context) -> GatewayApi:
         return api_for(ctx.request_context)
 
+    _add_orchestration_tools(mcp, api)
+    _add_resources(mcp, api)
+    return mcp
+
+
+ApiOf = Callable[[Context], GatewayApi]
+"""Gives the gateway API client of a tool call (see :data:`ApiFor`)."""
+
+
+def _add_orchestration_tools(mcp: MCPServer, api: ApiOf) -> None:
+    """Register the tools, in the order clients list them."""
+
     @mcp.tool(
         title="Submit an action",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False),
@@ -125,25 +137,7 @@ def build_server(api_for: ApiFor) -> MCPServer:
 
         The answer is `get_orchestration`'s; `waitTimedOut` is true when it had not ended.
         """
-        client = api(ctx)
-        path = _path(orchestration_id)
-        view = await _call(client.request("GET", path))
-        if view.get("status") in TERMINAL_STATUSES:
-            view["waitTimedOut"] = False
-            return view
-        timed_out = False
-        try:
-            async with asyncio.timeout(max(0.0, min(timeout_s, 3600.0))):
-                async for event in client.events(orchestration_id):
-                    if event.type in TERMINAL_EVENTS:
-                        break
-        except TimeoutError:
-            timed_out = True
-        except ApiError as exc:
-            raise ToolError(_refusal(exc)) from None
-        view = await _call(client.request("GET", path))
-        view["waitTimedOut"] = timed_out and view.get("status") not in TERMINAL_STATUSES
-        return view
+        return await _wait(api(ctx), orchestration_id, timeout_s)
 
     @mcp.tool(title="List orchestrations", annotations=ToolAnnotations(read_only_hint=True))
     async def list_orchestrations(
@@ -173,6 +167,10 @@ def build_server(api_for: ApiFor) -> MCPServer:
         body = {"reason": reason} if reason else None
         return await _call(api(ctx).request("POST", _path(orchestration_id, "/abort"), body))
 
+
+def _add_resources(mcp: MCPServer, api: ApiOf) -> None:
+    """Register the orchestration events resource."""
+
     @mcp.resource(EVENTS_URI, mime_type="application/json", title="Orchestration events")
     async def orchestration_events(orchestration_id: str, ctx: Context) -> str:
         """Every event of the orchestration so far, in log order."""
@@ -182,7 +180,26 @@ def build_server(api_for: ApiFor) -> MCPServer:
             raise ResourceError(_refusal(exc)) from None
         return json.dumps({"orchestrationId": orchestration_id, "events": history["items"]})
 
-    return mcp
+
+async def _wait(client: GatewayApi, orchestration_id: str, timeout_s: float) -> dict[str, Any]:
+    path = _path(orchestration_id)
+    view = await _call(client.request("GET", path))
+    if view.get("status") in TERMINAL_STATUSES:
+        view["waitTimedOut"] = False
+        return view
+    timed_out = False
+    try:
+        async with asyncio.timeout(max(0.0, min(timeout_s, 3600.0))):
+            async for event in client.events(orchestration_id):
+                if event.type in TERMINAL_EVENTS:
+                    break
+    except TimeoutError:
+        timed_out = True
+    except ApiError as exc:
+        raise ToolError(_refusal(exc)) from None
+    view = await _call(client.request("GET", path))
+    view["waitTimedOut"] = timed_out and view.get("status") not in TERMINAL_STATUSES
+    return view
 
 
 def _path(orchestration_id: str, suffix: str = "") -> str:

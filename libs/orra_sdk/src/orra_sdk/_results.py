@@ -15,7 +15,7 @@ claim or records its result within that time once the broker is back, and the de
 then waits for it (and replays the result) instead of running the handler again.
 
 Writes are JetStream publishes to the bucket's subjects (``$KV.<bucket>.<key>``) through
-the connection's :class:`~orra_events.fastpub.FastPublisher`: a create is a publish with
+the connection's pipelined publisher (``Bus.publisher``): a create is a publish with
 ``Nats-Expected-Last-Subject-Sequence: 0``, a compare-and-set one with the revision read,
 a delete one with ``KV-Operation: DEL``. That lets the worker put the result record in
 the same batch as its ``task.completed`` event (one round trip for both, see
@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from orra_events.fastpub import PubAck, PublishError
+from orra_events.publishing import PubAck, PublishError
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
-    from orra_events.fastpub import Batch, FastPublisher
+    from orra_events._fastpub import Batch, FastPublisher
 
 __all__ = ["Busy", "Claimed", "Done", "Record", "ResultStore", "kv_key", "record_of"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import structlog
 from nats.js.errors import APIError, NotFoundError
@@ -27,10 +27,11 @@ from orra_events import (
     ServiceRegistered,
     Topology,
     decode,
+    ids,
     new_event_id,
 )
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable
-from orra_events.fastpub import FastPublisher
+from orra_events.publishing import is_cas_conflict
 from orra_events.registrations import conflict_message, same_definition
 from orra_events.registry import registry_problem
 from orra_events.runtime import env_bool, env_float, env_int
@@ -60,9 +61,9 @@ RESULTS_BUCKET = "sdk_results"
 
 AnyService = Service[Any, Any]
 
-_SUBJECT_TAKEN = frozenset({10071, 10077})
-"""JetStream errors of a registration whose subject holds one already: wrong last subject
-sequence (the expectation of 0), maximum messages per subject (the stream's own rule)."""
+_MAX_PER_SUBJECT: Final = 10077
+"""JetStream error of a message beyond the stream's maximum per subject (a registration
+whose subject holds one already, refused by the stream's own rule)."""
 
 STOP_SIGNALS = ("orchestration.aborted", "orchestration.failed", "orchestration.compensating")
 """Events after which the running tasks of an orchestration are told to stop."""
@@ -144,7 +145,6 @@ class OrraClient:
         self.instance_id = new_event_id("i")
         self._bus: Bus | None = None
         self._store: ResultStore | None = None
-        self._publisher: FastPublisher | None = None
         self._workers: dict[str, ServiceWorker] = {}
         self._services: dict[str, AnyService] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -202,13 +202,12 @@ class OrraClient:
             else:
                 await bus.bind_streams()
             kv = await bus.kv(RESULTS_BUCKET, ttl_s=self.results_ttl_s)
-            publisher = FastPublisher(bus.nc)
+            publisher = bus.publisher
             await publisher.start()
         except Exception as exc:
             await bus.close()
             raise OrraSdkError(f"cannot prepare JetStream: {exc}") from exc
         self._bus = bus
-        self._publisher = publisher
         self._store = ResultStore(
             kv,
             holder=self.instance_id,
@@ -239,7 +238,6 @@ class OrraClient:
         """
         bus = self.bus
         assert self._store is not None
-        assert self._publisher is not None
         for service in services:
             service.handle  # noqa: B018 - raises when the handler is missing
             if service.name in self._services:
@@ -266,7 +264,7 @@ class OrraClient:
                     bus,
                     service,
                     store=self._store,
-                    publisher=self._publisher,
+                    publisher=bus.publisher,
                     concurrency=service.concurrency or self.concurrency,
                     ack_wait_s=self.ack_wait_s,
                     pull_expires_s=self.pull_expires_s,
@@ -361,9 +359,6 @@ class OrraClient:
     async def close(self) -> None:
         """Stop, then close the connection."""
         await self.stop()
-        if self._publisher is not None:
-            await self._publisher.stop()
-            self._publisher = None
         if self._bus is not None:
             await self._bus.close()
             self._bus = None
@@ -405,13 +400,16 @@ class OrraClient:
                 definition (the message names both ways out).
         """
         bus = self.bus
-        event = _registration(service, self.project, f"reg:{service.name}:{service.schema_hash}")
+        event = _registration(
+            service, self.project, ids.registration_id(service.name, service.schema_hash)
+        )
         stored = await self._registered(event)
         if stored is None:
             try:
                 await bus.publish(event, expected_last_subject_seq=0)
             except APIError as exc:
-                if exc.err_code not in _SUBJECT_TAKEN:
+                # Taken: the expectation of an empty subject failed, or the stream's rule.
+                if not (is_cas_conflict(exc.err_code) or exc.err_code == _MAX_PER_SUBJECT):
                     raise
                 stored = await self._registered(event)  # another process won the race
                 if stored is None:
@@ -488,7 +486,7 @@ class OrraClient:
     async def _beat(self, service: AnyService) -> None:
         await self.bus.publish(
             ServiceHeartbeat(
-                event_id=new_event_id("hb"),
+                event_id=ids.heartbeat_id(),
                 service=service.name,
                 project=self.project,
                 instance_id=self.instance_id,

@@ -313,7 +313,10 @@ export interface ServiceHeartbeat {
  *     Its subject is ``service.registered.<service>.<version token>``: one registration per
  *     name and version, never replaced (see :mod:`orra_events.registrations`). ``examples``
  *     are phrases of what the service does, in its users' words, that teach the planner the
- *     service's synonyms.
+ *     service's synonyms. ``retry_on_timeout`` false says that a task of the service that
+ *     timed out must not be run again (its effect may have happened and a repeat would do it
+ *     twice): the dispatcher fails it for good and leaves it for an operator instead of
+ *     retrying it (see docs/architecture.md, "Retries and timeouts").
  */
 export interface ServiceRegistered {
   at?: number;
@@ -328,6 +331,7 @@ export interface ServiceRegistered {
     [k: string]: unknown;
   };
   project?: string;
+  retry_on_timeout?: boolean;
   revertible?: boolean;
   schema_hash?: string;
   service: string;
@@ -499,6 +503,11 @@ export interface TaskDispatched {
 }
 /**
  * A service could not finish a task.
+ *
+ *     ``outcome_unknown`` (with ``retryable`` false) says the task may have taken effect
+ *     before it failed (its handler was interrupted, a remote call got no answer): the
+ *     dispatcher does not run it again and leaves it for an operator, as for a timed-out
+ *     task of a service registered with ``retry_on_timeout`` false.
  */
 export interface TaskFailed {
   at?: number;
@@ -508,6 +517,7 @@ export interface TaskFailed {
   event_id: string;
   idempotency_key: string;
   orchestration_id: string;
+  outcome_unknown?: boolean;
   retryable?: boolean;
   service: string;
   started_at: number;

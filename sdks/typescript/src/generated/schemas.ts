@@ -1028,6 +1028,10 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         "default": "default",
         "type": "string"
       },
+      "retry_on_timeout": {
+        "default": true,
+        "type": "boolean"
+      },
       "revertible": {
         "default": false,
         "type": "boolean"
@@ -1582,6 +1586,10 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       },
       "orchestration_id": {
         "type": "string"
+      },
+      "outcome_unknown": {
+        "default": false,
+        "type": "boolean"
       },
       "retryable": {
         "default": true,

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from orra_dispatcher.handlers import Dispatcher
 from orra_dispatcher.settings import DispatcherSettings
 from orra_dispatcher.store import BUCKET, SnapshotStore
-from orra_events.fastpub import FastPublisher
 
 if TYPE_CHECKING:
     from orra_events import Bus
@@ -29,20 +28,9 @@ async def setup(bus: Bus, settings: DispatcherSettings | None = None) -> Stop:
     """
     settings = settings or DispatcherSettings.from_env()
     kv = await bus.kv(BUCKET)
-    publisher = FastPublisher(bus.nc)
+    publisher = bus.publisher
     await publisher.start()
     store = SnapshotStore(kv, publisher, tombstone_ttl_s=settings.tombstone_ttl_s)
     dispatcher = Dispatcher(bus, store, settings, publisher=publisher)
-    try:
-        await dispatcher.start()
-    except BaseException:
-        await publisher.stop()
-        raise
-
-    async def stop() -> None:
-        try:
-            await dispatcher.stop()
-        finally:
-            await publisher.stop()
-
-    return stop
+    await dispatcher.start()
+    return dispatcher.stop

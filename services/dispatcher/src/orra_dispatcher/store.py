@@ -7,9 +7,9 @@ never overwrite each other's progress: the loser gets :class:`StateConflict`, re
 applies its input again.
 
 Writes are JetStream publishes to the key's subject (``$KV.<bucket>.<key>``) with
-``Nats-Expected-Last-Subject-Sequence`` through the dispatcher's
-:class:`~orra_events.fastpub.FastPublisher`: pipelined with the other writes of the
-connection, and the broker's refusal of a stale revision comes back as an answer.
+``Nats-Expected-Last-Subject-Sequence`` through the connection's pipelined publisher
+(``Bus.publisher``): pipelined with the other writes of the connection, and the broker's
+refusal of a stale revision comes back as an answer.
 
 Ended orchestrations. When an orchestration ends its key is purged (compare-and-set)
 and the purge marker is given a time to live (``tombstone_ttl_s``, per-message TTL of
@@ -36,7 +36,7 @@ from nats.js.errors import KeyNotFoundError
 
 from orra_dispatcher.domain import Orchestration
 from orra_dispatcher.errors import StateConflict
-from orra_events.fastpub import PublishError
+from orra_events.publishing import PublishError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from nats.js.kv import KeyValue
 
-    from orra_events.fastpub import FastPublisher
+    from orra_events._fastpub import FastPublisher
 
 __all__ = ["BUCKET", "Found", "Snapshot", "SnapshotStore", "decode_snapshot", "encode_snapshot"]
 

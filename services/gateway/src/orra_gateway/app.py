@@ -21,6 +21,7 @@ from litestar import Litestar
 from litestar.handlers import asgi
 
 from orra_events.health import HealthServer
+from orra_gateway.auth import PUBLIC, ApiKeyAuthentication
 from orra_gateway.bodies import json_request_class
 from orra_gateway.errors import Unauthorized
 from orra_gateway.logctx import log_context_middleware
@@ -30,12 +31,13 @@ from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
 from orra_gateway.settings import GatewaySettings
-from orra_mcp.asgi import mcp_app
+from orra_mcp.asgi import McpApp, mcp_app
 from orra_mcp.errors import ApiError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from litestar.handlers import ASGIRouteHandler
     from litestar.types import Receive, Scope, Send
 
     from orra_events import Bus
@@ -55,23 +57,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
     """
     config = settings or GatewaySettings.from_env()
     state: dict[str, Gateway] = {}
-
-    async def authenticate(token: str) -> None:
-        gateway = state.get("gateway")
-        if gateway is None:
-            raise ApiError(503, "the gateway is starting")
-        try:
-            await gateway.keys.authenticate(token)
-        except Unauthorized as exc:
-            raise ApiError(401, str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - the key store is unreachable
-            raise ApiError(503, f"the API key could not be checked: {exc}") from None
-
-    mcp = mcp_app(authenticate, _self_url(config))
-
-    @asgi("/mcp", is_mount=True, copy_scope=True)
-    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await mcp.app(dict(scope), receive, send)
+    mcp, mcp_endpoint = _mcp_mount(config, state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -128,12 +114,39 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[http_metrics_middleware, log_context_middleware],
+        middleware=[http_metrics_middleware, log_context_middleware, ApiKeyAuthentication()],
         openapi_config=openapi_config(),
         request_max_body_size=config.max_body_bytes,
         request_class=json_request_class(config.max_data_depth),
         debug=False,
     )
+
+
+def _mcp_mount(
+    config: GatewaySettings, state: dict[str, Gateway]
+) -> tuple[McpApp, ASGIRouteHandler]:
+    """The MCP server and its ``/mcp`` mount; it reads the gateway from ``state["gateway"]``."""
+
+    async def authenticate(token: str) -> None:
+        gateway = state.get("gateway")
+        if gateway is None:
+            raise ApiError(503, "the gateway is starting")
+        try:
+            await gateway.keys.authenticate(token)
+        except Unauthorized as exc:
+            raise ApiError(401, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the key store is unreachable
+            raise ApiError(503, f"the API key could not be checked: {exc}") from None
+
+    mcp = mcp_app(authenticate, _self_url(config))
+
+    # The MCP server checks the bearer key itself (``authenticate``) and answers a refusal
+    # in MCP's terms, so the gateway's authentication middleware leaves it alone.
+    @asgi("/mcp", is_mount=True, copy_scope=True, opt={PUBLIC: True})
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await mcp.app(dict(scope), receive, send)
+
+    return mcp, mcp_endpoint
 
 
 def _self_url(config: GatewaySettings) -> str:

@@ -8,23 +8,9 @@ consecutive ordinals. A line holds what the list shows: id, action (its first
 time and the :class:`~orra_events.projection.ListingState` folded from the orchestration's
 status events (pure: :func:`~orra_events.projection.advance_listing`).
 
-Memory is bounded by settings, not by history: pages that hold an unfinished orchestration
-or changes not saved yet stay in memory, plus the ``cache_pages`` most recently used;
-others are read back from the bucket when a list reaches them.
+Memory is bounded by settings, not by history (:mod:`orra_gateway.indexpages`).
 
-Persistence, in the ``gateway_index`` bucket (through :meth:`orra_events.Topology.bucket`):
-
-===============================  ==============================================================
-key                              value (JSON, camelCase)
-===============================  ==============================================================
-``head``                         :class:`HeadRecord`: the stream sequence it covers, each
-                                 project's count, the pages with unfinished orchestrations,
-                                 the orchestrations with an abandoned compensation
-``<generation>.<project>.<n>``   :class:`PageRecord`: page ``n`` of the project, with the
-                                 stream sequence of the last event folded into it (its
-                                 *version*)
-===============================  ==============================================================
-
+Persistence: a head and pages in the ``gateway_index`` bucket (:mod:`orra_gateway.indexstore`).
 A checkpoint writes the changed pages, then the head. Every write is a compare-and-set on
 the key's revision and never replaces a newer version (page) or a head that covers more,
 so replicas and a process killed between two writes leave a consistent state: pages may be
@@ -53,36 +39,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
-import re
 import secrets
 import time
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from orra_events import ActionSubmitted, DecodeError, TaskCompensationAbandoned, decode
 from orra_events.projection import (
     LISTING_EVENT_TYPES,
-    ListingState,
     OrchestrationStatus,
     advance_listing,
     is_terminal,
 )
-from orra_gateway.logread import LogFollower, position
+from orra_gateway.indexpages import PageCache
+from orra_gateway.indexstore import (
+    ACTION_CHARS,
+    HEAD_KEY,
+    INDEX_BUCKET,
+    PAGE_SIZE,
+    HeadRecord,
+    IndexBucket,
+    IndexCorrupt,
+    IndexEntry,
+    Page,
+    PageRecord,
+    head_record,
+)
+from orra_gateway.logread import LogFollower, SeqWaiters, position
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
-    from nats.js.kv import KeyValue
 
     from orra_events import Bus
 
 __all__ = [
     "ACTION_CHARS",
+    "HEAD_KEY",
     "INDEX_BUCKET",
     "PAGE_SIZE",
     "HeadRecord",
@@ -92,128 +86,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger("orra.gateway.index")
-
-INDEX_BUCKET: Final = "gateway_index"
-"""Name (within the topology) of the bucket holding the index."""
-
-PAGE_SIZE: Final = 256
-"""List lines per page (consecutive ordinals of one project)."""
-
-ACTION_CHARS: Final = 200
-"""Characters of the action text kept in a list line (a page stays far below 1 MB)."""
-
-FORMAT: Final = 1
-"""Version of the records' layout."""
-
-HEAD_KEY: Final = "head"
-
-_SCAN_PAGES = 64
-"""Pages a list request reads from the bucket at most before answering with a cursor."""
-
-_CAS_TRIES = 10
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-class IndexCorrupt(Exception):
-    """A saved page contradicts the log; the index is rebuilt in a new generation."""
-
-
-class IndexEntry(msgspec.Struct, kw_only=True, rename="camel"):
-    """The list line of one orchestration.
-
-    Attributes:
-        id: Orchestration id.
-        seq: Stream sequence of its ``action.submitted``.
-        created_at: When the action was submitted.
-        action: The action's text, cut to :data:`ACTION_CHARS` characters.
-        action_truncated: Whether ``action`` was cut (the full text is in the log at ``seq``).
-        state: Status, task count and end, folded from its events.
-        end_seq: Stream sequence of the event that ended it (0: not ended, or unknown in
-            a page saved by an earlier version).
-    """
-
-    id: str
-    seq: int
-    created_at: float
-    action: str
-    action_truncated: bool = False
-    state: ListingState = msgspec.field(default_factory=ListingState)
-    end_seq: int = 0
-
-
-class PageRecord(msgspec.Struct, kw_only=True, rename="camel"):
-    """A saved page of list lines.
-
-    Attributes:
-        format: :data:`FORMAT`.
-        project: The project whose orchestrations it lists.
-        number: Its number: it holds ordinals ``number * PAGE_SIZE`` onwards.
-        version: Stream sequence of the last event folded into it.
-        entries: The lines, by ordinal.
-    """
-
-    format: int
-    project: str
-    number: int
-    version: int
-    entries: list[IndexEntry]
-
-
-class HeadRecord(msgspec.Struct, kw_only=True, rename="camel"):
-    """The saved state of the index besides its pages.
-
-    Attributes:
-        format: :data:`FORMAT`.
-        generation: Prefix of the keys of its pages.
-        covers_seq: Every event up to this stream sequence is in the saved pages.
-        saved_at: When it was written (UNIX epoch seconds).
-        projects: Orchestrations indexed per project (the next ordinal).
-        active: Per project, the pages holding an orchestration that has not ended.
-        compensation_failed: Orchestrations with an abandoned compensation (id to project),
-            in order of their last abandonment.
-        replaces: The generation this one was rebuilt to replace, if any.
-    """
-
-    format: int
-    generation: str
-    covers_seq: int
-    saved_at: float
-    projects: dict[str, int] = msgspec.field(default_factory=dict)
-    active: dict[str, list[int]] = msgspec.field(default_factory=dict)
-    compensation_failed: dict[str, str] = msgspec.field(default_factory=dict)
-    replaces: str | None = None
-
-
-_PageKey = tuple[str, int]
-
-
-class _Page:
-    """A page in memory: its lines, version, stored revision and unfinished count."""
-
-    __slots__ = ("active", "entries", "number", "project", "revision", "version")
-
-    def __init__(
-        self,
-        project: str,
-        number: int,
-        entries: list[IndexEntry] | None = None,
-        version: int = 0,
-        revision: int | None = None,
-    ) -> None:
-        self.project = project
-        self.number = number
-        self.entries: list[IndexEntry] = entries or []
-        self.version = version
-        self.revision = revision
-        self.active = sum(1 for e in self.entries if not e.state.terminal)
-
-    @property
-    def key(self) -> _PageKey:
-        return self.project, self.number
-
-
-def _project_key(project: str) -> str:
-    return project if _SAFE_KEY.fullmatch(project) else "=" + project.encode().hex()
 
 
 class ListingIndex:
@@ -235,19 +107,23 @@ class ListingIndex:
         snapshot_events: int = 20_000,
     ) -> None:
         self._bus = bus
-        self._cache_pages = max(1, cache_pages)
         self._interval_s = snapshot_interval_s
         self._snapshot_events = snapshot_events
         self._prefix_len = len(bus.topology.subject("x", "x")) - 3
-        self._kv: KeyValue | None = None
+        self._store: IndexBucket | None = None
         self._generation = ""
         self._replaces: str | None = None
-        self._pages: OrderedDict[_PageKey, _Page] = OrderedDict()
-        self._page_loads: dict[_PageKey, asyncio.Future[_Page]] = {}
+        self._cache = PageCache(
+            self._fetch_page, lambda project: self._counts.get(project, 0), cache_pages
+        )
+        self._pages = self._cache.pages
+        self._load_page = self._cache.load
+        self._shrink = self._cache.shrink
+        self._entry = self._cache.entry
         self._counts: dict[str, int] = {}
         self._live: dict[str, tuple[str, int]] = {}
-        self._dirty: set[_PageKey] = set()
-        self._flushing: set[_PageKey] = set()
+        self._dirty = self._cache.dirty
+        self._flushing = self._cache.flushing
         self._comp_failed: dict[str, str] = {}
         self._follower: LogFollower | None = None
         self._epoch = 0
@@ -256,8 +132,7 @@ class ListingIndex:
         self._tasks: set[asyncio.Task[None]] = set()
         self._checkpointer: asyncio.Task[None] | None = None
         self._checkpoint_lock = asyncio.Lock()
-        self._seq_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._tiebreak = itertools.count()
+        self._seq_waiters = SeqWaiters()
         self._saved_seq = 0
         self._last_save = time.monotonic()
         self._events_since = 0
@@ -281,7 +156,7 @@ class ListingIndex:
             log_end: The last stream sequence of the events stream now.
         """
         self._started_at = time.perf_counter()
-        self._kv = await self._bus.kv(INDEX_BUCKET)
+        self._store = IndexBucket(await self._bus.kv(INDEX_BUCKET))
         head, _, present = await self._read_head()
         if head is not None and head.covers_seq > log_end:
             log.warning(
@@ -365,7 +240,7 @@ class ListingIndex:
         if self._follower is not None:
             await self._follower.stop()
             self._follower = None
-        if self._kv is not None and not self._rebuilding:
+        if self._store is not None and not self._rebuilding:
             if not self._bus.connected:
                 # Never wait at shutdown for a broker that is gone.
                 log.warning("list index not saved at stop: the broker is unavailable")
@@ -411,11 +286,7 @@ class ListingIndex:
         self._events_since += 1
         if not self.caught_up.is_set() and (seq >= self.target_seq or pending == 0):
             self._mark_caught_up()
-        waiters = self._seq_waiters
-        while waiters and waiters[0][0] <= seq:
-            _, _, future = heapq.heappop(waiters)
-            if not future.done():
-                future.set_result(None)
+        self._seq_waiters.applied(seq)
 
     def _mark_caught_up(self) -> None:
         self.caught_up.set()
@@ -481,7 +352,7 @@ class ListingIndex:
             page.active -= 1
             del self._live[orchestration_id]
 
-    async def _page_for_fold(self, project: str, number: int) -> _Page:
+    async def _page_for_fold(self, project: str, number: int) -> Page:
         """The page, loaded if needed; waits out broker trouble (the fold cannot skip it)."""
         page = self._pages.get((project, number))
         if page is not None:
@@ -562,60 +433,8 @@ class ListingIndex:
 
     # --- pages --------------------------------------------------------------------------------
 
-    def _page_key(self, project: str, number: int) -> str:
-        return f"{self._generation}.{_project_key(project)}.{number}"
-
-    def _pinned(self, page: _Page) -> bool:
-        key = page.key
-        return (
-            page.active > 0
-            or key in self._dirty
-            or key in self._flushing
-            or page.number == self._counts.get(page.project, 0) // PAGE_SIZE
-        )
-
-    def _shrink(self) -> None:
-        evictable = [key for key, page in self._pages.items() if not self._pinned(page)]
-        for key in evictable[: max(0, len(evictable) - self._cache_pages)]:
-            del self._pages[key]
-
-    async def _load_page(self, project: str, number: int) -> _Page:
-        key = (project, number)
-        page = self._pages.get(key)
-        if page is not None:
-            self._pages.move_to_end(key)
-            return page
-        pending = self._page_loads.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Page] = asyncio.get_running_loop().create_future()
-        self._page_loads[key] = future
-        try:
-            page = await self._fetch_page(project, number)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: whoever awaits it gets it raised
-            raise
-        finally:
-            del self._page_loads[key]
-        self._pages[key] = page
-        future.set_result(page)
-        self._shrink()
-        return page
-
-    async def _fetch_page(self, project: str, number: int) -> _Page:
-        assert self._kv is not None
-        try:
-            entry = await self._kv.get(self._page_key(project, number))
-        except KeyNotFoundError:
-            return _Page(project, number)
-        try:
-            record = msgspec.json.decode(entry.value or b"", type=PageRecord)
-        except msgspec.DecodeError as exc:
-            raise IndexCorrupt(f"page {project}/{number} is unreadable: {exc}") from None
-        if record.format != FORMAT or record.project != project or record.number != number:
-            raise IndexCorrupt(f"page {project}/{number} is not what its key says")
-        return _Page(project, number, record.entries, record.version, entry.revision)
+    async def _fetch_page(self, project: str, number: int) -> Page:
+        return await self._bucket().fetch_page(self._generation, project, number)
 
     # --- checkpoints ------------------------------------------------------------------------
 
@@ -634,30 +453,16 @@ class ListingIndex:
                     self._last_save = time.monotonic()
 
     @staticmethod
-    def _page_record(page: _Page) -> PageRecord:
-        return PageRecord(
-            format=FORMAT,
-            project=page.project,
-            number=page.number,
-            version=page.version,
-            entries=page.entries,
-        )
+    def _page_record(page: Page) -> PageRecord:
+        return page.record()
 
     def _head_record(self, covers: int) -> HeadRecord:
-        active: dict[str, list[int]] = {}
-        for page in self._pages.values():
-            if page.active > 0:
-                active.setdefault(page.project, []).append(page.number)
-        for numbers in active.values():
-            numbers.sort()
-        return HeadRecord(
-            format=FORMAT,
+        return head_record(
+            self._pages.values(),
             generation=self._generation,
-            covers_seq=covers,
-            saved_at=time.time(),
-            projects=dict(self._counts),
-            active=active,
-            compensation_failed=dict(self._comp_failed),
+            covers=covers,
+            counts=self._counts,
+            compensation_failed=self._comp_failed,
             replaces=self._replaces,
         )
 
@@ -693,7 +498,14 @@ class ListingIndex:
                 else:
                     for page, data, version in batch:
                         await self._store_page(page, data, version)
-                    wrote = await self._store_head(head, covers, stored, revision)
+                    wrote = await self._bucket().store_head(
+                        head,
+                        covers,
+                        stored,
+                        revision,
+                        generation=self._generation,
+                        replaces=self._replaces,
+                    )
             except BaseException:
                 self._dirty.update(keys)
                 raise
@@ -705,80 +517,15 @@ class ListingIndex:
             self._shrink()
             return wrote
 
+    def _bucket(self) -> IndexBucket:
+        assert self._store is not None, "the index has not started"
+        return self._store
+
     async def _read_head(self) -> tuple[HeadRecord | None, int | None, bool]:
-        """The saved head, its revision, and whether a head exists at all."""
-        assert self._kv is not None
-        try:
-            entry = await self._kv.get(HEAD_KEY)
-        except KeyNotFoundError:
-            return None, None, False
-        try:
-            head = msgspec.json.decode(entry.value or b"", type=HeadRecord)
-        except msgspec.DecodeError:
-            return None, entry.revision, True
-        if head.format != FORMAT:
-            return None, entry.revision, True
-        return head, entry.revision, True
+        return await self._bucket().read_head()
 
-    def _may_replace(self, stored: HeadRecord | None, covers: int) -> bool:
-        if stored is None:
-            return True
-        if stored.generation == self._generation:
-            return stored.covers_seq < covers
-        # Another generation: only the rebuild that replaces it, once it covers as much.
-        return stored.generation == self._replaces and stored.covers_seq <= covers
-
-    async def _store_head(
-        self, data: bytes, covers: int, stored: HeadRecord | None, revision: int | None
-    ) -> bool:
-        assert self._kv is not None
-        for _ in range(_CAS_TRIES):
-            if not self._may_replace(stored, covers):
-                if stored is not None and stored.generation != self._generation:
-                    log.warning(
-                        "list index saved by another generation; not replacing it",
-                        theirs=stored.generation,
-                        mine=self._generation,
-                    )
-                return False
-            try:
-                if revision is None:
-                    await self._kv.create(HEAD_KEY, data)
-                else:
-                    await self._kv.update(HEAD_KEY, data, last=revision)
-            except KeyWrongLastSequenceError:
-                stored, revision, _ = await self._read_head()
-                continue
-            return True
-        return False
-
-    async def _store_page(self, page: _Page, data: bytes, version: int) -> None:
-        assert self._kv is not None
-        key = self._page_key(page.project, page.number)
-        revision = page.revision
-        for _ in range(_CAS_TRIES):
-            try:
-                if revision is None:
-                    page.revision = await self._kv.create(key, data)
-                else:
-                    page.revision = await self._kv.update(key, data, last=revision)
-            except KeyWrongLastSequenceError:
-                try:
-                    entry = await self._kv.get(key)
-                except KeyNotFoundError:
-                    revision = None
-                    continue
-                try:
-                    stored = msgspec.json.decode(entry.value or b"", type=PageRecord).version
-                except msgspec.DecodeError:
-                    stored = -1
-                if stored >= version:  # saved by a replica that is further along
-                    page.revision = entry.revision
-                    return
-                revision = entry.revision
-                continue
-            return
-        raise RuntimeError(f"page {key} kept changing under us")
+    async def _store_page(self, page: Page, data: bytes, version: int) -> None:
+        await self._bucket().store_page(self._generation, page, data, version)
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -820,13 +567,7 @@ class ListingIndex:
         """Wait until the index has folded the log up to ``seq``; False on timeout."""
         if self.applied_seq >= seq and not self._rebuilding:
             return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._seq_waiters, (seq, next(self._tiebreak), future))
-        try:
-            await asyncio.wait_for(future, timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await self._seq_waiters.wait(seq, timeout_s)
 
     async def page(
         self,
@@ -848,40 +589,6 @@ class ListingIndex:
             top = min(top, before)
         if status is not None and not is_terminal(status):
             # Unfinished orchestrations are all in memory.
-            ordinals = sorted(
-                (
-                    ordinal
-                    for p, ordinal in self._live.values()
-                    if p == project
-                    and ordinal < top
-                    and self._entry(p, ordinal).state.status == status
-                ),
-                reverse=True,
-            )
-            entries = [self._entry(project, o) for o in ordinals[:limit]]
-            return entries, ordinals[limit - 1] if len(ordinals) > limit else None
-        found: list[tuple[int, IndexEntry]] = []
-        ordinal = top - 1
-        fetched = 0
-        while ordinal >= 0:
-            number = ordinal // PAGE_SIZE
-            page = self._pages.get((project, number))
-            if page is None:
-                if fetched >= _SCAN_PAGES:
-                    return [e for _, e in found], ordinal + 1
-                page = await self._load_page(project, number)
-                fetched += 1
-            else:
-                self._pages.move_to_end((project, number))
-            base = number * PAGE_SIZE
-            for pos in range(min(ordinal - base, len(page.entries) - 1), -1, -1):
-                entry = page.entries[pos]
-                if status is None or entry.state.status == status:
-                    found.append((base + pos, entry))
-                    if len(found) > limit:
-                        return [e for _, e in found[:limit]], found[limit - 1][0]
-            ordinal = base - 1
-        return [e for _, e in found], None
-
-    def _entry(self, project: str, ordinal: int) -> IndexEntry:
-        return self._pages[(project, ordinal // PAGE_SIZE)].entries[ordinal % PAGE_SIZE]
+            live = (o for p, o in self._live.values() if p == project and o < top)
+            return self._cache.pick(project, live, status=status, limit=limit)
+        return await self._cache.scan(project, top=top, status=status, limit=limit)

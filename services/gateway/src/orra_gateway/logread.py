@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,14 @@ if TYPE_CHECKING:
 
     from orra_events import Bus
 
-__all__ = ["HistoryUnavailable", "LogFollower", "from_sequence", "position", "read_history"]
+__all__ = [
+    "HistoryUnavailable",
+    "LogFollower",
+    "SeqWaiters",
+    "from_sequence",
+    "position",
+    "read_history",
+]
 
 log = structlog.get_logger("orra.gateway.logread")
 
@@ -109,6 +118,32 @@ async def read_history(bus: Bus, orchestration_id: str, *, timeout_s: float = 10
             f"the history of {orchestration_id} was not read in time"
         ) from None
     return sorted(msgs, key=lambda m: position(m)[0])
+
+
+class SeqWaiters:
+    """Callers waiting until a follower has applied the log up to a stream sequence."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tiebreak = itertools.count()
+
+    async def wait(self, seq: int, timeout_s: float) -> bool:
+        """Wait until :meth:`applied` reaches ``seq``; ``False`` on timeout."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (seq, next(self._tiebreak), future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def applied(self, seq: int) -> None:
+        """Everything up to ``seq`` is applied: release whoever waits for it."""
+        heap = self._heap
+        while heap and heap[0][0] <= seq:
+            _, _, future = heapq.heappop(heap)
+            if not future.done():
+                future.set_result(None)
 
 
 class LogFollower:

@@ -21,7 +21,7 @@ event-derived metrics of :mod:`orra_events.metrics` appear here too), plus:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
@@ -35,14 +35,22 @@ if TYPE_CHECKING:
 __all__ = ["http_metrics_middleware", "register_gateway_gauges"]
 
 
-def _route(scope: Scope) -> str:
-    handler: Any = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    return min(paths) if paths else "unmatched"
+def _route(scope: Scope, labels: dict[str, str]) -> str:
+    # A controller's handler knows only its path inside the controller: the route's full
+    # template comes from the app's routes, by the template Litestar put in the scope.
+    template = scope.get("path_template")
+    if not template or scope.get("route_handler") is None:
+        return "unmatched"
+    label = labels.get(template)
+    if label is None:
+        routes = {route.path_format: route.path for route in scope["litestar_app"].routes}
+        label = labels[template] = routes.get(template, template)
+    return label
 
 
 def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Litestar middleware counting and timing each HTTP request by route template."""
+    labels: dict[str, str] = {}
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -60,7 +68,7 @@ def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, sending)
         finally:
-            route, method = _route(scope), str(scope.get("method", ""))
+            route, method = _route(scope, labels), str(scope.get("method", ""))
             METRICS.inc(
                 "orra_gateway_http_requests_total",
                 help_="HTTP requests answered, by route template, method and status class",

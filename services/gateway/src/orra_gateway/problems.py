@@ -6,7 +6,9 @@ Every error answer of the gateway is ``application/problem+json``::
      "detail": "...", "errors": [{"field": "action.content", "message": "..."}]}
 
 :data:`EXCEPTION_HANDLERS` is given to Litestar; :data:`STATUS_OF` is the table of domain
-exceptions. Nothing else in the gateway chooses an error status.
+exceptions; :func:`problem_for` answers an error raised outside a handler (authentication)
+with the same table. Nothing else in the gateway chooses an error status.
+:func:`problem_responses` documents a route's problem answers in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import nats.errors
 import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from orra_events import BrokerUnavailable, UncoveredPart
 from orra_gateway.errors import (
@@ -45,7 +48,9 @@ __all__ = [
     "STATUS_OF",
     "Problem",
     "ProblemField",
+    "problem_for",
     "problem_response",
+    "problem_responses",
 ]
 
 log = structlog.get_logger("orra.gateway")
@@ -64,6 +69,19 @@ STATUS_OF: Final[dict[type[GatewayError], tuple[int, str]]] = {
     BrokerDown: (503, "broker-unavailable"),
 }
 """HTTP status and problem type slug of every domain exception (subclasses inherit)."""
+
+
+_DESCRIPTIONS: Final = {
+    400: "The request does not match the API schema (the field at fault is named)",
+    401: "Missing, unknown or revoked API key",
+    403: "The key may not do this (an admin key is needed)",
+    404: "No such resource in the caller's project",
+    409: "The resource's state does not allow it",
+    413: "The request body is too large",
+    415: "The request body is not JSON",
+    422: "The values cannot be accepted (the field at fault is named)",
+    503: "The broker is unavailable; retry later",
+}
 
 
 class ProblemField(msgspec.Struct, kw_only=True):
@@ -235,3 +253,25 @@ EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     Exception: _on_unexpected,
 }
 """Exception → problem-details handler, by class (Litestar picks the closest in the MRO)."""
+
+
+def problem_for(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """The answer to ``exc``, by the handler :data:`EXCEPTION_HANDLERS` has for its class."""
+    for cls in type(exc).__mro__:
+        handler = EXCEPTION_HANDLERS.get(cls)
+        if handler is not None:
+            response: Response[Problem] = handler(request, exc)
+            return response
+    return _on_unexpected(request, exc)
+
+
+def problem_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses of the problem statuses a route can answer (400, 401, 503 always)."""
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[code],
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+        for code in (400, 401, 503, *codes)
+    }

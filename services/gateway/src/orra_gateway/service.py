@@ -1,13 +1,12 @@
 """The gateway's state and use cases, independent of HTTP.
 
-:class:`Gateway` owns the bus, the read model and the key-value stores; the routes in
-:mod:`orra_gateway.routes` only translate HTTP to calls of its methods.
+:class:`Gateway` owns the bus, the read model and the key-value stores; the HTTP handlers
+(:mod:`orra_gateway.handlers`) only translate HTTP to calls of its methods. Its pure rules
+are in :mod:`orra_gateway.domain`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -20,6 +19,7 @@ from orra_events import (
     DataField,
     OrchestrationAborted,
     TaskCompensationResolved,
+    ids,
     new_orchestration_id,
 )
 from orra_events.apikeys import ADMIN
@@ -29,12 +29,10 @@ from orra_events.projection import (
     OrchestrationView,
     compensation_failures,
 )
+from orra_gateway.domain import check_idempotency_key, check_submission, request_fingerprint
 from orra_gateway.errors import (
-    BadRequest,
     BrokerDown,
     Conflict,
-    FieldError,
-    InvalidInput,
     KeyRevoked,
     NotFound,
     PlanningFailed,
@@ -48,7 +46,6 @@ from orra_gateway.stores import (
     SecretStore,
     WebhookStore,
 )
-from orra_gateway.webhook_urls import check_webhook_url
 
 if TYPE_CHECKING:
     from orra_events import Bus
@@ -61,9 +58,6 @@ log = structlog.get_logger("orra.gateway")
 
 DEFAULT_PROJECT = OPERATOR_PROJECT
 """The project of the bootstrap key (the local user of ``orra up``)."""
-
-_MAX_IDEMPOTENCY_KEY = 255
-_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 class Submission(msgspec.Struct, kw_only=True):
@@ -155,23 +149,6 @@ class Gateway:
 
     # --- orchestrations -----------------------------------------------------------------------
 
-    def _validate(self, request: SubmitRequest) -> None:
-        errors: list[FieldError] = []
-        if not request.action.content.strip():
-            errors.append(FieldError("action.content", "must not be blank"))
-        seen: set[str] = set()
-        for index, item in enumerate(request.data):
-            name = item.field.strip()
-            if not name:
-                errors.append(FieldError(f"data[{index}].field", "must not be blank"))
-            elif name in seen:
-                errors.append(FieldError(f"data[{index}].field", f"duplicate field {name!r}"))
-            seen.add(name)
-        if errors:
-            raise InvalidInput("the action cannot be accepted", errors)
-        if request.webhook is not None:
-            check_webhook_url(request.webhook, allow_private=self.settings.allow_private_webhooks)
-
     async def submit(
         self, principal: ApiKeyRecord, request: SubmitRequest, idempotency_key: str | None
     ) -> Submission:
@@ -184,32 +161,15 @@ class Gateway:
             PlanningFailed: the planner could not plan it.
             BrokerDown: the event could not be appended.
         """
-        self._validate(request)
+        check_submission(request, allow_private_webhooks=self.settings.allow_private_webhooks)
         orchestration_id = new_orchestration_id()
         replayed = False
         if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= _MAX_IDEMPOTENCY_KEY:
-                raise InvalidInput(
-                    "invalid Idempotency-Key",
-                    [FieldError("Idempotency-Key", f"use 1-{_MAX_IDEMPOTENCY_KEY} characters")],
-                )
-            if not _VISIBLE_ASCII.fullmatch(idempotency_key):
-                # Header bytes arrive as Latin-1: a UTF-8 key would be stored garbled.
-                raise BadRequest(
-                    "invalid Idempotency-Key",
-                    [
-                        FieldError(
-                            "Idempotency-Key",
-                            "use visible ASCII characters only (letters, digits, punctuation; "
-                            "no spaces), e.g. a UUID",
-                        )
-                    ],
-                )
-            fingerprint = hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+            check_idempotency_key(idempotency_key)
             orchestration_id, fresh = await self.idempotency.claim(
                 principal.project,
                 idempotency_key,
-                fingerprint=fingerprint,
+                fingerprint=request_fingerprint(request),
                 orchestration_id=orchestration_id,
             )
             replayed = not fresh
@@ -223,7 +183,7 @@ class Gateway:
             # A replay whose first attempt may have failed to append publishes the same
             # event id again: JetStream stores it at most once.
             event = ActionSubmitted(
-                event_id=f"a:{orchestration_id}",
+                event_id=ids.action_id(orchestration_id),
                 orchestration_id=orchestration_id,
                 action=request.action.content,
                 data=[DataField(field=item.field, value=item.value) for item in request.data],
@@ -279,7 +239,7 @@ class Gateway:
                 f"orchestration {orchestration_id} already stopped: it is being compensated"
             )
         event = OrchestrationAborted(
-            event_id=f"end:{orchestration_id}",
+            event_id=ids.end_id(orchestration_id),
             orchestration_id=orchestration_id,
             reason=reason,
             webhook=view.webhook,
@@ -357,7 +317,7 @@ class Gateway:
         if current.status != "failed":
             raise Conflict(f"compensation {current.id} is already {current.status}")
         event = TaskCompensationResolved(
-            event_id=f"cres:{orchestration_id}:{task_id}",
+            event_id=ids.compensation_resolved_id(orchestration_id, task_id),
             orchestration_id=orchestration_id,
             task_id=task_id,
             resolution=resolution,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-from orra_notifier.consumer import PullConsumer
+from orra_events.consumers import Durable, PullConsumer
+from orra_events.jobs import decode_delivery_job
 from orra_notifier.delivery import Deliverer
 from orra_notifier.handlers import (
     DELIVERY_CONSUMER,
@@ -29,46 +28,40 @@ if TYPE_CHECKING:
     from orra_events import Bus, Topology
     from orra_events.runtime import Stop
 
-__all__ = ["delivery_consumer_config", "fanout_consumer_config", "setup"]
+__all__ = ["delivery_durable", "fanout_durable", "setup"]
 
 _FANOUT_CONCURRENCY = 16
 _FANOUT_GRACE_S = 5.0
 
 
-def fanout_consumer_config(topology: Topology, ack_wait_s: float = 30.0) -> ConsumerConfig:
+def fanout_durable(topology: Topology, ack_wait_s: float = 30.0) -> Durable:
     """The ``notifier`` consumer: terminal orchestration events, from the first one kept.
 
     Its ack wait is the notifier's (``ORRA_NOTIFIER_ACK_WAIT_S``): the terminal events a
-    crashed replica had fetched are handed out again after it.
+    crashed replica had taken are handed out again after it.
     """
-    return ConsumerConfig(
+    return Durable(
+        stream=topology.events_stream,
         name=FANOUT_CONSUMER,
-        durable_name=FANOUT_CONSUMER,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ack_wait_s,
-        max_deliver=-1,
-        max_ack_pending=1000,
-        deliver_policy=DeliverPolicy.ALL,
-        filter_subjects=[
+        filter_subjects=(
             topology.all_of("orchestration.done"),
             topology.all_of("orchestration.failed"),
             topology.all_of("orchestration.aborted"),
             topology.all_of("orchestration.compensated"),
-        ],
+        ),
+        ack_wait_s=ack_wait_s,
+        max_ack_pending=1000,
     )
 
 
-def delivery_consumer_config(topology: Topology, settings: NotifierSettings) -> ConsumerConfig:
+def delivery_durable(topology: Topology, settings: NotifierSettings) -> Durable:
     """The ``notifier_delivery`` consumer: every delivery job, retried until its deadline."""
-    return ConsumerConfig(
+    return Durable(
+        stream=jobs_stream(topology),
         name=DELIVERY_CONSUMER,
-        durable_name=DELIVERY_CONSUMER,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=settings.ack_wait_s,
-        max_deliver=-1,
+        filter_subjects=(jobs_filter(topology),),
+        ack_wait_s=settings.ack_wait_s,
         max_ack_pending=settings.max_pending,
-        deliver_policy=DeliverPolicy.ALL,
-        filter_subject=jobs_filter(topology),
     )
 
 
@@ -80,42 +73,46 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
         settings: The notifier's settings; read from ``ORRA_*`` variables by default.
 
     Returns:
-        A coroutine function that stops fetching, lets attempts in hand finish (up to the
-        HTTP timeout), and closes the HTTP client. Pending retries stay in JetStream.
+        A coroutine function that stops taking messages, lets attempts in hand finish (up
+        to the HTTP timeout), and closes the HTTP client. Pending retries stay in JetStream.
     """
     settings = settings or NotifierSettings.from_env()
     topology = bus.topology
     stores = await Stores.open(bus, deadline_s=settings.deadline_s)
     deliverer = Deliverer(settings)
     worker = DeliveryWorker(bus, stores, deliverer, settings)
+    # Handlers decide every redelivery themselves (Retry with their delay, Park).
     delivery = PullConsumer(
         bus,
-        stream=jobs_stream(topology),
-        config=delivery_consumer_config(topology, settings),
-        handler=worker,
+        delivery_durable(topology, settings),
+        worker,
         concurrency=settings.concurrency,
-        poll_s=settings.poll_s,
+        expires_s=settings.poll_s,
+        decoder=decode_delivery_job,
+        max_deliver=None,
     )
     fanout = PullConsumer(
         bus,
-        stream=topology.events_stream,
-        config=fanout_consumer_config(topology, settings.ack_wait_s),
-        handler=FanOut(bus, stores),
+        fanout_durable(topology, settings.ack_wait_s),
+        FanOut(bus, stores),
         concurrency=_FANOUT_CONCURRENCY,
-        poll_s=settings.poll_s,
+        expires_s=settings.poll_s,
+        max_deliver=None,
     )
     try:
         await delivery.start()
         await fanout.start()
     except BaseException:
-        await delivery.stop(grace_s=0)
+        await delivery.stop(timeout_s=0)
         await deliverer.aclose()
         raise
 
     async def stop() -> None:
-        await fanout.stop(grace_s=_FANOUT_GRACE_S)
+        await fanout.stop(timeout_s=_FANOUT_GRACE_S)
+        # Set before the consumer stops: an outcome the broker cannot take is then given
+        # up (the job is redelivered later) instead of retried until the outage ends.
         worker.stopping = True
-        await delivery.stop(grace_s=settings.timeout_s + 1.0)
+        await delivery.stop(timeout_s=settings.timeout_s + 1.0)
         await deliverer.aclose()
 
     return stop

@@ -26,7 +26,9 @@ from orra_events import (
     WebhookDelivered,
     WebhookFailed,
     WebhookRetrying,
+    ids,
 )
+from orra_events.ids import url_hash
 from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
 from orra_events.webhooks import (
     WebhookCompensationReport,
@@ -83,7 +85,7 @@ TERMINAL_EVENTS = (
 )
 """The events that end an orchestration and trigger its webhooks."""
 
-RESULT = "result"
+RESULT = ids.RESULT_DELIVERY
 """Delivery kind of an orchestration's result (its terminal event)."""
 
 COMPENSATION = "compensation"
@@ -190,11 +192,6 @@ def compensation_report(
 # --- targets and identities -----------------------------------------------------------------
 
 
-def url_hash(url: str) -> str:
-    """A short stable hash of a URL, usable in subjects, KV keys and event ids."""
-    return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
 def webhook_id(orchestration_id: str, url: str, kind: str = RESULT) -> str:
     """The ``webhook-id`` of an orchestration's delivery to ``url``; equal on every retry.
 
@@ -208,8 +205,7 @@ def webhook_id(orchestration_id: str, url: str, kind: str = RESULT) -> str:
 
 def delivery_event_id(orchestration_id: str, url: str, kind: str = RESULT) -> str:
     """Event id of the ``webhook.delivered`` / ``webhook.failed`` of one delivery."""
-    middle = "" if kind == RESULT else f"{kind}:"
-    return f"w:{orchestration_id}:{middle}{url_hash(url)}"
+    return ids.webhook_outcome_id(orchestration_id, url, kind)
 
 
 def delivery_key(orchestration_id: str, url: str, kind: str = RESULT) -> str:
@@ -462,9 +458,8 @@ def retrying_event(
     Its id is deterministic per attempt (``wr:<orch>:<url hash>:<attempt>``), so an attempt
     repeated after a crash is recorded once.
     """
-    middle = "" if kind == RESULT else f"{kind}:"
     return WebhookRetrying(
-        event_id=f"wr:{orchestration_id}:{middle}{url_hash(url)}:{attempt}",
+        event_id=ids.webhook_retry_id(orchestration_id, url, attempt, kind),
         at=at,
         orchestration_id=orchestration_id,
         url=url,

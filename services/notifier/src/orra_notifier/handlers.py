@@ -11,7 +11,11 @@ Splitting the fan-out from the delivery gives every (orchestration, URL) its own
 so each URL has its own attempt count (``num_delivered``), its own backoff and its own
 outcome: a retry never re-sends to a URL that already succeeded.
 
-Acknowledgement policies, chosen on purpose:
+Both run on :class:`orra_events.consumers.PullConsumer`, which settles each message by what
+its handler does: a return acks it, :class:`~orra_events.consumers.Retry` redelivers it
+after the handler's delay (never parked: ``max_deliver=None``),
+:class:`~orra_events.consumers.Park` parks it with its reason, and a message that cannot be
+decoded is parked. The policies, chosen on purpose:
 
 **FanOut** (events stream). Undecodable message: parked on the dead-letter subject (it
 will never decode; it must not block the consumer). Terminal event: every job is
@@ -67,11 +71,15 @@ from nats.js.errors import NotFoundError
 
 from orra_events import (
     DecodeError,
+    Event,
     OrchestrationAborted,
     OrchestrationCompensated,
+    Park,
+    Retry,
     decode,
+    ids,
 )
-from orra_events.jobs import DeliveryJob, decode_delivery_job, encode_job
+from orra_events.jobs import DeliveryJob, encode_job
 from orra_notifier.domain import (
     COMPENSATION,
     RESULT,
@@ -93,7 +101,6 @@ from orra_notifier.domain import (
     outcome_event,
     retrying_event,
     target_urls,
-    url_hash,
     webhook_id,
 )
 from orra_notifier.signing import webhook_headers
@@ -157,15 +164,9 @@ class FanOut:
         self._stores = stores
         self._clock = clock
 
-    async def __call__(self, msg: Msg) -> None:
-        """Handle one message of the events stream and acknowledge it (see the module)."""
-        try:
-            event = decode(msg.data)
-        except DecodeError as exc:
-            await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
-            return
+    async def __call__(self, event: Event, msg: Msg) -> None:
+        """Handle one event of the events stream (see the module for how it is settled)."""
         if not isinstance(event, (*TERMINAL_EVENTS, OrchestrationCompensated)):
-            await msg.ack()
             return
         with structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id):
             await self._handle(event, msg)
@@ -176,17 +177,16 @@ class FanOut:
                 await self.report_compensation(event)
             else:
                 await self.fan_out(event)
-        except Exception as exc:  # noqa: BLE001 - any failure here is retried, never lost
+        except Exception as exc:
             delay = min(30.0, 2.0 ** min(msg.metadata.num_delivered, 5))
+            reason = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "fan-out failed; will retry",
                 orchestration_id=event.orchestration_id,
-                error=f"{type(exc).__name__}: {exc}",
+                error=reason,
                 retry_in_s=delay,
             )
-            await msg.nak(delay=delay)
-            return
-        await msg.ack()
+            raise Retry(reason, delay) from exc
 
     async def fan_out(
         self, event: TerminalEvent, payload: WebhookPayload | None = None, kind: str = RESULT
@@ -207,7 +207,6 @@ class FanOut:
         body = encode_payload(payload or build_payload(event)).decode()  # exactly the type
         created_at = self._clock()
         subject = job_subject(self._bus.topology, event.orchestration_id)
-        prefix = "job" if kind == RESULT else f"job:{kind}"
         for url in urls:
             job = DeliveryJob(
                 orchestration_id=event.orchestration_id,
@@ -220,7 +219,7 @@ class FanOut:
             await self._bus.js.publish(
                 subject,
                 encode_job(job),
-                headers={"Nats-Msg-Id": f"{prefix}:{event.orchestration_id}:{url_hash(url)}"},
+                headers={"Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind)},
             )
         log.info(
             "webhooks queued", orchestration_id=event.orchestration_id, count=len(urls), kind=kind
@@ -304,13 +303,8 @@ class DeliveryWorker:
             deadline_s=settings.deadline_s,
         )
 
-    async def __call__(self, msg: Msg) -> None:
-        """Handle one delivery job message."""
-        try:
-            job = decode_delivery_job(msg.data)
-        except DecodeError as exc:
-            await self._bus.park(msg, f"{type(exc).__name__}: {exc}")
-            return
+    async def __call__(self, job: DeliveryJob, msg: Msg) -> None:
+        """Handle one delivery job (see the module for how it is settled)."""
         with structlog.contextvars.bound_contextvars(
             orchestration_id=job.orchestration_id,
             webhook_id=webhook_id(job.orchestration_id, job.url, job.kind),
@@ -322,11 +316,12 @@ class DeliveryWorker:
         attempt = msg.metadata.num_delivered
         try:
             await self._attempt(job, msg, attempt)
+        except Retry:
+            raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if self._clock() > job.created_at + self._settings.deadline_s:
-                await self._bus.park(msg, f"delivery failed past its deadline: {reason}")
-                return
+                raise Park(f"delivery failed past its deadline: {reason}") from exc
             delay = backoff_s(attempt, self._policy, self._rand())
             log.exception(
                 "delivery step failed; will retry",
@@ -335,14 +330,14 @@ class DeliveryWorker:
                 attempt=attempt,
                 retry_in_s=round(delay, 3),
             )
-            await msg.nak(delay=delay)
+            raise Retry(reason, delay) from exc
 
     async def _attempt(self, job: DeliveryJob, msg: Msg, attempt: int) -> None:
         key = delivery_key(job.orchestration_id, job.url, job.kind)
         recorded = await self._stores.outcome(key)
         if recorded is not None:
             log.info("delivery already finished", orchestration_id=job.orchestration_id)
-            await self._finish(msg, key, recorded, record=False)
+            await self._finish(key, recorded, record=False)
             return
         msg_id = webhook_id(job.orchestration_id, job.url, job.kind)
         earlier = await self._stores.attempt_log(key) if attempt > 1 else []
@@ -387,8 +382,7 @@ class DeliveryWorker:
                     next_attempt_at=now + decision.delay_s,
                 )
             )
-            await msg.nak(delay=decision.delay_s)
-            return
+            raise Retry(f"webhook attempt failed: {describe(result)}", decision.delay_s)
         delivered = decision.verdict is Verdict.DELIVERED
         if delivered:
             log.info("webhook delivered", **fields)
@@ -420,7 +414,7 @@ class DeliveryWorker:
         (docs/guarantees.md). The first try costs nothing more than :meth:`_finish`.
         """
         try:
-            await self._finish(msg, key, outcome, record=True)
+            await self._finish(key, outcome, record=True)
         except Exception as exc:  # noqa: BLE001 - kept and retried below
             log.warning("recording a delivery outcome failed; retrying", error=str(exc))
         else:
@@ -434,7 +428,7 @@ class DeliveryWorker:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
                 try:
-                    await self._finish(msg, key, outcome, record=True)
+                    await self._finish(key, outcome, record=True)
                 except Exception as exc:
                     tries += 1
                     if self.stopping and not self._bus.connected:
@@ -459,11 +453,10 @@ class DeliveryWorker:
             if self._reconnects() != epoch or self.stopping:
                 return
 
-    async def _finish(self, msg: Msg, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
+    async def _finish(self, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
         if record:
             await self._stores.record(key, outcome)
         await self._bus.publish(outcome_event(outcome))
-        await msg.ack()
 
     @contextlib.asynccontextmanager
     async def _keep_alive(self, msg: Msg) -> AsyncIterator[None]:

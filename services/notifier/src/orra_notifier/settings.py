@@ -31,8 +31,8 @@ class NotifierSettings:
             at once across replicas (JetStream ``max_ack_pending``).
         ack_wait_s: ``ORRA_NOTIFIER_ACK_WAIT_S``; after this long without news from a
             crashed replica JetStream hands its delivery to another one.
-        poll_s: ``ORRA_NOTIFIER_POLL_S``; how long one fetch waits for messages, which is
-            also how long stopping waits for the fetch in flight.
+        poll_s: ``ORRA_NOTIFIER_POLL_S``; how long one pull request waits for messages
+            before the notifier asks again.
         user_agent: The ``User-Agent`` of every request.
     """
 

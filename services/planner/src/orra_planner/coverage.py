@@ -62,7 +62,6 @@ def check_coverage(
         action: The action text.
         data: The action's data (its values are arguments, not requests).
     """
-    issues: list[ValidationIssue] = []
     parts = list(plan.parts)
     if not parts:
         return [
@@ -71,6 +70,26 @@ def check_coverage(
                 "the plan does not list the parts of the action it serves ('parts')",
             )
         ]
+    issues = _listing_issues(parts, action)
+    issues.extend(_missing_issues(parts, action, data))
+    seen = set(parts)
+    served = _serving(plan, seen, issues)
+    issues.extend(_uncovered_issues(plan, seen, served))
+    uncovered = {u.part for u in plan.uncovered}
+    issues.extend(
+        ValidationIssue(
+            IssueCode.PART_NOT_ACCOUNTED,
+            f"no task serves part {part!r} and it is not listed as uncovered",
+        )
+        for part in parts
+        if part not in served and part not in uncovered
+    )
+    return issues
+
+
+def _listing_issues(parts: Sequence[str], action: str) -> list[ValidationIssue]:
+    """Parts that are not the user's words, or are listed twice."""
+    issues: list[ValidationIssue] = []
     seen: set[str] = set()
     for part in parts:
         if not in_action(part, action):
@@ -85,6 +104,14 @@ def check_coverage(
                 ValidationIssue(IssueCode.DUPLICATE_PART, f"part {part!r} is listed twice")
             )
         seen.add(part)
+    return issues
+
+
+def _missing_issues(
+    parts: Sequence[str], action: str, data: Sequence[DataField]
+) -> list[ValidationIssue]:
+    """Requests of the action that none of the listed parts contains."""
+    issues: list[ValidationIssue] = []
     listed = [normalise(p) for p in parts]
     for asked in request_parts(action, data_values(data), data_fields(data)):
         wanted = normalise(asked.text)
@@ -96,6 +123,11 @@ def check_coverage(
                     "serve it, or list it as uncovered with the reason",
                 )
             )
+    return issues
+
+
+def _serving(plan: Plan, seen: set[str], issues: list[ValidationIssue]) -> set[str]:
+    """The parts the plan's tasks serve; a task serving nothing or an unknown part is an issue."""
     referenced = {ref.task for task in plan.tasks for _, ref in find_references(task.input)}
     served: set[str] = set()
     for task in plan.tasks:
@@ -121,7 +153,12 @@ def check_coverage(
             )
         else:
             served.add(task.serves)
-    uncovered = {u.part for u in plan.uncovered}
+    return served
+
+
+def _uncovered_issues(plan: Plan, seen: set[str], served: set[str]) -> list[ValidationIssue]:
+    """Uncovered entries that are not parts, are served anyway, or give no reason."""
+    issues: list[ValidationIssue] = []
     for entry in plan.uncovered:
         if entry.part not in seen:
             issues.append(
@@ -144,12 +181,4 @@ def check_coverage(
                     f"uncovered part {entry.part!r} has no reason",
                 )
             )
-    issues.extend(
-        ValidationIssue(
-            IssueCode.PART_NOT_ACCOUNTED,
-            f"no task serves part {part!r} and it is not listed as uncovered",
-        )
-        for part in parts
-        if part not in served and part not in uncovered
-    )
     return issues

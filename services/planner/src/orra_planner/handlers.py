@@ -40,13 +40,8 @@ from typing import TYPE_CHECKING, Final
 import structlog
 from nats.js.errors import APIError, NotFoundError
 
-from orra_events import ActionSubmitted, PlanCreated, PlanFailed, Retry
-from orra_events.bus import (
-    HDR_ORIGINAL_SEQUENCE,
-    HDR_ORIGINAL_STREAM,
-    HDR_ORIGINAL_SUBJECT,
-    HDR_REASON,
-)
+from orra_events import ActionSubmitted, Park, PlanCreated, PlanFailed, Retry, ids
+from orra_events.publishing import is_cas_conflict
 from orra_planner.availability import account_for_down
 from orra_planner.errors import StrategyError
 from orra_planner.offline import OfflinePlanner
@@ -67,20 +62,14 @@ if TYPE_CHECKING:
     from orra_planner.registry import RegistryFollower, ServiceCatalog
     from orra_planner.settings import PlannerSettings
 
-__all__ = ["ActionHandler", "plan_event_id", "server_checks_wildcard_subjects"]
+__all__ = ["ActionHandler", "server_checks_wildcard_subjects"]
 
 log = structlog.get_logger("orra.planner")
 
-_WRONG_LAST_SEQUENCE: Final = 10071
 _WILDCARD_CHECKS_SINCE: Final = (2, 11)
 _PLAN_INFO_EVERY_S: Final = 10.0
 _YIELDS_TO_SEND: Final = 2
 """Event-loop turns until a request is on the socket: the caller's task, then the flusher."""
-
-
-def plan_event_id(orchestration_id: str) -> str:
-    """The event id of an orchestration's plan event: ``p:<orch>``."""
-    return f"p:{orchestration_id}"
 
 
 def server_checks_wildcard_subjects(bus: Bus) -> bool:
@@ -158,8 +147,7 @@ class ActionHandler:
         )
         if not isinstance(event, ActionSubmitted) or msg.subject != expected:
             got = f"{event.TYPE} for {getattr(event, 'orchestration_id', '?')}"
-            await self._park(msg, f"expected an action.submitted event on {msg.subject}, got {got}")
-            return
+            raise Park(f"expected an action.submitted event on {msg.subject}, got {got}")
         self._running += 1
         self._idle.clear()
         orchestration_id = event.orchestration_id
@@ -291,7 +279,7 @@ class ActionHandler:
                 plans_created=plans,
             )
             return PlanCreated(
-                event_id=plan_event_id(action.orchestration_id),
+                event_id=ids.plan_id(action.orchestration_id),
                 orchestration_id=action.orchestration_id,
                 plan=outcome.plan,
                 planner=outcome.planner,
@@ -314,7 +302,7 @@ class ActionHandler:
             notes=list(outcome.notes),
         )
         return PlanFailed(
-            event_id=plan_event_id(action.orchestration_id),
+            event_id=ids.plan_id(action.orchestration_id),
             orchestration_id=action.orchestration_id,
             status=outcome.status,
             reasons=list(outcome.reasons),
@@ -350,27 +338,9 @@ class ActionHandler:
                 expected_last_subject=self.bus.topology.subject("plan.*", event.orchestration_id),
             )
         except APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
+            if not is_cas_conflict(exc.err_code):
                 raise
             log.debug("action already planned", orchestration_id=event.orchestration_id)
             return
         if ack.duplicate:
             log.debug("plan event was already stored", orchestration_id=event.orchestration_id)
-
-    async def _park(self, msg: Msg, reason: str) -> None:
-        """Copy the message to the dead-letter subject; the bus then acks the original.
-
-        Headers as :meth:`orra_events.Bus.park` writes them (deduplicated by the original
-        stream and sequence), without terminating the message, which the bus acks.
-        """
-        meta = msg.metadata
-        headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
-        headers[HDR_REASON] = reason[:2000]
-        headers[HDR_ORIGINAL_SUBJECT] = msg.subject
-        headers[HDR_ORIGINAL_STREAM] = meta.stream
-        headers[HDR_ORIGINAL_SEQUENCE] = str(meta.sequence.stream)
-        headers["Nats-Msg-Id"] = f"dlq:{meta.stream}:{meta.sequence.stream}"
-        await self.bus.js.publish(
-            self.bus.topology.dead_letter(msg.subject), msg.data, headers=headers
-        )
-        log.error("message parked on dead-letter subject", subject=msg.subject, reason=reason)

@@ -48,8 +48,7 @@ from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.fields import ServiceFields, aliased, fields_of
-from orra_planner.matching import PartMatch, field_key, match_part
-from orra_planner.parts import Part, data_fields, data_values, request_parts
+from orra_planner.matching import PartMatch, field_key, match_action, uncovered_reason
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -57,6 +56,7 @@ from orra_planner.validation import validate_plan
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from orra_planner.parts import Part
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = ["OfflinePlanner", "match_action", "task_id_for", "uncovered_reason"]
@@ -81,32 +81,6 @@ def task_id_for(service: str, taken: set[str]) -> str:
         task_id, n = f"{base}_{n}", n + 1
     taken.add(task_id)
     return task_id
-
-
-def match_action(
-    action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
-) -> list[PartMatch]:
-    """The request parts of ``action`` and the services that serve each."""
-    keys = frozenset(_key(d.field) for d in data)
-    return [
-        match_part(p, catalog, keys)
-        for p in request_parts(action, data_values(data), data_fields(data))
-    ]
-
-
-def uncovered_reason(match: PartMatch, project: str) -> str:
-    """Why nothing serves the part of ``match``, quoting it."""
-    part = match.part
-    if match.vague:
-        names = ", ".join(match.vague)
-        return f"{part.text!r} is too vague to choose among {names}: say which step you mean"
-    head = part.head_term
-    where = f"in project {project!r} "
-    if head is None:
-        return f"nothing registered {where}is asked for by {part.text!r}"
-    if head.verb or not head.known:
-        return f"nothing registered {where}can {head.word}: {part.text!r}"
-    return f"nothing registered {where}handles {head.word!r}: {part.text!r}"
 
 
 _CLEARLY_BEST: Final = 1.05
@@ -327,31 +301,7 @@ class OfflinePlanner:
                 add(fitting, index, match.part.start)
                 produced.update(keys[fitting].outputs)
                 continue
-            tiers: dict[str, int] = {}
-            for name in match.serving:
-                needed = keys[name].required - data.keys() - produced
-                if not needed:
-                    tiers[name] = 0
-                elif all(self._supplier(f, {}, catalog) is not None for f in needed):
-                    tiers[name] = 1
-                else:
-                    tiers[name] = 2
-            best = min(tiers.values())
-            kept = [n for n in match.serving if tiers[n] == best]
-            top, top_score = match.ranked[0]
-            kept_score = max(score for name, score in match.ranked if name in kept)
-            if top not in kept and top_score > _CLEARLY_BEST * kept_score:
-                # the service the words point to, even if it cannot run: it is reported,
-                # not swapped for one that can
-                kept = [top]
-            elif best == 2:
-                kept = kept[:1]
-            dropped = [n for n in match.serving if n not in kept]
-            if dropped:
-                notes.append(
-                    f"{', '.join(kept)} over {', '.join(dropped)} for {match.part.text!r}: "
-                    "the data suits them better"
-                )
+            kept = self._by_data(match, catalog, keys, data, produced=produced, notes=notes)
             for name in kept:
                 add(name, index, match.part.start)
                 produced.update(keys[name].outputs)
@@ -363,6 +313,44 @@ class OfflinePlanner:
                     f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
                 )
         return members
+
+    def _by_data(
+        self,
+        match: PartMatch,
+        catalog: ServiceCatalog,
+        keys: Mapping[str, ServiceFields],
+        data: Mapping[str, DataField],
+        *,
+        produced: set[str],
+        notes: list[str],
+    ) -> list[str]:
+        """Of the services that serve a part, those the data (given or produced) suits best."""
+        tiers: dict[str, int] = {}
+        for name in match.serving:
+            needed = keys[name].required - data.keys() - produced
+            if not needed:
+                tiers[name] = 0
+            elif all(self._supplier(f, {}, catalog) is not None for f in needed):
+                tiers[name] = 1
+            else:
+                tiers[name] = 2
+        best = min(tiers.values())
+        kept = [n for n in match.serving if tiers[n] == best]
+        top, top_score = match.ranked[0]
+        kept_score = max(score for name, score in match.ranked if name in kept)
+        if top not in kept and top_score > _CLEARLY_BEST * kept_score:
+            # the service the words point to, even if it cannot run: it is reported,
+            # not swapped for one that can
+            kept = [top]
+        elif best == 2:
+            kept = kept[:1]
+        dropped = [n for n in match.serving if n not in kept]
+        if dropped:
+            notes.append(
+                f"{', '.join(kept)} over {', '.join(dropped)} for {match.part.text!r}: "
+                "the data suits them better"
+            )
+        return kept
 
     @staticmethod
     def _fit(

@@ -105,8 +105,9 @@ def _match_phrase(tokens: list[tuple[str, int, int]], i: int, phrase: tuple[str,
     return all(tokens[i + k][0].lower() == w for k, w in enumerate(phrase))
 
 
-def _pieces(action: str) -> list[Piece]:
-    tokens: list[tuple[str, int, int]] = []  # (text, start, end); separators as "\0"
+def _tokens(action: str) -> list[tuple[str, int, int]]:
+    """The words of ``action`` as (text, start, end); a separator as a NUL character."""
+    tokens: list[tuple[str, int, int]] = []
     for m in _TOKEN.finditer(action):
         if m.group("sep") is not None:
             tokens.append(("\0", m.start(), m.end()))
@@ -118,6 +119,11 @@ def _pieces(action: str) -> list[Piece]:
                 offset += len(piece) + 1
         else:
             tokens.append((m.group("word"), m.start(), m.end()))
+    return tokens
+
+
+def _pieces(action: str) -> list[Piece]:
+    tokens = _tokens(action)
     pieces: list[Piece] = []
     current: Piece | None = None
     aside: Piece | None = None  # the clause an aside in parentheses interrupts
@@ -180,16 +186,7 @@ def split_action(
         fields: The words of the action's data field names (:func:`data_fields`): a piece
             that only names a field and gives its value (", approver Tomás Ruiz") is data.
     """
-    lower = action.lower()
-    spans: list[tuple[int, int]] = []
-    for value in values:
-        needle = value.strip()
-        if " " not in needle:
-            continue
-        at = lower.find(needle)
-        while at >= 0:
-            spans.append((at, at + len(needle)))
-            at = lower.find(needle, at + 1)
+    spans = _value_spans(action.lower(), values)
     raw = [(piece, read_piece(piece, values, spans)) for piece in _pieces(action)]
     parts: list[Part] = []
     for index, (piece, read) in enumerate(raw):
@@ -240,8 +237,29 @@ def split_action(
                 question=read.question or first in WH_WORDS,
             )
         )
-    # Conditions and context lend their words to the request before them (or, first in
-    # the action, to the request after them: "Dana is leaving us, process her departure").
+    return _lend_context(parts)
+
+
+def _value_spans(lower: str, values: frozenset[str]) -> list[tuple[int, int]]:
+    """Where the data values of several words occur in the (lower-case) action."""
+    spans: list[tuple[int, int]] = []
+    for value in values:
+        needle = value.strip()
+        if " " not in needle:
+            continue
+        at = lower.find(needle)
+        while at >= 0:
+            spans.append((at, at + len(needle)))
+            at = lower.find(needle, at + 1)
+    return spans
+
+
+def _lend_context(parts: list[Part]) -> tuple[Part, ...]:
+    """Conditions and context lend their words to the request before them.
+
+    First in the action, they lend them to the request after them ("Dana is leaving us,
+    process her departure").
+    """
     out = list(parts)
     for index, part in enumerate(parts):
         if part.request or not part.terms:

@@ -227,50 +227,127 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
 
 def read_piece(piece: Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]) -> Read:
     """Content words of a piece, where each stands, and what a question asks."""
-    read = Read([], [], [])
-    words = piece.words
-    first = words[0].text.lower() if words else ""
-    second = words[1].text.lower() if len(words) > 1 else ""
-    # "Is the customer frustrated?", "Has PROD-1 sold out?" ask about what follows the
-    # subject; "Can you refund ..." is a request.
-    read.question = first in QUESTION_AUX and second not in _ADDRESSEE
-    skip = 2 if first in QUESTION_AUX and second in _ADDRESSEE else 0
-    names = _names(words, values)
-    after_determiner = False
-    first_content = True
-    previous_content = False
-    after_how = after_modal = after_need = False
-    plain_be = finite = imperative = preposition = after_number = clause = False
-    subject = False  # a subject stands before: an argument or a noun
-    named_after_first = False  # an argument follows the first content word ("X ID-1 ...")
-    after_argument = False  # the word before was an argument
-    generic = 0  # general verbs read ("process", "tell"): not terms, but words all the same
-    last_verb: int | None = None  # index in ``words`` of a verb head just read
-    for index, word in enumerate(words):
-        if index < skip:
-            continue
+    return _PieceReader(piece, values, spans).run()
+
+
+class _PieceReader:
+    """:func:`read_piece`'s walk over a piece's words, with what it has seen so far."""
+
+    __slots__ = (
+        "after_argument",
+        "after_determiner",
+        "after_how",
+        "after_modal",
+        "after_need",
+        "after_number",
+        "clause",
+        "finite",
+        "first",
+        "first_content",
+        "generic",
+        "imperative",
+        "last_verb",
+        "named_after_first",
+        "names",
+        "plain_be",
+        "preposition",
+        "previous_content",
+        "read",
+        "skip",
+        "spans",
+        "subject",
+        "values",
+        "words",
+    )
+
+    def __init__(
+        self, piece: Piece, values: frozenset[str], spans: Sequence[tuple[int, int]]
+    ) -> None:
+        self.words = words = piece.words
+        self.values = values
+        self.spans = spans
+        self.read = Read([], [], [])
+        self.first = first = words[0].text.lower() if words else ""
+        second = words[1].text.lower() if len(words) > 1 else ""
+        # "Is the customer frustrated?", "Has PROD-1 sold out?" ask about what follows the
+        # subject; "Can you refund ..." is a request.
+        self.read.question = first in QUESTION_AUX and second not in _ADDRESSEE
+        self.skip = 2 if first in QUESTION_AUX and second in _ADDRESSEE else 0
+        self.names = _names(words, values)
+        self.after_determiner = False
+        self.first_content = True
+        self.previous_content = False
+        self.after_how = self.after_modal = self.after_need = False
+        self.plain_be = self.finite = self.imperative = self.preposition = False
+        self.after_number = self.clause = False
+        self.subject = False  # a subject stands before: an argument or a noun
+        self.named_after_first = False  # an argument follows the first content word
+        self.after_argument = False  # the word before was an argument
+        self.generic = 0  # general verbs read ("process", "tell"): not terms, but words
+        self.last_verb: int | None = None  # index in ``words`` of a verb head just read
+
+    def run(self) -> Read:
+        for index, word in enumerate(self.words):
+            if index >= self.skip:
+                self._step(index, word)
+        read = self.read
+        first = self.first
+        opened = bool(self.words) and (first in _OPENING_WORDS or first in CONDITIONS)
+        # "the fix is deployed", "the conference went virtual": a statement of fact, context
+        # of the request beside it
+        read.statement = (self.plain_be or self.finite) and not read.question and not opened
+        read.statement = read.statement and not self.imperative and read.asked is None
+        return read
+
+    def _step(self, index: int, word: Word) -> None:
         lower = word.text.lower().replace("\u2019", "'")
         lower = lower.removesuffix("'s")
+        if self._phrasal(index, lower):
+            return
+        self.last_verb = None
+        if self._modal(index, word, lower):
+            return
+        if lower in _BE and index > 0 and not self.after_modal:
+            self.plain_be = self.plain_be or not self.first_content or self.subject
         if (
-            last_verb == index - 1
+            self._that_clause(index, lower)
+            or self._function_word(index, lower)
+            or self._argument(index, word)
+        ):
+            return
+        right_after_argument, self.after_argument = self.after_argument, False
+        if self.clause:
+            if (found := term(lower)) is not None:
+                self.read.content.append(found)
+            return
+        self._content(index, lower, right_after_argument=right_after_argument)
+
+    def _phrasal(self, index: int, lower: str) -> bool:
+        read = self.read
+        if (
+            self.last_verb == index - 1
             and lower in _PARTICLES
             and read.terms
             and (compound := phrasal(read.terms[-1], lower)) is not None
         ):
             read.terms[-1] = compound  # "look up", "pay back": one verb
-            last_verb = None
-            continue
-        last_verb = None
-        if lower in _MODALS and index > 0 and word.text.islower():
-            after_modal = True
-            after_need = lower.startswith(("need", "want", "wish"))
-            if read.verbish:
-                read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
-                imperative = False
-            previous_content = False
-            continue
-        if lower in _BE and index > 0 and not after_modal:
-            plain_be = plain_be or not first_content or subject
+            self.last_verb = None
+            return True
+        return False
+
+    def _modal(self, index: int, word: Word, lower: str) -> bool:
+        if not (lower in _MODALS and index > 0 and word.text.islower()):
+            return False
+        self.after_modal = True
+        self.after_need = lower.startswith(("need", "want", "wish"))
+        if self.read.verbish:
+            self.read.verbish[0] = False  # "Ticket T-1 can be closed": a subject, not a verb
+            self.imperative = False
+        self.previous_content = False
+        return True
+
+    def _that_clause(self, index: int, lower: str) -> bool:
+        read, words = self.read, self.words
         if (
             lower == "that"
             and read.terms
@@ -279,88 +356,103 @@ def read_piece(piece: Piece, values: frozenset[str], spans: Sequence[tuple[int, 
         ):
             # "tell the customer that their order has shipped": what to say, not a request;
             # "check that we have it in stock": what to check, the verb's object
-            clause = True
-            read.clause_object = len(read.terms) + generic == 1
-            continue
-        if lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower:
-            after_argument = False
-            if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
-                preposition = True
-            after_number = False
-            after_determiner = lower in _DETERMINERS or (after_determiner and lower == "own")
-            after_how = lower in {"how", "which", "what"}
-            if lower in WH_WORDS and not read.terms and index > 0:
-                read.question = True  # "find out which account manager ...": a question
-            previous_content = False
-            continue
-        inside = any(start <= word.start and word.end <= end for start, end in spans)
-        if inside or index in names or _is_argument(word.text, index == skip, values):
-            after_determiner = after_how = previous_content = False
-            after_number = any(ch.isdigit() for ch in word.text)
-            subject = subject or first_content
-            named_after_first = named_after_first or len(read.terms) == 1
-            after_argument = True
-            continue
-        right_after_argument, after_argument = after_argument, False
-        if clause:
-            if (found := term(lower)) is not None:
-                read.content.append(found)
-            continue
+            self.clause = True
+            read.clause_object = len(read.terms) + self.generic == 1
+            return True
+        return False
+
+    def _function_word(self, index: int, lower: str) -> bool:
+        if not (lower in FUNCTION_WORDS or lower in _EXTRA_FUNCTION or "'" in lower):
+            return False
+        read = self.read
+        self.after_argument = False
+        if read.terms and (lower == "that" or lower not in _DETERMINERS | {"and", "or"}):
+            self.preposition = True
+        self.after_number = False
+        self.after_determiner = lower in _DETERMINERS or (self.after_determiner and lower == "own")
+        self.after_how = lower in {"how", "which", "what"}
+        if lower in WH_WORDS and not read.terms and index > 0:
+            read.question = True  # "find out which account manager ...": a question
+        self.previous_content = False
+        return True
+
+    def _argument(self, index: int, word: Word) -> bool:
+        inside = any(start <= word.start and word.end <= end for start, end in self.spans)
+        if not (
+            inside
+            or index in self.names
+            or _is_argument(word.text, index == self.skip, self.values)
+        ):
+            return False
+        self.after_determiner = self.after_how = self.previous_content = False
+        self.after_number = any(ch.isdigit() for ch in word.text)
+        self.subject = self.subject or self.first_content
+        self.named_after_first = self.named_after_first or len(self.read.terms) == 1
+        self.after_argument = True
+        return True
+
+    def _content(self, index: int, lower: str, *, right_after_argument: bool) -> None:
+        read = self.read
         # in "Has invoice INV-1 been paid?" the first word is the subject, not a verb
-        position = first_content and not after_determiner and not subject and not read.question
-        found = term(lower, verb_position=position or after_modal)
-        after_determiner = False
+        position = (
+            self.first_content
+            and not self.after_determiner
+            and not self.subject
+            and not read.question
+        )
+        found = term(lower, verb_position=position or self.after_modal)
+        self.after_determiner = False
         if found is None:
-            after_how = previous_content = False
-            continue
-        if position and found.known and not found.verb and _verbed(words, index, values):
+            self.after_how = self.previous_content = False
+            return
+        if position and found.known and not found.verb and _verbed(self.words, index, self.values):
             found = as_verb(found)
-        if not position and not first_content and not after_modal and _finite(lower):
-            finite = True  # "the conference went virtual"
+        if not position and not self.first_content and not self.after_modal and _finite(lower):
+            self.finite = True  # "the conference went virtual"
             if (
                 right_after_argument
-                and named_after_first
+                and self.named_after_first
                 and len(read.terms) == 1
                 and read.verbish[0]
             ):
                 # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
-                read.verbish[0] = imperative = False
+                read.verbish[0] = self.imperative = False
         if position and (found.verb or not found.known):
-            imperative = True
-        if (position or after_modal) and found.lemma in GENERIC_VERBS:
+            self.imperative = True
+        if (position or self.after_modal) and found.lemma in GENERIC_VERBS:
             # "process the refund": the object says what is asked, and its first word is
             # not in verb position ("process order payment" is about a payment);
             # "wants to go on holiday" asks for the holiday.
-            first_content = False
-            previous_content = False
-            generic += 1
-            after_need = after_need or after_modal
-            after_modal = False
-            continue
-        if (after_how or after_need or (after_modal and found.verb)) and read.asked is None:
+            self.first_content = False
+            self.previous_content = False
+            self.generic += 1
+            self.after_need = self.after_need or self.after_modal
+            self.after_modal = False
+            return
+        self._append(index, found, position=position)
+
+    def _append(self, index: int, found: Term, *, position: bool) -> None:
+        read = self.read
+        if (
+            self.after_how or self.after_need or (self.after_modal and found.verb)
+        ) and read.asked is None:
             read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
-        after_need = False
-        if after_modal and found.verb:
-            after_modal = False
+        self.after_need = False
+        if self.after_modal and found.verb:
+            self.after_modal = False
         if position and found.verb:
-            last_verb = index
+            self.last_verb = index
         read.terms.append(found)
         # a word the lexicon does not know, where a verb stands, is taken for one (a typo
         # of a verb must stay the part's head, not hand it to the object)
         read.verbish.append(position and (found.verb or not found.known))
-        read.glued.append(previous_content)
-        read.direct.append(not preposition)
-        read.unit.append(after_number)
-        after_number = False
-        first_content = False
-        previous_content = True
-        after_how = False
-    opened = bool(words) and (first in _OPENING_WORDS or first in CONDITIONS)
-    # "the fix is deployed", "the conference went virtual": a statement of fact, context
-    # of the request beside it
-    read.statement = (plain_be or finite) and not read.question and not opened
-    read.statement = read.statement and not imperative and read.asked is None
-    return read
+        read.glued.append(self.previous_content)
+        read.direct.append(not self.preposition)
+        read.unit.append(self.after_number)
+        self.after_number = False
+        self.first_content = False
+        self.previous_content = True
+        self.after_how = False
 
 
 def objects_of(read: Read, head: int | None) -> tuple[int, ...]:

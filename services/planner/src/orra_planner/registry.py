@@ -49,6 +49,7 @@ from orra_events import (
     ServiceHeartbeat,
     ServiceRegistered,
     decode,
+    ids,
 )
 from orra_events.bus import FOLLOW_HEARTBEAT_S
 from orra_events.liveness import Beat, Liveness, LivenessSettings, down_reason, health_of
@@ -123,7 +124,7 @@ class ServiceSpec:
     def to_event(self) -> ServiceRegistered:
         """The registration this spec describes (for strategies that take events)."""
         return ServiceRegistered(
-            event_id=f"reg:{self.name}:{self.schema_hash}",
+            event_id=ids.registration_id(self.name, self.schema_hash),
             service=self.name,
             project=self.project,
             description=self.description,

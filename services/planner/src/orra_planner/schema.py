@@ -162,6 +162,17 @@ def _check(value: Any, schema: Any, root: Mapping[str, Any], path: str, depth: i
         return None
     node = resolve(schema, root)
     where = f" at {path}" if path else ""
+    return (
+        _check_type_and_enum(value, node, root, where)
+        or _check_branches(value, node, root, path, depth)
+        or _check_items(value, node, root, path, depth)
+        or _check_object(value, node, root, path, depth)
+    )
+
+
+def _check_type_and_enum(
+    value: Any, node: Mapping[str, Any], root: Mapping[str, Any], where: str
+) -> str | None:
     actual = type_name(value)
     allowed = _types_of(node, root, 0)
     if allowed is not None and not _admits(allowed, actual):
@@ -169,6 +180,13 @@ def _check(value: Any, schema: Any, root: Mapping[str, Any], path: str, depth: i
     enum = node.get("enum")
     if isinstance(enum, list) and value not in enum:
         return f"expected one of {enum!r}{where}, got {value!r}"
+    return None
+
+
+def _check_branches(
+    value: Any, node: Mapping[str, Any], root: Mapping[str, Any], path: str, depth: int
+) -> str | None:
+    """``anyOf`` and ``oneOf`` (some branch must match), then ``allOf`` (every one)."""
     for key in ("anyOf", "oneOf"):
         branches = node.get(key)
         if isinstance(branches, list) and branches:
@@ -181,25 +199,39 @@ def _check(value: Any, schema: Any, root: Mapping[str, Any], path: str, depth: i
             problem = _check(value, branch, root, path, depth + 1)
             if problem:
                 return problem
+    return None
+
+
+def _check_items(
+    value: Any, node: Mapping[str, Any], root: Mapping[str, Any], path: str, depth: int
+) -> str | None:
     if isinstance(value, list | tuple) and "items" in node:
         for index, item in enumerate(value):
             problem = _check(item, node["items"], root, f"{path}[{index}]", depth + 1)
             if problem:
                 return problem
-    if isinstance(value, Mapping):
-        props = node.get("properties")
-        if isinstance(props, Mapping):
-            for name, sub in props.items():
-                if name in value:
-                    sub_path = f"{path}.{name}" if path else str(name)
-                    problem = _check(value[name], sub, root, sub_path, depth + 1)
-                    if problem:
-                        return problem
-        req = node.get("required")
-        if isinstance(req, list):
-            for name in req:
-                if name not in value:
-                    return f"missing required field {name!r}{where}"
+    return None
+
+
+def _check_object(
+    value: Any, node: Mapping[str, Any], root: Mapping[str, Any], path: str, depth: int
+) -> str | None:
+    if not isinstance(value, Mapping):
+        return None
+    where = f" at {path}" if path else ""
+    props = node.get("properties")
+    if isinstance(props, Mapping):
+        for name, sub in props.items():
+            if name in value:
+                sub_path = f"{path}.{name}" if path else str(name)
+                problem = _check(value[name], sub, root, sub_path, depth + 1)
+                if problem:
+                    return problem
+    req = node.get("required")
+    if isinstance(req, list):
+        for name in req:
+            if name not in value:
+                return f"missing required field {name!r}{where}"
     return None
 
 

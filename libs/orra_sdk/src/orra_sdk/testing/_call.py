@@ -9,6 +9,8 @@ from pydantic import BaseModel
 
 from orra_events import TaskProgress
 from orra_events.codec import encode
+from orra_events.ids import progress_id
+from orra_sdk._wording import invalid_input, invalid_output, no_revert_handler, unrevertible
 from orra_sdk.errors import InvalidData, ServiceDefinitionError
 from orra_sdk.service import RevertTask, Task
 
@@ -45,7 +47,7 @@ class ProgressRecorder:
         seq = len(self.updates) + 1
         encode(
             TaskProgress(
-                event_id=f"pg:{orchestration_id}:{task_id}:{attempt}:{seq}",
+                event_id=progress_id(orchestration_id, task_id, attempt, seq),
                 orchestration_id=orchestration_id,
                 task_id=task_id,
                 service=service,
@@ -124,7 +126,7 @@ async def call(
     try:
         data = service.parse_input(_json(input))
     except InvalidData as exc:
-        raise InvalidData(f"invalid input for {service.name}: {exc}") from None
+        raise InvalidData(invalid_input(service.name, exc)) from None
     recorder = ProgressRecorder(orchestration_id, task_id, service.name, attempt)
     task: Task[InT] = Task(
         input=data,
@@ -141,7 +143,7 @@ async def call(
     try:
         output = service.dump_output(result)
     except InvalidData as exc:
-        raise InvalidData(f"invalid output from {service.name}: {exc}") from None
+        raise InvalidData(invalid_output(service.name, exc)) from None
     return Called(
         output=output, value=service.parse_output(output), task=task, progress=recorder.updates
     )
@@ -190,17 +192,12 @@ async def call_revert(
     """
     reverter = service.reverter
     if reverter is None:
-        raise ServiceDefinitionError(
-            f"{service.name} has no revert handler: decorate one with @service.revert"
-        )
+        raise ServiceDefinitionError(no_revert_handler(service.name))
     try:
         data = service.parse_input(_json(input))
         recorded = service.parse_output(_json(output))
     except InvalidData as exc:
-        raise InvalidData(
-            f"cannot revert: the task's input or output no longer matches {service.name}'s "
-            f"schema: {exc}"
-        ) from None
+        raise InvalidData(unrevertible(service.name, exc)) from None
     task: RevertTask[InT, OutT] = RevertTask(
         input=data,
         output=recorded,

@@ -39,6 +39,7 @@ from orra_events import (
     decode,
     new_orchestration_id,
 )
+from orra_events.ids import action_id, plan_id
 from orra_events.plan import check_plan, parallel_groups
 from orra_sdk.client import OrraClient
 from orra_sdk.errors import OrraSdkError
@@ -262,7 +263,7 @@ class Orra:
         await self._ensure_dispatcher()
         oid = new_orchestration_id()
         event = PlanCreated(
-            event_id=f"p:{oid}",
+            event_id=plan_id(oid),
             orchestration_id=oid,
             plan=plan,
             planner="orra_sdk.testing",
@@ -300,7 +301,7 @@ class Orra:
         await self._ensure_planner()
         oid = new_orchestration_id()
         event = ActionSubmitted(
-            event_id=f"a:{oid}",
+            event_id=action_id(oid),
             orchestration_id=oid,
             action=action,
             data=[DataField(field=k, value=v) for k, v in (data or {}).items()],

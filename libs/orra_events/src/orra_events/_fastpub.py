@@ -1,20 +1,25 @@
 """A lean JetStream publisher for hot paths: pipelined publishes, cheap acks, batched waits.
 
+Private to ``orra_events``: it writes into nats-py's connection internals (see below), so
+nothing outside Orra's own packages should use it; they reach it as ``Bus.publisher`` and
+read its answers through :mod:`orra_events.publishing`. ``tests/events/test_fastpub_canary.py``
+fails loudly when a nats-py upgrade changes the internals it relies on.
+
 nats-py's ``publish_async`` costs, per message, a random token (an ``os.urandom`` call),
 a semaphore wait, a future with a done callback, a ``json.loads`` and a ``PubAck``
 dataclass of its reply, and header validation with a regular expression per key; a
 caller adds a ``wait_for`` or ``asyncio.timeout`` timer per wait; and it never resolves
-the future of a publish whose reply is an API error (its reply handler raises instead),
-so it cannot be used for compare-and-set writes. :class:`FastPublisher` does the same
-job with less:
+the future of a publish whose reply is an API error (its reply handler raises instead:
+nats.py issue 985), so it cannot be used for compare-and-set writes. :class:`FastPublisher`
+does the same job with less:
 
 * one reply subscription per connection (``_INBOX.<nuid>.<n>``, ``n`` a counter);
 * a **batch** of publishes shares one future, resolved when the last ack arrives, with
   every ack (or the broker's error for that message) in order: a dispatcher step or an
   SDK result is one future, however many messages it writes;
-* acks are decoded with msgspec into :class:`PubAck`; an API error becomes a
-  :class:`PublishError` carrying the broker's ``err_code`` (``10071``: wrong last
-  sequence, i.e. a compare-and-set conflict);
+* acks are decoded with msgspec into :class:`~orra_events.publishing.PubAck`; an API error
+  becomes a :class:`~orra_events.publishing.PublishError` carrying the broker's
+  ``err_code`` (:func:`~orra_events.publishing.is_cas_conflict`: a compare-and-set conflict);
 * deadlines without timers: every batch and request gets one (``timeout_s``) and a
   sweeper fails the overdue ones with :class:`TimeoutError` (checked every
   :data:`TICK_S`), so callers await the futures directly;
@@ -25,15 +30,20 @@ job with less:
   a dictionary) and appended to the connection's pending buffer; nats-py's flusher task
   writes everything pending in one socket write, so publishes made in the same
   event-loop turn leave together;
-* message acknowledgements (``+ACK``, ``-NAK``, ``+WPI``) are written the same way, without
-  a coroutine.
+* message acknowledgements (``+ACK``, ``-NAK``, ``+WPI``, ``+TERM``) and core publishes
+  without an ack (:meth:`FastPublisher.send`: pull requests) are written the same way,
+  without a coroutine.
 
-Commands are appended to nats-py's pending buffer (``Client._pending``) and its flusher is
-woken through ``Client._flush_queue``, as ``Client.publish`` does; the constructor checks
-that these internals exist (nats-py 2.x) and refuses to run otherwise. While the client
-reconnects, commands are buffered as nats-py buffers them (up to its pending size) and
-sent once it is connected again (and answered then); what was written on a connection
-that was lost ends in a :class:`TimeoutError` once the client has reconnected.
+The nats-py internals it uses: commands are appended to the pending buffer
+(``Client._pending``, a list of bytes, with ``Client._pending_data_size`` and
+``Client._max_pending_size``) and the flusher task (``Client._flusher_task``) is woken
+through ``Client._flush_queue``, as ``Client.publish`` does (or ``Client._flush_pending``
+is called when there is no flusher); an acknowledged message is marked ``Msg._ackd`` so
+that nats-py's own ``Msg.ack()`` refuses a second acknowledgement. The constructor checks
+that these exist and refuses to run otherwise. While the client reconnects, commands are
+buffered as nats-py buffers them (up to its pending size) and sent once it is connected
+again (and answered then); what was written on a connection that was lost ends in a
+:class:`TimeoutError` once the client has reconnected.
 """
 
 from __future__ import annotations
@@ -49,28 +59,16 @@ import msgspec
 from nats.errors import ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError
 
 from orra_events.errors import OrraEventsError
+from orra_events.publishing import PubAck, PublishError, Result
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-__all__ = [
-    "TICK_S",
-    "WRONG_LAST_SEQUENCE",
-    "Batch",
-    "FastPublisher",
-    "PubAck",
-    "PublishError",
-    "Result",
-    "delivery",
-    "raise_first_error",
-]
-
-WRONG_LAST_SEQUENCE: Final = frozenset({10071, 10164})
-"""``err_code`` values of a refused ``Nats-Expected-Last-Subject-Sequence`` (a CAS conflict)."""
+__all__ = ["INTERNALS", "TICK_S", "Batch", "FastPublisher"]
 
 TICK_S: Final = 0.5
 """How often overdue batches and requests are failed."""
@@ -80,7 +78,7 @@ _HDR_LINE: Final = "NATS/1.0\r\n"
 _BAD_SUBJECT: Final = re.compile(r"[\s]|^$")
 _BAD_HEADER_KEY: Final = re.compile(r"[^!-9;-~]")
 _BAD_HEADER_VALUE: Final = re.compile(r"[\r\n]")
-_INTERNALS: Final = (
+INTERNALS: Final = (
     "_pending",
     "_pending_data_size",
     "_flush_queue",
@@ -88,45 +86,10 @@ _INTERNALS: Final = (
     "_max_pending_size",
     "_flush_pending",
 )
+"""The attributes of nats-py's ``Client`` this module uses (besides ``Msg._ackd``)."""
 _NAK: Final = b"-NAK"
 _WPI: Final = b"+WPI"
 _TERM: Final = b"+TERM"
-
-
-def delivery(msg: Msg) -> tuple[int, float]:
-    """How many times a JetStream message was delivered, and when it was stored.
-
-    Read from its reply subject (``$JS.ACK...``), without building nats-py's
-    ``Msg.metadata`` (a dataclass and a ``datetime``).
-
-    Returns:
-        The delivery count (1 for the first) and the storage time (UNIX seconds).
-
-    Raises:
-        ValueError: it is not a JetStream message.
-    """
-    tokens = (msg.reply or "").split(".")
-    if tokens[0] == "$JS" and len(tokens) > 2 and tokens[1] == "ACK":
-        if len(tokens) == 9:
-            return int(tokens[4]), int(tokens[7]) / 1e9
-        if len(tokens) >= 11:
-            return int(tokens[6]), int(tokens[9]) / 1e9
-    raise ValueError("not a JetStream message: no $JS.ACK reply subject")
-
-
-class PubAck(msgspec.Struct, frozen=True):
-    """The broker's acknowledgement of one stored message.
-
-    Attributes:
-        stream: The stream that stored it.
-        seq: Its sequence in that stream (for a KV bucket: the key's new revision).
-        duplicate: Whether the stream already had a message with its ``Nats-Msg-Id``
-            within the duplicate window (nothing new was stored).
-    """
-
-    stream: str = ""
-    seq: int = 0
-    duplicate: bool = False
 
 
 class _ApiError(msgspec.Struct):
@@ -143,45 +106,6 @@ class _Reply(msgspec.Struct):
 
 
 _reply_decoder = msgspec.json.Decoder(_Reply)
-
-
-class PublishError(OrraEventsError):
-    """The broker refused a message (or nobody stored it).
-
-    Attributes:
-        code: HTTP-like status (400, 404, 503...).
-        err_code: JetStream error code (``10071``: wrong last sequence).
-        description: The broker's description.
-    """
-
-    def __init__(self, code: int, err_code: int, description: str) -> None:
-        super().__init__(f"publish refused ({code}/{err_code}): {description}")
-        self.code = code
-        self.err_code = err_code
-        self.description = description
-
-    @property
-    def conflict(self) -> bool:
-        """Whether this is a compare-and-set conflict (wrong last sequence)."""
-        return self.err_code in WRONG_LAST_SEQUENCE
-
-
-Result = PubAck | PublishError
-"""What a batch holds for each of its messages."""
-
-
-def raise_first_error(results: Iterable[Result]) -> list[PubAck]:
-    """Return the acks of a batch, or raise the first :class:`PublishError` among them.
-
-    Raises:
-        PublishError: a message of the batch was refused.
-    """
-    acks: list[PubAck] = []
-    for result in results:
-        if isinstance(result, PublishError):
-            raise result
-        acks.append(result)
-    return acks
 
 
 class Batch:
@@ -257,7 +181,7 @@ class FastPublisher:
     """
 
     def __init__(self, nc: NatsClient, *, timeout_s: float = 10.0) -> None:
-        missing = [name for name in _INTERNALS if not hasattr(nc, name)]
+        missing = [name for name in INTERNALS if not hasattr(nc, name)]
         if missing:
             raise OrraEventsError(
                 f"this nats-py client lacks {', '.join(missing)}: FastPublisher needs nats-py 2.x"
@@ -350,6 +274,16 @@ class FastPublisher:
         self._flush()
         self._track(future)
         return future
+
+    def send(self, subject: str, payload: bytes, reply: str = "") -> None:
+        """Publish a core NATS message now (no JetStream ack), e.g. a pull request.
+
+        Raises:
+            ValueError: the subject is not valid.
+            OutboundBufferLimitError: reconnecting, and nats-py's buffer is full.
+        """
+        self._write(_pub(subject, reply, payload))
+        self._flush()
 
     def _token(self) -> str:
         self._counter += 1
