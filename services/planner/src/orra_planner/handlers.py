@@ -293,6 +293,7 @@ class ActionHandler:
                 mode=action.mode,
                 task_timeout_s=action.task_timeout_s,
                 pause_grace_s=action.pause_grace_s,
+                execute=action.execute,
             )
         log.info(
             "plan failed",
