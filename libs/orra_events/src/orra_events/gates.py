@@ -1,4 +1,4 @@
-"""Approval gates: the small, safe condition language a service declares at registration.
+r"""Approval gates: the small, safe condition language a service declares at registration.
 
 A service registered with ``approval_when="amount > 1000"`` (or ``requires_approval=True``,
 the condition ``true``) has each of its tasks held for a person's approval when the
@@ -16,7 +16,7 @@ Grammar (keywords are lower case; whitespace between tokens is free)::
     comparison := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
     operand    := literal | path | "(" condition ")"
     literal    := number | string | "true" | "false" | "null"
-    number     := -?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?
+    number     := -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
     string     := '...' | "..."   (a backslash escapes the next character)
     path       := name ("." (name | index))*     name := [A-Za-z_][A-Za-z0-9_]*
                                                  index := 0|[1-9][0-9]*
@@ -82,7 +82,7 @@ class GateEvaluationError(OrraEventsError, ValueError):
 class Literal_:  # noqa: N801 (``Literal`` is typing's)
     """A JSON literal: a number, a string, ``true``, ``false`` or ``null``."""
 
-    value: None | bool | int | float | str
+    value: bool | int | float | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +291,7 @@ def _equal(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _value(node: Gate, data: Mapping[str, Any]) -> Any:  # noqa: PLR0911 (one case per node)
+def _value(node: Gate, data: Mapping[str, Any]) -> Any:
     if isinstance(node, Literal_):
         return node.value
     if isinstance(node, Path):
@@ -351,7 +351,7 @@ def evaluate(gate: Gate, data: Mapping[str, Any]) -> bool:
     return _boolean(gate, data, "a condition")
 
 
-def _literal_text(value: None | bool | int | float | str) -> str:
+def _literal_text(value: bool | int | float | str | None) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -9,7 +9,8 @@ Timestamps are UNIX epoch seconds as floats: cheap to encode on the hot path and
 enough for durations.
 
 The events are grouped by family in submodules (``base``, ``planning``, ``tasks``,
-``outcome``, ``approvals``, ``webhooks``, ``services``); import them from here or from :mod:`orra_events`.
+``outcome``, ``approvals``, ``webhooks``, ``services``); import them from here or from
+:mod:`orra_events`.
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
             input=dict(task.input),
             depends_on=sorted(deps.get(task.id, ())),
             serves=task.serves,
+            gate=task.gate,
         )
         for task in plan.tasks
     ]

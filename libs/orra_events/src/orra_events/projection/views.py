@@ -16,8 +16,8 @@ import msgspec
 from orra_events.events import DataField, ExecutionMode, UncoveredPart  # noqa: TC001
 
 __all__ = [
-    "ApprovalView",
     "TERMINAL_STATUSES",
+    "ApprovalView",
     "CompensationStatus",
     "CompensationView",
     "OrchestrationStatus",
@@ -174,6 +174,7 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
         serves: The part of the action it serves (the user's words); ``None`` for a task
             that only provides data another task needs.
         approval: Its approval, when its service's gate held it.
+        gate: Its service's approval condition (from the plan); ``None``: none.
     """
 
     id: str
@@ -194,6 +195,7 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     compensation: TaskCompensationView | None = None
     serves: str | None = None
     approval: ApprovalView | None = None
+    gate: str | None = None
 
 
 class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):

@@ -30,7 +30,7 @@ from orra_events import (
     ids,
 )
 
-__all__ = ["EXPIRY", "hold_plan", "on_approval_timer", "on_decision"]
+__all__ = ["EXPIRY", "hold_plan", "on_approval", "on_approval_timer", "on_decision"]
 
 EXPIRY = "expiry"
 """``by`` of the ``orchestration.rejected`` the dispatcher appends when an approval expires."""
@@ -92,8 +92,7 @@ def on_decision(
     assert isinstance(event, OrchestrationRejected)
     service = state.service_of(event.task_id)
     return builder.fail(
-        f"task {event.task_id!r} ({service}) was not approved ({_decided(event)}); "
-        "it is not run",
+        f"task {event.task_id!r} ({service}) was not approved ({_decided(event)}); it is not run",
         event.task_id,
     )
 
@@ -131,3 +130,16 @@ def on_approval_timer(
         outcome.timers,
         outcome.touched,
     )
+
+
+def on_approval(
+    state: Orchestration,
+    item: OrchestrationApproved | OrchestrationRejected | Timer,
+    policy: Policy,
+    now: float,
+    services: Services,
+) -> Outcome:
+    """A decision, or an ``approval`` timer (routed here by ``apply``)."""
+    if isinstance(item, Timer):
+        return on_approval_timer(state, item, policy, now, services)
+    return on_decision(state, item, policy, now, services)

@@ -41,10 +41,10 @@ from orra_events import (
     OrchestrationFailed,
     OrchestrationPaused,
     OrchestrationResumed,
+    TaskApprovalRequested,
     TaskCompensating,
     TaskCompensationAbandoned,
     TaskDispatched,
-    TaskApprovalRequested,
     TaskRetrying,
     ids,
 )

@@ -72,9 +72,7 @@ orchestration fail)."""
 OrchestrationStatus = Literal[
     "awaiting_approval", "running", "compensating", "done", "failed", "aborted"
 ]
-TimerKind = Literal[
-    "timeout", "retry", "comp_timeout", "comp_retry", "grace", "health", "approval"
-]
+TimerKind = Literal["timeout", "retry", "comp_timeout", "comp_retry", "grace", "health", "approval"]
 LIVE: tuple[OrchestrationStatus, ...] = ("running", "compensating", "awaiting_approval")
 """The statuses of an orchestration that has not ended."""
 CompStatus = Literal["pending", "running", "retry_wait", "done", "failed"]

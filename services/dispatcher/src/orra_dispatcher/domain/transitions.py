@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from orra_dispatcher.domain.approvals import hold_plan, on_approval_timer, on_decision
+from orra_dispatcher.domain.approvals import hold_plan, on_approval
 from orra_dispatcher.domain.builder import Builder
 from orra_dispatcher.domain.rules import validate_plan
 from orra_dispatcher.domain.state import (
@@ -321,11 +321,11 @@ def apply(
         return noop(state, f"orchestration already {state.status}")
     if isinstance(item, OrchestrationAborted):
         return _on_abort(state, item, policy, now, services)
-    if isinstance(item, OrchestrationApproved | OrchestrationRejected):
-        return on_decision(state, item, policy, now, services)
+    if isinstance(item, OrchestrationApproved | OrchestrationRejected | Timer) and (
+        not isinstance(item, Timer) or item.kind == "approval"
+    ):
+        return on_approval(state, item, policy, now, services)
     if isinstance(item, Timer):
-        if item.kind == "approval":
-            return on_approval_timer(state, item, policy, now, services)
         if item.kind in ("health", "grace"):
             return _on_pause_timer(state, item, policy, now, services)
         if item.kind in ("comp_timeout", "comp_retry"):
