@@ -233,3 +233,16 @@ def test_snapshots_keep_what_waits() -> None:
         ("payment", "timeout"),
         ("refund", "approval"),
     }
+
+
+def test_the_actions_approval_timeout_overrides_the_policys() -> None:
+    out = apply(
+        None, plan_created(seed_plan(), OID, execute=False, approval_timeout_s=5.0), POLICY, 100.0
+    )
+    assert out.state is not None
+    (event,) = out.emit
+    assert isinstance(event, OrchestrationAwaitingApproval)
+    assert event.expires_at == 105.0
+    gated = apply(None, plan_created(gated_plan(), OID, approval_timeout_s=7.0), POLICY, 100.0)
+    (request,) = [e for e in gated.emit if isinstance(e, TaskApprovalRequested)]
+    assert request.expires_at == 107.0

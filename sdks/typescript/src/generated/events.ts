@@ -43,6 +43,7 @@ export type OrraEvent =
 export interface ActionSubmitted {
   action: string;
   allow_partial?: boolean;
+  approval_timeout_s?: number | null;
   at?: number;
   data?: DataField[];
   event_id: string;
@@ -271,6 +272,7 @@ export interface OrchestrationResumed {
  *     timeout), so the dispatcher never reads another event to run the plan.
  */
 export interface PlanCreated {
+  approval_timeout_s?: number | null;
   at?: number;
   attempts?: number;
   cache_hit?: boolean;

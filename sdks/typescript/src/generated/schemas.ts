@@ -144,6 +144,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         "default": false,
         "type": "boolean"
       },
+      "approval_timeout_s": {
+        "anyOf": [
+          {
+            "type": "number"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "at": {
         "type": "number"
       },
@@ -878,6 +889,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
   },
   "PlanCreated": {
     "properties": {
+      "approval_timeout_s": {
+        "anyOf": [
+          {
+            "type": "number"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "at": {
         "type": "number"
       },

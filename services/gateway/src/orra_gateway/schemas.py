@@ -83,6 +83,11 @@ class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``false``: plan only. The answer is the plan (status ``awaiting_approval``); nothing
     runs until ``POST /orchestrations/{id}/approve`` (``.../reject`` drops it; it expires
     after ``ORRA_APPROVAL_TIMEOUT_S``, one hour by default)."""
+    approval_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = (
+        msgspec.field(default=None, name="approvalTimeoutS")
+    )
+    """How long the plan (``execute: false``) or a task held by its service's approval gate
+    waits for a decision before it is dropped (seconds; default ``ORRA_APPROVAL_TIMEOUT_S``)."""
 
 
 class PlannedTask(msgspec.Struct, kw_only=True):

@@ -202,6 +202,7 @@ class Gateway:
                 pause_grace_s=request.pause_grace_s,
                 allow_partial=request.allow_partial,
                 execute=request.execute,
+                approval_timeout_s=request.approval_timeout_s,
             )
             try:
                 await self.bus.publish(event, timeout=self.settings.publish_timeout_s)

@@ -100,6 +100,9 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
     execute: bool = True
     """``False``: plan only; the plan waits for approval (``orchestration.awaiting_approval``)
     and runs when approved (HTTP ``"execute": false``, ``orra verify run --plan-only``)."""
+    approval_timeout_s: float | None = None
+    """How long the plan (``execute`` false) or a gated task may wait for approval before it
+    is rejected as expired; ``None`` uses the dispatcher's ``ORRA_APPROVAL_TIMEOUT_S``."""
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
@@ -125,6 +128,8 @@ class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.creat
     pause_grace_s: float | None = None
     execute: bool = True
     """``False``: the action's ``execute``; the dispatcher holds the plan for approval."""
+    approval_timeout_s: float | None = None
+    """The action's ``approval_timeout_s``."""
 
 
 class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed"):

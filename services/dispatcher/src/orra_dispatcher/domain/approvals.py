@@ -38,7 +38,7 @@ EXPIRY = "expiry"
 
 def hold_plan(state: Orchestration, policy: Policy, now: float) -> Outcome:
     """A new plan to preview: wait for approval, dispatch nothing."""
-    expires_at = now + policy.approval_timeout_s
+    expires_at = now + (state.approval_timeout_s or policy.approval_timeout_s)
     held = msgspec.structs.replace(
         state, status="awaiting_approval", approval_expires_at=expires_at
     )
@@ -119,7 +119,7 @@ def on_approval_timer(
         orchestration_id=state.id,
         task_id=task_id,
         by=EXPIRY,
-        reason=f"no decision within {policy.approval_timeout_s:g}s",
+        reason=f"no decision within {state.approval_timeout_s or policy.approval_timeout_s:g}s",
         expired=True,
         project=state.project,
     )

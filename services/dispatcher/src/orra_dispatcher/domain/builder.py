@@ -177,7 +177,7 @@ class Builder:
     ) -> None:
         """Hold ``task_id`` until a person approves it (or the approval expires)."""
         state = self.state
-        expires_at = self.now + self.policy.approval_timeout_s
+        expires_at = self.now + (state.approval_timeout_s or self.policy.approval_timeout_s)
         self.set(
             task_id,
             TaskState(status="awaiting_approval", attempt=0, deadline=expires_at, input=task_input),

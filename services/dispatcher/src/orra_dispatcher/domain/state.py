@@ -224,6 +224,8 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
         approval_expires_at: While ``awaiting_approval`` (a plan submitted to preview):
             when it is rejected as expired.
         approved: Gated tasks a person approved (they are not held again).
+        approval_timeout_s: How long the plan or a gated task may wait for approval
+            (``None``: the policy's).
         v: Snapshot format version.
     """
 
@@ -247,6 +249,7 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
     pauses: int = 0
     approval_expires_at: float | None = None
     approved: list[str] = msgspec.field(default_factory=list)
+    approval_timeout_s: float | None = None
     v: int = SNAPSHOT_VERSION
 
     @property

@@ -73,6 +73,7 @@ def start(
         tasks={t.id: TaskState() for t in plan.tasks},
         deps=deps,
         pause_grace_s=grace,
+        approval_timeout_s=event.approval_timeout_s,
     )
     builder = Builder(state, policy, now, services)
     if error is not None:
