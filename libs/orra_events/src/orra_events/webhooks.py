@@ -243,12 +243,30 @@ class WebhookApprovalRequested(
     """
 
     orchestration_id: Annotated[str, _ID]
-    task_id: str
-    service: str
-    input: dict[str, Any]
-    condition: str
-    reason: str
-    expires_at: float
+    task_id: Annotated[str, Meta(description="The held task's id in the plan.")]
+    service: Annotated[str, Meta(description="The service that would run it.")]
+    input: Annotated[
+        dict[str, Any],
+        Meta(description="The input it will be sent once approved (references resolved)."),
+    ]
+    condition: Annotated[
+        str,
+        Meta(
+            description=(
+                "The gate that holds it (`true`: the service requires approval for every task)."
+            )
+        ),
+    ]
+    reason: Annotated[str, Meta(description="Why it is held, in words.")]
+    expires_at: Annotated[
+        float,
+        Meta(
+            description=(
+                "UNIX seconds after which, undecided, the task fails (not retried) and what "
+                "completed is compensated."
+            )
+        ),
+    ]
 
 
 WebhookPayload = WebhookResult | WebhookCompensationReport | WebhookApprovalRequested

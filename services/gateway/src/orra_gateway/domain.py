@@ -112,13 +112,7 @@ def submit_response(orchestration_id: str, view: OrchestrationView | None) -> Su
         status=view.status,
         action=view.action,
         tasks=[
-            PlannedTask(
-                id=t.id,
-                service=t.service,
-                input=t.input,
-                serves=t.serves,
-                gate=t.gate,
-            )
+            PlannedTask(id=t.id, service=t.service, input=t.input, serves=t.serves)
             for t in view.tasks
         ],
         parallel_groups=view.parallel_groups,

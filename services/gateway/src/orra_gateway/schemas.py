@@ -98,8 +98,6 @@ class PlannedTask(msgspec.Struct, kw_only=True):
     input: dict[str, Any]
     serves: str | None = None
     """The part of the action it serves; ``null`` when it only provides data to another."""
-    gate: str | None = None
-    """Its service's approval condition: the task waits for approval when it holds."""
 
 
 class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
