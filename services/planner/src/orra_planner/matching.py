@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
 from orra_planner.lexicon import Term, term
-from orra_planner.parts import Part, data_fields, data_values, request_parts
+from orra_planner.parts import Part, data_fields, data_values, mentioned_values, request_parts
 from orra_planner.service_words import (
     SYNONYM,
     TAUGHT,
@@ -332,12 +332,33 @@ def plain_servers(text: str, catalog: ServiceCatalog, data: Sequence[DataField] 
 def match_action(
     action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
 ) -> list[PartMatch]:
-    """The request parts of ``action`` and the services that serve each."""
+    """The request parts of ``action`` and the services that serve each.
+
+    Remembered per catalogue (a bounded memo dropped with the catalogue): an action planned
+    again with the same catalogue, data field names and mentioned data values (those that
+    can change how it reads, :func:`~orra_planner.parts.mentioned_values`) is not matched
+    again. The result depends on nothing else (the vocabulary's own memos are pure).
+    """
     keys = frozenset(field_key(d.field) for d in data)
-    return [
-        match_part(p, catalog, keys)
-        for p in request_parts(action, data_values(data), data_fields(data))
-    ]
+    values = mentioned_values(action, data)
+    fields = data_fields(data)
+    memo = catalog.derived("matching.actions", _new_memo)
+    key = (action, keys, values, fields)
+    found = memo.get(key)
+    if found is None:
+        found = tuple(match_part(p, catalog, keys) for p in request_parts(action, values, fields))
+        if len(memo) >= _ACTIONS_MEMO:
+            memo.clear()
+        memo[key] = found
+    return list(found)
+
+
+_ACTIONS_MEMO: Final = 1024
+"""Actions remembered per catalogue by :func:`match_action`."""
+
+
+def _new_memo(_: ServiceCatalog) -> dict[Any, tuple[PartMatch, ...]]:
+    return {}
 
 
 def uncovered_reason(match: PartMatch, project: str) -> str:

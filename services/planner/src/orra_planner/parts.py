@@ -51,7 +51,15 @@ if TYPE_CHECKING:
     from orra_events import DataField
     from orra_planner.lexicon import Term
 
-__all__ = ["Part", "Word", "data_fields", "data_values", "request_parts", "split_action"]
+__all__ = [
+    "Part",
+    "Word",
+    "data_fields",
+    "data_values",
+    "mentioned_values",
+    "request_parts",
+    "split_action",
+]
 
 _TOKEN: Final = re.compile(
     r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
@@ -283,6 +291,20 @@ def request_parts(
 def data_fields(data: Sequence[DataField]) -> frozenset[str]:
     """The words of the action's data field names, lower-case (target, currency)."""
     return frozenset(word.lower() for d in data for word in _FIELD_WORD.findall(d.field))
+
+
+def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
+    """The :func:`data_values` that can change how ``action`` is read: those it mentions.
+
+    Reading compares the action's words, and searches its lower-case text, with the values;
+    a value that is not in the lower-case action can match neither. Lower-casing is
+    per character except for a final sigma, so a value that is not ASCII is always kept.
+    The split and the matching of an action are then the same for requests that differ
+    only in values the action does not mention (an order id, an amount), and are
+    remembered across them.
+    """
+    lower = action.lower()
+    return frozenset(v for v in data_values(data) if v in lower or not v.isascii())
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:

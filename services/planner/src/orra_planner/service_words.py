@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
@@ -48,6 +49,7 @@ VERB_EVIDENCE: Final = _DESCRIPTION * WEAK + 0.01
 _FIELD_NOISE: Final = frozenset({"id", "ids", "key", "uuid", "ref", "no", "num"})
 
 
+@lru_cache(maxsize=8192)  # field names repeat: every plan compares each schema's fields
 def field_key(name: str) -> str:
     """A field name compared case-, ``_``- and ``-``-insensitively (``order_id`` = ``orderId``)."""
     return "".join(ch for ch in name.lower() if ch.isalnum())
