@@ -101,7 +101,7 @@ export function detailPage({ main, me }, id) {
 
   function onEvent(msg) {
     if (msg.id && seen.has(msg.id)) return;
-    if (msg.id) seen.add(msg.id);
+    if (msg.id) { seen.add(msg.id); main.dataset.lastEvent = msg.id; }
     let event = null;
     try { event = JSON.parse(msg.data); } catch { return; }
     events.push({ seq: Number(msg.id), type: msg.event, event });
