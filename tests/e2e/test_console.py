@@ -206,7 +206,8 @@ def test_the_seed_order_submitted_from_the_form_runs_as_two_groups_of_two(
     page.select_option("#status-filter", "completed")
     page.wait_for_function("[...document.querySelectorAll('table.list td .badge')].length > 0")
     statuses = page.eval_on_selector_all("table.list td .badge", "bs => bs.map(b => b.innerText)")
-    assert statuses and all(s.endswith("completed") for s in statuses), statuses
+    assert statuses
+    assert all(s.endswith("completed") for s in statuses), statuses
     page.fill("#search", "arrange optimal")
     page.press("#search", "Enter")
     page.wait_for_selector("#list-info:has-text('match')")
@@ -306,7 +307,8 @@ def test_a_failed_webhook_shows_every_attempt(
     errors = page.eval_on_selector_all(
         "#webhooks table.attempts tbody td.error", "ts => ts.map(t => t.textContent)"
     )
-    assert len(errors) >= 2 and all(errors), errors
+    assert len(errors) >= 2
+    assert all(errors), errors
     shot(page, "webhook-attempts")
 
 
