@@ -182,6 +182,16 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             results["sections"]["recovery"] = run_recovery(cfg)
         except Exception as exc:
             results["sections"]["recovery"] = _failure(exc)
+    if "console" in sections:
+        section_starts("console")
+        from bench.sections.console import run_console
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["console"] = run_console(cfg)
+        except Exception as exc:
+            results["sections"]["console"] = _failure(exc)
+        results["sections"]["console"]["seconds"] = time.perf_counter() - t0
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started

@@ -6,6 +6,8 @@ JSON API keeps asking for one. The browser tests are in tests/e2e/test_console.p
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from orra_gateway.ui.routes import CONTENT_SECURITY_POLICY, STATIC_DIR
@@ -35,6 +37,10 @@ async def test_the_assets_are_the_package_s_files(server: ServerThread) -> None:
             assert kind in resp.headers["content-type"]
             assert resp.content == (STATIC_DIR / name).read_bytes()
             assert resp.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        # unchanged: the browser's copy is still good
+        etag = resp.headers["etag"]
+        again = await anon.get("/ui/assets/style.css", headers={"If-None-Match": etag})
+        assert (again.status_code, again.content) == (304, b"")
         assert (await anon.get("/ui/assets/nope.js")).status_code == 404
         escaped = await anon.get("/ui/assets/..%2F__init__.py")
         assert escaped.status_code == 404
@@ -49,3 +55,11 @@ def test_the_console_has_no_cdn_and_never_parses_data_as_html() -> None:
             assert banned not in text, (name, banned)
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), name
         assert "https://" not in text.replace("https://your-app.com", ""), name
+
+
+def test_the_page_preloads_every_module() -> None:
+    """Every module is asked for at once (``modulepreload``), not import after import."""
+    page = (STATIC_DIR / "index.html").read_text()
+    modules = {p.name for p in STATIC_DIR.glob("*.js")} - {"app.js"}
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/assets/([a-z]+\.js)">', page))
+    assert preloaded == modules

@@ -37,7 +37,9 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   }
   if (!resp.ok) {
     const error = new ApiError(resp.status, json);
-    if (resp.status === 401) window.dispatchEvent(new CustomEvent("orra:unauthorized"));
+    if (resp.status === 401) {
+      window.dispatchEvent(new CustomEvent("orra:unauthorized", { detail: error.message }));
+    }
     throw error;
   }
   return json;
@@ -45,9 +47,12 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 
 let me = null;
 
-/** The calling key (GET /me), cached for the session. */
-export async function whoAmI() {
-  if (!me) me = await api("/me");
+/** The calling key (GET /me), asked once per key: a promise. */
+export function whoAmI() {
+  if (!me) {
+    me = api("/me");
+    me.catch(() => { me = null; });
+  }
   return me;
 }
 

@@ -10,6 +10,7 @@ import { servicesPage } from "./services.js";
 const main = document.getElementById("main");
 const who = document.getElementById("who");
 let cleanup = null;
+let renders = 0;
 
 export function navigate(path, { replaceState = false } = {}) {
   if (replaceState) history.replaceState(null, "", path);
@@ -58,23 +59,24 @@ async function render() {
     if (current) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
   if (!apiKey()) { keyPrompt(null); return; }
-  let me;
-  try {
-    me = await whoAmI();
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
-      setApiKey(null);
-      keyPrompt(`That API key was refused (${err.message}). Enter a valid key.`);
-    } else {
-      replace(main, h("p", { class: "error", role: "alert",
-        text: `The gateway did not answer: ${err.message}` }));
-    }
-    return;
-  }
-  replace(who,
-    h("span", { text: `Project ${me.project} · ${me.role}` }), " ",
-    h("button", { type: "button", class: "link", text: "Sign out",
-      onClick: () => { setApiKey(null); forgetMe(); render(); } }));
+  // The page asks for its data while /me is checked: one round trip, not two. With a bad
+  // key both are refused (401), which brings the key prompt back; no data is ever shown.
+  const me = whoAmI();
+  const mine = ++renders;
+  me.then((who_) => {
+    if (mine !== renders) return;
+    replace(who,
+      h("span", { text: `Project ${who_.project} · ${who_.role}` }), " ",
+      h("button", { type: "button", class: "link", text: "Sign out",
+        onClick: () => { setApiKey(null); forgetMe(); render(); } }));
+  }, (err) => {
+    if (mine !== renders) return;
+    if (err instanceof ApiError && err.status === 401) return;  // the prompt is up already
+    if (cleanup) { cleanup(); cleanup = null; }
+    replace(main, h("p", { class: "error", role: "alert",
+      text: `The gateway did not answer: ${err.message}` }));
+  });
+  me.catch(() => {});
   const ctx = { main, me, navigate, api };
   replace(main);
   if (page === "list") cleanup = listPage(ctx);
@@ -99,9 +101,11 @@ document.addEventListener("click", (ev) => {
   navigate(a.getAttribute("href"));
 });
 window.addEventListener("popstate", render);
-window.addEventListener("orra:unauthorized", () => {
+window.addEventListener("orra:unauthorized", (ev) => {
+  if (!apiKey()) return;  // refused once already: the prompt is up
   setApiKey(null); forgetMe();
+  renders++;
   if (cleanup) { cleanup(); cleanup = null; }
-  keyPrompt("The gateway refused the API key. Enter a valid key.");
+  keyPrompt(`That API key was refused (${ev.detail || "unauthorized"}). Enter a valid key.`);
 });
 render();

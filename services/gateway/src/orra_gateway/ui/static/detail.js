@@ -3,13 +3,13 @@
 // refetches the view when events arrive.
 
 import { api } from "./api.js";
-import { badge, duration, h, jsonBlock, replace, TERMINAL, when } from "./dom.js";
+import { badge, duration, h, jsonBlock, rendered, replace, TERMINAL, when } from "./dom.js";
 import { graph } from "./graph.js";
 import { segmentsFrom, timeline } from "./timeline.js";
 import { follow } from "./sse.js";
 import { notFound } from "./app.js";
 
-export function detailPage({ main, me }, id) {
+export function detailPage({ main, me: caller }, id) {
   document.title = `${id} · Orra`;
   const events = [];
   const seen = new Set();
@@ -18,6 +18,8 @@ export function detailPage({ main, me }, id) {
   let refetch = null;
   let ticker = null;
   let alive = true;
+  let me = null;  // the calling key, once /me answers: admin actions wait for it
+  caller.then((who) => { me = who; draw(); }, () => {});
   const status = h("p", { class: "hint", id: "stream-state", "aria-live": "polite" });
   const notice = h("p", { id: "notice", role: "status", "aria-live": "polite" });
   const content = h("div", { id: "detail" });
@@ -37,7 +39,7 @@ export function detailPage({ main, me }, id) {
       webhooksSection(view),
       compensationSection(view, me),
       data(view));
-    main.dataset.loaded = "detail";
+    rendered(main, "detail");
     main.dataset.status = view.status;
     if (focusedId) { const el = document.getElementById(focusedId); if (el) el.focus(); }
     const live = !TERMINAL.has(view.status) || [...segments.values()].some((r) => r.some((x) => x.end === null));
@@ -190,7 +192,8 @@ function compensationSection(v, me) {
       `Compensated: ${c.compensated.join(", ") || "none"}; failed: ${c.failed.join(", ") || "none"}.`) : null,
     failed.map((t) => h("div", { class: "comp-failed" },
       h("p", {}, h("span", { class: "mono", text: t.id }), h("span", { class: "error", text: ` ${t.compensation.error || "failed"}` })),
-      me.role === "admin" ? settle(v, t) : h("p", { class: "hint", text: "An admin key can resolve or ignore it." }))));
+      me && me.role === "admin" ? settle(v, t)
+        : h("p", { class: "hint", text: "An admin key can resolve or ignore it." }))));
 }
 
 function settle(v, t) {

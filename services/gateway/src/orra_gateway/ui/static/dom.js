@@ -90,3 +90,12 @@ export function badge(status) {
 }
 
 export const TERMINAL = new Set(["completed", "failed", "aborted", "not_actionable"]);
+
+/**
+ * Say that a page has rendered its data: main[data-loaded] for tests, and the first time
+ * a performance mark "orra:<page>" (the benchmark reads its time since navigation).
+ */
+export function rendered(main, page) {
+  main.dataset.loaded = page;
+  if (!performance.getEntriesByName(`orra:${page}`).length) performance.mark(`orra:${page}`);
+}

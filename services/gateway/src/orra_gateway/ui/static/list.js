@@ -1,7 +1,7 @@
 // The orchestrations list: newest first, status filter, search, paging, live refresh.
 
 import { api } from "./api.js";
-import { badge, duration, h, replace, when } from "./dom.js";
+import { badge, duration, h, rendered, replace, when } from "./dom.js";
 
 const STATUSES = ["", "planning", "running", "paused", "compensating", "completed", "failed",
   "aborted", "not_actionable"];
@@ -51,6 +51,7 @@ export function listPage({ main }) {
   }
 
   function rows(items) {
+    main.dataset.filter = `${state.status}|${state.q}`;
     replace(table, items.length ? items.map((o) => h("tr", {},
       h("td", {}, h("a", { href: `/ui/orchestrations/${encodeURIComponent(o.id)}`, class: "mono", text: o.id })),
       h("td", { class: "action", text: o.action }),
@@ -81,7 +82,7 @@ export function listPage({ main }) {
       next.disabled = !body.nextCursor;
       info.textContent = `Page ${page + 1}, newest first.`;
       live.textContent = page === 0 ? "Live: refreshed every 2 s" : "";
-      main.dataset.loaded = "list";
+      rendered(main, "list");
     } catch (err) {
       if (mine !== gen) return;
       info.textContent = `Could not load the list: ${err.message}`;
