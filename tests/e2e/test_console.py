@@ -52,6 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
         cli_config=base / "cli-config.json",
         extra_env={
             "ORRA_EXAMPLES_LATENCY_SCALE": "0.3",
+            # every payment's first attempt fails: the timeline shows the retry on its row
+            "ORRA_EXAMPLES_FAIL": "PaymentService:1",
             # a refused webhook is tried again within a second, not five
             "ORRA_NOTIFIER_BACKOFF_BASE_S": "0.2",
             "ORRA_NOTIFIER_BACKOFF_MAX_S": "0.5",
@@ -188,6 +190,13 @@ def test_the_seed_order_submitted_from_the_form_runs_as_two_groups_of_two(
     )
     assert rows == [["inventory", "payment"], ["delivery", "notification"]]
     assert page.locator(".tl-row .bar.k-run.o-completed").count() == 4
+    # the payment's failed first attempt, the wait and the retry that worked: one row
+    payment = page.locator(".tl-row[data-task=payment] .bar")
+    assert [payment.nth(i).get_attribute("class") for i in range(payment.count())] == [
+        "bar k-run o-failed",
+        "bar k-wait o-retrying",
+        "bar k-run o-completed",
+    ]
     # the plan graph: the delivery and the notification wait on the first group's outputs,
     # each edge labelled with the fields it carries
     assert page.locator(".graph .node").count() == 4
@@ -237,6 +246,7 @@ def test_a_live_orchestration_is_followed_to_its_end_without_reloading(
     page.evaluate("window.__samePage = true")
     page.wait_for_selector("main[data-status=running]")
     page.wait_for_selector(".bar.k-run.o-running.live")
+    page.click("details[data-task=archiveVault] > summary")  # opened while it runs
     width = page.eval_on_selector(".bar.live", "b => b.getBoundingClientRect().width")
     page.wait_for_timeout(1200)
     grown = page.eval_on_selector(".bar.live", "b => b.getBoundingClientRect().width")
@@ -245,6 +255,11 @@ def test_a_live_orchestration_is_followed_to_its_end_without_reloading(
     assert page.evaluate("window.__samePage") is True
     assert page.locator(".bar.k-run.o-completed").count() == 1
     assert page.locator("#abort").count() == 0
+    # still open after the redraws, now with the output and the attempt
+    task = page.locator("details[data-task=archiveVault]")
+    assert task.get_attribute("open") is not None
+    assert '"archiveStatus": "archived"' in task.inner_text()
+    assert "#1" in task.locator("table.attempts").inner_text()
 
 
 def test_the_event_stream_resumes_after_the_last_event_id(

@@ -28,6 +28,8 @@ export function detailPage({ main, me: caller }, id) {
   function draw() {
     if (!alive || !view) return;
     const focusedId = document.activeElement && document.activeElement.id;
+    // a redraw keeps what the user opened
+    const opened = new Set([...content.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const now = Date.now() / 1000;
     const segments = segmentsFrom(events);
     replace(content,
@@ -35,10 +37,11 @@ export function detailPage({ main, me: caller }, id) {
       notice, status,
       timeline(view, segments, now),
       graph(view, planTasks()),
-      tasksSection(view),
+      tasksSection(view, segments, events),
       webhooksSection(view),
       compensationSection(view, me),
       data(view));
+    for (const d of content.querySelectorAll("details[data-key]")) if (opened.has(d.dataset.key)) d.open = true;
     rendered(main, "detail");
     main.dataset.status = view.status;
     if (focusedId) { const el = document.getElementById(focusedId); if (el) el.focus(); }
@@ -85,7 +88,7 @@ export function detailPage({ main, me: caller }, id) {
       v.reasons && v.reasons.length ? h("div", {}, h("h2", { text: "Planner's reasons" }),
         h("ul", {}, v.reasons.map((r) => h("li", { text: r })))) : null,
       coverage(v),
-      v.results ? h("details", {}, h("summary", { text: "Results" }), jsonBlock(v.results, "Results")) : null,
+      v.results ? h("details", { "data-key": "results" }, h("summary", { text: "Results" }), jsonBlock(v.results, "Results")) : null,
       abort);
   }
 
@@ -146,10 +149,33 @@ function coverage(v) {
       h("ul", {}, v.uncovered.map((u) => h("li", { text: typeof u === "string" ? u : `${u.part ?? ""}${u.reason ? ` — ${u.reason}` : ""}` })))] : null);
 }
 
-function tasksSection(v) {
+function attemptsOf(segs) {
+  const runs = (segs || []).filter((x) => x.kind !== "wait");
+  if (!runs.length) return null;
+  return h("table", { class: "attempts" },
+    h("thead", {}, h("tr", {}, ["Attempt", "Outcome", "Started", "Took", "Error"].map((c) => h("th", { scope: "col", text: c })))),
+    h("tbody", {}, runs.map((x) => h("tr", {},
+      h("td", { text: x.kind === "comp" ? "compensation" : `#${x.attempt}` }),
+      h("td", {}, badge(x.outcome)),
+      h("td", { text: when(x.start) }),
+      h("td", { class: "num", text: x.end === null ? "running" : duration((x.end - x.start) * 1000) }),
+      h("td", { class: "error", text: x.error || "" })))));
+}
+
+function progressOf(events, taskId) {
+  const updates = events.filter((e) => e.type === "task.progress" && e.event.task_id === taskId);
+  if (!updates.length) return null;
+  const shown = updates.slice(-20);
+  return [h("h3", { text: `Progress updates (${updates.length}${updates.length > shown.length ? `, the last ${shown.length}` : ""})` }),
+    h("ol", { class: "progress" }, shown.map((e) => h("li", {},
+      h("span", { class: "hint", text: `attempt ${e.event.attempt} · ${when(e.event.at)} ` }),
+      h("code", { text: JSON.stringify(e.event.update) }))))];
+}
+
+function tasksSection(v, segments, events) {
   return h("section", { class: "card", "aria-labelledby": "tasks-title" },
     h("h2", { id: "tasks-title", text: `Tasks (${v.tasks.length})` }),
-    v.tasks.length ? v.tasks.map((t) => h("details", { class: "task", "data-task": t.id },
+    v.tasks.length ? v.tasks.map((t) => h("details", { class: "task", "data-task": t.id, "data-key": `task:${t.id}` },
       h("summary", {}, h("span", { class: "mono", text: t.id }), " ", h("span", { class: "hint", text: t.service }), " ",
         badge(t.status), " ", h("span", { class: "hint", text: `${t.attempts} attempt${t.attempts === 1 ? "" : "s"}, ${duration(t.durationMs)}` })),
       h("dl", { class: "facts" },
@@ -159,9 +185,11 @@ function tasksSection(v) {
         t.progressUpdates ? fact("Progress", `${t.progressUpdates} update(s), last ${when(t.progressAt)}`) : null,
         t.compensation ? fact("Compensation", [badge(t.compensation.status),
           ` ${t.compensation.attempts} attempt(s)`, t.compensation.error ? h("span", { class: "error", text: ` ${t.compensation.error}` }) : null]) : null),
+      attemptsOf(segments.get(t.id)),
       h("h3", { text: "Input" }), jsonBlock(t.input, `Input of ${t.id}`),
       t.output ? [h("h3", { text: "Output" }), jsonBlock(t.output, `Output of ${t.id}`)] : null,
-      t.progress ? [h("h3", { text: "Last progress update" }), jsonBlock(t.progress, `Progress of ${t.id}`)] : null))
+      progressOf(events, t.id) ||
+        (t.progress ? [h("h3", { text: "Last progress update" }), jsonBlock(t.progress, `Progress of ${t.id}`)] : null)))
       : h("p", { class: "hint", text: "No plan yet." }));
 }
 

@@ -38,9 +38,17 @@ export function segmentsFrom(events) {
   return byTask;
 }
 
-/** Rows of tasks: the plan's parallel groups, or dependency depth when there are none. */
+/** True when rows are grouped by dependency depth (eager mode, or a plan without groups). */
+export function byDepth(view) {
+  return view.mode === "eager" || !(view.parallel_groups && view.parallel_groups.length);
+}
+
+/**
+ * Rows of tasks: the plan's parallel groups; in eager mode (a task starts as soon as its
+ * own inputs are ready) the dependency depth, which is what decides when a task can start.
+ */
 export function groupsOf(view) {
-  if (view.parallel_groups && view.parallel_groups.length) return view.parallel_groups;
+  if (!byDepth(view)) return view.parallel_groups;
   const deps = new Map(view.tasks.map((t) => [t.id, t.dependsOn || []]));
   const depth = new Map();
   const d = (id, seen = new Set()) => {
@@ -66,7 +74,7 @@ export function timeline(view, segments, now) {
   const pct = (t) => `${(Math.max(0, Math.min(1, (t - t0) / span)) * 100).toFixed(3)}%`;
   const tasks = new Map(view.tasks.map((t) => [t.id, t]));
   const groups = groupsOf(view);
-  const mode = view.parallel_groups && view.parallel_groups.length ? "Group" : "Depth";
+  const mode = byDepth(view) ? "Dependency depth" : "Group";
   const body = [];
   groups.forEach((ids, gi) => {
     body.push(h("div", { class: "tl-group", role: "rowgroup", "aria-label": `${mode} ${gi + 1}` },
