@@ -39,7 +39,7 @@ export function detailPage({ main, me: caller }, id) {
       graph(view, planTasks()),
       tasksSection(view, segments, events),
       webhooksSection(view),
-      compensationSection(view, me),
+      compensationSection(view, me, settles),
       data(view));
     for (const d of content.querySelectorAll("details[data-key]")) if (opened.has(d.dataset.key)) d.open = true;
     rendered(main, "detail");
@@ -55,14 +55,16 @@ export function detailPage({ main, me: caller }, id) {
     return created && created.event.plan ? created.event.plan.tasks : null;
   }
 
-  function header(v, now) {
-    const end = v.finishedAt || now;
-    const abortable = !TERMINAL.has(v.status) && v.status !== "compensating";
+  // Controls are made once and moved into each redraw, so what the user types survives it.
+  let abortEl = null;
+  const settles = new Map();
+  function abortForm(v) {
+    if (abortEl) return abortEl;
     const reason = h("input", { id: "abort-reason", type: "text", placeholder: "reason (optional)",
       "aria-label": "Reason to abort" });
-    const abort = abortable ? h("form", { class: "inline", id: "abort-form" }, reason,
-      h("button", { type: "submit", class: "danger", id: "abort", text: "Abort" })) : null;
-    if (abort) abort.addEventListener("submit", async (ev) => {
+    abortEl = h("form", { class: "inline", id: "abort-form" }, reason,
+      h("button", { type: "submit", class: "danger", id: "abort", text: "Abort" }));
+    abortEl.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (!confirm(`Abort ${v.id}?`)) return;
       try {
@@ -72,6 +74,13 @@ export function detailPage({ main, me: caller }, id) {
       } catch (err) { notice.textContent = `Abort refused: ${err.message}`; }
       load();
     });
+    return abortEl;
+  }
+
+  function header(v, now) {
+    const end = v.finishedAt || now;
+    const abortable = !TERMINAL.has(v.status) && v.status !== "compensating";
+    const abort = abortable ? abortForm(v) : null;
     return h("section", { class: "card head" },
       h("p", { class: "crumbs" }, h("a", { href: "/ui/orchestrations", text: "Orchestrations" }), " / ",
         h("span", { class: "mono", text: v.id })),
@@ -210,7 +219,7 @@ function webhooksSection(v) {
       : h("p", { class: "hint", text: `To ${v.webhook}: not delivered yet.` }));
 }
 
-function compensationSection(v, me) {
+function compensationSection(v, me, settles) {
   const failed = v.tasks.filter((t) => t.compensation && t.compensation.status === "failed");
   if (!v.compensation && !failed.length) return null;
   const c = v.compensation;
@@ -220,7 +229,7 @@ function compensationSection(v, me) {
       `Compensated: ${c.compensated.join(", ") || "none"}; failed: ${c.failed.join(", ") || "none"}.`) : null,
     failed.map((t) => h("div", { class: "comp-failed" },
       h("p", {}, h("span", { class: "mono", text: t.id }), h("span", { class: "error", text: ` ${t.compensation.error || "failed"}` })),
-      me && me.role === "admin" ? settle(v, t)
+      me && me.role === "admin" ? (settles.get(t.id) || settles.set(t.id, settle(v, t)).get(t.id))
         : h("p", { class: "hint", text: "An admin key can resolve or ignore it." }))));
 }
 
