@@ -56,4 +56,4 @@ def section(cs: dict[str, Any]) -> list[str]:
         "",
     ]
     out += [f"* {note}" for note in cs.get("notes") or []]
-    return out
+    return [*out, ""]
