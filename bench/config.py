@@ -18,6 +18,7 @@ SECTIONS = (
     "profile",
     "planning",
     "retention",
+    "console",
 )
 """Every section of the harness, in the order they run."""
 
@@ -53,6 +54,8 @@ class Config:
             (0: none).
         retention_idle_s: Seconds both stacks then stay idle before a last sample (longer
             than the 10-minute duplicate window, whose entries then expire; 0: none).
+        console_orchestrations: Orchestrations in the console section's synthetic log.
+        console_runs: Cold page loads per page of the console section.
     """
 
     quick: bool
@@ -79,6 +82,8 @@ class Config:
     retention_settle_s: float = 12.0
     retention_attribution: int = 100_000
     retention_idle_s: float = 660.0
+    console_orchestrations: int = 100_000
+    console_runs: int = 10
 
 
 def full() -> Config:
@@ -133,6 +138,8 @@ def quick() -> Config:
         retention_settle_s=8.0,
         retention_attribution=0,
         retention_idle_s=0.0,
+        console_orchestrations=2_000,
+        console_runs=3,
     )
 
 
