@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["Part", "Word", "data_fields", "data_values", "request_parts", "split_action"]
 
 _TOKEN: Final = re.compile(
-    r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
+    r"(?P<word>[A-Za-z0-9]+(?:(?:['\u2019.\-_]|(?<=[0-9]),(?=[0-9]{3}(?![0-9])))[A-Za-z0-9]+)*)"
+    r"|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
 _FIELD_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
