@@ -37,12 +37,14 @@ __all__ = [
     "GENERIC_VERBS",
     "Term",
     "as_verb",
+    "broader",
     "can_be_verb",
     "family",
     "is_known",
     "only_modifier",
     "phrasal",
     "readings",
+    "related",
     "synonyms",
     "term",
     "warm",
@@ -65,7 +67,7 @@ FUNCTION_WORDS: Final = _words(
     have has had having can could should would will shall may might must ought not never
     only just very really quite rather still even again already now please kindly thanks
     thank ok okay if unless until while once after before because since though although
-    whereas there here s
+    whereas there here s pls plz thx
     """
 )
 """Closed-class English words: they carry grammar, never a request."""
@@ -280,26 +282,63 @@ def phrasal(verb: Term, particle: str) -> Term | None:
     return Term(f"{verb.word} {particle}", lemma, (), lemma, verb=True, modifier=False, known=True)
 
 
+_Related = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+"""A word's synonyms, its broader words as a verb, its broader words as a noun."""
+_GENERAL: Final = FUNCTION_WORDS | GENERIC_VERBS | GENERIC_NOUNS
+
+
 @cache
-def _synonym_table() -> dict[str, tuple[str, ...]]:
+def _synonym_table() -> dict[str, _Related]:
     raw = files("orra_planner").joinpath("data/synonyms.txt.gz").read_bytes()
-    table: dict[str, tuple[str, ...]] = {}
+    table: dict[str, _Related] = {}
     for line in gzip.decompress(raw).decode().splitlines():
-        if line and not line.startswith("#"):
-            word, *others = line.split(" ")
-            table[word] = tuple(others)
+        if not line or line.startswith("#"):
+            continue
+        word, *tokens = line.split(" ")
+        lists: dict[str, list[str]] = {"": [], "|v": [], "|n": []}
+        current = lists[""]
+        for token in tokens:
+            if token in lists:
+                current = lists[token]
+            elif current is lists[""] or token not in _GENERAL:
+                current.append(token)  # "pay" is a kind of "give": says nothing
+        table[word] = (tuple(lists[""]), tuple(lists["|v"]), tuple(lists["|n"]))
     return table
 
 
 def synonyms(lemma: str) -> tuple[str, ...]:
-    """The other words of ``lemma``'s most frequent sense, from WordNet 3.0.
+    """The other words of ``lemma``'s most frequent sense, from WordNet 3.1.
 
     ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
     senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
     The table (``orra_planner/data/synonyms.txt.gz``, built by
     ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
     """
-    return _synonym_table().get(lemma, ())
+    found = _synonym_table().get(lemma)
+    return found[0] if found is not None else ()
+
+
+def broader(lemma: str, *, verb: bool) -> tuple[str, ...]:
+    """The words of the sense that ``lemma``'s most frequent sense is a kind of (WordNet).
+
+    A request for the narrower thing is a request for the broader one: to *reimburse* is
+    to *refund*, *lodging* is *housing*. Never the other way round (asking to pay is not
+    asking for a refund), and never a word too general to say anything ("give", "get").
+
+    Args:
+        lemma: The word's lemma.
+        verb: Whether it is read as a verb (else as a noun).
+    """
+    found = _synonym_table().get(lemma)
+    if found is None:
+        return ()
+    return found[1] if verb else found[2]
+
+
+@lru_cache(maxsize=65_536)
+def related(lemma: str, *, verb: bool) -> tuple[str, ...]:
+    """:func:`synonyms` and then :func:`broader` words of ``lemma``, without repeats."""
+    return tuple(dict.fromkeys((*synonyms(lemma), *broader(lemma, verb=verb))))
 
 
 def warm() -> None:

@@ -107,14 +107,14 @@ _MONTHS: Final = frozenset(
     "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
 """Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
-_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over"})
+_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
 """Particles that make one verb of the verb before them ("look up", "pay back")."""
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
 WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
 _OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) | frozenset(
-    {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
+    {"how", "what", "which", "where", "when", "who", "why", "whether", "please", "pls", "plz"}
 )
 
 
