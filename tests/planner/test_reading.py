@@ -261,3 +261,42 @@ def test_a_data_field_named_with_another_reference_word_is_the_input() -> None:
     assert [(t.service, t.input) for t in result.plan.tasks] == [
         ("InvoiceLookup", {"invoiceId": "INV-7"})
     ]
+
+
+def test_a_thousands_separator_does_not_split_a_clause() -> None:
+    # "1,240.00" is one amount: "240.00 payment on ORD-1" is no request of its own
+    action = "Before we take the 1,240.00 payment on ORD-1, refund 1,200 on ORD-2"
+    assert parts(action) == ["refund 1,200 on ORD-2"]
+
+
+def test_a_clause_whose_verb_is_past_states_what_happened() -> None:
+    # opening with a past form ("came up"), after a subject ("has handed in"), inside a
+    # data value ("arrived broken"), in an aside ("born ..."), and "she's" as "she is"
+    assert parts("Something came up, please scrap trip BK-1") == ["please scrap trip BK-1"]
+    action = "Refund 24.99 on ORD-1, the mug arrived broken"
+    assert parts(action, reason="arrived broken") == ["Refund 24.99 on ORD-1"]
+    assert parts("Onboard CAND-1 (born 1984-02-17)") == ["Onboard CAND-1"]
+    assert parts("Approve INV-1, she's the budget holder") == ["Approve INV-1"]
+    assert parts("Offboard EMP-1, EMP-1 has handed in their notice") == ["Offboard EMP-1"]
+    # a base form opening the clause is an instruction, even one that is also a past form
+    assert parts("Find hotels in Porto") == ["Find hotels in Porto"]
+    assert parts("Set up EMP-1's laptop") == ["Set up EMP-1's laptop"]
+
+
+def test_pls_is_please_and_set_aside_is_one_verb() -> None:
+    result = outcome(people(), "pls ofboard EMP-2212", employeeId="EMP-2212", lastDay="2027-01-31")
+    assert services(result) == ["OffboardEmployee"]
+    shop = catalog_of(
+        [
+            service(
+                "InventoryService",
+                "Checks stock and reserves units of a product",
+                {"productId": string(), "quantity": {"type": "integer"}},
+                {"reserved": {"type": "boolean"}},
+                examples=("reserve units of a product",),
+            )
+        ]
+    )
+    # WordNet's first sense of "set aside" is "reserve"
+    result = outcome(shop, "set aside 3 of PROD-4410", productId="PROD-4410", quantity=3)
+    assert services(result) == ["InventoryService"]

@@ -37,14 +37,13 @@ __all__ = [
     "GENERIC_VERBS",
     "Term",
     "as_verb",
-    "broader",
     "can_be_verb",
     "family",
     "is_known",
     "only_modifier",
+    "past_form",
     "phrasal",
     "readings",
-    "related",
     "synonyms",
     "term",
     "warm",
@@ -195,6 +194,22 @@ def can_be_verb(word: str) -> bool:
     return "VERB" in readings(word)
 
 
+@lru_cache(maxsize=65_536)
+def past_form(word: str) -> bool:
+    """Whether ``word`` (lower-case) is only a past form of a verb ("arrived", "came").
+
+    Never a verb's own base form too ("found", "set", "read"): an instruction opens with a
+    base form, so a clause whose verb is past states what happened.
+    """
+    lemmas = lemminflect.getAllLemmas(word).get("VERB", ())
+    if not lemmas or word in lemmas:
+        return False
+    return any(
+        word in (*lemminflect.getInflection(lemma, "VBD"), *lemminflect.getInflection(lemma, "VBN"))
+        for lemma in lemmas
+    )
+
+
 def only_modifier(word: str) -> bool:
     """Whether ``word`` can only be an adjective or adverb ("optimal", "quickly")."""
     tags = set(readings(word))
@@ -282,27 +297,14 @@ def phrasal(verb: Term, particle: str) -> Term | None:
     return Term(f"{verb.word} {particle}", lemma, (), lemma, verb=True, modifier=False, known=True)
 
 
-_Related = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
-"""A word's synonyms, its broader words as a verb, its broader words as a noun."""
-_GENERAL: Final = FUNCTION_WORDS | GENERIC_VERBS | GENERIC_NOUNS
-
-
 @cache
-def _synonym_table() -> dict[str, _Related]:
+def _synonym_table() -> dict[str, tuple[str, ...]]:
     raw = files("orra_planner").joinpath("data/synonyms.txt.gz").read_bytes()
-    table: dict[str, _Related] = {}
+    table: dict[str, tuple[str, ...]] = {}
     for line in gzip.decompress(raw).decode().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        word, *tokens = line.split(" ")
-        lists: dict[str, list[str]] = {"": [], "|v": [], "|n": []}
-        current = lists[""]
-        for token in tokens:
-            if token in lists:
-                current = lists[token]
-            elif current is lists[""] or token not in _GENERAL:
-                current.append(token)  # "pay" is a kind of "give": says nothing
-        table[word] = (tuple(lists[""]), tuple(lists["|v"]), tuple(lists["|n"]))
+        if line and not line.startswith("#"):
+            word, *others = line.split(" ")
+            table[word] = tuple(others)
     return table
 
 
@@ -314,31 +316,7 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     The table (``orra_planner/data/synonyms.txt.gz``, built by
     ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
     """
-    found = _synonym_table().get(lemma)
-    return found[0] if found is not None else ()
-
-
-def broader(lemma: str, *, verb: bool) -> tuple[str, ...]:
-    """The words of the sense that ``lemma``'s most frequent sense is a kind of (WordNet).
-
-    A request for the narrower thing is a request for the broader one: to *reimburse* is
-    to *refund*, *lodging* is *housing*. Never the other way round (asking to pay is not
-    asking for a refund), and never a word too general to say anything ("give", "get").
-
-    Args:
-        lemma: The word's lemma.
-        verb: Whether it is read as a verb (else as a noun).
-    """
-    found = _synonym_table().get(lemma)
-    if found is None:
-        return ()
-    return found[1] if verb else found[2]
-
-
-@lru_cache(maxsize=65_536)
-def related(lemma: str, *, verb: bool) -> tuple[str, ...]:
-    """:func:`synonyms` and then :func:`broader` words of ``lemma``, without repeats."""
-    return tuple(dict.fromkeys((*synonyms(lemma), *broader(lemma, verb=verb))))
+    return _synonym_table().get(lemma, ())
 
 
 def warm() -> None:

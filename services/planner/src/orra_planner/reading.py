@@ -20,6 +20,7 @@ from orra_planner.lexicon import (
     Term,
     as_verb,
     is_known,
+    past_form,
     phrasal,
     readings,
     term,
@@ -112,6 +113,8 @@ _PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
+_IS_SUBJECTS: Final = frozenset({"she", "he", "it", "that", "this", "there", "here"})
+"""Pronouns whose "'s" is "is" ("she's the budget holder"), not a possessive."""
 WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
 _OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) | frozenset(
     {"how", "what", "which", "where", "when", "who", "why", "whether", "please", "pls", "plz"}
@@ -301,6 +304,8 @@ class _PieceReader:
 
     def _step(self, index: int, word: Word) -> None:
         lower = word.text.lower().replace("\u2019", "'")
+        if lower.endswith("'s") and lower[:-2] in _IS_SUBJECTS and not self.after_modal:
+            self.plain_be = True  # "she's the budget holder"
         lower = lower.removesuffix("'s")
         if self._phrasal(index, lower):
             return
@@ -384,6 +389,8 @@ class _PieceReader:
             or _is_argument(word.text, index == self.skip, self.values)
         ):
             return False
+        if inside and not self.first_content and past_form(word.text.lower()):
+            self.finite = True  # "the mug arrived broken", with the reason as data
         self.after_determiner = self.after_how = self.previous_content = False
         self.after_number = any(ch.isdigit() for ch in word.text)
         self.subject = self.subject or self.first_content
@@ -407,7 +414,11 @@ class _PieceReader:
             return
         if position and found.known and not found.verb and _verbed(self.words, index, self.values):
             found = as_verb(found)
-        if not position and not self.first_content and not self.after_modal and _finite(lower):
+        if (
+            not position
+            and not self.after_modal
+            and (_finite(lower) if not self.first_content else self.subject and past_form(lower))
+        ):
             self.finite = True  # "the conference went virtual"
             if (
                 right_after_argument
@@ -417,7 +428,9 @@ class _PieceReader:
             ):
                 # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
                 read.verbish[0] = self.imperative = False
-        if position and (found.verb or not found.known):
+        if position and past_form(lower):
+            self.finite = True  # "Something came up", "(born 1984-02-17)": what happened
+        elif position and (found.verb or not found.known):
             self.imperative = True
         if (position or self.after_modal) and found.lemma in GENERIC_VERBS:
             # "process the refund": the object says what is asked, and its first word is

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, related, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -36,8 +36,7 @@ __all__ = [
 WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 SYNONYM: Final = 0.5
-"""Factor on the strength of a match through a synonym or a broader word
-(:func:`~orra_planner.lexicon.related`)."""
+"""Factor on the strength of a match through a synonym (:func:`~orra_planner.lexicon.synonyms`)."""
 TAUGHT: Final = 0.5
 """Strength of a verb the catalogue's examples teach for what a service does."""
 _NAME: Final = 1.0
@@ -109,7 +108,7 @@ class ServiceWords:
                 description), not its field names.
         """
         best = self.lemmas.get(word.lemma, 0.0)
-        for synonym in related(word.lemma, verb=word.verb):
+        for synonym in synonyms(word.lemma):
             best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         for alt in word.alts:
             best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
@@ -125,7 +124,7 @@ class ServiceWords:
             best = max(best, self.acts.get(alt, 0.0) * WEAK)
         if word.lemma in self.taught:
             best = max(best, TAUGHT)
-        for synonym in related(word.lemma, verb=word.verb):
+        for synonym in synonyms(word.lemma):
             best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         return best
 
