@@ -113,6 +113,7 @@ _PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
+_WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
 _IS_SUBJECTS: Final = frozenset({"she", "he", "it", "that", "this", "there", "here"})
 """Pronouns whose "'s" is "is" ("she's the budget holder"), not a possessive."""
 WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
@@ -406,6 +407,7 @@ class _PieceReader:
             and not self.after_determiner
             and not self.subject
             and not read.question
+            and self.first.split("'")[0] not in _WHAT  # "What's in booking BK-1?": a noun
         )
         found = term(lower, verb_position=position or self.after_modal)
         self.after_determiner = False
