@@ -300,3 +300,35 @@ def test_pls_is_please_and_set_aside_is_one_verb() -> None:
     # WordNet's first sense of "set aside" is "reserve"
     result = outcome(shop, "set aside 3 of PROD-4410", productId="PROD-4410", quantity=3)
     assert services(result) == ["InventoryService"]
+
+
+def test_a_question_about_a_booking_does_not_ask_to_book() -> None:
+    [part] = request_parts("What's in booking BK-66001?")
+    assert part.head_term is not None
+    assert (part.head_term.lemma, part.head_term.verb) == ("booking", False)
+
+
+def test_a_synonym_shared_with_a_services_word_matches() -> None:
+    # WordNet's first senses of "pay back" (reward, repay) and of "refund" (give back,
+    # repay, return) share "repay"; neither lists the other
+    shop = catalog_of(
+        [
+            service(
+                "RefundService",
+                "Refunds an order to the customer's card",
+                {"orderId": string(), "amount": {"type": "number"}},
+                {"refundId": string()},
+                examples=("refund the customer",),
+            ),
+            service(
+                "PaymentService",
+                "Charges the customer's card for an order",
+                {"orderId": string(), "amount": {"type": "number"}},
+                {"paymentId": string()},
+                examples=("charge the customer",),
+            ),
+        ]
+    )
+    action = "Pay back 60.00 to whoever bought order ORD-7712"
+    result = outcome(shop, action, orderId="ORD-7712", amount=60.0)
+    assert services(result) == ["RefundService"]

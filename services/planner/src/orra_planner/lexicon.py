@@ -40,6 +40,7 @@ __all__ = [
     "can_be_verb",
     "family",
     "is_known",
+    "listed_by",
     "only_modifier",
     "past_form",
     "phrasal",
@@ -319,8 +320,22 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     return _synonym_table().get(lemma, ())
 
 
+@cache
+def _listed_by() -> dict[str, tuple[str, ...]]:
+    listing: dict[str, list[str]] = {}
+    for word, others in _synonym_table().items():
+        for other in others:
+            listing.setdefault(other, []).append(word)
+    return {word: tuple(words) for word, words in listing.items()}
+
+
+def listed_by(word: str) -> tuple[str, ...]:
+    """The words whose :func:`synonyms` include ``word`` (the table read backwards)."""
+    return _listed_by().get(word, ())
+
+
 def warm() -> None:
     """Load the lexicon's tables now (they load on first use otherwise, about a second)."""
     readings("warm")
     lemminflect.getAllInflections("warm")
-    _synonym_table()
+    _listed_by()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, synonyms, term
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = [
+    "KIN",
     "SYNONYM",
     "TAUGHT",
     "VERB_EVIDENCE",
@@ -37,6 +38,9 @@ WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 SYNONYM: Final = 0.5
 """Factor on the strength of a match through a synonym (:func:`~orra_planner.lexicon.synonyms`)."""
+KIN: Final = 0.45
+"""Factor on the strength of a match through a synonym shared with a service's word
+(``pay back`` and ``refund`` both mean *repay*): a little weaker than a direct synonym."""
 TAUGHT: Final = 0.5
 """Strength of a verb the catalogue's examples teach for what a service does."""
 _NAME: Final = 1.0
@@ -98,6 +102,8 @@ class ServiceWords:
     acts: Mapping[str, float] = field(default_factory=dict)
     mentions: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
+    kin: Mapping[str, float] = field(default_factory=dict)
+    """A user's lemma → the strength of its match through synonyms (:func:`_kin`)."""
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -108,8 +114,7 @@ class ServiceWords:
                 description), not its field names.
         """
         best = self.lemmas.get(word.lemma, 0.0)
-        for synonym in synonyms(word.lemma):
-            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
+        best = max(best, self.kin.get(word.lemma, 0.0))
         for alt in word.alts:
             best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
@@ -124,9 +129,7 @@ class ServiceWords:
             best = max(best, self.acts.get(alt, 0.0) * WEAK)
         if word.lemma in self.taught:
             best = max(best, TAUGHT)
-        for synonym in synonyms(word.lemma):
-            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
-        return best
+        return max(best, self.kin.get(word.lemma, 0.0))
 
     def may_do(self, head: Term, *, verb: bool) -> bool:
         """Whether this service may serve a request whose head is ``head``.
@@ -233,6 +236,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
         action=_action_verb(spec),
         answers=_answer_words(spec),
         named=named,
+        kin=_kin(named),
         acts=acts,
         mentions=frozenset(m for m in mentions if m not in named),
         outputs=frozenset(
@@ -244,6 +248,26 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
         ),
         does=_does(spec),
     )
+
+
+def _kin(named: Mapping[str, float]) -> dict[str, float]:
+    """The words that match a service's own words (name, examples) through synonyms.
+
+    Worked out once per catalogue, so a word of an action costs one look-up: a word one of
+    whose synonyms is the service's (``vacation`` for ``holiday``), or that is a synonym of
+    the service's, matches at :data:`SYNONYM` of its strength; a word that shares a synonym
+    with it (``pay back`` and ``refund`` both mean *repay*) at :data:`KIN`.
+    """
+    found: dict[str, float] = {}
+    for word, strength in named.items():
+        for other in (*listed_by(word), *synonyms(word)):
+            _add(found, other, strength * SYNONYM)
+        for shared in synonyms(word):
+            for other in listed_by(shared):
+                _add(found, other, strength * KIN)
+    for word in named:
+        found.pop(word, None)
+    return found
 
 
 def _does(spec: ServiceSpec) -> str | None:
