@@ -236,7 +236,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
         action=_action_verb(spec),
         answers=_answer_words(spec),
         named=named,
-        kin=_kin(named),
+        kin=_kin(named, _capability_word(spec)),
         acts=acts,
         mentions=frozenset(m for m in mentions if m not in named),
         outputs=frozenset(
@@ -250,17 +250,33 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
     )
 
 
-def _kin(named: Mapping[str, float]) -> dict[str, float]:
+def _capability_word(spec: ServiceSpec) -> str | None:
+    """The word of ``spec``'s name that says what it does (see :func:`_capability`)."""
+    does = _does(spec)
+    if does is not None:
+        return does
+    names = list(_name_terms(spec.name))
+    return names[-1].lemma if names else None
+
+
+def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]:
     """The words that match a service's own words (name, examples) through synonyms.
 
     Worked out once per catalogue, so a word of an action costs one look-up: a word one of
-    whose synonyms is the service's (``vacation`` for ``holiday``), or that is a synonym of
-    the service's, matches at :data:`SYNONYM` of its strength; a word that shares a synonym
-    with it (``pay back`` and ``refund`` both mean *repay*) at :data:`KIN`.
+    whose synonyms is the service's (``vacation`` for ``holiday``) matches at
+    :data:`SYNONYM` of its strength. The word of its name that says what it does
+    (``refund`` of ``RefundService``) goes further: a synonym of it matches at
+    :data:`SYNONYM` too, and a word that shares a synonym with it (``pay back`` and
+    ``refund`` both mean *repay*) at :data:`KIN`. Other words do not: an example's "take"
+    or "show" has senses enough to match anything.
     """
     found: dict[str, float] = {}
     for word, strength in named.items():
-        for other in (*listed_by(word), *synonyms(word)):
+        for other in listed_by(word):
+            _add(found, other, strength * SYNONYM)
+        if word != capability:
+            continue  # "take" of an example, "close" of a name: senses enough to match anything
+        for other in synonyms(word):
             _add(found, other, strength * SYNONYM)
         for shared in synonyms(word):
             for other in listed_by(shared):
