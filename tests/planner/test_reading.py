@@ -332,3 +332,12 @@ def test_a_synonym_shared_with_a_services_word_matches() -> None:
     action = "Pay back 60.00 to whoever bought order ORD-7712"
     result = outcome(shop, action, orderId="ORD-7712", amount=60.0)
     assert services(result) == ["RefundService"]
+
+
+def test_a_synonym_of_several_services_words_serves_none_of_them() -> None:
+    # WordNet's first sense of "exit" is "leave": LeaveBalance's and RequestLeave's word,
+    # and none of them has "exit" itself; running them all would add what nobody asked for
+    result = outcome(people(), "Exit EMP-1 on 2027-01-31", employeeId="EMP-1", lastDay="2027-01-31")
+    assert isinstance(result, PlanRejected)
+    assert result.status == "not_actionable"
+    assert "'Exit EMP-1 on 2027-01-31' is too vague to choose among" in result.reasons[0]

@@ -113,8 +113,11 @@ class ServiceWords:
             claims_only: Count only what the service says it does (name, examples,
                 description), not its field names.
         """
+        return max(self.own(word, claims_only=claims_only), self.kin.get(word.lemma, 0.0))
+
+    def own(self, word: Term, *, claims_only: bool = False) -> float:
+        """:meth:`strength` without synonyms: how strongly the service has ``word`` itself."""
         best = self.lemmas.get(word.lemma, 0.0)
-        best = max(best, self.kin.get(word.lemma, 0.0))
         for alt in word.alts:
             best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
@@ -124,12 +127,16 @@ class ServiceWords:
 
     def acting(self, word: Term) -> float:
         """How strongly the verb ``word`` is what this service says it does (0: not)."""
+        return max(self.own_act(word), self.kin.get(word.lemma, 0.0))
+
+    def own_act(self, word: Term) -> float:
+        """:meth:`acting` without synonyms."""
         best = max(self.acts.get(word.lemma, 0.0), self.acts.get(word.family, 0.0) * WEAK)
         for alt in word.alts:
             best = max(best, self.acts.get(alt, 0.0) * WEAK)
         if word.lemma in self.taught:
             best = max(best, TAUGHT)
-        return max(best, self.kin.get(word.lemma, 0.0))
+        return best
 
     def may_do(self, head: Term, *, verb: bool) -> bool:
         """Whether this service may serve a request whose head is ``head``.
