@@ -262,15 +262,15 @@ def match_part(
     for name, service in services.items():
         if part.question and service.does in asked:
             continue  # "has it been paid?" asks whether, not to pay
-        claimed = service.acting(head) if head_is_verb else service.strength(head, claims_only=True)
+        own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
-            claimed = max(claimed, service.answer(head))
+            own = max(own, service.answer(head))
+        claimed = max(own, service.kin.get(head.lemma, 0.0))
         if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
             continue
         if head_is_verb and claimed < VERB_EVIDENCE:
             continue  # "ship" is not what FraudCheck does for its "shipping address"
-        own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
-        if own <= 0.0 and not (part.question and service.answer(head) > 0.0):
+        if own <= 0.0:
             by_synonym.add(name)
         if any(service.strength(o) <= 0.0 and o.lemma not in passed[name] for o in objects):
             # "post an update": a service that knows no update does not serve it; "text
