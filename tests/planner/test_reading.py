@@ -341,3 +341,14 @@ def test_a_synonym_of_several_services_words_serves_none_of_them() -> None:
     assert isinstance(result, PlanRejected)
     assert result.status == "not_actionable"
     assert "'Exit EMP-1 on 2027-01-31' is too vague to choose among" in result.reasons[0]
+
+
+def test_a_general_verb_on_a_pronoun_acts_on_what_was_said() -> None:
+    action = "EMP-1 has announced their departure. Please process it."
+    assert parts(action) == ["Please process it"]
+    result = outcome(people(), action, employeeId="EMP-1", lastDay="2027-01-31")
+    assert services(result) == ["OffboardEmployee"]
+    # what was said, if nothing serves it, is refused quoting the user's words
+    refused = outcome(people(), "The contract is in German. Please deal with it.")
+    assert isinstance(refused, PlanRejected)
+    assert "'Please deal with it'" in refused.reasons[0]

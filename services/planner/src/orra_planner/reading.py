@@ -113,6 +113,8 @@ _PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
+_REFERRING: Final = frozenset({"it", "this", "that", "them"})
+"""Pronouns a general verb acts on when the request is what was just said ("process it")."""
 _WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
 _IS_SUBJECTS: Final = frozenset({"she", "he", "it", "that", "this", "there", "here"})
 """Pronouns whose "'s" is "is" ("she's the budget holder"), not a possessive."""
@@ -173,6 +175,7 @@ class Read:
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
     content: list[Term] = field(default_factory=list)  # a "that" clause
     clause_object: bool = False  # the clause follows the verb: it is what the verb acts on
+    refers: bool = False  # a general verb acting on a pronoun ("process it"): the context's
 
 
 def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
@@ -301,6 +304,11 @@ class _PieceReader:
         # of the request beside it
         read.statement = (self.plain_be or self.finite) and not read.question and not opened
         read.statement = read.statement and not self.imperative and read.asked is None
+        read.refers = (
+            self.generic > 0
+            and not read.terms
+            and any(w.text.lower() in _REFERRING for w in self.words)
+        )
         return read
 
     def _step(self, index: int, word: Word) -> None:
