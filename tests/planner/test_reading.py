@@ -278,6 +278,11 @@ def test_a_clause_whose_verb_is_past_states_what_happened() -> None:
     assert parts("Onboard CAND-1 (born 1984-02-17)") == ["Onboard CAND-1"]
     assert parts("Approve INV-1, she's the budget holder") == ["Approve INV-1"]
     assert parts("Offboard EMP-1, EMP-1 has handed in their notice") == ["Offboard EMP-1"]
+    # a past form describing the noun after it is no statement
+    assert parts("Charge ORD-1, then translated receipts go to the customer") == [
+        "Charge ORD-1",
+        "translated receipts go to the customer",
+    ]
     # a base form opening the clause is an instruction, even one that is also a past form
     assert parts("Find hotels in Porto") == ["Find hotels in Porto"]
     assert parts("Set up EMP-1's laptop") == ["Set up EMP-1's laptop"]

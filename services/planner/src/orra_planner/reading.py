@@ -438,8 +438,10 @@ class _PieceReader:
             ):
                 # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
                 read.verbish[0] = self.imperative = False
-        if position and past_form(lower):
-            self.finite = True  # "Something came up", "(born 1984-02-17)": what happened
+        if position and past_form(lower) and not self._noun_follows(index):
+            # "Something came up", "(born 1984-02-17)": what happened; not "translated
+            # receipts", where the past form describes the noun after it
+            self.finite = True
         elif position and (found.verb or not found.known):
             self.imperative = True
         if (position or self.after_modal) and found.lemma in GENERIC_VERBS:
@@ -453,6 +455,17 @@ class _PieceReader:
             self.after_modal = False
             return
         self._append(index, found, position=position)
+
+    def _noun_follows(self, index: int) -> bool:
+        if index + 1 >= len(self.words):
+            return False
+        following = self.words[index + 1].text
+        lower = following.lower()
+        if lower in FUNCTION_WORDS or lower in _PARTICLES:
+            return False
+        if _is_argument(following, first=False, values=self.values):
+            return False
+        return "NOUN" in readings(lower)
 
     def _append(self, index: int, found: Term, *, position: bool) -> None:
         read = self.read
