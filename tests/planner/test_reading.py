@@ -357,3 +357,9 @@ def test_a_general_verb_on_a_pronoun_acts_on_what_was_said() -> None:
     refused = outcome(people(), "The contract is in German. Please deal with it.")
     assert isinstance(refused, PlanRejected)
     assert "'Please deal with it'" in refused.reasons[0]
+
+
+def test_a_phrasal_verb_split_by_a_pronoun_is_one_verb() -> None:
+    [part] = request_parts("Set them up on Monday")
+    assert part.head_term is not None
+    assert part.head_term.lemma == "setup"

@@ -113,6 +113,7 @@ _PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
+_OBJECT_PRONOUNS: Final = frozenset({"it", "them", "him", "her", "me", "us", "this", "that"})
 _REFERRING: Final = frozenset({"it", "this", "that", "them"})
 """Pronouns a general verb acts on when the request is what was just said ("process it")."""
 _WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
@@ -318,7 +319,8 @@ class _PieceReader:
         lower = lower.removesuffix("'s")
         if self._phrasal(index, lower):
             return
-        self.last_verb = None
+        if not (lower in _OBJECT_PRONOUNS and self.last_verb == index - 1):
+            self.last_verb = None  # "set them up": the particle may follow a pronoun
         if self._modal(index, word, lower):
             return
         if lower in _BE and index > 0 and not self.after_modal:
@@ -339,7 +341,8 @@ class _PieceReader:
     def _phrasal(self, index: int, lower: str) -> bool:
         read = self.read
         if (
-            self.last_verb == index - 1
+            self.last_verb is not None
+            and self.last_verb >= index - 2
             and lower in _PARTICLES
             and read.terms
             and (compound := phrasal(read.terms[-1], lower)) is not None
