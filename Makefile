@@ -11,6 +11,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+# Compile every installed module once, at install: with PYTHONDONTWRITEBYTECODE set (as on
+# CI) Python would otherwise compile litestar, nats, openai... again in every process.
+export UV_COMPILE_BYTECODE := 1
 
 # The TypeScript SDK (sdks/typescript) and its example services (examples/typescript):
 # Node.js 20+ and npm; installed with `npm ci` from their committed lockfiles, built by tsc.
@@ -32,6 +35,7 @@ $(UV):
 
 $(STAMP): $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml)
 	$(UV) sync --frozen --all-packages
+	$(VENV)/bin/python -m compileall -q -j 0 libs services cli examples bench >/dev/null
 	@touch $(STAMP)
 
 node:

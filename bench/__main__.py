@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--out BENCHMARKS.md] [--only SECTION ...]``.
+"""``python -m bench [--quick | --smoke] [--out BENCHMARKS.md] [--only SECTION ...]``.
 
 Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, frontdoor
 (``POST /orchestrations`` → signed webhook, on a stack of its own), peers, recovery,
@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.config import SECTIONS, Config, full, quick
+from bench.config import SECTIONS, Config, full, quick, smoke
 from bench.machine import machine_info
 from bench.procs import REPO, ServiceMissingError, ServiceStartError, Stack
 from bench.report import render, splice
@@ -199,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         return planning_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke sizes, < 2 minutes")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smaller than --quick (the test suite's run; its figures mean nothing)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md", help="report path")
     parser.add_argument(
         "--only",
@@ -236,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(render(json.loads(args.render.read_text())))
         log(f"wrote {args.out} from {args.render}")
         return 0
-    cfg = quick() if args.quick else full()
+    cfg = smoke() if args.smoke else quick() if args.quick else full()
     if args.only:
         sections = list(dict.fromkeys(args.only))
     else:

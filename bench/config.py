@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["SECTIONS", "Config", "full", "quick"]
+__all__ = ["SECTIONS", "Config", "full", "quick", "smoke"]
 
 SECTIONS = (
     "overhead",
@@ -132,4 +133,22 @@ def quick() -> Config:
         retention_settle_s=8.0,
         retention_attribution=0,
         retention_idle_s=0.0,
+    )
+
+
+def smoke() -> Config:
+    """Smaller than ``--quick``: the test suite's check that every section runs (``--smoke``).
+
+    Its figures mean nothing; it exists so that the serial part of ``make test`` stays short.
+    """
+    return dataclasses.replace(
+        quick(),
+        warmup=3,
+        latency_n=12,
+        throughput_s=2.0,
+        concurrency=50,
+        recovery_sizes=(300,),
+        makespan_graphs=1,
+        memory_in_flight=50,
+        memory_completed=(100, 200),
     )
