@@ -258,16 +258,20 @@ def match_part(
     head_is_verb = part.head == 0 and head.verb
     passed = vocab.passed_on
     ranked: list[tuple[str, float]] = []
+    by_synonym: set[str] = set()  # services that have the head only through a synonym
     for name, service in services.items():
         if part.question and service.does in asked:
             continue  # "has it been paid?" asks whether, not to pay
-        claimed = service.acting(head) if head_is_verb else service.strength(head, claims_only=True)
+        own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
-            claimed = max(claimed, service.answer(head))
+            own = max(own, service.answer(head))
+        claimed = max(own, service.kin.get(head.lemma, 0.0))
         if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
             continue
         if head_is_verb and claimed < VERB_EVIDENCE:
             continue  # "ship" is not what FraudCheck does for its "shipping address"
+        if own <= 0.0:
+            by_synonym.add(name)
         if any(service.strength(o) <= 0.0 and o.lemma not in passed[name] for o in objects):
             # "post an update": a service that knows no update does not serve it; "text
             # the customer the tracking number" passes on what another service returns
@@ -298,6 +302,10 @@ def match_part(
         best = ranked[0][1]
         serving = tuple(name for name, score in ranked if score >= BAND * best)
         if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
+            serving, vague = (), serving
+        elif len(serving) > 1 and by_synonym.issuperset(serving):
+            # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
+            # them; none of them has the word itself, so the part does not say which
             serving, vague = (), serving
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
 

@@ -62,7 +62,8 @@ __all__ = [
 ]
 
 _TOKEN: Final = re.compile(
-    r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
+    r"(?P<word>[A-Za-z0-9]+(?:(?:['\u2019.\-_]|(?<=[0-9]),(?=[0-9]{3}(?![0-9])))[A-Za-z0-9]+)*)"
+    r"|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
 _FIELD_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
@@ -231,6 +232,13 @@ def split_action(
         if request and len(terms) == 1 and terms[0].verb and index + 1 < len(raw):
             # a bare verb before "and" ("check and reserve stock") shares the next object
             context.extend(t for t in raw[index + 1][1].terms if not t.verb)
+        if not request and read.refers:
+            # "EMP-1 has handed in their resignation. Please process it.": what to process
+            # is what was said; the part is the user's "Please process it"
+            said = next((r[1] for r in reversed(raw[:index]) if r[1].statement), None)
+            things = [] if said is None else [i for i, t in enumerate(said.terms) if not t.verb]
+            if said is not None and things:  # what happened to the thing is no request
+                terms, head, request = said.terms, things[-1], True
         first = piece.words[0].text.lower() if piece.words else ""
         parts.append(
             Part(
