@@ -19,14 +19,14 @@ pytest_plugins = ["tests.factories", "orra_sdk.testing.plugin"]
 # Suites that load the machine on purpose (kill -9 under load, broker outages, the benchmark
 # smoke run) or time what they measure: `make test` runs them after the rest, one at a time,
 # so that the parallel workers (pytest-xdist) do not disturb them.
-_SERIAL_DIRS = ("faults", "bench")
+_SERIAL_PATHS = ("faults", "bench/test_quick.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test of the serial suites ``serial``."""
     del config
     root = Path(__file__).parent
-    serial = [root / name for name in _SERIAL_DIRS]
+    serial = [root / name for name in _SERIAL_PATHS]
     for item in items:
         if any(item.path.is_relative_to(path) for path in serial):
             item.add_marker(pytest.mark.serial)

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark harness: ``python -m bench --quick`` runs and writes a report.
+"""Smoke test of the benchmark harness: ``python -m bench --smoke`` runs and writes a report.
 
 No timing is asserted: figures on a shared CI machine say nothing about a change. What is
 checked is that the harness starts the stack, runs every quick section to an outcome (a
@@ -28,6 +28,7 @@ QUICK_SECTIONS = (
     "makespan",
     "memory",
     "planning",
+    "publisher",
 )
 HEADINGS = (
     "# Orra benchmarks",
@@ -41,6 +42,7 @@ HEADINGS = (
     "## 6. Memory",
     "## 8. Planning fidelity (issue 15)",
     "## 9. The front door",
+    "## Publisher: `orra_events` against nats-py's JetStream publish",
 )
 
 
@@ -50,7 +52,7 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORRA_")}
     env["PYTHONPATH"] = str(REPO)
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out), "--json", str(raw)],
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out), "--json", str(raw)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -75,7 +75,6 @@ if TYPE_CHECKING:
     )
     from orra_events.ids import new_event_id, new_orchestration_id
     from orra_events.records import (
-        PREVIOUS_SECRET_GRACE_S,
         WEBHOOK_SECRETS_BUCKET,
         WEBHOOKS_BUCKET,
         ProjectWebhooks,
@@ -89,6 +88,7 @@ if TYPE_CHECKING:
         rotate_signing_secret,
         signing_secrets,
     )
+    from orra_events.signing import PREVIOUS_SECRET_GRACE_S
     from orra_events.topology import Topology, check_name
 
 __all__ = [
@@ -230,7 +230,7 @@ _MODULE_OF: dict[str, str] = {
     "now": "orra_events.events",
     "new_event_id": "orra_events.ids",
     "new_orchestration_id": "orra_events.ids",
-    "PREVIOUS_SECRET_GRACE_S": "orra_events.records",
+    "PREVIOUS_SECRET_GRACE_S": "orra_events.signing",
     "WEBHOOK_SECRETS_BUCKET": "orra_events.records",
     "WEBHOOKS_BUCKET": "orra_events.records",
     "ProjectWebhooks": "orra_events.records",

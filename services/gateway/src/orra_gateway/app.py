@@ -8,7 +8,8 @@ model (its saved list index, then the log after it); at shutdown it stops follow
 log, saves the index and closes the connection.
 
 ``/mcp`` is Orra's MCP server over streamable HTTP (:mod:`orra_mcp.asgi`), mounted as an
-ASGI app: the API key as bearer, its tools calling this gateway's own HTTP API.
+ASGI app: the API key as bearer, its tools calling this gateway's own HTTP API. It is
+loaded on its first request (:mod:`orra_gateway.mcp_mount`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from orra_gateway.auth import PUBLIC, ApiKeyAuthentication
 from orra_gateway.bodies import json_request_class
 from orra_gateway.errors import Unauthorized
 from orra_gateway.logctx import log_context_middleware
+from orra_gateway.mcp_mount import LazyMcp
 from orra_gateway.metrics import http_metrics_middleware, register_gateway_gauges
 from orra_gateway.openapi import openapi_config
 from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
 from orra_gateway.settings import GatewaySettings
-from orra_mcp.asgi import McpApp, mcp_app
-from orra_mcp.errors import ApiError
+from orra_gateway.ui import UI_ROUTES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -70,7 +71,8 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
                 health = HealthServer(config.health_port, ready=ready)
                 await health.start()
                 stack.push_async_callback(health.stop)
-            async with _serving(app), mcp.lifespan():
+            stack.push_async_callback(mcp.aclose)
+            async with _serving(app):
                 yield
 
     @contextlib.asynccontextmanager
@@ -110,7 +112,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             log.info("stopped")
 
     return Litestar(
-        route_handlers=[*ROUTES, mcp_endpoint],
+        route_handlers=[*ROUTES, *UI_ROUTES, mcp_endpoint],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
@@ -124,10 +126,12 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
 
 def _mcp_mount(
     config: GatewaySettings, state: dict[str, Gateway]
-) -> tuple[McpApp, ASGIRouteHandler]:
+) -> tuple[LazyMcp, ASGIRouteHandler]:
     """The MCP server and its ``/mcp`` mount; it reads the gateway from ``state["gateway"]``."""
 
     async def authenticate(token: str) -> None:
+        from orra_mcp.errors import ApiError
+
         gateway = state.get("gateway")
         if gateway is None:
             raise ApiError(503, "the gateway is starting")
@@ -138,13 +142,13 @@ def _mcp_mount(
         except Exception as exc:  # noqa: BLE001 - the key store is unreachable
             raise ApiError(503, f"the API key could not be checked: {exc}") from None
 
-    mcp = mcp_app(authenticate, _self_url(config))
+    mcp = LazyMcp(authenticate, _self_url(config))
 
     # The MCP server checks the bearer key itself (``authenticate``) and answers a refusal
     # in MCP's terms, so the gateway's authentication middleware leaves it alone.
     @asgi("/mcp", is_mount=True, copy_scope=True, opt={PUBLIC: True})
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await mcp.app(dict(scope), receive, send)
+        await mcp(scope, receive, send)
 
     return mcp, mcp_endpoint
 

@@ -10,6 +10,7 @@ import msgspec
 
 from orra_events import ExecutionMode, UncoveredPart, WebhookRecord
 from orra_events.apikeys import DEFAULT_ROLE, Role
+from orra_events.grounding import Grounding
 from orra_events.projection import (
     ApprovalView,
     CompensationFailure,
@@ -32,6 +33,9 @@ __all__ = [
     "DataFieldBody",
     "DecisionRequest",
     "DecisionResponse",
+    "GroundingList",
+    "GroundingsApplied",
+    "GroundingsRequest",
     "Health",
     "History",
     "HistoryEvent",
@@ -247,6 +251,27 @@ class WebhookList(msgspec.Struct, kw_only=True):
     """The project's webhook URLs."""
 
     items: list[WebhookRecord]
+
+
+class GroundingsRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /groundings``: grounding documents (see :mod:`orra_events.grounding`).
+
+    ``orra grounding apply`` sends the documents of a YAML file this way.
+    """
+
+    groundings: list[dict[str, Any]]
+
+
+class GroundingsApplied(msgspec.Struct, kw_only=True):
+    """The names of the groundings stored, in the order given."""
+
+    applied: list[str]
+
+
+class GroundingList(msgspec.Struct, kw_only=True):
+    """Every stored grounding, by name."""
+
+    items: list[Grounding]
 
 
 class WebhookSecret(msgspec.Struct, kw_only=True, rename="camel"):

@@ -26,6 +26,7 @@ from orra_events import (
     new_orchestration_id,
 )
 from orra_events.apikeys import ADMIN
+from orra_events.grounding import GroundingStore
 from orra_events.projection import (
     CompensationFailure,
     OrchestrationStatus,
@@ -98,6 +99,7 @@ class Gateway:
         idempotency: IdempotencyStore,
         webhooks: WebhookStore,
         secrets: SecretStore,
+        groundings: GroundingStore,
     ) -> None:
         self.bus = bus
         self.settings = settings
@@ -106,6 +108,7 @@ class Gateway:
         self.idempotency = idempotency
         self.webhooks = webhooks
         self.secrets = secrets
+        self.groundings = groundings
         self.rebuild_s = 0.0
 
     @classmethod
@@ -117,6 +120,7 @@ class Gateway:
         )
         webhooks = WebhookStore(await bus.kv(WEBHOOKS_BUCKET))
         secrets = SecretStore(await bus.kv(WEBHOOK_SECRETS_BUCKET))
+        groundings = await GroundingStore.open(bus)
         if settings.bootstrap_key:
             try:
                 record = await keys.register(
@@ -138,6 +142,7 @@ class Gateway:
             idempotency=idempotency,
             webhooks=webhooks,
             secrets=secrets,
+            groundings=groundings,
         )
         gateway.rebuild_s = await read_model.start()
         return gateway

@@ -9,8 +9,7 @@ import structlog
 
 from orra_planner import lexicon
 from orra_planner.handlers import ActionHandler
-from orra_planner.llm import GroundingStore, LlmPlanner, LlmSettings, PlanCache
-from orra_planner.llm.strategy import LlmStrategy
+from orra_planner.llm.settings import LlmSettings
 from orra_planner.offline import OfflinePlanner
 from orra_planner.registry import Registry, RegistryFollower
 from orra_planner.settings import PlannerSettings
@@ -41,6 +40,10 @@ async def build_planner(bus: Bus, settings: PlannerSettings) -> Planner:
         if settings.llm_configured:
             log.warning("ORRA_LLM_* is incomplete (set a model); using the offline planner")
         return OfflinePlanner()
+    # Imported only now: the OpenAI client is slow to import and offline planning needs none.
+    from orra_planner.llm import GroundingStore, LlmPlanner, PlanCache
+    from orra_planner.llm.strategy import LlmStrategy
+
     cache = await PlanCache.open(bus) if llm_settings.cache else None
     grounding = await GroundingStore.open(bus)
     log.info("LLM planning", base_url=llm_settings.base_url, model=llm_settings.model)
@@ -91,7 +94,8 @@ async def setup(
         ):
             log.warning("stopping with actions still being planned; they will be redelivered")
         await follower.stop()
-        if isinstance(strategy, LlmStrategy):
-            await strategy.aclose()
+        aclose = getattr(strategy, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     return stop
