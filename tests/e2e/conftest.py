@@ -25,6 +25,7 @@ from orra_events import (
     new_orchestration_id,
 )
 from tests.e2e.processes import Processes
+from tests.e2e.stack_fixtures import WebhookReceiver
 
 TERMINAL = (OrchestrationDone, OrchestrationFailed, OrchestrationAborted)
 
@@ -141,3 +142,13 @@ async def submit(
 
 def topology_of(namespace: str) -> Topology:
     return Topology(namespace=namespace)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver shared by the tests of a module (its stack's deliveries go to it)."""
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -67,15 +67,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def keys(stack: StackHandle) -> dict[str, dict[str, Any]]:
     """An approver and a member key of ``default``, and an admin key of another project."""
     made = {}

@@ -46,15 +46,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
         handle.stop()
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _wait_view(
     stack: StackHandle, orch: str, predicate: Any, timeout_s: float = 30.0
 ) -> dict[str, Any]:

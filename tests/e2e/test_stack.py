@@ -65,15 +65,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def shared() -> dict[str, Any]:
     """What earlier tests created, for the restart test at the end."""
     return {}
@@ -547,7 +538,11 @@ def test_the_published_document_describes_every_delivery(
     served = httpx.get(f"{stack.gateway_url}/schema/openapi.json", timeout=10).json()
     published = webhook_contract.published_document()
     assert served["webhooks"] == published["webhooks"]
-    assert set(served["webhooks"]) == {"orchestration.result", "orchestration.compensation"}
+    assert set(served["webhooks"]) == {
+        "orchestration.result",
+        "orchestration.compensation",
+        "orchestration.approval_requested",
+    }
     for name, schema in published["components"]["schemas"].items():
         if name.startswith("Webhook"):
             assert served["components"]["schemas"][name] == schema

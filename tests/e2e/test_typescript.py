@@ -57,15 +57,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, effects_file: Path) -> Itera
         handle.stop()
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def submit(stack: StackHandle, hook: str, **data: Any) -> dict[str, Any]:
     body = {
         "action": {"content": ACTION},
