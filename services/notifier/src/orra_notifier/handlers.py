@@ -65,6 +65,7 @@ import contextlib
 import random
 import time
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 import structlog
 from nats.js.errors import NotFoundError
@@ -78,6 +79,7 @@ from orra_events import (
     Retry,
     decode,
     ids,
+    tracing,
 )
 from orra_events.jobs import DeliveryJob, encode_job
 from orra_notifier.domain import (
@@ -168,7 +170,10 @@ class FanOut:
         """Handle one event of the events stream (see the module for how it is settled)."""
         if not isinstance(event, (*TERMINAL_EVENTS, OrchestrationCompensated)):
             return
-        with structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id):
+        with (
+            structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id),
+            tracing.attached(msg.headers),  # the jobs continue the orchestration's trace
+        ):
             await self._handle(event, msg)
 
     async def _handle(self, event: TerminalEvent | OrchestrationCompensated, msg: Msg) -> None:
@@ -219,7 +224,10 @@ class FanOut:
             await self._bus.js.publish(
                 subject,
                 encode_job(job),
-                headers={"Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind)},
+                headers={
+                    "Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind),
+                    **tracing.current_headers(),
+                },
             )
         log.info(
             "webhooks queued", orchestration_id=event.orchestration_id, count=len(urls), kind=kind
@@ -315,7 +323,18 @@ class DeliveryWorker:
     async def _run(self, job: DeliveryJob, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         try:
-            await self._attempt(job, msg, attempt)
+            with tracing.span(
+                f"orra webhook {job.kind}",
+                headers=msg.headers,
+                kind=tracing.SpanKind.CLIENT,
+                attributes={
+                    tracing.ATTR_ORCHESTRATION: job.orchestration_id,
+                    "orra.webhook.attempt": attempt,
+                    "orra.webhook.kind": job.kind,
+                    "server.address": urlsplit(job.url).hostname or "",
+                },
+            ):
+                await self._attempt(job, msg, attempt)
         except Retry:
             raise
         except Exception as exc:
@@ -347,6 +366,7 @@ class DeliveryWorker:
             secrets = await self._stores.signing_secrets(job.project, self._clock())
             body = job.body.encode()
             headers = webhook_headers(secrets, msg_id, int(self._clock()), body)
+            headers.update(tracing.current_headers())  # traceparent: the receiver joins
             async with self._keep_alive(msg):
                 result = await self._deliverer.post(job.url, body, headers)
         history = log_attempt(

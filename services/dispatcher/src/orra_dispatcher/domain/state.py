@@ -207,6 +207,8 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
         pause_grace_s: How long a pause may last before the orchestration fails.
         paused_since: When the current pause began (``None``: not paused).
         pauses: Pauses so far (numbers the pause and resume event ids).
+        trace: The trace context (``traceparent``, ``tracestate``) of its ``plan.created``,
+            kept when tracing is on (:mod:`orra_dispatcher.spans`); ``None`` otherwise.
         v: Snapshot format version.
     """
 
@@ -228,6 +230,7 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
     pause_grace_s: float = 300.0
     paused_since: float | None = None
     pauses: int = 0
+    trace: dict[str, str] | None = None
     v: int = SNAPSHOT_VERSION
 
     @property
