@@ -68,6 +68,7 @@ __all__ = [
     "link_to",
     "on",
     "parent_context",
+    "passed_on",
     "record_span",
     "set_attributes",
     "span",
@@ -143,6 +144,16 @@ def span_context_of(headers: Mapping[str, str] | None) -> SpanContext | None:
         return None
     found = trace.get_current_span(parent).get_span_context()
     return found if found.is_valid else None
+
+
+def passed_on(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The trace headers of a received message, to send on with what it caused.
+
+    ``None`` when tracing is off or the message carries no trace context.
+    """
+    if not headers or TRACEPARENT not in headers or not on():
+        return None
+    return {k: headers[k] for k in (TRACEPARENT, TRACESTATE) if k in headers}
 
 
 def current_headers() -> dict[str, str]:

@@ -400,7 +400,8 @@ class DeliveryWorker:
                     attempt_log=history,
                     at=now,
                     next_attempt_at=now + decision.delay_s,
-                )
+                ),
+                headers=tracing.current_headers(),
             )
             raise Retry(f"webhook attempt failed: {describe(result)}", decision.delay_s)
         delivered = decision.verdict is Verdict.DELIVERED
@@ -476,7 +477,7 @@ class DeliveryWorker:
     async def _finish(self, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
         if record:
             await self._stores.record(key, outcome)
-        await self._bus.publish(outcome_event(outcome))
+        await self._bus.publish(outcome_event(outcome), headers=tracing.current_headers())
 
     @contextlib.asynccontextmanager
     async def _keep_alive(self, msg: Msg) -> AsyncIterator[None]:
