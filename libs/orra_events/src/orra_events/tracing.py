@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
     from opentelemetry.context import Context
+    from opentelemetry.propagators.textmap import TextMapPropagator
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.util.types import Attributes
 
@@ -72,6 +74,7 @@ __all__ = [
     "record_span",
     "set_attributes",
     "span",
+    "span_context_in",
     "span_context_of",
     "tracer",
 ]
@@ -87,36 +90,53 @@ ATTR_GROUP: Final = "orra.group"
 
 _SCOPE: Final = "orra"
 _on = False
+_decided = False
+_PROVIDER_FROM_ENV: Final = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_tracer: Tracer | None = None
+_global_propagator: TextMapPropagator | None = None
 _FIXED_SPAN_ID: ContextVar[int | None] = ContextVar("orra_fixed_span_id", default=None)
 
 
 def on() -> bool:
     """Whether this process traces: a tracer provider other than the API's default is set.
 
-    Cheap (a global and, until tracing is found on, one ``isinstance``): the hot paths ask
-    it per message. A provider, once set, is never replaced (the API refuses), so a true
-    answer is kept.
+    Cheap (a global or two, about as much as a function call): the hot paths ask it per
+    message. A provider, once set, is never replaced (the API refuses), so the answer is
+    kept once a provider is there.
     """
-    global _on  # noqa: PLW0603 - a cache of a process-wide, set-once fact
-    if _on:
-        return True
+    global _on, _decided  # a cache of a process-wide, set-once fact
+    if _decided:
+        return _on
+    # The API's global provider, read without get_tracer_provider(), which costs
+    # microseconds (an environment look-up) while none is set; a provider named by
+    # OTEL_PYTHON_TRACER_PROVIDER is loaded by get_tracer_provider() on first use.
+    if getattr(trace, "_TRACER_PROVIDER", None) is None and not _PROVIDER_FROM_ENV:
+        return False
     provider = trace.get_tracer_provider()
-    _on = not isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+    if isinstance(provider, ProxyTracerProvider):
+        return False  # none set yet
+    _on, _decided = not isinstance(provider, trace.NoOpTracerProvider), True
     return _on
 
 
 def tracer() -> Tracer:
-    """Orra's tracer (instrumentation scope ``orra``) from the global provider."""
-    return trace.get_tracer(_SCOPE)
+    """Orra's tracer (instrumentation scope ``orra``) from the global provider.
+
+    Made once tracing is on (the SDK's ``get_tracer`` costs tens of microseconds a call).
+    """
+    global _tracer  # noqa: PLW0603 - made once, from the set-once provider
+    if _tracer is None:
+        if not on():
+            return trace.get_tracer(_SCOPE)
+        _tracer = trace.get_tracer(_SCOPE)
+    return _tracer
 
 
 def context_of(headers: Mapping[str, str] | None) -> Context | None:
     """The trace context carried by message (or HTTP) headers, ``None`` when there is none."""
     if not headers or TRACEPARENT not in headers:
         return None
-    from opentelemetry import propagate  # loads the propagators: only once tracing is used
-
-    return propagate.extract(headers)
+    return _propagator().extract(headers)
 
 
 def headers_of(context: Context | None = None) -> dict[str, str]:
@@ -125,11 +145,19 @@ def headers_of(context: Context | None = None) -> dict[str, str]:
     Args:
         context: A context; the current one by default.
     """
-    from opentelemetry import propagate
-
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
+    _propagator().inject(carrier, context=context)
     return carrier
+
+
+def _propagator() -> TextMapPropagator:
+    """The global propagator (``OTEL_PROPAGATORS``), loaded on first use, then kept."""
+    global _global_propagator  # noqa: PLW0603 - loaded once
+    if _global_propagator is None:
+        from opentelemetry import propagate  # reads OTEL_PROPAGATORS: only once tracing is used
+
+        _global_propagator = propagate.get_global_textmap()
+    return _global_propagator
 
 
 def headers_of_span(made: Span) -> dict[str, str]:
@@ -140,9 +168,12 @@ def headers_of_span(made: Span) -> dict[str, str]:
 def span_context_of(headers: Mapping[str, str] | None) -> SpanContext | None:
     """The (remote) span context carried by headers, ``None`` when none is valid."""
     parent = context_of(headers)
-    if parent is None:
-        return None
-    found = trace.get_current_span(parent).get_span_context()
+    return None if parent is None else span_context_in(parent)
+
+
+def span_context_in(context: Context) -> SpanContext | None:
+    """The context's current span context, ``None`` when it has no valid one."""
+    found = trace.get_current_span(context).get_span_context()
     return found if found.is_valid else None
 
 

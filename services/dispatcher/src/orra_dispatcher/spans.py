@@ -67,7 +67,7 @@ def headers_for(emit: list[Event], state: Orchestration) -> list[dict[str, str]]
     """The headers of each output of ``state`` (recording the spans they stand for)."""
     assert state.trace is not None
     parent = tracing.context_of(state.trace)
-    plan_span = tracing.span_context_of(state.trace)
+    plan_span = None if parent is None else tracing.span_context_in(parent)
     if plan_span is None:
         return [{} for _ in emit]
     trace_id, sampled = plan_span.trace_id, plan_span.trace_flags.sampled
