@@ -142,7 +142,30 @@ first = spans.headers_for(outcome.emit, state)
 # another dispatcher process, after a restart: the stored snapshot only
 again = spans.headers_for(outcome.emit, decode_snapshot(encode_snapshot(state)))
 trace_id = int(T, 16)
+# payment fails; its retry is dispatched by a timer, with no message to take a context from
+from orra_dispatcher.domain import Timer
+from orra_events import TaskFailed
+failed = TaskFailed(
+    event_id='r:o_t:payment:1', orchestration_id='o_t', task_id='payment', service='S',
+    error='declined', attempt=1, idempotency_key='o_t:payment', started_at=0.0,
+    duration_ms=1.0, retryable=True,
+)
+waiting = apply(state, failed, Policy(), 101.0).state
+retry = apply(
+    decode_snapshot(encode_snapshot(waiting)),
+    Timer(orchestration_id='o_t', task_id='payment', kind='retry', attempt=2, due_at=102.0),
+    Policy(), 102.0,
+)
+(second,) = [e for e in retry.emit if e.TYPE == 'task.dispatched']
+(retry_headers,) = [
+    h for e, h in zip(retry.emit, spans.headers_for(retry.emit, retry.state))
+    if e.TYPE == 'task.dispatched'
+]
 print('RESULT', json.dumps({
+    'retry': [second.attempt, retry_headers['traceparent']],
+    'retry_derived': (
+        f"00-{T}-{tracing.derived_span_id(trace_id, 'attempt', 'o_t', 'payment', 2):016x}-01"
+    ),
     'kept': state.trace,
     'same_after_restart': first == again,
     'dispatched': [e.task_id for e in outcome.emit],
@@ -155,10 +178,12 @@ print('RESULT', json.dumps({
 """
 
 
-def test_with_tracing_on_a_restarted_dispatcher_names_the_same_spans() -> None:
+def test_with_tracing_on_a_restarted_dispatcher_and_a_timer_retry_name_the_same_spans() -> None:
     got = _run(_RESTART, OTEL_TRACES_EXPORTER="console")
     assert got["kept"] == {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}
     assert got["same_after_restart"] is True
     # the first group's work messages carry their attempt spans, of derived ids
     assert sorted(got["dispatched"]) == ["inventory", "payment"]  # type: ignore[arg-type]
     assert got["traceparents"] == got["derived"]
+    # a retry fired by a timer (no message) continues the trace from the snapshot alone
+    assert got["retry"] == [2, got["retry_derived"]]
