@@ -27,7 +27,7 @@ TS_EXAMPLES_BUILT := $(TS_EXAMPLES)/dist/.orra-built
 TS_SDK_SOURCES := $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/src/*/*.ts $(TS_SDK)/test/*.ts) $(TS_SDK)/tsconfig.json
 TS_EXAMPLES_SOURCES := $(wildcard $(TS_EXAMPLES)/src/*.ts) $(TS_EXAMPLES)/tsconfig.json
 
-.PHONY: install run test lint types pytest test-fast tstest schemas bench bench-quick clean node
+.PHONY: install run test lint types pytest test-fast tstest schemas bench bench-quick clean node chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -76,7 +76,18 @@ types: $(STAMP)
 # and benchmark suites (marked `serial`) one at a time, as their timings need a quiet machine.
 PYTEST_WORKERS ?= 2
 
-pytest: $(STAMP) $(TS_EXAMPLES_BUILT)
+# The console's browser tests (tests/e2e/test_console.py) drive Debian's chromium through
+# Playwright; nothing downloads a browser build. Installed here when it is missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "make: chromium is needed for the console's browser tests; run as root, or: sudo apt-get install -y --no-install-recommends chromium" >&2; exit 2; \
+	  fi; \
+	  echo "make: installing Debian's chromium for the console's browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
+
+pytest: $(STAMP) $(TS_EXAMPLES_BUILT) chromium
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not serial"
 	$(VENV)/bin/pytest -m serial
 

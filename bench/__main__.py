@@ -4,7 +4,9 @@ Runs Orra's benchmarks and writes the report. Sections: overhead, throughput, fr
 (``POST /orchestrations`` → signed webhook, on a stack of its own), peers, recovery,
 makespan, memory, profile and retention (these two: full runs only unless named with
 ``--only``), planning (planning fidelity, in-process; ``python -m bench planning --help``
-runs it alone with its own options, see :mod:`bench.planning.cli`). ``--splice`` replaces
+runs it alone with its own options, see :mod:`bench.planning.cli`), console (the web
+console in chromium against 100,000 orchestrations; full runs only unless named with
+``--only``), publisher (Orra's pipelined publisher against nats-py's, A/B). ``--splice`` replaces
 only this run's sections in an existing report. A section that cannot run (a service not
 installed, a peer that cannot be set up) is reported as skipped or failed with the reason;
 the report is written regardless. The raw results are also saved as JSON under
@@ -182,6 +184,26 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             results["sections"]["recovery"] = run_recovery(cfg)
         except Exception as exc:
             results["sections"]["recovery"] = _failure(exc)
+    if "console" in sections:
+        section_starts("console")
+        from bench.sections.console import run_console
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["console"] = run_console(cfg)
+        except Exception as exc:
+            results["sections"]["console"] = _failure(exc)
+        results["sections"]["console"]["seconds"] = time.perf_counter() - t0
+    if "publisher" in sections:
+        section_starts("publisher")
+        from bench.sections.publisher import run_publisher
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["publisher"] = run_publisher(cfg)
+        except Exception as exc:
+            results["sections"]["publisher"] = _failure(exc)
+        results["sections"]["publisher"]["seconds"] = time.perf_counter() - t0
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started
@@ -248,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         sections = [
             s
             for s in SECTIONS
-            if not (s == "profile" and cfg.profile_s <= 0) and not (s == "retention" and cfg.quick)
+            if not (s == "profile" and cfg.profile_s <= 0)
+            and not (s in ("retention", "console") and cfg.quick)
         ]
     if args.memory_completed:
         points = tuple(sorted(int(x) for x in args.memory_completed.split(",") if x.strip()))

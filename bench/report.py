@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report_frontdoor
+from bench import report_console, report_frontdoor, report_publisher
 from bench.stats import Agg
 
 __all__ = ["TARGETS", "render"]
@@ -732,6 +732,8 @@ def render(results: dict[str, Any]) -> str:
         "planning": _planning,
         "retention": _retention,
         "frontdoor": report_frontdoor.section,
+        "console": report_console.section,
+        "publisher": report_publisher.section,
     }
     for name, fn in renderers.items():
         if name in s:
@@ -891,6 +893,8 @@ def splice(report: str, results: dict[str, Any]) -> str:
     """``report`` with this run's sections replaced (or added), the rest left as it is."""
     renderers = {"recovery": _recovery, "makespan": _makespan, "memory": _memory}
     renderers["retention"] = _retention
+    renderers["console"] = report_console.section
+    renderers["publisher"] = report_publisher.section
     out = report.rstrip("\n").split("\n")
     for name, section in results["sections"].items():
         fn = renderers.get(name)

@@ -1,4 +1,4 @@
-"""``python -m bench planning [--set dev|held-out|fresh|all] [--planner offline|llm]``.
+"""``python -m bench planning [--set dev|held-out|fresh|blind2|all] [--planner offline|llm]``.
 
 Plans every case of the chosen set(s) in-process and prints node and edge F1, exact
 plans, correct refusals, doable actions refused and silent divergences, per set and per

@@ -7,6 +7,9 @@ Layout::
     corpus/held_out/<domain>.yaml   held-out cases (planner authors must not read them)
     corpus/fresh/<domain>.yaml      fresh cases, by an author who read neither other set
                                     nor the planner (nobody reads or tunes on them)
+    corpus/blind2/<domain>.yaml     blind2 cases, by another author who read no other set
+                                    (beyond one dev file for the format) nor the planner,
+                                    with a new domain (property); nobody reads or tunes on them
 
 A case is an action text with its data and either an expected plan (the services that
 must run, each with the words of the action it serves, ``null`` for a service added only
@@ -45,16 +48,23 @@ __all__ = [
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 """Where the corpus lives."""
 
-SetName = Literal["dev", "held-out", "fresh"]
-SETS: dict[SetName, str] = {"dev": "dev", "held-out": "held_out", "fresh": "fresh"}
+SetName = Literal["dev", "held-out", "fresh", "blind2"]
+SETS: dict[SetName, str] = {
+    "dev": "dev",
+    "held-out": "held_out",
+    "fresh": "fresh",
+    "blind2": "blind2",
+}
 """Case set name → its directory under :data:`CORPUS_DIR`.
 
 ``fresh`` was written after ``dev`` and ``held-out`` had both been used to tune the
 offline planner, by an author who read neither them nor the planner's matching code: it
-is the set that still measures generalisation.
+is the set that still measures generalisation. ``blind2`` was written the same way by a
+different author, reading only one dev file for the format, with a seventh domain
+(``property``) whose catalogue was written for it: a second unseen measure.
 """
 
-UNREAD_SETS: frozenset[SetName] = frozenset({"held-out", "fresh"})
+UNREAD_SETS: frozenset[SetName] = frozenset({"held-out", "fresh", "blind2"})
 """Sets whose failing cases reports give only as counts, so that they stay unread."""
 
 CATEGORIES = (

@@ -112,3 +112,42 @@ def test_splice_replaces_a_section_that_is_there() -> None:
     twice = splice(once, _results())
     assert twice == once
     assert twice.count("## 10. Retention") == 1
+
+
+def _console(median_ms: float) -> dict[str, Any]:
+    def agg(ms: float) -> dict[str, Any]:
+        return {"median": ms, "min": ms - 10, "max": ms + 10, "runs": 3}
+
+    pages = ("list", "detail_newest", "detail_middle", "detail_oldest")
+    return {
+        "started": "2026-12-03 17:08 UTC",
+        "sections": {
+            "console": {
+                "status": "ok",
+                "notes": ["a note"],
+                "orchestrations": 100_000,
+                "runs": 3,
+                "log": {"events": 1_100_000, "bytes": 600 * 2**20, "write_s": 40.0},
+                "index_s": 95.0,
+                "api_ms": {page: agg(12.0) for page in pages},
+                "page_ms": {page: agg(median_ms) for page in pages},
+                "target_ms": 300.0,
+                "met": median_ms < 300,
+            }
+        },
+    }
+
+
+def test_the_console_section_is_spliced_with_each_page_and_the_verdict() -> None:
+    report = splice(EXISTING, _console(180.0))
+    assert report.index("## 7. Profile") < report.index("## Console")
+    assert report.index("## Console") < report.index("## Why targets")
+    assert "100,000 completed orchestrations (1,100,000 events, 600 MB" in report
+    assert "| Orchestrations list (`/ui/orchestrations`) | 180 ms (170\u2013190) |" in report
+    assert "| Detail page, oldest orchestration | 180 ms (170\u2013190) |" in report
+    assert "`GET /orchestrations/{id}`: 12 ms (2\u201322)" in report
+    assert "Target met." in report
+    assert "* a note" in report
+    missed = splice(report, _console(450.0))
+    assert missed.count("## Console") == 1
+    assert "Target **missed**" in missed

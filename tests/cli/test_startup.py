@@ -54,3 +54,19 @@ def test_help_imports_no_broker_http_or_server_library(argv: list[str]) -> None:
     loaded = _loaded(code)
     assert "orra_cli.commands.webhooks" in loaded
     assert _heavy(loaded) == []
+
+
+def test_ps_imports_neither_msgspec_nor_the_projection() -> None:
+    """``orra ps`` up to its request: the HTTP client, no event codec (issue 23 item 4)."""
+    code = (
+        "import sys, contextlib, io, os\n"
+        "from orra_events.embedded import free_port\n"
+        "os.environ['ORRA_API_KEY'] = 'orra_test'\n"
+        "sys.argv = ['orra', 'ps', '--gateway-url', f'http://127.0.0.1:{free_port()}']\n"
+        "from orra_cli.__main__ import main\n"
+        "with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main()"
+    )
+    loaded = _loaded(code)
+    assert "httpx" in loaded  # it did go as far as the request
+    assert sorted(m for m in loaded if m.startswith(("msgspec", "orra_events.projection"))) == []

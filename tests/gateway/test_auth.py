@@ -19,8 +19,8 @@ from tests.gateway.test_roles import as_key, new_key
 
 pytestmark = pytest.mark.timeout(90)
 
-PUBLIC = re.compile(r"^/(healthz|readyz|schema|mcp)(/|$)")
-"""Routes anyone may call (the MCP server checks the key itself)."""
+PUBLIC = re.compile(r"^/(healthz|readyz|schema|mcp|ui)(/|$)")
+"""Routes anyone may call (the MCP server checks the key itself; the console holds no data)."""
 
 
 def _routes() -> list[tuple[str, str]]:

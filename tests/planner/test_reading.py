@@ -261,3 +261,105 @@ def test_a_data_field_named_with_another_reference_word_is_the_input() -> None:
     assert [(t.service, t.input) for t in result.plan.tasks] == [
         ("InvoiceLookup", {"invoiceId": "INV-7"})
     ]
+
+
+def test_a_thousands_separator_does_not_split_a_clause() -> None:
+    # "1,240.00" is one amount: "240.00 payment on ORD-1" is no request of its own
+    action = "Before we take the 1,240.00 payment on ORD-1, refund 1,200 on ORD-2"
+    assert parts(action) == ["refund 1,200 on ORD-2"]
+
+
+def test_a_clause_whose_verb_is_past_states_what_happened() -> None:
+    # opening with a past form ("came up"), after a subject ("has handed in"), inside a
+    # data value ("arrived broken"), in an aside ("born ..."), and "she's" as "she is"
+    assert parts("Something came up, please scrap trip BK-1") == ["please scrap trip BK-1"]
+    action = "Refund 24.99 on ORD-1, the mug arrived broken"
+    assert parts(action, reason="arrived broken") == ["Refund 24.99 on ORD-1"]
+    assert parts("Onboard CAND-1 (born 1984-02-17)") == ["Onboard CAND-1"]
+    assert parts("Approve INV-1, she's the budget holder") == ["Approve INV-1"]
+    assert parts("Offboard EMP-1, EMP-1 has handed in their notice") == ["Offboard EMP-1"]
+    # a past form describing the noun after it is no statement
+    assert parts("Charge ORD-1, then translated receipts go to the customer") == [
+        "Charge ORD-1",
+        "translated receipts go to the customer",
+    ]
+    # a base form opening the clause is an instruction, even one that is also a past form
+    assert parts("Find hotels in Porto") == ["Find hotels in Porto"]
+    assert parts("Set up EMP-1's laptop") == ["Set up EMP-1's laptop"]
+
+
+def test_pls_is_please_and_set_aside_is_one_verb() -> None:
+    result = outcome(people(), "pls ofboard EMP-2212", employeeId="EMP-2212", lastDay="2027-01-31")
+    assert services(result) == ["OffboardEmployee"]
+    shop = catalog_of(
+        [
+            service(
+                "InventoryService",
+                "Checks stock and reserves units of a product",
+                {"productId": string(), "quantity": {"type": "integer"}},
+                {"reserved": {"type": "boolean"}},
+                examples=("reserve units of a product",),
+            )
+        ]
+    )
+    # WordNet's first sense of "set aside" is "reserve"
+    result = outcome(shop, "set aside 3 of PROD-4410", productId="PROD-4410", quantity=3)
+    assert services(result) == ["InventoryService"]
+
+
+def test_a_question_about_a_booking_does_not_ask_to_book() -> None:
+    [part] = request_parts("What's in booking BK-66001?")
+    assert part.head_term is not None
+    assert (part.head_term.lemma, part.head_term.verb) == ("booking", False)
+
+
+def test_a_synonym_shared_with_a_services_word_matches() -> None:
+    # WordNet's first senses of "pay back" (reward, repay) and of "refund" (give back,
+    # repay, return) share "repay"; neither lists the other
+    shop = catalog_of(
+        [
+            service(
+                "RefundService",
+                "Refunds an order to the customer's card",
+                {"orderId": string(), "amount": {"type": "number"}},
+                {"refundId": string()},
+                examples=("refund the customer",),
+            ),
+            service(
+                "PaymentService",
+                "Charges the customer's card for an order",
+                {"orderId": string(), "amount": {"type": "number"}},
+                {"paymentId": string()},
+                examples=("charge the customer",),
+            ),
+        ]
+    )
+    action = "Pay back 60.00 to whoever bought order ORD-7712"
+    result = outcome(shop, action, orderId="ORD-7712", amount=60.0)
+    assert services(result) == ["RefundService"]
+
+
+def test_a_synonym_of_several_services_words_serves_none_of_them() -> None:
+    # WordNet's first sense of "exit" is "leave": LeaveBalance's and RequestLeave's word,
+    # and none of them has "exit" itself; running them all would add what nobody asked for
+    result = outcome(people(), "Exit EMP-1 on 2027-01-31", employeeId="EMP-1", lastDay="2027-01-31")
+    assert isinstance(result, PlanRejected)
+    assert result.status == "not_actionable"
+    assert "'Exit EMP-1 on 2027-01-31' is too vague to choose among" in result.reasons[0]
+
+
+def test_a_general_verb_on_a_pronoun_acts_on_what_was_said() -> None:
+    action = "EMP-1 has announced their departure. Please process it."
+    assert parts(action) == ["Please process it"]
+    result = outcome(people(), action, employeeId="EMP-1", lastDay="2027-01-31")
+    assert services(result) == ["OffboardEmployee"]
+    # what was said, if nothing serves it, is refused quoting the user's words
+    refused = outcome(people(), "The contract is in German. Please deal with it.")
+    assert isinstance(refused, PlanRejected)
+    assert "'Please deal with it'" in refused.reasons[0]
+
+
+def test_a_phrasal_verb_split_by_a_pronoun_is_one_verb() -> None:
+    [part] = request_parts("Set them up on Monday")
+    assert part.head_term is not None
+    assert part.head_term.lemma == "setup"

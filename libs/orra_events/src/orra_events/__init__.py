@@ -36,12 +36,15 @@ if TYPE_CHECKING:
         Event,
         ExecutionMode,
         OrchestrationAborted,
+        OrchestrationApproved,
+        OrchestrationAwaitingApproval,
         OrchestrationCompensated,
         OrchestrationCompensating,
         OrchestrationDone,
         OrchestrationEvent,
         OrchestrationFailed,
         OrchestrationPaused,
+        OrchestrationRejected,
         OrchestrationResumed,
         Plan,
         PlanCreated,
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
         ServiceHeartbeat,
         ServiceRegistered,
         TaskAborted,
+        TaskApprovalRequested,
         TaskCompensated,
         TaskCompensating,
         TaskCompensationAbandoned,
@@ -71,7 +75,6 @@ if TYPE_CHECKING:
     )
     from orra_events.ids import new_event_id, new_orchestration_id
     from orra_events.records import (
-        PREVIOUS_SECRET_GRACE_S,
         WEBHOOK_SECRETS_BUCKET,
         WEBHOOKS_BUCKET,
         ProjectWebhooks,
@@ -85,6 +88,7 @@ if TYPE_CHECKING:
         rotate_signing_secret,
         signing_secrets,
     )
+    from orra_events.signing import PREVIOUS_SECRET_GRACE_S
     from orra_events.topology import Topology, check_name
 
 __all__ = [
@@ -104,12 +108,15 @@ __all__ = [
     "InvalidName",
     "MalformedEvent",
     "OrchestrationAborted",
+    "OrchestrationApproved",
+    "OrchestrationAwaitingApproval",
     "OrchestrationCompensated",
     "OrchestrationCompensating",
     "OrchestrationDone",
     "OrchestrationEvent",
     "OrchestrationFailed",
     "OrchestrationPaused",
+    "OrchestrationRejected",
     "OrchestrationResumed",
     "OrraEventsError",
     "Park",
@@ -125,6 +132,7 @@ __all__ = [
     "ServiceRegistered",
     "SigningSecretRecord",
     "TaskAborted",
+    "TaskApprovalRequested",
     "TaskCompensated",
     "TaskCompensating",
     "TaskCompensationAbandoned",
@@ -191,6 +199,10 @@ _MODULE_OF: dict[str, str] = {
     "OrchestrationFailed": "orra_events.events",
     "OrchestrationPaused": "orra_events.events",
     "OrchestrationResumed": "orra_events.events",
+    "TaskApprovalRequested": "orra_events.events",
+    "OrchestrationRejected": "orra_events.events",
+    "OrchestrationAwaitingApproval": "orra_events.events",
+    "OrchestrationApproved": "orra_events.events",
     "Plan": "orra_events.events",
     "PlanCreated": "orra_events.events",
     "PlanFailed": "orra_events.events",
@@ -218,7 +230,7 @@ _MODULE_OF: dict[str, str] = {
     "now": "orra_events.events",
     "new_event_id": "orra_events.ids",
     "new_orchestration_id": "orra_events.ids",
-    "PREVIOUS_SECRET_GRACE_S": "orra_events.records",
+    "PREVIOUS_SECRET_GRACE_S": "orra_events.signing",
     "WEBHOOK_SECRETS_BUCKET": "orra_events.records",
     "WEBHOOKS_BUCKET": "orra_events.records",
     "ProjectWebhooks": "orra_events.records",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "DecodeError",
+    "InvalidGrounding",
     "InvalidName",
     "InvalidRegistration",
     "InvalidSetting",
@@ -23,6 +24,18 @@ class OrraEventsError(Exception):
 
 class InvalidName(OrraEventsError, ValueError):
     """A name cannot be used as a subject token."""
+
+
+class InvalidGrounding(OrraEventsError, ValueError):
+    """A grounding document is malformed (see :mod:`orra_events.grounding`).
+
+    Attributes:
+        index: Which of the documents given is at fault (0-based), when one is.
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class InvalidVersion(OrraEventsError, ValueError):

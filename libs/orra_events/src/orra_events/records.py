@@ -35,6 +35,8 @@ from typing import Final
 
 import msgspec
 
+from orra_events.signing import PREVIOUS_SECRET_GRACE_S
+
 __all__ = [
     "PREVIOUS_SECRET_GRACE_S",
     "SECRET_PREFIX",
@@ -60,9 +62,6 @@ WEBHOOK_SECRETS_BUCKET: Final = "webhook_secrets"
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 """Every signing secret is this prefix and the base64 of its key bytes (Standard Webhooks)."""
-
-PREVIOUS_SECRET_GRACE_S: Final = 24 * 3600.0
-"""How long after a rotation the previous secret still signs deliveries."""
 
 
 class WebhookRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

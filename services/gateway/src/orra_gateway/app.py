@@ -34,6 +34,7 @@ from orra_gateway.problems import EXCEPTION_HANDLERS
 from orra_gateway.routes import DEPENDENCIES, ROUTES
 from orra_gateway.service import Gateway
 from orra_gateway.settings import GatewaySettings
+from orra_gateway.ui import UI_ROUTES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -112,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
             log.info("stopped")
 
     return Litestar(
-        route_handlers=[*ROUTES, mcp_endpoint],
+        route_handlers=[*ROUTES, *UI_ROUTES, mcp_endpoint],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

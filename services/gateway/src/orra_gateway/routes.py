@@ -12,6 +12,7 @@ from litestar.di import Provide
 from orra_gateway.handlers.api_keys import ApiKeyController, MeController
 from orra_gateway.handlers.compensation import CompensationFailureController
 from orra_gateway.handlers.events import EventController
+from orra_gateway.handlers.groundings import GroundingController
 from orra_gateway.handlers.health import HealthController
 from orra_gateway.handlers.orchestrations import OrchestrationController
 from orra_gateway.handlers.services import ServiceController
@@ -41,5 +42,6 @@ ROUTES: Final["list[ControllerRouterHandler]"] = [
     MeController,
     ApiKeyController,
     WebhookController,
+    GroundingController,
 ]
 """Every controller of the gateway."""

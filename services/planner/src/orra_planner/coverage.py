@@ -20,10 +20,11 @@ Whether a plan with ``uncovered`` parts may run is the caller's choice
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_events.plan import find_references
-from orra_planner.parts import data_fields, data_values, request_parts
+from orra_planner.parts import data_fields, mentioned_values, request_parts
 from orra_planner.validation import IssueCode, ValidationIssue
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ _SPACE: Final = re.compile(r"\s+")
 _EDGES: Final = " \t\n,;.!?:"
 
 
+@lru_cache(maxsize=4096)  # the action and its parts, normalised for every check of a plan
 def normalise(text: str) -> str:
     """Text compared case- and whitespace-insensitively, without edge punctuation."""
     return _SPACE.sub(" ", text).strip(_EDGES).casefold()
@@ -113,7 +115,7 @@ def _missing_issues(
     """Requests of the action that none of the listed parts contains."""
     issues: list[ValidationIssue] = []
     listed = [normalise(p) for p in parts]
-    for asked in request_parts(action, data_values(data), data_fields(data)):
+    for asked in request_parts(action, mentioned_values(action, data), data_fields(data)):
         wanted = normalise(asked.text)
         if not any(wanted in text or (text and text in wanted) for text in listed):
             issues.append(

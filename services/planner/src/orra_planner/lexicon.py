@@ -40,7 +40,9 @@ __all__ = [
     "can_be_verb",
     "family",
     "is_known",
+    "listed_by",
     "only_modifier",
+    "past_form",
     "phrasal",
     "readings",
     "synonyms",
@@ -65,7 +67,7 @@ FUNCTION_WORDS: Final = _words(
     have has had having can could should would will shall may might must ought not never
     only just very really quite rather still even again already now please kindly thanks
     thank ok okay if unless until while once after before because since though although
-    whereas there here s
+    whereas there here s pls plz thx
     """
 )
 """Closed-class English words: they carry grammar, never a request."""
@@ -193,6 +195,22 @@ def can_be_verb(word: str) -> bool:
     return "VERB" in readings(word)
 
 
+@lru_cache(maxsize=65_536)
+def past_form(word: str) -> bool:
+    """Whether ``word`` (lower-case) is only a past form of a verb ("arrived", "came").
+
+    Never a verb's own base form too ("found", "set", "read"): an instruction opens with a
+    base form, so a clause whose verb is past states what happened.
+    """
+    lemmas = lemminflect.getAllLemmas(word).get("VERB", ())
+    if not lemmas or word in lemmas:
+        return False
+    return any(
+        word in (*lemminflect.getInflection(lemma, "VBD"), *lemminflect.getInflection(lemma, "VBN"))
+        for lemma in lemmas
+    )
+
+
 def only_modifier(word: str) -> bool:
     """Whether ``word`` can only be an adjective or adverb ("optimal", "quickly")."""
     tags = set(readings(word))
@@ -292,7 +310,7 @@ def _synonym_table() -> dict[str, tuple[str, ...]]:
 
 
 def synonyms(lemma: str) -> tuple[str, ...]:
-    """The other words of ``lemma``'s most frequent sense, from WordNet 3.0.
+    """The other words of ``lemma``'s most frequent sense, from WordNet 3.1.
 
     ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
     senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
@@ -302,8 +320,22 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     return _synonym_table().get(lemma, ())
 
 
+@cache
+def _listed_by() -> dict[str, tuple[str, ...]]:
+    listing: dict[str, list[str]] = {}
+    for word, others in _synonym_table().items():
+        for other in others:
+            listing.setdefault(other, []).append(word)
+    return {word: tuple(words) for word, words in listing.items()}
+
+
+def listed_by(word: str) -> tuple[str, ...]:
+    """The words whose :func:`synonyms` include ``word`` (the table read backwards)."""
+    return _listed_by().get(word, ())
+
+
 def warm() -> None:
     """Load the lexicon's tables now (they load on first use otherwise, about a second)."""
     readings("warm")
     lemminflect.getAllInflections("warm")
-    _synonym_table()
+    _listed_by()

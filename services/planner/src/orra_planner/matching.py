@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
 from orra_planner.lexicon import Term, term
-from orra_planner.parts import Part, data_fields, data_values, request_parts
+from orra_planner.parts import Part, data_fields, data_values, mentioned_values, request_parts
 from orra_planner.service_words import (
     SYNONYM,
     TAUGHT,
@@ -258,16 +258,20 @@ def match_part(
     head_is_verb = part.head == 0 and head.verb
     passed = vocab.passed_on
     ranked: list[tuple[str, float]] = []
+    by_synonym: set[str] = set()  # services that have the head only through a synonym
     for name, service in services.items():
         if part.question and service.does in asked:
             continue  # "has it been paid?" asks whether, not to pay
-        claimed = service.acting(head) if head_is_verb else service.strength(head, claims_only=True)
+        own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
-            claimed = max(claimed, service.answer(head))
+            own = max(own, service.answer(head))
+        claimed = max(own, service.kin.get(head.lemma, 0.0))
         if claimed * head_factor <= 0.0 or not service.may_do(head, verb=head_is_verb):
             continue
         if head_is_verb and claimed < VERB_EVIDENCE:
             continue  # "ship" is not what FraudCheck does for its "shipping address"
+        if own <= 0.0:
+            by_synonym.add(name)
         if any(service.strength(o) <= 0.0 and o.lemma not in passed[name] for o in objects):
             # "post an update": a service that knows no update does not serve it; "text
             # the customer the tracking number" passes on what another service returns
@@ -298,6 +302,10 @@ def match_part(
         best = ranked[0][1]
         serving = tuple(name for name, score in ranked if score >= BAND * best)
         if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
+            serving, vague = (), serving
+        elif len(serving) > 1 and by_synonym.issuperset(serving):
+            # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
+            # them; none of them has the word itself, so the part does not say which
             serving, vague = (), serving
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
 
@@ -332,12 +340,33 @@ def plain_servers(text: str, catalog: ServiceCatalog, data: Sequence[DataField] 
 def match_action(
     action: str, catalog: ServiceCatalog, data: Sequence[DataField] = ()
 ) -> list[PartMatch]:
-    """The request parts of ``action`` and the services that serve each."""
+    """The request parts of ``action`` and the services that serve each.
+
+    Remembered per catalogue (a bounded memo dropped with the catalogue): an action planned
+    again with the same catalogue, data field names and mentioned data values (those that
+    can change how it reads, :func:`~orra_planner.parts.mentioned_values`) is not matched
+    again. The result depends on nothing else (the vocabulary's own memos are pure).
+    """
     keys = frozenset(field_key(d.field) for d in data)
-    return [
-        match_part(p, catalog, keys)
-        for p in request_parts(action, data_values(data), data_fields(data))
-    ]
+    values = mentioned_values(action, data)
+    fields = data_fields(data)
+    memo = catalog.derived("matching.actions", _new_memo)
+    key = (action, keys, values, fields)
+    found = memo.get(key)
+    if found is None:
+        found = tuple(match_part(p, catalog, keys) for p in request_parts(action, values, fields))
+        if len(memo) >= _ACTIONS_MEMO:
+            memo.clear()
+        memo[key] = found
+    return list(found)
+
+
+_ACTIONS_MEMO: Final = 1024
+"""Actions remembered per catalogue by :func:`match_action`."""
+
+
+def _new_memo(_: ServiceCatalog) -> dict[Any, tuple[PartMatch, ...]]:
+    return {}
 
 
 def uncovered_reason(match: PartMatch, project: str) -> str:

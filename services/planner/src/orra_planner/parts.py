@@ -51,10 +51,19 @@ if TYPE_CHECKING:
     from orra_events import DataField
     from orra_planner.lexicon import Term
 
-__all__ = ["Part", "Word", "data_fields", "data_values", "request_parts", "split_action"]
+__all__ = [
+    "Part",
+    "Word",
+    "data_fields",
+    "data_values",
+    "mentioned_values",
+    "request_parts",
+    "split_action",
+]
 
 _TOKEN: Final = re.compile(
-    r"(?P<word>[A-Za-z0-9]+(?:['\u2019.\-_][A-Za-z0-9]+)*)|(?P<sep>[,;.!?:\n()\[\]]+)"
+    r"(?P<word>[A-Za-z0-9]+(?:(?:['\u2019.\-_]|(?<=[0-9]),(?=[0-9]{3}(?![0-9])))[A-Za-z0-9]+)*)"
+    r"|(?P<sep>[,;.!?:\n()\[\]]+)"
 )
 _FIELD_WORD: Final = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+")
 _COMPOUND: Final = re.compile(r"[A-Za-z]{2,}(?:-[A-Za-z]{2,})+")
@@ -223,6 +232,13 @@ def split_action(
         if request and len(terms) == 1 and terms[0].verb and index + 1 < len(raw):
             # a bare verb before "and" ("check and reserve stock") shares the next object
             context.extend(t for t in raw[index + 1][1].terms if not t.verb)
+        if not request and read.refers:
+            # "EMP-1 has handed in their resignation. Please process it.": what to process
+            # is what was said; the part is the user's "Please process it"
+            said = next((r[1] for r in reversed(raw[:index]) if r[1].statement), None)
+            things = [] if said is None else [i for i, t in enumerate(said.terms) if not t.verb]
+            if said is not None and things:  # what happened to the thing is no request
+                terms, head, request = said.terms, things[-1], True
         first = piece.words[0].text.lower() if piece.words else ""
         parts.append(
             Part(
@@ -283,6 +299,20 @@ def request_parts(
 def data_fields(data: Sequence[DataField]) -> frozenset[str]:
     """The words of the action's data field names, lower-case (target, currency)."""
     return frozenset(word.lower() for d in data for word in _FIELD_WORD.findall(d.field))
+
+
+def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
+    """The :func:`data_values` that can change how ``action`` is read: those it mentions.
+
+    Reading compares the action's words, and searches its lower-case text, with the values;
+    a value that is not in the lower-case action can match neither. Lower-casing is
+    per character except for a final sigma, so a value that is not ASCII is always kept.
+    The split and the matching of an action are then the same for requests that differ
+    only in values the action does not mention (an order id, an amount), and are
+    remembered across them.
+    """
+    lower = action.lower()
+    return frozenset(v for v in data_values(data) if v in lower or not v.isascii())
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:

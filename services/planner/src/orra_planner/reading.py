@@ -20,6 +20,7 @@ from orra_planner.lexicon import (
     Term,
     as_verb,
     is_known,
+    past_form,
     phrasal,
     readings,
     term,
@@ -107,14 +108,20 @@ _MONTHS: Final = frozenset(
     "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
 """Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
-_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over"})
+_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
 """Particles that make one verb of the verb before them ("look up", "pay back")."""
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
+_OBJECT_PRONOUNS: Final = frozenset({"it", "them", "him", "her", "me", "us", "this", "that"})
+_REFERRING: Final = frozenset({"it", "this", "that", "them"})
+"""Pronouns a general verb acts on when the request is what was just said ("process it")."""
+_WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
+_IS_SUBJECTS: Final = frozenset({"she", "he", "it", "that", "this", "there", "here"})
+"""Pronouns whose "'s" is "is" ("she's the budget holder"), not a possessive."""
 WH_WORDS: Final = frozenset({"how", "what", "which", "where", "when", "who", "whether"})
 _OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) | frozenset(
-    {"how", "what", "which", "where", "when", "who", "why", "whether", "please"}
+    {"how", "what", "which", "where", "when", "who", "why", "whether", "please", "pls", "plz"}
 )
 
 
@@ -169,6 +176,7 @@ class Read:
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
     content: list[Term] = field(default_factory=list)  # a "that" clause
     clause_object: bool = False  # the clause follows the verb: it is what the verb acts on
+    refers: bool = False  # a general verb acting on a pronoun ("process it"): the context's
 
 
 def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
@@ -297,14 +305,22 @@ class _PieceReader:
         # of the request beside it
         read.statement = (self.plain_be or self.finite) and not read.question and not opened
         read.statement = read.statement and not self.imperative and read.asked is None
+        read.refers = (
+            self.generic > 0
+            and not read.terms
+            and any(w.text.lower() in _REFERRING for w in self.words)
+        )
         return read
 
     def _step(self, index: int, word: Word) -> None:
         lower = word.text.lower().replace("\u2019", "'")
+        if lower.endswith("'s") and lower[:-2] in _IS_SUBJECTS and not self.after_modal:
+            self.plain_be = True  # "she's the budget holder"
         lower = lower.removesuffix("'s")
         if self._phrasal(index, lower):
             return
-        self.last_verb = None
+        if not (lower in _OBJECT_PRONOUNS and self.last_verb == index - 1):
+            self.last_verb = None  # "set them up": the particle may follow a pronoun
         if self._modal(index, word, lower):
             return
         if lower in _BE and index > 0 and not self.after_modal:
@@ -325,7 +341,8 @@ class _PieceReader:
     def _phrasal(self, index: int, lower: str) -> bool:
         read = self.read
         if (
-            self.last_verb == index - 1
+            self.last_verb is not None
+            and self.last_verb >= index - 2
             and lower in _PARTICLES
             and read.terms
             and (compound := phrasal(read.terms[-1], lower)) is not None
@@ -384,6 +401,8 @@ class _PieceReader:
             or _is_argument(word.text, index == self.skip, self.values)
         ):
             return False
+        if inside and not self.first_content and past_form(word.text.lower()):
+            self.finite = True  # "the mug arrived broken", with the reason as data
         self.after_determiner = self.after_how = self.previous_content = False
         self.after_number = any(ch.isdigit() for ch in word.text)
         self.subject = self.subject or self.first_content
@@ -399,6 +418,7 @@ class _PieceReader:
             and not self.after_determiner
             and not self.subject
             and not read.question
+            and self.first.split("'")[0] not in _WHAT  # "What's in booking BK-1?": a noun
         )
         found = term(lower, verb_position=position or self.after_modal)
         self.after_determiner = False
@@ -407,7 +427,11 @@ class _PieceReader:
             return
         if position and found.known and not found.verb and _verbed(self.words, index, self.values):
             found = as_verb(found)
-        if not position and not self.first_content and not self.after_modal and _finite(lower):
+        if (
+            not position
+            and not self.after_modal
+            and (_finite(lower) if not self.first_content else self.subject and past_form(lower))
+        ):
             self.finite = True  # "the conference went virtual"
             if (
                 right_after_argument
@@ -417,7 +441,11 @@ class _PieceReader:
             ):
                 # "candidate CAND-1 starts on 2027-04-01": a subject, not a verb
                 read.verbish[0] = self.imperative = False
-        if position and (found.verb or not found.known):
+        if position and past_form(lower) and not self._noun_follows(index):
+            # "Something came up", "(born 1984-02-17)": what happened; not "translated
+            # receipts", where the past form describes the noun after it
+            self.finite = True
+        elif position and (found.verb or not found.known):
             self.imperative = True
         if (position or self.after_modal) and found.lemma in GENERIC_VERBS:
             # "process the refund": the object says what is asked, and its first word is
@@ -430,6 +458,17 @@ class _PieceReader:
             self.after_modal = False
             return
         self._append(index, found, position=position)
+
+    def _noun_follows(self, index: int) -> bool:
+        if index + 1 >= len(self.words):
+            return False
+        following = self.words[index + 1].text
+        lower = following.lower()
+        if lower in FUNCTION_WORDS or lower in _PARTICLES:
+            return False
+        if _is_argument(following, first=False, values=self.values):
+            return False
+        return "NOUN" in readings(lower)
 
     def _append(self, index: int, found: Term, *, position: bool) -> None:
         read = self.read

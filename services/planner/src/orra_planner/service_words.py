@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, synonyms, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, synonyms, term
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = [
+    "KIN",
     "SYNONYM",
     "TAUGHT",
     "VERB_EVIDENCE",
@@ -37,6 +39,9 @@ WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 SYNONYM: Final = 0.5
 """Factor on the strength of a match through a synonym (:func:`~orra_planner.lexicon.synonyms`)."""
+KIN: Final = 0.45
+"""Factor on the strength of a match through a synonym shared with a service's word
+(``pay back`` and ``refund`` both mean *repay*): a little weaker than a direct synonym."""
 TAUGHT: Final = 0.5
 """Strength of a verb the catalogue's examples teach for what a service does."""
 _NAME: Final = 1.0
@@ -48,6 +53,7 @@ VERB_EVIDENCE: Final = _DESCRIPTION * WEAK + 0.01
 _FIELD_NOISE: Final = frozenset({"id", "ids", "key", "uuid", "ref", "no", "num"})
 
 
+@lru_cache(maxsize=8192)  # field names repeat: every plan compares each schema's fields
 def field_key(name: str) -> str:
     """A field name compared case-, ``_``- and ``-``-insensitively (``order_id`` = ``orderId``)."""
     return "".join(ch for ch in name.lower() if ch.isalnum())
@@ -98,6 +104,8 @@ class ServiceWords:
     acts: Mapping[str, float] = field(default_factory=dict)
     mentions: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
+    kin: Mapping[str, float] = field(default_factory=dict)
+    """A user's lemma → the strength of its match through synonyms (:func:`_kin`)."""
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -107,9 +115,11 @@ class ServiceWords:
             claims_only: Count only what the service says it does (name, examples,
                 description), not its field names.
         """
+        return max(self.own(word, claims_only=claims_only), self.kin.get(word.lemma, 0.0))
+
+    def own(self, word: Term, *, claims_only: bool = False) -> float:
+        """:meth:`strength` without synonyms: how strongly the service has ``word`` itself."""
         best = self.lemmas.get(word.lemma, 0.0)
-        for synonym in synonyms(word.lemma):
-            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         for alt in word.alts:
             best = max(best, self.lemmas.get(alt, 0.0) * WEAK, self.families.get(alt, 0.0) * WEAK)
         best = max(best, self.families.get(word.family, 0.0) * WEAK)
@@ -119,13 +129,15 @@ class ServiceWords:
 
     def acting(self, word: Term) -> float:
         """How strongly the verb ``word`` is what this service says it does (0: not)."""
+        return max(self.own_act(word), self.kin.get(word.lemma, 0.0))
+
+    def own_act(self, word: Term) -> float:
+        """:meth:`acting` without synonyms."""
         best = max(self.acts.get(word.lemma, 0.0), self.acts.get(word.family, 0.0) * WEAK)
         for alt in word.alts:
             best = max(best, self.acts.get(alt, 0.0) * WEAK)
         if word.lemma in self.taught:
             best = max(best, TAUGHT)
-        for synonym in synonyms(word.lemma):
-            best = max(best, self.named.get(synonym, 0.0) * SYNONYM)
         return best
 
     def may_do(self, head: Term, *, verb: bool) -> bool:
@@ -233,6 +245,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
         action=_action_verb(spec),
         answers=_answer_words(spec),
         named=named,
+        kin=_kin(named, _capability_word(spec)),
         acts=acts,
         mentions=frozenset(m for m in mentions if m not in named),
         outputs=frozenset(
@@ -244,6 +257,42 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
         ),
         does=_does(spec),
     )
+
+
+def _capability_word(spec: ServiceSpec) -> str | None:
+    """The word of ``spec``'s name that says what it does (see :func:`_capability`)."""
+    does = _does(spec)
+    if does is not None:
+        return does
+    names = list(_name_terms(spec.name))
+    return names[-1].lemma if names else None
+
+
+def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]:
+    """The words that match a service's own words (name, examples) through synonyms.
+
+    Worked out once per catalogue, so a word of an action costs one look-up: a word one of
+    whose synonyms is the service's (``vacation`` for ``holiday``) matches at
+    :data:`SYNONYM` of its strength. The word of its name that says what it does
+    (``refund`` of ``RefundService``) goes further: a synonym of it matches at
+    :data:`SYNONYM` too, and a word that shares a synonym with it (``pay back`` and
+    ``refund`` both mean *repay*) at :data:`KIN`. Other words do not: an example's "take"
+    or "show" has senses enough to match anything.
+    """
+    found: dict[str, float] = {}
+    for word, strength in named.items():
+        for other in listed_by(word):
+            _add(found, other, strength * SYNONYM)
+        if word != capability:
+            continue  # "take" of an example, "close" of a name: senses enough to match anything
+        for other in synonyms(word):
+            _add(found, other, strength * SYNONYM)
+        for shared in synonyms(word):
+            for other in listed_by(shared):
+                _add(found, other, strength * KIN)
+    for word in named:
+        found.pop(word, None)
+    return found
 
 
 def _does(spec: ServiceSpec) -> str | None:
