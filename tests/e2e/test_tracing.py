@@ -173,3 +173,32 @@ def test_the_seed_order_is_one_trace_from_the_request_to_the_webhook(
         chain.append(node.span_id)
         node = by_id.get(node.parent_id)
     assert webhook.span_id in chain, (posted, [(s.name, s.span_id) for s in spans])
+
+
+def test_a_plan_that_fails_still_reports_in_the_callers_trace(
+    stack: StackHandle, otlp: OtlpReceiver, hooks: WebhookReceiver
+) -> None:
+    trace_id = secrets.token_hex(16)
+    resp = httpx.post(
+        f"{stack.gateway_url}/orchestrations",
+        headers={
+            "Authorization": f"Bearer {stack.api_key}",
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        },
+        json={"action": {"content": "Launch a rocket to the moon"}, "webhook": hooks.url(HOOK)},
+        timeout=30,
+    )
+    assert resp.status_code == 422, resp.text
+    orch = resp.json()["orchestrationId"]
+    delivery = hooks.wait_for(orch, HOOK)
+    assert delivery.json["status"] == "failed", delivery.json
+    assert delivery.headers["traceparent"].split("-")[1] == trace_id
+    otlp.wait(
+        lambda spans: (
+            {"orra plan", "orra webhook result"}
+            <= {s.name for s in spans if s.trace_id == trace_id}
+        )
+    )
+    spans = otlp.of_trace(trace_id)
+    webhook = _one(spans, "orra webhook result")
+    assert webhook.parent_id == _one(spans, "orra plan").span_id

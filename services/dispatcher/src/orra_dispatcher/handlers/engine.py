@@ -32,7 +32,7 @@ from orra_dispatcher.handlers.core import (
     fresh_first_delivery,
 )
 from orra_dispatcher.store import Found, Snapshot
-from orra_events import Event, OrchestrationAborted, PlanCreated, PlanFailed, encode
+from orra_events import Event, OrchestrationAborted, PlanCreated, PlanFailed, encode, tracing
 from orra_events.metrics import observe_event
 from orra_events.publishing import raise_first_error
 
@@ -167,7 +167,7 @@ class Engine(Core):
             if not outcome.changed:
                 log.debug("no-op", orchestration_id=orchestration_id, note=outcome.note)
                 return
-            await self._publish(outcome)
+            await self._publish(outcome, msg)
             try:
                 await self._commit(orchestration_id, snap, outcome)
             except StateConflict:
@@ -278,7 +278,7 @@ class Engine(Core):
         """
         if spans.traced(state):
             assert state is not None
-            return self._send_traced(emit, state)
+            return self._send_traced(emit, spans.headers_for(emit, state))
         topo = self._topology
         batch = self.publisher.batch()
         for event in emit:
@@ -290,11 +290,13 @@ class Engine(Core):
                 observe_event(event)
         return batch.send()
 
-    def _send_traced(self, emit: list[Event], state: Orchestration) -> asyncio.Future[list[Result]]:
+    def _send_traced(
+        self, emit: list[Event], traced: list[dict[str, str]]
+    ) -> asyncio.Future[list[Result]]:
         """:meth:`_send`, each message with its trace headers."""
         topo = self._topology
         batch = self.publisher.batch()
-        for event, headers in zip(emit, spans.headers_for(emit, state), strict=True):
+        for event, headers in zip(emit, traced, strict=True):
             data = encode(event)
             batch.add(topo.subject_for(event), data, headers, msg_id=event.event_id)
             if isinstance(event, WORK):
@@ -303,10 +305,19 @@ class Engine(Core):
                 observe_event(event)
         return batch.send()
 
-    async def _publish(self, outcome: Outcome) -> None:
-        """Publish every output at once, then wait for all their acks."""
+    async def _publish(self, outcome: Outcome, msg: Msg | None = None) -> None:
+        """Publish every output at once, then wait for all their acks.
+
+        Outputs without a state (a failed plan's end) continue the trace of ``msg``.
+        """
         if not outcome.emit:
             return
+        if outcome.state is None and msg is not None:
+            trace = tracing.passed_on(msg.headers)
+            if trace is not None:
+                sent = self._send_traced(outcome.emit, [trace] * len(outcome.emit))
+                raise_first_error(await sent)
+                return
         raise_first_error(await self._send(outcome.emit, outcome.state))
 
     async def _commit(self, orchestration_id: str, snap: Snapshot, outcome: Outcome) -> None:
