@@ -19,7 +19,8 @@ COPY libs ./libs
 COPY services ./services
 COPY cli ./cli
 COPY examples ./examples
-RUN uv sync --frozen --no-dev --no-editable --package "orra-${SERVICE}"
+# The otel extra: the OpenTelemetry SDK and OTLP exporter, used only when OTEL_* asks for them.
+RUN uv sync --frozen --no-dev --no-editable --package "orra-${SERVICE}" --extra otel
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG SERVICE=gateway

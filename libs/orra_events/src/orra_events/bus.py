@@ -37,7 +37,7 @@ from orra_events.metrics import observe_event
 from orra_events.publishing import raise_first_error
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
@@ -249,6 +249,7 @@ class Bus:
         expected_last_subject_seq: int | None = None,
         expected_last_subject: str | None = None,
         timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
     ) -> PubAck:
         """Append an event and wait for the broker's acknowledgement.
 
@@ -262,11 +263,13 @@ class Bus:
                 subject (``plan.*.<orch>``: no plan event of any type yet). Needs
                 nats-server 2.11 or later; older servers ignore it.
             timeout: Seconds to wait for the acknowledgement.
+            headers: More headers (the trace context, :mod:`orra_events.tracing`).
         """
         observe_event(event)
-        extra = None
+        extra = dict(headers) if headers else None
         if expected_last_subject_seq is not None:
-            extra = {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
+            extra = extra or {}
+            extra |= {"Nats-Expected-Last-Subject-Sequence": str(expected_last_subject_seq)}
             if expected_last_subject is not None:
                 extra["Nats-Expected-Last-Subject-Sequence-Subject"] = expected_last_subject
         return await self.js.publish(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from orra_events import telemetry
 from orra_events.bus import DEFAULT_NATS_URL, BrokerUnavailable, Bus
 from orra_events.errors import InvalidSetting
 from orra_events.health import HealthServer
@@ -183,4 +184,10 @@ def run_service(service: str, setup: Callable[[Bus], Awaitable[Stop]]) -> None:
         setup: Starts the service's consumers on the bus and returns how to stop them.
     """
     configure_logging(service)
-    sys.exit(asyncio.run(_serve(service, setup)))
+    shutdown = telemetry.install(service)  # tracing, when OTEL_* asks for it
+    try:
+        code = asyncio.run(_serve(service, setup))
+    finally:
+        if shutdown is not None:
+            shutdown()  # exports the spans still buffered
+    sys.exit(code)

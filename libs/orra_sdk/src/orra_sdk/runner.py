@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from orra_events import telemetry
 from orra_events.health import HealthServer
 from orra_events.runtime import configure_logging, env_int
 from orra_sdk.client import OrraClient
@@ -193,4 +194,11 @@ def run(*services: Service[Any, Any], **client_options: Any) -> None:
     configure_logging(services[0].name if len(services) == 1 else "orra-sdk")
     client_options.setdefault("name", f"orra-sdk-{'-'.join(s.name for s in services)}"[:100])
     client = OrraClient(**client_options)
-    sys.exit(asyncio.run(serve_until_signal(*services, client=client, tune=True)))
+    # Tracing when OTEL_* asks for it and opentelemetry-sdk is installed (docs/tracing.md).
+    shutdown = telemetry.install(services[0].name if len(services) == 1 else "sdk")
+    try:
+        code = asyncio.run(serve_until_signal(*services, client=client, tune=True))
+    finally:
+        if shutdown is not None:
+            shutdown()
+    sys.exit(code)

@@ -11,6 +11,7 @@ import sys
 import structlog
 import uvicorn
 
+from orra_events import telemetry
 from orra_events.errors import InvalidSetting
 from orra_events.runtime import configure_logging
 from orra_gateway.app import create_app
@@ -26,6 +27,7 @@ def main() -> None:
     except (SettingsError, InvalidSetting) as exc:
         structlog.get_logger("orra.gateway").error("cannot start", reason=str(exc))
         sys.exit(2)
+    shutdown = telemetry.install("gateway")  # tracing, when OTEL_* asks for it
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings),
@@ -38,7 +40,11 @@ def main() -> None:
             timeout_graceful_shutdown=10,
         )
     )
-    server.run()
+    try:
+        server.run()
+    finally:
+        if shutdown is not None:
+            shutdown()
     if not server.started:
         structlog.get_logger("orra.gateway").error(
             "cannot start", hint="is nats-server running? see ORRA_NATS_URL"

@@ -15,12 +15,13 @@ loaded on its first request (:mod:`orra_gateway.mcp_mount`).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from litestar import Litestar
 from litestar.handlers import asgi
 
+from orra_events import tracing
 from orra_events.health import HealthServer
 from orra_gateway.auth import PUBLIC, ApiKeyAuthentication
 from orra_gateway.bodies import json_request_class
@@ -116,7 +117,12 @@ def create_app(settings: GatewaySettings | None = None, *, bus: Bus | None = Non
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[http_metrics_middleware, log_context_middleware, ApiKeyAuthentication()],
+        middleware=[
+            *_tracing_middleware(),
+            http_metrics_middleware,
+            log_context_middleware,
+            ApiKeyAuthentication(),
+        ],
         openapi_config=openapi_config(),
         request_max_body_size=config.max_body_bytes,
         request_class=json_request_class(config.max_data_depth),
@@ -151,6 +157,22 @@ def _mcp_mount(
         await mcp(scope, receive, send)
 
     return mcp, mcp_endpoint
+
+
+def _tracing_middleware() -> list[Any]:
+    """The official ASGI instrumentation, when tracing is on and it is installed.
+
+    Its server span reads the caller's ``traceparent`` and is the parent of the submit span
+    (without it the submit handler reads the header itself: ``orra_events.tracing.attached``).
+    """
+    if not tracing.on():
+        return []
+    try:
+        from litestar.plugins.opentelemetry import OpenTelemetryConfig
+    except ImportError:  # litestar's MissingDependencyException is one
+        return []
+    probes = ["^/healthz$", "^/readyz$", "^/metrics$"]
+    return [OpenTelemetryConfig(exclude=probes, exclude_spans=["receive", "send"]).middleware]
 
 
 def _self_url(config: GatewaySettings) -> str:

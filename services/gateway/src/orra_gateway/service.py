@@ -24,6 +24,7 @@ from orra_events import (
     TaskCompensationResolved,
     ids,
     new_orchestration_id,
+    tracing,
 )
 from orra_events.apikeys import ADMIN
 from orra_events.grounding import GroundingStore
@@ -210,7 +211,16 @@ class Gateway:
                 approval_timeout_s=request.approval_timeout_s,
             )
             try:
-                await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
+                with tracing.span(
+                    "orra submit",
+                    kind=tracing.SpanKind.PRODUCER,
+                    attributes={tracing.ATTR_ORCHESTRATION: orchestration_id},
+                ):
+                    await self.bus.publish(
+                        event,
+                        timeout=self.settings.publish_timeout_s,
+                        headers=tracing.current_headers(),
+                    )
             except Exception as exc:
                 log.warning("cannot append action", error=repr(exc))
                 raise BrokerDown("the action could not be recorded; retry") from exc

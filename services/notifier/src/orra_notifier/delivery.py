@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
+from orra_events import tracing
 from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
 from orra_notifier.domain import (
     AttemptResult,
@@ -125,6 +126,19 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+def _instrument(client: httpx.AsyncClient) -> None:
+    """Trace each POST with the official httpx instrumentation, when it is installed.
+
+    Its client span (a child of the attempt's span) then sets the ``traceparent`` the
+    receiver sees; without it the attempt's span does (:mod:`orra_notifier.handlers`).
+    """
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:
+        return
+    HTTPXClientInstrumentor.instrument_client(client)
+
+
 def _transport(settings: NotifierSettings, resolver: Resolver) -> httpx.AsyncHTTPTransport:
     """The client's transport, connecting through :class:`PinnedBackend` unless allowed not to."""
     limits = httpx.Limits(
@@ -169,6 +183,8 @@ class Deliverer:
             trust_env=False,
             headers={"user-agent": settings.user_agent},
         )
+        if tracing.on():
+            _instrument(self._client)
 
     async def check_url(self, url: str) -> AttemptResult | None:
         """Whether ``url`` can be sent (``None``), or a ``refused`` result (not retried).

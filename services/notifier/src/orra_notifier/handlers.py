@@ -65,6 +65,7 @@ import contextlib
 import random
 import time
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 import structlog
 from nats.js.errors import NotFoundError
@@ -79,6 +80,7 @@ from orra_events import (
     TaskApprovalRequested,
     decode,
     ids,
+    tracing,
 )
 from orra_events.jobs import DeliveryJob, encode_job
 from orra_notifier.domain import (
@@ -173,7 +175,10 @@ class FanOut:
             event, (*TERMINAL_EVENTS, OrchestrationCompensated, TaskApprovalRequested)
         ):
             return
-        with structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id):
+        with (
+            structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id),
+            tracing.attached(msg.headers),  # the jobs continue the orchestration's trace
+        ):
             await self._handle(event, msg)
 
     async def _handle(
@@ -235,7 +240,10 @@ class FanOut:
             await self._bus.js.publish(
                 subject,
                 encode_job(job),
-                headers={"Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind)},
+                headers={
+                    "Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind),
+                    **tracing.current_headers(),
+                },
             )
         log.info(
             "webhooks queued", orchestration_id=event.orchestration_id, count=len(urls), kind=kind
@@ -331,7 +339,18 @@ class DeliveryWorker:
     async def _run(self, job: DeliveryJob, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         try:
-            await self._attempt(job, msg, attempt)
+            with tracing.span(
+                f"orra webhook {job.kind}",
+                headers=msg.headers,
+                kind=tracing.SpanKind.CLIENT,
+                attributes={
+                    tracing.ATTR_ORCHESTRATION: job.orchestration_id,
+                    "orra.webhook.attempt": attempt,
+                    "orra.webhook.kind": job.kind,
+                    "server.address": urlsplit(job.url).hostname or "",
+                },
+            ):
+                await self._attempt(job, msg, attempt)
         except Retry:
             raise
         except Exception as exc:
@@ -363,6 +382,7 @@ class DeliveryWorker:
             secrets = await self._stores.signing_secrets(job.project, self._clock())
             body = job.body.encode()
             headers = webhook_headers(secrets, msg_id, int(self._clock()), body)
+            headers.update(tracing.current_headers())  # traceparent: the receiver joins
             async with self._keep_alive(msg):
                 result = await self._deliverer.post(job.url, body, headers)
         history = log_attempt(
@@ -396,7 +416,8 @@ class DeliveryWorker:
                     attempt_log=history,
                     at=now,
                     next_attempt_at=now + decision.delay_s,
-                )
+                ),
+                headers=tracing.current_headers(),
             )
             raise Retry(f"webhook attempt failed: {describe(result)}", decision.delay_s)
         delivered = decision.verdict is Verdict.DELIVERED
@@ -472,7 +493,7 @@ class DeliveryWorker:
     async def _finish(self, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
         if record:
             await self._stores.record(key, outcome)
-        await self._bus.publish(outcome_event(outcome))
+        await self._bus.publish(outcome_event(outcome), headers=tracing.current_headers())
 
     @contextlib.asynccontextmanager
     async def _keep_alive(self, msg: Msg) -> AsyncIterator[None]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Final
 import structlog
 from nats.js.errors import APIError, NotFoundError
 
-from orra_events import ActionSubmitted, Park, PlanCreated, PlanFailed, Retry, ids
+from orra_events import ActionSubmitted, Park, PlanCreated, PlanFailed, Retry, ids, tracing
 from orra_events.publishing import is_cas_conflict
 from orra_planner.availability import account_for_down
 from orra_planner.errors import StrategyError
@@ -156,7 +156,13 @@ class ActionHandler:
                 await earlier.wait()  # another copy of this action is being handled
             self._handling[orchestration_id] = done = asyncio.Event()
             try:
-                await self._handle(event, msg)
+                with tracing.span(
+                    "orra plan",
+                    headers=msg.headers,
+                    kind=tracing.SpanKind.CONSUMER,
+                    attributes={tracing.ATTR_ORCHESTRATION: orchestration_id},
+                ):
+                    await self._handle(event, msg)
             finally:
                 del self._handling[orchestration_id]
                 done.set()
@@ -338,6 +344,7 @@ class ActionHandler:
                 event,
                 expected_last_subject_seq=0,
                 expected_last_subject=self.bus.topology.subject("plan.*", event.orchestration_id),
+                headers=tracing.current_headers(),  # the plan span, parent of what follows
             )
         except APIError as exc:
             if not is_cas_conflict(exc.err_code):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from nats.errors import ConnectionReconnectingError, OutboundBufferLimitError
 
-from orra_events import TaskCompleted, TaskFailed, ids
+from orra_events import TaskCompleted, TaskFailed, ids, tracing
 from orra_events.codec import encode
 from orra_events.metrics import observe_event
 from orra_events.publishing import PublishError
@@ -172,10 +172,11 @@ class Reporting(KeepAlive):
         delay = _RETRY_FIRST_S
         attempts = 0
         kept_alive = time.monotonic()
+        trace = tracing.passed_on(msg.headers)  # the result continues the task's trace
         while True:
             attempts += 1
             epoch = self._reconnects()
-            failure = await self._send_result(subject, payload, result.event_id, record)
+            failure = await self._send_result(subject, payload, result.event_id, record, trace)
             if failure is None:
                 break
             if self._stopping and not self.bus.connected:
@@ -215,6 +216,7 @@ class Reporting(KeepAlive):
         payload: bytes,
         event_id: str,
         record: Callable[[Batch], None] | None,
+        trace: dict[str, str] | None = None,
     ) -> str | None:
         """Send the record's write and the result event once; ``None`` once both are stored.
 
@@ -228,7 +230,7 @@ class Reporting(KeepAlive):
         try:
             if record is not None:
                 record(batch)
-            batch.add(subject, payload, msg_id=event_id)
+            batch.add(subject, payload, trace, msg_id=event_id)
         except (OutboundBufferLimitError, ConnectionReconnectingError) as exc:
             # Reconnecting with a full buffer: what was queued times out by itself.
             if len(batch):

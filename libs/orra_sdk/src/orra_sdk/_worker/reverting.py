@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from orra_events import TaskCompensated, TaskCompensationFailed, ids, now
+from orra_events import TaskCompensated, TaskCompensationFailed, ids, now, tracing
 from orra_sdk._metrics import observe_handler
 from orra_sdk._results import Busy, Done, kv_key
 from orra_sdk._wording import no_revert_handler, unrevertible
@@ -93,7 +93,8 @@ class Reverting(Reporting):
         retryable = True
         h0 = time.perf_counter()
         try:
-            await reverter(task)
+            with tracing.handler_span(msg.headers, "revert", event, service.name):
+                await reverter(task)
         except asyncio.CancelledError:
             await self._unwatch(beat)
             await self._abandon(msg, claim)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from orra_events import TaskAborted, TaskProgress, ids, now
+from orra_events import TaskAborted, TaskProgress, ids, now, tracing
 from orra_events.codec import encode
 from orra_events.publishing import PublishError
 from orra_sdk._metrics import observe_handler
@@ -104,7 +104,7 @@ class Progress:
 class Running(Reporting):
     """Runs the handler of a ``task.dispatched`` and reports its outcome."""
 
-    async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:
+    async def _run(self, msg: Msg, event: TaskDispatched, deliveries: int) -> None:  # noqa: PLR0915
         service = self.service
         started_at = now()
         t0 = time.perf_counter()
@@ -142,7 +142,8 @@ class Running(Reporting):
         running.add(current)
         h0 = time.perf_counter()
         try:
-            result = await service.handle(task)
+            with tracing.handler_span(msg.headers, "handle", event, service.name):
+                result = await service.handle(task)
         except asyncio.CancelledError:
             error = await self._cancelled(current, msg, claim, beat)
             if error is None:

@@ -226,6 +226,8 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
         approved: Gated tasks a person approved (they are not held again).
         approval_timeout_s: How long the plan or a gated task may wait for approval
             (``None``: the policy's).
+        trace: The trace context (``traceparent``, ``tracestate``) of its ``plan.created``,
+            kept when tracing is on (:mod:`orra_dispatcher.spans`); ``None`` otherwise.
         v: Snapshot format version.
     """
 
@@ -250,6 +252,7 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
     approval_expires_at: float | None = None
     approved: list[str] = msgspec.field(default_factory=list)
     approval_timeout_s: float | None = None
+    trace: dict[str, str] | None = None
     v: int = SNAPSHOT_VERSION
 
     @property

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
+from orra_dispatcher import spans
 from orra_dispatcher.domain import ORCHESTRATION_TIMER, Outcome, Timer, apply, timers_of
 from orra_dispatcher.errors import DispatcherError, StateConflict
 from orra_dispatcher.handlers.core import (
@@ -31,7 +32,7 @@ from orra_dispatcher.handlers.core import (
     fresh_first_delivery,
 )
 from orra_dispatcher.store import Found, Snapshot
-from orra_events import Event, OrchestrationAborted, PlanCreated, PlanFailed, encode
+from orra_events import Event, OrchestrationAborted, PlanCreated, PlanFailed, encode, tracing
 from orra_events.metrics import observe_event
 from orra_events.publishing import raise_first_error
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from nats.aio.msg import Msg
 
+    from orra_dispatcher.domain import Orchestration
     from orra_events.publishing import Result
 
 __all__ = ["Engine"]
@@ -156,6 +158,7 @@ class Engine(Core):
                 if not starts:
                     raise NotYet(f"unknown orchestration {orchestration_id}")
             outcome = apply(snap.state, event, self.policy, time.time(), self._services)
+            outcome = spans.adopt_outcome(outcome, event, msg)
             if outcome.stale:
                 if not fresh:
                     fresh = True
@@ -164,7 +167,7 @@ class Engine(Core):
             if not outcome.changed:
                 log.debug("no-op", orchestration_id=orchestration_id, note=outcome.note)
                 return
-            await self._publish(outcome)
+            await self._publish(outcome, msg)
             try:
                 await self._commit(orchestration_id, snap, outcome)
             except StateConflict:
@@ -266,8 +269,16 @@ class Engine(Core):
             self._remember_ended(orchestration_id)
         return ended
 
-    def _send(self, emit: list[Event]) -> asyncio.Future[list[Result]]:
-        """Publish events (and work messages) in one batch; the future holds their acks."""
+    def _send(
+        self, emit: list[Event], state: Orchestration | None = None
+    ) -> asyncio.Future[list[Result]]:
+        """Publish events (and work messages) in one batch; the future holds their acks.
+
+        With tracing on, each carries the trace headers of ``state`` (:mod:`.spans`).
+        """
+        if spans.traced(state):
+            assert state is not None
+            return self._send_traced(emit, spans.headers_for(emit, state))
         topo = self._topology
         batch = self.publisher.batch()
         for event in emit:
@@ -279,11 +290,35 @@ class Engine(Core):
                 observe_event(event)
         return batch.send()
 
-    async def _publish(self, outcome: Outcome) -> None:
-        """Publish every output at once, then wait for all their acks."""
+    def _send_traced(
+        self, emit: list[Event], traced: list[dict[str, str]]
+    ) -> asyncio.Future[list[Result]]:
+        """:meth:`_send`, each message with its trace headers."""
+        topo = self._topology
+        batch = self.publisher.batch()
+        for event, headers in zip(emit, traced, strict=True):
+            data = encode(event)
+            batch.add(topo.subject_for(event), data, headers, msg_id=event.event_id)
+            if isinstance(event, WORK):
+                batch.add(topo.work(event.service), data, headers, msg_id=event.event_id)
+            elif isinstance(event, TERMINAL):
+                observe_event(event)
+        return batch.send()
+
+    async def _publish(self, outcome: Outcome, msg: Msg | None = None) -> None:
+        """Publish every output at once, then wait for all their acks.
+
+        Outputs without a state (a failed plan's end) continue the trace of ``msg``.
+        """
         if not outcome.emit:
             return
-        raise_first_error(await self._send(outcome.emit))
+        if outcome.state is None and msg is not None:
+            trace = tracing.passed_on(msg.headers)
+            if trace is not None:
+                sent = self._send_traced(outcome.emit, [trace] * len(outcome.emit))
+                raise_first_error(await sent)
+                return
+        raise_first_error(await self._send(outcome.emit, outcome.state))
 
     async def _commit(self, orchestration_id: str, snap: Snapshot, outcome: Outcome) -> None:
         state = outcome.state

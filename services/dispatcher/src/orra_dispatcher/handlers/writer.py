@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from orra_dispatcher import spans
 from orra_dispatcher.domain import ORCHESTRATION_TIMER, Orchestration, apply, timers_of
 from orra_dispatcher.errors import StateConflict
 from orra_dispatcher.handlers.core import (
@@ -105,7 +106,7 @@ class Writer(Core):
             if state is None or (not changed and line is None):
                 published = None
             else:
-                published = self._send(emit) if emit else None
+                published = self._send(emit, state) if emit else None
         except BaseException:
             if box is not None:
                 box.extendleft(reversed(inputs[1:]))
@@ -141,12 +142,12 @@ class Writer(Core):
         state = base
         emit: list[Event] = []
         touched: dict[str, None] = {}
-        for event, _ in inputs:
+        for event, msg in inputs:
             outcome = apply(state, event, self.policy, now, self._services)  # type: ignore[arg-type]
             if outcome.stale:
                 return None, [], {}
             if outcome.changed and outcome.state is not None:
-                state = outcome.state
+                state = spans.adopt(outcome.state, event, msg)
                 emit.extend(outcome.emit)
                 touched.update(dict.fromkeys(outcome.touched))
         return state, emit, touched

@@ -8,6 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from orra_events import tracing
 from orra_events.projection import OrchestrationStatus, OrchestrationView
 from orra_gateway.auth import SECURITY, Caller, approvers_only
 from orra_gateway.domain import submit_response
@@ -74,7 +75,8 @@ class OrchestrationController(Controller):
         ] = None,
     ) -> Response[SubmitResponse]:
         """Submit an action."""
-        outcome = await gateway.submit(request.user, data, idempotency_key)
+        with tracing.attached(request.headers):  # the caller's traceparent, if any
+            outcome = await gateway.submit(request.user, data, idempotency_key)
         body = submit_response(outcome.orchestration_id, outcome.view)
         headers = {"Location": f"/orchestrations/{outcome.orchestration_id}"}
         if outcome.replayed:

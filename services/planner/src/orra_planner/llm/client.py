@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import openai
 
+from orra_events import tracing
 from orra_planner.errors import PlannerError
 
 if TYPE_CHECKING:
@@ -41,6 +44,12 @@ _RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
 _PLACEHOLDER_KEY: Final = "orra-no-key"
 
 T = TypeVar("T")
+
+
+def _capture_content() -> bool:
+    """Whether spans may hold prompts and answers (the GenAI instrumentations' setting)."""
+    flag = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
+    return flag.strip().lower() == "true"
 
 
 class LlmCallError(PlannerError):
@@ -95,12 +104,16 @@ class ChatResult:
         structured: Whether the answer was constrained by a JSON schema.
         usage: Tokens of this call (retries of it included).
         refusal: The model's refusal text, when it refused through the API.
+        finish_reason: Why the model stopped (``stop``, ``length``...), when it said.
+        response_model: The model that answered, when the endpoint said.
     """
 
     content: str
     structured: bool
     usage: Usage = field(default_factory=Usage)
     refusal: str | None = None
+    finish_reason: str | None = None
+    response_model: str | None = None
 
 
 def retry_after_s(headers: Any) -> float | None:
@@ -232,6 +245,49 @@ class ChatClient:
         response_format: dict[str, Any] | None,
         keepalive: Keepalive | None = None,
     ) -> ChatResult:
+        """Ask the model (see :meth:`_chat`), in a span of the GenAI semantic conventions.
+
+        The span (``chat <model>``, kind client) records the provider, the model, input and
+        output tokens and the finish reason; the messages only when
+        ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is true.
+        """
+        model = self.settings.model
+        with tracing.span(
+            f"chat {model}",
+            kind=tracing.SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": "openai",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model or "",
+            },
+        ) as span:
+            if span is not None and _capture_content():
+                span.set_attribute("gen_ai.input.messages", json.dumps(messages))
+            result = await self._chat(
+                messages, response_format=response_format, keepalive=keepalive
+            )
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                        "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+                        "gen_ai.response.finish_reasons": [result.finish_reason or "unknown"],
+                    }
+                )
+                if result.response_model:
+                    span.set_attribute("gen_ai.response.model", result.response_model)
+                if _capture_content():
+                    span.set_attribute("gen_ai.output.messages", result.content)
+            return result
+
+    async def _chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        response_format: dict[str, Any] | None,
+        keepalive: Keepalive | None = None,
+    ) -> ChatResult:
         """Ask the model; fall back to text when the endpoint refuses structured output.
 
         Args:
@@ -285,6 +341,8 @@ class ChatClient:
             structured=use_schema,
             usage=usage,
             refusal=getattr(message, "refusal", None),
+            finish_reason=getattr(choices[0], "finish_reason", None),
+            response_model=getattr(completion, "model", None),
         )
 
     async def embed(self, text: str, *, keepalive: Keepalive | None = None) -> list[float]:
