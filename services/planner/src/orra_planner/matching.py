@@ -260,8 +260,8 @@ def match_part(
     ranked: list[tuple[str, float]] = []
     by_synonym: set[str] = set()  # services that have the head only through a synonym
     for name, service in services.items():
-        if part.question and service.does in asked:
-            continue  # "has it been paid?" asks whether, not to pay
+        if part.question and not service.answers_question(asked, [w for w, _ in words]):
+            continue
         own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
             own = max(own, service.answer(head))

@@ -48,7 +48,13 @@ from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.fields import ServiceFields, aliased, fields_of
-from orra_planner.matching import PartMatch, field_key, match_action, uncovered_reason
+from orra_planner.matching import (
+    PartMatch,
+    field_key,
+    match_action,
+    uncovered_reason,
+    vocabulary,
+)
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -424,7 +430,14 @@ class OfflinePlanner:
             remaining = set(data) - used
             if not remaining:
                 continue
-            takers = [n for n in catalog if n not in members and remaining <= keys[n].inputs]
+            words = vocabulary(catalog).services
+            takers = [
+                n
+                for n in catalog
+                if n not in members
+                and remaining <= keys[n].inputs
+                and (not match.part.question or words[n].answers_question((), match.part.terms))
+            ]
             if len(takers) > 1:
                 takers = _most_like(match.part.text, takers, catalog)
             if len(takers) != 1:

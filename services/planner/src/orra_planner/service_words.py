@@ -19,7 +19,7 @@ from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
@@ -150,6 +150,18 @@ class ServiceWords:
         if not verb or self.does is None or head.lemma == self.does:
             return True
         return head.lemma not in self.mentions
+
+    def answers_question(self, asked: Collection[str], words: Iterable[Term]) -> bool:
+        """Whether this service may answer a question whose head reads ``asked``.
+
+        A question asks to read something: "has it been paid?" asks whether, not to pay,
+        and a service whose name says what it does (``PaySupplier``) answers a question
+        only when its output tells one of the question's ``words``: "which supplier sent
+        invoice INV-1?" never pays the supplier.
+        """
+        if self.does is None:
+            return True
+        return self.does not in asked and any(self.answer(w) > 0.0 for w in words)
 
     def answer(self, word: Term) -> float:
         """How strongly the output of this service tells ``word`` (0: not at all)."""
