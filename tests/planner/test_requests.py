@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from orra_planner import OfflinePlanner, Planned, PlanRejected, ServiceCatalog
+from orra_planner.parts import request_parts
 from orra_planner.strategy import finalize
 from tests.planner.catalog import catalog_of, string
 from tests.planner.catalog import request as make_request
@@ -60,3 +61,12 @@ def test_a_question_never_selects_a_service_that_acts() -> None:
 def test_a_request_to_act_still_selects_it() -> None:
     result = outcome(purchasing(), "Pay the vendor of bill B-77", billId="B-77")
     assert services(result) == ["BillLookup", "PayVendor"]
+
+
+def test_a_noun_before_a_person_is_a_verb() -> None:
+    # "text" is a noun to the lexicon; "text him ..." asks to text him
+    parts = request_parts("Cancel the booking and text him the refund details")
+    assert [(p.text, p.head_term and p.head_term.lemma) for p in parts] == [
+        ("Cancel the booking", "cancel"),
+        ("text him the refund details", "text"),
+    ]

@@ -114,6 +114,8 @@ _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
 _OBJECT_PRONOUNS: Final = frozenset({"it", "them", "him", "her", "me", "us", "this", "that"})
+_PERSONS: Final = frozenset({"them", "him", "her", "me", "us"})
+"""Object pronouns of people: a noun opening a clause before one is a verb ("text them")."""
 _REFERRING: Final = frozenset({"it", "this", "that", "them"})
 """Pronouns a general verb acts on when the request is what was just said ("process it")."""
 _WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
@@ -225,6 +227,8 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
     following = words[index + 1].text.lower()
     if following in _DETERMINERS - {"that", "this", "these", "those"}:
         return True
+    if following in _PERSONS:
+        return True  # "text them the details", "email her the invoice"
     if following in FUNCTION_WORDS or _is_argument(
         words[index + 1].text, first=False, values=values
     ):
