@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from orra_planner import OfflinePlanner, Planned, PlanRejected, ServiceCatalog
-from orra_planner.parts import request_parts
+from orra_planner.parts import request_parts, split_action
 from orra_planner.strategy import finalize
 from tests.planner.catalog import catalog_of, string
 from tests.planner.catalog import request as make_request
@@ -70,3 +70,45 @@ def test_a_noun_before_a_person_is_a_verb() -> None:
         ("Cancel the booking", "cancel"),
         ("text him the refund details", "text"),
     ]
+
+
+def test_what_has_happened_is_context_not_a_request() -> None:
+    parts = request_parts("Reopen ticket T-1, the customer has been chasing us all week")
+    assert [p.text for p in parts] == ["Reopen ticket T-1"]
+
+
+def test_a_data_field_named_with_its_value_is_data_not_a_request() -> None:
+    action = "Offboard EMP-9, final working day 2027-05-02"
+    split = split_action(
+        action, frozenset({"emp-9", "2027-05-02"}), frozenset({"employee", "id", "final", "day"})
+    )
+    assert [(p.text, p.request, p.terms) for p in split][1:] == [
+        ("final working day 2027-05-02", False, ())
+    ]
+
+
+def hr() -> ServiceCatalog:
+    """Leaving and leave: both know the word "leave"; one takes the leaving date."""
+    return catalog_of(
+        [
+            service(
+                "StaffLeaving",
+                "Closes a leaver's accounts and payroll on their leaving date.",
+                {"staffId": string(), "leavingDate": string()},
+                {"done": {"type": "boolean"}},
+                examples=("someone is leaving the company",),
+            ),
+            service(
+                "LeaveAllowance",
+                "Tells how many days of leave a member of staff has left.",
+                {"staffId": string()},
+                {"days": {"type": "number"}},
+            ),
+        ]
+    )
+
+
+def test_of_services_a_word_fits_the_one_taking_all_the_data_is_meant() -> None:
+    # both run on the staff id; only one takes the date the user gave
+    result = outcome(hr(), "Handle the leave for S-4", staffId="S-4", leavingDate="2027-01-31")
+    assert services(result) == ["StaffLeaving"]

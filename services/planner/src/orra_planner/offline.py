@@ -396,9 +396,16 @@ class OfflinePlanner:
             elsewhere = {k for name in elsewhere_serving for k in keys[name].inputs}
             if needs or remaining & keys[top[0]].inputs <= elsewhere:
                 return None
-        elif any(keys[name].required <= data.keys() for name in match.serving if name != top[0]):
-            # another of the best-scored runs on the data too: both may be meant ("Process
-            # new order" is a payment and a stock reservation)
+        elif any(
+            keys[name].required <= data.keys()
+            and remaining & keys[name].inputs - keys[top[0]].inputs
+            for name in match.serving
+            if name != top[0]
+        ):
+            # another of the best-scored runs on the data too, and takes data the first does
+            # not: both may be meant ("Process new order" is a payment and a stock
+            # reservation); one that takes nothing more is not ("do the exit process" with
+            # an employee and a last day: the leave balance takes only the employee)
             return None
         return top[0] if remaining & keys[top[0]].inputs - others else None
 

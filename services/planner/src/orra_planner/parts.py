@@ -206,8 +206,10 @@ def split_action(
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
-        if request and piece.joined and all(t.word in fields for t in terms):
-            request = False  # ", approver Tomás Ruiz": a field and its value
+        if request and piece.joined and _labels(piece, terms, values, fields):
+            # ", approver Tomás Ruiz", ", last working day 2027-01-31": data, whose words
+            # are no context of the request beside it either
+            request, terms = False, []
         context: list[Term] = list(read.content) if read.clause_object else []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
@@ -254,6 +256,23 @@ def split_action(
             )
         )
     return _lend_context(parts)
+
+
+def _labels(
+    piece: Piece, terms: Sequence[Term], values: frozenset[str], fields: frozenset[str]
+) -> bool:
+    """Whether a piece only names a data field and gives its value: data, not a request.
+
+    Its words are the field's (", approver Tomás Ruiz"), or it opens with one and ends with
+    the value, one other word at most beside them (", last working day 2027-01-31" with
+    ``lastDay``).
+    """
+    named = sum(t.word in fields for t in terms)
+    if named == len(terms):
+        return True
+    last = piece.words[-1].text
+    valued = last.lower() in values or any(ch.isdigit() for ch in last)
+    return valued and terms[0].word in fields and named >= max(2, len(terms) - 1)
 
 
 def _value_spans(lower: str, values: frozenset[str]) -> list[tuple[int, int]]:

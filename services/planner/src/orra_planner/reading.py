@@ -104,6 +104,8 @@ _MODALS: Final = frozenset(
     ]
 )
 _BE: Final = frozenset({"is", "are", "was", "were"})
+_PERFECT: Final = frozenset({"has", "have", "had"})
+"""After a subject, "has" opens what happened ("the client has been waiting three days")."""
 _MONTHS: Final = frozenset(
     "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
@@ -327,7 +329,7 @@ class _PieceReader:
             self.last_verb = None  # "set them up": the particle may follow a pronoun
         if self._modal(index, word, lower):
             return
-        if lower in _BE and index > 0 and not self.after_modal:
+        if lower in _BE | _PERFECT and index > 0 and not self.after_modal:
             self.plain_be = self.plain_be or not self.first_content or self.subject
         if (
             self._that_clause(index, lower)
