@@ -112,3 +112,34 @@ def test_of_services_a_word_fits_the_one_taking_all_the_data_is_meant() -> None:
     # both run on the staff id; only one takes the date the user gave
     result = outcome(hr(), "Handle the leave for S-4", staffId="S-4", leavingDate="2027-01-31")
     assert services(result) == ["StaffLeaving"]
+
+
+def claims() -> ServiceCatalog:
+    """Three services that all take a claim; one only reads it."""
+    return catalog_of(
+        [
+            service(
+                "ClaimLookup",
+                "Returns an insurance claim's status and amount.",
+                {"claimId": string()},
+                {"status": string(), "amount": {"type": "number"}},
+            ),
+            service(
+                "ClaimPayout",
+                "Pays out an approved insurance claim.",
+                {"claimId": string()},
+                {"payoutId": string()},
+            ),
+            service(
+                "ClaimReview",
+                "Reviews an insurance claim for signs of fraud.",
+                {"claimId": string()},
+                {"risk": {"type": "number"}},
+            ),
+        ]
+    )
+
+
+def test_a_question_about_an_entity_every_service_knows_goes_to_the_one_that_reads() -> None:
+    result = outcome(claims(), "Where does claim C-9 stand at the moment?", claimId="C-9")
+    assert services(result) == ["ClaimLookup"]

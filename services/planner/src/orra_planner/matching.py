@@ -246,7 +246,6 @@ def match_part(
         return PartMatch(part, (), (), tuple(fixed))
     head, head_factor = words[part.head]
     services = vocab.services
-    total = len(services)
     rare = vocab.rarity
 
     roles = [
@@ -296,18 +295,36 @@ def match_part(
             if services[name].action is None or services[name].action in said
         ]
     ranked.sort(key=lambda item: (-item[1], item[0]))
-    serving: tuple[str, ...] = ()
-    vague: tuple[str, ...] = ()
-    if ranked:
-        best = ranked[0][1]
-        serving = tuple(name for name, score in ranked if score >= BAND * best)
-        if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
-            serving, vague = (), serving
-        elif len(serving) > 1 and by_synonym.issuperset(serving):
-            # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
-            # them; none of them has the word itself, so the part does not say which
-            serving, vague = (), serving
+    serving, vague = _serving(ranked, services, by_synonym, question=part.question)
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
+
+
+def _serving(
+    ranked: Sequence[tuple[str, float]],
+    services: Mapping[str, ServiceWords],
+    by_synonym: set[str],
+    *,
+    question: bool,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The services that serve a part (within :data:`BAND`), and those it is too vague for."""
+    if not ranked:
+        return (), ()
+    best = ranked[0][1]
+    serving = tuple(name for name, score in ranked if score >= BAND * best)
+    vague: tuple[str, ...] = ()
+    total = len(services)
+    if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
+        serving, vague = (), serving
+    elif len(serving) > 1 and by_synonym.issuperset(serving):
+        # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
+        # them; none of them has the word itself, so the part does not say which
+        serving, vague = (), serving
+    readers = [name for name in vague if services[name].reads]
+    if question and len(readers) == 1:
+        # "Where does order ORD-1 stand?": of every service that knows orders, a
+        # question is for the one that only reads (OrderLookup)
+        serving, vague = (readers[0],), ()
+    return serving, vague
 
 
 PLAIN: Final = 0.6

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIN",
+    "READING",
     "SYNONYM",
     "TAUGHT",
     "VERB_EVIDENCE",
@@ -35,6 +36,8 @@ __all__ = [
     "words_of",
 ]
 
+READING: Final = frozenset({"lookup", "search", "find", "fetch", "get", "list", "view", "read"})
+"""What a service's name says it does when it only reads (``OrderLookup``, ``FlightSearch``)."""
 WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 SYNONYM: Final = 0.5
@@ -106,6 +109,8 @@ class ServiceWords:
     outputs: frozenset[str] = frozenset()
     kin: Mapping[str, float] = field(default_factory=dict)
     """A user's lemma → the strength of its match through synonyms (:func:`_kin`)."""
+    reads: bool = False
+    """Whether its name says it reads and changes nothing (``OrderLookup``, ``HotelSearch``)."""
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -268,6 +273,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
             if (t := term(word)) is not None
         ),
         does=_does(spec),
+        reads=_capability_word(spec) in READING,
     )
 
 
