@@ -143,3 +143,16 @@ def claims() -> ServiceCatalog:
 def test_a_question_about_an_entity_every_service_knows_goes_to_the_one_that_reads() -> None:
     result = outcome(claims(), "Where does claim C-9 stand at the moment?", claimId="C-9")
     assert services(result) == ["ClaimLookup"]
+
+
+def test_a_phrasal_verb_no_service_has_is_an_idiom_of_request() -> None:
+    # "sort out" is no service's verb: what is asked is what follows it
+    result = outcome(hr(), "Sort out the leave for S-4", staffId="S-4", leavingDate="2027-01-31")
+    assert services(result) == ["StaffLeaving"]
+    assert isinstance(result, Planned)
+    assert result.plan.tasks[0].serves == "Sort out the leave for S-4"
+
+
+def test_an_idiom_asking_how_is_a_question() -> None:
+    parts = request_parts("Work out how busy the team is")
+    assert [(p.idiom, p.idiom_asks) for p in parts] == [(1, True)]

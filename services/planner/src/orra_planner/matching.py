@@ -29,6 +29,7 @@ handles orders): it is *vague*, and nothing serves it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -371,11 +372,27 @@ def match_action(
     key = (action, keys, values, fields)
     found = memo.get(key)
     if found is None:
-        found = tuple(match_part(p, catalog, keys) for p in request_parts(action, values, fields))
+        found = tuple(
+            _match_or_idiom(p, catalog, keys) for p in request_parts(action, values, fields)
+        )
         if len(memo) >= _ACTIONS_MEMO:
             memo.clear()
         memo[key] = found
     return list(found)
+
+
+def _match_or_idiom(part: Part, catalog: ServiceCatalog, keys: frozenset[str]) -> PartMatch:
+    """:func:`match_part`; a phrasal verb no service has is an idiom of request.
+
+    "Sort out PTO for EMP-1": when no service matches the phrasal verb at the head, the
+    part asks for what follows it (:attr:`~orra_planner.parts.Part.idiom`).
+    """
+    found = match_part(part, catalog, keys)
+    if found.ranked or part.idiom is None:
+        return found
+    question = part.question or part.idiom_asks
+    idiom = dataclasses.replace(part, head=part.idiom, objects=(), question=question)
+    return match_part(idiom, catalog, keys)
 
 
 _ACTIONS_MEMO: Final = 1024

@@ -40,6 +40,7 @@ from orra_planner.reading import (
     Piece,
     Word,
     describes,
+    head_after_idiom,
     head_of,
     objects_of,
     read_piece,
@@ -86,6 +87,10 @@ class Part:
             "post an update on the status page"): a service serving the part knows them.
         question: Whether it asks a question ("Has PROD-1 sold out?"): an answer reads,
             so the data may say which service can give it.
+        idiom: The head to read when no service has the phrasal verb at its head ("Sort
+            out PTO for EMP-1" asks for the PTO): index in ``terms``, or ``None``.
+        idiom_asks: Whether what follows the idiom asks how or what ("work out how upset
+            they are"): read so, the part is a question.
         context: Words borrowed from neighbouring pieces (the verb before a bare noun
             phrase, the object after a bare verb, a condition's words): they rank services
             but never make one serve the part.
@@ -101,6 +106,8 @@ class Part:
     request: bool = True
     objects: tuple[int, ...] = ()
     question: bool = False
+    idiom: int | None = None
+    idiom_asks: bool = False
 
     @property
     def head_term(self) -> Term | None:
@@ -253,6 +260,8 @@ def split_action(
                 request=request,
                 objects=objects_of(read, head) if request else (),
                 question=read.question or first in WH_WORDS,
+                idiom=head_after_idiom(read, head) if request and head is not None else None,
+                idiom_asks=read.asked is not None and read.asked > 0,
             )
         )
     return _lend_context(parts)

@@ -39,6 +39,7 @@ __all__ = [
     "Read",
     "Word",
     "describes",
+    "head_after_idiom",
     "head_of",
     "objects_of",
     "read_piece",
@@ -527,6 +528,28 @@ def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
 def describes(found: Term) -> bool:
     """Whether ``found`` can describe a thing ("best", "cheapest", "new"): never an object."""
     return found.modifier or "ADJ" in readings(found.word)
+
+
+def head_after_idiom(read: Read, head: int | None) -> int | None:
+    """The head when a phrasal verb head is an idiom of request ("sort out", "work out").
+
+    "Sort out PTO for EMP-1", "work out how upset they are": a verb and its particle that no
+    service has say only "do it"; what is asked is then what follows, read as after a verb
+    too general to say it. ``None`` when the head is no phrasal verb or nothing follows it.
+    """
+    if head != 0 or " " not in read.terms[0].word or len(read.terms) < 2:
+        return None
+    rest = Read(
+        terms=read.terms[1:],
+        verbish=[False] * (len(read.terms) - 1),
+        glued=[False, *read.glued[2:]],
+        direct=read.direct[1:],
+        unit=read.unit[1:],
+        asked=None if read.asked is None or read.asked < 1 else read.asked - 1,
+        question=read.question,
+    )
+    found = head_of(rest)
+    return None if found is None else found + 1
 
 
 def head_of(read: Read) -> int | None:
