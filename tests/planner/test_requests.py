@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from orra_planner import OfflinePlanner, Planned, PlanRejected, ServiceCatalog
+from orra_planner.matching import vocabulary
 from orra_planner.parts import request_parts, split_action
 from orra_planner.strategy import finalize
 from tests.planner.catalog import catalog_of, string
@@ -156,3 +157,49 @@ def test_a_phrasal_verb_no_service_has_is_an_idiom_of_request() -> None:
 def test_an_idiom_asking_how_is_a_question() -> None:
     parts = request_parts("Work out how busy the team is")
     assert [(p.idiom, p.idiom_asks) for p in parts] == [(1, True)]
+
+
+def test_has_to_is_a_modal() -> None:
+    parts = request_parts("Booking BK-4 has to be cancelled, the trip is off")
+    assert [(p.text, p.head_term and p.head_term.lemma) for p in parts] == [
+        ("Booking BK-4 has to be cancelled", "cancel")
+    ]
+
+
+def test_a_participle_after_the_object_is_no_object() -> None:
+    # "reminding them of the date" says how; a service sending letters need not know "remind"
+    parts = request_parts("Post the member a letter reminding them of the date")
+    assert [[p.terms[i].lemma for i in p.objects] for p in parts] == [["member", "letter"]]
+
+
+def lettings() -> ServiceCatalog:
+    """A tenant look-up that yields a lease, and a ledger of the lease's rent."""
+    return catalog_of(
+        [
+            service(
+                "TenantFinder",
+                "Finds a tenant by name: their lease and the rent they pay.",
+                {"name": string()},
+                {"tenantId": string(), "leaseId": string()},
+            ),
+            service(
+                "RentAccount",
+                "Returns a lease's rent account: balance and arrears.",
+                {"leaseId": string()},
+                {"balance": {"type": "number"}, "arrears": {"type": "boolean"}},
+                examples=("rent account of a lease",),
+            ),
+        ]
+    )
+
+
+def test_a_question_goes_to_the_service_its_data_feeds() -> None:
+    # the look-up takes the name only to give the ledger its lease
+    result = outcome(lettings(), "Is Ana Silva behind with the rent?", name="Ana Silva")
+    assert isinstance(result, Planned)
+    assert "RentAccount" in services(result)
+
+
+def test_an_example_naming_a_thing_does_not_make_its_first_noun_a_verb() -> None:
+    # "rent account of a lease" names an account: RentAccount does not rent anything
+    assert vocabulary(lettings()).services["RentAccount"].does is None

@@ -387,6 +387,19 @@ class OfflinePlanner:
         top = [name for name in near if fit[name] == best]
         if best == 0 or len(top) != 1:
             return None
+        if match.part.question:
+            # "Is Maria Costa behind on her rent?" with her name: the tenant look-up takes
+            # the name, but only to give the rent ledger the lease it reads; the question is
+            # the ledger's, and the look-up only provides its data
+            fed = [
+                name
+                for name in match.serving
+                if name != top[0]
+                and (needs := keys[name].required - data.keys())
+                and needs <= keys[top[0]].outputs
+            ]
+            if len(fed) == 1:
+                return fed[0]
         others = {k for name in match.serving if name != top[0] for k in keys[name].inputs}
         if top[0] not in match.serving:
             # beyond the band, only when the best-scored ones run on the data alone (no

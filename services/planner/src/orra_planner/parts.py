@@ -260,7 +260,7 @@ def split_action(
                 request=request,
                 objects=objects_of(read, head) if request else (),
                 question=read.question or first in WH_WORDS,
-                idiom=head_after_idiom(read, head) if request and head is not None else None,
+                idiom=head_after_idiom(read, head) if request and terms is read.terms else None,
                 idiom_asks=read.asked is not None and read.asked > 0,
             )
         )

@@ -360,7 +360,12 @@ class _PieceReader:
         return False
 
     def _modal(self, index: int, word: Word, lower: str) -> bool:
-        if not (lower in _MODALS and index > 0 and word.text.islower()):
+        obliged = (  # "APT-1 has to be cancelled": "has to" is "must"
+            lower in _PERFECT
+            and index + 1 < len(self.words)
+            and self.words[index + 1].text.lower() == "to"
+        )
+        if not ((lower in _MODALS or obliged) and index > 0 and word.text.islower()):
             return False
         self.after_modal = True
         self.after_need = lower.startswith(("need", "want", "wish"))
@@ -513,7 +518,7 @@ def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
     heads: list[int] = []
     current: int | None = None
     for i in range(1, len(terms)):
-        if not read.direct[i]:
+        if not read.direct[i] or _participle(read, i):
             break
         if not read.glued[i] and current is not None:
             heads.append(current)
@@ -523,6 +528,18 @@ def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
     if current is not None:
         heads.append(current)
     return tuple(heads)
+
+
+def _participle(read: Read, index: int) -> bool:
+    """Whether the word at ``index`` opens a participle phrase ("quoting the balance").
+
+    An -ing form with no noun glued after it says how, not what the verb acts on ("send a
+    reminder quoting the balance"); "the shipping label" is a noun phrase.
+    """
+    found = read.terms[index]
+    if not found.word.endswith("ing") or "VERB" not in readings(found.word):
+        return False
+    return index + 1 >= len(read.terms) or not read.glued[index + 1]
 
 
 def describes(found: Term) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, synonyms, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, readings, synonyms, term
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -324,9 +324,26 @@ def _does(spec: ServiceSpec) -> str | None:
         return None
     for text in (spec.description, *spec.examples):
         opening = next(iter(_text_terms(text)), None)
-        if opening is not None and opening.verb and opening.lemma == names[0].lemma:
+        if (
+            opening is not None
+            and opening.verb
+            and opening.lemma == names[0].lemma
+            and not _noun_compound(text)
+        ):
             return opening.lemma
     return None
+
+
+def _noun_compound(text: str) -> bool:
+    """Whether ``text`` opens with a noun that can be a verb before another noun.
+
+    "rent statement for a lease" names a statement; "pay the supplier", "approve invoice"
+    (``approve`` is only a verb) say what to do.
+    """
+    words = text.lower().split()
+    if len(words) < 2 or "NOUN" not in readings(words[0]):
+        return False
+    return term(words[1]) is not None and not words[1].endswith("ing")
 
 
 def _answer_words(spec: ServiceSpec) -> dict[str, float]:
