@@ -203,3 +203,11 @@ def test_a_question_goes_to_the_service_its_data_feeds() -> None:
 def test_an_example_naming_a_thing_does_not_make_its_first_noun_a_verb() -> None:
     # "rent account of a lease" names an account: RentAccount does not rent anything
     assert vocabulary(lettings()).services["RentAccount"].does is None
+
+
+def test_a_lone_participle_after_a_comma_says_how_not_what() -> None:
+    parts = request_parts("Reserve table TB-2 for Leo, arriving 19:30")
+    assert [p.text for p in parts] == ["Reserve table TB-2 for Leo"]
+    # with a word of its own, it is a step: "notifying the guest"
+    both = request_parts("Reserve table TB-2 for Leo, notifying the guest")
+    assert [p.text for p in both] == ["Reserve table TB-2 for Leo", "notifying the guest"]

@@ -143,7 +143,7 @@ def _pieces(action: str) -> list[Piece]:
     pieces: list[Piece] = []
     current: Piece | None = None
     aside: Piece | None = None  # the clause an aside in parentheses interrupts
-    joined = False
+    joined = comma = False
     i = 0
     while i < len(tokens):
         text, start, end = tokens[i]
@@ -155,6 +155,7 @@ def _pieces(action: str) -> list[Piece]:
                 current, aside = aside, None  # the clause it interrupted goes on
             else:
                 aside, current, joined = None, None, True
+                comma = mark == ","
             i += 1
             continue
         lowered = text.lower()
@@ -164,7 +165,7 @@ def _pieces(action: str) -> list[Piece]:
             else None
         )
         if joiner is not None and (current is not None or pieces):
-            current, joined = None, True
+            current, joined, comma = None, True, False
             i += len(joiner)
             continue
         opener = (
@@ -179,9 +180,9 @@ def _pieces(action: str) -> list[Piece]:
         if (opener is not None or condition) and current is not None and current.words:
             current = None
         if current is None:
-            current = Piece(start, end, [], joined=joined, condition=condition)
+            current = Piece(start, end, [], joined=joined, condition=condition, comma=comma)
             pieces.append(current)
-            joined = False
+            joined = comma = False
         for k in range(len(opener) if opener else 1):
             word_text, w_start, w_end = tokens[i + k]
             current.words.append(Word(word_text, w_start, w_end, None))
@@ -213,10 +214,8 @@ def split_action(
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
-        if request and piece.joined and _labels(piece, terms, values, fields):
-            # ", approver Tomás Ruiz", ", last working day 2027-01-31": data, whose words
-            # are no context of the request beside it either
-            request, terms = False, []
+        if request:
+            request, terms = _aside(piece, terms, values, fields)
         context: list[Term] = list(read.content) if read.clause_object else []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
@@ -265,6 +264,22 @@ def split_action(
             )
         )
     return _lend_context(parts)
+
+
+def _aside(
+    piece: Piece, terms: list[Term], values: frozenset[str], fields: frozenset[str]
+) -> tuple[bool, list[Term]]:
+    """Whether a piece that reads as a request is one, and its terms.
+
+    ", approver Tomás Ruiz", ", last working day 2027-01-31" are data, whose words are no
+    context of the request beside them either; "Book hotel HTL-1, checking in 2026-11-30":
+    a lone participle and its values after a comma say how the request before is meant.
+    """
+    if piece.joined and _labels(piece, terms, values, fields):
+        return False, []
+    if piece.comma and len(terms) == 1 and terms[0].word.endswith("ing"):
+        return False, terms
+    return True, terms
 
 
 def _labels(

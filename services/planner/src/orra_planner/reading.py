@@ -156,6 +156,7 @@ class Piece:
     words: list[Word]
     joined: bool  # follows a joiner or a comma
     condition: bool  # opened by a condition word
+    comma: bool = False  # follows a comma, no joining word
 
 
 def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
