@@ -300,9 +300,13 @@ class OfflinePlanner:
             elsewhere = {n for other in matches if other is not match for n, _ in other.ranked}
             fitting = self._fit(match, elsewhere, members, keys, data)
             if fitting is not None:
+                why = (
+                    "only it takes the data given for it"
+                    if data.keys() & keys[fitting].inputs
+                    else "the service that takes the data given only provides its input"
+                )
                 notes.append(
-                    f"{fitting} for {match.part.text!r}: of "
-                    f"{', '.join(_near(match))}, only it takes the data given for it"
+                    f"{fitting} for {match.part.text!r}: of {', '.join(_near(match))}, {why}"
                 )
                 add(fitting, index, match.part.start)
                 produced.update(keys[fitting].outputs)
