@@ -399,8 +399,8 @@ class OfflinePlanner:
                 name
                 for name in match.serving
                 if name != top[0]
-                and (needs := keys[name].required - data.keys())
-                and needs <= keys[top[0]].outputs
+                and (lacking := keys[name].required - data.keys())
+                and lacking <= keys[top[0]].outputs
             ]
             if len(fed) == 1:
                 return fed[0]
