@@ -6,7 +6,7 @@ makespan, memory, profile and retention (these two: full runs only unless named 
 ``--only``), planning (planning fidelity, in-process; ``python -m bench planning --help``
 runs it alone with its own options, see :mod:`bench.planning.cli`), console (the web
 console in chromium against 100,000 orchestrations; full runs only unless named with
-``--only``). ``--splice`` replaces
+``--only``), publisher (Orra's pipelined publisher against nats-py's, A/B). ``--splice`` replaces
 only this run's sections in an existing report. A section that cannot run (a service not
 installed, a peer that cannot be set up) is reported as skipped or failed with the reason;
 the report is written regardless. The raw results are also saved as JSON under
@@ -194,6 +194,16 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
         except Exception as exc:
             results["sections"]["console"] = _failure(exc)
         results["sections"]["console"]["seconds"] = time.perf_counter() - t0
+    if "publisher" in sections:
+        section_starts("publisher")
+        from bench.sections.publisher import run_publisher
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["publisher"] = run_publisher(cfg)
+        except Exception as exc:
+            results["sections"]["publisher"] = _failure(exc)
+        results["sections"]["publisher"]["seconds"] = time.perf_counter() - t0
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started

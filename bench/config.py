@@ -19,6 +19,7 @@ SECTIONS = (
     "planning",
     "retention",
     "console",
+    "publisher",
 )
 """Every section of the harness, in the order they run."""
 
@@ -56,6 +57,9 @@ class Config:
             than the 10-minute duplicate window, whose entries then expire; 0: none).
         console_orchestrations: Orchestrations in the console section's synthetic log.
         console_runs: Cold page loads per page of the console section.
+        publisher_messages: Messages per pipelined run of the publisher A/B (a tenth of
+            them one at a time).
+        publisher_rounds: Alternating rounds of the publisher A/B.
     """
 
     quick: bool
@@ -84,6 +88,8 @@ class Config:
     retention_idle_s: float = 660.0
     console_orchestrations: int = 100_000
     console_runs: int = 10
+    publisher_messages: int = 20_000
+    publisher_rounds: int = 3
 
 
 def full() -> Config:
@@ -140,6 +146,8 @@ def quick() -> Config:
         retention_idle_s=0.0,
         console_orchestrations=2_000,
         console_runs=3,
+        publisher_messages=5_000,
+        publisher_rounds=2,
     )
 
 
@@ -158,4 +166,6 @@ def smoke() -> Config:
         makespan_graphs=1,
         memory_in_flight=50,
         memory_completed=(100, 200),
+        publisher_messages=1_000,
+        publisher_rounds=1,
     )

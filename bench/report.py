@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report_console, report_frontdoor
+from bench import report_console, report_frontdoor, report_publisher
 from bench.stats import Agg
 
 __all__ = ["TARGETS", "render"]
@@ -733,6 +733,7 @@ def render(results: dict[str, Any]) -> str:
         "retention": _retention,
         "frontdoor": report_frontdoor.section,
         "console": report_console.section,
+        "publisher": report_publisher.section,
     }
     for name, fn in renderers.items():
         if name in s:
@@ -893,6 +894,7 @@ def splice(report: str, results: dict[str, Any]) -> str:
     renderers = {"recovery": _recovery, "makespan": _makespan, "memory": _memory}
     renderers["retention"] = _retention
     renderers["console"] = report_console.section
+    renderers["publisher"] = report_publisher.section
     out = report.rstrip("\n").split("\n")
     for name, section in results["sections"].items():
         fn = renderers.get(name)

@@ -28,6 +28,7 @@ QUICK_SECTIONS = (
     "makespan",
     "memory",
     "planning",
+    "publisher",
 )
 HEADINGS = (
     "# Orra benchmarks",
@@ -41,6 +42,7 @@ HEADINGS = (
     "## 6. Memory",
     "## 8. Planning fidelity (issue 15)",
     "## 9. The front door",
+    "## Publisher: `orra_events` against nats-py's JetStream publish",
 )
 
 

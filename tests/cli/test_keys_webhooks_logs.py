@@ -49,7 +49,7 @@ def test_api_keys_gen_sends_the_role_and_prints_the_id_beside_the_key(
     assert gateway.last("POST", "/api-keys").body == {}  # the gateway's default: member
     bad = orra("api-keys", "gen", "--role", "owner")
     assert bad.exit_code == EXIT_USAGE
-    assert "use admin or member" in bad.stderr
+    assert "use admin, approver, member" in bad.stderr
 
 
 def test_api_keys_ls_shows_roles(orra: Any, gateway: FakeGateway) -> None:

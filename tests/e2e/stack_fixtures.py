@@ -218,6 +218,7 @@ class WebhookReceiver:
         self.failed: dict[str, Any] = {}
         self.aborted: dict[str, Any] = {}
         self.compensation_reports: dict[str, Any] = {}
+        self.approval_requests: dict[str, list[Any]] = collections.defaultdict(list)
         self._changed = threading.Condition()
         receiver = self
 
@@ -272,6 +273,9 @@ class WebhookReceiver:
         self.handled.add(delivery_id)
         kind = body["type"]
         orchestration_id = body["orchestrationId"]
+        if kind == "orchestration.approval_requested":
+            self.approval_requests[orchestration_id].append(body)
+            return 200
         status = body["status"]
         results = body["results"]
         error = body["error"]
@@ -287,13 +291,24 @@ class WebhookReceiver:
             self.compensation_reports[orchestration_id] = body["compensation"]
         return 200
 
-    def wait_for(self, orch_id: str, path: str, timeout_s: float = 30.0) -> Delivery:
-        """The first delivery of ``orch_id``'s result to ``path``."""
+    def wait_for(
+        self,
+        orch_id: str,
+        path: str,
+        timeout_s: float = 30.0,
+        kind: str = "orchestration.result",
+    ) -> Delivery:
+        """The first delivery of ``orch_id``'s result (or of another ``kind``) to ``path``."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
                 for delivery in self.deliveries:
-                    if delivery.path == path and delivery.json.get("orchestrationId") == orch_id:
+                    body = delivery.json
+                    if (
+                        delivery.path == path
+                        and body.get("orchestrationId") == orch_id
+                        and body.get("type") == kind
+                    ):
                         return delivery
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -310,6 +310,36 @@ def test_abort_from_the_page(stack: StackHandle, open_page: Callable[..., Page])
     assert stack.get(f"/orchestrations/{orch}")["status"] == "aborted"
 
 
+def test_a_plan_held_for_preview_is_shown_waiting_and_approved_from_the_page(
+    stack: StackHandle, open_page: Callable[..., Page]
+) -> None:
+    orch = archive(stack, 0, execute=False)
+    resp = httpx.post(
+        f"{stack.gateway_url}/api-keys",
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        json={"role": "member", "name": "console-viewer"},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    viewer = open_page(resp.json()["apiKey"])
+    detail(viewer, stack, orch)
+    viewer.wait_for_selector("main[data-status=awaiting_approval]")
+    assert "An admin or approver key can approve or reject it." in viewer.inner_text("#approvals")
+    assert viewer.locator("[data-decide]").count() == 0
+
+    page = open_page()
+    detail(page, stack, orch)
+    page.wait_for_selector("main[data-status=awaiting_approval]")
+    assert "awaiting approval" in page.inner_text("[data-approval=plan]")
+    page.fill("[data-approval=plan] input", "looks right")
+    page.click("[data-approval=plan] [data-decide=approve]")
+    page.wait_for_selector("main[data-status=completed]")
+    decided = page.inner_text("[data-approval=plan]")
+    assert "approved" in decided
+    assert "looks right" in decided
+    assert stack.get(f"/orchestrations/{orch}")["status"] == "completed"
+
+
 def test_a_failed_webhook_shows_every_attempt(
     stack: StackHandle, open_page: Callable[..., Page]
 ) -> None:

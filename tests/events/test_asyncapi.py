@@ -108,6 +108,8 @@ def test_who_sends_and_receives() -> None:
     assert _ops("gateway", "send") == {
         "actionSubmitted",
         "orchestrationAborted",
+        "orchestrationApproved",
+        "orchestrationRejected",
         "taskCompensationResolved",
         "deadLetters",
     }
@@ -129,6 +131,8 @@ def test_who_sends_and_receives() -> None:
         "taskCompensated",
         "taskCompensationFailed",
         "orchestrationAborted",
+        "orchestrationApproved",
+        "orchestrationRejected",
         "serviceRegistered",
         "serviceHeartbeat",
     }
@@ -136,6 +140,7 @@ def test_who_sends_and_receives() -> None:
         "orchestrationDone",
         "orchestrationFailed",
         "orchestrationAborted",
+        "taskApprovalRequested",
     }
     assert {"webhookDelivered", "webhookFailed"} <= _ops("notifier", "send")
     assert _ops("sdk", "receive") == {

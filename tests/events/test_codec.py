@@ -61,7 +61,7 @@ def test_every_event_round_trips(cls: type[Event], data: st.DataObject) -> None:
 
 
 def test_catalogue_is_complete_and_consistent() -> None:
-    assert len(EVENT_TYPES) == len(ALL_EVENTS) == 27
+    assert len(EVENT_TYPES) == len(ALL_EVENTS) == 31
     for event_type, cls in EVENT_TYPES.items():
         assert event_type == cls.TYPE
         assert msgspec.inspect.type_info(cls).tag == event_type  # type: ignore[attr-defined]

@@ -229,6 +229,7 @@ def test_a_nested_new_required_field_is_incompatible() -> None:
         input: dict[str, Any] = msgspec.field(default_factory=dict)
         version: str | None = None
         serves: str | None = None
+        gate: str | None = None
         timeout_s: float
 
     assert _check(_with_nested(PlanTask)) == ["x.done: new required field 'plan.tasks[].timeout_s'"]
@@ -241,6 +242,7 @@ def test_a_nested_new_optional_field_is_compatible() -> None:
         input: dict[str, Any] = msgspec.field(default_factory=dict)
         version: str | None = None
         serves: str | None = None
+        gate: str | None = None
         timeout_s: float | None = None
 
     assert _check(_with_nested(PlanTask)) == []
@@ -252,6 +254,7 @@ def test_a_nested_removed_field_and_changed_type_are_incompatible() -> None:
         input: dict[str, Any] = msgspec.field(default_factory=dict)
         version: str | None = None
         serves: str | None = None
+        gate: str | None = None
 
     class DataField(msgspec.Struct, frozen=True):
         field: str

@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012
 
 from orra_events import CompensationSummary
 from orra_events.webhooks import (
+    APPROVAL_TYPE,
     COMPENSATION_TYPE,
     PAYLOAD_TYPES,
     RESULT_TYPE,
@@ -139,6 +140,7 @@ def test_components_are_prefixed_and_list_every_field_as_required() -> None:
         "WebhookPayload",
         "WebhookResult",
         "WebhookCompensationReport",
+        "WebhookApprovalRequested",
         "WebhookCompensationSummary",
         "WebhookUncoveredPart",
     }
@@ -153,6 +155,7 @@ def test_components_are_prefixed_and_list_every_field_as_required() -> None:
     assert union["discriminator"]["mapping"] == {
         RESULT_TYPE: "#/components/schemas/WebhookResult",
         COMPENSATION_TYPE: "#/components/schemas/WebhookCompensationReport",
+        APPROVAL_TYPE: "#/components/schemas/WebhookApprovalRequested",
     }
 
 
@@ -182,7 +185,7 @@ def test_add_webhooks_merges_into_a_document_and_refuses_a_clash() -> None:
     merged = add_webhooks(document)
     assert "Other" in merged["components"]["schemas"]
     assert "WebhookResult" in merged["components"]["schemas"]
-    assert set(merged["webhooks"]) == {RESULT_TYPE, COMPENSATION_TYPE}
+    assert set(merged["webhooks"]) == {RESULT_TYPE, COMPENSATION_TYPE, APPROVAL_TYPE}
     assert document["components"]["schemas"] == {"Other": {"type": "string"}}  # a copy
     assert add_webhooks(merged) == merged
     clash = {"components": {"schemas": {"WebhookResult": {"type": "string"}}}}

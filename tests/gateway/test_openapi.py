@@ -9,7 +9,13 @@ import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from orra_events.webhooks import COMPENSATION_TYPE, RESULT_TYPE, openapi_webhooks, schema_components
+from orra_events.webhooks import (
+    APPROVAL_TYPE,
+    COMPENSATION_TYPE,
+    RESULT_TYPE,
+    openapi_webhooks,
+    schema_components,
+)
 from orra_gateway.app import create_app
 from orra_gateway.openapi import openapi_document
 from orra_gateway.settings import GatewaySettings
@@ -47,7 +53,7 @@ async def test_the_served_document_has_the_webhooks_and_is_valid_openapi_3_1(
 def test_the_document_of_an_app_is_the_served_one_and_the_check_can_fail() -> None:
     document = openapi_document(create_app(GatewaySettings()))
     validate(document)
-    assert set(document["webhooks"]) == {RESULT_TYPE, COMPENSATION_TYPE}
+    assert set(document["webhooks"]) == {RESULT_TYPE, COMPENSATION_TYPE, APPROVAL_TYPE}
     operation = document["webhooks"][RESULT_TYPE]["post"]
     assert [p["name"] for p in operation["parameters"]] == [
         "webhook-id",

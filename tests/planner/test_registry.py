@@ -5,7 +5,16 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from orra_events import Bus, PlanCreated, PlanFailed, ServiceHeartbeat, ServiceRegistered, Topology
+from orra_events import (
+    Bus,
+    Plan,
+    PlanCreated,
+    PlanFailed,
+    PlanTask,
+    ServiceHeartbeat,
+    ServiceRegistered,
+    Topology,
+)
 from orra_events.bus import HDR_ORIGINAL_SUBJECT, HDR_REASON
 from orra_events.liveness import LivenessSettings
 from orra_planner import RegistryFollower
@@ -71,6 +80,28 @@ def test_examples_reach_the_spec() -> None:
     spec = registry.catalog("default", now=NOW)["PaymentService"]
     assert spec.examples == ("charge the card",)
     assert spec.to_event().examples == ["charge the card"]
+
+
+def test_plans_carry_the_approval_gate_of_the_version_they_were_planned_against() -> None:
+    registry = Registry(SETTINGS)
+    registry.apply(reg(version="1"))
+    registry.apply(reg(name="RefundService", approval_when="amount > 1000"))
+    catalog = registry.catalog("default", now=NOW)
+    assert catalog["RefundService"].to_event().approval_when == "amount > 1000"
+    plan = Plan(
+        tasks=[
+            PlanTask(id="payment", service="PaymentService"),
+            PlanTask(id="refund", service="RefundService"),
+        ],
+        parallel_groups=[["payment", "refund"]],
+    )
+    stamped = {t.id: t.gate for t in catalog.versioned(plan).tasks}
+    assert stamped == {"payment": None, "refund": "amount > 1000"}
+    # a malformed condition is refused and the registered definition stays
+    refused = registry.apply(reg(name="RefundService", version="2", approval_when="amount >"))
+    assert refused.refused
+    assert "approval condition 'amount >'" in (refused.reason or "")
+    assert registry.catalog("default", now=NOW)["RefundService"].version == "1"
 
 
 def test_a_service_with_no_live_instance_for_the_set_time_is_left_out() -> None:

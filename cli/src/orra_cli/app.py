@@ -11,6 +11,7 @@ import typer
 
 from orra_cli.commands import (
     api_keys,
+    approvals,
     comp_fail,
     grounding,
     orchestrations,
@@ -44,6 +45,8 @@ app.command()(orchestrations.ps)
 app.command()(orchestrations.inspect)
 app.command()(orchestrations.logs)
 app.command()(orchestrations.abort)
+app.command()(approvals.approve)
+app.command()(approvals.reject)
 
 
 @app.callback()

@@ -222,12 +222,13 @@ class GatewayClient:
         mode: str | None = None,
         pause_grace_s: float | None = None,
         allow_partial: bool = False,
+        execute: bool = True,
     ) -> tuple[int, dict[str, Any]]:
         """POST /orchestrations; return the status code and the body.
 
         ``mode`` (``groups`` / ``eager``) and ``pause_grace_s`` (``pauseGraceS``) are sent
         only when given: the gateway's defaults apply otherwise. ``allow_partial`` sends
-        ``allowPartial: true``.
+        ``allowPartial: true``; ``execute`` false sends ``execute: false`` (plan only).
         """
         body: dict[str, Any] = {"action": {"content": action}, "data": data}
         if webhook:
@@ -238,6 +239,8 @@ class GatewayClient:
             body["pauseGraceS"] = pause_grace_s
         if allow_partial:
             body["allowPartial"] = True
+        if not execute:
+            body["execute"] = False
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         resp = self.request("POST", "/orchestrations", json_body=body, headers=headers)
         payload = self._json(resp)

@@ -41,8 +41,9 @@ def api_keys_gen(
         typer.Option(
             "--role",
             metavar="|".join(ROLES),
-            help="admin: manages keys, webhooks and the signing secret; member: submits, "
-            "reads, follows and aborts orchestrations (default: member).",
+            help="admin: manages keys, webhooks and the signing secret; approver: a member "
+            "that also approves or rejects held plans and tasks (orra approve); member: "
+            "submits, reads, follows and aborts orchestrations (default: member).",
             show_default=False,
         ),
     ] = None,
@@ -52,7 +53,7 @@ def api_keys_gen(
 ) -> None:
     """Create a new API key for the project (an admin key is needed)."""
     if role is not None and role.strip().lower() not in ROLES:
-        raise UsageError(f"unknown --role {role!r}: use {' or '.join(ROLES)}")
+        raise UsageError(f"unknown --role {role!r}: use {', '.join(ROLES)}")
     body: dict[str, str] = {"name": name} if name else {}
     if role is not None:
         body["role"] = role.strip().lower()

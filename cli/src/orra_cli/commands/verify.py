@@ -116,6 +116,14 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
             "(they are listed); by default such an action is refused.",
         ),
     ] = False,
+    plan_only: Annotated[
+        bool,
+        typer.Option(
+            "--plan-only",
+            help="Plan it and show the plan; run nothing until `orra approve ID` (`orra "
+            "reject ID --reason` drops it; it expires after ORRA_APPROVAL_TIMEOUT_S).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,
@@ -124,6 +132,8 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
     fields = parse_data_fields(data or [], extra or [])
     if not action.strip():
         raise UsageError('the action is empty: orra verify run "Process order ORD123"')
+    if plan_only and wait:
+        raise UsageError("--plan-only runs nothing, so there is nothing to --wait for")
     mode = _check_run_options(mode, pause_grace)
     check_webhook(webhook, "-w")
     with client_for(gateway_url, api_key) as client:
@@ -136,6 +146,7 @@ def verify_run(  # noqa: PLR0917 - a Typer command's options
                 mode=mode,
                 pause_grace_s=pause_grace,
                 allow_partial=allow_partial,
+                execute=not plan_only,
             )
         except PlanRejected as exc:
             exc.message = f"the action was not accepted: {exc.message.split(': ', 1)[-1]}"
@@ -193,6 +204,8 @@ def _report(view: dict[str, Any], orch_id: str, *, wait: bool, as_json: bool) ->
         "parallel_groups": view.get("parallel_groups") or [],
         "uncovered": view.get("uncovered") or [],
     }
+    if view.get("approval") is not None:
+        result["approval"] = view.get("approval")
     if wait:
         result["results"] = view.get("results")
         result["error"] = view.get("error")
@@ -206,6 +219,11 @@ def _report(view: dict[str, Any], orch_id: str, *, wait: bool, as_json: bool) ->
             console.print()
             console.print(Text("Results", style="bold"))
             console.print(json.dumps(view.get("results"), indent=2, ensure_ascii=False))
+    elif view.get("status") == "awaiting_approval":
+        note(
+            f"nothing runs until it is approved: orra approve {orch_id} "
+            f'(or orra reject {orch_id} --reason "...")'
+        )
     else:
         note(f"follow it: orra inspect -f {orch_id}")
     if wait and view.get("status") != "completed":

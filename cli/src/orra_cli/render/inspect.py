@@ -73,6 +73,15 @@ def _summary(orch: Mapping[str, Any], expired: bool, now: float | None) -> list[
         )
     if orch.get("status") == "paused" and orch.get("pausedServices"):
         lines.append(line("Waiting for", _held(orch, now)))
+    approval = orch.get("approval")
+    if isinstance(approval, Mapping):
+        lines.append(line("Approval", _approval(approval, now)))
+    for task in orch.get("tasks") or []:
+        task_approval = task.get("approval") if isinstance(task, Mapping) else None
+        if isinstance(task_approval, Mapping):
+            label = Text(f"task {task.get('id')}: ")
+            label.append_text(_approval(task_approval, now))
+            lines.append(line("Approval", label))
     comp = orch.get("compensation")
     if isinstance(comp, Mapping) and comp:
         lines.append(line("Compensation", _compensation_summary(comp)))
@@ -82,6 +91,28 @@ def _summary(orch: Mapping[str, Any], expired: bool, now: float | None) -> list[
         lines.extend(Text(f"│   - {reason}", style="red") for reason in reasons)
     lines.extend(left_out_lines(orch))
     return lines
+
+
+def _approval(approval: Mapping[str, Any], now: float | None) -> Text:
+    """A plan's or a task's approval: waiting (and until when), or who decided."""
+    status = str(approval.get("status") or "awaiting")
+    if status == "awaiting":
+        text = Text("waiting for approval", style="yellow")
+        expires = parse_time(approval.get("expiresAt"))
+        if expires is not None:
+            left = max(0.0, expires - (time.time() if now is None else now))
+            text.append(f"; expires in {format_duration(left * 1000)}")
+        if approval.get("condition"):
+            text.append(f" (gate: {approval['condition']})")
+        return text
+    text = Text(status, style="green" if status == "approved" else "red")
+    text.append(f" by {approval.get('decidedBy') or '-'}")
+    decided = approval.get("decidedAt")
+    if decided is not None:
+        text.append(f" {relative_time(decided, now)}")
+    if approval.get("reason"):
+        text.append(f": {approval['reason']}")
+    return text
 
 
 def _held(orch: Mapping[str, Any], now: float | None) -> Text:

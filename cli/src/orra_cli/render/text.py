@@ -40,6 +40,7 @@ STATUS_STYLES: dict[str, str] = {
     "aborted": "magenta",
     "delivered": "green",
     "paused": "yellow",
+    "awaiting_approval": "yellow",
     "compensating": "magenta",
     "compensated": "green",
     "resolved": "green",

@@ -9,11 +9,14 @@ Roles (docs/architecture.md, "HTTP API"):
 
 * ``admin`` manages the project's API keys, webhooks and webhook signing secret (reading
   the secret included) and settles failed compensations, besides everything a member does;
+* ``approver`` does what a member does and approves or rejects the project's plans and
+  tasks held for approval (an admin key may too);
 * ``member`` submits, reads, follows and aborts the project's orchestrations and reads its
   services and failed compensations.
 
 Records written before roles existed have no ``role``: :func:`role_of` reads their
-``admin`` flag (the bootstrap key's), so they are ``admin`` or ``member``.
+``admin`` flag (the bootstrap key's), so they are ``admin`` or ``member``. A record with a
+role this code does not know is a ``member``.
 """
 
 from __future__ import annotations
@@ -24,22 +27,25 @@ from typing import Final, Literal
 __all__ = [
     "ADMIN",
     "API_KEY_PREFIX",
+    "APPROVER",
     "DEFAULT_ROLE",
     "MEMBER",
     "ROLES",
     "Role",
     "api_key_id",
+    "can_approve",
     "hash_api_key",
     "key_id_of_hash",
     "role_of",
 ]
 
-Role = Literal["admin", "member"]
+Role = Literal["admin", "approver", "member"]
 """What a key may do in its project."""
 
 ADMIN: Final = "admin"
+APPROVER: Final = "approver"
 MEMBER: Final = "member"
-ROLES: Final[tuple[Role, ...]] = (ADMIN, MEMBER)
+ROLES: Final[tuple[Role, ...]] = (ADMIN, APPROVER, MEMBER)
 """Every role, most privileged first."""
 
 DEFAULT_ROLE: Final[Role] = MEMBER
@@ -73,4 +79,11 @@ def role_of(role: str | None, *, admin: bool) -> Role:
     """
     if role == ADMIN or (role is None and admin):
         return ADMIN
+    if role == APPROVER:
+        return APPROVER
     return MEMBER
+
+
+def can_approve(role: Role) -> bool:
+    """Whether a key of ``role`` may approve or reject what waits for approval."""
+    return role in (ADMIN, APPROVER)

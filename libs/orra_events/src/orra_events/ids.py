@@ -25,6 +25,8 @@ from typing import Final
 __all__ = [
     "RESULT_DELIVERY",
     "action_id",
+    "approval_request_id",
+    "awaiting_approval_id",
     "compensated_id",
     "compensating_id",
     "compensation_abandoned_id",
@@ -32,6 +34,7 @@ __all__ = [
     "compensation_resolved_id",
     "compensation_result_id",
     "dead_letter_id",
+    "decision_id",
     "dispatch_id",
     "end_id",
     "heartbeat_id",
@@ -180,6 +183,26 @@ def unknown_outcome_id(orchestration_id: str, task_id: str) -> str:
     asks an operator to settle it; see "Unknown outcomes" in docs/architecture.md.
     """
     return f"uk:{orchestration_id}:{task_id}"
+
+
+def awaiting_approval_id(orchestration_id: str) -> str:
+    """``aw:<orch>``: ``orchestration.awaiting_approval`` of a plan submitted to preview."""
+    return f"aw:{orchestration_id}"
+
+
+def approval_request_id(orchestration_id: str, task_id: str) -> str:
+    """``ar:<orch>:<task>``: ``task.approval_requested`` of a gated task."""
+    return f"ar:{orchestration_id}:{task_id}"
+
+
+def decision_id(orchestration_id: str, task_id: str | None = None) -> str:
+    """``dec:<orch>`` (a held plan) or ``dec:<orch>:<task>`` (a held task).
+
+    ``orchestration.approved`` and ``orchestration.rejected`` of the same thing share it,
+    so within the duplicate window the log keeps only the first decision; past it, the
+    dispatcher applies the first one it reads and ignores the rest.
+    """
+    return f"dec:{orchestration_id}" if task_id is None else f"dec:{orchestration_id}:{task_id}"
 
 
 # --- webhooks ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from orra_events.errors import InvalidVersion
+from orra_events.gates import GateSyntaxError, parse_gate
 from orra_events.versions import Version, canonical_version, parse_version
 
 if TYPE_CHECKING:
@@ -131,13 +132,15 @@ def definition_hash(
     kind: str,
     examples: Iterable[str] = (),
     retry_on_timeout: bool = True,
+    approval_when: str | None = None,
 ) -> str:
     """A short, stable hash of a service definition (canonical JSON, SHA-256).
 
     The SDK sends it as ``schema_hash``; followers recompute it from the registration
     itself and never trust the one sent. ``version`` is hashed in its canonical form;
     ``examples`` only when there are some, and ``retry_on_timeout`` only when false, so a
-    definition without them hashes as it did before they existed.
+    definition without them hashes as it did before they existed (``approval_when`` too:
+    only when set).
 
     Raises:
         InvalidVersion: ``version`` is not a version.
@@ -156,6 +159,8 @@ def definition_hash(
         definition["examples"] = phrases
     if not retry_on_timeout:
         definition["retry_on_timeout"] = False
+    if approval_when is not None:
+        definition["approval_when"] = approval_when
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -176,6 +181,7 @@ def registration_hash(event: ServiceRegistered) -> str:
         kind=event.kind,
         examples=event.examples,
         retry_on_timeout=event.retry_on_timeout,
+        approval_when=event.approval_when,
     )
 
 
@@ -191,6 +197,11 @@ def registration_problem(event: ServiceRegistered) -> str | None:
     except InvalidVersion as exc:
         problems.append(str(exc))
     problems.extend(example_problems(event.examples))
+    if event.approval_when is not None:
+        try:
+            parse_gate(event.approval_when)
+        except GateSyntaxError as exc:
+            problems.append(f"approval condition {event.approval_when!r}: {exc}")
     if not problems:
         return None
     return f"registration of {event.service} refused: " + "; ".join(problems)
@@ -212,6 +223,7 @@ def definition_differences(a: ServiceRegistered, b: ServiceRegistered) -> list[s
         ("kind", a.kind, b.kind),
         ("examples", a.examples, b.examples),
         ("retry on timeout", a.retry_on_timeout, b.retry_on_timeout),
+        ("approval condition", a.approval_when, b.approval_when),
     )
     return [label for label, x, y in fields if x != y]
 

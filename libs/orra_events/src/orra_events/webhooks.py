@@ -1,13 +1,16 @@
 """The webhook payloads: the msgspec types the notifier sends, and their published schema.
 
-Two kinds of delivery reach a webhook, told apart by ``type`` (a msgspec tag, so it is the
-first key of the JSON):
+Three kinds of delivery reach a webhook, told apart by ``type`` (a msgspec tag, so it is
+the first key of the JSON):
 
 * ``orchestration.result`` (:class:`WebhookResult`): an orchestration ended — ``status``
   ``completed``, ``failed`` or ``aborted``;
 * ``orchestration.compensation`` (:class:`WebhookCompensationReport`): after a user's
   abort (whose result went out at once), the compensation that followed failed for some
-  task; an operator must act.
+  task; an operator must act;
+* ``orchestration.approval_requested`` (:class:`WebhookApprovalRequested`): a task of a
+  service with an approval gate waits for a person (approve or reject it with
+  ``POST /orchestrations/{id}/approve|reject`` and ``{"task": ...}``).
 
 Every field is always sent (``null`` or ``[]`` when empty), so a handler can destructure
 the body without checking which keys exist. The seed's handler reads ``orchestrationId``,
@@ -40,12 +43,14 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "APPROVAL_TYPE",
     "COMPENSATION_TYPE",
     "OPENAPI_TAG",
     "PAYLOAD_TYPES",
     "RESULT_TYPE",
     "SCHEMA_PREFIX",
     "PayloadStatus",
+    "WebhookApprovalRequested",
     "WebhookCompensationReport",
     "WebhookPayload",
     "WebhookResult",
@@ -62,6 +67,9 @@ RESULT_TYPE: Final = "orchestration.result"
 
 COMPENSATION_TYPE: Final = "orchestration.compensation"
 """``type`` of the report of a compensation that failed after a user's abort."""
+
+APPROVAL_TYPE: Final = "orchestration.approval_requested"
+"""``type`` of the request to approve a task held by its service's approval gate."""
 
 SCHEMA_PREFIX: Final = "Webhook"
 """Prefix of the payloads' component names in the OpenAPI document (no clash with the API's)."""
@@ -213,12 +221,66 @@ class WebhookCompensationReport(
     uncovered: Annotated[list[UncoveredPart], _UNCOVERED] = msgspec.field(default_factory=list)
 
 
-WebhookPayload = WebhookResult | WebhookCompensationReport
+class WebhookApprovalRequested(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", tag_field="type", tag=APPROVAL_TYPE
+):
+    """A task waits for a person's approval before it runs (its service's approval gate).
+
+    Sent once per webhook URL when the task is held; the rest of the orchestration runs on.
+    Approve or reject it with ``POST /orchestrations/{orchestrationId}/approve`` (or
+    ``/reject``) and the body ``{"task": "<taskId>"}`` (an admin or approver key), or
+    ``orra approve <orchestrationId> --task <taskId>``. With no decision by ``expiresAt``
+    the task fails (not retried) and what completed is compensated.
+
+    Attributes:
+        orchestration_id: The orchestration's id.
+        task_id: The held task.
+        service: The service that would run it.
+        input: The input it will be sent once approved (references resolved).
+        condition: The gate that holds it (``true``: the service requires approval always).
+        reason: Why it is held, in words.
+        expires_at: UNIX seconds after which it is rejected as expired.
+    """
+
+    orchestration_id: Annotated[str, _ID]
+    task_id: Annotated[str, Meta(description="The held task's id in the plan.")]
+    service: Annotated[str, Meta(description="The service that would run it.")]
+    input: Annotated[
+        dict[str, Any],
+        Meta(description="The input it will be sent once approved (references resolved)."),
+    ]
+    condition: Annotated[
+        str,
+        Meta(
+            description=(
+                "The gate that holds it (`true`: the service requires approval for every task)."
+            )
+        ),
+    ]
+    reason: Annotated[str, Meta(description="Why it is held, in words.")]
+    expires_at: Annotated[
+        float,
+        Meta(
+            description=(
+                "UNIX seconds after which, undecided, the task fails (not retried) and what "
+                "completed is compensated."
+            )
+        ),
+    ]
+
+
+WebhookPayload = WebhookResult | WebhookCompensationReport | WebhookApprovalRequested
 """Any body the notifier sends (tagged by ``type``)."""
 
-PAYLOAD_TYPES: Final[dict[str, type[WebhookResult] | type[WebhookCompensationReport]]] = {
+PAYLOAD_TYPES: Final[
+    dict[
+        str,
+        type[WebhookResult] | type[WebhookCompensationReport] | type[WebhookApprovalRequested],
+    ]
+] = {
     RESULT_TYPE: WebhookResult,
     COMPENSATION_TYPE: WebhookCompensationReport,
+    APPROVAL_TYPE: WebhookApprovalRequested,
 }
 """Each delivery kind's type, by its ``type`` tag (the keys of the OpenAPI ``webhooks``)."""
 
@@ -399,6 +461,17 @@ def _examples() -> dict[str, dict[str, dict[str, Any]]]:
                 compensation=report,
             )
         },
+        APPROVAL_TYPE: {
+            "refundAboveThreshold": WebhookApprovalRequested(
+                orchestration_id="o_9c1d22",
+                task_id="refund",
+                service="RefundService",
+                input={"orderId": "ORD123", "amount": 1500},
+                condition="amount > 1000",
+                reason="approval condition 'amount > 1000' holds",
+                expires_at=1731240000.0,
+            )
+        },
     }
     return {
         kind: {name: {"value": msgspec.to_builtins(body)} for name, body in by_name.items()}
@@ -428,6 +501,15 @@ def openapi_webhooks() -> dict[str, dict[str, Any]]:
                 "Sent to the same URLs as the abort's result, under its own `webhook-id`, when "
                 "reverting a completed task failed for good after a user's abort. An operator "
                 "must resolve it (`orra comp-fail ls`)."
+            ),
+        ),
+        APPROVAL_TYPE: (
+            "A task waits for approval",
+            (
+                "Sent to the action's `webhook` and to every webhook of its project, under its "
+                "own `webhook-id`, when a task of a service with an approval gate is held. "
+                "Approve or reject it with `POST /orchestrations/{id}/approve|reject` and "
+                '`{"task": "<taskId>"}`.'
             ),
         ),
     }

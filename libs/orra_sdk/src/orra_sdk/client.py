@@ -519,4 +519,5 @@ def _registration(service: AnyService, project: str, event_id: str) -> ServiceRe
         schema_hash=service.schema_hash,
         examples=list(service.examples),
         retry_on_timeout=service.retry_on_timeout,
+        approval_when=service.approval_when,
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from orra_events import check_name
 from orra_events.errors import InvalidName, InvalidVersion
+from orra_events.gates import ALWAYS, GateSyntaxError, parse_gate
 from orra_events.registrations import definition_hash, example_problems, normalise_examples
 from orra_events.versions import canonical_version
 from orra_sdk.errors import InvalidData, ServiceDefinitionError
@@ -160,11 +161,16 @@ class Service(Generic[InT, OutT]):
             for an operator (``orra comp-fail ls``) instead of retrying it; a task
             redelivered after this process died while running it is failed the same way
             instead of being run again. Default ``True``: timeouts are retried.
+        requires_approval: Every task of the service waits for a person's approval
+            (``orra approve``) before it runs.
+        approval_when: A condition on a task's input (``"amount > 1000"``; the grammar of
+            :mod:`orra_events.gates`): the task waits for approval when it holds.
 
     Raises:
         ServiceDefinitionError: the name is not a valid token, the version is not dotted
-            numbers, an example phrase is malformed (each problem named), or a schema is
-            not a pydantic model.
+            numbers, an example phrase is malformed (each problem named), a schema is
+            not a pydantic model, or the approval condition does not parse (the parse
+            error named).
     """
 
     def __init__(
@@ -180,6 +186,8 @@ class Service(Generic[InT, OutT]):
         concurrency: int | None = None,
         examples: Sequence[str] = (),
         retry_on_timeout: bool = True,
+        requires_approval: bool = False,
+        approval_when: str | None = None,
     ) -> None:
         for label, model in (("input", input), ("output", output)):
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
@@ -202,6 +210,8 @@ class Service(Generic[InT, OutT]):
             concurrency=concurrency,
             examples=examples,
             retry_on_timeout=retry_on_timeout,
+            requires_approval=requires_approval,
+            approval_when=approval_when,
         )
 
     @classmethod
@@ -218,6 +228,8 @@ class Service(Generic[InT, OutT]):
         concurrency: int | None = None,
         examples: Sequence[str] = (),
         retry_on_timeout: bool = True,
+        requires_approval: bool = False,
+        approval_when: str | None = None,
     ) -> Service[JsonObject, JsonObject]:
         """A service whose input and output are declared as JSON Schema documents.
 
@@ -238,6 +250,8 @@ class Service(Generic[InT, OutT]):
             concurrency: As for :class:`Service`.
             examples: As for :class:`Service`.
             retry_on_timeout: As for :class:`Service`.
+            requires_approval: As for :class:`Service`.
+            approval_when: As for :class:`Service`.
 
         Raises:
             ServiceDefinitionError: as for :class:`Service`, or a schema is not a valid
@@ -257,6 +271,8 @@ class Service(Generic[InT, OutT]):
             concurrency=concurrency,
             examples=examples,
             retry_on_timeout=retry_on_timeout,
+            requires_approval=requires_approval,
+            approval_when=approval_when,
         )
         return service
 
@@ -275,6 +291,8 @@ class Service(Generic[InT, OutT]):
         concurrency: int | None,
         examples: Sequence[str],
         retry_on_timeout: bool,
+        requires_approval: bool = False,
+        approval_when: str | None = None,
     ) -> None:
         try:
             check_name("service name", name)
@@ -286,6 +304,7 @@ class Service(Generic[InT, OutT]):
             raise ServiceDefinitionError(f"{name}: " + "; ".join(problems))
         if concurrency is not None and concurrency < 1:
             raise ServiceDefinitionError(f"{name}: concurrency must be at least 1")
+        self.approval_when = _approval_condition(name, requires_approval, approval_when)
         self.name = name
         self.description = description
         self.input_model = input_model
@@ -312,6 +331,7 @@ class Service(Generic[InT, OutT]):
             kind=kind,
             examples=self.examples,
             retry_on_timeout=retry_on_timeout,
+            approval_when=self.approval_when,
         )
 
     # --- data ----------------------------------------------------------------------------
@@ -438,6 +458,22 @@ def _checked_schema(name: str, label: str, schema: Mapping[str, Any]) -> dict[st
             f"{name}: the {label} schema must describe a JSON object (its type is {root!r})"
         )
     return document
+
+
+def _approval_condition(name: str, always: bool, condition: str | None) -> str | None:
+    if condition is None:
+        return ALWAYS if always else None
+    if always:
+        raise ServiceDefinitionError(
+            f"{name}: give requires_approval=True or approval_when, not both"
+        )
+    try:
+        parse_gate(condition)
+    except GateSyntaxError as exc:
+        raise ServiceDefinitionError(
+            f"{name}: approval_when {condition!r} is not a valid condition: {exc}"
+        ) from None
+    return condition
 
 
 def _validator(schema: dict[str, Any]) -> Any:

@@ -7,17 +7,21 @@
 export type OrraEvent =
   | ActionSubmitted
   | OrchestrationAborted
+  | OrchestrationApproved
+  | OrchestrationAwaitingApproval
   | OrchestrationCompensated
   | OrchestrationCompensating
   | OrchestrationDone
   | OrchestrationFailed
   | OrchestrationPaused
+  | OrchestrationRejected
   | OrchestrationResumed
   | PlanCreated
   | PlanFailed
   | ServiceHeartbeat
   | ServiceRegistered
   | TaskAborted
+  | TaskApprovalRequested
   | TaskCompensated
   | TaskCompensating
   | TaskCompensationAbandoned
@@ -39,9 +43,11 @@ export type OrraEvent =
 export interface ActionSubmitted {
   action: string;
   allow_partial?: boolean;
+  approval_timeout_s?: number | null;
   at?: number;
   data?: DataField[];
   event_id: string;
+  execute?: boolean;
   idempotency_key?: string | null;
   mode?: ("eager" | "groups") | null;
   orchestration_id: string;
@@ -107,6 +113,39 @@ export interface UncoveredPart {
    * Why no registered service could serve them.
    */
   reason: string;
+}
+/**
+ * A person approved a held plan (``task_id`` ``None``) or one held task.
+ *
+ *     Appended by the gateway with the id :func:`orra_events.ids.decision_id`, which an
+ *     approval and a rejection of the same thing share: the log keeps the first decision.
+ */
+export interface OrchestrationApproved {
+  at?: number;
+  by: string;
+  event_id: string;
+  orchestration_id: string;
+  project?: string;
+  reason?: string | null;
+  task_id?: string | null;
+  type: "orchestration.approved";
+  v?: number;
+}
+/**
+ * A plan submitted with ``execute: false`` waits for approval; nothing ran.
+ *
+ *     The dispatcher appends it when it takes the plan. ``expires_at`` is when it is
+ *     dropped (``orchestration.rejected`` with ``expired``) unless approved before.
+ */
+export interface OrchestrationAwaitingApproval {
+  at?: number;
+  event_id: string;
+  expires_at: number;
+  orchestration_id: string;
+  project?: string;
+  tasks?: string[];
+  type: "orchestration.awaiting_approval";
+  v?: number;
 }
 /**
  * Every compensation of an orchestration finished (reverted or abandoned).
@@ -196,6 +235,25 @@ export interface OrchestrationPaused {
   v?: number;
 }
 /**
+ * A held plan or task was rejected by a person, or its approval expired.
+ *
+ *     A rejected plan ends ``aborted`` (nothing ran); a rejected task fails non-retryably
+ *     and the orchestration compensates what completed, as for any failure.
+ *     ``expired`` is true when no one decided in time (``by`` is then ``"expiry"``).
+ */
+export interface OrchestrationRejected {
+  at?: number;
+  by: string;
+  event_id: string;
+  expired?: boolean;
+  orchestration_id: string;
+  project?: string;
+  reason?: string;
+  task_id?: string | null;
+  type: "orchestration.rejected";
+  v?: number;
+}
+/**
  * The services a paused orchestration waited for are healthy again.
  */
 export interface OrchestrationResumed {
@@ -214,10 +272,12 @@ export interface OrchestrationResumed {
  *     timeout), so the dispatcher never reads another event to run the plan.
  */
 export interface PlanCreated {
+  approval_timeout_s?: number | null;
   at?: number;
   attempts?: number;
   cache_hit?: boolean;
   event_id: string;
+  execute?: boolean;
   latency_ms?: number;
   mode?: ("eager" | "groups") | null;
   model?: string | null;
@@ -261,8 +321,12 @@ export interface Plan {
  *             task of the plan needs.
  *         version: The service version the task was planned against (canonical; ``None``:
  *             any).
+ *         gate: The approval condition its service declared (:mod:`orra_events.gates`;
+ *             ``"true"``: always), copied from the registration by the planner; ``None``:
+ *             the task runs without approval.
  */
 export interface PlanTask {
+  gate?: string | null;
   id: string;
   input?: {
     [k: string]: unknown;
@@ -316,9 +380,13 @@ export interface ServiceHeartbeat {
  *     service's synonyms. ``retry_on_timeout`` false says that a task of the service that
  *     timed out must not be run again (its effect may have happened and a repeat would do it
  *     twice): the dispatcher fails it for good and leaves it for an operator instead of
- *     retrying it (see docs/architecture.md, "Retries and timeouts").
+ *     retrying it (see docs/architecture.md, "Retries and timeouts"). ``approval_when`` is
+ *     a condition on a task's input (:mod:`orra_events.gates`; ``"true"`` for a service
+ *     registered with ``requires_approval=True``): when it holds, the dispatcher holds the
+ *     task until a person approves it.
  */
 export interface ServiceRegistered {
+  approval_when?: string | null;
   at?: number;
   description: string;
   event_id: string;
@@ -362,6 +430,29 @@ export interface TaskAborted {
   task_id: string;
   type: "task.aborted";
   v?: number;
+}
+/**
+ * A task of a gated service is held until a person approves it.
+ *
+ *     The rest of its group runs; the task's timeout starts only when it is approved.
+ *     ``reason`` says which gate holds it; ``input`` is the resolved input it will be sent.
+ */
+export interface TaskApprovalRequested {
+  at?: number;
+  condition?: string;
+  event_id: string;
+  expires_at?: number;
+  input?: {
+    [k: string]: unknown;
+  };
+  orchestration_id: string;
+  project?: string;
+  reason?: string;
+  service: string;
+  task_id: string;
+  type: "task.approval_requested";
+  v?: number;
+  webhook?: string | null;
 }
 /**
  * A service's revert handler undid a task.
@@ -665,17 +756,21 @@ export interface WebhookRetrying {
 export interface EventsByType {
   "action.submitted": ActionSubmitted;
   "orchestration.aborted": OrchestrationAborted;
+  "orchestration.approved": OrchestrationApproved;
+  "orchestration.awaiting_approval": OrchestrationAwaitingApproval;
   "orchestration.compensated": OrchestrationCompensated;
   "orchestration.compensating": OrchestrationCompensating;
   "orchestration.done": OrchestrationDone;
   "orchestration.failed": OrchestrationFailed;
   "orchestration.paused": OrchestrationPaused;
+  "orchestration.rejected": OrchestrationRejected;
   "orchestration.resumed": OrchestrationResumed;
   "plan.created": PlanCreated;
   "plan.failed": PlanFailed;
   "service.heartbeat": ServiceHeartbeat;
   "service.registered": ServiceRegistered;
   "task.aborted": TaskAborted;
+  "task.approval_requested": TaskApprovalRequested;
   "task.compensated": TaskCompensated;
   "task.compensating": TaskCompensating;
   "task.compensation_abandoned": TaskCompensationAbandoned;

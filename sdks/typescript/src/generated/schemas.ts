@@ -15,6 +15,14 @@ export const EVENT_TYPES: { readonly [type: string]: { readonly root: string; re
     "root": "OrchestrationAborted",
     "version": 1
   },
+  "orchestration.approved": {
+    "root": "OrchestrationApproved",
+    "version": 1
+  },
+  "orchestration.awaiting_approval": {
+    "root": "OrchestrationAwaitingApproval",
+    "version": 1
+  },
   "orchestration.compensated": {
     "root": "OrchestrationCompensated",
     "version": 1
@@ -33,6 +41,10 @@ export const EVENT_TYPES: { readonly [type: string]: { readonly root: string; re
   },
   "orchestration.paused": {
     "root": "OrchestrationPaused",
+    "version": 1
+  },
+  "orchestration.rejected": {
+    "root": "OrchestrationRejected",
     "version": 1
   },
   "orchestration.resumed": {
@@ -57,6 +69,10 @@ export const EVENT_TYPES: { readonly [type: string]: { readonly root: string; re
   },
   "task.aborted": {
     "root": "TaskAborted",
+    "version": 1
+  },
+  "task.approval_requested": {
+    "root": "TaskApprovalRequested",
     "version": 1
   },
   "task.compensated": {
@@ -128,6 +144,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
         "default": false,
         "type": "boolean"
       },
+      "approval_timeout_s": {
+        "anyOf": [
+          {
+            "type": "number"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "at": {
         "type": "number"
       },
@@ -140,6 +167,10 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       },
       "event_id": {
         "type": "string"
+      },
+      "execute": {
+        "default": true,
+        "type": "boolean"
       },
       "idempotency_key": {
         "anyOf": [
@@ -348,6 +379,107 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "event_id",
       "orchestration_id",
       "reason"
+    ],
+    "type": "object"
+  },
+  "OrchestrationApproved": {
+    "properties": {
+      "at": {
+        "type": "number"
+      },
+      "by": {
+        "type": "string"
+      },
+      "event_id": {
+        "type": "string"
+      },
+      "orchestration_id": {
+        "type": "string"
+      },
+      "project": {
+        "default": "default",
+        "type": "string"
+      },
+      "reason": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
+      "task_id": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
+      "type": {
+        "enum": [
+          "orchestration.approved"
+        ]
+      },
+      "v": {
+        "default": 1,
+        "type": "integer"
+      }
+    },
+    "required": [
+      "type",
+      "event_id",
+      "orchestration_id",
+      "by"
+    ],
+    "type": "object"
+  },
+  "OrchestrationAwaitingApproval": {
+    "properties": {
+      "at": {
+        "type": "number"
+      },
+      "event_id": {
+        "type": "string"
+      },
+      "expires_at": {
+        "type": "number"
+      },
+      "orchestration_id": {
+        "type": "string"
+      },
+      "project": {
+        "default": "default",
+        "type": "string"
+      },
+      "tasks": {
+        "default": [],
+        "items": {
+          "type": "string"
+        },
+        "type": "array"
+      },
+      "type": {
+        "enum": [
+          "orchestration.awaiting_approval"
+        ]
+      },
+      "v": {
+        "default": 1,
+        "type": "integer"
+      }
+    },
+    "required": [
+      "type",
+      "event_id",
+      "orchestration_id",
+      "expires_at"
     ],
     "type": "object"
   },
@@ -623,6 +755,61 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
     ],
     "type": "object"
   },
+  "OrchestrationRejected": {
+    "properties": {
+      "at": {
+        "type": "number"
+      },
+      "by": {
+        "type": "string"
+      },
+      "event_id": {
+        "type": "string"
+      },
+      "expired": {
+        "default": false,
+        "type": "boolean"
+      },
+      "orchestration_id": {
+        "type": "string"
+      },
+      "project": {
+        "default": "default",
+        "type": "string"
+      },
+      "reason": {
+        "default": "",
+        "type": "string"
+      },
+      "task_id": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
+      "type": {
+        "enum": [
+          "orchestration.rejected"
+        ]
+      },
+      "v": {
+        "default": 1,
+        "type": "integer"
+      }
+    },
+    "required": [
+      "type",
+      "event_id",
+      "orchestration_id",
+      "by"
+    ],
+    "type": "object"
+  },
   "OrchestrationResumed": {
     "properties": {
       "at": {
@@ -702,6 +889,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
   },
   "PlanCreated": {
     "properties": {
+      "approval_timeout_s": {
+        "anyOf": [
+          {
+            "type": "number"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "at": {
         "type": "number"
       },
@@ -715,6 +913,10 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       },
       "event_id": {
         "type": "string"
+      },
+      "execute": {
+        "default": true,
+        "type": "boolean"
       },
       "latency_ms": {
         "default": 0,
@@ -903,6 +1105,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
   },
   "PlanTask": {
     "properties": {
+      "gate": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "id": {
         "type": "string"
       },
@@ -995,6 +1208,17 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
   },
   "ServiceRegistered": {
     "properties": {
+      "approval_when": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      },
       "at": {
         "type": "number"
       },
@@ -1131,6 +1355,73 @@ export const EVENT_DEFS: { readonly [name: string]: SchemaNode } = {
       "attempt",
       "idempotency_key",
       "reason"
+    ],
+    "type": "object"
+  },
+  "TaskApprovalRequested": {
+    "properties": {
+      "at": {
+        "type": "number"
+      },
+      "condition": {
+        "default": "true",
+        "type": "string"
+      },
+      "event_id": {
+        "type": "string"
+      },
+      "expires_at": {
+        "default": 0,
+        "type": "number"
+      },
+      "input": {
+        "default": {},
+        "type": "object"
+      },
+      "orchestration_id": {
+        "type": "string"
+      },
+      "project": {
+        "default": "default",
+        "type": "string"
+      },
+      "reason": {
+        "default": "",
+        "type": "string"
+      },
+      "service": {
+        "type": "string"
+      },
+      "task_id": {
+        "type": "string"
+      },
+      "type": {
+        "enum": [
+          "task.approval_requested"
+        ]
+      },
+      "v": {
+        "default": 1,
+        "type": "integer"
+      },
+      "webhook": {
+        "anyOf": [
+          {
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      }
+    },
+    "required": [
+      "type",
+      "event_id",
+      "orchestration_id",
+      "task_id",
+      "service"
     ],
     "type": "object"
   },

@@ -58,6 +58,9 @@ class DispatcherSettings:
             it the end is known from the orchestration's terminal event in the log; a short
             life keeps the bucket, and so start-up and sweeps, to the orchestrations in
             flight.
+        approval_timeout_s: ``ORRA_APPROVAL_TIMEOUT_S``, how long a plan submitted to
+            preview, or a task held by its service's approval gate, waits for a decision
+            before it is rejected as expired (default one hour).
     """
 
     max_attempts: int = 3
@@ -76,6 +79,7 @@ class DispatcherSettings:
     health_factor: float = 3.0
     health_check_s: float = 0.5
     tombstone_ttl_s: float = 30.0
+    approval_timeout_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("groups", "eager"):
@@ -94,6 +98,8 @@ class DispatcherSettings:
             raise SettingsError(
                 "ORRA_DISPATCHER_PAUSE_GRACE_S must be >= 0, the health settings positive"
             )
+        if self.approval_timeout_s <= 0:
+            raise SettingsError("ORRA_APPROVAL_TIMEOUT_S must be positive (seconds)")
         if self.tombstone_ttl_s < 0:
             raise SettingsError("ORRA_DISPATCHER_TOMBSTONE_TTL_S must be >= 0")
         if self.concurrency < 1 or self.max_deliver < 1 or self.max_ack_pending < 1:
@@ -128,6 +134,7 @@ class DispatcherSettings:
                 health_factor=LivenessSettings.from_env().factor,
                 health_check_s=env_float("ORRA_DISPATCHER_HEALTH_CHECK_S", cls.health_check_s),
                 tombstone_ttl_s=env_float("ORRA_DISPATCHER_TOMBSTONE_TTL_S", cls.tombstone_ttl_s),
+                approval_timeout_s=env_float("ORRA_APPROVAL_TIMEOUT_S", cls.approval_timeout_s),
             )
         except ValueError as exc:
             if isinstance(exc, SettingsError):
@@ -146,4 +153,5 @@ class DispatcherSettings:
             mode=self.mode,
             comp_max_attempts=self.comp_max_attempts,
             pause_grace_s=self.pause_grace_s,
+            approval_timeout_s=self.approval_timeout_s,
         )

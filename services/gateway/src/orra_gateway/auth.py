@@ -12,6 +12,7 @@ opts out, as ``/mcp`` does (it checks the key itself; see :mod:`orra_gateway.app
 
 :func:`admin_only` is the guard of the routes that manage a project (API keys, webhooks,
 the signing secret, settling failed compensations): a member key gets 403.
+:func:`approvers_only` guards approving and rejecting: an admin or an ``approver`` key.
 
 A refused request is answered here, with the problem details that
 :mod:`orra_gateway.problems` maps the error to, so the middlewares around this one (metrics,
@@ -27,6 +28,7 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
+from orra_events.apikeys import can_approve
 from orra_gateway.errors import Forbidden, Unauthorized
 from orra_gateway.problems import problem_for
 from orra_gateway.stores import ApiKeyRecord
@@ -38,7 +40,15 @@ if TYPE_CHECKING:
 
     from orra_gateway.service import Gateway
 
-__all__ = ["PUBLIC", "SECURITY", "ApiKeyAuthentication", "Caller", "admin_only", "bearer_token"]
+__all__ = [
+    "PUBLIC",
+    "SECURITY",
+    "ApiKeyAuthentication",
+    "Caller",
+    "admin_only",
+    "approvers_only",
+    "bearer_token",
+]
 
 PUBLIC: Final = "public"
 """Handler ``opt`` key of the routes anyone may call (``/healthz``, ``/readyz``)."""
@@ -106,4 +116,19 @@ def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandl
             f"this needs an admin key of project {principal.project!r}; key {principal.id} "
             f"is a {principal.granted} key (ask an admin for one: `orra api-keys gen --role "
             "admin`)"
+        )
+
+
+def approvers_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the caller's key must be an admin or an ``approver`` key of its project.
+
+    Raises:
+        Forbidden: it is a member key (403, naming the key and how to get one that may).
+    """
+    principal: ApiKeyRecord = connection.user
+    if not can_approve(principal.granted):
+        raise Forbidden(
+            f"approving and rejecting need an admin or approver key of project "
+            f"{principal.project!r}; key {principal.id} is a {principal.granted} key (ask an "
+            "admin for one: `orra api-keys gen --role approver`)"
         )

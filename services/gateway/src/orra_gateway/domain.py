@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from orra_gateway.errors import BadRequest, FieldError, InvalidInput
+from orra_gateway.errors import BadRequest, FieldError, InvalidInput, NotFound
 from orra_gateway.schemas import ApiKeyItem, PlannedTask, SubmitResponse
 from orra_gateway.webhook_urls import check_webhook_url
 
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_IDEMPOTENCY_KEY",
     "check_idempotency_key",
     "check_submission",
+    "decision_problem",
     "key_item",
     "request_fingerprint",
     "submit_response",
@@ -117,7 +118,51 @@ def submit_response(orchestration_id: str, view: OrchestrationView | None) -> Su
         parallel_groups=view.parallel_groups,
         created_at=view.created_at,
         uncovered=list(view.uncovered),
+        parts=list(view.parts),
+        approval=view.approval,
     )
+
+
+def decision_problem(view: OrchestrationView, task_id: str | None, now: float) -> str | None:
+    """Why an approval or rejection of ``view`` (or of its task ``task_id``) cannot be taken.
+
+    Returns:
+        ``None`` when it waits for a decision; else the reason (a 409).
+
+    Raises:
+        NotFound: ``task_id`` is not a task of the orchestration.
+    """
+    oid = view.id
+    if task_id is None:
+        approval = view.approval
+        if approval is None:
+            held = [t.id for t in view.tasks if t.status == "awaiting_approval"]
+            hint = f"; tasks waiting for approval: {', '.join(held)} (name one)" if held else ""
+            return (
+                f"orchestration {oid} was not submitted to preview (execute: false), so its "
+                f"plan does not wait for approval{hint}"
+            )
+        task_part = ""
+    else:
+        task = view.task(task_id)
+        if task is None:
+            raise NotFound(f"orchestration {oid} has no task {task_id!r}")
+        approval = task.approval
+        if approval is None:
+            return f"task {task_id!r} of orchestration {oid} does not wait for approval"
+        task_part = f"task {task_id!r} of "
+    if approval.status != "awaiting":
+        return (
+            f"{task_part}orchestration {oid} was already {approval.status} by "
+            f"{approval.decided_by} (an approval is decided once)"
+        )
+    if view.terminal:
+        return f"orchestration {oid} already ended ({view.status}: {view.error or 'no reason'})"
+    if view.status == "compensating":
+        return f"orchestration {oid} already stopped: it is being compensated"
+    if approval.expires_at is not None and now >= approval.expires_at:
+        return f"the approval of {task_part}orchestration {oid} expired (it is being dropped)"
+    return None
 
 
 def key_item(record: ApiKeyRecord) -> ApiKeyItem:

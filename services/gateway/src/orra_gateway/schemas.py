@@ -11,7 +11,12 @@ import msgspec
 from orra_events import ExecutionMode, UncoveredPart, WebhookRecord
 from orra_events.apikeys import DEFAULT_ROLE, Role
 from orra_events.grounding import Grounding
-from orra_events.projection import CompensationFailure, OrchestrationStatus, OrchestrationSummary
+from orra_events.projection import (
+    ApprovalView,
+    CompensationFailure,
+    OrchestrationStatus,
+    OrchestrationSummary,
+)
 from orra_gateway.readmodel import ServiceView
 
 __all__ = [
@@ -26,6 +31,8 @@ __all__ = [
     "CreateApiKeyRequest",
     "CreateWebhookRequest",
     "DataFieldBody",
+    "DecisionRequest",
+    "DecisionResponse",
     "GroundingList",
     "GroundingsApplied",
     "GroundingsRequest",
@@ -76,6 +83,15 @@ class SubmitRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     allow_partial: bool = msgspec.field(default=False, name="allowPartial")
     """Accept a plan that leaves parts of the action out (listed in ``uncovered``); by
     default an action with a part nothing registered can serve is refused (422)."""
+    execute: bool = True
+    """``false``: plan only. The answer is the plan (status ``awaiting_approval``); nothing
+    runs until ``POST /orchestrations/{id}/approve`` (``.../reject`` drops it; it expires
+    after ``ORRA_APPROVAL_TIMEOUT_S``, one hour by default)."""
+    approval_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=7 * 24 * 3600)] | None = (
+        msgspec.field(default=None, name="approvalTimeoutS")
+    )
+    """How long the plan (``execute: false``) or a task held by its service's approval gate
+    waits for a decision before it is dropped (seconds; default ``ORRA_APPROVAL_TIMEOUT_S``)."""
 
 
 class PlannedTask(msgspec.Struct, kw_only=True):
@@ -100,6 +116,30 @@ class SubmitResponse(msgspec.Struct, kw_only=True, rename="camel"):
     created_at: float
     uncovered: list[UncoveredPart] = msgspec.field(default_factory=list)
     """The parts of the action the plan leaves out (only with ``allowPartial``)."""
+    parts: list[str] = msgspec.field(default_factory=list)
+    """The action's request parts, in the user's words (each task ``serves`` one)."""
+    approval: ApprovalView | None = None
+    """A plan submitted with ``execute: false``: waiting for approval (and until when)."""
+
+
+class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Optional body of ``POST /orchestrations/{id}/approve`` and ``.../reject``."""
+
+    task: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    """A task held by its service's approval gate; omitted: the plan held for preview."""
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class DecisionResponse(msgspec.Struct, kw_only=True, rename="camel"):
+    """Answer of an accepted approval or rejection."""
+
+    id: str
+    orchestration_id: str
+    decision: Literal["approved", "rejected"]
+    task: str | None
+    by: str
+    reason: str | None
+    status: OrchestrationStatus
 
 
 class OrchestrationList(msgspec.Struct, kw_only=True, rename="camel"):

@@ -7,6 +7,7 @@ are in :mod:`orra_gateway.domain`.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -18,6 +19,8 @@ from orra_events import (
     ActionSubmitted,
     DataField,
     OrchestrationAborted,
+    OrchestrationApproved,
+    OrchestrationRejected,
     TaskCompensationResolved,
     ids,
     new_orchestration_id,
@@ -30,7 +33,12 @@ from orra_events.projection import (
     OrchestrationView,
     compensation_failures,
 )
-from orra_gateway.domain import check_idempotency_key, check_submission, request_fingerprint
+from orra_gateway.domain import (
+    check_idempotency_key,
+    check_submission,
+    decision_problem,
+    request_fingerprint,
+)
 from orra_gateway.errors import (
     BrokerDown,
     Conflict,
@@ -198,6 +206,8 @@ class Gateway:
                 mode=request.mode,
                 pause_grace_s=request.pause_grace_s,
                 allow_partial=request.allow_partial,
+                execute=request.execute,
+                approval_timeout_s=request.approval_timeout_s,
             )
             try:
                 await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
@@ -263,6 +273,76 @@ class Gateway:
             raise Conflict(f"orchestration {orchestration_id} already ended ({status})")
         log.info("orchestration aborted", orchestration_id=orchestration_id)
         return "aborted"
+
+    async def decide(
+        self,
+        principal: ApiKeyRecord,
+        orchestration_id: str,
+        *,
+        approve: bool,
+        task_id: str | None = None,
+        reason: str | None = None,
+    ) -> OrchestrationView:
+        """Append the caller's approval or rejection of a held plan (or task).
+
+        The event's id (:func:`orra_events.ids.decision_id`) is the same for an approval and
+        a rejection of one thing, so a second decision is stored at most once; the
+        dispatcher applies the first it reads.
+
+        Returns:
+            The orchestration's view once the decision shows in it (or as it was).
+
+        Raises:
+            NotFound: no such orchestration in the caller's project, or no such task.
+            Conflict: nothing of it waits for approval (decided, expired or ended: why).
+            BrokerDown: the decision could not be recorded.
+        """
+        view = await self.read_model.get(principal.project, orchestration_id)
+        problem = decision_problem(view, task_id, time.time())
+        if problem is not None:
+            raise Conflict(problem)
+        event_id = ids.decision_id(orchestration_id, task_id)
+        event: OrchestrationApproved | OrchestrationRejected
+        if approve:
+            event = OrchestrationApproved(
+                event_id=event_id,
+                orchestration_id=orchestration_id,
+                task_id=task_id,
+                by=principal.id,
+                reason=reason,
+                project=view.project,
+            )
+        else:
+            event = OrchestrationRejected(
+                event_id=event_id,
+                orchestration_id=orchestration_id,
+                task_id=task_id,
+                by=principal.id,
+                reason=reason or "",
+                project=view.project,
+            )
+        try:
+            ack = await self.bus.publish(event, timeout=self.settings.publish_timeout_s)
+        except Exception as exc:
+            raise BrokerDown("the decision could not be recorded; retry") from exc
+        if ack.duplicate:
+            raise Conflict(
+                f"orchestration {orchestration_id} was already decided (an approval is "
+                "decided once)"
+            )
+        log.info(
+            "approval decided",
+            orchestration_id=orchestration_id,
+            task_id=task_id,
+            approved=approve,
+            by=principal.id,
+        )
+        after = await self.read_model.wait_for(
+            orchestration_id,
+            lambda v: v is not None and decision_problem(v, task_id, 0.0) is not None,
+            5.0,
+        )
+        return after if after is not None else view
 
     async def orchestration(
         self, principal: ApiKeyRecord, orchestration_id: str

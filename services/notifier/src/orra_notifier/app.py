@@ -48,6 +48,7 @@ def fanout_durable(topology: Topology, ack_wait_s: float = 30.0) -> Durable:
             topology.all_of("orchestration.failed"),
             topology.all_of("orchestration.aborted"),
             topology.all_of("orchestration.compensated"),
+            topology.all_of("task.approval_requested"),
         ),
         ack_wait_s=ack_wait_s,
         max_ack_pending=1000,

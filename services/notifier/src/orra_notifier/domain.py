@@ -22,6 +22,7 @@ from orra_events import (
     OrchestrationAborted,
     OrchestrationDone,
     OrchestrationFailed,
+    TaskApprovalRequested,
     WebhookAttempt,
     WebhookDelivered,
     WebhookFailed,
@@ -31,6 +32,7 @@ from orra_events import (
 from orra_events.ids import url_hash
 from orra_events.webhook_urls import InvalidWebhookUrl, is_private_address, parse_webhook_url
 from orra_events.webhooks import (
+    WebhookApprovalRequested,
     WebhookCompensationReport,
     WebhookPayload,
     WebhookResult,
@@ -52,6 +54,8 @@ __all__ = [
     "TerminalEvent",
     "Verdict",
     "WebhookPayload",
+    "approval_kind",
+    "approval_request",
     "backoff_s",
     "build_payload",
     "check_url_shape",
@@ -186,6 +190,24 @@ def compensation_report(
         error=aborted.reason,
         compensation=compensation,
         uncovered=list(aborted.uncovered),
+    )
+
+
+def approval_kind(task_id: str) -> str:
+    """Delivery kind of the request to approve ``task_id`` (one per held task)."""
+    return f"approval-{task_id}"
+
+
+def approval_request(event: TaskApprovalRequested) -> WebhookApprovalRequested:
+    """The body of an ``approval_requested`` delivery."""
+    return WebhookApprovalRequested(
+        orchestration_id=event.orchestration_id,
+        task_id=event.task_id,
+        service=event.service,
+        input=dict(event.input),
+        condition=event.condition,
+        reason=event.reason,
+        expires_at=event.expires_at,
     )
 
 

@@ -76,6 +76,7 @@ from orra_events import (
     OrchestrationCompensated,
     Park,
     Retry,
+    TaskApprovalRequested,
     decode,
     ids,
 )
@@ -89,6 +90,8 @@ from orra_notifier.domain import (
     TerminalEvent,
     Verdict,
     WebhookPayload,
+    approval_kind,
+    approval_request,
     backoff_s,
     build_payload,
     compensation_report,
@@ -166,15 +169,21 @@ class FanOut:
 
     async def __call__(self, event: Event, msg: Msg) -> None:
         """Handle one event of the events stream (see the module for how it is settled)."""
-        if not isinstance(event, (*TERMINAL_EVENTS, OrchestrationCompensated)):
+        if not isinstance(
+            event, (*TERMINAL_EVENTS, OrchestrationCompensated, TaskApprovalRequested)
+        ):
             return
         with structlog.contextvars.bound_contextvars(orchestration_id=event.orchestration_id):
             await self._handle(event, msg)
 
-    async def _handle(self, event: TerminalEvent | OrchestrationCompensated, msg: Msg) -> None:
+    async def _handle(
+        self, event: TerminalEvent | OrchestrationCompensated | TaskApprovalRequested, msg: Msg
+    ) -> None:
         try:
             if isinstance(event, OrchestrationCompensated):
                 await self.report_compensation(event)
+            elif isinstance(event, TaskApprovalRequested):
+                await self.fan_out(event, approval_request(event), approval_kind(event.task_id))
             else:
                 await self.fan_out(event)
         except Exception as exc:
@@ -189,12 +198,16 @@ class FanOut:
             raise Retry(reason, delay) from exc
 
     async def fan_out(
-        self, event: TerminalEvent, payload: WebhookPayload | None = None, kind: str = RESULT
+        self,
+        event: TerminalEvent | TaskApprovalRequested,
+        payload: WebhookPayload | None = None,
+        kind: str = RESULT,
     ) -> list[str]:
         """Publish a delivery job for each of the event's target URLs; return the URLs.
 
         Args:
-            event: The terminal event: its webhook, project and orchestration.
+            event: The terminal event (or a task's approval request): its webhook, project
+                and orchestration.
             payload: The body to send (default: the event's result,
                 :class:`~orra_events.webhooks.WebhookResult`).
             kind: The delivery kind (:data:`~orra_notifier.domain.RESULT` or
@@ -204,7 +217,10 @@ class FanOut:
         if not urls:
             log.info("no webhook to notify", orchestration_id=event.orchestration_id)
             return urls
-        body = encode_payload(payload or build_payload(event)).decode()  # exactly the type
+        if payload is None:
+            assert not isinstance(event, TaskApprovalRequested)
+            payload = build_payload(event)
+        body = encode_payload(payload).decode()  # exactly the type
         created_at = self._clock()
         subject = job_subject(self._bus.topology, event.orchestration_id)
         for url in urls:

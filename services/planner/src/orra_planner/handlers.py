@@ -293,6 +293,8 @@ class ActionHandler:
                 mode=action.mode,
                 task_timeout_s=action.task_timeout_s,
                 pause_grace_s=action.pause_grace_s,
+                execute=action.execute,
+                approval_timeout_s=action.approval_timeout_s,
             )
         log.info(
             "plan failed",

@@ -92,6 +92,7 @@ class ServiceSpec:
         version: Its version (canonical: ``"1"``, ``"1.4"``); plans record it per task.
         schema_hash: The hash of its definition.
         examples: Phrases of what it does, in its users' words.
+        approval_when: Its approval condition (:mod:`orra_events.gates`), if it has one.
     """
 
     name: str
@@ -104,6 +105,7 @@ class ServiceSpec:
     version: str = "1"
     schema_hash: str = ""
     examples: tuple[str, ...] = ()
+    approval_when: str | None = None
 
     @classmethod
     def from_event(cls, event: ServiceRegistered, *, version: str | None = None) -> ServiceSpec:
@@ -119,6 +121,7 @@ class ServiceSpec:
             version=version or event.version,
             schema_hash=event.schema_hash,
             examples=tuple(event.examples),
+            approval_when=event.approval_when,
         )
 
     def to_event(self) -> ServiceRegistered:
@@ -135,6 +138,7 @@ class ServiceSpec:
             kind=self.kind,
             schema_hash=self.schema_hash,
             examples=list(self.examples),
+            approval_when=self.approval_when,
         )
 
     # A spec is immutable, so what is read off its schemas is computed once.
@@ -244,16 +248,20 @@ class ServiceCatalog(Mapping[str, ServiceSpec]):
         """``plan`` with each task's service version recorded in the task (``PlanTask.version``).
 
         The dispatcher sends it with the task, and only a replica of that version runs it:
-        a rolling upgrade does not change what was planned.
+        a rolling upgrade does not change what was planned. The version's approval
+        condition is recorded too (``PlanTask.gate``): the dispatcher holds the task when
+        it holds, with no look-up of its own.
         """
         services = self.services
         stamped = []
         for task in plan.tasks:
             spec = services.get(task.service)
-            if spec is None or task.version == spec.version:
+            if spec is None or (task.version == spec.version and task.gate == spec.approval_when):
                 stamped.append(task)
             else:
-                stamped.append(msgspec.structs.replace(task, version=spec.version))
+                stamped.append(
+                    msgspec.structs.replace(task, version=spec.version, gate=spec.approval_when)
+                )
         return msgspec.structs.replace(plan, tasks=stamped)
 
     def with_unavailable(self) -> ServiceCatalog:

@@ -9,13 +9,20 @@ Timestamps are UNIX epoch seconds as floats: cheap to encode on the hot path and
 enough for durations.
 
 The events are grouped by family in submodules (``base``, ``planning``, ``tasks``,
-``outcome``, ``webhooks``, ``services``); import them from here or from :mod:`orra_events`.
+``outcome``, ``approvals``, ``webhooks``, ``services``); import them from here or from
+:mod:`orra_events`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from orra_events.events.approvals import (
+    OrchestrationApproved,
+    OrchestrationAwaitingApproval,
+    OrchestrationRejected,
+    TaskApprovalRequested,
+)
 from orra_events.events.base import Event, ExecutionMode, OrchestrationEvent, ServiceEvent, now
 from orra_events.events.outcome import (
     CompensationSummary,
@@ -70,12 +77,15 @@ __all__ = [
     "EventType",
     "ExecutionMode",
     "OrchestrationAborted",
+    "OrchestrationApproved",
+    "OrchestrationAwaitingApproval",
     "OrchestrationCompensated",
     "OrchestrationCompensating",
     "OrchestrationDone",
     "OrchestrationEvent",
     "OrchestrationFailed",
     "OrchestrationPaused",
+    "OrchestrationRejected",
     "OrchestrationResumed",
     "Plan",
     "PlanCreated",
@@ -85,6 +95,7 @@ __all__ = [
     "ServiceHeartbeat",
     "ServiceRegistered",
     "TaskAborted",
+    "TaskApprovalRequested",
     "TaskCompensated",
     "TaskCompensating",
     "TaskCompensationAbandoned",
@@ -127,6 +138,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     OrchestrationCompensated,
     OrchestrationPaused,
     OrchestrationResumed,
+    OrchestrationAwaitingApproval,
+    TaskApprovalRequested,
+    OrchestrationApproved,
+    OrchestrationRejected,
     WebhookDelivered,
     WebhookFailed,
     WebhookRetrying,
@@ -158,6 +173,10 @@ EventType = Literal[
     "orchestration.compensated",
     "orchestration.paused",
     "orchestration.resumed",
+    "orchestration.awaiting_approval",
+    "task.approval_requested",
+    "orchestration.approved",
+    "orchestration.rejected",
     "webhook.delivered",
     "webhook.failed",
     "webhook.retrying",

@@ -39,6 +39,9 @@ class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
             task of the plan needs.
         version: The service version the task was planned against (canonical; ``None``:
             any).
+        gate: The approval condition its service declared (:mod:`orra_events.gates`;
+            ``"true"``: always), copied from the registration by the planner; ``None``:
+            the task runs without approval.
     """
 
     id: str
@@ -46,6 +49,7 @@ class PlanTask(msgspec.Struct, frozen=True, kw_only=True):
     input: dict[str, Any] = msgspec.field(default_factory=dict)
     version: str | None = None
     serves: str | None = None
+    gate: str | None = None
 
 
 class UncoveredPart(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +97,12 @@ class ActionSubmitted(OrchestrationEvent, frozen=True, kw_only=True, tag="action
     allow_partial: bool = False
     """Accept a plan that leaves parts of the action uncovered (they are listed in the plan's
     ``uncovered``); by default such an action is refused as ``not_actionable``."""
+    execute: bool = True
+    """``False``: plan only; the plan waits for approval (``orchestration.awaiting_approval``)
+    and runs when approved (HTTP ``"execute": false``, ``orra verify run --plan-only``)."""
+    approval_timeout_s: float | None = None
+    """How long the plan (``execute`` false) or a gated task may wait for approval before it
+    is rejected as expired; ``None`` uses the dispatcher's ``ORRA_APPROVAL_TIMEOUT_S``."""
 
 
 class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.created"):
@@ -116,6 +126,10 @@ class PlanCreated(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.creat
     mode: ExecutionMode | None = None
     task_timeout_s: float | None = None
     pause_grace_s: float | None = None
+    execute: bool = True
+    """``False``: the action's ``execute``; the dispatcher holds the plan for approval."""
+    approval_timeout_s: float | None = None
+    """The action's ``approval_timeout_s``."""
 
 
 class PlanFailed(OrchestrationEvent, frozen=True, kw_only=True, tag="plan.failed"):

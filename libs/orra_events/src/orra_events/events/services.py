@@ -20,7 +20,10 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     service's synonyms. ``retry_on_timeout`` false says that a task of the service that
     timed out must not be run again (its effect may have happened and a repeat would do it
     twice): the dispatcher fails it for good and leaves it for an operator instead of
-    retrying it (see docs/architecture.md, "Retries and timeouts").
+    retrying it (see docs/architecture.md, "Retries and timeouts"). ``approval_when`` is
+    a condition on a task's input (:mod:`orra_events.gates`; ``"true"`` for a service
+    registered with ``requires_approval=True``): when it holds, the dispatcher holds the
+    task until a person approves it.
     """
 
     TYPE: ClassVar[str] = "service.registered"
@@ -34,6 +37,7 @@ class ServiceRegistered(ServiceEvent, frozen=True, kw_only=True, tag="service.re
     schema_hash: str = ""
     examples: list[str] = msgspec.field(default_factory=list)
     retry_on_timeout: bool = True
+    approval_when: str | None = None
 
 
 class ServiceHeartbeat(ServiceEvent, frozen=True, kw_only=True, tag="service.heartbeat"):

@@ -73,6 +73,7 @@ from orra_events.projection.listing import (
 )
 from orra_events.projection.views import (
     TERMINAL_STATUSES,
+    ApprovalView,
     CompensationStatus,
     CompensationView,
     OrchestrationStatus,
@@ -93,6 +94,7 @@ __all__ = [
     "LISTING_ERROR_CHARS",
     "LISTING_EVENT_TYPES",
     "TERMINAL_STATUSES",
+    "ApprovalView",
     "CompensationFailure",
     "CompensationStatus",
     "CompensationView",

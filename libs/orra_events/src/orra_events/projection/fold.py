@@ -14,16 +14,20 @@ from orra_events.events import (
     ActionSubmitted,
     Event,
     OrchestrationAborted,
+    OrchestrationApproved,
+    OrchestrationAwaitingApproval,
     OrchestrationCompensated,
     OrchestrationCompensating,
     OrchestrationDone,
     OrchestrationEvent,
     OrchestrationFailed,
     OrchestrationPaused,
+    OrchestrationRejected,
     OrchestrationResumed,
     PlanCreated,
     PlanFailed,
     TaskAborted,
+    TaskApprovalRequested,
     TaskCompensated,
     TaskCompensating,
     TaskCompensationAbandoned,
@@ -42,6 +46,13 @@ from orra_events.events import (
 )
 from orra_events.plan import dependencies
 from orra_events.projection._table import EventTable, entry
+from orra_events.projection.approvals import (
+    on_approval_requested,
+    on_approved,
+    on_awaiting_approval,
+    on_plan_to_preview,
+    on_rejected,
+)
 from orra_events.projection.views import (
     CompensationView,
     OrchestrationStatus,
@@ -98,6 +109,7 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
             input=dict(task.input),
             depends_on=sorted(deps.get(task.id, ())),
             serves=task.serves,
+            gate=task.gate,
         )
         for task in plan.tasks
     ]
@@ -116,6 +128,8 @@ def _on_plan_created(view: OrchestrationView, event: PlanCreated) -> None:
         view.webhook = event.webhook
     if view.status == "planning":
         view.status = "running"
+    if not event.execute:
+        on_plan_to_preview(view, event)
 
 
 def _on_plan_failed(view: OrchestrationView, event: PlanFailed) -> None:
@@ -448,6 +462,10 @@ _HANDLERS: Final = EventTable[OrchestrationView, None](
     entry(TaskAborted, _on_aborted_task),
     entry(OrchestrationPaused, _on_paused),
     entry(OrchestrationResumed, _on_resumed),
+    entry(OrchestrationAwaitingApproval, on_awaiting_approval),
+    entry(TaskApprovalRequested, on_approval_requested),
+    entry(OrchestrationApproved, on_approved),
+    entry(OrchestrationRejected, on_rejected),
     entry(OrchestrationCompensating, _on_compensating),
     entry(TaskCompensating, _on_task_compensating),
     entry(TaskCompensated, _on_compensated),

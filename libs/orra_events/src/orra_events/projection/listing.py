@@ -16,6 +16,7 @@ import msgspec
 from orra_events.events import (
     Event,
     OrchestrationAborted,
+    OrchestrationApproved,
     OrchestrationCompensating,
     OrchestrationDone,
     OrchestrationFailed,
@@ -81,9 +82,16 @@ def _on_plan_created(state: ListingState, event: PlanCreated) -> bool:
     changed = state.task_count != len(event.plan.tasks)
     state.task_count = len(event.plan.tasks)
     if state.status == "planning":
-        state.status = "running"
+        state.status = "running" if event.execute else "awaiting_approval"
         changed = True
     return changed
+
+
+def _on_approved(state: ListingState, event: OrchestrationApproved) -> bool:
+    if event.task_id is not None or state.status != "awaiting_approval":
+        return False
+    state.status = "running"
+    return True
 
 
 def _on_plan_failed(state: ListingState, event: PlanFailed) -> bool:
@@ -138,6 +146,7 @@ _STEPS: Final = EventTable[ListingState, bool](
     entry(OrchestrationPaused, _on_paused),
     entry(OrchestrationResumed, _on_resumed),
     entry(OrchestrationCompensating, _on_compensating),
+    entry(OrchestrationApproved, _on_approved),
 )
 
 LISTING_EVENT_TYPES: Final[frozenset[str]] = frozenset(cls.TYPE for cls in _STEPS.types)

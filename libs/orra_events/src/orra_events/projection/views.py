@@ -17,6 +17,7 @@ from orra_events.events import DataField, ExecutionMode, UncoveredPart  # noqa: 
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "ApprovalView",
     "CompensationStatus",
     "CompensationView",
     "OrchestrationStatus",
@@ -35,6 +36,7 @@ __all__ = [
 
 OrchestrationStatus = Literal[
     "planning",
+    "awaiting_approval",
     "running",
     "paused",
     "compensating",
@@ -45,7 +47,16 @@ OrchestrationStatus = Literal[
 ]
 """Status of an orchestration."""
 
-TaskStatus = Literal["pending", "running", "paused", "completed", "failed", "retrying", "aborted"]
+TaskStatus = Literal[
+    "pending",
+    "awaiting_approval",
+    "running",
+    "paused",
+    "completed",
+    "failed",
+    "retrying",
+    "aborted",
+]
 """Status of one task of an orchestration."""
 
 CompensationStatus = Literal[
@@ -118,6 +129,28 @@ def is_terminal(status: str) -> bool:
     return status in TERMINAL_STATUSES
 
 
+class ApprovalView(msgspec.Struct, kw_only=True, rename="camel"):
+    """A plan or a task held for a person's approval, and what was decided.
+
+    Attributes:
+        status: ``awaiting`` (no decision yet), ``approved``, ``rejected`` or ``expired``.
+        requested_at: When it started to wait.
+        expires_at: When it is rejected as expired if no one decides (once known).
+        condition: The gate that held a task (its service's ``approval_when``).
+        reason: Why a task is held; then the decision's reason.
+        decided_by: The id of the API key that decided (``expiry`` when it expired).
+        decided_at: When it was decided.
+    """
+
+    status: Literal["awaiting", "approved", "rejected", "expired"] = "awaiting"
+    requested_at: float | None = None
+    expires_at: float | None = None
+    condition: str | None = None
+    reason: str | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+
+
 class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     """One task of an orchestration, as planned and as it ran.
 
@@ -140,6 +173,8 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
         compensation: Its compensation, when the orchestration reverts it.
         serves: The part of the action it serves (the user's words); ``None`` for a task
             that only provides data another task needs.
+        approval: Its approval, when its service's gate held it.
+        gate: Its service's approval condition (from the plan); ``None``: none.
     """
 
     id: str
@@ -159,6 +194,8 @@ class TaskView(msgspec.Struct, kw_only=True, rename="camel"):
     progress_updates: int = 0
     compensation: TaskCompensationView | None = None
     serves: str | None = None
+    approval: ApprovalView | None = None
+    gate: str | None = None
 
 
 class PlanInfo(msgspec.Struct, kw_only=True, rename="camel"):
@@ -270,6 +307,8 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
         expired_at: When its events were removed (expired views only).
         task_count: Number of planned tasks, on an expired view (whose ``tasks`` are gone);
             ``None`` otherwise.
+        approval: The plan's approval, when it was submitted to preview
+            (``execute: false``): waiting, then who approved or rejected it.
     """
 
     id: str
@@ -301,6 +340,7 @@ class OrchestrationView(msgspec.Struct, kw_only=True, rename="camel"):
     expired: bool = False
     expired_at: float | None = None
     task_count: int | None = None
+    approval: ApprovalView | None = None
 
     def task(self, task_id: str) -> TaskView | None:
         """The task with id ``task_id``, or ``None``."""

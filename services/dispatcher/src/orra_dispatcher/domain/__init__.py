@@ -53,6 +53,15 @@ Rules, in one place:
   abort already appended its terminal event, so only the summary follows. A task that
   completes while compensation runs (it was in flight) is compensated next. With nothing
   to compensate the terminal event is appended at once, as before.
+* **Approval**: a plan submitted with ``execute: false`` starts ``awaiting_approval``
+  (``orchestration.awaiting_approval``, nothing dispatched) until ``orchestration.approved``
+  (it runs) or ``orchestration.rejected`` (it ends ``aborted``), or ``approval_timeout_s``
+  passes (the dispatcher appends ``orchestration.rejected`` with ``expired``). A task whose
+  plan entry carries a gate (``PlanTask.gate``, its service's ``approval_when``) that holds
+  on its resolved input (:func:`orra_events.gates.needs_approval`, fail-closed) is held as
+  ``awaiting_approval`` before its first attempt (``task.approval_requested``) while the
+  rest of its group runs; approved, it is dispatched (its timeout starts then); rejected
+  or expired, it fails non-retryably and compensation runs (:mod:`.approvals`).
 * **Pause** (unhealthy services): a task about to be dispatched whose service is unhealthy
   (:attr:`Services.unhealthy`, its heartbeats stopped) is held as ``paused`` instead.
   The first paused task appends ``orchestration.paused`` and arms a grace timer

@@ -41,12 +41,14 @@ from orra_events import (
     OrchestrationFailed,
     OrchestrationPaused,
     OrchestrationResumed,
+    TaskApprovalRequested,
     TaskCompensating,
     TaskCompensationAbandoned,
     TaskDispatched,
     TaskRetrying,
     ids,
 )
+from orra_events.gates import needs_approval
 
 __all__ = ["Builder"]
 
@@ -55,6 +57,7 @@ class Builder:
     """Accumulates one transition: changed tasks, events, timers."""
 
     __slots__ = (
+        "approved",
         "comp_order",
         "completed",
         "comps",
@@ -90,6 +93,7 @@ class Builder:
         self.ending = state.ending
         self.paused_since = state.paused_since
         self.pauses = state.pauses
+        self.approved = state.approved
 
     def set(self, task_id: str, ts: TaskState) -> None:
         """Replace ``task_id``'s state (its timer is re-armed from it)."""
@@ -120,9 +124,18 @@ class Builder:
         self.completed = [*self.completed, task_id]
 
     def dispatch(self, task_id: str, attempt: int, task_input: dict[str, Any]) -> None:
-        """Dispatch an attempt of ``task_id``, or hold it while its service is unhealthy."""
+        """Dispatch an attempt of ``task_id``, or hold it while its service is unhealthy.
+
+        A task of a gated service (``PlanTask.gate``) whose condition holds on its input is
+        held for approval instead, before its first attempt (once approved, never again).
+        """
         state = self.state
         planned = state.task_of(task_id)
+        if planned.gate is not None and attempt == 1 and task_id not in self.approved:
+            held, why = needs_approval(planned.gate, task_input)
+            if held:
+                self.hold_for_approval(task_id, planned.gate, why, task_input)
+                return
         if self.services.unhealthy and planned.service in self.services.unhealthy:
             # Held until the service is back (or the pause's grace period ends).
             self.set(
@@ -158,6 +171,37 @@ class Builder:
                 version=planned.version,
             )
         )
+
+    def hold_for_approval(
+        self, task_id: str, condition: str, why: str, task_input: dict[str, Any]
+    ) -> None:
+        """Hold ``task_id`` until a person approves it (or the approval expires)."""
+        state = self.state
+        expires_at = self.now + (state.approval_timeout_s or self.policy.approval_timeout_s)
+        self.set(
+            task_id,
+            TaskState(status="awaiting_approval", attempt=0, deadline=expires_at, input=task_input),
+        )
+        self.emit.append(
+            TaskApprovalRequested(
+                event_id=ids.approval_request_id(state.id, task_id),
+                at=self.now,
+                orchestration_id=state.id,
+                task_id=task_id,
+                service=state.service_of(task_id),
+                input=task_input,
+                condition=condition,
+                reason=why,
+                expires_at=expires_at,
+                project=state.project,
+                webhook=state.webhook,
+            )
+        )
+
+    def approve(self, task_id: str) -> None:
+        """A person approved the held ``task_id``: dispatch its first attempt now."""
+        self.approved = [*self.approved, task_id]
+        self.dispatch(task_id, 1, self.tasks[task_id].input or {})
 
     # --- stopping forward execution and compensating ---------------------------------------
 
@@ -489,6 +533,7 @@ class Builder:
             ending=self.ending,
             paused_since=self.paused_since,
             pauses=self.pauses,
+            approved=self.approved,
         )
         timers = [t for task_id in self.touched if (t := timer_for(new, task_id)) is not None]
         return Outcome(new, self.emit, timers, tuple(self.touched))

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from orra_events import ExecutionMode, Plan
 
 __all__ = [
+    "approval_timer",
     "compensation_order",
     "dependencies",
     "grace_timer",
@@ -138,10 +139,23 @@ def timers_of(state: Orchestration) -> list[Timer]:
     if state.terminal:
         return []
     timers = [t for task_id in state.tasks if (t := timer_for(state, task_id)) is not None]
-    grace = grace_timer(state)
+    grace = grace_timer(state) or approval_timer(state)
     if grace is not None:
         timers.append(grace)
     return timers
+
+
+def approval_timer(state: Orchestration) -> Timer | None:
+    """The timer that rejects a held plan as expired, if the plan waits for approval."""
+    if state.status != "awaiting_approval" or state.approval_expires_at is None:
+        return None
+    return Timer(
+        orchestration_id=state.id,
+        task_id=ORCHESTRATION_TIMER,
+        kind="approval",
+        attempt=0,
+        due_at=state.approval_expires_at,
+    )
 
 
 def grace_timer(state: Orchestration) -> Timer | None:
@@ -158,9 +172,9 @@ def grace_timer(state: Orchestration) -> Timer | None:
 
 
 def timer_for(state: Orchestration, task_id: str) -> Timer | None:
-    """The timer that ``task_id``'s state needs armed (a timeout or a retry), if any."""
+    """The timer ``task_id``'s state needs armed (timeout, retry, approval expiry), if any."""
     if task_id == ORCHESTRATION_TIMER:
-        return grace_timer(state)
+        return grace_timer(state) or approval_timer(state)
     if state.terminal:
         return None
     comp = state.comps.get(task_id)
@@ -198,6 +212,14 @@ def timer_for(state: Orchestration, task_id: str) -> Timer | None:
             task_id=task_id,
             kind="retry",
             attempt=ts.attempt + 1,
+            due_at=ts.deadline,
+        )
+    if ts.status == "awaiting_approval":
+        return Timer(
+            orchestration_id=state.id,
+            task_id=task_id,
+            kind="approval",
+            attempt=ts.attempt,
             due_at=ts.deadline,
         )
     return None

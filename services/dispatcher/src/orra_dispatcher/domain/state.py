@@ -18,6 +18,8 @@ from orra_events import (
     Event,
     ExecutionMode,
     OrchestrationAborted,
+    OrchestrationApproved,
+    OrchestrationRejected,
     Plan,
     PlanCreated,
     PlanFailed,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_HEALTHY",
+    "LIVE",
     "ORCHESTRATION_TIMER",
     "SNAPSHOT_VERSION",
     "CompState",
@@ -56,14 +59,22 @@ __all__ = [
 SNAPSHOT_VERSION = 1
 """Version of the stored :class:`Orchestration` snapshot format."""
 
-TaskStatus = Literal["pending", "running", "retry_wait", "paused", "completed", "failed"]
+TaskStatus = Literal[
+    "pending", "running", "retry_wait", "paused", "awaiting_approval", "completed", "failed"
+]
 """``pending`` (not dispatched), ``running`` (dispatched, awaiting its result),
 ``retry_wait`` (an attempt failed, the next one is due at ``deadline``), ``paused`` (due,
 but its service is unhealthy; ``attempt`` is the last one dispatched, ``input`` the one to
-send), ``completed``, ``failed`` (the task made the orchestration fail)."""
+send), ``awaiting_approval`` (its service's approval gate holds it until a person decides
+or ``deadline``; ``input`` the one to send), ``completed``, ``failed`` (the task made the
+orchestration fail)."""
 
-OrchestrationStatus = Literal["running", "compensating", "done", "failed", "aborted"]
-TimerKind = Literal["timeout", "retry", "comp_timeout", "comp_retry", "grace", "health"]
+OrchestrationStatus = Literal[
+    "awaiting_approval", "running", "compensating", "done", "failed", "aborted"
+]
+TimerKind = Literal["timeout", "retry", "comp_timeout", "comp_retry", "grace", "health", "approval"]
+LIVE: tuple[OrchestrationStatus, ...] = ("running", "compensating", "awaiting_approval")
+"""The statuses of an orchestration that has not ended."""
 CompStatus = Literal["pending", "running", "retry_wait", "done", "failed"]
 
 ORCHESTRATION_TIMER = ""
@@ -84,6 +95,8 @@ class Policy:
         comp_max_attempts: Attempts per compensation before it is abandoned.
         pause_grace_s: How long tasks may wait for an unhealthy service, when the plan
             does not say.
+        approval_timeout_s: How long a plan or a task may wait for approval before it is
+            rejected as expired.
     """
 
     max_attempts: int = 3
@@ -94,6 +107,7 @@ class Policy:
     mode: ExecutionMode = "groups"
     comp_max_attempts: int = 5
     pause_grace_s: float = 300.0
+    approval_timeout_s: float = 3600.0
 
     def backoff(self, failed_attempt: int, key: str = "") -> float:
         """Delay before the attempt after ``failed_attempt`` (1-based)."""
@@ -207,6 +221,11 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
         pause_grace_s: How long a pause may last before the orchestration fails.
         paused_since: When the current pause began (``None``: not paused).
         pauses: Pauses so far (numbers the pause and resume event ids).
+        approval_expires_at: While ``awaiting_approval`` (a plan submitted to preview):
+            when it is rejected as expired.
+        approved: Gated tasks a person approved (they are not held again).
+        approval_timeout_s: How long the plan or a gated task may wait for approval
+            (``None``: the policy's).
         v: Snapshot format version.
     """
 
@@ -228,12 +247,15 @@ class Orchestration(msgspec.Struct, frozen=True, kw_only=True):
     pause_grace_s: float = 300.0
     paused_since: float | None = None
     pauses: int = 0
+    approval_expires_at: float | None = None
+    approved: list[str] = msgspec.field(default_factory=list)
+    approval_timeout_s: float | None = None
     v: int = SNAPSHOT_VERSION
 
     @property
     def terminal(self) -> bool:
         """Whether the orchestration has ended (done, failed or aborted)."""
-        return self.status not in ("running", "compensating")
+        return self.status not in LIVE
 
     @property
     def paused_tasks(self) -> list[str]:
@@ -262,7 +284,8 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
             the same two for a compensation (``comp_timeout``, ``comp_retry``), ``grace``
             (a pause lasted too long; ``attempt`` is the pause number) or ``health`` (a
             service came back: dispatch what waited for it). The last two have the task id
-            :data:`ORCHESTRATION_TIMER`.
+            :data:`ORCHESTRATION_TIMER`. ``approval``: a held plan (task id
+            :data:`ORCHESTRATION_TIMER`) or task waited too long for approval.
         attempt: The running attempt (timeout) or the attempt to dispatch (retry).
         due_at: Absolute UNIX time at which it fires.
     """
@@ -283,6 +306,8 @@ Input = (
     | TaskCompensated
     | TaskCompensationFailed
     | OrchestrationAborted
+    | OrchestrationApproved
+    | OrchestrationRejected
     | Timer
 )
 """What :func:`apply` accepts."""

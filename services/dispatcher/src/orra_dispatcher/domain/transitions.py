@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from orra_dispatcher.domain.approvals import hold_plan, on_approval
 from orra_dispatcher.domain.builder import Builder
 from orra_dispatcher.domain.rules import validate_plan
 from orra_dispatcher.domain.state import (
@@ -27,7 +28,9 @@ from orra_dispatcher.domain.state import (
 from orra_dispatcher.errors import InvalidPlan
 from orra_events import (
     OrchestrationAborted,
+    OrchestrationApproved,
     OrchestrationFailed,
+    OrchestrationRejected,
     PlanCreated,
     PlanFailed,
     TaskAborted,
@@ -70,10 +73,13 @@ def start(
         tasks={t.id: TaskState() for t in plan.tasks},
         deps=deps,
         pause_grace_s=grace,
+        approval_timeout_s=event.approval_timeout_s,
     )
     builder = Builder(state, policy, now, services)
     if error is not None:
         return builder.fail(error, None)
+    if not event.execute:
+        return hold_plan(state, policy, now)
     return builder.advance()
 
 
@@ -316,6 +322,10 @@ def apply(
         return noop(state, f"orchestration already {state.status}")
     if isinstance(item, OrchestrationAborted):
         return _on_abort(state, item, policy, now, services)
+    if isinstance(item, OrchestrationApproved | OrchestrationRejected | Timer) and (
+        not isinstance(item, Timer) or item.kind == "approval"
+    ):
+        return on_approval(state, item, policy, now, services)
     if isinstance(item, Timer):
         if item.kind in ("health", "grace"):
             return _on_pause_timer(state, item, policy, now, services)

@@ -20,8 +20,10 @@ from orra_dispatcher.registry import ServiceRegistry
 from orra_events import (
     Event,
     OrchestrationAborted,
+    OrchestrationApproved,
     OrchestrationDone,
     OrchestrationFailed,
+    OrchestrationRejected,
     PlanCreated,
     PlanFailed,
     TaskAborted,
@@ -79,6 +81,8 @@ CONSUMED: Final = (
     "task.compensated",
     "task.compensation_failed",
     "orchestration.aborted",
+    "orchestration.approved",
+    "orchestration.rejected",
 )
 """Event types the dispatcher consumes."""
 
@@ -96,6 +100,8 @@ HANDLED = (
     TaskCompensated,
     TaskCompensationFailed,
     OrchestrationAborted,
+    OrchestrationApproved,
+    OrchestrationRejected,
 )
 WORK = (TaskDispatched, TaskCompensating)
 RESULTS = (TaskCompleted, TaskFailed)

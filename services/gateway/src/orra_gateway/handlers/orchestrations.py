@@ -9,12 +9,14 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from orra_events.projection import OrchestrationStatus, OrchestrationView
-from orra_gateway.auth import SECURITY, Caller
+from orra_gateway.auth import SECURITY, Caller, approvers_only
 from orra_gateway.domain import submit_response
 from orra_gateway.problems import problem_responses
 from orra_gateway.schemas import (
     AbortRequest,
     AbortResponse,
+    DecisionRequest,
+    DecisionResponse,
     OrchestrationList,
     SubmitRequest,
     SubmitResponse,
@@ -129,3 +131,70 @@ class OrchestrationController(Controller):
         return AbortResponse(
             id=orchestration_id, orchestration_id=orchestration_id, status=status, reason=reason
         )
+
+    @post(
+        "/{orchestration_id:str}/approve",
+        summary="Approve a plan held for preview, or a task held by its service's gate",
+        description=(
+            "Appends orchestration.approved by the caller's key (an admin or approver key): "
+            "the plan runs, or the task is dispatched. 409 when nothing of it waits for "
+            "approval (already decided, expired or ended; the detail says which)."
+        ),
+        status_code=200,
+        guards=[approvers_only],
+        responses=problem_responses(403, 404, 409, 413, 415),
+    )
+    async def approve_orchestration(
+        self,
+        orchestration_id: FromPath[str],
+        request: Caller,
+        gateway: NamedDependency[Gateway],
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> DecisionResponse:
+        """Approve what waits for approval."""
+        return await _decide(gateway, request, orchestration_id, data, approve=True)
+
+    @post(
+        "/{orchestration_id:str}/reject",
+        summary="Reject a plan held for preview, or a task held by its service's gate",
+        description=(
+            "Appends orchestration.rejected by the caller's key (an admin or approver key): "
+            "a plan ends aborted having run nothing; a task fails (not retried) and what "
+            "completed is compensated. 409 as for approve."
+        ),
+        status_code=200,
+        guards=[approvers_only],
+        responses=problem_responses(403, 404, 409, 413, 415),
+    )
+    async def reject_orchestration(
+        self,
+        orchestration_id: FromPath[str],
+        request: Caller,
+        gateway: NamedDependency[Gateway],
+        data: JSONBody[DecisionRequest | None] = None,
+    ) -> DecisionResponse:
+        """Reject what waits for approval."""
+        return await _decide(gateway, request, orchestration_id, data, approve=False)
+
+
+async def _decide(
+    gateway: Gateway,
+    request: Caller,
+    orchestration_id: str,
+    data: DecisionRequest | None,
+    *,
+    approve: bool,
+) -> DecisionResponse:
+    body = data if data is not None else DecisionRequest()
+    view = await gateway.decide(
+        request.user, orchestration_id, approve=approve, task_id=body.task, reason=body.reason
+    )
+    return DecisionResponse(
+        id=orchestration_id,
+        orchestration_id=orchestration_id,
+        decision="approved" if approve else "rejected",
+        task=body.task,
+        by=request.user.id,
+        reason=body.reason,
+        status=view.status,
+    )

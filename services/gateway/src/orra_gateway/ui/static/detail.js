@@ -35,6 +35,7 @@ export function detailPage({ main, me: caller }, id) {
     replace(content,
       header(view, now),
       notice, status,
+      approvalSection(view, me, decisions),
       timeline(view, segments, now),
       graph(view, planTasks()),
       tasksSection(view, segments, events),
@@ -58,6 +59,7 @@ export function detailPage({ main, me: caller }, id) {
   // Controls are made once and moved into each redraw, so what the user types survives it.
   let abortEl = null;
   const settles = new Map();
+  const decisions = new Map();
   function abortForm(v) {
     if (abortEl) return abortEl;
     const reason = h("input", { id: "abort-reason", type: "text", placeholder: "reason (optional)",
@@ -246,6 +248,53 @@ function settle(v, t) {
   return h("div", { class: "inline" }, note,
     h("button", { type: "button", text: "Resolve", onClick: act("resolve") }),
     h("button", { type: "button", text: "Ignore", onClick: act("ignore") }), out);
+}
+
+const DECIDERS = new Set(["admin", "approver"]);
+
+function approvalLine(a) {
+  if (!a) return null;
+  const bits = [badge(a.status === "awaiting" ? "awaiting_approval" : a.status)];
+  if (a.condition) bits.push(" held by its service's gate ", h("code", { text: a.condition }));
+  if (a.status === "awaiting" && a.expiresAt) bits.push(h("span", { class: "hint", text: ` · expires ${when(a.expiresAt)}` }));
+  if (a.decidedBy) bits.push(h("span", { class: "hint", text: ` · decided by ${a.decidedBy} at ${when(a.decidedAt)}` }));
+  if (a.reason) bits.push(h("span", { class: "hint", text: ` · ${a.reason}` }));
+  return h("p", { class: "approval" }, bits);
+}
+
+// The plan held for preview (execute: false) and every task held by its service's gate:
+// what waits, who decided, and, for admin and approver keys, approve / reject.
+function approvalSection(v, me, decisions) {
+  const held = v.tasks.filter((t) => t.approval);
+  if (!v.approval && !held.length) return null;
+  const items = [];
+  if (v.approval) items.push({ key: "plan", label: "The plan", approval: v.approval, task: null });
+  for (const t of held) items.push({ key: `task:${t.id}`, label: `${t.id} (${t.service})`, approval: t.approval, task: t.id });
+  return h("section", { class: "card", "aria-labelledby": "approval-title", id: "approvals" },
+    h("h2", { id: "approval-title", text: "Approvals" }),
+    items.map((it) => h("div", { class: "approval-item", "data-approval": it.key },
+      h("p", {}, h("strong", { text: it.label })), approvalLine(it.approval),
+      it.approval.status !== "awaiting" ? null
+        : me && DECIDERS.has(me.role)
+          ? (decisions.get(it.key) || decisions.set(it.key, decide(v, it.task, it.key)).get(it.key))
+          : h("p", { class: "hint", text: "An admin or approver key can approve or reject it." }))));
+}
+
+function decide(v, task, key) {
+  const reason = h("input", { type: "text", "aria-label": `Reason for ${key}`, placeholder: "reason (optional)" });
+  const out = h("span", { role: "status" });
+  const act = (what) => async () => {
+    const body = {};
+    if (task) body.task = task;
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    try {
+      await api(`/orchestrations/${encodeURIComponent(v.id)}/${what}`, { method: "POST", body });
+      out.textContent = what === "approve" ? "Approved." : "Rejected.";
+    } catch (err) { out.textContent = err.message; }
+  };
+  return h("div", { class: "inline" }, reason,
+    h("button", { type: "button", text: "Approve", "data-decide": "approve", onClick: act("approve") }),
+    h("button", { type: "button", class: "danger", text: "Reject", "data-decide": "reject", onClick: act("reject") }), out);
 }
 
 function data(v) {

@@ -79,6 +79,7 @@ const SYMBOLS = {
   aborted: "■", ignored: "–", skipped: "–",
   running: "▶", compensating: "↺", retrying: "↻", planning: "…", pending: "○",
   paused: "❚❚", unhealthy: "!", unknown: "?",
+  awaiting_approval: "⏸", approved: "✓", rejected: "✕", expired: "⌛",
 };
 
 /** A status as a badge: a symbol and the word, never colour alone. */

@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { badge, duration, h, rendered, replace, when } from "./dom.js";
 
-const STATUSES = ["", "planning", "running", "paused", "compensating", "completed", "failed",
+const STATUSES = ["", "planning", "awaiting_approval", "running", "paused", "compensating", "completed", "failed",
   "aborted", "not_actionable"];
 const PAGE = 50;
 const SCAN_PAGE = 500;
@@ -16,7 +16,7 @@ export function listPage({ main }) {
   const state = { status: params.get("status") || "", q: params.get("q") || "", cursors: [null],
     scanFrom: null, scanned: 0 };
   const statusSel = h("select", { id: "status-filter" },
-    STATUSES.map((st) => h("option", { value: st, text: st ? st.replace("_", " ") : "any status" })));
+    STATUSES.map((st) => h("option", { value: st, text: st ? st.replace(/_/g, " ") : "any status" })));
   statusSel.value = state.status;
   const search = h("input", { id: "search", type: "search", value: state.q,
     placeholder: "o_… or words of the action", "aria-describedby": "search-help" });
