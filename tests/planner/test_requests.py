@@ -211,3 +211,14 @@ def test_a_lone_participle_after_a_comma_says_how_not_what() -> None:
     # with a word of its own, it is a step: "notifying the guest"
     both = request_parts("Reserve table TB-2 for Leo, notifying the guest")
     assert [p.text for p in both] == ["Reserve table TB-2 for Leo", "notifying the guest"]
+
+
+def test_if_after_a_general_verb_asks_whether() -> None:
+    parts = request_parts("Search trains to Leeds and see if the cheapest one is refundable")
+    assert [(p.text, p.question) for p in parts] == [
+        ("Search trains to Leeds", False),
+        ("see if the cheapest one is refundable", True),
+    ]
+    # after a verb of its own, "if" is a condition
+    kept = request_parts("Cancel booking BK-1 if the train is late")
+    assert [p.text for p in kept] == ["Cancel booking BK-1"]

@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
+from orra_planner.lexicon import GENERIC_VERBS, term
 from orra_planner.reading import (
     CONDITIONS,
     JOINERS,
     OPENERS,
+    PARTICLES,
     QUESTION_AUX,
     WH_WORDS,
     Piece,
@@ -138,6 +140,19 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
     return tokens
 
 
+def _asks_whether(current: Piece) -> bool:
+    """Whether "if" after ``current`` means "whether" ("see if", "find out if").
+
+    After a general verb alone (and its particle), "if" opens what to find out, not a
+    condition: "see if the cheapest one is within policy" asks for a check.
+    """
+    words = [w.text.lower() for w in current.words]
+    if not words or len(words) > 2 or (len(words) == 2 and words[1] not in PARTICLES):
+        return False
+    found = term(words[0], verb_position=True)
+    return found is not None and found.verb and found.lemma in GENERIC_VERBS
+
+
 def _pieces(action: str) -> list[Piece]:
     tokens = _tokens(action)
     pieces: list[Piece] = []
@@ -174,8 +189,14 @@ def _pieces(action: str) -> list[Piece]:
             else None
         )
         # "when the payment clears" is a condition; "When is invoice INV-1 due?" a question
-        condition = lowered in CONDITIONS and not (
-            lowered in WH_WORDS and i + 1 < len(tokens) and tokens[i + 1][0].lower() in QUESTION_AUX
+        condition = (
+            lowered in CONDITIONS
+            and not (
+                lowered in WH_WORDS
+                and i + 1 < len(tokens)
+                and tokens[i + 1][0].lower() in QUESTION_AUX
+            )
+            and not (lowered == "if" and current is not None and _asks_whether(current))
         )
         if (opener is not None or condition) and current is not None and current.words:
             current = None

@@ -33,6 +33,7 @@ __all__ = [
     "CONDITIONS",
     "JOINERS",
     "OPENERS",
+    "PARTICLES",
     "QUESTION_AUX",
     "WH_WORDS",
     "Piece",
@@ -111,7 +112,7 @@ _MONTHS: Final = frozenset(
     "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
 """Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
-_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
+PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
 """Particles that make one verb of the verb before them ("look up", "pay back")."""
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
@@ -351,7 +352,7 @@ class _PieceReader:
         if (
             self.last_verb is not None
             and self.last_verb >= index - 2
-            and lower in _PARTICLES
+            and lower in PARTICLES
             and read.terms
             and (compound := phrasal(read.terms[-1], lower)) is not None
         ):
@@ -401,8 +402,8 @@ class _PieceReader:
         self.after_number = False
         self.after_determiner = lower in _DETERMINERS or (self.after_determiner and lower == "own")
         self.after_how = lower in {"how", "which", "what"}
-        if lower in WH_WORDS and not read.terms and index > 0:
-            read.question = True  # "find out which account manager ...": a question
+        if (lower in WH_WORDS or (lower == "if" and self.generic)) and not read.terms and index > 0:
+            read.question = True  # "find out which account manager ...", "see if ...": a question
         self.previous_content = False
         return True
 
@@ -477,7 +478,7 @@ class _PieceReader:
             return False
         following = self.words[index + 1].text
         lower = following.lower()
-        if lower in FUNCTION_WORDS or lower in _PARTICLES:
+        if lower in FUNCTION_WORDS or lower in PARTICLES:
             return False
         if _is_argument(following, first=False, values=self.values):
             return False
