@@ -14,7 +14,7 @@ from orra_planner.parts import request_parts, split_action
 from orra_planner.strategy import finalize
 from tests.planner.catalog import catalog_of, string
 from tests.planner.catalog import request as make_request
-from tests.planner.domains import service
+from tests.planner.domains import service, travel
 
 PLANNER = OfflinePlanner()
 
@@ -222,3 +222,12 @@ def test_if_after_a_general_verb_asks_whether() -> None:
     # after a verb of its own, "if" is a condition
     kept = request_parts("Cancel booking BK-1 if the train is late")
     assert [p.text for p in kept] == ["Cancel booking BK-1"]
+
+
+def test_a_question_of_data_only_is_answered_by_the_one_reader_of_it() -> None:
+    result = outcome(travel(), "Anything from OPO to MAD?", origin="OPO", destination="MAD")
+    assert services(result) == ["FlightSearch"]
+    # no reader takes a booking: a question never runs the service that acts on it
+    refused = outcome(travel(), "Anything on BK-3?", bookingId="BK-3")
+    assert isinstance(refused, PlanRejected)
+    assert refused.status == "not_actionable"

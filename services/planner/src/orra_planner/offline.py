@@ -55,6 +55,7 @@ from orra_planner.matching import (
     uncovered_reason,
     vocabulary,
 )
+from orra_planner.parts import split_action
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -166,7 +167,7 @@ class OfflinePlanner:
         catalog = request.catalog
         if not request.action.strip():
             return self._reject("not_actionable", ["the action is empty: say what to do"], [])
-        matches = match_action(request.action, catalog, request.data)
+        matches = match_action(request.action, catalog, request.data) or self._asked(request)
         if not matches:
             return self._reject(
                 "not_actionable",
@@ -227,6 +228,34 @@ class OfflinePlanner:
             result.plan, parts=list(dict.fromkeys(texts)), uncovered=uncovered
         )
         return Planned(plan=plan, planner=self.name, notes=tuple(notes))
+
+    @staticmethod
+    def _asked(request: PlanRequest) -> list[PartMatch]:
+        """A question with no request words, answered by the one reader of all its data.
+
+        "Any way to get from LIS to BER on 2026-12-14?" with ``origin``, ``destination`` and
+        ``date``: a question changes nothing, so only a service whose name says it reads
+        (:attr:`~orra_planner.service_words.ServiceWords.reads`), takes every data field
+        and runs on them alone answers it; none when it is not exactly one.
+        """
+        catalog = request.catalog
+        given = {field_key(d.field) for d in request.data}
+        pieces = [p for p in split_action(request.action) if p.text]
+        if not given or not pieces or not request.action.rstrip().endswith("?"):
+            return []
+        keys = catalog.derived("offline.keys", fields_of)
+        words = vocabulary(catalog).services
+        readers = [
+            name
+            for name in catalog
+            if words[name].reads and given <= keys[name].inputs and keys[name].required <= given
+        ]
+        if len(readers) != 1:
+            return []
+        whole = dataclasses.replace(
+            pieces[0], text=request.action.strip().rstrip("?").strip(), question=True
+        )
+        return [PartMatch(whole, ((readers[0], 0.0),), (readers[0],))]
 
     @staticmethod
     def _part_texts(
