@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
-from rapidfuzz import fuzz
 
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
@@ -55,7 +54,7 @@ from orra_planner.matching import (
     uncovered_reason,
     vocabulary,
 )
-from orra_planner.parts import split_action
+from orra_planner.questions import asked_of_data, most_like
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -92,37 +91,6 @@ def task_id_for(service: str, taken: set[str]) -> str:
 
 _CLEARLY_BEST: Final = 1.05
 """A top-scored service this much ahead is not swapped for a runnable runner-up."""
-_LIKE: Final = 70.0
-_LIKE_MARGIN: Final = 10.0
-
-
-def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list[str]:
-    """The one service of ``names`` whose example phrases read most like ``text``, if clear.
-
-    Whole phrases, function words included ("how upset is the customer" reads like the
-    example "is the customer angry", not like "write a response to the customer"); the
-    best must be close (:data:`_LIKE`) and clearly ahead of the next (:data:`_LIKE_MARGIN`).
-    """
-    lowered = text.lower()
-    scored = sorted(
-        (
-            (
-                max(
-                    (fuzz.token_set_ratio(lowered, e.lower()) for e in catalog[n].examples),
-                    default=0.0,
-                ),
-                n,
-            )
-            for n in names
-        ),
-        reverse=True,
-    )
-    best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
-    if best >= _LIKE and best - runner_up >= _LIKE_MARGIN:
-        return [scored[0][1]]
-    return list(names)
-
-
 _NEAR: Final = 0.5
 """Services scoring this fraction of a part's best may be chosen by the data given."""
 
@@ -167,7 +135,7 @@ class OfflinePlanner:
         catalog = request.catalog
         if not request.action.strip():
             return self._reject("not_actionable", ["the action is empty: say what to do"], [])
-        matches = match_action(request.action, catalog, request.data) or self._asked(request)
+        matches = match_action(request.action, catalog, request.data) or asked_of_data(request)
         if not matches:
             return self._reject(
                 "not_actionable",
@@ -228,34 +196,6 @@ class OfflinePlanner:
             result.plan, parts=list(dict.fromkeys(texts)), uncovered=uncovered
         )
         return Planned(plan=plan, planner=self.name, notes=tuple(notes))
-
-    @staticmethod
-    def _asked(request: PlanRequest) -> list[PartMatch]:
-        """A question with no request words, answered by the one reader of all its data.
-
-        "Any way to get from LIS to BER on 2026-12-14?" with ``origin``, ``destination`` and
-        ``date``: a question changes nothing, so only a service whose name says it reads
-        (:attr:`~orra_planner.service_words.ServiceWords.reads`), takes every data field
-        and runs on them alone answers it; none when it is not exactly one.
-        """
-        catalog = request.catalog
-        given = {field_key(d.field) for d in request.data}
-        pieces = [p for p in split_action(request.action) if p.text]
-        if not given or not pieces or not request.action.rstrip().endswith("?"):
-            return []
-        keys = catalog.derived("offline.keys", fields_of)
-        words = vocabulary(catalog).services
-        readers = [
-            name
-            for name in catalog
-            if words[name].reads and given <= keys[name].inputs and keys[name].required <= given
-        ]
-        if len(readers) != 1:
-            return []
-        whole = dataclasses.replace(
-            pieces[0], text=request.action.strip().rstrip("?").strip(), question=True
-        )
-        return [PartMatch(whole, ((readers[0], 0.0),), (readers[0],))]
 
     @staticmethod
     def _part_texts(
@@ -492,7 +432,7 @@ class OfflinePlanner:
                 and (not match.part.question or words[n].answers_question((), match.part.terms))
             ]
             if len(takers) > 1:
-                takers = _most_like(match.part.text, takers, catalog)
+                takers = most_like(match.part.text, takers, catalog)
             if len(takers) != 1:
                 continue
             name = takers[0]
