@@ -29,6 +29,7 @@ handles orders): it is *vague*, and nothing serves it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -246,7 +247,6 @@ def match_part(
         return PartMatch(part, (), (), tuple(fixed))
     head, head_factor = words[part.head]
     services = vocab.services
-    total = len(services)
     rare = vocab.rarity
 
     roles = [
@@ -260,8 +260,8 @@ def match_part(
     ranked: list[tuple[str, float]] = []
     by_synonym: set[str] = set()  # services that have the head only through a synonym
     for name, service in services.items():
-        if part.question and service.does in asked:
-            continue  # "has it been paid?" asks whether, not to pay
+        if part.question and not service.answers_question(asked, [w for w, _ in words]):
+            continue
         own = service.own_act(head) if head_is_verb else service.own(head, claims_only=True)
         if part.question:  # a question is answered by what a service returns, too
             own = max(own, service.answer(head))
@@ -296,18 +296,36 @@ def match_part(
             if services[name].action is None or services[name].action in said
         ]
     ranked.sort(key=lambda item: (-item[1], item[0]))
-    serving: tuple[str, ...] = ()
-    vague: tuple[str, ...] = ()
-    if ranked:
-        best = ranked[0][1]
-        serving = tuple(name for name, score in ranked if score >= BAND * best)
-        if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
-            serving, vague = (), serving
-        elif len(serving) > 1 and by_synonym.issuperset(serving):
-            # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
-            # them; none of them has the word itself, so the part does not say which
-            serving, vague = (), serving
+    serving, vague = _serving(ranked, services, by_synonym, question=part.question)
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
+
+
+def _serving(
+    ranked: Sequence[tuple[str, float]],
+    services: Mapping[str, ServiceWords],
+    by_synonym: set[str],
+    *,
+    question: bool,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The services that serve a part (within :data:`BAND`), and those it is too vague for."""
+    if not ranked:
+        return (), ()
+    best = ranked[0][1]
+    serving = tuple(name for name, score in ranked if score >= BAND * best)
+    vague: tuple[str, ...] = ()
+    total = len(services)
+    if len(serving) > 1 and total >= _VAGUE_FROM and 2 * len(serving) > total:
+        serving, vague = (), serving
+    elif len(serving) > 1 and by_synonym.issuperset(serving):
+        # "exit EMP-1": a synonym of words of several services ("leave") proposes each of
+        # them; none of them has the word itself, so the part does not say which
+        serving, vague = (), serving
+    readers = [name for name in vague if services[name].reads]
+    if question and len(readers) == 1:
+        # "Where does order ORD-1 stand?": of every service that knows orders, a
+        # question is for the one that only reads (OrderLookup)
+        serving, vague = (readers[0],), ()
+    return serving, vague
 
 
 PLAIN: Final = 0.6
@@ -354,11 +372,27 @@ def match_action(
     key = (action, keys, values, fields)
     found = memo.get(key)
     if found is None:
-        found = tuple(match_part(p, catalog, keys) for p in request_parts(action, values, fields))
+        found = tuple(
+            _match_or_idiom(p, catalog, keys) for p in request_parts(action, values, fields)
+        )
         if len(memo) >= _ACTIONS_MEMO:
             memo.clear()
         memo[key] = found
     return list(found)
+
+
+def _match_or_idiom(part: Part, catalog: ServiceCatalog, keys: frozenset[str]) -> PartMatch:
+    """:func:`match_part`; a phrasal verb no service has is an idiom of request.
+
+    "Sort out PTO for EMP-1": when no service matches the phrasal verb at the head, the
+    part asks for what follows it (:attr:`~orra_planner.parts.Part.idiom`).
+    """
+    found = match_part(part, catalog, keys)
+    if found.ranked or part.idiom is None:
+        return found
+    question = part.question or part.idiom_asks
+    idiom = dataclasses.replace(part, head=part.idiom, objects=(), question=question)
+    return match_part(idiom, catalog, keys)
 
 
 _ACTIONS_MEMO: Final = 1024

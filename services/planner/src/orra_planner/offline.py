@@ -42,13 +42,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
-from rapidfuzz import fuzz
 
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.fields import ServiceFields, aliased, fields_of
-from orra_planner.matching import PartMatch, field_key, match_action, uncovered_reason
+from orra_planner.matching import (
+    PartMatch,
+    field_key,
+    match_action,
+    uncovered_reason,
+    vocabulary,
+)
+from orra_planner.questions import asked_of_data, most_like
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -85,37 +91,6 @@ def task_id_for(service: str, taken: set[str]) -> str:
 
 _CLEARLY_BEST: Final = 1.05
 """A top-scored service this much ahead is not swapped for a runnable runner-up."""
-_LIKE: Final = 70.0
-_LIKE_MARGIN: Final = 10.0
-
-
-def _most_like(text: str, names: Sequence[str], catalog: ServiceCatalog) -> list[str]:
-    """The one service of ``names`` whose example phrases read most like ``text``, if clear.
-
-    Whole phrases, function words included ("how upset is the customer" reads like the
-    example "is the customer angry", not like "write a response to the customer"); the
-    best must be close (:data:`_LIKE`) and clearly ahead of the next (:data:`_LIKE_MARGIN`).
-    """
-    lowered = text.lower()
-    scored = sorted(
-        (
-            (
-                max(
-                    (fuzz.token_set_ratio(lowered, e.lower()) for e in catalog[n].examples),
-                    default=0.0,
-                ),
-                n,
-            )
-            for n in names
-        ),
-        reverse=True,
-    )
-    best, runner_up = scored[0][0], scored[1][0] if len(scored) > 1 else 0.0
-    if best >= _LIKE and best - runner_up >= _LIKE_MARGIN:
-        return [scored[0][1]]
-    return list(names)
-
-
 _NEAR: Final = 0.5
 """Services scoring this fraction of a part's best may be chosen by the data given."""
 
@@ -160,7 +135,7 @@ class OfflinePlanner:
         catalog = request.catalog
         if not request.action.strip():
             return self._reject("not_actionable", ["the action is empty: say what to do"], [])
-        matches = match_action(request.action, catalog, request.data)
+        matches = match_action(request.action, catalog, request.data) or asked_of_data(request)
         if not matches:
             return self._reject(
                 "not_actionable",
@@ -294,9 +269,13 @@ class OfflinePlanner:
             elsewhere = {n for other in matches if other is not match for n, _ in other.ranked}
             fitting = self._fit(match, elsewhere, members, keys, data)
             if fitting is not None:
+                why = (
+                    "only it takes the data given for it"
+                    if data.keys() & keys[fitting].inputs
+                    else "the service that takes the data given only provides its input"
+                )
                 notes.append(
-                    f"{fitting} for {match.part.text!r}: of "
-                    f"{', '.join(_near(match))}, only it takes the data given for it"
+                    f"{fitting} for {match.part.text!r}: of {', '.join(_near(match))}, {why}"
                 )
                 add(fitting, index, match.part.start)
                 produced.update(keys[fitting].outputs)
@@ -381,6 +360,19 @@ class OfflinePlanner:
         top = [name for name in near if fit[name] == best]
         if best == 0 or len(top) != 1:
             return None
+        if match.part.question:
+            # "Is Maria Costa behind on her rent?" with her name: the tenant look-up takes
+            # the name, but only to give the rent ledger the lease it reads; the question is
+            # the ledger's, and the look-up only provides its data
+            fed = [
+                name
+                for name in match.serving
+                if name != top[0]
+                and (lacking := keys[name].required - data.keys())
+                and lacking <= keys[top[0]].outputs
+            ]
+            if len(fed) == 1:
+                return fed[0]
         others = {k for name in match.serving if name != top[0] for k in keys[name].inputs}
         if top[0] not in match.serving:
             # beyond the band, only when the best-scored ones run on the data alone (no
@@ -390,9 +382,16 @@ class OfflinePlanner:
             elsewhere = {k for name in elsewhere_serving for k in keys[name].inputs}
             if needs or remaining & keys[top[0]].inputs <= elsewhere:
                 return None
-        elif any(keys[name].required <= data.keys() for name in match.serving if name != top[0]):
-            # another of the best-scored runs on the data too: both may be meant ("Process
-            # new order" is a payment and a stock reservation)
+        elif any(
+            keys[name].required <= data.keys()
+            and remaining & keys[name].inputs - keys[top[0]].inputs
+            for name in match.serving
+            if name != top[0]
+        ):
+            # another of the best-scored runs on the data too, and takes data the first does
+            # not: both may be meant ("Process new order" is a payment and a stock
+            # reservation); one that takes nothing more is not ("do the exit process" with
+            # an employee and a last day: the leave balance takes only the employee)
             return None
         return top[0] if remaining & keys[top[0]].inputs - others else None
 
@@ -424,9 +423,16 @@ class OfflinePlanner:
             remaining = set(data) - used
             if not remaining:
                 continue
-            takers = [n for n in catalog if n not in members and remaining <= keys[n].inputs]
+            words = vocabulary(catalog).services
+            takers = [
+                n
+                for n in catalog
+                if n not in members
+                and remaining <= keys[n].inputs
+                and (not match.part.question or words[n].answers_question((), match.part.terms))
+            ]
             if len(takers) > 1:
-                takers = _most_like(match.part.text, takers, catalog)
+                takers = most_like(match.part.text, takers, catalog)
             if len(takers) != 1:
                 continue
             name = takers[0]

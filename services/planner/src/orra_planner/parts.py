@@ -31,15 +31,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
+from orra_planner.lexicon import GENERIC_VERBS, term
 from orra_planner.reading import (
     CONDITIONS,
     JOINERS,
     OPENERS,
+    PARTICLES,
     QUESTION_AUX,
     WH_WORDS,
     Piece,
     Word,
     describes,
+    head_after_idiom,
     head_of,
     objects_of,
     read_piece,
@@ -86,6 +89,10 @@ class Part:
             "post an update on the status page"): a service serving the part knows them.
         question: Whether it asks a question ("Has PROD-1 sold out?"): an answer reads,
             so the data may say which service can give it.
+        idiom: The head to read when no service has the phrasal verb at its head ("Sort
+            out PTO for EMP-1" asks for the PTO): index in ``terms``, or ``None``.
+        idiom_asks: Whether what follows the idiom asks how or what ("work out how upset
+            they are"): read so, the part is a question.
         context: Words borrowed from neighbouring pieces (the verb before a bare noun
             phrase, the object after a bare verb, a condition's words): they rank services
             but never make one serve the part.
@@ -101,6 +108,8 @@ class Part:
     request: bool = True
     objects: tuple[int, ...] = ()
     question: bool = False
+    idiom: int | None = None
+    idiom_asks: bool = False
 
     @property
     def head_term(self) -> Term | None:
@@ -131,12 +140,25 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
     return tokens
 
 
+def _asks_whether(current: Piece) -> bool:
+    """Whether "if" after ``current`` means "whether" ("see if", "find out if").
+
+    After a general verb alone (and its particle), "if" opens what to find out, not a
+    condition: "see if the cheapest one is within policy" asks for a check.
+    """
+    words = [w.text.lower() for w in current.words]
+    if not words or len(words) > 2 or (len(words) == 2 and words[1] not in PARTICLES):
+        return False
+    found = term(words[0], verb_position=True)
+    return found is not None and found.verb and found.lemma in GENERIC_VERBS
+
+
 def _pieces(action: str) -> list[Piece]:
     tokens = _tokens(action)
     pieces: list[Piece] = []
     current: Piece | None = None
     aside: Piece | None = None  # the clause an aside in parentheses interrupts
-    joined = False
+    joined = comma = False
     i = 0
     while i < len(tokens):
         text, start, end = tokens[i]
@@ -148,6 +170,7 @@ def _pieces(action: str) -> list[Piece]:
                 current, aside = aside, None  # the clause it interrupted goes on
             else:
                 aside, current, joined = None, None, True
+                comma = mark == ","
             i += 1
             continue
         lowered = text.lower()
@@ -157,7 +180,7 @@ def _pieces(action: str) -> list[Piece]:
             else None
         )
         if joiner is not None and (current is not None or pieces):
-            current, joined = None, True
+            current, joined, comma = None, True, False
             i += len(joiner)
             continue
         opener = (
@@ -166,15 +189,21 @@ def _pieces(action: str) -> list[Piece]:
             else None
         )
         # "when the payment clears" is a condition; "When is invoice INV-1 due?" a question
-        condition = lowered in CONDITIONS and not (
-            lowered in WH_WORDS and i + 1 < len(tokens) and tokens[i + 1][0].lower() in QUESTION_AUX
+        condition = (
+            lowered in CONDITIONS
+            and not (
+                lowered in WH_WORDS
+                and i + 1 < len(tokens)
+                and tokens[i + 1][0].lower() in QUESTION_AUX
+            )
+            and not (lowered == "if" and current is not None and _asks_whether(current))
         )
         if (opener is not None or condition) and current is not None and current.words:
             current = None
         if current is None:
-            current = Piece(start, end, [], joined=joined, condition=condition)
+            current = Piece(start, end, [], joined=joined, condition=condition, comma=comma)
             pieces.append(current)
-            joined = False
+            joined = comma = False
         for k in range(len(opener) if opener else 1):
             word_text, w_start, w_end = tokens[i + k]
             current.words.append(Word(word_text, w_start, w_end, None))
@@ -206,8 +235,8 @@ def split_action(
         # "before notifying the customer" asks for a step.
         step = bool(verbish) and verbish[0] and terms[0].word.endswith("ing")
         request = head is not None and not read.statement and (not piece.condition or step)
-        if request and piece.joined and all(t.word in fields for t in terms):
-            request = False  # ", approver Tomás Ruiz": a field and its value
+        if request:
+            request, terms = _aside(piece, terms, values, fields)
         context: list[Term] = list(read.content) if read.clause_object else []
         if request and head is not None and not verbish[0] and piece.joined:
             # a bare noun phrase after "and": it borrows the verb of the request before it
@@ -251,9 +280,44 @@ def split_action(
                 request=request,
                 objects=objects_of(read, head) if request else (),
                 question=read.question or first in WH_WORDS,
+                idiom=head_after_idiom(read, head) if request and terms is read.terms else None,
+                idiom_asks=read.asked is not None and read.asked > 0,
             )
         )
     return _lend_context(parts)
+
+
+def _aside(
+    piece: Piece, terms: list[Term], values: frozenset[str], fields: frozenset[str]
+) -> tuple[bool, list[Term]]:
+    """Whether a piece that reads as a request is one, and its terms.
+
+    ", approver Tomás Ruiz", ", last working day 2027-01-31" are data, whose words are no
+    context of the request beside them either; "Book hotel HTL-1, checking in 2026-11-30":
+    a lone participle and its values after a comma say how the request before is meant.
+    """
+    if piece.joined and _labels(piece, terms, values, fields):
+        return False, []
+    if piece.comma and len(terms) == 1 and terms[0].word.endswith("ing"):
+        return False, terms
+    return True, terms
+
+
+def _labels(
+    piece: Piece, terms: Sequence[Term], values: frozenset[str], fields: frozenset[str]
+) -> bool:
+    """Whether a piece only names a data field and gives its value: data, not a request.
+
+    Its words are the field's (", approver Tomás Ruiz"), or it opens with one and ends with
+    the value, one other word at most beside them (", last working day 2027-01-31" with
+    ``lastDay``).
+    """
+    named = sum(t.word in fields for t in terms)
+    if named == len(terms):
+        return True
+    last = piece.words[-1].text
+    valued = last.lower() in values or any(ch.isdigit() for ch in last)
+    return valued and terms[0].word in fields and named >= max(2, len(terms) - 1)
 
 
 def _value_spans(lower: str, values: frozenset[str]) -> list[tuple[int, int]]:

@@ -33,12 +33,14 @@ __all__ = [
     "CONDITIONS",
     "JOINERS",
     "OPENERS",
+    "PARTICLES",
     "QUESTION_AUX",
     "WH_WORDS",
     "Piece",
     "Read",
     "Word",
     "describes",
+    "head_after_idiom",
     "head_of",
     "objects_of",
     "read_piece",
@@ -104,16 +106,20 @@ _MODALS: Final = frozenset(
     ]
 )
 _BE: Final = frozenset({"is", "are", "was", "were"})
+_PERFECT: Final = frozenset({"has", "have", "had"})
+"""After a subject, "has" opens what happened ("the client has been waiting three days")."""
 _MONTHS: Final = frozenset(
     "January February March April May June July August September October November December".split()  # noqa: SIM905
 )
 """Capitalised month names: parts of dates, arguments ("from 1 to 8 August 2027")."""
-_PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
+PARTICLES: Final = frozenset({"up", "off", "back", "out", "down", "away", "over", "aside"})
 """Particles that make one verb of the verb before them ("look up", "pay back")."""
 _CLAUSE_SUBJECTS: Final = frozenset(
     "the their his her its our my your it we they he she i you this these those there".split()  # noqa: SIM905
 )
 _OBJECT_PRONOUNS: Final = frozenset({"it", "them", "him", "her", "me", "us", "this", "that"})
+_PERSONS: Final = frozenset({"them", "him", "her", "me", "us"})
+"""Object pronouns of people: a noun opening a clause before one is a verb ("text them")."""
 _REFERRING: Final = frozenset({"it", "this", "that", "them"})
 """Pronouns a general verb acts on when the request is what was just said ("process it")."""
 _WHAT: Final = frozenset({"what", "where", "which", "who", "whose"})
@@ -151,6 +157,7 @@ class Piece:
     words: list[Word]
     joined: bool  # follows a joiner or a comma
     condition: bool  # opened by a condition word
+    comma: bool = False  # follows a comma, no joining word
 
 
 def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
@@ -225,6 +232,8 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
     following = words[index + 1].text.lower()
     if following in _DETERMINERS - {"that", "this", "these", "those"}:
         return True
+    if following in _PERSONS:
+        return True  # "text them the details", "email her the invoice"
     if following in FUNCTION_WORDS or _is_argument(
         words[index + 1].text, first=False, values=values
     ):
@@ -323,7 +332,7 @@ class _PieceReader:
             self.last_verb = None  # "set them up": the particle may follow a pronoun
         if self._modal(index, word, lower):
             return
-        if lower in _BE and index > 0 and not self.after_modal:
+        if lower in _BE | _PERFECT and index > 0 and not self.after_modal:
             self.plain_be = self.plain_be or not self.first_content or self.subject
         if (
             self._that_clause(index, lower)
@@ -343,7 +352,7 @@ class _PieceReader:
         if (
             self.last_verb is not None
             and self.last_verb >= index - 2
-            and lower in _PARTICLES
+            and lower in PARTICLES
             and read.terms
             and (compound := phrasal(read.terms[-1], lower)) is not None
         ):
@@ -353,7 +362,12 @@ class _PieceReader:
         return False
 
     def _modal(self, index: int, word: Word, lower: str) -> bool:
-        if not (lower in _MODALS and index > 0 and word.text.islower()):
+        obliged = (  # "APT-1 has to be cancelled": "has to" is "must"
+            lower in _PERFECT
+            and index + 1 < len(self.words)
+            and self.words[index + 1].text.lower() == "to"
+        )
+        if not ((lower in _MODALS or obliged) and index > 0 and word.text.islower()):
             return False
         self.after_modal = True
         self.after_need = lower.startswith(("need", "want", "wish"))
@@ -388,8 +402,8 @@ class _PieceReader:
         self.after_number = False
         self.after_determiner = lower in _DETERMINERS or (self.after_determiner and lower == "own")
         self.after_how = lower in {"how", "which", "what"}
-        if lower in WH_WORDS and not read.terms and index > 0:
-            read.question = True  # "find out which account manager ...": a question
+        if (lower in WH_WORDS or (lower == "if" and self.generic)) and not read.terms and index > 0:
+            read.question = True  # "find out which account manager ...", "see if ...": a question
         self.previous_content = False
         return True
 
@@ -464,7 +478,7 @@ class _PieceReader:
             return False
         following = self.words[index + 1].text
         lower = following.lower()
-        if lower in FUNCTION_WORDS or lower in _PARTICLES:
+        if lower in FUNCTION_WORDS or lower in PARTICLES:
             return False
         if _is_argument(following, first=False, values=self.values):
             return False
@@ -506,7 +520,7 @@ def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
     heads: list[int] = []
     current: int | None = None
     for i in range(1, len(terms)):
-        if not read.direct[i]:
+        if not read.direct[i] or _participle(read, i):
             break
         if not read.glued[i] and current is not None:
             heads.append(current)
@@ -518,9 +532,43 @@ def objects_of(read: Read, head: int | None) -> tuple[int, ...]:
     return tuple(heads)
 
 
+def _participle(read: Read, index: int) -> bool:
+    """Whether the word at ``index`` opens a participle phrase ("quoting the balance").
+
+    An -ing form with no noun glued after it says how, not what the verb acts on ("send a
+    reminder quoting the balance"); "the shipping label" is a noun phrase.
+    """
+    found = read.terms[index]
+    if not found.word.endswith("ing") or "VERB" not in readings(found.word):
+        return False
+    return index + 1 >= len(read.terms) or not read.glued[index + 1]
+
+
 def describes(found: Term) -> bool:
     """Whether ``found`` can describe a thing ("best", "cheapest", "new"): never an object."""
     return found.modifier or "ADJ" in readings(found.word)
+
+
+def head_after_idiom(read: Read, head: int | None) -> int | None:
+    """The head when a phrasal verb head is an idiom of request ("sort out", "work out").
+
+    "Sort out PTO for EMP-1", "work out how upset they are": a verb and its particle that no
+    service has say only "do it"; what is asked is then what follows, read as after a verb
+    too general to say it. ``None`` when the head is no phrasal verb or nothing follows it.
+    """
+    if head != 0 or " " not in read.terms[0].word or len(read.terms) < 2:
+        return None
+    rest = Read(
+        terms=read.terms[1:],
+        verbish=[False] * (len(read.terms) - 1),
+        glued=[False, *read.glued[2:]],
+        direct=read.direct[1:],
+        unit=read.unit[1:],
+        asked=None if read.asked is None or read.asked < 1 else read.asked - 1,
+        question=read.question,
+    )
+    found = head_of(rest)
+    return None if found is None else found + 1
 
 
 def head_of(read: Read) -> int | None:

@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, synonyms, term
+from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, readings, synonyms, term
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection, Iterable
 
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = [
     "KIN",
+    "READING",
     "SYNONYM",
     "TAUGHT",
     "VERB_EVIDENCE",
@@ -35,6 +36,8 @@ __all__ = [
     "words_of",
 ]
 
+READING: Final = frozenset({"lookup", "search", "find", "fetch", "get", "list", "view", "read"})
+"""What a service's name says it does when it only reads (``OrderLookup``, ``FlightSearch``)."""
 WEAK: Final = 0.6
 """Strength of a match through another reading or the word family."""
 SYNONYM: Final = 0.5
@@ -106,6 +109,8 @@ class ServiceWords:
     outputs: frozenset[str] = frozenset()
     kin: Mapping[str, float] = field(default_factory=dict)
     """A user's lemma → the strength of its match through synonyms (:func:`_kin`)."""
+    reads: bool = False
+    """Whether its name says it reads and changes nothing (``OrderLookup``, ``HotelSearch``)."""
 
     def strength(self, word: Term, *, claims_only: bool = False) -> float:
         """How strongly ``word`` matches this service (0: not at all).
@@ -150,6 +155,18 @@ class ServiceWords:
         if not verb or self.does is None or head.lemma == self.does:
             return True
         return head.lemma not in self.mentions
+
+    def answers_question(self, asked: Collection[str], words: Iterable[Term]) -> bool:
+        """Whether this service may answer a question whose head reads ``asked``.
+
+        A question asks to read something: "has it been paid?" asks whether, not to pay,
+        and a service whose name says what it does (``PaySupplier``) answers a question
+        only when its output tells one of the question's ``words``: "which supplier sent
+        invoice INV-1?" never pays the supplier.
+        """
+        if self.does is None:
+            return True
+        return self.does not in asked and any(self.answer(w) > 0.0 for w in words)
 
     def answer(self, word: Term) -> float:
         """How strongly the output of this service tells ``word`` (0: not at all)."""
@@ -256,6 +273,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
             if (t := term(word)) is not None
         ),
         does=_does(spec),
+        reads=_capability_word(spec) in READING,
     )
 
 
@@ -306,9 +324,26 @@ def _does(spec: ServiceSpec) -> str | None:
         return None
     for text in (spec.description, *spec.examples):
         opening = next(iter(_text_terms(text)), None)
-        if opening is not None and opening.verb and opening.lemma == names[0].lemma:
+        if (
+            opening is not None
+            and opening.verb
+            and opening.lemma == names[0].lemma
+            and not _noun_compound(text)
+        ):
             return opening.lemma
     return None
+
+
+def _noun_compound(text: str) -> bool:
+    """Whether ``text`` opens with a noun that can be a verb before another noun.
+
+    "rent statement for a lease" names a statement; "pay the supplier", "approve invoice"
+    (``approve`` is only a verb) say what to do.
+    """
+    words = text.lower().split()
+    if len(words) < 2 or "NOUN" not in readings(words[0]):
+        return False
+    return term(words[1]) is not None and not words[1].endswith("ing")
 
 
 def _answer_words(spec: ServiceSpec) -> dict[str, float]:
