@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
+from orra_planner.heads import describes, head_after_idiom, head_of, objects_of
 from orra_planner.lexicon import GENERIC_VERBS, term
 from orra_planner.reading import (
     CONDITIONS,
@@ -41,10 +42,6 @@ from orra_planner.reading import (
     WH_WORDS,
     Piece,
     Word,
-    describes,
-    head_after_idiom,
-    head_of,
-    objects_of,
     read_piece,
 )
 
