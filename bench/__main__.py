@@ -6,7 +6,9 @@ makespan, memory, profile and retention (these two: full runs only unless named 
 ``--only``), planning (planning fidelity, in-process; ``python -m bench planning --help``
 runs it alone with its own options, see :mod:`bench.planning.cli`), console (the web
 console in chromium against 100,000 orchestrations; full runs only unless named with
-``--only``), publisher (Orra's pipelined publisher against nats-py's, A/B). ``--splice`` replaces
+``--only``), publisher (Orra's pipelined publisher against nats-py's, A/B), tracing (the
+bus path with OpenTelemetry off and on; full runs only unless named with ``--only``).
+``--splice`` replaces
 only this run's sections in an existing report. A section that cannot run (a service not
 installed, a peer that cannot be set up) is reported as skipped or failed with the reason;
 the report is written regardless. The raw results are also saved as JSON under
@@ -204,6 +206,16 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
         except Exception as exc:
             results["sections"]["publisher"] = _failure(exc)
         results["sections"]["publisher"]["seconds"] = time.perf_counter() - t0
+    if "tracing" in sections:
+        section_starts("tracing")
+        from bench.sections.tracing import run_tracing
+
+        t0 = time.perf_counter()
+        try:
+            results["sections"]["tracing"] = run_tracing(cfg)
+        except Exception as exc:
+            results["sections"]["tracing"] = _failure(exc)
+        results["sections"]["tracing"]["seconds"] = time.perf_counter() - t0
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started
@@ -271,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             s
             for s in SECTIONS
             if not (s == "profile" and cfg.profile_s <= 0)
-            and not (s in ("retention", "console") and cfg.quick)
+            and not (s in ("retention", "console", "tracing") and cfg.quick)
         ]
     if args.memory_completed:
         points = tuple(sorted(int(x) for x in args.memory_completed.split(",") if x.strip()))

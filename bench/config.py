@@ -20,6 +20,7 @@ SECTIONS = (
     "retention",
     "console",
     "publisher",
+    "tracing",
 )
 """Every section of the harness, in the order they run."""
 
@@ -60,6 +61,7 @@ class Config:
         publisher_messages: Messages per pipelined run of the publisher A/B (a tenth of
             them one at a time).
         publisher_rounds: Alternating rounds of the publisher A/B.
+        tracing_rounds: Child runs each way (tracing off, on) of the tracing section.
     """
 
     quick: bool
@@ -90,6 +92,7 @@ class Config:
     console_runs: int = 10
     publisher_messages: int = 20_000
     publisher_rounds: int = 3
+    tracing_rounds: int = 3
 
 
 def full() -> Config:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report_console, report_frontdoor, report_publisher
+from bench import report_console, report_frontdoor, report_publisher, report_tracing
 from bench.stats import Agg
 
 __all__ = ["TARGETS", "render"]
@@ -734,6 +734,7 @@ def render(results: dict[str, Any]) -> str:
         "frontdoor": report_frontdoor.section,
         "console": report_console.section,
         "publisher": report_publisher.section,
+        "tracing": report_tracing.section,
     }
     for name, fn in renderers.items():
         if name in s:
@@ -895,6 +896,7 @@ def splice(report: str, results: dict[str, Any]) -> str:
     renderers["retention"] = _retention
     renderers["console"] = report_console.section
     renderers["publisher"] = report_publisher.section
+    renderers["tracing"] = report_tracing.section
     out = report.rstrip("\n").split("\n")
     for name, section in results["sections"].items():
         fn = renderers.get(name)

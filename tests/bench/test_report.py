@@ -151,3 +151,41 @@ def test_the_console_section_is_spliced_with_each_page_and_the_verdict() -> None
     missed = splice(report, _console(450.0))
     assert missed.count("## Console") == 1
     assert "Target **missed**" in missed
+
+
+def _agg(value: float) -> dict[str, Any]:
+    return {"median": value, "min": value - 1, "max": value + 1, "runs": 3}
+
+
+def test_the_publisher_and_tracing_sections_are_spliced_with_their_figures() -> None:
+    publisher = {
+        "status": "ok",
+        "notes": [],
+        "messages": 20_000,
+        "rounds": 3,
+        "window": 256,
+        "latency_us": {
+            "nats_py": {"p50": 400.0, "p99": 900.0},
+            "orra": {"p50": 200.0, "p99": 300.0},
+        },
+        "msgs_per_s": {"nats_py": _agg(3_000.0), "orra": _agg(9_000.0)},
+    }
+    tracing = {
+        "status": "ok",
+        "notes": [],
+        "rounds": 3,
+        "off": {"p50_ms": _agg(5.0), "orch_per_s": _agg(800.0)},
+        "on": {"p50_ms": _agg(6.0), "orch_per_s": _agg(700.0)},
+        "exported": {"requests": 42, "bytes": 10_240},
+    }
+    started = "2026-12-03 18:30 UTC"
+    report = splice(
+        EXISTING,
+        {"started": started, "sections": {"publisher": publisher, "tracing": tracing}},
+    )
+    assert "| one at a time, p50 | 400 µs | 200 µs | 2.00\u00d7 |" in report
+    pipelined = "| pipelined, messages/s | 3,000 (2,999\u20133,001) | 9,000 (8,999\u20139,001) |"
+    assert f"{pipelined} 3.00\u00d7 |" in report
+    assert "it received 42 export requests, 10 KiB" in report
+    assert "| off | 5.0 ms (4.0\u20136.0) | 800 orch/s (799\u2013801) |" in report
+    assert "| on, OTLP exporter | 6.0 ms (5.0\u20137.0) | 700 orch/s (699\u2013701) |" in report
