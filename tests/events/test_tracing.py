@@ -7,38 +7,17 @@ tests on the same worker) keep running untraced.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orra_events import telemetry, tracing
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.fresh_process import run_for_result
 
 
 def _run(code: str, **env: str) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter; it prints ``RESULT <json>``, returned here."""
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    full_env.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=full_env,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT "))  # type: ignore[no-any-return]
+    return run_for_result(["-c", code], **env)
 
 
 @given(

@@ -7,14 +7,9 @@ the scripted OpenAI-compatible server of this package's fixtures.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
+from tests.fresh_process import run_for_result
 from tests.planner.llm.conftest import ScriptedLlm, completion
-
-REPO = Path(__file__).resolve().parents[3]
 
 _CALL = """
 import asyncio, json, sys
@@ -54,20 +49,7 @@ print('RESULT', json.dumps({
 
 def _traced_call(llm: ScriptedLlm, **env: str) -> dict[str, object]:
     llm.then(completion('{"tasks": []}', prompt_tokens=321, completion_tokens=54))
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    full_env.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", _CALL, llm.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=full_env,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stderr
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT "))  # type: ignore[no-any-return]
+    return run_for_result(["-c", _CALL, llm.url], **env)
 
 
 def test_the_llm_call_is_a_genai_client_span_without_the_prompt(llm_server: ScriptedLlm) -> None:
