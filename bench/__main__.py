@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import importlib
 import json
 import os
 import sys
@@ -186,36 +187,16 @@ def run(cfg: Config, sections: list[str]) -> dict[str, Any]:
             results["sections"]["recovery"] = run_recovery(cfg)
         except Exception as exc:
             results["sections"]["recovery"] = _failure(exc)
-    if "console" in sections:
-        section_starts("console")
-        from bench.sections.console import run_console
-
-        t0 = time.perf_counter()
-        try:
-            results["sections"]["console"] = run_console(cfg)
-        except Exception as exc:
-            results["sections"]["console"] = _failure(exc)
-        results["sections"]["console"]["seconds"] = time.perf_counter() - t0
-    if "publisher" in sections:
-        section_starts("publisher")
-        from bench.sections.publisher import run_publisher
-
-        t0 = time.perf_counter()
-        try:
-            results["sections"]["publisher"] = run_publisher(cfg)
-        except Exception as exc:
-            results["sections"]["publisher"] = _failure(exc)
-        results["sections"]["publisher"]["seconds"] = time.perf_counter() - t0
-    if "tracing" in sections:
-        section_starts("tracing")
-        from bench.sections.tracing import run_tracing
-
-        t0 = time.perf_counter()
-        try:
-            results["sections"]["tracing"] = run_tracing(cfg)
-        except Exception as exc:
-            results["sections"]["tracing"] = _failure(exc)
-        results["sections"]["tracing"]["seconds"] = time.perf_counter() - t0
+    for name in ("console", "publisher", "tracing"):
+        if name in sections:
+            section_starts(name)
+            run_section = getattr(importlib.import_module(f"bench.sections.{name}"), f"run_{name}")
+            t0 = time.perf_counter()
+            try:
+                results["sections"][name] = run_section(cfg)
+            except Exception as exc:
+                results["sections"][name] = _failure(exc)
+            results["sections"][name]["seconds"] = time.perf_counter() - t0
     order = {name: i for i, name in enumerate(SECTIONS)}
     results["sections"] = dict(sorted(results["sections"].items(), key=lambda kv: order[kv[0]]))
     results["elapsed_s"] = time.perf_counter() - started

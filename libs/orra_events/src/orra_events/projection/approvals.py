@@ -82,42 +82,49 @@ def _decide(
     return approval
 
 
-def on_approved(view: OrchestrationView, event: OrchestrationApproved) -> None:
-    """A person approved the plan (it runs) or a held task (it is dispatched)."""
+def _record(
+    view: OrchestrationView, event: OrchestrationApproved | OrchestrationRejected
+) -> tuple[TaskView | None, ApprovalView] | None:
+    """Record a decision on the plan or on a held task; ``None`` when nothing changed.
+
+    Returns the task decided on (``None``: the plan) and its approval.
+    """
     if event.task_id is None:
         decided = _decide(view.approval, event)
         if decided is None:
-            return
+            return None
         view.approval = decided
-        if view.status == "awaiting_approval":
-            view.status = "running"
-        return
+        return None, decided
     task = view.task(event.task_id)
     if task is None:
-        return
+        return None
     decided = _decide(task.approval, event)
     if decided is None:
-        return
+        return None
     task.approval = decided
-    if task.status == "awaiting_approval":
+    return task, decided
+
+
+def on_approved(view: OrchestrationView, event: OrchestrationApproved) -> None:
+    """A person approved the plan (it runs) or a held task (it is dispatched)."""
+    recorded = _record(view, event)
+    if recorded is None:
+        return
+    task, _ = recorded
+    if task is None:
+        if view.status == "awaiting_approval":
+            view.status = "running"
+    elif task.status == "awaiting_approval":
         task.status = "pending"
 
 
 def on_rejected(view: OrchestrationView, event: OrchestrationRejected) -> None:
     """A person rejected the plan or a held task, or its approval expired."""
-    if event.task_id is None:
-        decided = _decide(view.approval, event)
-        if decided is not None:
-            view.approval = decided
+    recorded = _record(view, event)
+    if recorded is None:
         return
-    task = view.task(event.task_id)
-    if task is None:
-        return
-    decided = _decide(task.approval, event)
-    if decided is None:
-        return
-    task.approval = decided
-    if task.status == "awaiting_approval":
+    task, decided = recorded
+    if task is not None and task.status == "awaiting_approval":
         task.status = "failed"
         task.error = f"not approved ({decided.status} by {event.by})"
         task.finished_at = event.at

@@ -276,31 +276,22 @@ class Engine(Core):
 
         With tracing on, each carries the trace headers of ``state`` (:mod:`.spans`).
         """
-        if spans.traced(state):
-            assert state is not None
-            return self._send_traced(emit, spans.headers_for(emit, state))
-        topo = self._topology
-        batch = self.publisher.batch()
-        for event in emit:
-            data = encode(event)
-            batch.add(topo.subject_for(event), data, msg_id=event.event_id)
-            if isinstance(event, WORK):
-                batch.add(topo.work(event.service), data, msg_id=event.event_id)
-            elif isinstance(event, TERMINAL):
-                observe_event(event)
-        return batch.send()
+        traced = state is not None and spans.traced(state)
+        headers = spans.headers_for(emit, state) if state is not None and traced else None
+        return self._send_with(emit, headers)
 
-    def _send_traced(
-        self, emit: list[Event], traced: list[dict[str, str]]
+    def _send_with(
+        self, emit: list[Event], headers: list[dict[str, str]] | None
     ) -> asyncio.Future[list[Result]]:
-        """:meth:`_send`, each message with its trace headers."""
+        """:meth:`_send` with each message's headers given (``None``: no headers)."""
         topo = self._topology
         batch = self.publisher.batch()
-        for event, headers in zip(emit, traced, strict=True):
+        for i, event in enumerate(emit):
+            extra = None if headers is None else headers[i]
             data = encode(event)
-            batch.add(topo.subject_for(event), data, headers, msg_id=event.event_id)
+            batch.add(topo.subject_for(event), data, extra, msg_id=event.event_id)
             if isinstance(event, WORK):
-                batch.add(topo.work(event.service), data, headers, msg_id=event.event_id)
+                batch.add(topo.work(event.service), data, extra, msg_id=event.event_id)
             elif isinstance(event, TERMINAL):
                 observe_event(event)
         return batch.send()
@@ -315,7 +306,7 @@ class Engine(Core):
         if outcome.state is None and msg is not None:
             trace = tracing.passed_on(msg.headers)
             if trace is not None:
-                sent = self._send_traced(outcome.emit, [trace] * len(outcome.emit))
+                sent = self._send_with(outcome.emit, [trace] * len(outcome.emit))
                 raise_first_error(await sent)
                 return
         raise_first_error(await self._send(outcome.emit, outcome.state))
