@@ -43,6 +43,7 @@ from orra_planner.reading import (
     Piece,
     Word,
     read_piece,
+    value_words,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "mentioned_values",
     "request_parts",
     "split_action",
+    "value_words",
 ]
 
 _TOKEN: Final = re.compile(
@@ -368,12 +370,18 @@ def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
     Reading compares the action's words, and searches its lower-case text, with the values;
     a value that is not in the lower-case action can match neither. Lower-casing is
     per character except for a final sigma, so a value that is not ASCII is always kept.
-    The split and the matching of an action are then the same for requests that differ
+    A value one of whose unknown words the action mentions ("metformin" of "metformin 500
+    mg") is kept too (:func:`value_words`). The split and the matching of an action are then the same for requests that differ
     only in values the action does not mention (an order id, an amount), and are
     remembered across them.
     """
     lower = action.lower()
-    return frozenset(v for v in data_values(data) if v in lower or not v.isascii())
+    words = set(re.findall(r"[a-z0-9]+", lower))
+    return frozenset(
+        v
+        for v in data_values(data)
+        if v in lower or not v.isascii() or not words.isdisjoint(value_words(frozenset({v})))
+    )
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:

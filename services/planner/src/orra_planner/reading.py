@@ -10,7 +10,9 @@ The word lists here are grammar (determiners, modals, particles), not vocabulary
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.lexicon import (
@@ -39,6 +41,7 @@ __all__ = [
     "Read",
     "Word",
     "read_piece",
+    "value_words",
 ]
 
 JOINERS: Final = (
@@ -126,6 +129,27 @@ _OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) |
 )
 
 
+_VALUE_WORD: Final = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def value_words(values: frozenset[str]) -> frozenset[str]:
+    """The words of data values of several words that the lexicon does not know.
+
+    "Renew the metformin" with ``medication: metformin 500 mg``: the user names the thing
+    by the word of the value that says what it is (a drug, a product, a place); a word no
+    dictionary has is then that argument, not a typo nor a request. A known word of a value
+    ("Cancel everything" of a message) stays a word: the action may use it for itself.
+    """
+    return frozenset(
+        word
+        for value in values
+        if " " in value.strip()
+        for word in _VALUE_WORD.findall(value)
+        if len(word) > 2 and word.isalpha() and not is_known(word)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     """A word of the action.
@@ -159,6 +183,8 @@ def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
     lower = text.lower()
     if lower in values or any(ch.isdigit() for ch in text) or (not first and text in _MONTHS):
         return True
+    if lower in value_words(values):
+        return True  # "renew the metformin" with ``medication: metformin 500 mg``
     if first or not text[0].isupper() or (text.isupper() and len(text) <= 5):
         return False
     return not is_known(lower)

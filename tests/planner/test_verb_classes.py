@@ -1,0 +1,80 @@
+"""Issue 15, wording of the third round: light verbs, reading verbs, phrasal verbs, words of
+data values. Every wording here is outside the planning corpus, on a domain it does not
+have (a veterinary practice), so the rules are shown general rather than fitted to it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from orra_planner import OfflinePlanner, Planned, PlanRejected, ServiceCatalog
+from orra_planner.strategy import finalize
+from tests.planner.catalog import catalog_of, request, string
+from tests.planner.domains import service
+
+PLANNER = OfflinePlanner()
+
+
+def vets() -> ServiceCatalog:
+    """A veterinary practice: visits, vaccinations, medicines, a pet's record."""
+    return catalog_of(
+        [
+            service(
+                "CancelVisit",
+                "Cancels a booked visit and frees its slot.",
+                {"visitId": string(), "reason": string()},
+                {"cancelled": {"type": "boolean"}},
+                required=["visitId"],
+                examples=("cancel a visit", "the owner cannot make it"),
+            ),
+            service(
+                "DispenseMedicine",
+                "Dispenses a medicine for a pet from the practice pharmacy.",
+                {"petId": string(), "medicine": string()},
+                {"dispensingId": string()},
+                required=["petId", "medicine"],
+                examples=("dispense a medicine", "repeat a prescription"),
+            ),
+            service(
+                "PetRecord",
+                "Returns a pet's record: owner, weight, vaccination status and allergies.",
+                {"petId": string()},
+                {"owner": string(), "weight": {"type": "number"}, "allergies": string()},
+                required=["petId"],
+                examples=("look up a pet", "who owns this pet"),
+            ),
+            service(
+                "ScheduleVaccination",
+                "Books a vaccination appointment for a pet on a date.",
+                {"petId": string(), "date": string()},
+                {"visitId": string()},
+                required=["petId", "date"],
+                examples=("book a jab", "check a pet in for its boosters"),
+            ),
+            service(
+                "CloseCase",
+                "Marks a pet's treatment case as finished and bills the owner.",
+                {"caseId": string()},
+                {"closed": {"type": "boolean"}},
+                required=["caseId"],
+                examples=("close the case", "discharge the patient"),
+            ),
+        ]
+    )
+
+
+def outcome(catalog: ServiceCatalog, action: str, **fields: Any) -> Planned | PlanRejected:
+    req = dataclasses.replace(request(action, catalog, **fields), allow_partial=False)
+    return finalize(PLANNER.plan_now(req), req)
+
+
+def services(result: Planned | PlanRejected) -> list[str]:
+    assert isinstance(result, Planned), result
+    return [t.service for t in result.plan.tasks]
+
+
+def test_an_unknown_word_of_a_data_value_is_that_argument_not_a_thing_to_know() -> None:
+    # "carprofen" is no English word; the data says it is the medicine
+    result = outcome(vets(), "Dispense the carprofen for PET-7", petId="PET-7",
+                     medicine="carprofen 50 mg")  # fmt: skip
+    assert services(result) == ["DispenseMedicine"]
