@@ -78,3 +78,23 @@ def test_an_unknown_word_of_a_data_value_is_that_argument_not_a_thing_to_know() 
     result = outcome(vets(), "Dispense the carprofen for PET-7", petId="PET-7",
                      medicine="carprofen 50 mg")  # fmt: skip
     assert services(result) == ["DispenseMedicine"]
+
+
+def test_a_light_verb_with_an_event_noun_asks_for_the_event() -> None:
+    result = outcome(vets(), "Register a cancellation for visit V-12", visitId="V-12")
+    assert services(result) == ["CancelVisit"]
+
+
+def test_a_light_verb_whose_object_names_no_doing_is_still_refused() -> None:
+    # "report the pet" is not a question about the pet's record
+    result = outcome(vets(), "Report PET-7's owner to the council", petId="PET-7")
+    assert isinstance(result, PlanRejected)
+    assert result.reasons[0].startswith("nothing registered in project 'default' can report")
+
+
+def test_a_reading_verb_asks_what_its_object_is() -> None:
+    result = outcome(vets(), "Review the allergies of PET-7", petId="PET-7")
+    assert services(result) == ["PetRecord"]
+    impossible = outcome(vets(), "Review the insurance claim of PET-7", petId="PET-7")
+    assert isinstance(impossible, PlanRejected)
+    assert "'Review the insurance claim of PET-7'" in impossible.reasons[0]

@@ -35,6 +35,8 @@ __all__ = [
     "FUNCTION_WORDS",
     "GENERIC_NOUNS",
     "GENERIC_VERBS",
+    "READING_VERBS",
+    "RECORDING_VERBS",
     "Term",
     "as_verb",
     "can_be_verb",
@@ -89,6 +91,20 @@ GENERIC_NOUNS: Final = _words(
     """
 )
 """Nouns that name no capability of their own ("refund request" asks for a refund)."""
+
+RECORDING_VERBS: Final = _words("log record file lodge raise register enter submit note report")
+"""Verbs that put on record what their object names: a *light verb* with an event noun
+("log a cancellation", "raise a repair job") asks for the event itself (cancel, repair).
+Read so only when no service does the verb itself with that object, and only for an
+object that names a doing (a verb, or a noun derived from one): "report the tenant" is
+not read as a tenant. The class is English grammar (light-verb constructions with verbs
+of recording), not the vocabulary of a domain."""
+
+READING_VERBS: Final = _words("read check review verify inspect")
+"""Verbs that ask to read what their object names: "read the latest message", "check the
+arrears on the lease" ask what the message or the arrears are, a question. Read so only
+when no service does the verb itself with that object (``InventoryService`` checks
+stock). Other verbs of seeing ("show", "view", "see") are already :data:`GENERIC_VERBS`."""
 
 _VERB_TAGS: Final = ("VERB",)
 _NOUN_FIRST: Final = ("NOUN", "PROPN", "ADJ", "VERB", "ADV", "AUX")

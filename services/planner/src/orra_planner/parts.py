@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.heads import describes, head_after_idiom, head_of, objects_of
-from orra_planner.lexicon import GENERIC_VERBS, term
+from orra_planner.lexicon import GENERIC_VERBS, READING_VERBS, term
 from orra_planner.reading import (
     CONDITIONS,
     JOINERS,
@@ -280,7 +280,8 @@ def split_action(
                 objects=objects_of(read, head) if request else (),
                 question=read.question or first in WH_WORDS,
                 idiom=head_after_idiom(read, head) if request and terms is read.terms else None,
-                idiom_asks=read.asked is not None and read.asked > 0,
+                idiom_asks=(read.asked is not None and read.asked > 0)
+                or (bool(terms) and terms[0].verb and terms[0].lemma in READING_VERBS),
             )
         )
     return _lend_context(parts)
@@ -371,9 +372,9 @@ def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
     a value that is not in the lower-case action can match neither. Lower-casing is
     per character except for a final sigma, so a value that is not ASCII is always kept.
     A value one of whose unknown words the action mentions ("metformin" of "metformin 500
-    mg") is kept too (:func:`value_words`). The split and the matching of an action are then the same for requests that differ
-    only in values the action does not mention (an order id, an amount), and are
-    remembered across them.
+    mg") is kept too (:func:`value_words`). The split and the matching of an action are
+    then the same for requests that differ only in values the action does not mention (an
+    order id, an amount), and are remembered across them.
     """
     lower = action.lower()
     words = set(re.findall(r"[a-z0-9]+", lower))
