@@ -59,6 +59,22 @@ def vets() -> ServiceCatalog:
                 required=["caseId"],
                 examples=("close the case", "discharge the patient"),
             ),
+            service(
+                "EquipRoom",
+                "Equips a consulting room with the instruments a procedure needs.",
+                {"roomId": string(), "procedure": string()},
+                {"ready": {"type": "boolean"}},
+                required=["roomId", "procedure"],
+                examples=("equip a room", "get a room ready for surgery"),
+            ),
+            service(
+                "ApproveTreatment",
+                "Records a senior vet's approval of a treatment plan.",
+                {"planId": string()},
+                {"approved": {"type": "boolean"}},
+                required=["planId"],
+                examples=("sign off a treatment plan", "approve a treatment"),
+            ),
         ]
     )
 
@@ -98,3 +114,27 @@ def test_a_reading_verb_asks_what_its_object_is() -> None:
     impossible = outcome(vets(), "Review the insurance claim of PET-7", petId="PET-7")
     assert isinstance(impossible, PlanRejected)
     assert "'Review the insurance claim of PET-7'" in impossible.reasons[0]
+
+
+def test_a_phrasal_verb_after_a_modal_is_one_verb() -> None:
+    # "wind up" is a way to finish (WordNet); CloseCase closes, whose sense is finishing
+    result = outcome(vets(), "Case C-4 can be wound up", caseId="C-4")
+    assert services(result) == ["CloseCase"]
+
+
+def test_a_noun_before_a_particle_opening_an_instruction_is_a_phrasal_verb() -> None:
+    # "kit out" is a way to equip (its hypernym in WordNet): EquipRoom's word
+    result = outcome(vets(), "Kit out room R-2 for a dental", roomId="R-2", procedure="dental")
+    assert services(result) == ["EquipRoom"]
+
+
+def test_a_hyphenated_verb_and_particle_is_the_phrasal_verb() -> None:
+    result = outcome(vets(), "Get the sign-off for treatment plan TP-3", planId="TP-3")
+    assert services(result) == ["ApproveTreatment"]
+
+
+def test_a_verb_opening_the_action_before_a_name_is_no_part_of_the_name() -> None:
+    result = outcome(vets(), "Cancel Bella Smith's visit V-3", visitId="V-3")
+    assert services(result) == ["CancelVisit"]
+    subject = outcome(vets(), "Mark Jones is away, cancel visit V-3", visitId="V-3")
+    assert services(subject) == ["CancelVisit"]

@@ -42,6 +42,7 @@ __all__ = [
     "can_be_verb",
     "family",
     "is_known",
+    "is_phrasal",
     "listed_by",
     "only_modifier",
     "past_form",
@@ -278,6 +279,8 @@ def term(word: str, *, verb_position: bool = False) -> Term | None:
         return None
     found = readings(word)
     if not found:
+        if is_phrasal(word):  # "sign-off" read as one word: WordNet's phrasal verb
+            return Term(word, word, (), word, verb=verb_position, modifier=False, known=True)
         lemma = _oov_lemma(word)
         base = family(lemma)
         return Term(word, lemma, (), base, verb=False, modifier=False, known=base != lemma)
@@ -329,11 +332,18 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     """The other words of ``lemma``'s most frequent sense, from WordNet 3.1.
 
     ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
-    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
+    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for. A
+    phrasal verb, an idiom with no words of its own, has its two first senses and, for a
+    sense with no plain word, what that sense is a kind of (``wrapup`` → ``finish``).
     The table (``orra_planner/data/synonyms.txt.gz``, built by
     ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
     """
     return _synonym_table().get(lemma, ())
+
+
+def is_phrasal(joined: str) -> bool:
+    """Whether WordNet knows ``joined`` as a phrasal verb (``kitout``, ``signoff``)."""
+    return joined in _synonym_table() or joined in _listed_by()
 
 
 @cache

@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.heads import describes, head_after_idiom, head_of, objects_of
-from orra_planner.lexicon import GENERIC_VERBS, READING_VERBS, term
+from orra_planner.lexicon import GENERIC_VERBS, READING_VERBS, is_phrasal, term
 from orra_planner.reading import (
     CONDITIONS,
     JOINERS,
@@ -128,6 +128,8 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
     for m in _TOKEN.finditer(action):
         if m.group("sep") is not None:
             tokens.append(("\0", m.start(), m.end()))
+        elif (joined := _particle_compound(m.group("word"))) is not None:
+            tokens.append((joined, m.start(), m.end()))  # "sign-off", "kick-off": one word
         elif _COMPOUND.fullmatch(m.group("word")):
             # "help-centre", "two-factor": the words of a compound, one by one
             offset = m.start()
@@ -137,6 +139,15 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
         else:
             tokens.append((m.group("word"), m.start(), m.end()))
     return tokens
+
+
+def _particle_compound(word: str) -> str | None:
+    """A hyphenated verb and particle WordNet knows as one verb, joined ("sign-off")."""
+    pieces = word.lower().split("-")
+    if len(pieces) != 2 or pieces[1] not in PARTICLES:
+        return None
+    joined = pieces[0] + pieces[1]
+    return joined if is_phrasal(joined) else None
 
 
 def _asks_whether(current: Piece) -> bool:

@@ -21,6 +21,7 @@ from orra_planner.lexicon import (
     Term,
     as_verb,
     is_known,
+    is_phrasal,
     past_form,
     phrasal,
     readings,
@@ -213,7 +214,8 @@ def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
     "Dana Ruiz (EMP-2213) is leaving", "approver Tomás Ruiz", "supplier Nordlicht GmbH": a
     person or a company is an argument, never a request, even first in the action. A run
     that opens the action counts only when its second word is unknown too ("Escalte Ticket
-    T-1" is a typo of a verb, then a noun).
+    T-1" is a typo of a verb, then a noun), and a verb opening it is no name
+    (:func:`_commanded`).
     """
     found: set[int] = set()
     index = 0
@@ -226,9 +228,23 @@ def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
             if (unknown[1] if index == 0 else any(unknown)) or all(
                 w.text.lower() in values for w in words[index:run]
             ):
-                found.update(range(index, run))
+                found.update(range(index + _commanded(words, index, run), run))
         index = max(run, index + 1)
     return found
+
+
+def _commanded(words: Sequence[Word], index: int, run: int) -> int:
+    """1 when the run of capitalised words opens the action with a verb, else 0.
+
+    "Cancel Bella Smith's visit", "Pay Acme Corp for INV-1": a verb, then whose or to
+    whom; "Mark Jones is leaving", "Mark Jones can't come" (a be, a have, a modal, a
+    negation after the run): a name, the subject.
+    """
+    if index != 0 or "VERB" not in readings(words[0].text.lower()):
+        return 0
+    after = words[run].text.lower().replace("\u2019", "'") if run < len(words) else ""
+    subject = after in _BE | _PERFECT | _MODALS | {"does", "did"} or after.endswith("n't")
+    return 0 if subject else 1
 
 
 def _capitalised(text: str) -> bool:
@@ -255,6 +271,8 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
         return True
     if following in _PERSONS:
         return True  # "text them the details", "email her the invoice"
+    if following in PARTICLES and is_phrasal(words[index].text.lower() + following):
+        return True  # "kit out a starter": WordNet knows the phrasal verb
     if following in FUNCTION_WORDS or _is_argument(
         words[index + 1].text, first=False, values=values
     ):
@@ -512,10 +530,10 @@ class _PieceReader:
         ) and read.asked is None:
             read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
         self.after_need = False
+        if (position or self.after_modal) and found.verb:
+            self.last_verb = index  # "T-1 can be wrapped up": a phrasal verb after a modal too
         if self.after_modal and found.verb:
             self.after_modal = False
-        if position and found.verb:
-            self.last_verb = index
         read.terms.append(found)
         # a word the lexicon does not know, where a verb stands, is taken for one (a typo
         # of a verb must stay the part's head, not hand it to the object)
