@@ -68,6 +68,14 @@ def vets() -> ServiceCatalog:
                 examples=("equip a room", "get a room ready for surgery"),
             ),
             service(
+                "HomeDelivery",
+                "Sends a pet's medicines to its owner by courier.",
+                {"petId": string(), "address": string()},
+                {"deliveryId": string()},
+                required=["petId"],
+                examples=("home delivery of medicines", "have the pills brought round"),
+            ),
+            service(
                 "ApproveTreatment",
                 "Records a senior vet's approval of a treatment plan.",
                 {"planId": string()},
@@ -138,3 +146,9 @@ def test_a_verb_opening_the_action_before_a_name_is_no_part_of_the_name() -> Non
     assert services(result) == ["CancelVisit"]
     subject = outcome(vets(), "Mark Jones is away, cancel visit V-3", visitId="V-3")
     assert services(subject) == ["CancelVisit"]
+
+
+def test_a_synonym_of_the_verb_a_services_noun_comes_from_matches_it() -> None:
+    # "hand over" means *deliver* (WordNet), the verb of HomeDelivery's "delivery"
+    result = outcome(vets(), "PET-7's tablets should be handed over at home", petId="PET-7")
+    assert services(result) == ["HomeDelivery"]

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, readings, synonyms, term
+from orra_planner.lexicon import (
+    GENERIC_NOUNS,
+    Term,
+    family,
+    listed_by,
+    readings,
+    synonyms,
+    term,
+)
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
@@ -301,6 +309,9 @@ def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]
     for word, strength in named.items():
         for other in listed_by(word):
             _add(found, other, strength * SYNONYM)
+        if (base := family(word)) != word:
+            for other in listed_by(base):  # "kit out" means *equip*, the verb of "equipment"
+                _add(found, other, strength * SYNONYM)
         if word != capability:
             continue  # "take" of an example, "close" of a name: senses enough to match anything
         for other in synonyms(word):
