@@ -49,7 +49,7 @@ def vets() -> ServiceCatalog:
                 {"petId": string(), "date": string()},
                 {"visitId": string()},
                 required=["petId", "date"],
-                examples=("book a jab", "check a pet in for its boosters"),
+                examples=("book a jab", "check a pet in for its jabs"),
             ),
             service(
                 "CloseCase",
@@ -66,6 +66,14 @@ def vets() -> ServiceCatalog:
                 {"ready": {"type": "boolean"}},
                 required=["roomId", "procedure"],
                 examples=("equip a room", "get a room ready for surgery"),
+            ),
+            service(
+                "VaccinationStatus",
+                "Returns whether a pet's vaccinations are up to date.",
+                {"petId": string()},
+                {"upToDate": {"type": "boolean"}, "nextDue": string()},
+                required=["petId"],
+                examples=("are the boosters up to date",),
             ),
             service(
                 "HomeDelivery",
@@ -152,3 +160,13 @@ def test_a_synonym_of_the_verb_a_services_noun_comes_from_matches_it() -> None:
     # "hand over" means *deliver* (WordNet), the verb of HomeDelivery's "delivery"
     result = outcome(vets(), "PET-7's tablets should be handed over at home", petId="PET-7")
     assert services(result) == ["HomeDelivery"]
+
+
+def test_data_the_chosen_service_would_leave_unused_says_which_sibling_is_meant() -> None:
+    # the words point at the status (its example says "boosters"); the date says book one
+    result = outcome(
+        vets(), "Sort out the boosters for PET-7 on 2027-03-01", petId="PET-7", date="2027-03-01"
+    )
+    assert services(result) == ["ScheduleVaccination"]
+    assert isinstance(result, Planned)
+    assert any("ScheduleVaccination over VaccinationStatus" in n for n in result.notes)
