@@ -89,10 +89,11 @@ def sibling_swaps(
 ) -> list[tuple[int, str, str, frozenset[str]]]:
     """``(part, service, sibling, data keys)`` for each request to hand to a sibling.
 
-    A part served by one service alone, which serves nothing else and would leave data no
-    other planned service takes unused, goes to the one sibling (:func:`sibling_taking`)
-    that takes all that data. Never a question: a question's data may only say what it is
-    about ("how much leave does EMP-1 have from 1 May?" books no leave).
+    A part served by one service alone, which serves nothing else, runs on the data as
+    given and would leave data no other planned service takes unused, goes to the one
+    sibling (:func:`sibling_taking`) that takes all that data. Never a question: a
+    question's data may only say what it is about ("how much leave does EMP-1 have from 1
+    May?" books no leave).
     """
     swaps: list[tuple[int, str, str, frozenset[str]]] = []
     for index, match in enumerate(matches):
@@ -105,6 +106,8 @@ def sibling_swaps(
         if not wanted - keys[name].inputs:
             continue
         produced = {k for m in others for k in m.keys.outputs}
+        if not keys[name].required <= data.keys() | produced:
+            continue  # a supplier it needs may take the rest ("book a hotel" with a city)
         sibling = sibling_taking(name, wanted, data.keys() | produced, members, catalog, keys)
         if sibling is not None:
             swaps.append((index, name, sibling, wanted))
