@@ -122,6 +122,10 @@ def test_a_light_verb_whose_object_names_no_doing_is_still_refused() -> None:
     result = outcome(vets(), "Report PET-7's owner to the council", petId="PET-7")
     assert isinstance(result, PlanRejected)
     assert result.reasons[0].startswith("nothing registered in project 'default' can report")
+    # an event put on record is a new one ("a cancellation"); "the cancellation" happened
+    told = outcome(vets(), "Report the cancellation of visit V-12 to the owner", visitId="V-12")
+    assert isinstance(told, PlanRejected)
+    assert "can report" in told.reasons[0]
 
 
 def test_a_reading_verb_asks_what_its_object_is() -> None:

@@ -93,8 +93,10 @@ def head_after_idiom(read: Read, head: int | None) -> int | None:
     if found is None:
         return None
     recording = " " not in verb.word and verb.lemma in RECORDING_VERBS
-    if recording and not _names_doing(rest.terms[found]):
-        return None  # "report the tenant": no event to put on record
+    if recording and not (_names_doing(rest.terms[found]) and read.indefinite[found + 1]):
+        # "report the tenant": no event to put on record; "raise the rent": an event
+        # put on record is a new one, "a cancellation", "a repair job"
+        return None
     return found + 1
 
 

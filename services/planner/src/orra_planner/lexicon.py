@@ -96,10 +96,10 @@ GENERIC_NOUNS: Final = _words(
 RECORDING_VERBS: Final = _words("log record file lodge raise register enter submit note report")
 """Verbs that put on record what their object names: a *light verb* with an event noun
 ("log a cancellation", "raise a repair job") asks for the event itself (cancel, repair).
-Read so only when no service does the verb itself with that object, and only for an
-object that names a doing (a verb, or a noun derived from one): "report the tenant" is
-not read as a tenant. The class is English grammar (light-verb constructions with verbs
-of recording), not the vocabulary of a domain."""
+Read so only when no service does the verb itself with that object, and only for a new
+object ("a", "an") that names a doing (a verb, or a noun derived from one): "report the
+tenant" is not read as a tenant, nor "raise the rent" as the rent. The class is English
+grammar (light-verb constructions with verbs of recording), not a domain's vocabulary."""
 
 READING_VERBS: Final = _words("read check review verify inspect")
 """Verbs that ask to read what their object names: "read the latest message", "check the

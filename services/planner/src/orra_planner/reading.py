@@ -200,6 +200,7 @@ class Read:
     glued: list[bool]  # follows the previous content word with nothing between
     direct: list[bool] = field(default_factory=list)  # no preposition since the first word
     unit: list[bool] = field(default_factory=list)  # right after a number ("45 euros")
+    indefinite: list[bool] = field(default_factory=list)  # in a noun phrase opened by "a"
     asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
     question: bool = False  # a yes/no question ("Is the customer frustrated?")
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
@@ -302,6 +303,7 @@ class _PieceReader:
         "first_content",
         "generic",
         "imperative",
+        "indefinite",
         "last_verb",
         "named_after_first",
         "names",
@@ -331,6 +333,7 @@ class _PieceReader:
         self.skip = 2 if first in QUESTION_AUX and second in _ADDRESSEE else 0
         self.names = _names(words, values)
         self.after_determiner = False
+        self.indefinite = False  # in a noun phrase opened by "a" or "an"
         self.first_content = True
         self.previous_content = False
         self.after_how = self.after_modal = self.after_need = False
@@ -440,6 +443,7 @@ class _PieceReader:
             self.preposition = True
         self.after_number = False
         self.after_determiner = lower in _DETERMINERS or (self.after_determiner and lower == "own")
+        self.indefinite = lower in {"a", "an"}
         self.after_how = lower in {"how", "which", "what"}
         if (lower in WH_WORDS or (lower == "if" and self.generic)) and not read.terms and index > 0:
             read.question = True  # "find out which account manager ...", "see if ...": a question
@@ -541,6 +545,7 @@ class _PieceReader:
         read.glued.append(self.previous_content)
         read.direct.append(not self.preposition)
         read.unit.append(self.after_number)
+        read.indefinite.append(self.indefinite)
         self.after_number = False
         self.first_content = False
         self.previous_content = True
