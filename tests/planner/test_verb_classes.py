@@ -174,3 +174,9 @@ def test_data_the_chosen_service_would_leave_unused_says_which_sibling_is_meant(
     assert services(result) == ["ScheduleVaccination"]
     assert isinstance(result, Planned)
     assert any("ScheduleVaccination over VaccinationStatus" in n for n in result.notes)
+
+
+def test_what_someone_cannot_do_is_context_not_a_request() -> None:
+    for said in ("The owner can't make it", "The owner won't come", "The owner cannot come"):
+        result = outcome(vets(), f"{said}, cancel visit V-3", visitId="V-3")
+        assert services(result) == ["CancelVisit"], said

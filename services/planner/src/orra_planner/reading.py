@@ -368,6 +368,8 @@ class _PieceReader:
         if lower.endswith("'s") and lower[:-2] in _IS_SUBJECTS and not self.after_modal:
             self.plain_be = True  # "she's the budget holder"
         lower = lower.removesuffix("'s")
+        if index > 0 and (lower.endswith("n't") or lower == "cannot") and not self.imperative:
+            self.plain_be = True  # "the owner can't make it", "the driver cannot find it"
         if self._phrasal(index, lower):
             return
         if not (lower in _OBJECT_PRONOUNS and self.last_verb == index - 1):
