@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 from orra_planner import OfflinePlanner, Planned, PlanRejected, ServiceCatalog
+from orra_planner.lexicon import is_phrasal
 from orra_planner.strategy import finalize
 from tests.planner.catalog import catalog_of, request, string
 from tests.planner.domains import service
@@ -180,3 +181,10 @@ def test_what_someone_cannot_do_is_context_not_a_request() -> None:
     for said in ("The owner can't make it", "The owner won't come", "The owner cannot come"):
         result = outcome(vets(), f"{said}, cancel visit V-3", visitId="V-3")
         assert services(result) == ["CancelVisit"], said
+
+
+def test_only_a_verb_and_its_particle_is_a_phrasal_verb() -> None:
+    assert is_phrasal("kitout")
+    assert is_phrasal("signoff")
+    assert not is_phrasal("kg")  # a word of WordNet's, no verb and particle
+    assert not is_phrasal("priceup")  # a verb and a particle WordNet does not know

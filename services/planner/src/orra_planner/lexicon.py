@@ -341,8 +341,14 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     return _synonym_table().get(lemma, ())
 
 
+_PARTICLES: Final = ("up", "off", "back", "out", "down", "away", "over", "aside")
+"""The particles of the phrasal verbs in the synonym table (as its build script keeps)."""
+
+
 def is_phrasal(joined: str) -> bool:
     """Whether WordNet knows ``joined`` as a phrasal verb (``kitout``, ``signoff``)."""
+    if not any(joined.endswith(p) and len(joined) > len(p) + 1 for p in _PARTICLES):
+        return False  # "kg" is a word of WordNet's, not a verb and its particle
     return joined in _synonym_table() or joined in _listed_by()
 
 
