@@ -188,3 +188,42 @@ def test_only_a_verb_and_its_particle_is_a_phrasal_verb() -> None:
     assert is_phrasal("signoff")
     assert not is_phrasal("kg")  # a word of WordNet's, no verb and particle
     assert not is_phrasal("priceup")  # a verb and a particle WordNet does not know
+
+
+def parcels() -> ServiceCatalog:
+    """Three services of shipments: a question about one must say which it asks."""
+    return catalog_of(
+        [
+            service(
+                "ShipmentStatus",
+                "Returns a shipment's status and current location.",
+                {"trackingId": string()},
+                {"status": string(), "location": string()},
+                required=["trackingId"],
+            ),
+            service(
+                "ShipmentReroute",
+                "Sends a shipment in transit to a new address.",
+                {"trackingId": string(), "address": string()},
+                {"rerouted": {"type": "boolean"}},
+                required=["trackingId", "address"],
+            ),
+            service(
+                "ShipmentInsurance",
+                "Insures a shipment for its declared value.",
+                {"trackingId": string(), "value": {"type": "number"}},
+                {"policyId": string()},
+                required=["trackingId", "value"],
+            ),
+        ]
+    )
+
+
+def test_a_wh_word_with_a_contraction_opens_a_question_that_asks_its_kind() -> None:
+    # "Where's" is "where is": a question, asking a place; the status has the location
+    result = outcome(parcels(), "Where's shipment PX-41 now?", trackingId="PX-41")
+    assert services(result) == ["ShipmentStatus"]
+    # a question whose wh-word no output tells stays too vague to choose
+    vague = outcome(parcels(), "Who's shipment PX-41 for?", trackingId="PX-41")
+    assert isinstance(vague, PlanRejected)
+    assert "too vague" in vague.reasons[0]

@@ -37,6 +37,7 @@ __all__ = [
     "GENERIC_VERBS",
     "READING_VERBS",
     "RECORDING_VERBS",
+    "WH_ASKS",
     "Term",
     "as_verb",
     "can_be_verb",
@@ -106,6 +107,15 @@ READING_VERBS: Final = _words("read check review verify inspect")
 arrears on the lease" ask what the message or the arrears are, a question. Read so only
 when no service does the verb itself with that object (``InventoryService`` checks
 stock). Other verbs of seeing ("show", "view", "see") are already :data:`GENERIC_VERBS`."""
+
+WH_ASKS: Final = {
+    "where": _words("location place address position whereabouts"),
+    "when": _words("date time day"),
+    "who": _words("name person owner contact"),
+}
+"""What a question opening with each wh-word asks for: a place, a time, a person. Grammar
+of English questions, so a question every service of a thing matches ("Where's TRK-1?")
+goes to the one whose output tells that kind of thing."""
 
 _VERB_TAGS: Final = ("VERB",)
 _NOUN_FIRST: Final = ("NOUN", "PROPN", "ADJ", "VERB", "ADV", "AUX")

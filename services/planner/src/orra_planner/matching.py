@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
-from orra_planner.lexicon import READING_VERBS, Term, term
+from orra_planner.lexicon import READING_VERBS, WH_ASKS, Term, term
 from orra_planner.parts import Part, data_fields, data_values, mentioned_values, request_parts
 from orra_planner.service_words import (
     SYNONYM,
@@ -301,7 +301,23 @@ def match_part(
         ]
     ranked.sort(key=lambda item: (-item[1], item[0]))
     serving, vague = _serving(ranked, services, by_synonym, question=part.question)
+    if vague and part.question:
+        serving, vague = _by_kind(part, vague, services)
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
+
+
+def _by_kind(
+    part: Part, vague: tuple[str, ...], services: Mapping[str, ServiceWords]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Of the services a question is too vague for, the one that tells what it asks.
+
+    "Where's consignment TRK-1?" asks a place (:data:`~orra_planner.lexicon.WH_ASKS`): of
+    every service that knows shipments, the one whose output has a location answers it.
+    """
+    opening = part.text.split(maxsplit=1)[0].lower().replace("\u2019", "'").split("'")[0]
+    kinds = [found for k in WH_ASKS.get(opening, ()) if (found := term(k)) is not None]
+    telling = [n for n in vague if any(services[n].answer(k) > 0.0 for k in kinds)]
+    return ((telling[0],), ()) if len(telling) == 1 else ((), vague)
 
 
 def _serving(

@@ -278,7 +278,8 @@ def split_action(
             things = [] if said is None else [i for i, t in enumerate(said.terms) if not t.verb]
             if said is not None and things:  # what happened to the thing is no request
                 terms, head, request = said.terms, things[-1], True
-        first = piece.words[0].text.lower() if piece.words else ""
+        first = piece.words[0].text.lower().replace("\u2019", "'") if piece.words else ""
+        first = first.removesuffix("'s")  # "Where's TRK-1?" asks where
         parts.append(
             Part(
                 text=text,
