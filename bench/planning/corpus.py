@@ -6,10 +6,11 @@ Layout::
     corpus/dev/<domain>.yaml        dev cases (planner authors may tune on them)
     corpus/held_out/<domain>.yaml   held-out cases (planner authors must not read them)
     corpus/fresh/<domain>.yaml      fresh cases, by an author who read neither other set
-                                    nor the planner (nobody reads or tunes on them)
+                                    nor the planner (their failures were read in round 3)
     corpus/blind2/<domain>.yaml     blind2 cases, by another author who read no other set
                                     (beyond one dev file for the format) nor the planner,
-                                    with a new domain (property); nobody reads or tunes on them
+                                    with a new domain (property); their failures were read
+                                    in rounds 2 and 3, so they are no longer blind
 
 A case is an action text with its data and either an expected plan (the services that
 must run, each with the words of the action it serves, ``null`` for a service added only
