@@ -85,6 +85,20 @@ def vets() -> ServiceCatalog:
                 examples=("home delivery of medicines", "have the pills brought round"),
             ),
             service(
+                "EnrolPlan",
+                "Enrols a pet in the wellness plans listed.",
+                {"petId": string(), "plans": {"type": "array", "items": string()}},
+                {"enrolled": {"type": "boolean"}},
+                required=["petId", "plans"],
+            ),
+            service(
+                "DietFood",
+                "Orders a pet's prescription diet food, posted to the owner's home.",
+                {"petId": string()},
+                {"orderId": string()},
+                required=["petId"],
+            ),
+            service(
                 "ApproveTreatment",
                 "Records a senior vet's approval of a treatment plan.",
                 {"planId": string()},
@@ -227,3 +241,21 @@ def test_a_wh_word_with_a_contraction_opens_a_question_that_asks_its_kind() -> N
     vague = outcome(parcels(), "Who's shipment PX-41 for?", trackingId="PX-41")
     assert isinstance(vague, PlanRejected)
     assert "too vague" in vague.reasons[0]
+
+
+def test_a_general_verb_whose_objects_are_a_fields_values_asks_for_its_taker() -> None:
+    result = outcome(
+        vets(), "Close case C-4, then give PET-7 Gold and Dental", caseId="C-4", petId="PET-7",
+        plans=["Gold", "Dental"],
+    )  # fmt: skip
+    assert isinstance(result, Planned)
+    assert [(t.service, t.serves) for t in result.plan.tasks] == [
+        ("CloseCase", "Close case C-4"),
+        ("EnrolPlan", "give PET-7 Gold and Dental"),
+    ]
+
+
+def test_what_a_description_says_is_done_to_the_thing_is_what_the_service_does() -> None:
+    # "…, posted to the owner's home": the service posts it
+    result = outcome(vets(), "Post PET-7's diet food to its owner", petId="PET-7")
+    assert services(result) == ["DietFood"]

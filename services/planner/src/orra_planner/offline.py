@@ -46,6 +46,7 @@ import msgspec
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
+from orra_planner.data_parts import data_requests
 from orra_planner.fields import ServiceFields, aliased, fields_of
 from orra_planner.matching import (
     PartMatch,
@@ -156,6 +157,7 @@ class OfflinePlanner:
             )
         keys = catalog.derived("offline.keys", fields_of)
         notes: list[str] = []
+        matches = [*matches, *data_requests(request.action, catalog, request.data, matches)]
         data = aliased(request.data, keys, notes)
         members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
@@ -307,10 +309,8 @@ class OfflinePlanner:
         """A request whose service would leave data unused goes to the sibling taking it."""
         for index, name, sibling, wanted in sibling_swaps(matches, members, catalog, keys, data):
             fields = ", ".join(sorted(data[k].field for k in wanted))
-            notes.append(
-                f"{sibling} over {name} for {matches[index].part.text!r}: it takes the data "
-                f"{fields}"
-            )
+            text = matches[index].part.text
+            notes.append(f"{sibling} over {name} for {text!r}: it takes the data {fields}")
             position = members.pop(name).position
             members[sibling] = _Member(catalog[sibling], position, keys[sibling], {index})
 
