@@ -16,7 +16,7 @@ from orra_planner.matching import PartMatch, field_key
 from orra_planner.parts import Part, data_fields, mentioned_values, split_action
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from orra_events import DataField
     from orra_planner.registry import ServiceCatalog
@@ -42,19 +42,29 @@ def data_requests(
     pieces right after it that are only values of that field belong to it ("and GitHub").
     """
     serving = {name for m in matches for name, _ in m.ranked}
+    lower = action.lower()
+    fields: dict[str, tuple[DataField, list[str]]] = {}
+    by_field = catalog.derived("data_parts.takers", _takers)
+    for field in data:
+        takers = by_field.get(field_key(field.field), ())
+        if len(takers) != 1 or takers[0] in serving:
+            continue
+        values = _values(field)
+        if any(v in lower for v in values):
+            fields[takers[0]] = (field, values)
+    if not fields:
+        return []  # no value of a field only an unplanned service takes: nothing to split
     pieces = split_action(action, mentioned_values(action, data), data_fields(data))
     found: list[PartMatch] = []
     for index, piece in enumerate(pieces):
+        if piece.request or piece.terms:
+            continue
         words = piece.text.split()
         opening = term(words[0].lower(), verb_position=True) if words else None
-        if piece.request or opening is None or opening.lemma not in GENERIC_VERBS:
+        if opening is None or opening.lemma not in GENERIC_VERBS:
             continue
-        for field in data:
-            values = _values(field)
-            takers = [n for n, s in catalog.items() if field_key(field.field) in _keys(s.inputs)]
-            if len(takers) != 1 or takers[0] in serving:
-                continue
-            if not any(v in piece.text.lower() for v in values):
+        for taker, (_, values) in fields.items():
+            if taker in serving or not any(v in piece.text.lower() for v in values):
                 continue
             end = piece.end
             for after in pieces[index + 1 :]:
@@ -62,11 +72,16 @@ def data_requests(
                     break
                 end = after.end
             part = Part(action[piece.start : end].strip(), piece.start, end, (), None)
-            found.append(PartMatch(part, ((takers[0], 1.0),), (takers[0],)))
-            serving.add(takers[0])
+            found.append(PartMatch(part, ((taker, 1.0),), (taker,)))
+            serving.add(taker)
             break
     return found
 
 
-def _keys(names: Iterable[str]) -> set[str]:
-    return {field_key(n) for n in names}
+def _takers(catalog: ServiceCatalog) -> dict[str, tuple[str, ...]]:
+    """Input field key → the services that take it (once per catalogue)."""
+    found: dict[str, list[str]] = {}
+    for name, spec in catalog.items():
+        for key in {field_key(n) for n in spec.inputs}:
+            found.setdefault(key, []).append(name)
+    return {key: tuple(names) for key, names in found.items()}

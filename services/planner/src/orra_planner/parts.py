@@ -389,12 +389,16 @@ def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
     order id, an amount), and are remembered across them.
     """
     lower = action.lower()
-    words = set(re.findall(r"[a-z0-9]+", lower))
-    return frozenset(
-        v
-        for v in data_values(data)
-        if v in lower or not v.isascii() or not words.isdisjoint(value_words(frozenset({v})))
-    )
+    kept: list[str] = []
+    words: set[str] | None = None
+    for v in data_values(data):
+        if v in lower or not v.isascii():
+            kept.append(v)
+        elif " " in v.strip() and (unknown := value_words(frozenset({v}))):
+            words = set(re.findall(r"[a-z0-9]+", lower)) if words is None else words
+            if not words.isdisjoint(unknown):
+                kept.append(v)
+    return frozenset(kept)
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:
