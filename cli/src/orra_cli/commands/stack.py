@@ -10,7 +10,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out
+from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out, quiet_library_logs
 from orra_cli.config import default_data_dir
 from orra_cli.errors import CliError
 
@@ -40,6 +40,7 @@ def up(  # noqa: PLR0917 - a Typer command's options
     """Run the whole stack here: nats-server, planner, dispatcher, notifier, gateway."""
     from orra_cli.supervisor import Stack, StackError
 
+    quiet_library_logs()
     stack = Stack(
         data_dir or default_data_dir(),
         port=port,
