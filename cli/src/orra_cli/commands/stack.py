@@ -7,8 +7,6 @@ from pathlib import Path  # noqa: TC003 - Typer reads the annotations at runtime
 from typing import Annotated, Any
 
 import typer
-from rich.panel import Panel
-from rich.table import Table
 
 from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out, quiet_library_logs
 from orra_cli.config import default_data_dir
@@ -71,6 +69,9 @@ def up(  # noqa: PLR0917 - a Typer command's options
 
 
 def _banner(info: dict[str, Any], *, demo: bool) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
