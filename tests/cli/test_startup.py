@@ -13,9 +13,22 @@ import sys
 
 import pytest
 
-HEAVY = ("nats", "httpx", "litestar", "orra_events.bus", "orra_planner", "mcp")
-"""Modules of the broker, the HTTP client, the servers and the planner: none is needed to
-build the command tree or print the help."""
+HEAVY = (
+    "nats",
+    "httpx",
+    "litestar",
+    "uvicorn",
+    "orra_events.bus",
+    "orra_events.projection",
+    "msgspec",
+    "orra_planner",
+    "openai",
+    "mcp",
+    "orra_mcp",
+    "pydantic",
+)
+"""Modules of the broker, the HTTP client, the servers, the event codec and read model, the
+planner and its LLM client: none is needed to build the command tree or print the help."""
 
 UNUSED = ("structlog", "asyncio", "click", "pygments", "rich.progress", "secrets")
 """Loaded by no command that talks to the gateway (issue 23 item 4): structlog (and the rich
