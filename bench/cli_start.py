@@ -5,8 +5,9 @@ stack (``orra up``; ``ORRA_GATEWAY_URL`` and ``ORRA_API_KEY`` set as for the CLI
 is a fresh ``orra`` process; CPU is its user + system time (``os.wait4``). ``--compare SRC``
 also times the CLI whose ``orra_cli`` package is under ``SRC`` (e.g. an older commit's
 ``cli/src``, put first on ``PYTHONPATH``), run by run interleaved with this one, so that both
-see the same machine load. The last row is a gateway that nothing listens on: the pure start
-cost of a command plus its error path.
+see the same machine load. The fifth row is a gateway that nothing listens on: the pure start
+cost of a command plus its error path; the last two are the interpreter alone and the import
+of the three libraries every command loads (this tree's column), for comparison.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ def _run(argv: list[str], pythonpath: str | None) -> tuple[float, float, int]:
     env.pop("PYTHONPATH", None)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    return _timed([str(ORRA), *argv], env)
+
+
+def _run_python(code: str) -> tuple[float, float, int]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return _timed([sys.executable, "-c", code], env)
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(ORRA), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     return wall, usage.ru_utime + usage.ru_stime, os.waitstatus_to_exitcode(status)
@@ -66,6 +75,14 @@ def main() -> None:
     variants: dict[str, str | None] = {"this tree": None}
     if args.compare:
         variants = {"compared": args.compare, **variants}
+    floors = {
+        "`python -c pass`": "pass",
+        # httpx as the CLI imports it: without its own command line (orra_cli.client._httpx).
+        "`import typer, rich.console, httpx` (the libraries' floor)": (
+            "import sys; sys.modules['httpx._main'] = None; import typer, rich.console, httpx"
+        ),
+    }
+    floor_runs: dict[str, list[tuple[float, float, int]]] = {label: [] for label in floors}
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print("| command | " + " | ".join(f"{v}: wall, CPU (exit)" for v in variants) + " |")
     print("|---|" + "---|" * len(variants))
@@ -74,6 +91,8 @@ def main() -> None:
         for _ in range(args.runs):
             for name, pythonpath in variants.items():
                 samples[name].append(_run(argv, pythonpath))
+            for floor, code in floors.items():  # sampled all along the run, as the commands
+                floor_runs[floor].append(_run_python(code))
         cells = []
         for runs in samples.values():
             wall = statistics.median(r[0] for r in runs)
@@ -81,6 +100,11 @@ def main() -> None:
             codes = ",".join(str(c) for c in sorted({r[2] for r in runs}))
             cells.append(f"{wall * 1000:.0f} ms, {cpu * 1000:.0f} ms ({codes})")
         print(f"| `{label}` | " + " | ".join(cells) + " |")
+    for label, runs in floor_runs.items():
+        wall = statistics.median(r[0] for r in runs)
+        cpu = statistics.median(r[1] for r in runs)
+        cells = ["-"] * (len(variants) - 1) + [f"{wall * 1000:.0f} ms, {cpu * 1000:.0f} ms"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
