@@ -259,3 +259,25 @@ def test_what_a_description_says_is_done_to_the_thing_is_what_the_service_does()
     # "…, posted to the owner's home": the service posts it
     result = outcome(vets(), "Post PET-7's diet food to its owner", petId="PET-7")
     assert services(result) == ["DietFood"]
+
+
+def test_a_bookkeeping_verb_never_performs_what_it_records() -> None:
+    # "log a payment" notes a payment that happened; running the service that pays (or
+    # charges) would move money nobody asked to move, so it is refused, quoting the words
+    till = catalog_of(
+        [
+            service(
+                "PayLab",
+                "Pays an external laboratory's invoice by bank transfer.",
+                {"invoiceId": string()},
+                {"paymentId": string()},
+                required=["invoiceId"],
+                examples=("pay the lab", "settle a lab invoice"),
+            ),
+        ]
+    )
+    for verb in ("Log", "Record", "Note", "Enter"):
+        action = f"{verb} a payment from the lab on invoice INV-7"
+        result = outcome(till, action, invoiceId="INV-7")
+        assert isinstance(result, PlanRejected), verb
+        assert f"can {verb.lower()}" in result.reasons[0], result.reasons

@@ -94,13 +94,15 @@ GENERIC_NOUNS: Final = _words(
 )
 """Nouns that name no capability of their own ("refund request" asks for a refund)."""
 
-RECORDING_VERBS: Final = _words("log record file lodge raise register enter submit note report")
+RECORDING_VERBS: Final = _words("file lodge raise register submit report")
 """Verbs that put on record what their object names: a *light verb* with an event noun
 ("log a cancellation", "raise a repair job") asks for the event itself (cancel, repair).
 Read so only when no service does the verb itself with that object, and only for a new
 object ("a", "an") that names a doing (a verb, or a noun derived from one): "report the
 tenant" is not read as a tenant, nor "raise the rent" as the rent. The class is English
-grammar (light-verb constructions with verbs of recording), not a domain's vocabulary."""
+grammar (light-verb constructions with verbs of recording), not a domain's vocabulary.
+Verbs of bookkeeping ("log", "record", "note", "enter") are left out: they note what has
+already happened, so "log a payment" must not run the service that pays."""
 
 READING_VERBS: Final = _words("read check review verify inspect")
 """Verbs that ask to read what their object names: "read the latest message", "check the
