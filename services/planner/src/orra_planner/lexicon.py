@@ -32,6 +32,7 @@ from typing import Final
 import lemminflect
 
 __all__ = [
+    "CREATION_VERBS",
     "FUNCTION_WORDS",
     "GENERIC_NOUNS",
     "GENERIC_VERBS",
@@ -103,6 +104,12 @@ tenant" is not read as a tenant, nor "raise the rent" as the rent. The class is 
 grammar (light-verb constructions with verbs of recording), not a domain's vocabulary.
 Verbs of bookkeeping ("log", "record", "note", "enter") are left out: they note what has
 already happened, so "log a payment" must not run the service that pays."""
+
+CREATION_VERBS: Final = _words("write draft compose create generate make prepare produce")
+"""Verbs of creation: a service whose description opens with one ("Writes a suggested
+answer") makes something new, so it answers no question about what exists already ("what
+did the customer's last reply say?"), only one that asks it to make it. English grammar
+(verbs of creation), not a domain's vocabulary."""
 
 READING_VERBS: Final = _words("read check review verify inspect")
 """Verbs that ask to read what their object names: "read the latest message", "check the

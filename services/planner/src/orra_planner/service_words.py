@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.lexicon import (
+    CREATION_VERBS,
     GENERIC_NOUNS,
     Term,
     family,
@@ -100,6 +101,9 @@ class ServiceWords:
             whose "Returns a ticket's status" is not a refund.
         does: The verb its name opens with (``PaySupplier`` → ``pay``): the thing it does,
             which a question about that thing ("has it been paid?") does not ask to do.
+        makes: The verb of creation its description opens with (``DraftReply``, "Writes a
+            suggested answer" → ``write``): what it answers is what it makes, never a
+            question about something that exists already.
         action: The verb its name starts with when its description starts with it too
             (``CancelBooking``, "Cancels a booking"): what it does to what it names.
     """
@@ -112,6 +116,7 @@ class ServiceWords:
     action: str | None = None
     answers: Mapping[str, float] = field(default_factory=dict)
     does: str | None = None
+    makes: str | None = None
     named: Mapping[str, float] = field(default_factory=dict)
     taught: frozenset[str] = frozenset()
     acts: Mapping[str, float] = field(default_factory=dict)
@@ -174,6 +179,8 @@ class ServiceWords:
         only when its output tells one of the question's ``words``: "which supplier sent
         invoice INV-1?" never pays the supplier.
         """
+        if self.makes is not None and self.does is None:
+            return self.makes in asked
         if self.does is None:
             return True
         return self.does not in asked and any(self.answer(w) > 0.0 for w in words)
@@ -301,6 +308,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
             if (t := term(word)) is not None
         ),
         does=_does(spec),
+        makes=_makes(spec),
         reads=_capability_word(spec) in READING,
     )
 
@@ -345,14 +353,17 @@ def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]
 
 
 def _does(spec: ServiceSpec) -> str | None:
-    """The verb opening ``spec``'s name when its description or an example opens with it.
+    """The verb opening ``spec``'s name, when it is only a verb or a phrase opens with it.
 
     ``PaySupplier`` ("pay the supplier") does pay; ``InvoiceLookup`` does not invoice,
-    though "invoice" can be a verb: none of its phrases says so.
+    though "invoice" can be a verb: none of its phrases says so. ``SendReply`` sends,
+    whatever its description opens with ("Posts a reply"): "send" is no noun.
     """
     names = list(_name_terms(spec.name))
     if len(names) < 2 or not names[0].verb:
         return None
+    if set(readings(names[0].lemma)) == {"VERB"}:
+        return names[0].lemma
     for text in (spec.description, *spec.examples):
         opening = next(iter(_text_terms(text)), None)
         if (
@@ -362,6 +373,14 @@ def _does(spec: ServiceSpec) -> str | None:
             and not _noun_compound(text)
         ):
             return opening.lemma
+    return None
+
+
+def _makes(spec: ServiceSpec) -> str | None:
+    """The verb of creation ``spec``'s description opens with (see :data:`CREATION_VERBS`)."""
+    opening = next(iter(_text_terms(spec.description)), None)
+    if opening is not None and opening.verb and opening.lemma in CREATION_VERBS:
+        return opening.lemma
     return None
 
 
