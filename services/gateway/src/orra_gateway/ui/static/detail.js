@@ -3,11 +3,10 @@
 // refetches the view when events arrive.
 
 import { api } from "./api.js";
-import { badge, duration, h, jsonBlock, rendered, replace, TERMINAL, when } from "./dom.js";
+import { badge, duration, h, jsonBlock, notFound, rendered, replace, TERMINAL, when } from "./dom.js";
 import { graph } from "./graph.js";
 import { segmentsFrom, timeline } from "./timeline.js";
 import { follow } from "./sse.js";
-import { notFound } from "./app.js";
 
 export function detailPage({ main, me: caller }, id) {
   document.title = `${id} · Orra`;
@@ -195,7 +194,9 @@ function tasksSection(v, segments, events) {
         t.error ? fact("Error", h("span", { class: "error", text: t.error })) : null,
         t.progressUpdates ? fact("Progress", `${t.progressUpdates} update(s), last ${when(t.progressAt)}`) : null,
         t.compensation ? fact("Compensation", [badge(t.compensation.status),
-          ` ${t.compensation.attempts} attempt(s)`, t.compensation.error ? h("span", { class: "error", text: ` ${t.compensation.error}` }) : null]) : null),
+          ` ${t.compensation.attempts} attempt(s)`, t.compensation.error ? h("span", { class: "error", text: ` ${t.compensation.error}` }) : null,
+          t.compensation.resolvedAt ? h("span", { class: "hint", text: ` · ${t.compensation.status} by ${t.compensation.resolvedBy || "?"} at ` +
+            `${when(t.compensation.resolvedAt)}${t.compensation.resolutionNote ? `: ${t.compensation.resolutionNote}` : ""}` }) : null]) : null),
       attemptsOf(segments.get(t.id)),
       h("h3", { text: "Input" }), jsonBlock(t.input, `Input of ${t.id}`),
       t.output ? [h("h3", { text: "Output" }), jsonBlock(t.output, `Output of ${t.id}`)] : null,
