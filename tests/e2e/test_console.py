@@ -363,7 +363,9 @@ def test_a_plan_held_for_preview_is_shown_waiting_and_approved_from_the_page(
     detail(page, stack, orch)
     page.wait_for_selector("main[data-status=awaiting_approval]")
     assert "awaiting approval" in page.inner_text("[data-approval=plan]")
-    page.fill("[data-approval=plan] input", "looks right")
+    # typed slowly, across the redraws of the live page (twice a second): none of it is lost
+    page.click("[data-approval=plan] input")
+    page.keyboard.type("looks right", delay=120)
     page.click("[data-approval=plan] [data-decide=approve]")
     page.wait_for_selector("main[data-status=completed]")
     decided = page.inner_text("[data-approval=plan]")

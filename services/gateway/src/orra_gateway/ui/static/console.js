@@ -676,7 +676,12 @@ function detailPage({ main, me: caller }, id) {
 
   function draw() {
     if (!alive || !view) return;
-    const focusedId = document.activeElement && document.activeElement.id;
+    // A redraw moves the controls (made once) into the new tree, and moving an element
+    // takes its focus away: give it back, caret included, or typing goes nowhere.
+    const focused = document.activeElement;
+    const focusedId = focused && focused.id;
+    const caret = focused && typeof focused.selectionStart === "number"
+      ? [focused.selectionStart, focused.selectionEnd] : null;
     // a redraw keeps what the user opened
     const opened = new Set([...content.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const now = Date.now() / 1000;
@@ -694,7 +699,12 @@ function detailPage({ main, me: caller }, id) {
     for (const d of content.querySelectorAll("details[data-key]")) if (opened.has(d.dataset.key)) d.open = true;
     rendered(main, "detail");
     main.dataset.status = view.status;
-    if (focusedId) { const el = document.getElementById(focusedId); if (el) el.focus(); }
+    const again = focused && focused !== document.body && focused.isConnected ? focused
+      : focusedId ? document.getElementById(focusedId) : null;
+    if (again && again !== document.activeElement) {
+      again.focus();
+      if (caret && again === focused) again.setSelectionRange(caret[0], caret[1]);
+    }
     const live = !TERMINAL.has(view.status) || [...segments.values()].some((r) => r.some((x) => x.end === null));
     if (live && !ticker) ticker = setInterval(draw, 500);
     if (!live && ticker) { clearInterval(ticker); ticker = null; }
