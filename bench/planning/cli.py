@@ -1,7 +1,8 @@
-"""``python -m bench planning [--set dev|held-out|fresh|blind2|all] [--planner offline|llm]``.
+"""``python -m bench planning [--set NAME|all] [--planner offline|llm]``.
 
-Plans every case of the chosen set(s) in-process and prints node and edge F1, exact
-plans, correct refusals, doable actions refused and silent divergences, per set and per
+Plans every case of the chosen set(s) (``NAME`` is a key of ``corpus.SETS``: dev,
+held-out, fresh, blind2, blind3) in-process and prints node and edge F1, exact plans,
+correct refusals, doable actions refused and silent divergences, per set and per
 category, with every failing case and what differed. ``--write-report`` also replaces
 the "Planning fidelity" section of ``BENCHMARKS.md`` (the full harness, ``python -m
 bench``, writes it with the rest).

@@ -10,6 +10,10 @@ Layout::
     corpus/blind2/<domain>.yaml     blind2 cases, by another author who read no other set
                                     (beyond one dev file for the format) nor the planner,
                                     with a new domain (property); nobody reads or tunes on them
+    corpus/blind3/<domain>.yaml     blind3 cases, by a third author who read no other set
+                                    (beyond one dev file for the format) nor the planner,
+                                    with an eighth domain (logistics); nobody reads or tunes
+                                    on them
 
 A case is an action text with its data and either an expected plan (the services that
 must run, each with the words of the action it serves, ``null`` for a service added only
@@ -48,12 +52,13 @@ __all__ = [
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 """Where the corpus lives."""
 
-SetName = Literal["dev", "held-out", "fresh", "blind2"]
+SetName = Literal["dev", "held-out", "fresh", "blind2", "blind3"]
 SETS: dict[SetName, str] = {
     "dev": "dev",
     "held-out": "held_out",
     "fresh": "fresh",
     "blind2": "blind2",
+    "blind3": "blind3",
 }
 """Case set name → its directory under :data:`CORPUS_DIR`.
 
@@ -61,10 +66,12 @@ SETS: dict[SetName, str] = {
 offline planner, by an author who read neither them nor the planner's matching code: it
 is the set that still measures generalisation. ``blind2`` was written the same way by a
 different author, reading only one dev file for the format, with a seventh domain
-(``property``) whose catalogue was written for it: a second unseen measure.
+(``property``) whose catalogue was written for it: a second unseen measure. ``blind3``
+was written the same way by a third author after ``blind2`` had been read to tune the
+planner, with an eighth domain (``logistics``) whose catalogue was written for it.
 """
 
-UNREAD_SETS: frozenset[SetName] = frozenset({"held-out", "fresh", "blind2"})
+UNREAD_SETS: frozenset[SetName] = frozenset({"held-out", "fresh", "blind2", "blind3"})
 """Sets whose failing cases reports give only as counts, so that they stay unread."""
 
 CATEGORIES = (

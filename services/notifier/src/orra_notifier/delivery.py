@@ -25,6 +25,7 @@ good at the first attempt and reported once by ``webhook.failed``, never retried
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -46,6 +47,11 @@ if TYPE_CHECKING:
     from orra_notifier.settings import NotifierSettings
 
 __all__ = ["Deliverer", "PinnedBackend", "Resolver", "system_resolver"]
+
+_DRAIN_LIMIT = 64 * 1024
+"""Bytes of a receiver's answer read at most so that its connection can be reused."""
+_DRAIN_TIMEOUT_S = 1.0
+"""Seconds spent at most reading a receiver's answer after its status line."""
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """Resolves a host and port to its IP addresses."""
@@ -158,6 +164,30 @@ def _transport(settings: NotifierSettings, resolver: Resolver) -> httpx.AsyncHTT
     return transport
 
 
+async def _drain(response: httpx.Response, deadline: asyncio.Timeout) -> None:
+    """Read the answer's body so that its connection goes back to the pool.
+
+    httpcore reuses a connection only once the body has been read; left unread, the
+    connection is closed and every delivery pays a new TCP connect, even to a keep-alive
+    receiver. The answer is already known, so a body longer than :data:`_DRAIN_LIMIT`
+    bytes, an error while reading it, or a body still arriving shortly before the
+    attempt's deadline only costs the connection, never the attempt's result.
+    """
+    when = deadline.when()
+    budget = (
+        _DRAIN_TIMEOUT_S
+        if when is None
+        else min(_DRAIN_TIMEOUT_S, (when - asyncio.get_running_loop().time()) / 2)
+    )
+    read = 0
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(max(budget, 0.0)):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > _DRAIN_LIMIT:
+                    return
+
+
 class Deliverer:
     """Checks webhook URLs and sends attempts.
 
@@ -211,16 +241,18 @@ class Deliverer:
         all_headers = {"content-type": "application/json", **headers}
         try:
             async with (
-                asyncio.timeout(self._settings.timeout_s),
+                asyncio.timeout(self._settings.timeout_s) as deadline,
                 self._client.stream("POST", url, content=body, headers=all_headers) as response,
             ):
-                return AttemptResult(
+                result = AttemptResult(
                     kind="response",
                     status_code=response.status_code,
                     retry_after_s=parse_retry_after(
                         response.headers.get("retry-after"), time.time()
                     ),
                 )
+                await _drain(response, deadline)
+                return result
         except (TimeoutError, httpx.TimeoutException):
             return AttemptResult(
                 kind="timeout", error=f"no response within {self._settings.timeout_s:g}s"
