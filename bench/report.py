@@ -9,12 +9,13 @@ cause.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench import report_console, report_frontdoor, report_publisher, report_tracing
 from bench.stats import Agg
 
-__all__ = ["TARGETS", "render"]
+__all__ = ["AB_DIR", "TARGETS", "hand_measured", "render", "splice"]
 
 TARGETS = {
     "overhead_p50_ms": 5.0,
@@ -696,6 +697,23 @@ def _analysis(results: dict[str, Any]) -> list[str]:
     return out
 
 
+AB_DIR = Path(__file__).parent / "ab"
+"""A/B comparisons measured by hand, one Markdown section per file.
+
+A prototype that did not land cannot be re-run by the harness, so its figures are kept
+here and copied into every report, instead of living in ``BENCHMARKS.md`` alone, where
+the next full run would drop them.
+"""
+
+
+def hand_measured() -> list[str]:
+    """The sections of :data:`AB_DIR`, in file-name order."""
+    out: list[str] = []
+    for path in sorted(AB_DIR.glob("*.md")):
+        out += [*path.read_text(encoding="utf-8").rstrip("\n").split("\n"), ""]
+    return out
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole ``BENCHMARKS.md``."""
     s = results["sections"]
@@ -739,6 +757,7 @@ def render(results: dict[str, Any]) -> str:
     for name, fn in renderers.items():
         if name in s:
             out += fn(s[name])
+    out += hand_measured()
     analysis = _analysis(results) + report_frontdoor.analysis(results)
     if analysis:
         out += ["## Why targets are missed, and what would close them", "", *analysis, ""]

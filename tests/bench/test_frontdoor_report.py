@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from bench.report import render
+from bench.report import AB_DIR, render
 from bench.sections.frontdoor import ANSWER_SEGMENTS, SEGMENTS, segments
 
 from bench import report_frontdoor
@@ -117,3 +117,14 @@ def test_a_met_target_is_said_so_and_not_analysed() -> None:
     rows = report_frontdoor.summary_rows(result(5.0))
     assert rows[0][2] == "5.0 ms ✅ met"
     assert report_frontdoor.analysis(result(5.0)) == []
+
+
+def test_every_hand_measured_ab_is_copied_into_a_full_report() -> None:
+    files = sorted(AB_DIR.glob("*.md"))
+    assert files, "bench/ab holds the FastStream A/B at least"
+    text = render(result(7.0))
+    for path in files:
+        heading = path.read_text(encoding="utf-8").split("\n", 1)[0]
+        assert heading.startswith("## ")
+        assert heading in text
+    assert text.index(heading) < text.index("## Why targets")

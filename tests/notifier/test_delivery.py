@@ -14,6 +14,7 @@ import msgspec
 import pytest
 import standardwebhooks
 import standardwebhooks.webhooks
+from nats.js.errors import NotFoundError
 
 from orra_events import (
     Bus,
@@ -26,6 +27,7 @@ from orra_events import (
     WebhookFailed,
     decode,
 )
+from orra_events.bus import HDR_REASON
 from orra_events.projection import fold
 from orra_notifier.domain import delivery_key
 from orra_notifier.handlers import DELIVERY_CONSUMER, jobs_stream
@@ -430,6 +432,35 @@ async def test_an_undecodable_event_is_parked_and_the_next_one_delivered(
         bus.topology.dead_letter(bus.topology.subject("orchestration.done", "o_garbage")),
     )
     assert parked.data == b"{nope"
+    assert "not valid JSON" in (parked.headers or {}).get(HDR_REASON, "")  # with its reason
+
+
+async def test_a_fan_out_that_fails_is_redelivered_not_dropped_nor_parked(
+    bus: Bus, start_notifier: StartNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The notifier settles its messages itself: an exception in the handler means "again
+    # later" (FastStream's default NATS ack policy would drop the terminal event).
+    real = Stores.project_webhooks
+    calls = 0
+
+    async def flaky(self: Stores, project: str) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("the webhooks bucket is away for a moment")
+        return await real(self, project)
+
+    monkeypatch.setattr(Stores, "project_webhooks", flaky)
+    subject = bus.topology.subject("orchestration.done", "o_flaky")
+    async with Receiver() as receiver:
+        await start_notifier()
+        await bus.publish(done("o_flaky", receiver.url()))
+        [outcome] = await outcomes(bus, "o_flaky")
+        assert isinstance(outcome, WebhookDelivered)
+        assert len(receiver.requests) == 1
+    assert calls == 2  # delivered a second time, after the failure
+    with pytest.raises(NotFoundError):
+        await bus.js.get_last_msg(bus.topology.dlq_stream, bus.topology.dead_letter(subject))
 
 
 async def test_two_replicas_agree_on_a_new_projects_secret(bus: Bus) -> None:
@@ -471,7 +502,6 @@ async def test_during_a_rotation_both_secrets_sign(bus: Bus, start_notifier: Sta
 async def test_a_malformed_delivery_job_is_parked_and_the_next_one_delivered(
     bus: Bus, start_notifier: StartNotifier
 ) -> None:
-    from orra_events.bus import HDR_REASON
     from orra_notifier.handlers import job_subject
 
     bad_subject = job_subject(bus.topology, "o_badjob")

@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from orra_events.runtime import Stop
     from orra_planner.strategy import Planner
 
-__all__ = ["DURABLE", "build_planner", "setup"]
+__all__ = ["CONSUMED", "DURABLE", "build_planner", "setup"]
 
 DURABLE = "planner"
 """The durable consumer (and deliver group) that planner replicas share."""
+
+CONSUMED = ("action.submitted",)
+"""Event types the planner consumes."""
 
 _STOP_GRACE_S = 10.0
 
@@ -70,7 +73,7 @@ async def setup(
     await bus.consume(
         stream=bus.topology.events_stream,
         durable=bus.topology.consumer(DURABLE),
-        filter_subjects=[bus.topology.all_of("action.submitted")],
+        filter_subjects=[bus.topology.all_of(t) for t in CONSUMED],
         handler=handler,
         ack_wait_s=settings.ack_wait_s,
         max_deliver=max(settings.max_attempts + 2, 5),

@@ -14,13 +14,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, readings, synonyms, term
+from orra_planner.lexicon import (
+    GENERIC_NOUNS,
+    Term,
+    family,
+    listed_by,
+    past_form,
+    readings,
+    synonyms,
+    term,
+)
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
+    from orra_planner.parts import Part
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = [
@@ -196,10 +206,28 @@ def _said_to_do(description: str) -> list[Term]:
     for piece in split_action(description):
         head = piece.head_term
         if head is None:
+            if _done_to_it(description, piece):
+                found.append(piece.terms[0])
             continue
         found.append(head)
         found.extend(piece.terms[i] for i in piece.objects)
     return found
+
+
+def _done_to_it(description: str, piece: Part) -> bool:
+    """Whether ``piece`` is a participle clause after a comma: what the service does to it.
+
+    "Orders and configures a laptop for an employee, shipped to their home": the laptop is
+    shipped by the service; not "so that it can be paid", a clause of its own.
+    """
+    first = piece.terms[0] if piece.terms else None
+    return (
+        first is not None
+        and first.verb
+        and piece.text.split(maxsplit=1)[0].lower() == first.word
+        and past_form(first.word)
+        and description[: piece.start].rstrip().endswith(",")
+    )
 
 
 def _name_terms(name: str) -> Iterable[Term]:
@@ -301,6 +329,9 @@ def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]
     for word, strength in named.items():
         for other in listed_by(word):
             _add(found, other, strength * SYNONYM)
+        if (base := family(word)) != word:
+            for other in listed_by(base):  # "kit out" means *equip*, the verb of "equipment"
+                _add(found, other, strength * SYNONYM)
         if word != capability:
             continue  # "take" of an example, "close" of a name: senses enough to match anything
         for other in synonyms(word):
