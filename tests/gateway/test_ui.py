@@ -38,13 +38,17 @@ async def test_the_assets_are_the_package_s_files_cached_by_version(
 ) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as anon:
         page = (await anon.get("/ui")).text
+        expected = {
+            "console.js": build().encode(),
+            "style.css": (STATIC_DIR / "style.css").read_bytes(),
+        }
         for name, kind in (("console.js", "javascript"), ("style.css", "text/css")):
             # the page names each asset with the hash of its content
             (url,) = re.findall(rf'"(/ui/assets/{re.escape(name)}\?v=[0-9a-f]{{16}})"', page)
             resp = await anon.get(url)
             assert resp.status_code == 200
             assert kind in resp.headers["content-type"]
-            assert resp.content == (STATIC_DIR / name).read_bytes()
+            assert resp.content == expected[name]
             assert resp.headers["content-encoding"] == "gzip"  # httpx asked for it
             assert resp.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
             # that URL always answers these bytes: a browser keeps them
@@ -81,22 +85,21 @@ def test_the_console_has_no_cdn_and_never_parses_data_as_html() -> None:
         assert "https://" not in text.replace("https://your-app.com", ""), name
 
 
-def test_the_page_loads_one_script_the_build_of_the_modules() -> None:
-    """``console.js`` is what ``python -m orra_gateway.ui.bundle`` makes of the modules
-    now: edit a module and forget to rebuild, and this fails."""
+def test_the_page_loads_one_script_the_build_of_the_modules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The one script is built from the modules when the gateway starts; none is committed."""
     page = (STATIC_DIR / "index.html").read_text()
     assert re.findall(r"<script[^>]*>", page) == [
         '<script type="module" src="/ui/assets/console.js">'
     ]
-    assert (STATIC_DIR / BUNDLE).read_text() == build(), (
-        "run `python -m orra_gateway.ui.bundle` to rebuild static/console.js"
-    )
-    assert main(["--check"]) == 0
-    # every module is in it, once
+    assert not (STATIC_DIR / BUNDLE).exists()
     built = build()
+    # every module is in it, once
     for module in STATIC_DIR.glob("*.js"):
-        if module.name != BUNDLE:
-            assert built.count(f"// --- {module.name}\n") == 1, module.name
+        assert built.count(f"// --- {module.name}\n") == 1, module.name
+    assert main([]) == 0
+    assert capsys.readouterr().out == built
 
 
 def test_the_bundle_refuses_what_it_cannot_join(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The console's modules joined into the one file the page loads (``static/console.js``).
+"""The console's modules joined into the one script the page loads (``console.js``).
 
 The console is written as small ES modules (``static/*.js``), but the page loads a single
 file: a cold page then asks the gateway for one script, not ten, and runs it without a
@@ -10,9 +10,9 @@ of sibling modules on one line; ``export`` before ``function``, ``async function
 ``class`` and ``const``) and refuses anything else, so a module it cannot join is an error
 here, not a broken page.
 
-``python -m orra_gateway.ui.bundle`` rewrites the committed ``static/console.js``;
-``--check`` exits 1 when it is not the build of the modules (tests/gateway/test_ui.py checks
-the same).
+The gateway builds it once, when its UI routes are imported (a few milliseconds), and
+serves it from memory: nothing is committed twice and nothing can go stale.
+``python -m orra_gateway.ui.bundle`` prints it, to read what the browser gets.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["BUNDLE", "ENTRY", "BundleError", "build", "main"]
 
 _STATIC: Final = Path(__file__).resolve().parent / "static"
 BUNDLE: Final = "console.js"
-"""The built file's name in ``static/``."""
+"""The name the bundle is served under (``/ui/assets/console.js``)."""
 ENTRY: Final = "app.js"
 """The module that starts the console; the others are the modules it imports, transitively."""
 
@@ -35,8 +35,7 @@ _EXPORT = re.compile(r"^export (?:async function|function|class|const) ([A-Za-z_
 _NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
 _HEADER: Final = (
     "// The Orra console: the modules of orra_gateway/ui/static joined by\n"
-    "// orra_gateway/ui/bundle.py. Do not edit: edit the modules and run\n"
-    "// `python -m orra_gateway.ui.bundle`.\n"
+    "// orra_gateway/ui/bundle.py when the gateway starts.\n"
 )
 
 
@@ -112,27 +111,16 @@ def build(static: Path = _STATIC) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write ``static/console.js``, or with ``--check`` say whether it is up to date."""
+    """Print the bundle the gateway serves (exit 2 when a module cannot be joined)."""
     args = sys.argv[1:] if argv is None else argv
-    target = _STATIC / BUNDLE
+    if args:
+        sys.stderr.write("usage: python -m orra_gateway.ui.bundle\n")
+        return 2
     try:
-        text = build()
+        sys.stdout.write(build())
     except BundleError as exc:
         sys.stderr.write(f"cannot build the console bundle: {exc}\n")
         return 2
-    if args == ["--check"]:
-        current = target.read_text(encoding="utf-8") if target.is_file() else ""
-        if current != text:
-            sys.stderr.write(
-                f"{target} is not the build of the modules: "
-                "run `python -m orra_gateway.ui.bundle`\n"
-            )
-            return 1
-        return 0
-    if args:
-        sys.stderr.write("usage: python -m orra_gateway.ui.bundle [--check]\n")
-        return 2
-    target.write_text(text, encoding="utf-8")
     return 0
 
 

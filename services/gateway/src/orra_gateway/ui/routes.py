@@ -1,7 +1,8 @@
 """Routes of the web console: its assets and the page every ``/ui`` path answers.
 
 Three files are served: ``index.html``, ``style.css`` and ``console.js`` (the modules of
-``static/`` joined by :mod:`orra_gateway.ui.bundle`). They are read once, at import, and
+``static/`` joined by :mod:`orra_gateway.ui.bundle`). They are read (the bundle built)
+once, at import, and
 served from memory, gzip-compressed for a browser that takes it. The page names each asset
 with its content hash (``/ui/assets/console.js?v=<hash>``), and an asset asked for with its
 current hash may be kept a year (``immutable``): a browser that has the console loads it
@@ -20,6 +21,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from orra_gateway.auth import PUBLIC
+from orra_gateway.ui.bundle import BUNDLE, build
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
@@ -68,7 +70,10 @@ class _File:
 
 def _load() -> dict[str, _File]:
     """The served files; the page's asset URLs carry the assets' versions."""
-    files = {name: _File(name, (STATIC_DIR / name).read_bytes()) for name in SERVED[1:]}
+    files = {
+        "style.css": _File("style.css", (STATIC_DIR / "style.css").read_bytes()),
+        BUNDLE: _File(BUNDLE, build().encode()),
+    }
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     for name, file in files.items():
         url = f'"/ui/assets/{name}"'
