@@ -79,7 +79,7 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     """
     settings = settings or NotifierSettings.from_env()
     topology = bus.topology
-    stores = await Stores.open(bus, deadline_s=settings.deadline_s)
+    stores = await Stores.open(bus, deadline_s=settings.deadline_s, follow=True)
     deliverer = Deliverer(settings)
     worker = DeliveryWorker(bus, stores, deliverer, settings)
     # Handlers decide every redelivery themselves (Retry with their delay, Park).
@@ -106,6 +106,7 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     except BaseException:
         await delivery.stop(timeout_s=0)
         await deliverer.aclose()
+        await stores.close()
         raise
 
     async def stop() -> None:
@@ -115,5 +116,6 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
         worker.stopping = True
         await delivery.stop(timeout_s=settings.timeout_s + 1.0)
         await deliverer.aclose()
+        await stores.close()
 
     return stop
