@@ -36,12 +36,18 @@ PARTS = (
     (
         "fanout",
         "notifier pick-up: fan-out",
-        "`orchestration.done` → delivery job made (store, pull, webhook look-up)",
+        (
+            "`orchestration.done` → delivery job made, or the first attempt starts when the "
+            "fan-out makes it (store, pull, webhook look-up)"
+        ),
     ),
     (
         "pickup",
         "notifier pick-up: delivery",
-        "job made → attempt starts (job appended, pulled, outcome look-up)",
+        (
+            "job made → attempt starts (job appended, pulled, outcome look-up); 0 when the "
+            "fan-out makes the attempt"
+        ),
     ),
     (
         "http",

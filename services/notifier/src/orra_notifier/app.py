@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from orra_events.consumers import Durable, PullConsumer
 from orra_events.jobs import decode_delivery_job
+from orra_notifier.attempts import Attempter
 from orra_notifier.delivery import Deliverer
 from orra_notifier.handlers import (
     DELIVERY_CONSUMER,
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
     from orra_events.runtime import Stop
 
 __all__ = ["delivery_durable", "fanout_durable", "setup"]
-
-_FANOUT_CONCURRENCY = 16
-_FANOUT_GRACE_S = 5.0
 
 
 def fanout_durable(topology: Topology, ack_wait_s: float = 30.0) -> Durable:
@@ -81,7 +79,8 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     topology = bus.topology
     stores = await Stores.open(bus, deadline_s=settings.deadline_s, follow=True)
     deliverer = Deliverer(settings)
-    worker = DeliveryWorker(bus, stores, deliverer, settings)
+    attempter = Attempter(bus, stores, deliverer, settings)
+    worker = DeliveryWorker(bus, attempter, settings)
     # Handlers decide every redelivery themselves (Retry with their delay, Park).
     delivery = PullConsumer(
         bus,
@@ -95,8 +94,8 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     fanout = PullConsumer(
         bus,
         fanout_durable(topology, settings.ack_wait_s),
-        FanOut(bus, stores),
-        concurrency=_FANOUT_CONCURRENCY,
+        FanOut(bus, stores, attempter),
+        concurrency=settings.concurrency,
         expires_s=settings.poll_s,
         max_deliver=None,
     )
@@ -110,10 +109,11 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
         raise
 
     async def stop() -> None:
-        await fanout.stop(timeout_s=_FANOUT_GRACE_S)
-        # Set before the consumer stops: an outcome the broker cannot take is then given
-        # up (the job is redelivered later) instead of retried until the outage ends.
-        worker.stopping = True
+        # Set before the consumers stop: an outcome the broker cannot take is then given
+        # up (its message is redelivered later) instead of retried until the outage ends.
+        attempter.stopping = True
+        # Both make attempts: the fan-out each delivery's first one, the worker the retries.
+        await fanout.stop(timeout_s=settings.timeout_s + 1.0)
         await delivery.stop(timeout_s=settings.timeout_s + 1.0)
         await deliverer.aclose()
         await stores.close()
