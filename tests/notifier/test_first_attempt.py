@@ -68,7 +68,7 @@ async def test_a_replica_dying_during_a_first_attempt(
         await victim.nc.close()  # no ack, nothing appended after this point
         await asyncio.Event().wait()  # the "process" is gone: its handler never returns
 
-    real_post, real_finish = Deliverer.post, Attempter._finish_soon  # noqa: SLF001
+    real_post, real_finish = Deliverer.post, Attempter._finish_soon
 
     async def post(self: Deliverer, *args: Any) -> Any:
         if died.is_set():
