@@ -182,9 +182,14 @@ def real_gateway(
     (run in-process with CliRunner) is configured for it with its bootstrap key."""
     import uvicorn
 
+    from orra_cli.common import quiet_library_logs
     from orra_events.runtime import BrokerSettings
     from orra_gateway import GatewaySettings, create_app
 
+    # The gateway runs in this process: its logs go to stderr (warnings and up), as a gateway
+    # process's never reach the CLI's stdout. `orra` configures no logging for a command that
+    # runs no library code that logs, so CliRunner would otherwise capture them as its output.
+    quiet_library_logs()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="cli-test-gateway", daemon=True)
     thread.start()

@@ -20,7 +20,7 @@ from orra_cli.commands import (
     verify,
     webhooks,
 )
-from orra_cli.common import GLOBAL_OPTIONS, ApiKeyOpt, GatewayOpt, quiet_library_logs
+from orra_cli.common import GLOBAL_OPTIONS, ApiKeyOpt, GatewayOpt
 from orra_cli.mcp import mcp_app
 
 __all__ = ["app"]
@@ -55,6 +55,9 @@ def _main(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Orra: plan plain-language actions into parallel tasks across your services."""
-    quiet_library_logs()
+    # No logging set-up here: structlog (and the rich tracebacks it loads) would cost every
+    # command ~40 ms. The commands that run library code that logs (the bus, the event
+    # stream, `orra up`) call `quiet_library_logs` themselves; the MCP commands configure
+    # their own.
     GLOBAL_OPTIONS["gateway_url"] = gateway_url
     GLOBAL_OPTIONS["api_key"] = api_key

@@ -7,12 +7,16 @@ response.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from orra_cli.errors import CliError
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Iterator
+    from types import ModuleType
 
     import httpx
 
@@ -81,9 +85,10 @@ class GatewayClient:
         headers = {"Accept": "application/json", "User-Agent": "orra-cli"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        import httpx  # here, not at import: `orra --help` does not load it
-
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        lib = _httpx()  # here, not at import: `orra --help` does not load it
+        self._http: httpx.Client = lib.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout_s, verify=_tls(self.base_url)
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -127,14 +132,13 @@ class GatewayClient:
             PlanRejected: the gateway answered 422.
             CliError: the gateway is unreachable or answered another error.
         """
-        import httpx
-
+        lib = _httpx()
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             resp = self._http.request(
                 method, path, json=json_body, params=query or None, headers=headers
             )
-        except httpx.TransportError as exc:
+        except lib.TransportError as exc:
             raise self._unreachable(exc) from None
         if resp.status_code < 400:
             return resp
@@ -260,8 +264,7 @@ class GatewayClient:
 
     def events(self, orchestration_id: str) -> Iterator[SseEvent]:
         """Stream GET /orchestrations/{id}/events (Server-Sent Events) until it closes."""
-        import httpx
-
+        lib = _httpx()
         path = f"/orchestrations/{orchestration_id}/events"
         try:
             with self._http.stream(
@@ -274,8 +277,48 @@ class GatewayClient:
                         f"orchestration {orchestration_id} not found: list them with `orra ps`",
                     )
                 yield from _parse_sse(resp.iter_lines())
-        except httpx.TransportError as exc:
+        except lib.TransportError as exc:
             raise self._unreachable(exc) from None
+
+
+def _httpx() -> ModuleType:
+    """The httpx module, imported without its own command line.
+
+    ``import httpx`` also imports ``httpx._main`` (its CLI: click, rich.progress, pygments,
+    ~30-70 ms) whenever those are installed, as they are here; the gateway client never uses
+    it. A ``None`` entry in ``sys.modules`` makes that import fail, which httpx catches (it
+    defines a stub ``main`` then); the entry is removed again afterwards.
+    """
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]
+        try:
+            import httpx
+        finally:
+            if sys.modules.get("httpx._main", ...) is None:
+                del sys.modules["httpx._main"]
+    import httpx
+
+    return httpx
+
+
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+def _tls(base_url: str) -> ssl.SSLContext | bool:
+    """What the client verifies TLS with: the default (certifi's CA bundle) when it may talk TLS.
+
+    httpx loads the CA bundle when the client is made, TLS or not (~50 ms). A plain
+    ``http://`` gateway reached without a proxy never speaks TLS (the client follows no
+    redirects), so it gets an empty context instead: one that still requires a verified
+    certificate and so would refuse any TLS peer rather than trust it.
+    """
+    if base_url.lower().startswith("http://") and not any(
+        name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items()
+    ):
+        import ssl
+
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
 
 
 def _parse_sse(lines: Iterator[str]) -> Iterator[SseEvent]:

@@ -231,6 +231,7 @@ async def with_bus(settings: Settings, work: Callable[[Any], Any]) -> Any:
     """Run ``work`` with a bus connected to the stack's broker, then close it."""
     from orra_events import BrokerUnavailable, Bus, Topology
 
+    quiet_library_logs()
     try:
         bus = await Bus.connect(
             settings.nats_url,

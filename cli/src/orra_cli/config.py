@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +146,8 @@ class Settings:
 
 def generate_api_key() -> str:
     """A new local API key: ``orra_`` and 32 random bytes, URL-safe."""
+    import secrets  # here: only `orra up` makes a key
+
     return "orra_" + secrets.token_urlsafe(32)
 
 

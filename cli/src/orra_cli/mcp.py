@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path  # noqa: TC003 - Typer reads the annotations at runtime
 from typing import Annotated
 
@@ -55,6 +54,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve Orra as an MCP server over stdio (for a desktop agent's configuration)."""
+    import asyncio
+
     from orra_events.runtime import configure_logging
     from orra_mcp.stdio import serve_stdio
 

@@ -92,6 +92,9 @@ async def connect(nats_url: str) -> NatsClient:
     Raises:
         CliError: it cannot be reached; says how to fix it.
     """
+    from orra_cli.common import quiet_library_logs
+
+    quiet_library_logs()
     try:
         return await nats.connect(
             nats_url,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -83,6 +82,8 @@ def inspect(  # noqa: PLR0917 - a Typer command's options
 ) -> None:
     """Show an orchestration: its details and tasks (`-f` follows it live until it ends)."""
     if follow:
+        import asyncio  # here, as the stream below: a plain `inspect` runs no event loop
+
         from orra_cli.stream import NoEvents
 
         settings = resolve_settings(gateway_url, api_key)
@@ -151,6 +152,8 @@ def logs(
     api_key: ApiKeyOpt = None,
 ) -> None:
     """Print an orchestration's raw events in order (from the event stream)."""
+    import asyncio
+
     from orra_cli.stream import BrokerUnreachable, NoEvents
 
     settings = resolve_settings(gateway_url, api_key)

@@ -7,10 +7,8 @@ from pathlib import Path  # noqa: TC003 - Typer reads the annotations at runtime
 from typing import Annotated, Any
 
 import typer
-from rich.panel import Panel
-from rich.table import Table
 
-from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out
+from orra_cli.common import JsonOpt, emit_json, handles_errors, note, out, quiet_library_logs
 from orra_cli.config import default_data_dir
 from orra_cli.errors import CliError
 
@@ -40,6 +38,7 @@ def up(  # noqa: PLR0917 - a Typer command's options
     """Run the whole stack here: nats-server, planner, dispatcher, notifier, gateway."""
     from orra_cli.supervisor import Stack, StackError
 
+    quiet_library_logs()
     stack = Stack(
         data_dir or default_data_dir(),
         port=port,
@@ -70,6 +69,9 @@ def up(  # noqa: PLR0917 - a Typer command's options
 
 
 def _banner(info: dict[str, Any], *, demo: bool) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
