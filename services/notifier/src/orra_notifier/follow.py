@@ -76,15 +76,20 @@ class BucketFollower:
         """
         if self.current:
             return True, self._values.get(key)
-        if not self._stopped and (self._resync is None or self._resync.done()):
-            self._resync = asyncio.create_task(self._reload())
+        if not self._stopped:
+            self._reloading()
         return False, None
+
+    def _reloading(self) -> asyncio.Task[None]:
+        """The reload under way, or a new one: one at a time."""
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.create_task(self._reload())
+        return self._resync
 
     async def start(self, timeout_s: float = 5.0) -> None:
         """Load the copy; give up quietly after ``timeout_s`` (look-ups then read the bucket)."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await self._reload()
+            await asyncio.wait_for(asyncio.shield(self._reloading()), timeout_s)
 
     async def stop(self) -> None:
         """Stop following the bucket."""
