@@ -1,13 +1,15 @@
 """App factory of the notifier: wires its handlers to the bus.
 
 Two durable pull consumers (see :mod:`orra_notifier.handlers` for their ack policies):
-``notifier`` on the events stream fans terminal orchestration events out into delivery
-jobs, and ``notifier_delivery`` on the notifier's ``ORRA_WEBHOOKS`` work-queue stream
-delivers them. Every replica runs both; JetStream shares the messages between them.
+``notifier`` on the events stream makes the first attempt of each delivery a terminal
+orchestration event causes (a delivery job only for one to retry), and
+``notifier_delivery`` on the notifier's ``ORRA_WEBHOOKS`` work-queue stream makes the
+retries. Every replica runs both; JetStream shares the messages between them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from orra_events.consumers import Durable, PullConsumer
@@ -112,9 +114,12 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
         # Set before the consumers stop: an outcome the broker cannot take is then given
         # up (its message is redelivered later) instead of retried until the outage ends.
         attempter.stopping = True
-        # Both make attempts: the fan-out each delivery's first one, the worker the retries.
-        await fanout.stop(timeout_s=settings.timeout_s + 1.0)
-        await delivery.stop(timeout_s=settings.timeout_s + 1.0)
+        # Both make attempts (the fan-out each delivery's first one, the worker the
+        # retries): they stop together, each letting its requests in hand finish.
+        await asyncio.gather(
+            fanout.stop(timeout_s=settings.timeout_s + 1.0),
+            delivery.stop(timeout_s=settings.timeout_s + 1.0),
+        )
         await deliverer.aclose()
         await stores.close()
 
