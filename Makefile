@@ -27,7 +27,7 @@ TS_EXAMPLES_BUILT := $(TS_EXAMPLES)/dist/.orra-built
 TS_SDK_SOURCES := $(wildcard $(TS_SDK)/src/*.ts $(TS_SDK)/src/*/*.ts $(TS_SDK)/test/*.ts) $(TS_SDK)/tsconfig.json
 TS_EXAMPLES_SOURCES := $(wildcard $(TS_EXAMPLES)/src/*.ts) $(TS_EXAMPLES)/tsconfig.json
 
-.PHONY: install run test lint types pytest test-fast tstest schemas bench bench-quick clean node chromium
+.PHONY: install run test lint types pytest test-fast tstest schemas console bench bench-quick clean node chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -105,6 +105,9 @@ schemas: $(STAMP) $(TS_SDK_DEPS)  ## Regenerate the committed event schemas and 
 	$(VENV)/bin/python -m orra_events.contracts --write
 	$(VENV)/bin/python -m orra_events.asyncapi --write
 	cd $(TS_SDK) && node scripts/generate.mjs --write
+
+console: $(STAMP)  ## Rebuild the web console's committed bundle (static/console.js) after editing its modules
+	$(VENV)/bin/python -m orra_gateway.ui.bundle
 
 bench: $(STAMP)  ## Full benchmark; writes BENCHMARKS.md
 	$(VENV)/bin/python -m bench

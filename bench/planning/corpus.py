@@ -6,10 +6,11 @@ Layout::
     corpus/dev/<domain>.yaml        dev cases (planner authors may tune on them)
     corpus/held_out/<domain>.yaml   held-out cases (planner authors must not read them)
     corpus/fresh/<domain>.yaml      fresh cases, by an author who read neither other set
-                                    nor the planner (nobody reads or tunes on them)
+                                    nor the planner (their failures were read in round 3)
     corpus/blind2/<domain>.yaml     blind2 cases, by another author who read no other set
                                     (beyond one dev file for the format) nor the planner,
-                                    with a new domain (property); nobody reads or tunes on them
+                                    with a new domain (property); their failures were read
+                                    in rounds 2 and 3, so they are no longer blind
     corpus/blind3/<domain>.yaml     blind3 cases, by a third author who read no other set
                                     (beyond one dev file for the format) nor the planner,
                                     with an eighth domain (logistics); nobody reads or tunes

@@ -10,17 +10,25 @@ example services and the slow ``ArchiveVault`` of :mod:`tests.e2e.stack_fixtures
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from orra_events import Bus, Topology
+from orra_gateway import create_app
 from tests.e2e.stack_fixtures import StackHandle, free_port
+from tests.gateway.conftest import BOOTSTRAP_KEY, ServerThread, gateway_settings
+from tests.gateway.test_search import NEWER, submitted
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -57,6 +65,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
             # a refused webhook is tried again within a second, not five
             "ORRA_NOTIFIER_BACKOFF_BASE_S": "0.2",
             "ORRA_NOTIFIER_BACKOFF_MAX_S": "0.5",
+            # a payment cannot be refunded, and its compensation is given up after two
+            # attempts: an aborted order leaves a failed compensation for an operator
+            "ORRA_EXAMPLES_FAIL_REVERT": "PaymentService:always",
+            "ORRA_DISPATCHER_COMP_MAX_ATTEMPTS": "2",
         },
     )
     try:
@@ -133,6 +145,26 @@ def archive(stack: StackHandle, hold_s: float, **extra: Any) -> str:
 def detail(page: Page, stack: StackHandle, orch: str) -> None:
     page.goto(f"{stack.gateway_url}/ui/orchestrations/{orch}")
     page.wait_for_selector("main[data-loaded=detail]")
+
+
+def member_key(stack: StackHandle, project: str = "default") -> str:
+    resp = httpx.post(
+        f"{stack.gateway_url}/api-keys",
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        json={"project": project, "role": "member", "name": f"console-{project}"},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["apiKey"])
+
+
+def until(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+    return result
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -331,7 +363,9 @@ def test_a_plan_held_for_preview_is_shown_waiting_and_approved_from_the_page(
     detail(page, stack, orch)
     page.wait_for_selector("main[data-status=awaiting_approval]")
     assert "awaiting approval" in page.inner_text("[data-approval=plan]")
-    page.fill("[data-approval=plan] input", "looks right")
+    # typed slowly, across the redraws of the live page (twice a second): none of it is lost
+    page.click("[data-approval=plan] input")
+    page.keyboard.type("looks right", delay=120)
     page.click("[data-approval=plan] [data-decide=approve]")
     page.wait_for_selector("main[data-status=completed]")
     decided = page.inner_text("[data-approval=plan]")
@@ -446,3 +480,158 @@ def test_a_malformed_data_value_is_pointed_at_before_submit(
     page.wait_for_timeout(300)
     assert posts == []
     assert page.locator("#plan, #refusal").count() == 0
+
+
+def test_a_failed_compensation_is_resolved_and_ignored_from_the_page_by_an_admin_only(
+    stack: StackHandle, open_page: Callable[..., Page]
+) -> None:
+    """An aborted order whose payment cannot be refunded: its compensation fails, and an
+    admin settles it from the page (resolve on one, ignore on another); a member key sees
+    the failure but no controls."""
+
+    def payment(orch: str) -> dict[str, Any]:
+        tasks = stack.get(f"/orchestrations/{orch}")["tasks"]
+        return next(t for t in tasks if t["service"] == "PaymentService")
+
+    body = {
+        "action": {"content": "Archive the ledger snapshot and charge the customer"},
+        "data": [
+            {"field": "ledgerId", "value": "L1"},
+            {"field": "holdSeconds", "value": 15},
+            {"field": "orderId", "value": "ORD1"},
+            {"field": "amount", "value": 10},
+        ],
+    }
+    orchs = [str(submit(stack, body)["orchestrationId"]) for _ in range(2)]
+    for orch in orchs:  # the payment is done while the archive still runs: abort it
+        until(lambda o=orch: payment(o)["status"] == "completed", f"{orch}'s payment")
+        resp = httpx.post(
+            f"{stack.gateway_url}/orchestrations/{orch}/abort",
+            headers={"Authorization": f"Bearer {stack.api_key}"},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+    for orch in orchs:
+        until(
+            lambda o=orch: (payment(o).get("compensation") or {}).get("status") == "failed",
+            f"{orch}'s compensation to fail",
+        )
+    resolved, ignored = orchs
+
+    member = open_page(member_key(stack))
+    detail(member, stack, resolved)
+    failure = member.wait_for_selector(".comp-failed")
+    assert "An admin key can resolve or ignore it." in failure.inner_text()
+    assert member.locator(".comp-failed button").count() == 0
+
+    page = open_page()
+    for orch, button, word in ((resolved, "Resolve", "resolved"), (ignored, "Ignore", "ignored")):
+        detail(page, stack, orch)
+        page.fill(".comp-failed input", f"{word} by hand: refunded at the bank")
+        page.click(f".comp-failed button:text('{button}')")
+        page.wait_for_selector(f".comp-failed [role=status]:has-text('Marked {word}')")
+        # the decision comes back on the event stream: the failure is settled on the page
+        page.wait_for_selector(
+            f"details[data-task=payment] .badge:has-text('{word}')", state="attached"
+        )
+        assert page.locator(".comp-failed").count() == 0
+        settled = page.text_content("details[data-task=payment]") or ""
+        assert f"{word} by hand: refunded at the bank" in settled, settled
+        compensation = payment(orch)["compensation"]
+        assert compensation["status"] == word
+        assert compensation["resolutionNote"] == f"{word} by hand: refunded at the bank"
+
+
+def test_the_live_page_carries_on_after_a_real_gateway_restart(
+    stack: StackHandle, open_page: Callable[..., Page]
+) -> None:
+    """The gateway process is killed while the page follows a running orchestration; the
+    task ends while it is down. Restarted (by ``orra up``'s supervisor), it answers the
+    page's reconnection from the last event id the page saw, and the page shows the end
+    without reloading."""
+    orch = archive(stack, 4)
+    page = open_page()
+    resumed: list[str | None] = []
+    page.on(
+        "response",
+        lambda r: (
+            resumed.append(r.request.headers.get("last-event-id"))
+            if r.url.endswith(f"/orchestrations/{orch}/events") and r.status == 200
+            else None
+        ),
+    )
+    detail(page, stack, orch)
+    page.evaluate("window.__samePage = true")
+    page.wait_for_selector("main[data-status=running][data-stream=open]")
+    started = stack.get(f"/orchestrations/{orch}")["tasks"][0]["startedAt"]
+    # kill it shortly before the task ends, so that it ends while the gateway is down
+    time.sleep(max(0.0, started + 3.2 - time.time()))
+    seen = page.get_attribute("main", "data-last-event")
+    gateway = stack.stack.pids()["gateway"]
+    assert gateway is not None
+    os.kill(gateway, signal.SIGKILL)
+    killed_at = time.time()
+    page.wait_for_selector("main[data-stream=reconnecting]")
+
+    def back() -> bool:
+        pid = stack.stack.pids()["gateway"]
+        if pid in (None, gateway):
+            return False
+        try:
+            return httpx.get(f"{stack.gateway_url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    until(back, "the gateway to be restarted", timeout_s=60)
+    back_at = time.time()
+    page.wait_for_selector("main[data-status=completed]", timeout=30_000)
+    assert page.evaluate("window.__samePage") is True
+    history = stack.get(f"/orchestrations/{orch}/history")["items"]
+    while_down = [
+        item["type"]
+        for item in history
+        if item["seq"] > int(seen or 0) and killed_at <= item["event"]["at"] <= back_at
+    ]
+    assert "task.completed" in while_down, (while_down, killed_at, back_at)
+    # the first connection to the new gateway asked for what followed the last event seen
+    assert resumed[0] is None  # the page's first connection
+    assert resumed[1] == seen, resumed
+    page.wait_for_selector(f"main[data-last-event='{history[-1]['seq']}']")
+    assert page.locator(".bar.k-run.o-completed").count() == 1
+
+
+def test_the_search_finds_an_old_orchestration_behind_ten_thousand_newer_ones(
+    nats_url: str, namespace: str, open_page: Callable[..., Page]
+) -> None:
+    """A gateway of its own, on a log of 10,001 submitted actions: the search runs in the
+    gateway (``GET /orchestrations?q=``) over the whole history, not in the browser."""
+
+    async def fill() -> None:
+        bus = await Bus.connect(nats_url, Topology(namespace=namespace), name="console-search")
+        try:
+            await bus.ensure_streams()
+            actions = [("o_oldwalrus0001", "Reconcile the Walrus ledger for March")]
+            actions += [(f"o_filler{n:07d}", f"Process order {n}") for n in range(NEWER)]
+            await submitted(bus, actions)
+        finally:
+            await bus.close()
+
+    with ThreadPoolExecutor(1) as pool:  # this thread runs Playwright's event loop
+        pool.submit(asyncio.run, fill()).result()
+    server = ServerThread(create_app(gateway_settings(nats_url, namespace))).start()
+    try:
+        page = open_page(BOOTSTRAP_KEY)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/orchestrations?" in r.url else None)
+        page.goto(f"{server.url}/ui/orchestrations")
+        page.wait_for_selector("main[data-loaded=list] table.list a:text('o_filler0009999')")
+        page.fill("#search", "walrus  LEDGER")
+        page.press("#search", "Enter")
+        page.wait_for_selector("#list-info:has-text('1 match')")
+        links = page.eval_on_selector_all("table.list td a", "as => as.map(a => a.textContent)")
+        assert links == ["o_oldwalrus0001"]
+        assert page.inner_text("td.action") == "Reconcile the Walrus ledger for March"
+        assert any("q=walrus+LEDGER" in url for url in asked), asked
+        assert "q=walrus+LEDGER" in page.url  # a link to the search
+    finally:
+        server.stop()

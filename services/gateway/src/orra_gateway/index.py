@@ -70,6 +70,8 @@ from orra_gateway.indexstore import (
 from orra_gateway.logread import LogFollower, SeqWaiters, position
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nats.aio.msg import Msg
 
     from orra_events import Bus
@@ -576,13 +578,15 @@ class ListingIndex:
         status: OrchestrationStatus | None,
         limit: int,
         before: int | None,
+        match: Callable[[IndexEntry], bool] | None = None,
     ) -> tuple[list[IndexEntry], int | None]:
         """Up to ``limit`` lines of ``project``, newest first, below ordinal ``before``.
 
         Returns:
             The lines and the ordinal to continue below (``None`` when none are left). A
-            filtered list that has to read many pages from the bucket may return fewer lines
-            than ``limit`` with an ordinal to continue from.
+            filtered list (``status``, or ``match``: a search) that has to read many pages
+            from the bucket may return fewer lines than ``limit`` with an ordinal to
+            continue from.
         """
         top = self._counts.get(project, 0)
         if before is not None:
@@ -590,5 +594,5 @@ class ListingIndex:
         if status is not None and not is_terminal(status):
             # Unfinished orchestrations are all in memory.
             live = (o for p, o in self._live.values() if p == project and o < top)
-            return self._cache.pick(project, live, status=status, limit=limit)
-        return await self._cache.scan(project, top=top, status=status, limit=limit)
+            return self._cache.pick(project, live, status=status, limit=limit, match=match)
+        return await self._cache.scan(project, top=top, status=status, limit=limit, match=match)

@@ -103,23 +103,36 @@ class PageCache:
         *,
         status: OrchestrationStatus,
         limit: int,
+        match: Callable[[IndexEntry], bool] | None = None,
     ) -> tuple[list[IndexEntry], int | None]:
         """Up to ``limit`` of these lines (in memory) with ``status``, newest first.
 
         Returns:
             The lines and the ordinal to continue below (``None`` when none are left).
         """
+
+        def chosen_line(entry: IndexEntry) -> bool:
+            return entry.state.status == status and (match is None or match(entry))
+
         chosen = sorted(
-            (o for o in ordinals if self.entry(project, o).state.status == status),
+            (o for o in ordinals if chosen_line(self.entry(project, o))),
             reverse=True,
         )
         entries = [self.entry(project, o) for o in chosen[:limit]]
         return entries, chosen[limit - 1] if len(chosen) > limit else None
 
     async def scan(
-        self, project: str, *, top: int, status: OrchestrationStatus | None, limit: int
+        self,
+        project: str,
+        *,
+        top: int,
+        status: OrchestrationStatus | None,
+        limit: int,
+        match: Callable[[IndexEntry], bool] | None = None,
     ) -> tuple[list[IndexEntry], int | None]:
         """Up to ``limit`` lines of ``project`` with ``status``, newest first, below ``top``.
+
+        ``match``, when given, also has to accept a line (a search).
 
         Returns:
             The lines and the ordinal to continue below (``None`` when none are left); fewer
@@ -141,7 +154,9 @@ class PageCache:
             base = number * PAGE_SIZE
             for pos in range(min(ordinal - base, len(page.entries) - 1), -1, -1):
                 entry = page.entries[pos]
-                if status is None or entry.state.status == status:
+                if (status is None or entry.state.status == status) and (
+                    match is None or match(entry)
+                ):
                     found.append((base + pos, entry))
                     if len(found) > limit:
                         return [e for _, e in found[:limit]], found[limit - 1][0]

@@ -53,6 +53,7 @@ from orra_gateway.index import ListingIndex
 from orra_gateway.logread import HistoryUnavailable
 from orra_gateway.registryview import ServiceRegistryView, ServiceView
 from orra_gateway.retention import Retention
+from orra_gateway.search import matcher, search_words
 from orra_gateway.summaries import SummaryStore
 from orra_gateway.views import ViewCache
 
@@ -317,8 +318,11 @@ class ReadModel:
         status: OrchestrationStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        q: str | None = None,
     ) -> tuple[list[OrchestrationSummary], str | None]:
         """A page of ``project``'s orchestrations, newest first (in log order).
+
+        ``q``: only those with these words in their id or action (:mod:`orra_gateway.search`).
 
         Returns:
             The page and the cursor of the next one (``None`` on the last page). A page can
@@ -326,13 +330,15 @@ class ReadModel:
 
         Raises:
             InvalidInput: the cursor is not one of ours.
+            BadRequest: ``q`` is not a search (blank, too long, too many words).
             BrokerDown: the index is still being built, or a page could not be read.
         """
+        match = matcher(search_words(q)) if q is not None else None
         before = decode_cursor(cursor) if cursor is not None else None
         await self._index_current()
         try:
             entries, next_before = await self.index.page(
-                project, status=status, limit=limit, before=before
+                project, status=status, limit=limit, before=before, match=match
             )
             items = [await self._summary(entry) for entry in entries]
         except (BrokerDown, InvalidInput):

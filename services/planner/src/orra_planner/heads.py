@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orra_planner.lexicon import GENERIC_NOUNS, GENERIC_VERBS, readings
+from orra_planner.lexicon import (
+    GENERIC_NOUNS,
+    GENERIC_VERBS,
+    READING_VERBS,
+    RECORDING_VERBS,
+    readings,
+)
 from orra_planner.reading import Read
 
 if TYPE_CHECKING:
@@ -60,13 +66,19 @@ def describes(found: Term) -> bool:
 
 
 def head_after_idiom(read: Read, head: int | None) -> int | None:
-    """The head when a phrasal verb head is an idiom of request ("sort out", "work out").
+    """The head when a phrasal verb or a light verb at the head only says "do it".
 
+    A light verb is one of :data:`~orra_planner.lexicon.RECORDING_VERBS` and
+    :data:`~orra_planner.lexicon.READING_VERBS` ("log a cancellation", "read the message").
     "Sort out PTO for EMP-1", "work out how upset they are": a verb and its particle that no
     service has say only "do it"; what is asked is then what follows, read as after a verb
     too general to say it. ``None`` when the head is no phrasal verb or nothing follows it.
     """
-    if head != 0 or " " not in read.terms[0].word or len(read.terms) < 2:
+    if head != 0 or len(read.terms) < 2:
+        return None
+    verb = read.terms[0]
+    light = verb.verb and verb.lemma in RECORDING_VERBS | READING_VERBS
+    if " " not in verb.word and not light:
         return None
     rest = Read(
         terms=read.terms[1:],
@@ -78,7 +90,30 @@ def head_after_idiom(read: Read, head: int | None) -> int | None:
         question=read.question,
     )
     found = head_of(rest)
-    return None if found is None else found + 1
+    if found is None:
+        return None
+    recording = " " not in verb.word and verb.lemma in RECORDING_VERBS
+    if recording and not (_names_doing(rest.terms[found]) and read.indefinite[found + 1]):
+        # "report the tenant": no event to put on record; "raise the rent": an event
+        # put on record is a new one, "a cancellation", "a repair job"
+        return None
+    return found + 1
+
+
+def _names_doing(found: Term) -> bool:
+    """Whether ``found`` names a doing: a verb ("repair") or a noun made of one ("accrual")."""
+    if "VERB" in readings(found.word):
+        return True
+    return (
+        found.lemma.endswith(_EVENT_SUFFIXES)
+        and found.family != found.lemma
+        and "VERB" in readings(found.family)
+    )
+
+
+_EVENT_SUFFIXES = ("tion", "sion", "ment", "al", "ance", "ence", "ing", "ure", "ysis")
+"""Suffixes of nouns that name what a verb does ("cancellation", "accrual", "payment"),
+not who does it ("owner", "reporter")."""
 
 
 def head_of(read: Read) -> int | None:

@@ -32,14 +32,19 @@ from typing import Final
 import lemminflect
 
 __all__ = [
+    "CREATION_VERBS",
     "FUNCTION_WORDS",
     "GENERIC_NOUNS",
     "GENERIC_VERBS",
+    "READING_VERBS",
+    "RECORDING_VERBS",
+    "WH_ASKS",
     "Term",
     "as_verb",
     "can_be_verb",
     "family",
     "is_known",
+    "is_phrasal",
     "listed_by",
     "only_modifier",
     "past_form",
@@ -89,6 +94,37 @@ GENERIC_NOUNS: Final = _words(
     """
 )
 """Nouns that name no capability of their own ("refund request" asks for a refund)."""
+
+RECORDING_VERBS: Final = _words("file lodge raise register submit report")
+"""Verbs that put on record what their object names: a *light verb* with an event noun
+("log a cancellation", "raise a repair job") asks for the event itself (cancel, repair).
+Read so only when no service does the verb itself with that object, and only for a new
+object ("a", "an") that names a doing (a verb, or a noun derived from one): "report the
+tenant" is not read as a tenant, nor "raise the rent" as the rent. The class is English
+grammar (light-verb constructions with verbs of recording), not a domain's vocabulary.
+Verbs of bookkeeping ("log", "record", "note", "enter") are left out: they note what has
+already happened, so "log a payment" must not run the service that pays."""
+
+CREATION_VERBS: Final = _words("write draft compose create generate make prepare produce")
+"""Verbs of creation: a service whose description opens with one ("Writes a suggested
+answer") makes something new, so it answers no question about what exists already ("what
+did the customer's last reply say?"), only one that asks it to make it. English grammar
+(verbs of creation), not a domain's vocabulary."""
+
+READING_VERBS: Final = _words("read check review verify inspect")
+"""Verbs that ask to read what their object names: "read the latest message", "check the
+arrears on the lease" ask what the message or the arrears are, a question. Read so only
+when no service does the verb itself with that object (``InventoryService`` checks
+stock). Other verbs of seeing ("show", "view", "see") are already :data:`GENERIC_VERBS`."""
+
+WH_ASKS: Final = {
+    "where": _words("location place address position whereabouts"),
+    "when": _words("date time day"),
+    "who": _words("name person owner contact"),
+}
+"""What a question opening with each wh-word asks for: a place, a time, a person. Grammar
+of English questions, so a question every service of a thing matches ("Where's TRK-1?")
+goes to the one whose output tells that kind of thing."""
 
 _VERB_TAGS: Final = ("VERB",)
 _NOUN_FIRST: Final = ("NOUN", "PROPN", "ADJ", "VERB", "ADV", "AUX")
@@ -262,6 +298,8 @@ def term(word: str, *, verb_position: bool = False) -> Term | None:
         return None
     found = readings(word)
     if not found:
+        if is_phrasal(word):  # "sign-off" read as one word: WordNet's phrasal verb
+            return Term(word, word, (), word, verb=verb_position, modifier=False, known=True)
         lemma = _oov_lemma(word)
         base = family(lemma)
         return Term(word, lemma, (), base, verb=False, modifier=False, known=base != lemma)
@@ -313,11 +351,24 @@ def synonyms(lemma: str) -> tuple[str, ...]:
     """The other words of ``lemma``'s most frequent sense, from WordNet 3.1.
 
     ``holiday`` → ``vacation``, ``cancel`` → ``calloff``, ``scratch``, ``scrub``. Only first
-    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for.
+    senses: a rarer sense ("charge" as accusing) says nothing of what a user asks for. A
+    phrasal verb, an idiom with no words of its own, has its two first senses and, for a
+    sense with no plain word, what that sense is a kind of (``wrapup`` → ``finish``).
     The table (``orra_planner/data/synonyms.txt.gz``, built by
     ``services/planner/tools/wordnet_synonyms.py``) ships in the package.
     """
     return _synonym_table().get(lemma, ())
+
+
+_PARTICLES: Final = ("up", "off", "back", "out", "down", "away", "over", "aside")
+"""The particles of the phrasal verbs in the synonym table (as its build script keeps)."""
+
+
+def is_phrasal(joined: str) -> bool:
+    """Whether WordNet knows ``joined`` as a phrasal verb (``kitout``, ``signoff``)."""
+    if not any(joined.endswith(p) and len(joined) > len(p) + 1 for p in _PARTICLES):
+        return False  # "kg" is a word of WordNet's, not a verb and its particle
+    return joined in _synonym_table() or joined in _listed_by()
 
 
 @cache

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from rapidfuzz.distance import OSA, Indel
 from rapidfuzz.process import extract
 
-from orra_planner.lexicon import Term, term
+from orra_planner.lexicon import READING_VERBS, WH_ASKS, Term, term
 from orra_planner.parts import Part, data_fields, data_values, mentioned_values, request_parts
 from orra_planner.service_words import (
     SYNONYM,
@@ -256,6 +256,7 @@ def match_part(
     objects = [words[i][0] for i in part.objects]
     asked = {head.lemma, head.family, *head.alts}
     head_is_verb = part.head == 0 and head.verb
+    reading = head_is_verb and head.lemma in READING_VERBS
     passed = vocab.passed_on
     ranked: list[tuple[str, float]] = []
     by_synonym: set[str] = set()  # services that have the head only through a synonym
@@ -272,9 +273,12 @@ def match_part(
             continue  # "ship" is not what FraudCheck does for its "shipping address"
         if own <= 0.0:
             by_synonym.add(name)
-        if any(service.strength(o) <= 0.0 and o.lemma not in passed[name] for o in objects):
+        if any(
+            service.strength(o) <= 0.0 and (reading or o.lemma not in passed[name]) for o in objects
+        ):
             # "post an update": a service that knows no update does not serve it; "text
-            # the customer the tracking number" passes on what another service returns
+            # the customer the tracking number" passes on what another service returns,
+            # "check the arrears" only reads them (a question for the service that has them)
             continue
         score = sum(
             role * factor * _strength(service, w, answers=part.question) * rare(w)
@@ -297,7 +301,23 @@ def match_part(
         ]
     ranked.sort(key=lambda item: (-item[1], item[0]))
     serving, vague = _serving(ranked, services, by_synonym, question=part.question)
+    if vague and part.question:
+        serving, vague = _by_kind(part, vague, services)
     return PartMatch(part, tuple(ranked), serving, tuple(fixed), vague)
+
+
+def _by_kind(
+    part: Part, vague: tuple[str, ...], services: Mapping[str, ServiceWords]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Of the services a question is too vague for, the one that tells what it asks.
+
+    "Where's consignment TRK-1?" asks a place (:data:`~orra_planner.lexicon.WH_ASKS`): of
+    every service that knows shipments, the one whose output has a location answers it.
+    """
+    opening = part.text.split(maxsplit=1)[0].lower().replace("\u2019", "'").split("'")[0]
+    kinds = [found for k in WH_ASKS.get(opening, ()) if (found := term(k)) is not None]
+    telling = [n for n in vague if any(services[n].answer(k) > 0.0 for k in kinds)]
+    return ((telling[0],), ()) if len(telling) == 1 else ((), vague)
 
 
 def _serving(
@@ -385,14 +405,19 @@ def _match_or_idiom(part: Part, catalog: ServiceCatalog, keys: frozenset[str]) -
     """:func:`match_part`; a phrasal verb no service has is an idiom of request.
 
     "Sort out PTO for EMP-1": when no service matches the phrasal verb at the head, the
-    part asks for what follows it (:attr:`~orra_planner.parts.Part.idiom`).
+    part asks for what follows it (:attr:`~orra_planner.parts.Part.idiom`); so does a
+    light verb no service has ("log a cancellation", "read the latest message").
     """
     found = match_part(part, catalog, keys)
     if found.ranked or part.idiom is None:
         return found
     question = part.question or part.idiom_asks
     idiom = dataclasses.replace(part, head=part.idiom, objects=(), question=question)
-    return match_part(idiom, catalog, keys)
+    read = match_part(idiom, catalog, keys)
+    verb = part.head_term
+    if not read.ranked and verb is not None and " " not in verb.word:
+        return found  # "log a translation": the refusal names the verb the user wrote
+    return read
 
 
 _ACTIONS_MEMO: Final = 1024

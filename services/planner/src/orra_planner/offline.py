@@ -46,6 +46,7 @@ import msgspec
 from orra_events import DataField, PlanTask, UncoveredPart
 from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
 from orra_planner import schema
+from orra_planner.data_parts import data_requests
 from orra_planner.fields import ServiceFields, aliased, fields_of
 from orra_planner.matching import (
     PartMatch,
@@ -55,6 +56,7 @@ from orra_planner.matching import (
     vocabulary,
 )
 from orra_planner.questions import asked_of_data, most_like
+from orra_planner.siblings import sibling_swaps
 from orra_planner.strategy import Planned, PlanOutcome, PlanRejected, PlanRequest
 from orra_planner.text import split_words
 from orra_planner.validation import validate_plan
@@ -155,6 +157,7 @@ class OfflinePlanner:
             )
         keys = catalog.derived("offline.keys", fields_of)
         notes: list[str] = []
+        matches = [*matches, *data_requests(request.action, catalog, request.data, matches)]
         data = aliased(request.data, keys, notes)
         members = self._select(matches, catalog, keys, data, notes)
         order = self._resolve(members, data, catalog, notes)
@@ -285,6 +288,7 @@ class OfflinePlanner:
                 add(name, index, match.part.start)
                 produced.update(keys[name].outputs)
         self._answer_from_data(matches, members, catalog, keys, data, notes, add)
+        self._sibling_by_data(matches, members, catalog, keys, data, notes)
         for match in matches:
             if match.serving:
                 scores = ", ".join(f"{n} {s:.2f}" for n, s in match.ranked[:3])
@@ -292,6 +296,23 @@ class OfflinePlanner:
                     f"{match.part.text!r}: served by {', '.join(match.serving)} ({scores})"
                 )
         return members
+
+    @staticmethod
+    def _sibling_by_data(  # noqa: PLR0917
+        matches: Sequence[PartMatch],
+        members: dict[str, _Member],
+        catalog: ServiceCatalog,
+        keys: Mapping[str, ServiceFields],
+        data: Mapping[str, DataField],
+        notes: list[str],
+    ) -> None:
+        """A request whose service would leave data unused goes to the sibling taking it."""
+        for index, name, sibling, wanted in sibling_swaps(matches, members, catalog, keys, data):
+            fields = ", ".join(sorted(data[k].field for k in wanted))
+            text = matches[index].part.text
+            notes.append(f"{sibling} over {name} for {text!r}: it takes the data {fields}")
+            position = members.pop(name).position
+            members[sibling] = _Member(catalog[sibling], position, keys[sibling], {index})
 
     def _by_data(
         self,

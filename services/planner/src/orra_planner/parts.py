@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.heads import describes, head_after_idiom, head_of, objects_of
-from orra_planner.lexicon import GENERIC_VERBS, term
+from orra_planner.lexicon import GENERIC_VERBS, READING_VERBS, is_phrasal, term
 from orra_planner.reading import (
     CONDITIONS,
     JOINERS,
@@ -43,6 +43,7 @@ from orra_planner.reading import (
     Piece,
     Word,
     read_piece,
+    value_words,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "mentioned_values",
     "request_parts",
     "split_action",
+    "value_words",
 ]
 
 _TOKEN: Final = re.compile(
@@ -126,6 +128,8 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
     for m in _TOKEN.finditer(action):
         if m.group("sep") is not None:
             tokens.append(("\0", m.start(), m.end()))
+        elif (joined := _particle_compound(m.group("word"))) is not None:
+            tokens.append((joined, m.start(), m.end()))  # "sign-off", "kick-off": one word
         elif _COMPOUND.fullmatch(m.group("word")):
             # "help-centre", "two-factor": the words of a compound, one by one
             offset = m.start()
@@ -135,6 +139,15 @@ def _tokens(action: str) -> list[tuple[str, int, int]]:
         else:
             tokens.append((m.group("word"), m.start(), m.end()))
     return tokens
+
+
+def _particle_compound(word: str) -> str | None:
+    """A hyphenated verb and particle WordNet knows as one verb, joined ("sign-off")."""
+    pieces = word.lower().split("-")
+    if len(pieces) != 2 or pieces[1] not in PARTICLES:
+        return None
+    joined = pieces[0] + pieces[1]
+    return joined if is_phrasal(joined) else None
 
 
 def _asks_whether(current: Piece) -> bool:
@@ -265,7 +278,8 @@ def split_action(
             things = [] if said is None else [i for i, t in enumerate(said.terms) if not t.verb]
             if said is not None and things:  # what happened to the thing is no request
                 terms, head, request = said.terms, things[-1], True
-        first = piece.words[0].text.lower() if piece.words else ""
+        first = piece.words[0].text.lower().replace("\u2019", "'") if piece.words else ""
+        first = first.removesuffix("'s")  # "Where's TRK-1?" asks where
         parts.append(
             Part(
                 text=text,
@@ -278,7 +292,8 @@ def split_action(
                 objects=objects_of(read, head) if request else (),
                 question=read.question or first in WH_WORDS,
                 idiom=head_after_idiom(read, head) if request and terms is read.terms else None,
-                idiom_asks=read.asked is not None and read.asked > 0,
+                idiom_asks=(read.asked is not None and read.asked > 0)
+                or (bool(terms) and terms[0].verb and terms[0].lemma in READING_VERBS),
             )
         )
     return _lend_context(parts)
@@ -368,12 +383,22 @@ def mentioned_values(action: str, data: Sequence[DataField]) -> frozenset[str]:
     Reading compares the action's words, and searches its lower-case text, with the values;
     a value that is not in the lower-case action can match neither. Lower-casing is
     per character except for a final sigma, so a value that is not ASCII is always kept.
-    The split and the matching of an action are then the same for requests that differ
-    only in values the action does not mention (an order id, an amount), and are
-    remembered across them.
+    A value one of whose unknown words the action mentions ("metformin" of "metformin 500
+    mg") is kept too (:func:`value_words`). The split and the matching of an action are
+    then the same for requests that differ only in values the action does not mention (an
+    order id, an amount), and are remembered across them.
     """
     lower = action.lower()
-    return frozenset(v for v in data_values(data) if v in lower or not v.isascii())
+    kept: list[str] = []
+    words: set[str] | None = None
+    for v in data_values(data):
+        if v in lower or not v.isascii():
+            kept.append(v)
+        elif " " in v.strip() and (unknown := value_words(frozenset({v}))):
+            words = set(re.findall(r"[a-z0-9]+", lower)) if words is None else words
+            if not words.isdisjoint(unknown):
+                kept.append(v)
+    return frozenset(kept)
 
 
 def data_values(data: Sequence[DataField]) -> frozenset[str]:

@@ -10,7 +10,9 @@ The word lists here are grammar (determiners, modals, particles), not vocabulary
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
 from orra_planner.lexicon import (
@@ -19,6 +21,7 @@ from orra_planner.lexicon import (
     Term,
     as_verb,
     is_known,
+    is_phrasal,
     past_form,
     phrasal,
     readings,
@@ -39,6 +42,7 @@ __all__ = [
     "Read",
     "Word",
     "read_piece",
+    "value_words",
 ]
 
 JOINERS: Final = (
@@ -126,6 +130,27 @@ _OPENING_WORDS: Final = frozenset(w for phrase in OPENERS for w in phrase[:1]) |
 )
 
 
+_VALUE_WORD: Final = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def value_words(values: frozenset[str]) -> frozenset[str]:
+    """The words of data values of several words that the lexicon does not know.
+
+    "Renew the metformin" with ``medication: metformin 500 mg``: the user names the thing
+    by the word of the value that says what it is (a drug, a product, a place); a word no
+    dictionary has is then that argument, not a typo nor a request. A known word of a value
+    ("Cancel everything" of a message) stays a word: the action may use it for itself.
+    """
+    return frozenset(
+        word
+        for value in values
+        if " " in value.strip()
+        for word in _VALUE_WORD.findall(value)
+        if len(word) > 2 and word.isalpha() and not is_known(word)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Word:
     """A word of the action.
@@ -159,6 +184,8 @@ def _is_argument(text: str, first: bool, values: frozenset[str]) -> bool:
     lower = text.lower()
     if lower in values or any(ch.isdigit() for ch in text) or (not first and text in _MONTHS):
         return True
+    if lower in value_words(values):
+        return True  # "renew the metformin" with ``medication: metformin 500 mg``
     if first or not text[0].isupper() or (text.isupper() and len(text) <= 5):
         return False
     return not is_known(lower)
@@ -173,6 +200,7 @@ class Read:
     glued: list[bool]  # follows the previous content word with nothing between
     direct: list[bool] = field(default_factory=list)  # no preposition since the first word
     unit: list[bool] = field(default_factory=list)  # right after a number ("45 euros")
+    indefinite: list[bool] = field(default_factory=list)  # in a noun phrase opened by "a"
     asked: int | None = None  # the word after "how" ("how upset ..."): what is asked
     question: bool = False  # a yes/no question ("Is the customer frustrated?")
     statement: bool = False  # a statement of fact ("the fix is deployed"), not a request
@@ -187,7 +215,8 @@ def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
     "Dana Ruiz (EMP-2213) is leaving", "approver Tomás Ruiz", "supplier Nordlicht GmbH": a
     person or a company is an argument, never a request, even first in the action. A run
     that opens the action counts only when its second word is unknown too ("Escalte Ticket
-    T-1" is a typo of a verb, then a noun).
+    T-1" is a typo of a verb, then a noun), and a verb opening it is no name
+    (:func:`_commanded`).
     """
     found: set[int] = set()
     index = 0
@@ -200,9 +229,23 @@ def _names(words: Sequence[Word], values: frozenset[str]) -> set[int]:
             if (unknown[1] if index == 0 else any(unknown)) or all(
                 w.text.lower() in values for w in words[index:run]
             ):
-                found.update(range(index, run))
+                found.update(range(index + _commanded(words, index, run), run))
         index = max(run, index + 1)
     return found
+
+
+def _commanded(words: Sequence[Word], index: int, run: int) -> int:
+    """1 when the run of capitalised words opens the action with a verb, else 0.
+
+    "Cancel Bella Smith's visit", "Pay Acme Corp for INV-1": a verb, then whose or to
+    whom; "Mark Jones is leaving", "Mark Jones can't come" (a be, a have, a modal, a
+    negation after the run): a name, the subject.
+    """
+    if index != 0 or "VERB" not in readings(words[0].text.lower()):
+        return 0
+    after = words[run].text.lower().replace("\u2019", "'") if run < len(words) else ""
+    subject = after in _BE | _PERFECT | _MODALS | {"does", "did"} or after.endswith("n't")
+    return 0 if subject else 1
 
 
 def _capitalised(text: str) -> bool:
@@ -229,6 +272,8 @@ def _verbed(words: Sequence[Word], index: int, values: frozenset[str]) -> bool:
         return True
     if following in _PERSONS:
         return True  # "text them the details", "email her the invoice"
+    if following in PARTICLES and is_phrasal(words[index].text.lower() + following):
+        return True  # "kit out a starter": WordNet knows the phrasal verb
     if following in FUNCTION_WORDS or _is_argument(
         words[index + 1].text, first=False, values=values
     ):
@@ -258,6 +303,7 @@ class _PieceReader:
         "first_content",
         "generic",
         "imperative",
+        "indefinite",
         "last_verb",
         "named_after_first",
         "names",
@@ -287,6 +333,7 @@ class _PieceReader:
         self.skip = 2 if first in QUESTION_AUX and second in _ADDRESSEE else 0
         self.names = _names(words, values)
         self.after_determiner = False
+        self.indefinite = False  # in a noun phrase opened by "a" or "an"
         self.first_content = True
         self.previous_content = False
         self.after_how = self.after_modal = self.after_need = False
@@ -321,6 +368,8 @@ class _PieceReader:
         if lower.endswith("'s") and lower[:-2] in _IS_SUBJECTS and not self.after_modal:
             self.plain_be = True  # "she's the budget holder"
         lower = lower.removesuffix("'s")
+        if index > 0 and (lower.endswith("n't") or lower == "cannot") and not self.imperative:
+            self.plain_be = True  # "the owner can't make it", "the driver cannot find it"
         if self._phrasal(index, lower):
             return
         if not (lower in _OBJECT_PRONOUNS and self.last_verb == index - 1):
@@ -396,6 +445,7 @@ class _PieceReader:
             self.preposition = True
         self.after_number = False
         self.after_determiner = lower in _DETERMINERS or (self.after_determiner and lower == "own")
+        self.indefinite = lower in {"a", "an"}
         self.after_how = lower in {"how", "which", "what"}
         if (lower in WH_WORDS or (lower == "if" and self.generic)) and not read.terms and index > 0:
             read.question = True  # "find out which account manager ...", "see if ...": a question
@@ -486,10 +536,10 @@ class _PieceReader:
         ) and read.asked is None:
             read.asked = len(read.terms)  # "... needs a laptop" asks for the laptop
         self.after_need = False
+        if (position or self.after_modal) and found.verb:
+            self.last_verb = index  # "T-1 can be wrapped up": a phrasal verb after a modal too
         if self.after_modal and found.verb:
             self.after_modal = False
-        if position and found.verb:
-            self.last_verb = index
         read.terms.append(found)
         # a word the lexicon does not know, where a verb stands, is taken for one (a typo
         # of a verb must stay the part's head, not hand it to the object)
@@ -497,6 +547,7 @@ class _PieceReader:
         read.glued.append(self.previous_content)
         read.direct.append(not self.preposition)
         read.unit.append(self.after_number)
+        read.indefinite.append(self.indefinite)
         self.after_number = False
         self.first_content = False
         self.previous_content = True

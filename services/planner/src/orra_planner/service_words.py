@@ -14,13 +14,24 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Final
 
-from orra_planner.lexicon import GENERIC_NOUNS, Term, listed_by, readings, synonyms, term
+from orra_planner.lexicon import (
+    CREATION_VERBS,
+    GENERIC_NOUNS,
+    Term,
+    family,
+    listed_by,
+    past_form,
+    readings,
+    synonyms,
+    term,
+)
 from orra_planner.parts import split_action
 from orra_planner.text import GENERIC_NAME_WORDS, split_words
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
 
+    from orra_planner.parts import Part
     from orra_planner.registry import ServiceCatalog, ServiceSpec
 
 __all__ = [
@@ -90,6 +101,9 @@ class ServiceWords:
             whose "Returns a ticket's status" is not a refund.
         does: The verb its name opens with (``PaySupplier`` → ``pay``): the thing it does,
             which a question about that thing ("has it been paid?") does not ask to do.
+        makes: The verb of creation its description opens with (``DraftReply``, "Writes a
+            suggested answer" → ``write``): what it answers is what it makes, never a
+            question about something that exists already.
         action: The verb its name starts with when its description starts with it too
             (``CancelBooking``, "Cancels a booking"): what it does to what it names.
     """
@@ -102,6 +116,7 @@ class ServiceWords:
     action: str | None = None
     answers: Mapping[str, float] = field(default_factory=dict)
     does: str | None = None
+    makes: str | None = None
     named: Mapping[str, float] = field(default_factory=dict)
     taught: frozenset[str] = frozenset()
     acts: Mapping[str, float] = field(default_factory=dict)
@@ -164,6 +179,8 @@ class ServiceWords:
         only when its output tells one of the question's ``words``: "which supplier sent
         invoice INV-1?" never pays the supplier.
         """
+        if self.makes is not None and self.does is None:
+            return self.makes in asked
         if self.does is None:
             return True
         return self.does not in asked and any(self.answer(w) > 0.0 for w in words)
@@ -196,10 +213,28 @@ def _said_to_do(description: str) -> list[Term]:
     for piece in split_action(description):
         head = piece.head_term
         if head is None:
+            if _done_to_it(description, piece):
+                found.append(piece.terms[0])
             continue
         found.append(head)
         found.extend(piece.terms[i] for i in piece.objects)
     return found
+
+
+def _done_to_it(description: str, piece: Part) -> bool:
+    """Whether ``piece`` is a participle clause after a comma: what the service does to it.
+
+    "Orders and configures a laptop for an employee, shipped to their home": the laptop is
+    shipped by the service; not "so that it can be paid", a clause of its own.
+    """
+    first = piece.terms[0] if piece.terms else None
+    return (
+        first is not None
+        and first.verb
+        and piece.text.split(maxsplit=1)[0].lower() == first.word
+        and past_form(first.word)
+        and description[: piece.start].rstrip().endswith(",")
+    )
 
 
 def _name_terms(name: str) -> Iterable[Term]:
@@ -273,6 +308,7 @@ def words_of(spec: ServiceSpec) -> ServiceWords:
             if (t := term(word)) is not None
         ),
         does=_does(spec),
+        makes=_makes(spec),
         reads=_capability_word(spec) in READING,
     )
 
@@ -301,6 +337,9 @@ def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]
     for word, strength in named.items():
         for other in listed_by(word):
             _add(found, other, strength * SYNONYM)
+        if (base := family(word)) != word:
+            for other in listed_by(base):  # "kit out" means *equip*, the verb of "equipment"
+                _add(found, other, strength * SYNONYM)
         if word != capability:
             continue  # "take" of an example, "close" of a name: senses enough to match anything
         for other in synonyms(word):
@@ -314,14 +353,17 @@ def _kin(named: Mapping[str, float], capability: str | None) -> dict[str, float]
 
 
 def _does(spec: ServiceSpec) -> str | None:
-    """The verb opening ``spec``'s name when its description or an example opens with it.
+    """The verb opening ``spec``'s name, when it is only a verb or a phrase opens with it.
 
     ``PaySupplier`` ("pay the supplier") does pay; ``InvoiceLookup`` does not invoice,
-    though "invoice" can be a verb: none of its phrases says so.
+    though "invoice" can be a verb: none of its phrases says so. ``SendReply`` sends,
+    whatever its description opens with ("Posts a reply"): "send" is no noun.
     """
     names = list(_name_terms(spec.name))
     if len(names) < 2 or not names[0].verb:
         return None
+    if set(readings(names[0].lemma)) == {"VERB"}:
+        return names[0].lemma
     for text in (spec.description, *spec.examples):
         opening = next(iter(_text_terms(text)), None)
         if (
@@ -331,6 +373,14 @@ def _does(spec: ServiceSpec) -> str | None:
             and not _noun_compound(text)
         ):
             return opening.lemma
+    return None
+
+
+def _makes(spec: ServiceSpec) -> str | None:
+    """The verb of creation ``spec``'s description opens with (see :data:`CREATION_VERBS`)."""
+    opening = next(iter(_text_terms(spec.description)), None)
+    if opening is not None and opening.verb and opening.lemma in CREATION_VERBS:
+        return opening.lemma
     return None
 
 

@@ -93,13 +93,27 @@ class OrchestrationController(Controller):
         self,
         request: Caller,
         gateway: NamedDependency[Gateway],
+        *,
         status: Annotated[OrchestrationStatus | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=512)] = None,
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=1024,
+                description=(
+                    "Search: words that must all occur (ignoring case) in the id or the "
+                    "action text; up to 8 words, 200 characters"
+                ),
+            ),
+        ] = None,
     ) -> OrchestrationList:
-        """Page through orchestrations with ``limit`` and the previous page's ``nextCursor``."""
+        """Page through orchestrations with ``limit`` and the previous page's ``nextCursor``.
+
+        ``status`` and ``q`` filter; a filtered page may be short and still have a next one.
+        """
         items, next_cursor = await gateway.read_model.page(
-            request.user.project, status=status, limit=limit, cursor=cursor
+            request.user.project, status=status, limit=limit, cursor=cursor, q=q
         )
         return OrchestrationList(items=items, next_cursor=next_cursor)
 

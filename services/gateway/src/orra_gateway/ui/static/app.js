@@ -1,7 +1,7 @@
 // The console's router: /ui/orchestrations[/<id>], /ui/submit, /ui/services; the key prompt.
 
 import { api, apiKey, ApiError, forgetMe, setApiKey, whoAmI } from "./api.js";
-import { h, replace } from "./dom.js";
+import { h, notFound, replace } from "./dom.js";
 import { listPage } from "./list.js";
 import { detailPage } from "./detail.js";
 import { submitPage } from "./submit.js";
@@ -84,14 +84,6 @@ async function render() {
   else if (page === "submit") cleanup = submitPage(ctx);
   else if (page === "services") cleanup = servicesPage(ctx);
   else notFound(main, "There is no such page in the console.");
-}
-
-export function notFound(el, text) {
-  document.title = "Not found · Orra";
-  replace(el, h("section", { class: "card notfound" },
-    h("h1", { text: "404 · Not found" }),
-    h("p", { text }),
-    h("p", {}, h("a", { href: "/ui/orchestrations", text: "Back to the orchestrations" }))));
 }
 
 document.addEventListener("click", (ev) => {

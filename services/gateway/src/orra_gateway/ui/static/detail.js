@@ -3,11 +3,10 @@
 // refetches the view when events arrive.
 
 import { api } from "./api.js";
-import { badge, duration, h, jsonBlock, rendered, replace, TERMINAL, when } from "./dom.js";
+import { badge, duration, h, jsonBlock, notFound, rendered, replace, TERMINAL, when } from "./dom.js";
 import { graph } from "./graph.js";
 import { segmentsFrom, timeline } from "./timeline.js";
 import { follow } from "./sse.js";
-import { notFound } from "./app.js";
 
 export function detailPage({ main, me: caller }, id) {
   document.title = `${id} · Orra`;
@@ -27,7 +26,12 @@ export function detailPage({ main, me: caller }, id) {
 
   function draw() {
     if (!alive || !view) return;
-    const focusedId = document.activeElement && document.activeElement.id;
+    // A redraw moves the controls (made once) into the new tree, and moving an element
+    // takes its focus away: give it back, caret included, or typing goes nowhere.
+    const focused = document.activeElement;
+    const focusedId = focused && focused.id;
+    const caret = focused && typeof focused.selectionStart === "number"
+      ? [focused.selectionStart, focused.selectionEnd] : null;
     // a redraw keeps what the user opened
     const opened = new Set([...content.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const now = Date.now() / 1000;
@@ -45,7 +49,12 @@ export function detailPage({ main, me: caller }, id) {
     for (const d of content.querySelectorAll("details[data-key]")) if (opened.has(d.dataset.key)) d.open = true;
     rendered(main, "detail");
     main.dataset.status = view.status;
-    if (focusedId) { const el = document.getElementById(focusedId); if (el) el.focus(); }
+    const again = focused && focused !== document.body && focused.isConnected ? focused
+      : focusedId ? document.getElementById(focusedId) : null;
+    if (again && again !== document.activeElement) {
+      again.focus();
+      if (caret && again === focused) again.setSelectionRange(caret[0], caret[1]);
+    }
     const live = !TERMINAL.has(view.status) || [...segments.values()].some((r) => r.some((x) => x.end === null));
     if (live && !ticker) ticker = setInterval(draw, 500);
     if (!live && ticker) { clearInterval(ticker); ticker = null; }
@@ -195,7 +204,9 @@ function tasksSection(v, segments, events) {
         t.error ? fact("Error", h("span", { class: "error", text: t.error })) : null,
         t.progressUpdates ? fact("Progress", `${t.progressUpdates} update(s), last ${when(t.progressAt)}`) : null,
         t.compensation ? fact("Compensation", [badge(t.compensation.status),
-          ` ${t.compensation.attempts} attempt(s)`, t.compensation.error ? h("span", { class: "error", text: ` ${t.compensation.error}` }) : null]) : null),
+          ` ${t.compensation.attempts} attempt(s)`, t.compensation.error ? h("span", { class: "error", text: ` ${t.compensation.error}` }) : null,
+          t.compensation.resolvedAt ? h("span", { class: "hint", text: ` · ${t.compensation.status} by ${t.compensation.resolvedBy || "?"} at ` +
+            `${when(t.compensation.resolvedAt)}${t.compensation.resolutionNote ? `: ${t.compensation.resolutionNote}` : ""}` }) : null]) : null),
       attemptsOf(segments.get(t.id)),
       h("h3", { text: "Input" }), jsonBlock(t.input, `Input of ${t.id}`),
       t.output ? [h("h3", { text: "Output" }), jsonBlock(t.output, `Output of ${t.id}`)] : null,

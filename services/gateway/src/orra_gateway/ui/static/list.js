@@ -6,15 +6,12 @@ import { badge, duration, h, rendered, replace, when } from "./dom.js";
 const STATUSES = ["", "planning", "awaiting_approval", "running", "paused", "compensating", "completed", "failed",
   "aborted", "not_actionable"];
 const PAGE = 50;
-const SCAN_PAGE = 500;
-const SCAN_PAGES = 20;
 const ID = /^o_[A-Za-z0-9_-]+$/;
 
 export function listPage({ main }) {
   document.title = "Orchestrations · Orra";
   const params = new URLSearchParams(location.search);
-  const state = { status: params.get("status") || "", q: params.get("q") || "", cursors: [null],
-    scanFrom: null, scanned: 0 };
+  const state = { status: params.get("status") || "", q: params.get("q") || "", cursors: [null] };
   const statusSel = h("select", { id: "status-filter" },
     STATUSES.map((st) => h("option", { value: st, text: st ? st.replace(/_/g, " ") : "any status" })));
   statusSel.value = state.status;
@@ -30,7 +27,7 @@ export function listPage({ main }) {
     h("label", { for: "search", text: "Search" }), search,
     h("button", { type: "submit", text: "Search" }),
     h("span", { id: "search-help", class: "hint",
-      text: "An id opens it; words match the action text." }));
+      text: "An id opens it; words match ids and action text, in the whole history." }));
   replace(main,
     h("h1", { text: "Orchestrations" }), form,
     h("table", { class: "list", "aria-describedby": "list-info" },
@@ -65,23 +62,43 @@ export function listPage({ main }) {
   function listPath(cursor, limit) {
     const p = new URLSearchParams({ limit: String(limit) });
     if (state.status) p.set("status", state.status);
+    if (state.q) p.set("q", state.q);
     if (cursor) p.set("cursor", cursor);
     return `/orchestrations?${p}`;
+  }
+
+  // A search runs in the gateway, over the whole history, newest first. It may answer a
+  // short page with a cursor (it reads a bounded part of the index per request): ask on
+  // until the page is full or the history has been searched.
+  async function fetchPage(cursor, mine) {
+    const items = [];
+    let next = cursor;
+    do {
+      const body = await api(listPath(next, PAGE - items.length));
+      if (mine !== gen) return null;
+      items.push(...body.items);
+      next = body.nextCursor;
+    } while (state.q && items.length < PAGE && next);
+    return { items, nextCursor: next };
   }
 
   async function load() {
     const mine = ++gen;
     const page = state.cursors.length - 1;
     try {
-      if (state.q) return await searchLoad(mine);
-      const body = await api(listPath(state.cursors[page], PAGE));
-      if (mine !== gen) return;
+      if (state.q && ID.test(state.q)) return await idLoad(mine);
+      if (state.q) info.textContent = "Searching…";
+      const body = await fetchPage(state.cursors[page], mine);
+      if (!body) return;
       rows(body.items);
       state.next = body.nextCursor;
       prev.disabled = page === 0;
       next.disabled = !body.nextCursor;
-      info.textContent = `Page ${page + 1}, newest first.`;
-      live.textContent = page === 0 ? "Live: refreshed every 2 s" : "";
+      info.textContent = state.q
+        ? `${body.items.length} match${body.items.length === 1 ? "" : "es"} on page ${page + 1}, ` +
+          `newest first${body.nextCursor ? "; Older → for more" : ""}.`
+        : `Page ${page + 1}, newest first.`;
+      live.textContent = page === 0 && !state.q ? "Live: refreshed every 2 s" : "";
       rendered(main, "list");
     } catch (err) {
       if (mine !== gen) return;
@@ -89,64 +106,35 @@ export function listPage({ main }) {
     }
   }
 
-  async function searchLoad(mine) {
-    const q = state.q.trim();
+  // An id opens that one orchestration: one lookup, however old it is.
+  async function idLoad(mine) {
+    const q = state.q;
     live.textContent = "";
-    if (ID.test(q)) {
-      try {
-        const o = await api(`/orchestrations/${encodeURIComponent(q)}`);
-        if (mine !== gen) return;
-        rows([{ ...o, taskCount: o.taskCount ?? o.tasks.length }]);
-        info.textContent = "The orchestration with that id.";
-      } catch (err) {
-        if (mine !== gen) return;
-        rows([]);
-        info.textContent = err.status === 404 ? `No orchestration ${q}.` : err.message;
-      }
-      prev.disabled = true; next.disabled = true;
-      main.dataset.loaded = "list";
-      return;
-    }
-    // Words: scan the newest pages for the action text (the API has no text index).
-    const words = q.toLowerCase().split(/\s+/).filter(Boolean);
-    const found = [];
-    let cursor = state.scanFrom;
-    let scanned = 0;
-    for (let i = 0; i < SCAN_PAGES && found.length < PAGE; i++) {
-      const body = await api(listPath(cursor, SCAN_PAGE));
+    try {
+      const o = await api(`/orchestrations/${encodeURIComponent(q)}`);
       if (mine !== gen) return;
-      scanned += body.items.length;
-      for (const o of body.items) {
-        const text = `${o.id} ${o.action}`.toLowerCase();
-        if (words.every((w) => text.includes(w))) found.push(o);
-      }
-      cursor = body.nextCursor;
-      if (!cursor) break;
+      rows([{ ...o, taskCount: o.taskCount ?? o.tasks.length }]);
+      info.textContent = "The orchestration with that id.";
+    } catch (err) {
+      if (mine !== gen) return;
+      rows([]);
+      info.textContent = err.status === 404 ? `No orchestration ${q}.` : err.message;
     }
-    rows(found.slice(0, PAGE));
-    state.scanned += scanned;
-    state.next = cursor;
-    prev.disabled = true;
-    next.disabled = !cursor;
-    info.textContent = `${found.length} match${found.length === 1 ? "" : "es"} among the ` +
-      `${state.scanned} most recent orchestrations${cursor ? "; Older → searches further" : ""}.`;
+    prev.disabled = true; next.disabled = true;
     main.dataset.loaded = "list";
   }
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    state.q = search.value.trim();
-    state.cursors = [null]; state.scanFrom = null; state.scanned = 0;
+    state.q = search.value.trim().replace(/\s+/g, " ");
+    state.cursors = [null];
     syncUrl(); load();
   });
   statusSel.addEventListener("change", () => {
-    state.status = statusSel.value; state.cursors = [null]; state.scanFrom = null; state.scanned = 0;
+    state.status = statusSel.value; state.cursors = [null];
     syncUrl(); load();
   });
-  next.addEventListener("click", () => {
-    if (state.q) { state.scanFrom = state.next; load(); return; }
-    state.cursors.push(state.next); load();
-  });
+  next.addEventListener("click", () => { state.cursors.push(state.next); load(); });
   prev.addEventListener("click", () => { state.cursors.pop(); load(); });
   load();
   timer = setInterval(() => {
