@@ -21,6 +21,9 @@ TARGETS = {
 }
 """Issue 23's targets on a 2-core machine (front door with a keep-alive receiver)."""
 
+_FANOUT_SLOTS = 32
+"""The notifier's fan-out concurrency: ``ORRA_NOTIFIER_CONCURRENCY``'s default."""
+
 PARTS = (
     ("gateway", "gateway request handling", "request written → `action.submitted` stamped"),
     (
@@ -36,12 +39,18 @@ PARTS = (
     (
         "fanout",
         "notifier pick-up: fan-out",
-        "`orchestration.done` → delivery job made (store, pull, webhook look-up)",
+        (
+            "`orchestration.done` → delivery job made, or the first attempt starts when the "
+            "fan-out makes it (store, pull, webhook look-up)"
+        ),
     ),
     (
         "pickup",
         "notifier pick-up: delivery",
-        "job made → attempt starts (job appended, pulled, outcome look-up)",
+        (
+            "job made → attempt starts (job appended, pulled, outcome look-up); 0 when the "
+            "fan-out makes the attempt"
+        ),
     ),
     (
         "http",
@@ -372,14 +381,11 @@ def analysis(results: dict[str, Any]) -> list[str]:
     out = [
         (
             f"- **Front door, one at a time** (p50 {keep.median:.1f} ms, target 6 ms; issue 23, "
-            f"item 2, comes after the restructuring of issue 17): by part, {listed}. The "
-            f"notifier's three hops take {notifier:.1f} ms, against {core:.1f} ms for planning "
-            "and dispatch together: it pulls the terminal event, appends a job to "
-            "`ORRA_WEBHOOKS` and awaits its ack, pulls that job, reads the outcome and the "
-            "signing secret from KV, then opens a new TCP connection for every delivery (its "
-            "HTTP client never reuses one, see the notes of §9). Removing those hops (deliver "
-            "from the terminal event's handler, the job written for retries only; the secret "
-            "cached; the response body read so that connections are pooled) is item 2's work."
+            f"item 2): by part, {listed}. The notifier's hops take {notifier:.1f} ms, against "
+            f"{core:.1f} ms for planning and dispatch together: it pulls the terminal event, "
+            "reads the delivery's outcome from KV (none yet), signs with the secret it keeps "
+            "in memory and posts the first attempt itself on a pooled connection; a job is "
+            "written to `ORRA_WEBHOOKS` only for a retry."
         )
     ]
     load = fd.get("load") or {}
@@ -394,14 +400,16 @@ def analysis(results: dict[str, Any]) -> list[str]:
             f"- **Front door, closed loop** ({rate.median:.0f} orchestrations/s"
             + (f" against the bus path's {bus.median:.0f}/s in §2" if bus else "")
             + f"): the queue forms in front of the notifier's fan-out consumer, where "
-            f"{waiting.median:.0f} terminal events wait while {busy.median:.0f} of its 16 "
-            f"slots are busy, so each fan-out holds a slot about "
-            f"{1000 * busy.median / rate.median:.0f} ms (Little's law) for a KV read, an "
-            "awaited job append and an ack. The notifier used "
+            f"{waiting.median:.0f} terminal events wait while {busy.median:.0f} of its "
+            f"{_FANOUT_SLOTS} slots are busy, so each fan-out holds a slot about "
+            f"{1000 * busy.median / rate.median:.0f} ms (Little's law) for the first attempt "
+            "(outcome look-up, POST, outcome recorded, `webhook.delivered` appended) and an "
+            "ack. The notifier used "
             f"{_f((load.get('cpu_pct') or {}).get('notifier'), '%', 0)} of a core meanwhile "
             "(see the machine's load above): the slots wait on round trips and for a core, "
-            "not on the notifier's own computation. At that holding time 16 slots pass about "
-            f"{16 * rate.median / busy.median:.0f} terminal events/s: this stage caps the "
+            f"not on the notifier's own computation. At that holding time {_FANOUT_SLOTS} "
+            f"slots pass about {_FANOUT_SLOTS * rate.median / busy.median:.0f} terminal "
+            "events/s: this stage caps the "
             "front door at load."
         )
         out.append(text)

@@ -122,13 +122,12 @@ async def instants(driver: Driver, sample: Sample, jobs: JobTimes) -> dict[str, 
             delivered = decode(msg.data or b"")
             break
         await asyncio.sleep(0.02)
-    job = jobs.created.get(sample.orchestration_id)
-    if (
-        not isinstance(delivered, WebhookDelivered)
-        or not delivered.attempt_log
-        or job is None
-        or not isinstance(found["plan.created"], PlanCreated)
-        or not isinstance(found["orchestration.done"], OrchestrationDone)
+    if not isinstance(delivered, WebhookDelivered) or not delivered.attempt_log:
+        return None
+    # A first attempt that succeeds is made by the fan-out itself: no job, no second hop.
+    job = jobs.created.get(sample.orchestration_id, delivered.attempt_log[-1].at)
+    if not isinstance(found["plan.created"], PlanCreated) or not isinstance(
+        found["orchestration.done"], OrchestrationDone
     ):
         return None
     return {

@@ -30,7 +30,7 @@ from orra_events import (
 from orra_events.bus import HDR_REASON
 from orra_events.projection import fold
 from orra_notifier.domain import delivery_key
-from orra_notifier.handlers import DELIVERY_CONSUMER, jobs_stream
+from orra_notifier.handlers import DELIVERY_CONSUMER, FANOUT_CONSUMER, jobs_stream
 from orra_notifier.stores import DELIVERIES_BUCKET, SECRETS_BUCKET, WEBHOOKS_BUCKET, Stores
 
 from .conftest import StartNotifier
@@ -300,9 +300,12 @@ async def test_a_name_resolving_to_loopback_is_refused_at_delivery_unless_allowe
         [refused] = await outcomes(bus, "o_rebind1")
         await asyncio.sleep(0.4)  # several backoffs: a retry would have arrived by now
         assert receiver.requests == []
+        # one attempt (the fan-out's, holding the terminal event), not redelivered
+        fan = await bus.js.consumer_info(bus.topology.events_stream, FANOUT_CONSUMER)
+        assert (fan.num_ack_pending, fan.num_redelivered) == (0, 0)
         info = await bus.js.consumer_info(jobs_stream(bus.topology), DELIVERY_CONSUMER)
         assert info.num_ack_pending == 0
-        assert info.delivered.consumer_seq == 1  # one attempt, not redelivered
+        assert info.delivered.consumer_seq == 0  # no job: nothing to retry
         await stop()
 
         await start_notifier(allow_private=True)

@@ -38,6 +38,11 @@ class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
         kind: ``result`` (the orchestration's outcome) or ``compensation`` (the report of a
             compensation that failed after a user's abort); each kind of one orchestration
             has its own ``webhook-id`` and its own outcome per URL.
+        attempts_made: Attempts already made before the job was written: the notifier's
+            fan-out makes a delivery's first attempt itself and writes a job only when
+            it must be retried (then 1); 0 for a job written before any attempt.
+        next_attempt_at: When the next attempt is due (UNIX seconds), for a job written
+            after an attempt; its first delivery only waits until then.
         v: Schema version (jobs written before versions existed decode as 1).
     """
 
@@ -47,6 +52,8 @@ class DeliveryJob(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     created_at: float
     kind: str = "result"
+    attempts_made: int = 0
+    next_attempt_at: float | None = None
     v: int = DELIVERY_JOB_VERSION
 
 

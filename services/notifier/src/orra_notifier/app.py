@@ -1,17 +1,20 @@
 """App factory of the notifier: wires its handlers to the bus.
 
 Two durable pull consumers (see :mod:`orra_notifier.handlers` for their ack policies):
-``notifier`` on the events stream fans terminal orchestration events out into delivery
-jobs, and ``notifier_delivery`` on the notifier's ``ORRA_WEBHOOKS`` work-queue stream
-delivers them. Every replica runs both; JetStream shares the messages between them.
+``notifier`` on the events stream makes the first attempt of each delivery a terminal
+orchestration event causes (a delivery job only for one to retry), and
+``notifier_delivery`` on the notifier's ``ORRA_WEBHOOKS`` work-queue stream makes the
+retries. Every replica runs both; JetStream shares the messages between them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from orra_events.consumers import Durable, PullConsumer
 from orra_events.jobs import decode_delivery_job
+from orra_notifier.attempts import Attempter
 from orra_notifier.delivery import Deliverer
 from orra_notifier.handlers import (
     DELIVERY_CONSUMER,
@@ -29,9 +32,6 @@ if TYPE_CHECKING:
     from orra_events.runtime import Stop
 
 __all__ = ["delivery_durable", "fanout_durable", "setup"]
-
-_FANOUT_CONCURRENCY = 16
-_FANOUT_GRACE_S = 5.0
 
 
 def fanout_durable(topology: Topology, ack_wait_s: float = 30.0) -> Durable:
@@ -79,9 +79,10 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     """
     settings = settings or NotifierSettings.from_env()
     topology = bus.topology
-    stores = await Stores.open(bus, deadline_s=settings.deadline_s)
+    stores = await Stores.open(bus, deadline_s=settings.deadline_s, follow=True)
     deliverer = Deliverer(settings)
-    worker = DeliveryWorker(bus, stores, deliverer, settings)
+    attempter = Attempter(bus, stores, deliverer, settings)
+    worker = DeliveryWorker(bus, attempter, settings)
     # Handlers decide every redelivery themselves (Retry with their delay, Park).
     delivery = PullConsumer(
         bus,
@@ -95,8 +96,8 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     fanout = PullConsumer(
         bus,
         fanout_durable(topology, settings.ack_wait_s),
-        FanOut(bus, stores),
-        concurrency=_FANOUT_CONCURRENCY,
+        FanOut(bus, stores, attempter),
+        concurrency=settings.concurrency,
         expires_s=settings.poll_s,
         max_deliver=None,
     )
@@ -106,14 +107,20 @@ async def setup(bus: Bus, settings: NotifierSettings | None = None) -> Stop:
     except BaseException:
         await delivery.stop(timeout_s=0)
         await deliverer.aclose()
+        await stores.close()
         raise
 
     async def stop() -> None:
-        await fanout.stop(timeout_s=_FANOUT_GRACE_S)
-        # Set before the consumer stops: an outcome the broker cannot take is then given
-        # up (the job is redelivered later) instead of retried until the outage ends.
-        worker.stopping = True
-        await delivery.stop(timeout_s=settings.timeout_s + 1.0)
+        # Set before the consumers stop: an outcome the broker cannot take is then given
+        # up (its message is redelivered later) instead of retried until the outage ends.
+        attempter.stopping = True
+        # Both make attempts (the fan-out each delivery's first one, the worker the
+        # retries): they stop together, each letting its requests in hand finish.
+        await asyncio.gather(
+            fanout.stop(timeout_s=settings.timeout_s + 1.0),
+            delivery.stop(timeout_s=settings.timeout_s + 1.0),
+        )
         await deliverer.aclose()
+        await stores.close()
 
     return stop

@@ -3,13 +3,15 @@
 Flow::
 
     orchestration.{done,failed,aborted,compensated}.<orch>  (events stream, durable ``notifier``)
-        └─ FanOut: one DeliveryJob per target URL ─▶ notifier.delivery.<orch>
+        └─ FanOut: first attempt per target URL (sign, POST) ─▶ webhook.delivered|failed.<orch>
+             └─ only when it must be retried: a DeliveryJob ─▶ notifier.delivery.<orch>
                    (work-queue stream ORRA_WEBHOOKS, durable ``notifier_delivery``)
                        └─ DeliveryWorker: sign, POST, retry ─▶ webhook.delivered|failed.<orch>
 
-Splitting the fan-out from the delivery gives every (orchestration, URL) its own message,
-so each URL has its own attempt count (``num_delivered``), its own backoff and its own
-outcome: a retry never re-sends to a URL that already succeeded.
+Each (orchestration, URL) has its own attempts, its own backoff and its own outcome: a
+retry never re-sends to a URL that already succeeded. Every attempt runs under the lease
+of the message that holds it (:mod:`orra_notifier.attempts`): the terminal event for a
+first attempt, the delivery job for the retries.
 
 Both run on :class:`orra_events.consumers.PullConsumer`, which settles each message by what
 its handler does: a return acks it, :class:`~orra_events.consumers.Retry` redelivers it
@@ -18,16 +20,24 @@ after the handler's delay (never parked: ``max_deliver=None``),
 decoded is parked. The policies, chosen on purpose:
 
 **FanOut** (events stream). Undecodable message: parked on the dead-letter subject (it
-will never decode; it must not block the consumer). Terminal event: every job is
-published with ``Nats-Msg-Id = job:<orch>:<url hash>`` and *then* the event is acked, so a
-crash in between republishes jobs that JetStream stores once. A broker or KV error: ``nak``
-with a growing delay (at most 30 s), forever, never parked: these errors are transient and
-parking a terminal event would lose its webhooks.
+will never decode; it must not block the consumer). Terminal event, first delivery: the
+first attempt to each URL is made at once, concurrently, with the event held (kept
+``in_progress`` while a request runs); its outcome is recorded as the worker records one
+(below); a delivery that must be retried gets a job (``attempts_made=1`` and the time the
+next attempt is due), published with ``Nats-Msg-Id = job:<orch>:<url hash>``; *then* the
+event is acked. Terminal event redelivered (its earlier holder died or failed before the
+ack, maybe in the middle of a request): a job per URL, and the worker, which checks the
+recorded outcome first, takes over; a crash in between republishes jobs that JetStream
+stores once. A broker or KV error: ``nak`` with a growing delay (at most 30 s), forever,
+never parked: these errors are transient and parking a terminal event would lose its
+webhooks. docs/guarantees.md lists what a crash at each step of a first attempt does.
 
 **DeliveryWorker** (jobs stream). The job message stays unacknowledged until its delivery
 ends; that unacked message *is* the pending retry, so it survives a notifier restart and,
 as JetStream hands one message to one consumer instance at a time, two replicas never run
-the same attempt. ``msg.metadata.num_delivered`` is the attempt number. While a request
+the same attempt. ``msg.metadata.num_delivered`` is the attempt number (plus the fan-out's
+attempt, less the first delivery, which only waits until the retry is due, for a job
+written after a first attempt). While a request
 runs, ``in_progress()`` keeps JetStream from handing the message to another replica.
 
 * 2xx, or a final failure (other 4xx, a URL that cannot be sent or is refused, deadline
@@ -61,12 +71,10 @@ They are bound with :mod:`structlog.contextvars` in the message's own task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 from typing import TYPE_CHECKING, Final
-from urllib.parse import urlsplit
 
+import msgspec
 import structlog
 from nats.js.errors import NotFoundError
 
@@ -87,8 +95,6 @@ from orra_notifier.domain import (
     COMPENSATION,
     RESULT,
     TERMINAL_EVENTS,
-    DeliveryOutcome,
-    RetryPolicy,
     TerminalEvent,
     Verdict,
     WebhookPayload,
@@ -97,26 +103,18 @@ from orra_notifier.domain import (
     backoff_s,
     build_payload,
     compensation_report,
-    decide,
-    delivery_key,
-    describe,
     encode_payload,
-    log_attempt,
     needs_compensation_report,
-    outcome_event,
-    retrying_event,
     target_urls,
-    webhook_id,
 )
-from orra_notifier.signing import webhook_headers
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable
 
     from nats.aio.msg import Msg
 
     from orra_events import Bus, Topology
-    from orra_notifier.delivery import Deliverer
+    from orra_notifier.attempts import Attempter
     from orra_notifier.settings import NotifierSettings
     from orra_notifier.stores import Stores
 
@@ -162,11 +160,26 @@ def jobs_filter(topology: Topology) -> str:
 
 
 class FanOut:
-    """Turns a terminal orchestration event into one delivery job per target URL."""
+    """Makes the first attempt of each delivery a terminal event causes; queues the retries.
 
-    def __init__(self, bus: Bus, stores: Stores, *, clock: Callable[[], float] = time.time) -> None:
+    Args:
+        bus: The connection.
+        stores: Project webhooks and delivery outcomes.
+        attempter: Makes first attempts; without it every delivery goes through a job.
+        clock: UNIX seconds now (tests may pass another).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        stores: Stores,
+        attempter: Attempter | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._bus = bus
         self._stores = stores
+        self._attempter = attempter
         self._clock = clock
 
     async def __call__(self, event: Event, msg: Msg) -> None:
@@ -186,11 +199,13 @@ class FanOut:
     ) -> None:
         try:
             if isinstance(event, OrchestrationCompensated):
-                await self.report_compensation(event)
+                await self.report_compensation(event, msg)
             elif isinstance(event, TaskApprovalRequested):
-                await self.fan_out(event, approval_request(event), approval_kind(event.task_id))
+                await self.fan_out(
+                    event, approval_request(event), approval_kind(event.task_id), msg=msg
+                )
             else:
-                await self.fan_out(event)
+                await self.fan_out(event, msg=msg)
         except Exception as exc:
             delay = min(30.0, 2.0 ** min(msg.metadata.num_delivered, 5))
             reason = f"{type(exc).__name__}: {exc}"
@@ -207,8 +222,16 @@ class FanOut:
         event: TerminalEvent | TaskApprovalRequested,
         payload: WebhookPayload | None = None,
         kind: str = RESULT,
+        *,
+        msg: Msg | None = None,
     ) -> list[str]:
-        """Publish a delivery job for each of the event's target URLs; return the URLs.
+        """Deliver the event to each of its target URLs, or queue a job for each; return them.
+
+        On the event's first delivery (``msg`` given, not redelivered) each URL's first
+        attempt is made here, concurrently, while ``msg`` is held: a job is written only for
+        a delivery that must be retried. A redelivered event (an earlier holder crashed, or
+        this step failed) queues a job per URL instead: an attempt may have been made, and
+        the delivery worker, which checks the recorded outcome first, takes it from there.
 
         Args:
             event: The terminal event (or a task's approval request): its webhook, project
@@ -217,6 +240,7 @@ class FanOut:
                 :class:`~orra_events.webhooks.WebhookResult`).
             kind: The delivery kind (:data:`~orra_notifier.domain.RESULT` or
                 :data:`~orra_notifier.domain.COMPENSATION`).
+            msg: The message held (the event's), under whose lease first attempts run.
         """
         urls = target_urls(event.webhook, await self._stores.project_webhooks(event.project))
         if not urls:
@@ -227,9 +251,8 @@ class FanOut:
             payload = build_payload(event)
         body = encode_payload(payload).decode()  # exactly the type
         created_at = self._clock()
-        subject = job_subject(self._bus.topology, event.orchestration_id)
-        for url in urls:
-            job = DeliveryJob(
+        jobs = [
+            DeliveryJob(
                 orchestration_id=event.orchestration_id,
                 project=event.project,
                 url=url,
@@ -237,20 +260,67 @@ class FanOut:
                 created_at=created_at,
                 kind=kind,
             )
+            for url in urls
+        ]
+        if self._attempter is not None and msg is not None and msg.metadata.num_delivered == 1:
+            attempter = self._attempter
+            done = await asyncio.gather(
+                *(self._first_attempt(attempter, job, msg) for job in jobs),
+                return_exceptions=True,
+            )
+            retries: list[DeliveryJob] = []
+            for job, result in zip(jobs, done, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    # Whether it was posted is unknown: the worker checks the outcome first.
+                    log.warning(
+                        "first attempt failed; queued for the delivery worker",
+                        url=job.url,
+                        error=f"{type(result).__name__}: {result}",
+                    )
+                    retries.append(job)
+                elif result is not None:
+                    retries.append(result)
+            jobs = retries
+            if not jobs:
+                return urls
+        await self._queue(jobs)
+        return urls
+
+    async def _first_attempt(
+        self, attempter: Attempter, job: DeliveryJob, msg: Msg
+    ) -> DeliveryJob | None:
+        """Attempt ``job`` once; the job of its retries, or ``None`` when it has ended."""
+        with attempter.bound(job), attempter.span(job, msg, 1):
+            decision = await attempter.attempt(job, msg, 1)
+        if decision is None or decision.verdict is not Verdict.RETRY:
+            return None
+        return msgspec.structs.replace(
+            job, attempts_made=1, next_attempt_at=attempter.clock() + decision.delay_s
+        )
+
+    async def _queue(self, jobs: list[DeliveryJob]) -> None:
+        """Store a delivery job per delivery (once each: ``Nats-Msg-Id``), awaiting each ack."""
+        for job in jobs:
             await self._bus.js.publish(
-                subject,
+                job_subject(self._bus.topology, job.orchestration_id),
                 encode_job(job),
                 headers={
-                    "Nats-Msg-Id": ids.webhook_job_id(event.orchestration_id, url, kind),
+                    "Nats-Msg-Id": ids.webhook_job_id(job.orchestration_id, job.url, job.kind),
                     **tracing.current_headers(),
                 },
             )
         log.info(
-            "webhooks queued", orchestration_id=event.orchestration_id, count=len(urls), kind=kind
+            "webhooks queued",
+            orchestration_id=jobs[0].orchestration_id,
+            count=len(jobs),
+            kind=jobs[0].kind,
         )
-        return urls
 
-    async def report_compensation(self, event: OrchestrationCompensated) -> list[str]:
+    async def report_compensation(
+        self, event: OrchestrationCompensated, msg: Msg | None = None
+    ) -> list[str]:
         """After a user's abort, report a compensation that finally failed by webhook.
 
         The abort's terminal event was appended (and delivered) before the compensation
@@ -284,7 +354,7 @@ class FanOut:
             failed=event.compensation.failed,
         )
         return await self.fan_out(
-            terminal, compensation_report(terminal, event.compensation), COMPENSATION
+            terminal, compensation_report(terminal, event.compensation), COMPENSATION, msg=msg
         )
 
 
@@ -292,72 +362,44 @@ class FanOut:
 
 
 class DeliveryWorker:
-    """Runs one attempt of a delivery job and acknowledges it (see the module).
+    """Runs one retry of a delivery job and acknowledges it (see the module).
 
     Args:
-        bus: The connection, to append outcomes and park bad jobs.
-        stores: Secrets and delivery outcomes.
-        deliverer: The HTTP side.
-        settings: Retry policy and ack wait.
-        clock: UNIX seconds now (tests may pass another).
-        rand: Uniform random numbers in ``[0, 1)`` for the jitter.
+        bus: The connection.
+        attempter: Makes the attempt and records its outcome.
+        settings: The retry deadline.
     """
 
-    def __init__(
-        self,
-        bus: Bus,
-        stores: Stores,
-        deliverer: Deliverer,
-        settings: NotifierSettings,
-        *,
-        clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, bus: Bus, attempter: Attempter, settings: NotifierSettings) -> None:
         self._bus = bus
-        self._stores = stores
-        self._deliverer = deliverer
+        self._attempter = attempter
         self._settings = settings
-        self._clock = clock
-        self._rand = rand
-        self.stopping = False
-        """Set when the notifier stops: an outcome the broker cannot take is then given up."""
-        self._policy = RetryPolicy(
-            base_s=settings.backoff_base_s,
-            max_s=settings.backoff_max_s,
-            deadline_s=settings.deadline_s,
-        )
 
     async def __call__(self, job: DeliveryJob, msg: Msg) -> None:
         """Handle one delivery job (see the module for how it is settled)."""
-        with structlog.contextvars.bound_contextvars(
-            orchestration_id=job.orchestration_id,
-            webhook_id=webhook_id(job.orchestration_id, job.url, job.kind),
-            delivery_kind=job.kind,
-        ):
+        with self._attempter.bound(job):
             await self._run(job, msg)
 
     async def _run(self, job: DeliveryJob, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
+        num = msg.metadata.num_delivered
+        attempter = self._attempter
+        if job.attempts_made:
+            # Written by the fan-out after a first attempt that failed: its first delivery
+            # only waits for the next attempt's time (a job is delivered at once).
+            if num == 1:
+                wait = max(0.0, (job.next_attempt_at or 0.0) - attempter.clock())
+                raise Retry("the next attempt is not due yet", wait)
+            attempt = job.attempts_made + num - 1
+        else:
+            attempt = num
         try:
-            with tracing.span(
-                f"orra webhook {job.kind}",
-                headers=msg.headers,
-                kind=tracing.SpanKind.CLIENT,
-                attributes={
-                    tracing.ATTR_ORCHESTRATION: job.orchestration_id,
-                    "orra.webhook.attempt": attempt,
-                    "orra.webhook.kind": job.kind,
-                    "server.address": urlsplit(job.url).hostname or "",
-                },
-            ):
-                await self._attempt(job, msg, attempt)
-        except Retry:
-            raise
+            with attempter.span(job, msg, attempt):
+                decision = await attempter.attempt(job, msg, attempt)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            if self._clock() > job.created_at + self._settings.deadline_s:
+            if attempter.clock() > job.created_at + self._settings.deadline_s:
                 raise Park(f"delivery failed past its deadline: {reason}") from exc
-            delay = backoff_s(attempt, self._policy, self._rand())
+            delay = backoff_s(attempt, attempter.policy, attempter.rand())
             log.exception(
                 "delivery step failed; will retry",
                 orchestration_id=job.orchestration_id,
@@ -366,150 +408,5 @@ class DeliveryWorker:
                 retry_in_s=round(delay, 3),
             )
             raise Retry(reason, delay) from exc
-
-    async def _attempt(self, job: DeliveryJob, msg: Msg, attempt: int) -> None:
-        key = delivery_key(job.orchestration_id, job.url, job.kind)
-        recorded = await self._stores.outcome(key)
-        if recorded is not None:
-            log.info("delivery already finished", orchestration_id=job.orchestration_id)
-            await self._finish(key, recorded, record=False)
-            return
-        msg_id = webhook_id(job.orchestration_id, job.url, job.kind)
-        earlier = await self._stores.attempt_log(key) if attempt > 1 else []
-        started_at, began = self._clock(), time.monotonic()
-        result = await self._deliverer.check_url(job.url)
-        if result is None:
-            secrets = await self._stores.signing_secrets(job.project, self._clock())
-            body = job.body.encode()
-            headers = webhook_headers(secrets, msg_id, int(self._clock()), body)
-            headers.update(tracing.current_headers())  # traceparent: the receiver joins
-            async with self._keep_alive(msg):
-                result = await self._deliverer.post(job.url, body, headers)
-        history = log_attempt(
-            earlier, result, attempt=attempt, at=started_at, duration_s=time.monotonic() - began
-        )
-        now = self._clock()
-        decision = decide(
-            result,
-            attempt=attempt,
-            first_attempt_at=job.created_at,
-            now=now,
-            policy=self._policy,
-            rand=self._rand(),
-        )
-        fields = {
-            "orchestration_id": job.orchestration_id,
-            "url": job.url,
-            "attempt": attempt,
-            "result": describe(result),
-        }
-        if decision.verdict is Verdict.RETRY:
-            log.info("webhook attempt failed; will retry", retry_in_s=decision.delay_s, **fields)
-            await self._stores.record_attempts(key, history)
-            await self._bus.publish(
-                retrying_event(
-                    orchestration_id=job.orchestration_id,
-                    url=job.url,
-                    kind=job.kind,
-                    result=result,
-                    attempt=attempt,
-                    attempt_log=history,
-                    at=now,
-                    next_attempt_at=now + decision.delay_s,
-                ),
-                headers=tracing.current_headers(),
-            )
-            raise Retry(f"webhook attempt failed: {describe(result)}", decision.delay_s)
-        delivered = decision.verdict is Verdict.DELIVERED
-        if delivered:
-            log.info("webhook delivered", **fields)
-        else:
-            log.warning("webhook failed", reason=decision.reason, **fields)
-        outcome = DeliveryOutcome(
-            orchestration_id=job.orchestration_id,
-            url=job.url,
-            delivered=delivered,
-            attempts=attempt,
-            status_code=result.status_code,
-            error=None if delivered else decision.reason,
-            webhook_id=msg_id,
-            at=now,
-            kind=job.kind,
-            attempt_log=history,
-        )
-        await self._finish_soon(msg, key, outcome)
-
-    async def _finish_soon(self, msg: Msg, key: str, outcome: DeliveryOutcome) -> None:
-        """Record a final outcome, retrying in place for as long as the broker is away.
-
-        The HTTP request has been made: if the job were redelivered without its outcome
-        recorded, the receiver would get the same delivery again. So a failed write is
-        kept and retried here, the message kept in progress (at once when the connection
-        comes back, so that JetStream does not redeliver it meanwhile), however long the
-        outage lasts. Only a notifier stopping while the broker is unreachable gives up:
-        the job is then redelivered and the receiver may see that ``webhook-id`` again
-        (docs/guarantees.md). The first try costs nothing more than :meth:`_finish`.
-        """
-        try:
-            await self._finish(key, outcome, record=True)
-        except Exception as exc:  # noqa: BLE001 - kept and retried below
-            log.warning("recording a delivery outcome failed; retrying", error=str(exc))
-        else:
-            return
-        pause, tries = 0.05, 1
-        async with self._keep_alive(msg):
-            while True:
-                epoch = self._reconnects()
-                await self._pause(pause, epoch)
-                if self._reconnects() != epoch:
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
-                try:
-                    await self._finish(key, outcome, record=True)
-                except Exception as exc:
-                    tries += 1
-                    if self.stopping and not self._bus.connected:
-                        raise
-                    pause = min(pause * 2, 1.0)
-                    if tries % 10 == 0:
-                        log.warning(
-                            "delivery outcome not recorded yet; keeping it and trying again",
-                            tries=tries,
-                            error=str(exc),
-                        )
-                else:
-                    return
-
-    def _reconnects(self) -> int:
-        return int(self._bus.nc.stats.get("reconnects", 0))
-
-    async def _pause(self, delay_s: float, epoch: int) -> None:
-        """Sleep ``delay_s``, or less if the client reconnects or the notifier stops."""
-        for _ in range(max(1, round(delay_s / 0.05))):
-            await asyncio.sleep(0.05)
-            if self._reconnects() != epoch or self.stopping:
-                return
-
-    async def _finish(self, key: str, outcome: DeliveryOutcome, *, record: bool) -> None:
-        if record:
-            await self._stores.record(key, outcome)
-        await self._bus.publish(outcome_event(outcome), headers=tracing.current_headers())
-
-    @contextlib.asynccontextmanager
-    async def _keep_alive(self, msg: Msg) -> AsyncIterator[None]:
-        """Tell JetStream the message is being worked on, every third of the ack wait."""
-        interval = self._settings.ack_wait_s / 3
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
-
-        task = asyncio.create_task(beat())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if decision is not None and decision.verdict is Verdict.RETRY:
+            raise Retry(f"webhook attempt failed: {decision.reason}", decision.delay_s)

@@ -14,10 +14,14 @@
   ``<orchestration>.compensation.<url hash>`` likewise.
 
 The first two are shared with the gateway and defined once in :mod:`orra_events.records`.
+The notifier keeps a copy of both in memory, kept current by watching them
+(:class:`~orra_notifier.follow.BucketFollower`), and reads the bucket itself only while
+that copy is not known to be current (before it has loaded, after a reconnection).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -38,6 +42,7 @@ from orra_events.records import (
 )
 from orra_notifier.domain import AttemptLog, DeliveryOutcome
 from orra_notifier.errors import InvalidSecret
+from orra_notifier.follow import BucketFollower
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -69,27 +74,61 @@ async def _open(bus: Bus, name: str, *, ttl_s: float | None = None) -> KeyValue:
 class Stores:
     """Access to the notifier's buckets."""
 
-    def __init__(self, webhooks: KeyValue, secrets: KeyValue, deliveries: KeyValue) -> None:
+    def __init__(
+        self,
+        webhooks: KeyValue,
+        secrets: KeyValue,
+        deliveries: KeyValue,
+        *,
+        followers: tuple[BucketFollower, BucketFollower] | None = None,
+    ) -> None:
         self._webhooks = webhooks
         self._secrets = secrets
         self._deliveries = deliveries
+        self._followers = followers
         self._outcome_decoder = msgspec.json.Decoder(DeliveryOutcome)
         self._log_decoder = msgspec.json.Decoder(AttemptLog)
 
     @classmethod
-    async def open(cls, bus: Bus, *, deadline_s: float) -> Stores:
+    async def open(cls, bus: Bus, *, deadline_s: float, follow: bool = False) -> Stores:
         """Open (creating when missing) every bucket.
 
         Args:
             bus: The connection.
             deadline_s: The retry deadline; delivery outcomes are kept a week longer, so a
                 job repeated within its retry window is still recognised as finished.
+            follow: Keep a copy of ``webhooks`` and ``webhook_secrets`` in memory, kept
+                current by watching them (stop it with :meth:`close`).
         """
-        return cls(
-            await _open(bus, WEBHOOKS_BUCKET),
-            await _open(bus, SECRETS_BUCKET),
-            await _open(bus, DELIVERIES_BUCKET, ttl_s=deadline_s + _WEEK_S),
-        )
+        webhooks = await _open(bus, WEBHOOKS_BUCKET)
+        secrets = await _open(bus, SECRETS_BUCKET)
+        deliveries = await _open(bus, DELIVERIES_BUCKET, ttl_s=deadline_s + _WEEK_S)
+        followers = None
+        if follow:
+            topology = bus.topology
+            followers = (
+                BucketFollower(bus, topology.bucket(WEBHOOKS_BUCKET)),
+                BucketFollower(bus, topology.bucket(SECRETS_BUCKET)),
+            )
+            await asyncio.gather(*(f.start() for f in followers))
+        return cls(webhooks, secrets, deliveries, followers=followers)
+
+    async def close(self) -> None:
+        """Stop following the buckets."""
+        if self._followers is not None:
+            await asyncio.gather(*(f.stop() for f in self._followers))
+
+    async def _read(self, kv: KeyValue, index: int, key: str) -> bytes | None:
+        """A key's value from the followed copy when it is current, else from ``kv``."""
+        if self._followers is not None:
+            known, value = self._followers[index].lookup(key)
+            if known:
+                return value
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            return None
+        return entry.value or b""
 
     async def project_webhooks(self, project: str) -> list[str]:
         """The webhooks registered for ``project`` (none when the key is missing)."""
@@ -98,12 +137,11 @@ class Stores:
         except InvalidName:
             log.warning("project name cannot be a KV key; no project webhooks", project=project)
             return []
-        try:
-            entry = await self._webhooks.get(project)
-        except KeyNotFoundError:
+        value = await self._read(self._webhooks, 0, project)
+        if value is None:
             return []
         try:
-            return decode_project_webhooks(entry.value or b"").urls()
+            return decode_project_webhooks(value).urls()
         except msgspec.DecodeError as exc:  # must not block the action's own webhook
             log.warning("unreadable project webhooks; none used", project=project, error=str(exc))
             return []
@@ -116,19 +154,18 @@ class Stores:
             InvalidName: the project name cannot be a key.
         """
         check_name("project", project)
-        try:
-            entry = await self._secrets.get(project)
-        except KeyNotFoundError:
+        value = await self._read(self._secrets, 1, project)
+        if value is None:
             record = first_signing_secret(new_signing_secret(), now)
             try:
                 await self._secrets.create(project, encode_record(record))
             except KeyWrongLastSequenceError:  # another process created it first: use theirs
-                entry = await self._secrets.get(project)
+                value = (await self._secrets.get(project)).value or b""
             else:
                 log.info("created the project's webhook signing secret", project=project)
                 return signing_secrets(record, now)
         try:
-            return signing_secrets(decode_signing_secret(entry.value or b""), now)
+            return signing_secrets(decode_signing_secret(value), now)
         except msgspec.DecodeError as exc:
             raise InvalidSecret(
                 f"the secret record of project {project!r} is invalid: {exc}"
