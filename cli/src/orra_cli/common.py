@@ -30,6 +30,7 @@ __all__ = [
     "ApiKeyOpt",
     "GatewayOpt",
     "JsonOpt",
+    "ReasonOpt",
     "cell_text",
     "check_id",
     "check_webhook",
@@ -52,6 +53,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why (kept in the event log).")
+]
 GatewayOpt = Annotated[
     str | None,
     typer.Option("--gateway-url", help="Gateway URL (overrides ORRA_GATEWAY_URL and config)."),

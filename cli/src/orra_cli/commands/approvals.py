@@ -10,6 +10,7 @@ from orra_cli.common import (
     ApiKeyOpt,
     GatewayOpt,
     JsonOpt,
+    ReasonOpt,
     client_for,
     emit_json,
     handles_errors,
@@ -66,9 +67,7 @@ def _decide(
 def approve(  # noqa: PLR0917 - a Typer command's options
     orchestration_id: _ID,
     task: _TASK = None,
-    reason: Annotated[
-        str | None, typer.Option("--reason", "-r", help="Why (kept in the event log).")
-    ] = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,

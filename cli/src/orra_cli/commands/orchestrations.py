@@ -15,6 +15,7 @@ from orra_cli.common import (
     ApiKeyOpt,
     GatewayOpt,
     JsonOpt,
+    ReasonOpt,
     client_for,
     emit_json,
     handles_errors,
@@ -248,9 +249,7 @@ def _print_event(seq: int | None, raw: dict[str, Any], *, as_json: bool) -> None
 @handles_errors
 def abort(
     orchestration_id: Annotated[str, typer.Argument(metavar="ID", help="Orchestration id.")],
-    reason: Annotated[
-        str | None, typer.Option("--reason", "-r", help="Why (kept in the event log).")
-    ] = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
     gateway_url: GatewayOpt = None,
     api_key: ApiKeyOpt = None,

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from orra_events import DataField, PlanTask, UncoveredPart
-from orra_events.plan import TASK_ID_PATTERN, dependency_levels, escape
+from orra_events.plan import TASK_ID_PATTERN, Reference, dependency_levels, escape
 from orra_planner import schema
 from orra_planner.data_parts import data_requests
 from orra_planner.fields import ServiceFields, aliased, fields_of
@@ -563,6 +563,9 @@ class OfflinePlanner:
                     stack.extend(deps[node])
             return False
 
+        def reference(provider: _Member, name: str) -> str:
+            return str(Reference(ids[provider.spec.name], (output_name(provider, name),)))
+
         optional: list[tuple[_Member, str]] = []
         for member in members:
             spec = member.spec
@@ -573,13 +576,10 @@ class OfflinePlanner:
                         schema.coerce_to(value, spec.input_types(name))
                     )
                 elif name in spec.required_inputs:
-                    earlier = [
+                    source = next(
                         p for p in providers(name, spec.name) if rank[p.spec.name] < rank[spec.name]
-                    ]
-                    source = earlier[0]
-                    inputs[spec.name][name] = (
-                        f"${ids[source.spec.name]}.{output_name(source, name)}"
                     )
+                    inputs[spec.name][name] = reference(source, name)
                     deps[spec.name].add(source.spec.name)
                 else:
                     optional.append((member, name))
@@ -587,9 +587,7 @@ class OfflinePlanner:
             consumer = member.spec.name
             for provider in providers(name, consumer):
                 if not reaches(provider.spec.name, consumer):
-                    inputs[consumer][name] = (
-                        f"${ids[provider.spec.name]}.{output_name(provider, name)}"
-                    )
+                    inputs[consumer][name] = reference(provider, name)
                     deps[consumer].add(provider.spec.name)
                     break
         by_position = sorted(members, key=lambda m: (m.position, m.spec.name))
